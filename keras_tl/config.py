@@ -1,0 +1,200 @@
+"""Run configuration: one dataclass, validated before any work starts.
+
+Every default lives here, once, as a dataclass field. The CLI, YAML files and the Python API all
+build a `TrainConfig`; `validate()` checks ranges and choices and names the bad value and what is
+allowed. Checks that need other modules (is the backbone known, is the image size big enough for
+it, does the data exist) are made by `keras_tl.workflow.check_config`, still before any work.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import yaml
+
+STRATEGIES = ("two_phase", "feature_extraction", "full")
+TASKS = ("auto", "multiclass", "binary")
+POOLINGS = ("avg", "max")
+SCHEDULES = ("cosine", "plateau", "constant")
+AUGMENTATIONS = ("none", "light", "standard")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs, with its defaults.
+
+    Args:
+        data: str. A directory of class folders. Defaults to None (pass arrays from Python).
+        backbone: str. A name from `keras-tl backbones` or a KerasHub preset handle.
+            Defaults to "mobilenet_v2".
+        weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset".
+            Defaults to "imagenet".
+        image_size: int. Side of the square model input; None means the backbone's default.
+        strategy: str. "two_phase", "feature_extraction" (phase 1 only) or "full"
+            (everything trainable from the start). Defaults to "two_phase".
+        head_epochs: int. Phase 1 epochs (frozen backbone). Defaults to 5.
+        epochs: int. Phase 2 epochs (unfrozen backbone). Defaults to 5.
+        unfreeze: str. Phase 2 policy: "all", "top:N" (layers), "fraction:F",
+            "blocks:K" or "from:NAME" (a layer name or block prefix). Defaults to "all".
+        head_lr: float. Phase 1 learning rate. Defaults to 1e-3.
+        fine_tune_lr: float. Phase 2 learning rate, kept low. Defaults to 1e-5.
+    """
+
+    data: str | None = None
+    out: str = "runs/run"
+    backbone: str = "mobilenet_v2"
+    weights: str = "imagenet"
+    image_size: int | None = None
+    task: str = "auto"
+    # head
+    pooling: str = "avg"
+    dense_units: list[int] = field(default_factory=list)
+    dropout: float = 0.2
+    # training
+    strategy: str = "two_phase"
+    head_epochs: int = 5
+    epochs: int = 5
+    unfreeze: str = "all"
+    batch_size: int = 32
+    head_lr: float = 1e-3
+    fine_tune_lr: float = 1e-5
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.1
+    early_stopping_patience: int | None = 3
+    class_weight: str = "balanced"
+    label_smoothing: float = 0.0
+    seed: int = 42
+    mixed_precision: bool = False
+    tensorboard: bool = False
+    # data
+    val_split: float = 0.15
+    test_split: float = 0.15
+    labels_per_class: int | None = None
+    augment: str = "none"
+    cache: bool = True
+
+    def validate(self):
+        """Checks types, ranges and choices; raises `ValueError` naming the bad field."""
+        _choice("strategy", self.strategy, STRATEGIES)
+        _choice("task", self.task, TASKS)
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("augment", self.augment, AUGMENTATIONS)
+        _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        for name in ("head_epochs", "epochs"):
+            _int_at_least(name, getattr(self, name), 0)
+        _int_at_least("batch_size", self.batch_size, 1)
+        _int_at_least("seed", self.seed, 0)
+        if self.image_size is not None:
+            _int_at_least("image_size", self.image_size, 1)
+        if self.labels_per_class is not None:
+            _int_at_least("labels_per_class", self.labels_per_class, 1)
+        if self.early_stopping_patience is not None:
+            _int_at_least("early_stopping_patience", self.early_stopping_patience, 1)
+        for name in ("head_lr", "fine_tune_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+        for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < upper:
+                raise ValueError(
+                    f"`{name}` must be a number in [0, {upper}). Received: {name}={value!r}"
+                )
+        for name in ("val_split", "test_split"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"`{name}` must be in (0, 1). Received: {name}={value!r}")
+        if self.val_split + self.test_split >= 1:
+            raise ValueError(
+                "`val_split + test_split` must leave images for training (< 1). "
+                f"Received: val_split={self.val_split}, test_split={self.test_split}"
+            )
+        if not isinstance(self.dense_units, (list, tuple)) or not all(
+            isinstance(u, int) and u > 0 for u in self.dense_units
+        ):
+            raise ValueError(
+                f"`dense_units` must be a list of positive integers. Received: {self.dense_units!r}"
+            )
+        parse_unfreeze(self.unfreeze)
+        if self.strategy == "two_phase" and self.head_epochs == 0 and self.epochs == 0:
+            raise ValueError("`head_epochs` and `epochs` are both 0: nothing would be trained.")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a mapping, rejecting unknown keys by name."""
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"A config must be a mapping of field names to values. Received: {type(values).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown config keys: {unknown}. Allowed: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path):
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        return cls.from_dict(values)
+
+
+def parse_unfreeze(policy):
+    """Parses an unfreeze policy string into `(kind, value)`.
+
+    Args:
+        policy: str. "all", "top:N", "fraction:F" (0 < F <= 1), "blocks:K" or "from:NAME".
+
+    Returns:
+        A tuple `(kind, value)`, e.g. `("top", 20)` or `("all", None)`.
+
+    Example:
+    >>> keras_tl.config.parse_unfreeze("fraction:0.25")
+    ('fraction', 0.25)
+    """
+    allowed = '"all", "top:N", "fraction:F", "blocks:K" or "from:LAYER_OR_BLOCK"'
+    if not isinstance(policy, str):
+        raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+    if policy == "all":
+        return ("all", None)
+    kind, sep, value = policy.partition(":")
+    if not sep or not value:
+        raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+    try:
+        if kind in ("top", "blocks"):
+            number = int(value)
+            if number < 1:
+                raise ValueError
+            return (kind, number)
+        if kind == "fraction":
+            number = float(value)
+            if not 0 < number <= 1:
+                raise ValueError
+            return (kind, number)
+    except ValueError:
+        raise ValueError(
+            f"`unfreeze` {kind}: needs a positive {'fraction <= 1' if kind == 'fraction' else 'integer'}. "
+            f"Received: unfreeze={policy!r}"
+        ) from None
+    if kind == "from":
+        return (kind, value)
+    raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
+def _int_at_least(name, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")

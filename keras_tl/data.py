@@ -1,0 +1,322 @@
+"""Image sources, stratified splits and the tf.data pipeline.
+
+A source is either a directory of class folders (files are scanned first: hidden, empty, corrupt
+and non-image files are skipped and reported, never a crash mid-epoch) or numpy arrays. Splits are
+stratified and seeded. The pipeline decodes, resizes, caches, shuffles, batches, augments (training
+split only) and prefetches; images travel as uint8 and the model does its own preprocessing.
+"""
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from keras_tl import augment as augment_lib
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """Images of one split: a uint8 array `(N, H, W, 3)` or a list of file paths, plus labels."""
+
+    images: object
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, indices):
+        indices = np.asarray(indices, dtype=np.int64)
+        images = (
+            self.images[indices]
+            if isinstance(self.images, np.ndarray)
+            else [self.images[i] for i in indices]
+        )
+        return Split(images, self.labels[indices])
+
+
+@dataclass
+class ImageSource:
+    """Where the images come from, before splitting.
+
+    Attributes:
+        class_names: list of str, index = label.
+        images: a uint8 array `(N, H, W, 3)` or a list of file paths.
+        labels: int array `(N,)`.
+        predefined: dict split name -> indices, when the directory already had train/val/test.
+        skipped: list of `(path, reason)` for files left out by the scan.
+    """
+
+    class_names: list
+    images: object
+    labels: np.ndarray
+    predefined: dict | None = None
+    skipped: list = field(default_factory=list)
+
+    def as_split(self):
+        return Split(self.images, self.labels)
+
+
+def from_arrays(images, labels, class_names=None):
+    """Wraps numpy arrays as a source.
+
+    Args:
+        images: array `(N, H, W)`, `(N, H, W, 1)` or `(N, H, W, 3)`; uint8 in [0, 255] or float
+            in [0, 255].
+        labels: int array `(N,)` of class indices.
+        class_names: list of str. Defaults to "0", "1", ...
+
+    Example:
+    >>> source = keras_tl.data.from_arrays(np.zeros((4, 32, 32, 3), "uint8"), [0, 1, 0, 1])
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            "`images` must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3). "
+            f"Received: shape={images.shape}"
+        )
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    if images.dtype != np.uint8:
+        images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"`labels` must be {len(images)} integer class indices. "
+            f"Received: shape={labels.shape}, dtype={labels.dtype}"
+        )
+    if class_names is None:
+        class_names = [str(i) for i in range(int(labels.max()) + 1)]
+    if labels.min() < 0 or labels.max() >= len(class_names):
+        raise ValueError(
+            f"`labels` must lie in [0, {len(class_names)}). "
+            f"Received: min={labels.min()}, max={labels.max()}"
+        )
+    return ImageSource(list(class_names), images, labels.astype(np.int64))
+
+
+def check_image_file(path):
+    """Returns None if `path` is a readable image, else the reason it is not."""
+    if os.path.basename(path).startswith("."):
+        return "hidden file"
+    if not path.lower().endswith(IMAGE_EXTENSIONS):
+        return f"not an image extension (expected one of {', '.join(IMAGE_EXTENSIONS)})"
+    if os.path.getsize(path) == 0:
+        return "zero-byte file"
+    try:
+        with Image.open(path) as image:
+            image.load()  # Decodes the pixels: catches truncated files that verify() lets through.
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return f"unreadable image: {error}"
+    return None
+
+
+def from_directory(path):
+    """Scans a directory of class folders (or `train/`, `val/`, `test/` each holding them).
+
+    Hidden, zero-byte, truncated, corrupt and non-image files are skipped and listed in
+    `source.skipped` with the reason.
+
+    Args:
+        path: str. `path/<class>/<image>` or `path/<split>/<class>/<image>`.
+
+    Returns:
+        An `ImageSource`.
+    """
+    if not os.path.isdir(path):
+        raise ValueError(f"Data directory not found: {path!r}. Expected a folder of class folders.")
+    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    split_layout = "train" in subdirs and ("val" in subdirs or "test" in subdirs)
+    roots = {s: os.path.join(path, s) for s in SPLITS if s in subdirs} if split_layout else {None: path}
+    class_names = sorted(
+        {
+            c
+            for root in roots.values()
+            for c in os.listdir(root)
+            if os.path.isdir(os.path.join(root, c)) and not c.startswith(".")
+        }
+    )
+    paths, labels, split_of, skipped = [], [], [], []
+    for split, root in roots.items():
+        for label, name in enumerate(class_names):
+            folder = os.path.join(root, name)
+            if not os.path.isdir(folder):
+                continue
+            for file in sorted(os.listdir(folder)):
+                full = os.path.join(folder, file)
+                if os.path.isdir(full):
+                    continue
+                reason = check_image_file(full)
+                if reason:
+                    skipped.append((full, reason))
+                    continue
+                paths.append(full)
+                labels.append(label)
+                split_of.append(split)
+    labels = np.asarray(labels, dtype=np.int64)
+    present = set(labels.tolist())
+    empty = [n for i, n in enumerate(class_names) if i not in present]
+    for name in empty:
+        skipped.append((os.path.join(path, name), "class folder holds no readable image"))
+    if empty:
+        keep = [i for i, n in enumerate(class_names) if n not in empty]
+        remap = {old: new for new, old in enumerate(keep)}
+        labels = np.asarray([remap[int(l)] for l in labels], dtype=np.int64)
+        class_names = [class_names[i] for i in keep]
+    if len(paths) == 0:
+        raise ValueError(f"No readable images found under {path!r} (skipped {len(skipped)} files).")
+    predefined = None
+    if split_layout:
+        split_of = np.asarray(split_of, dtype=object)
+        predefined = {s: np.flatnonzero(split_of == s) for s in SPLITS if s in roots}
+    return ImageSource(class_names, paths, labels, predefined, skipped)
+
+
+def stratified_split(labels, val_split, test_split, seed):
+    """Seeded, stratified indices for train/val/test.
+
+    Every class gets at least one image in each split; a class with fewer than 3 images raises.
+
+    Returns:
+        dict "train"/"val"/"test" -> sorted int arrays of indices.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts = {s: [] for s in SPLITS}
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) < 3:
+            raise ValueError(
+                f"Class {int(label)} has {len(idx)} image(s); a train/val/test split needs at least "
+                "3 per class. Add images or remove the class."
+            )
+        idx = rng.permutation(idx)
+        n_test = max(1, int(round(len(idx) * test_split)))
+        n_val = max(1, int(round(len(idx) * val_split)))
+        n_test = min(n_test, len(idx) - 2)
+        n_val = min(n_val, len(idx) - n_test - 1)
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
+    return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
+
+
+def limit_per_class(labels, indices, per_class, seed):
+    """Keeps at most `per_class` of `indices` for each label (seeded choice)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    kept = []
+    for label in np.unique(labels[indices]):
+        idx = indices[labels[indices] == label]
+        kept.append(rng.permutation(idx)[:per_class])
+    return np.sort(np.concatenate(kept))
+
+
+def _carve(labels, indices, fraction, seed):
+    rng = np.random.default_rng(seed)
+    rest, carved = [], []
+    for label in np.unique(labels[indices]):
+        idx = rng.permutation(indices[labels[indices] == label])
+        n = min(max(1, int(round(len(idx) * fraction))), len(idx) - 1)
+        carved.append(idx[:n])
+        rest.append(idx[n:])
+    return np.sort(np.concatenate(rest)), np.sort(np.concatenate(carved))
+
+
+def split_source(source, *, val_split, test_split, seed, labels_per_class=None):
+    """Splits a source into `{"train", "val", "test"}` `Split`s (predefined splits are kept)."""
+    if len(source.class_names) < 2:
+        raise ValueError(
+            f"Classification needs at least 2 classes. Received: {len(source.class_names)} "
+            f"({source.class_names})."
+        )
+    if source.predefined:
+        indices = dict(source.predefined)
+        for name, fraction in (("val", val_split), ("test", test_split)):
+            if name not in indices:  # Carve the missing split from train, stratified.
+                indices["train"], indices[name] = _carve(
+                    source.labels, indices["train"], fraction, seed
+                )
+    else:
+        indices = stratified_split(source.labels, val_split, test_split, seed)
+    if labels_per_class:
+        indices["train"] = limit_per_class(source.labels, indices["train"], labels_per_class, seed)
+    whole = source.as_split()
+    return {s: whole.subset(indices[s]) for s in SPLITS}
+
+
+def class_weights(labels, num_classes):
+    """'Balanced' class weights, `n / (k * count)`, as a dict for `Model.fit`."""
+    counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _decode_file(path, image_size):
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return _resize(image, image_size)
+
+
+def _resize(image, image_size):
+    if image.shape[0] == image_size and image.shape[1] == image_size:
+        return image
+    resized = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def encode_labels(labels, num_classes, task):
+    """Integer labels -> float targets: one-hot for multiclass, `(N, 1)` for binary."""
+    labels = np.asarray(labels)
+    if task == "binary":
+        return labels.astype(np.float32)[:, None]
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def make_dataset(
+    split,
+    *,
+    image_size,
+    batch_size,
+    num_classes,
+    task="multiclass",
+    training=False,
+    augment="none",
+    cache=True,
+    seed=0,
+):
+    """Builds the tf.data pipeline of one split: `(uint8 images (B, S, S, 3), float targets)`.
+
+    Augmentation and shuffling happen only when `training=True`; caching comes before both.
+    """
+    targets = encode_labels(split.labels, num_classes, task)
+    autotune = tf.data.AUTOTUNE
+    if isinstance(split.images, np.ndarray):
+        ds = tf.data.Dataset.from_tensor_slices((split.images, targets))
+        ds = ds.map(lambda x, y: (_resize(x, image_size), y), num_parallel_calls=autotune)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((list(split.images), targets))
+        ds = ds.map(lambda p, y: (_decode_file(p, image_size), y), num_parallel_calls=autotune)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and augment != "none":
+        pipeline = augment_lib.policy(augment, seed=seed)
+        ds = ds.map(lambda x, y: (pipeline(x), y), num_parallel_calls=autotune)
+    return ds.prefetch(autotune)
+
+
+def steps_per_epoch(split, batch_size):
+    return max(1, math.ceil(len(split) / batch_size))

@@ -1,0 +1,104 @@
+"""The transfer model: raw pixels -> preprocessing -> backbone (inference mode) -> new head."""
+
+import keras
+
+from keras_tl import backbones
+
+BACKBONE_LAYER = "backbone"
+
+
+def is_pretrained(weights):
+    """True if `weights` loads learned values (anything but None/"none")."""
+    return weights not in (None, "none")
+
+
+def build_model(
+    backbone="mobilenet_v2",
+    *,
+    num_classes,
+    weights="imagenet",
+    image_size=None,
+    task="multiclass",
+    pooling="avg",
+    dense_units=(),
+    dropout=0.2,
+):
+    """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
+
+    With pretrained weights the backbone is called with `training=False`, so its BatchNorm layers
+    keep their moving statistics and run in inference mode even once unfrozen (the Keras
+    transfer-learning guide). With `weights="none"` there are no statistics to protect: the
+    backbone trains normally, as any network trained from scratch does.
+
+    Args:
+        backbone: str or BackboneSpec. A name from `keras_tl.backbones.names()` or a KerasHub handle.
+        num_classes: int. Number of classes (2 with task="binary" gives one sigmoid output).
+        weights: str. "imagenet", "none", a weights file, or "preset" for KerasHub.
+        image_size: int. Input side; defaults to the backbone's default size.
+        task: str. "multiclass" (softmax) or "binary" (one sigmoid unit).
+        pooling: str. "avg" or "max" over the feature map.
+        dense_units: list of int. Extra Dense+ReLU layers in the head. Defaults to none.
+        dropout: float. Dropout before the output layer. Defaults to 0.2.
+
+    Returns:
+        A `keras.Model`; its backbone is the layer named "backbone".
+
+    Example:
+    >>> model = keras_tl.model.build_model("mobilenet_v2", num_classes=5, weights="none",
+    ...                                    image_size=64)
+    """
+    spec = backbones.get(backbone) if isinstance(backbone, str) else backbone
+    size = image_size or spec.default_size
+    preprocess, base = backbones.build(spec, weights=weights, image_size=size)
+    if task not in ("multiclass", "binary"):
+        raise ValueError(f"`task` must be 'multiclass' or 'binary'. Received: task={task!r}")
+    if task == "binary" and num_classes != 2:
+        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
+    if num_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+
+    if not is_pretrained(weights):
+        _short_run_batchnorm(base)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = preprocess(inputs)
+    x = base(x, training=False) if is_pretrained(weights) else base(x)
+    x = _pool(x, pooling)
+    for i, units in enumerate(dense_units):
+        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
+        x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+    if dropout and not dense_units:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(
+        1 if task == "binary" else num_classes,
+        activation="sigmoid" if task == "binary" else "softmax",
+        dtype="float32",  # Keeps probabilities in float32 under mixed precision.
+        name="predictions",
+    )(x)
+    return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
+
+
+def _short_run_batchnorm(backbone, momentum=0.9):
+    """Lets BatchNorm statistics of a from-scratch backbone converge within a short run.
+
+    Keras Applications use momentum 0.99-0.999, tuned for ImageNet-length training: after a few
+    hundred steps from random weights the moving statistics are still near their initial values
+    and the model is right in training mode but at chance in inference mode.
+    """
+    for layer in backbone._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def _pool(x, pooling):
+    if len(x.shape) == 4:
+        layer = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+    elif len(x.shape) == 3:  # Token sequences (ViT-style KerasHub backbones).
+        layer = keras.layers.GlobalAveragePooling1D if pooling == "avg" else keras.layers.GlobalMaxPooling1D
+    else:
+        return x
+    return layer(name="head_pool")(x)
+
+
+def get_backbone(model):
+    """The backbone layer of a model built by `build_model`."""
+    return model.get_layer(BACKBONE_LAYER)

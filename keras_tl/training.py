@@ -1,0 +1,203 @@
+"""Two-phase fine-tuning: freeze, train the head, unfreeze by policy, recompile, train at a low rate.
+
+Choosing which layers to unfreeze (`set_trainable`) and recompiling (`compile_model`) are separate
+steps; `fine_tune` calls them in order, so every `trainable` change is followed by a recompile.
+BatchNorm layers stay frozen when the backbone is pretrained.
+"""
+
+import math
+import os
+
+import keras
+
+from keras_tl import backbones
+from keras_tl.config import parse_unfreeze
+from keras_tl.model import get_backbone, is_pretrained
+
+
+def set_trainable(model, policy, *, spec=None, freeze_batchnorm=True):
+    """Sets which backbone layers train; the head always trains.
+
+    Args:
+        model: keras.Model. Built by `keras_tl.model.build_model`.
+        policy: str or None. None freezes the whole backbone; otherwise an unfreeze policy:
+            "all", "top:N" (the last N layers), "fraction:F" (the last F of the layers),
+            "blocks:K" (the last K blocks of the spec's block pattern) or "from:NAME" (from the
+            layer called NAME, or the first layer of block NAME, to the end).
+        spec: BackboneSpec. Needed for "blocks:K" and block names in "from:".
+        freeze_batchnorm: bool. Keep BatchNormalization layers frozen. Defaults to True.
+
+    Returns:
+        The names of the backbone layers left trainable (those with weights).
+
+    Call `compile_model` afterwards: Keras only picks up a `trainable` change on compile.
+    """
+    backbone = get_backbone(model)
+    if policy is None:
+        backbone.trainable = False
+        return []
+    kind, value = parse_unfreeze(policy)
+    layers = backbone.layers
+    start = _start_index(kind, value, layers, backbone, spec)
+    backbone.trainable = True
+    unfrozen = []
+    for index, layer in enumerate(layers):
+        trainable = index >= start
+        if freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization):
+            trainable = False
+        layer.trainable = trainable
+        if trainable and layer.weights:
+            unfrozen.append(layer.name)
+    return unfrozen
+
+
+def _start_index(kind, value, layers, backbone, spec):
+    if kind == "all":
+        return 0
+    if kind == "top":
+        return max(0, len(layers) - value)
+    if kind == "fraction":
+        return len(layers) - max(1, math.ceil(value * len(layers)))
+    blocks = backbones.block_starts(backbone, spec) if spec is not None else []
+    if kind == "blocks":
+        if not blocks:
+            raise ValueError("unfreeze='blocks:K' needs a backbone spec with a block pattern.")
+        if value > len(blocks):
+            raise ValueError(
+                f"unfreeze='blocks:{value}' but the backbone has {len(blocks)} blocks: "
+                f"{[b for b, _ in blocks]}"
+            )
+        return blocks[-value][1]
+    for block, index in blocks:
+        if block == value:
+            return index
+    for index, layer in enumerate(layers):
+        if layer.name == value or layer.name.startswith(value + "_"):
+            return index
+    raise ValueError(
+        f"unfreeze='from:{value}' names no layer or block of the backbone. "
+        f"Blocks: {[b for b, _ in blocks]}; layers: {[l.name for l in layers][:10]}..."
+    )
+
+
+def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.0, jit_compile=False):
+    """Compiles with Adam, cross-entropy (optionally smoothed) and accuracy.
+
+    Args:
+        learning_rate: float or a `keras.optimizers.schedules.LearningRateSchedule`.
+        task: str. "multiclass" (one-hot targets) or "binary" (targets `(N, 1)`).
+        label_smoothing: float. Defaults to 0.
+        jit_compile: bool or "auto". XLA; off by default since compiling costs more than it
+            saves for the short CPU runs this library is tested with.
+    """
+    if task == "binary":
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=loss,
+        metrics=metrics,
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def learning_rate(config, peak, total_steps):
+    """The learning rate of one phase: warmup + cosine decay, or a constant (constant/plateau)."""
+    if config.schedule != "cosine" or total_steps < 2:
+        return peak
+    warmup = int(config.warmup_fraction * total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10 if warmup else peak,
+        decay_steps=total_steps - warmup,
+        warmup_target=peak if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_callbacks(config, run_dir, phase, checkpoint=None):
+    """Early stopping (restores best), best checkpoint, CSV log, optional plateau and TensorBoard."""
+    callbacks = []
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2))
+    if run_dir:
+        if checkpoint is not None:
+            callbacks.append(checkpoint)
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, f"history_{phase}.csv")))
+        if config.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", phase)))
+    return callbacks
+
+
+def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class_weight=None):
+    """Trains a model built by `build_model` with the config's strategy.
+
+    "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
+    `fine_tune_lr` for `epochs`. "feature_extraction": phase 1 only. "full": everything trainable
+    from the start for `head_epochs + epochs` at `head_lr`.
+
+    Args:
+        model: keras.Model. From `keras_tl.model.build_model`.
+        train, val: tf.data.Dataset. Batches of `(images, targets)`.
+        config: TrainConfig.
+        steps_per_epoch: int. Batches in one pass over `train` (sizes the LR schedule).
+        run_dir: str. Where the CSV logs and `best.weights.h5` go. Defaults to None (no files).
+        class_weight: dict. From `keras_tl.data.class_weights`. Defaults to None.
+
+    Returns:
+        dict phase name -> `History.history` ("phase1", "phase2" or "full").
+    """
+    spec = backbones.get(config.backbone)
+    task = "binary" if model.output_shape[-1] == 1 else "multiclass"
+    pretrained = is_pretrained(config.weights)
+    checkpoint = None
+    if run_dir:
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, "best.weights.h5"),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+        )
+    if config.strategy == "full":
+        phases = [("full", "all", config.head_lr, config.head_epochs + config.epochs)]
+    else:
+        phases = [("phase1", None, config.head_lr, config.head_epochs)]
+        if config.strategy == "two_phase":
+            phases.append(("phase2", config.unfreeze, config.fine_tune_lr, config.epochs))
+
+    histories = {}
+    epoch = 0
+    for phase, policy, peak_lr, epochs in phases:
+        if epochs == 0:
+            continue
+        set_trainable(model, policy, spec=spec, freeze_batchnorm=pretrained)
+        rate = learning_rate(config, peak_lr, steps_per_epoch * epochs)
+        compile_model(model, learning_rate=rate, task=task, label_smoothing=config.label_smoothing)
+        print(f"[keras-tl] {phase}: {_count_trainable(model):,} trainable parameters, "
+              f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}")
+        history = model.fit(
+            train,
+            validation_data=val,
+            epochs=epoch + epochs,
+            initial_epoch=epoch,
+            class_weight=class_weight,
+            callbacks=make_callbacks(config, run_dir, phase, checkpoint),
+        )
+        histories[phase] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        epoch += len(history.epoch)
+    if checkpoint is not None and os.path.exists(checkpoint.filepath):
+        model.load_weights(checkpoint.filepath)  # Best validation loss over all phases.
+    return histories
+
+
+def _count_trainable(model):
+    return sum(math.prod(w.shape) for w in model.trainable_weights)

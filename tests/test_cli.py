@@ -1,0 +1,61 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from keras_tl.cli import main
+from conftest import local_pretrained_weights, write_image_folder
+
+
+def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "data", num_classes=3, per_class=10, size=40)
+    weights = local_pretrained_weights(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"backbone": "mobilenet_v2", "batch_size": 8, "schedule": "constant"}))
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(config), "--data", root, "--weights", weights,
+                 "--image-size", "32", "--head-epochs", "1", "--epochs", "1", "--out", str(out)])
+    assert code == 0
+    files = set(os.listdir(out))
+    assert {"config.yaml", "classes.json", "splits.json", "data_report.json", "history.json",
+            "history_phase1.csv", "history_phase2.csv", "best.weights.h5", "model.keras",
+            "metrics.json"} <= files
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["image_size"] == 32 and resolved["batch_size"] == 8 and resolved["task"] == "multiclass"
+    history = json.loads((out / "history.json").read_text())
+    assert set(history) == {"phase1", "phase2"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1
+    assert sum(r["support"] for r in metrics["per_class"].values()) == metrics["num_examples"]
+    splits = json.loads((out / "splits.json").read_text())
+    assert not set(splits["train"]["files"]) & set(splits["test"]["files"])
+
+    assert main(["evaluate", str(out)]) == 0
+    again = json.loads((out / "metrics_evaluate.json").read_text())
+    assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+    capsys.readouterr()
+    image = splits["test"]["files"][0]
+    assert main(["predict", str(out), image, "--top-k", "2"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["image"] == image and len(line["top_k"]) == 2
+    assert {t["label"] for t in line["top_k"]} <= {"class_0", "class_1", "class_2"}
+    assert line["top_k"][0]["probability"] >= line["top_k"][1]["probability"]
+
+
+def test_bad_config_fails_fast_with_exit_code_2(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path), "--backbone", "resnet9000", "--out", str(tmp_path / "r")])
+    assert code == 2
+    assert "Unknown backbone 'resnet9000'" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--epochs", "-2"]) == 2
+    assert "`epochs` must be an integer >= 0. Received: epochs=-2" in capsys.readouterr().err
+
+
+def test_backbones_listing_via_console_script():
+    result = subprocess.run([sys.executable, "-m", "keras_tl", "backbones", "efficientnet_b*"],
+                            capture_output=True, text=True, check=True)
+    rows = [l.split()[0] for l in result.stdout.strip().splitlines()[1:]]
+    assert rows == [f"efficientnet_b{i}" for i in range(8)]

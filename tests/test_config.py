@@ -1,0 +1,71 @@
+import pytest
+
+from keras_tl.config import TrainConfig, parse_unfreeze
+from keras_tl.workflow import check_config, train
+from conftest import tiny_config, write_image_folder
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(epochs=-1), "`epochs` must be an integer >= 0. Received: epochs=-1"),
+        (dict(head_epochs=1.5), "`head_epochs` must be an integer >= 0"),
+        (dict(strategy="fast"), "`strategy` must be one of ['two_phase', 'feature_extraction', 'full']"),
+        (dict(unfreeze="top:0"), "Received: unfreeze='top:0'"),
+        (dict(unfreeze="half"), "Received: unfreeze='half'"),
+        (dict(fine_tune_lr=0), "`fine_tune_lr` must be a positive number"),
+        (dict(val_split=0.5, test_split=0.5), "must leave images for training"),
+        (dict(dense_units=[0]), "`dense_units` must be a list of positive integers"),
+    ],
+)
+def test_bad_fields_name_value_and_allowed(overrides, message):
+    with pytest.raises(ValueError) as info:
+        TrainConfig(**overrides).validate()
+    assert message in str(info.value)
+
+
+def test_unknown_key_is_rejected_by_name():
+    with pytest.raises(ValueError, match=r"Unknown config keys: \['epoch'\]"):
+        TrainConfig.from_dict({"epoch": 3})
+
+
+def test_parse_unfreeze():
+    assert parse_unfreeze("all") == ("all", None)
+    assert parse_unfreeze("top:20") == ("top", 20)
+    assert parse_unfreeze("fraction:0.25") == ("fraction", 0.25)
+    assert parse_unfreeze("blocks:2") == ("blocks", 2)
+    assert parse_unfreeze("from:block_13") == ("from", "block_13")
+
+
+def test_unknown_backbone_lists_available(tmp_path):
+    config = tiny_config(tmp_path, backbone="efficientnet_b9", data=str(tmp_path))
+    with pytest.raises(ValueError) as info:
+        check_config(config)
+    assert "Unknown backbone 'efficientnet_b9'" in str(info.value)
+    assert "efficientnet_b0" in str(info.value)
+
+
+def test_image_size_below_backbone_minimum(tmp_path):
+    config = tiny_config(tmp_path, backbone="inception_v3", image_size=64, data=str(tmp_path))
+    with pytest.raises(ValueError, match=r"`image_size` 64 is smaller than backbone 'inception_v3' allows \(minimum 75px\)"):
+        check_config(config)
+
+
+def test_missing_data_dir(tmp_path):
+    config = tiny_config(tmp_path, data=str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="Data directory not found"):
+        check_config(config)
+
+
+def test_missing_weights_file(tmp_path):
+    config = tiny_config(tmp_path, weights=str(tmp_path / "missing.weights.h5"), data=str(tmp_path))
+    with pytest.raises(ValueError, match="an existing weights file"):
+        check_config(config)
+
+
+def test_single_class_fails_before_training(tmp_path):
+    root = write_image_folder(tmp_path / "data", num_classes=1, per_class=6)
+    config = tiny_config(tmp_path, data=root)
+    with pytest.raises(ValueError, match=r"at least 2 classes. Received: 1 \(\['class_0'\]\)"):
+        train(config)
+    assert not (tmp_path / "run").exists()  # Nothing was written: it failed before any work.

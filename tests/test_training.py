@@ -1,0 +1,164 @@
+"""The transfer-learning invariants: frozen phase 1, BatchNorm in inference mode, exact unfreezing,
+recompile after every trainable change, low learning rate in phase 2."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_tl import backbones, data, training
+from keras_tl.model import build_model, get_backbone
+from keras_tl.training import fine_tune, set_trainable
+from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
+
+
+def _datasets(num_classes=3, per_class=12):
+    images, labels = tiny_arrays(num_classes, per_class)
+    split = data.Split(images, labels)
+    kwargs = dict(image_size=TINY_SIZE, batch_size=16, num_classes=num_classes)
+    return data.make_dataset(split, training=True, **kwargs), data.make_dataset(split, **kwargs), split
+
+
+def _values(weights):
+    return [w.numpy().copy() for w in weights]
+
+
+def _bn_statistics(backbone):
+    return [
+        v.numpy().copy()
+        for layer in backbone.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for v in (layer.moving_mean, layer.moving_variance)
+    ]
+
+
+def _run(tmp_path, **overrides):
+    weights = local_pretrained_weights(tmp_path)
+    config = tiny_config(tmp_path, weights=weights, **overrides)
+    model = build_model("mobilenet_v2", num_classes=3, weights=weights, image_size=TINY_SIZE)
+    train, val, split = _datasets()
+    return model, config, train, val, data.steps_per_epoch(split, 16)
+
+
+def test_pretrained_backbone_is_called_in_inference_mode(tmp_path):
+    model = tiny_model(tmp_path)
+    node = get_backbone(model)._inbound_nodes[0]
+    assert node.arguments.kwargs.get("training") is False
+
+
+def test_scratch_backbone_trains_its_batchnorm(tmp_path):
+    model = build_model("mobilenet_v2", num_classes=3, weights="none", image_size=TINY_SIZE)
+    node = get_backbone(model)._inbound_nodes[0]
+    assert "training" not in node.arguments.kwargs
+
+
+def test_phase1_changes_no_backbone_weight(tmp_path):
+    model, config, train, val, steps = _run(tmp_path, strategy="feature_extraction", head_epochs=2)
+    backbone = get_backbone(model)
+    before = _values(backbone.weights)
+    head_before = _values(model.get_layer("predictions").weights)
+    fine_tune(model, train, val, config, steps_per_epoch=steps)
+    for a, b in zip(before, _values(backbone.weights)):
+        np.testing.assert_array_equal(a, b)
+    changed = [not np.array_equal(a, b) for a, b in zip(head_before, _values(model.get_layer("predictions").weights))]
+    assert all(changed)  # ... while the head did learn.
+
+
+def test_phase2_keeps_batchnorm_statistics_and_trains_the_rest(tmp_path):
+    model, config, train, val, steps = _run(tmp_path, head_epochs=1, epochs=2, unfreeze="all")
+    backbone = get_backbone(model)
+    stats_before = _bn_statistics(backbone)
+    kernels_before = {w.path: w.numpy().copy() for w in backbone.weights if "kernel" in w.path}
+    histories = fine_tune(model, train, val, config, steps_per_epoch=steps)
+    assert set(histories) == {"phase1", "phase2"}
+    assert len(histories["phase2"]["loss"]) == 2
+    for a, b in zip(stats_before, _bn_statistics(backbone)):
+        np.testing.assert_array_equal(a, b)
+    moved = [not np.array_equal(v, w.numpy()) for w in backbone.weights if w.path in kernels_before
+             for v in [kernels_before[w.path]]]
+    assert all(moved), "phase 2 should update every unfrozen conv kernel"
+
+
+def test_every_trainable_change_is_followed_by_a_recompile(tmp_path, monkeypatch):
+    model, config, train, val, steps = _run(tmp_path)
+    events = []
+    real_set, real_compile = training.set_trainable, training.compile_model
+    monkeypatch.setattr(training, "set_trainable", lambda *a, **k: (events.append("trainable"), real_set(*a, **k))[1])
+    monkeypatch.setattr(training, "compile_model", lambda *a, **k: (events.append("compile"), real_compile(*a, **k))[1])
+    def fake_fit(self, *args, epochs, initial_epoch, **kwargs):
+        events.append("fit")
+        history = keras.callbacks.History()
+        history.epoch, history.history = list(range(initial_epoch, epochs)), {"loss": [1.0]}
+        return history
+
+    monkeypatch.setattr(keras.Model, "fit", fake_fit)
+    fine_tune(model, train, val, config, steps_per_epoch=steps)
+    assert events == ["trainable", "compile", "fit", "trainable", "compile", "fit"]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_phase2_compiles_with_the_low_learning_rate(tmp_path, schedule):
+    model, config, train, val, steps = _run(tmp_path, schedule=schedule, head_lr=1e-2, fine_tune_lr=3e-5)
+    fine_tune(model, train, val, config, steps_per_epoch=steps)
+    rate = model.optimizer.learning_rate if schedule == "constant" else model.optimizer._learning_rate
+    if schedule == "constant":
+        assert float(rate.numpy()) == pytest.approx(3e-5)
+    else:
+        peak = max(float(rate(step)) for step in range(steps * config.epochs + 1))
+        assert peak == pytest.approx(3e-5, rel=1e-4)
+
+
+def _trainable_names(backbone):
+    return [l.name for l in backbone.layers if l.trainable and l.weights]
+
+
+def _expected(backbone, start):
+    return [l.name for l in backbone.layers[start:]
+            if l.weights and not isinstance(l, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize(
+    "policy, start_of",
+    [
+        ("all", lambda layers, blocks: 0),
+        ("top:20", lambda layers, blocks: len(layers) - 20),
+        ("fraction:0.25", lambda layers, blocks: len(layers) - int(np.ceil(0.25 * len(layers)))),
+        ("blocks:2", lambda layers, blocks: blocks[-2][1]),
+        ("from:block_13", lambda layers, blocks: [l.name for l in layers].index("block_13_expand")),
+        ("from:block_15_expand", lambda layers, blocks: [l.name for l in layers].index("block_15_expand")),
+    ],
+)
+def test_unfreeze_policy_unfreezes_exactly_what_it_says(tmp_path, policy, start_of):
+    model = tiny_model(tmp_path)
+    backbone = get_backbone(model)
+    spec = backbones.get("mobilenet_v2")
+    set_trainable(model, None)
+    assert _trainable_names(backbone) == [] and not backbone.trainable
+    unfrozen = set_trainable(model, policy, spec=spec)
+    start = start_of(backbone.layers, backbones.block_starts(backbone, spec))
+    expected = _expected(backbone, start)
+    assert unfrozen == expected == _trainable_names(backbone)
+    assert expected, "the policy should unfreeze something"
+    assert not any(isinstance(backbone.get_layer(n), keras.layers.BatchNormalization) for n in unfrozen)
+
+
+def test_unknown_from_name_lists_blocks(tmp_path):
+    model = tiny_model(tmp_path)
+    with pytest.raises(ValueError, match=r"unfreeze='from:block_99' names no layer or block.*block_16"):
+        set_trainable(model, "from:block_99", spec=backbones.get("mobilenet_v2"))
+
+
+def test_full_strategy_trains_everything_from_the_start(tmp_path):
+    model, config, train, val, steps = _run(tmp_path, strategy="full", head_epochs=1, epochs=0)
+    histories = fine_tune(model, train, val, config, steps_per_epoch=steps)
+    assert list(histories) == ["full"]
+    backbone = get_backbone(model)
+    assert backbone.trainable
+    assert len(_trainable_names(backbone)) == len(_expected(backbone, 0))
+
+
+def test_mixed_precision_keeps_probabilities_float32(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = build_model("mobilenet_v2", num_classes=3, weights="none", image_size=TINY_SIZE)
+    assert get_backbone(model).compute_dtype == "bfloat16"
+    assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
+    assert model.output.dtype == "float32"
