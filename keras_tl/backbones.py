@@ -180,10 +180,16 @@ def _download_guard(spec, make):
         raise WeightsUnavailableError(
             f"Could not download the ImageNet weights of {spec.name!r} (no network?). "
             f"On a machine with internet, fetch {url.group(0) if url else 'the weights file'} and "
-            f"either place it in {os.path.join(keras.config.keras_home(), 'models')}/ or pass its "
+            f"either place it in {_keras_cache()} or pass its "
             "path: weights='/path/to/file.h5' (use the no-top file). "
             "Use weights='none' to train from scratch."
         ) from error
+
+
+def _keras_cache():
+    """Where `keras.utils.get_file` caches Keras Applications weights."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(home, "models") + os.sep
 
 
 def _build_hub(spec, weights):

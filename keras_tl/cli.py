@@ -1,4 +1,4 @@
-"""`keras-tl` command line: train, evaluate, predict, backbones, quickstart."""
+"""`keras-tl` command line: train, evaluate, predict, export, serving-config, backbones, quickstart."""
 
 import argparse
 import dataclasses
@@ -47,14 +47,40 @@ def _parser():
         train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
     train.add_argument("--mixed-precision", dest="mixed_precision", action="store_true", default=None)
     train.add_argument("--tensorboard", action="store_true", default=None)
+    train.add_argument("--compare-scratch", dest="compare_scratch", action="store_true", default=None,
+                       help="also train the same architecture from random weights and compare")
+
+    compare = sub.add_parser("compare", help="train several backbones under one budget and rank them")
+    compare.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    compare.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
+    for name, (kind, help_text) in _TRAIN_FLAGS.items():
+        if name != "backbone":
+            compare.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
 
     evaluate = sub.add_parser("evaluate", help="recompute a run's test metrics from its saved model")
     evaluate.add_argument("run_dir")
 
-    predict = sub.add_parser("predict", help="top-k labels of image files with a run's model")
-    predict.add_argument("run_dir")
-    predict.add_argument("images", nargs="+")
+    predict = sub.add_parser(
+        "predict", help="top-k labels of images: `predict RUN_DIR IMAGE...` or "
+                        "`predict --server URL --model NAME IMAGE...` (TF Serving)")
+    predict.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE")
     predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
+    predict.add_argument("--model", help="model name on the server")
+    predict.add_argument("--version", type=int, help="model version on the server (default: newest)")
+
+    exporter = sub.add_parser("export", help="export a run: .keras, SavedModel (TF Serving) or TFLite")
+    exporter.add_argument("run_dir")
+    exporter.add_argument("--format", default="saved_model", choices=["keras", "saved_model", "tflite"])
+    exporter.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"])
+    exporter.add_argument("--name", help="model name (default: the run directory's name)")
+    exporter.add_argument("--out", default="exported_models")
+    exporter.add_argument("--keep-versions", type=int, help="SavedModel: keep this many newest versions")
+    exporter.add_argument("--int8-io", action="store_true", help="int8 TFLite with uint8 input/output")
+
+    serving = sub.add_parser("serving-config", help="print a TF Serving models.config for exported models")
+    serving.add_argument("--root", default="exported_models")
+    serving.add_argument("--base-path", default="/models", help="where ROOT is mounted for the server")
 
     listing = sub.add_parser("backbones", help="list the registered backbones")
     listing.add_argument("pattern", nargs="?", help="substring or shell wildcard, e.g. 'efficientnet*'")
@@ -82,9 +108,11 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     from keras_tl.backbones import WeightsUnavailableError
 
+    from keras_tl.export import ExportCheckError
+
     try:
         return _run(args)
-    except (ValueError, WeightsUnavailableError) as error:
+    except (ValueError, WeightsUnavailableError, ExportCheckError, ConnectionError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
 
@@ -107,6 +135,12 @@ def _run(args):
         print(f"run directory: {result.run_dir}  test_accuracy={result.metrics['test_accuracy']:.4f}"
               f"  macro_f1={result.metrics['macro_f1']:.4f}")
         return 0
+    if args.command == "compare":
+        from keras_tl import workflow
+
+        names = [n.strip() for n in args.backbones.split(",") if n.strip()]
+        workflow.compare_backbones(_train_config(args), names)
+        return 0
     if args.command == "evaluate":
         from keras_tl import workflow
         from keras_tl.evaluate import format_metrics
@@ -114,12 +148,38 @@ def _run(args):
         metrics = workflow.evaluate_run(args.run_dir)
         print(format_metrics(metrics))
         return 0
+    if args.command == "predict" and args.server:
+        from keras_tl import serving
+
+        if not args.model:
+            raise ValueError("`predict --server` needs --model NAME (the served model's name).")
+        answers = serving.predict(args.server, args.model, args.paths, version=args.version)
+        for path, answer in zip(args.paths, answers):
+            print(json.dumps({"image": path, **answer}))
+        return 0
     if args.command == "predict":
         from keras_tl import workflow
 
-        for path, top in zip(args.images, workflow.predict_files(args.run_dir, args.images, args.top_k)):
+        if len(args.paths) < 2:
+            raise ValueError("`predict` needs RUN_DIR IMAGE... (or --server URL --model NAME IMAGE...).")
+        run_dir, images = args.paths[0], args.paths[1:]
+        for path, top in zip(images, workflow.predict_files(run_dir, images, args.top_k)):
             print(json.dumps({"image": path, "top_k": [{"label": l, "probability": round(p, 4)}
                                                         for l, p in top]}))
+        return 0
+    if args.command == "export":
+        from keras_tl import workflow
+
+        result = workflow.export_run(args.run_dir, args.format, out=args.out, name=args.name,
+                                     quantize=args.quantize, keep_versions=args.keep_versions,
+                                     int8_io=args.int8_io)
+        print(json.dumps({"format": result.format, "path": result.path, "version": result.version,
+                          "size_bytes": result.size_bytes, "check": result.check}))
+        return 0
+    if args.command == "serving-config":
+        from keras_tl import serving
+
+        print(serving.models_config(args.root, base_path=args.base_path), end="")
         return 0
     if args.command == "quickstart":
         from keras_tl import quickstart

@@ -38,6 +38,8 @@ class TrainConfig:
             "blocks:K" or "from:NAME" (a layer name or block prefix). Defaults to "all".
         head_lr: float. Phase 1 learning rate. Defaults to 1e-3.
         fine_tune_lr: float. Phase 2 learning rate, kept low. Defaults to 1e-5.
+        compare_scratch: bool. Also train the same architecture from random weights with the same
+            data and epoch budget, and report both. Defaults to False.
     """
 
     data: str | None = None
@@ -66,6 +68,7 @@ class TrainConfig:
     seed: int = 42
     mixed_precision: bool = False
     tensorboard: bool = False
+    compare_scratch: bool = False
     # data
     val_split: float = 0.15
     test_split: float = 0.15

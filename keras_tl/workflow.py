@@ -15,10 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl import backbones, data
+from keras_tl import backbones, data, export, plots
 from keras_tl.config import TrainConfig
 from keras_tl.evaluate import classification_metrics, format_metrics
 from keras_tl.model import build_model, get_backbone
+from keras_tl.report import write_report
 from keras_tl.training import fine_tune
 
 MODEL_FILE = "model.keras"
@@ -134,25 +135,59 @@ def train(config, source=None):
     if source.skipped:
         print(f"[keras-tl] skipped {len(source.skipped)} unreadable files; see data_report.json")
 
+    model, histories, metrics = _fit_and_evaluate(resolved, spec, splits, source.class_names, run_dir)
+    if config.compare_scratch:
+        print("[keras-tl] --compare-scratch: the same architecture from random weights")
+        scratch_config = scratch_baseline(resolved)
+        _, _, scratch = _fit_and_evaluate(scratch_config, spec, splits, source.class_names, scratch_config.out)
+        metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
+        metrics["transfer_minus_scratch"] = metrics["test_accuracy"] - scratch["test_accuracy"]
+    seconds = time.perf_counter() - started
+    metrics["total_seconds"] = round(seconds, 1)
+    _write_json(run_dir, "metrics.json", metrics)
+    write_report(run_dir, resolved, metrics, metrics["plots"])
+    print(format_metrics(metrics))
+    if "scratch" in metrics:
+        print(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
+              f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
+    return RunResult(run_dir, resolved, model, histories, metrics, source.class_names, seconds)
+
+
+def scratch_baseline(config):
+    """The from-scratch twin of a config: random weights, everything trainable, same total epochs."""
+    return TrainConfig.from_dict({
+        **config.to_dict(),
+        "weights": "none",
+        "strategy": "full",
+        "head_epochs": config.head_epochs + config.epochs,
+        "epochs": 0,
+        "compare_scratch": False,
+        "out": os.path.join(config.out, "scratch"),
+    })
+
+
+def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
+    """Builds, trains and evaluates one model; writes its history, model, metrics and plots."""
+    started = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    num_classes = len(class_names)
     keras.utils.set_random_seed(config.seed)
-    pipeline = dict(image_size=size, batch_size=config.batch_size, num_classes=num_classes,
-                    task=task, cache=config.cache, seed=config.seed)
+    pipeline = dict(image_size=config.image_size, batch_size=config.batch_size,
+                    num_classes=num_classes, task=config.task, cache=config.cache, seed=config.seed)
     train_ds = data.make_dataset(splits["train"], training=True, augment=config.augment, **pipeline)
     val_ds = data.make_dataset(splits["val"], **pipeline)
     test_ds = data.make_dataset(splits["test"], **pipeline)
     class_weight = None
     if config.class_weight == "balanced":
         class_weight = data.class_weights(splits["train"].labels, num_classes)
-        if task == "binary":
-            class_weight = {0: class_weight[0], 1: class_weight[1]}
 
     with _precision(config.mixed_precision):
         model = build_model(
             spec,
             num_classes=num_classes,
             weights=config.weights,
-            image_size=size,
-            task=task,
+            image_size=config.image_size,
+            task=config.task,
             pooling=config.pooling,
             dense_units=config.dense_units,
             dropout=config.dropout,
@@ -161,7 +196,7 @@ def train(config, source=None):
             model,
             train_ds,
             val_ds,
-            resolved,
+            config,
             steps_per_epoch=data.steps_per_epoch(splits["train"], config.batch_size),
             run_dir=run_dir,
             class_weight=class_weight,
@@ -170,18 +205,96 @@ def train(config, source=None):
     model.save(os.path.join(run_dir, MODEL_FILE))
     print("[keras-tl] evaluating on the test split")
     probabilities = model.predict(test_ds)
-    metrics = classification_metrics(splits["test"].labels, probabilities, source.class_names)
-    seconds = time.perf_counter() - started
+    metrics = classification_metrics(splits["test"].labels, probabilities, class_names)
     metrics = {
         "test_accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(time.perf_counter() - started, 1),
         "train_examples": len(splits["train"]),
         **metrics,
+        "plots": _plot_run(run_dir, histories, metrics, splits["test"], probabilities, class_names, config),
     }
     _write_json(run_dir, "metrics.json", metrics)
-    print(format_metrics(metrics))
-    return RunResult(run_dir, resolved, model, histories, metrics, source.class_names, seconds)
+    return model, histories, metrics
+
+
+def _plot_run(run_dir, histories, metrics, test, probabilities, class_names, config):
+    files = {
+        "Learning curves": "learning_curves.png",
+        "Confusion matrix": "confusion_matrix.png",
+        "Per-class F1": "per_class_f1.png",
+        "Most confidently wrong test images": "confident_errors.png",
+    }
+    plots.learning_curves(histories, os.path.join(run_dir, files["Learning curves"]))
+    plots.confusion_matrix(metrics["confusion_matrix"], class_names, os.path.join(run_dir, files["Confusion matrix"]))
+    plots.per_class_f1(metrics["per_class"], os.path.join(run_dir, files["Per-class F1"]))
+    probabilities = export.probabilities_of(probabilities)
+    wrong = np.flatnonzero(probabilities.argmax(-1) != test.labels)
+    worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
+    images = images_at_size(test.subset(worst), config) if len(worst) else np.zeros((0, 1, 1, 3), np.uint8)
+    plots.confident_errors(images, test.labels[worst], probabilities[worst], class_names,
+                           os.path.join(run_dir, files["Most confidently wrong test images"]))
+    return files
+
+
+def compare_backbones(config, names, source=None):
+    """Trains each backbone under one config and budget; writes a ranked table and a Pareto plot.
+
+    Args:
+        config: TrainConfig. Shared by every backbone; `config.out` receives one run directory per
+            backbone plus `compare.md`, `compare.json` and `pareto.png`.
+        names: list of str. Backbone names (at least 2).
+        source: ImageSource. Defaults to scanning `config.data`.
+
+    Returns:
+        The table rows, best test accuracy first (ties: lower Keras latency first).
+    """
+    if len(names) < 2:
+        raise ValueError(f"`compare` needs at least 2 backbones. Received: {names}")
+    configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n,
+                                      "out": os.path.join(config.out, n.replace("/", "_"))}) for n in names]
+    for c in configs:  # Every config is checked before the first one trains.
+        check_config(c, source)
+    if source is None:
+        source = data.from_directory(config.data)
+    rows = []
+    for c in configs:
+        result = train(c, source)
+        # Float32 TFLite, checked against Keras, for its size and latency.
+        exported = export_run(result.run_dir, "tflite", out=os.path.join(result.run_dir, "exports"))
+        with open(os.path.join(result.run_dir, "exports.json"), encoding="utf-8") as f:
+            record = json.load(f)[-1]
+        sample = images_at_size(load_split(result.run_dir, "test"), result.config, limit=1)[0]
+        rows.append({
+            "backbone": c.backbone,
+            "test_accuracy": result.metrics["test_accuracy"],
+            "macro_f1": result.metrics["macro_f1"],
+            "params": int(result.model.count_params()),
+            "model_mb": exported.size_bytes / 2**20,
+            "keras_mb": os.path.getsize(os.path.join(result.run_dir, MODEL_FILE)) / 2**20,
+            "keras_latency_ms": export.keras_latency_ms(result.model, sample),
+            "tflite_latency_ms": record["latency_ms_batch1"],
+            "train_seconds": result.metrics["train_seconds"],
+        })
+    rows.sort(key=lambda r: (-r["test_accuracy"], r["keras_latency_ms"]))
+    os.makedirs(config.out, exist_ok=True)
+    _write_json(config.out, "compare.json", rows)
+    plots.pareto(rows, os.path.join(config.out, "pareto.png"))
+    header = ("| rank | backbone | test accuracy | macro F1 | parameters | TFLite MB | .keras MB | "
+              "Keras batch-1 ms | TFLite batch-1 ms | training s |")
+    lines = [f"# Backbone comparison ({config.image_size or 'default'}px, {config.head_epochs} + "
+             f"{config.epochs} epochs, weights `{config.weights}`)", "", header, "|" + "---|" * 10]
+    for rank, r in enumerate(rows, 1):
+        lines.append(
+            f"| {rank} | {r['backbone']} | {100 * r['test_accuracy']:.1f}% | {r['macro_f1']:.3f} | "
+            f"{r['params']:,} | {r['model_mb']:.2f} | {r['keras_mb']:.2f} | {r['keras_latency_ms']:.2f} | "
+            f"{r['tflite_latency_ms']:.2f} | {r['train_seconds']:.0f} |"
+        )
+    lines += ["", "![accuracy vs latency](pareto.png)", ""]
+    with open(os.path.join(config.out, "compare.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines[2:-2]))
+    return rows
 
 
 def save_backbone_weights(model, path):
@@ -214,7 +327,7 @@ def load_run(run_dir):
 def evaluate_run(run_dir):
     """Recomputes the test metrics of a run from its saved model and saved test split."""
     model, config, class_names = load_run(run_dir)
-    test = _load_split(run_dir, "test")
+    test = load_split(run_dir, "test")
     ds = data.make_dataset(
         test, image_size=config.image_size, batch_size=config.batch_size,
         num_classes=len(class_names), task=config.task, cache=False,
@@ -249,6 +362,87 @@ def predict_files(run_dir, paths, top_k=3):
     return results
 
 
+EXPORT_SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras"}
+
+
+def export_run(run_dir, format="saved_model", *, out="exported_models", name=None, quantize="none",
+               keep_versions=None, int8_io=False, min_agreement=None, check_limit=64):
+    """Exports a run's model, checked against Keras on held-out test images before it is published.
+
+    Args:
+        run_dir: str. A finished run directory.
+        format: str. "keras", "saved_model" (TF Serving layout) or "tflite".
+        out: str. Root of the exports. Defaults to "exported_models".
+        name: str. Model name (folder and file names). Defaults to the run directory's name.
+        quantize: str. TFLite: "none", "float16", "dynamic" or "int8".
+        keep_versions: int. SavedModel: keep only this many newest versions.
+        int8_io: bool. int8 TFLite with uint8 input/output.
+        min_agreement: float. Refuse the export below this top-1 agreement with Keras.
+        check_limit: int. How many test images the check uses.
+
+    Returns:
+        An `export.ExportResult`; its record is appended to `RUN_DIR/exports.json`.
+    """
+    if format not in export.FORMATS:
+        raise ValueError(f"`format` must be one of {list(export.FORMATS)}. Received: format={format!r}")
+    if quantize not in export.QUANTIZATIONS:
+        raise ValueError(f"`quantize` must be one of {list(export.QUANTIZATIONS)}. Received: {quantize!r}")
+    if quantize != "none" and format != "tflite":
+        raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
+    model, config, class_names = load_run(run_dir)
+    name = name or os.path.basename(os.path.normpath(run_dir))
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(f"`name` must be letters, digits, '-', '_' or '.'. Received: name={name!r}")
+    test = load_split(run_dir, "test")
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    metrics = {}
+    if os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics = json.load(f)
+    info = export.ExportInfo(
+        name=name,
+        class_names=class_names,
+        image_size=config.image_size,
+        check_images=images_at_size(test, config, limit=check_limit),
+        quantize=quantize,
+        representative_images=(images_at_size(load_split(run_dir, "train"), config, limit=200)
+                               if quantize == "int8" else None),
+        int8_io=int8_io,
+        min_agreement=min_agreement,
+        keep_versions=keep_versions,
+        card={"backbone": config.backbone, "weights": config.weights, "task": config.task,
+              "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
+              "config": config.to_dict()},
+    )
+    destination = os.path.join(out, name, EXPORT_SUBDIRS[format])
+    result = export.FORMATS[format](model, destination, info)
+    record = {"format": format, "quantize": quantize, "path": result.path, "version": result.version,
+              "size_bytes": result.size_bytes, "check": result.check}
+    if format == "tflite":
+        images = images_at_size(test, config)
+        probabilities = export.tflite_predict(result.path, images)
+        tflite_metrics = classification_metrics(test.labels, probabilities, class_names)
+        record["test_accuracy"] = tflite_metrics["accuracy"]
+        record["macro_f1"] = tflite_metrics["macro_f1"]
+        record["latency_ms_batch1"] = export.tflite_latency_ms(result.path, images[0])
+    records = []
+    exports_path = os.path.join(run_dir, "exports.json")
+    if os.path.isfile(exports_path):
+        with open(exports_path, encoding="utf-8") as f:
+            records = json.load(f)
+    _write_json(run_dir, "exports.json", records + [record])
+    return result
+
+
+def images_at_size(split, config, limit=None):
+    """A split's images as the model sees them: uint8 `(N, S, S, 3)`, at most `limit`."""
+    if limit is not None:
+        split = split.subset(np.arange(min(limit, len(split))))
+    ds = data.make_dataset(split, image_size=config.image_size, batch_size=64, num_classes=2,
+                           task="binary", cache=False)
+    return np.concatenate([x.numpy() for x, _ in ds])
+
+
 def _class_counts(split, class_names):
     counts = np.bincount(split.labels, minlength=len(class_names))
     return {name: int(c) for name, c in zip(class_names, counts)}
@@ -269,7 +463,8 @@ def _save_splits(run_dir, splits):
         )
 
 
-def _load_split(run_dir, name):
+def load_split(run_dir, name):
+    """The saved "train", "val" or "test" split of a run, as a `data.Split`."""
     json_path = os.path.join(run_dir, "splits.json")
     if os.path.isfile(json_path):
         with open(json_path, encoding="utf-8") as f:

@@ -1,0 +1,125 @@
+"""Plots of a run, as PNG files: learning curves, confusion matrix, per-class F1, confident errors.
+
+Every function draws one figure, saves it when given a path, and returns the figure so callers
+(and tests) can read what it shows. Matplotlib runs on the Agg backend: no display needed.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 100
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return fig
+
+
+def learning_curves(histories, path=None):
+    """Loss and accuracy over epochs of all phases, with each phase boundary marked.
+
+    Args:
+        histories: dict phase -> `History.history` (as `keras_tl.train` returns them).
+        path: str. PNG to write. Defaults to None.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        start = 0
+        for i, (phase, history) in enumerate(histories.items()):
+            n = len(history.get(metric, []))
+            epochs = np.arange(start + 1, start + n + 1)
+            if n:
+                ax.plot(epochs, history[metric], marker="o", color=f"C{i}", label=f"{phase} train")
+            if f"val_{metric}" in history:
+                ax.plot(epochs, history[f"val_{metric}"], marker="x", linestyle="--", color=f"C{i}",
+                        label=f"{phase} val")
+            if i > 0:
+                ax.axvline(start + 0.5, color="grey", linestyle=":", label=f"{phase} starts")
+            start += n
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def confusion_matrix(matrix, class_names, path=None):
+    """The row-normalized confusion matrix (recall on the diagonal), with class names."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalized = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    size = max(4, 0.5 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, labels=class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(class_names) <= 20:
+        for i in ticks:
+            for j in ticks:
+                ax.text(j, i, f"{normalized[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if normalized[i, j] > 0.5 else "black")
+    ax.set_title("confusion matrix (rows normalized)")
+    return _finish(fig, path)
+
+
+def per_class_f1(per_class, path=None):
+    """A bar per class of its F1 on the test split."""
+    names = list(per_class)
+    values = [per_class[n]["f1"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(names) + 2), 4))
+    ax.bar(np.arange(len(names)), values, color="C0")
+    ax.set_xticks(np.arange(len(names)), labels=names, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1")
+    ax.set_title("per-class F1 (test)")
+    return _finish(fig, path)
+
+
+def confident_errors(images, y_true, probabilities, class_names, path=None, count=16):
+    """A grid of the test images the model got wrong with the highest confidence."""
+    y_pred = probabilities.argmax(axis=-1)
+    confidence = probabilities.max(axis=-1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    order = wrong[np.argsort(-confidence[wrong])][:count]
+    columns = 4
+    rows = max(1, int(np.ceil(len(order) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, order):
+        ax.imshow(images[index])
+        ax.set_title(f"true {class_names[y_true[index]]}\npred {class_names[y_pred[index]]} "
+                     f"({confidence[index]:.2f})", fontsize=8)
+    if not len(order):
+        axes[0, 0].text(0, 0.5, "no errors on the test split", fontsize=10)
+    return _finish(fig, path)
+
+
+def pareto(rows, path=None):
+    """Accuracy vs latency of compared backbones; point area = model size on disk."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    sizes = np.array([r["model_mb"] for r in rows], dtype=np.float64)
+    area = 40 + 400 * sizes / max(sizes.max(), 1e-9)
+    x = [r["keras_latency_ms"] for r in rows]
+    y = [r["test_accuracy"] for r in rows]
+    ax.scatter(x, y, s=area, alpha=0.6)
+    for r, xi, yi in zip(rows, x, y):
+        ax.annotate(r["backbone"], (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("Keras batch-1 latency (ms)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("backbones: accuracy vs latency (area = model size)")
+    return _finish(fig, path)
+
+
+def figure_texts(fig):
+    """All strings drawn on a figure (titles, tick labels, annotations), for checks."""
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]

@@ -1,0 +1,71 @@
+"""`report.md`: the human-readable page of a run, linking its plots."""
+
+import os
+
+
+def _pct(x):
+    return f"{100 * x:.1f}%"
+
+
+def write_report(run_dir, config, metrics, plots):
+    """Writes `RUN_DIR/report.md` from the run's config, metrics and plot files; returns its path.
+
+    Args:
+        run_dir: str.
+        config: TrainConfig. The resolved config.
+        metrics: dict. As written to metrics.json (may hold "scratch" and "exports").
+        plots: dict title -> PNG file name inside run_dir.
+    """
+    lines = [
+        f"# keras-tl run: {os.path.basename(os.path.normpath(run_dir))}",
+        "",
+        f"Backbone `{config.backbone}` (weights `{config.weights}`), {config.image_size}px, "
+        f"strategy `{config.strategy}` ({config.head_epochs} head + {config.epochs} fine-tune epochs, "
+        f"unfreeze `{config.unfreeze}`), {metrics['train_examples']} training images, "
+        f"{metrics['train_seconds']} s.",
+        "",
+        "## Test split",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy | {_pct(metrics['accuracy'])} |",
+    ]
+    if "top_k_accuracy" in metrics:
+        lines.append(f"| top-{metrics['top_k']} accuracy | {_pct(metrics['top_k_accuracy'])} |")
+    if "threshold" in metrics:
+        lines.append(f"| decision threshold | {metrics['threshold']} |")
+    lines += [
+        f"| macro precision | {metrics['macro_precision']:.3f} |",
+        f"| macro recall | {metrics['macro_recall']:.3f} |",
+        f"| macro F1 | {metrics['macro_f1']:.3f} |",
+        f"| weighted F1 | {metrics['weighted_f1']:.3f} |",
+        f"| examples | {metrics['num_examples']} |",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    scratch = metrics.get("scratch")
+    if scratch:
+        lines += [
+            "",
+            "## Transfer vs training from scratch",
+            "",
+            "Same architecture, same data and splits, same total epochs; the scratch model starts from "
+            "random weights with everything trainable.",
+            "",
+            "| model | accuracy | macro F1 |",
+            "|---|---|---|",
+            f"| transfer | {_pct(metrics['accuracy'])} | {metrics['macro_f1']:.3f} |",
+            f"| scratch | {_pct(scratch['test_accuracy'])} | {scratch['macro_f1']:.3f} |",
+            f"| difference | {100 * metrics['transfer_minus_scratch']:+.1f} points | "
+            f"{metrics['macro_f1'] - scratch['macro_f1']:+.3f} |",
+        ]
+    lines += ["", "## Plots", ""]
+    for title, file in plots.items():
+        lines += [f"### {title}", "", f"![{title}]({file})", ""]
+    path = os.path.join(run_dir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

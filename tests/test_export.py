@@ -1,0 +1,196 @@
+"""Every export format round-trips and agrees with Keras; SavedModel versions are atomic."""
+
+import http.server
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_tl import datasets, export, serving, workflow
+from keras_tl.cli import main
+from conftest import local_pretrained_weights, tiny_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export_run")
+    weights = local_pretrained_weights(tmp)
+    config = tiny_config(tmp, weights=weights, head_epochs=3, epochs=1, head_lr=5e-3,
+                         fine_tune_lr=1e-4, out=str(tmp / "digits3"))
+    workflow.train(config, datasets.load_digits([0, 1, 2]))
+    return str(tmp / "digits3")
+
+
+def _test_images(run_dir, n=8):
+    model, config, _ = workflow.load_run(run_dir)
+    return model, workflow.images_at_size(workflow.load_split(run_dir, "test"), config, limit=n)
+
+
+def test_keras_format_round_trips(run_dir, tmp_path):
+    result = workflow.export_run(run_dir, "keras", out=str(tmp_path))
+    assert result.path == str(tmp_path / "digits3" / "keras" / "digits3.keras")
+    assert result.check["top1_agreement"] == 1.0 and result.check["max_abs_diff"] == 0.0
+    assert (tmp_path / "digits3" / "keras" / "labels.txt").read_text().split() == ["0", "1", "2"]
+
+
+def test_saved_model_contract_versions_and_signatures(run_dir, tmp_path):
+    first = workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="digits")
+    second = workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="digits")
+    assert (first.version, second.version) == (1, 2)
+    assert sorted(os.listdir(tmp_path / "digits")) == ["1", "2"]  # No temporary folder left.
+    version_dir = tmp_path / "digits" / "2"
+    assert (version_dir / "labels.txt").read_text().split() == ["0", "1", "2"]
+    card = json.loads((version_dir / "model_card.json").read_text())
+    assert card["classes"] == ["0", "1", "2"] and card["input_size"] == 32 and "test_accuracy" in card["test_metrics"]
+    for check in ("serving_default", "serving_images"):
+        assert first.check[check]["top1_agreement"] == 1.0
+        assert first.check[check]["max_abs_diff"] < 1e-4
+
+    loaded = tf.saved_model.load(str(version_dir), tags=["serve"])
+    assert set(loaded.signatures) == {"serving_default", "serving_images"}
+    by_bytes = loaded.signatures["serving_default"]
+    (spec,) = by_bytes.structured_input_signature[1].values()
+    assert (spec.name, spec.dtype, spec.shape.as_list()) == ("image_bytes", tf.string, [None])
+    outputs = by_bytes.structured_outputs
+    assert outputs["probabilities"].dtype == tf.float32 and outputs["labels"].dtype == tf.string
+    assert outputs["top_classes"].dtype == tf.int32
+    (images_spec,) = loaded.signatures["serving_images"].structured_input_signature[1].values()
+    assert images_spec.shape.as_list() == [None, 32, 32, 3] and images_spec.dtype == tf.float32
+
+    model, images = _test_images(run_dir, 2)
+    reference = model.predict(images, verbose=0)
+    jpeg = tf.io.encode_jpeg(images[0], quality=100).numpy()
+    png = tf.io.encode_png(images[1]).numpy()
+    answer = by_bytes(image_bytes=tf.constant([jpeg, png]))
+    probabilities = answer["probabilities"].numpy()
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities[1], reference[1], atol=1e-4)  # PNG is lossless.
+    decoded = tf.io.decode_jpeg(jpeg).numpy()[None]  # JPEG is not: compare on its decoded pixels.
+    np.testing.assert_allclose(probabilities[0], model.predict(decoded, verbose=0)[0], atol=1e-4)
+    labels = [l.decode() for l in answer["labels"].numpy()]
+    assert labels == [str(i) for i in probabilities.argmax(-1)]
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        by_bytes(image_bytes=tf.constant([b"this is not an image"]))
+
+
+def test_keep_versions_prunes_the_oldest(run_dir, tmp_path):
+    for _ in range(3):
+        result = workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="m", keep_versions=2)
+    assert sorted(os.listdir(tmp_path / "m")) == ["2", "3"]
+    assert result.check["pruned_versions"] == [1]
+
+
+def test_failed_export_leaves_no_version_and_keeps_the_previous(run_dir, tmp_path, monkeypatch):
+    workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="m")
+    before = sorted(os.listdir(tmp_path / "m" / "1"))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full (simulated) after the SavedModel was half written")
+
+    monkeypatch.setattr(export, "check_saved_model", crash)
+    with pytest.raises(RuntimeError, match="simulated"):
+        workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="m")
+    assert os.listdir(tmp_path / "m") == ["1"]
+    assert sorted(os.listdir(tmp_path / "m" / "1")) == before
+    assert tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["serving_default"] is not None
+
+
+def test_disagreeing_export_is_refused_and_not_published(run_dir, tmp_path):
+    with pytest.raises(export.ExportCheckError, match="Not published"):
+        workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", min_agreement=1.01)
+    assert not [f for f in os.listdir(tmp_path / "digits3" / "tflite") if f.endswith(".tflite")]
+
+
+@pytest.mark.parametrize("quantize", ["none", "float16", "dynamic", "int8"])
+def test_tflite_variants_agree_and_are_evaluated(run_dir, tmp_path, quantize):
+    result = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize=quantize, min_agreement=0.6)
+    assert os.path.isfile(result.path) and result.path.endswith(f"digits3_{quantize}.tflite")
+    if quantize == "none":
+        assert result.check["max_abs_diff"] < 1e-4 and result.check["top1_agreement"] == 1.0
+    record = json.loads(open(os.path.join(run_dir, "exports.json")).read())[-1]
+    assert record["quantize"] == quantize and 0 <= record["test_accuracy"] <= 1
+    assert record["latency_ms_batch1"] > 0
+
+
+def test_int8_io_and_size(run_dir, tmp_path):
+    float32 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="none")
+    int8 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", int8_io=True,
+                               min_agreement=0.6)
+    interpreter = export.tflite_interpreter(int8.path)
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    assert interpreter.get_output_details()[0]["dtype"] == np.uint8
+    assert int8.size_bytes < 0.35 * float32.size_bytes
+
+
+class _FakeServing(http.server.BaseHTTPRequestHandler):
+    """Answers TF Serving's REST predict API with the SavedModel's own serving_default signature."""
+
+    signature = None
+    requests = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append((self.path, body))
+        import base64
+
+        data = tf.constant([base64.b64decode(i["b64"]) for i in body["instances"]])
+        out = {k: v.numpy() for k, v in self.signature(image_bytes=data).items()}
+        rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
+                for i in range(len(data))]
+        payload = json.dumps({"predictions": rows}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_rest_client_against_local_server_answering_with_the_signature(run_dir, tmp_path, capsys):
+    result = workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="digits")
+    _FakeServing.signature = tf.saved_model.load(result.path).signatures["serving_default"]
+    server = http.server.HTTPServer(("127.0.0.1", 0), _FakeServing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        model, images = _test_images(run_dir, 2)
+        files = []
+        for i, image in enumerate(images):
+            path = tmp_path / f"img{i}.png"
+            path.write_bytes(tf.io.encode_png(image).numpy())
+            files.append(str(path))
+        url = f"http://127.0.0.1:{server.server_port}"
+        answers = serving.predict(url, "digits", files, version=1)
+        path, body = _FakeServing.requests[-1]
+        assert path == "/v1/models/digits/versions/1:predict"
+        assert body["signature_name"] == "serving_default" and set(body["instances"][0]) == {"b64"}
+        reference = model.predict(images, verbose=0)
+        np.testing.assert_allclose([a["probabilities"] for a in answers], reference, atol=1e-4)
+        assert [a["labels"] for a in answers] == [str(i) for i in reference.argmax(-1)]
+        assert main(["predict", "--server", url, "--model", "digits", files[0]]) == 0
+        line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert line["labels"] == answers[0]["labels"]
+    finally:
+        server.shutdown()
+
+
+def test_models_config_lists_saved_model_exports(run_dir, tmp_path):
+    workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="a")
+    workflow.export_run(run_dir, "tflite", out=str(tmp_path), name="b")  # No integer version: not served.
+    text = serving.models_config(str(tmp_path))
+    assert 'name: "a"' in text and 'base_path: "/models/a"' in text and 'model_platform: "tensorflow"' in text
+    assert 'name: "b"' not in text
+
+
+def test_cli_export(run_dir, tmp_path, capsys):
+    assert main(["export", run_dir, "--format", "saved_model", "--out", str(tmp_path), "--name", "cli"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["version"] == 1 and os.path.isdir(printed["path"])
+    assert main(["export", run_dir, "--format", "keras", "--quantize", "int8", "--out", str(tmp_path)]) == 2
+    assert "Quantization applies to TFLite only" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""Plots, report.md, --compare-scratch and backbone comparison."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_tl import datasets, plots, workflow
+from keras_tl.model import get_backbone
+from conftest import local_pretrained_weights, tiny_config
+
+NAMES = ["cat", "dog", "rocket"]
+
+
+def _png_size(path):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size
+
+
+def test_confusion_matrix_plot_is_a_png_with_class_names(tmp_path):
+    path = tmp_path / "cm.png"
+    fig = plots.confusion_matrix([[5, 1, 0], [0, 3, 3], [0, 0, 0]], NAMES, str(path))
+    assert _png_size(path) == (400, 400)  # 4x4 inches (the minimum) at 100 dpi.
+    texts = plots.figure_texts(fig)
+    assert all(name in texts for name in NAMES)
+    assert "0.83" in texts and "0.50" in texts  # Row-normalized; an empty row stays 0.
+
+
+def test_learning_curves_mark_the_phase_boundary(tmp_path):
+    histories = {"phase1": {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.5, 0.6], "val_accuracy": [0.4, 0.5]},
+                 "phase2": {"loss": [0.5], "val_loss": [0.7], "accuracy": [0.8], "val_accuracy": [0.7]}}
+    fig = plots.learning_curves(histories, str(tmp_path / "lc.png"))
+    assert _png_size(tmp_path / "lc.png") == (1000, 400)
+    assert "phase2 starts" in plots.figure_texts(fig)
+    boundary = [line for ax in fig.axes for line in ax.lines if line.get_linestyle() == ":"]
+    assert len(boundary) == 2 and boundary[0].get_xdata()[0] == 2.5
+
+
+def test_per_class_f1_and_confident_errors(tmp_path):
+    fig = plots.per_class_f1({n: {"f1": f} for n, f in zip(NAMES, [0.9, 0.5, 0.0])}, str(tmp_path / "f1.png"))
+    assert all(n in plots.figure_texts(fig) for n in NAMES)
+    images = np.zeros((3, 8, 8, 3), np.uint8)
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.4, 0.0]])
+    fig = plots.confident_errors(images, np.array([1, 1, 2]), probabilities, NAMES, str(tmp_path / "err.png"))
+    titles = [t for t in plots.figure_texts(fig) if t.startswith("true")]
+    assert titles == ["true dog\npred cat (0.90)", "true rocket\npred cat (0.60)"]  # Most confident first.
+    assert _png_size(tmp_path / "err.png")[0] == 1000
+
+
+def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, monkeypatch):
+    weights_file = local_pretrained_weights(tmp_path)
+    starts = []
+    real_fine_tune = workflow.fine_tune
+
+    def spy(model, *args, **kwargs):
+        starts.append([w.numpy().copy() for w in get_backbone(model).weights])
+        return real_fine_tune(model, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "fine_tune", spy)
+    config = tiny_config(tmp_path, weights=weights_file, compare_scratch=True)
+    result = workflow.train(config, datasets.load_digits([0, 1, 2]))
+
+    pretrained = get_backbone(workflow.build_model("mobilenet_v2", num_classes=3, weights=weights_file, image_size=32))
+    reference = [w.numpy() for w in pretrained.weights]
+    assert len(starts) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(starts[0], reference))
+    kernels = [i for i, w in enumerate(pretrained.weights) if "kernel" in w.path]
+    assert all(not np.array_equal(starts[1][i], reference[i]) for i in kernels)
+
+    metrics = json.loads(open(os.path.join(result.run_dir, "metrics.json")).read())
+    assert metrics["transfer_minus_scratch"] == pytest.approx(metrics["test_accuracy"] - metrics["scratch"]["test_accuracy"])
+    scratch_config = open(os.path.join(result.run_dir, "scratch", "config.yaml")).read() if os.path.exists(
+        os.path.join(result.run_dir, "scratch", "config.yaml")) else None
+    assert scratch_config is None  # The scratch twin shares the parent's data files.
+    history = json.loads(open(os.path.join(result.run_dir, "scratch", "history.json")).read())
+    assert list(history) == ["full"] and len(history["full"]["loss"]) == config.head_epochs + config.epochs
+    report = open(os.path.join(result.run_dir, "report.md")).read()
+    assert "## Transfer vs training from scratch" in report
+    for png in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png", "confident_errors.png"):
+        assert f"]({png})" in report and os.path.isfile(os.path.join(result.run_dir, png))
+
+
+def test_compare_ranks_two_backbones_and_writes_table_and_plot(tmp_path):
+    config = tiny_config(tmp_path, out=str(tmp_path / "cmp"), head_epochs=1, epochs=0, strategy="full")
+    rows = workflow.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], datasets.load_digits([0, 1, 2]))
+    assert {r["backbone"] for r in rows} == {"mobilenet_v2", "mobilenet_v3_small"}
+    assert rows[0]["test_accuracy"] >= rows[1]["test_accuracy"]
+    for r in rows:
+        assert r["params"] > 0 and r["model_mb"] > 0 and r["keras_latency_ms"] > 0 and r["tflite_latency_ms"] > 0
+    table = open(tmp_path / "cmp" / "compare.md").read()
+    assert table.index(rows[0]["backbone"]) < table.index(rows[1]["backbone"], table.index("| 2 |"))
+    assert _png_size(tmp_path / "cmp" / "pareto.png") == (600, 450)
