@@ -1,45 +1,62 @@
-"""Augmentation policies built from Keras preprocessing layers, applied in tf.data (train only)."""
+"""Augmentation policies built from Keras preprocessing layers, applied in tf.data (train only).
+
+A policy is a dict of parameters (`keras_tl.config.resolve_augment`); `none`, `light`, `standard`
+and `strong` are presets and any parameter can be overridden from the config (`augment_params`).
+Images stay uint8 on both sides.
+"""
 
 import keras
 import tensorflow as tf
 
-POLICIES = ("none", "light", "standard")
+from keras_tl.config import AUGMENT_PRESETS
 
 
-def layers_for(name, seed=None):
-    """The Keras preprocessing layers of a named policy.
+def is_identity(params):
+    return params == AUGMENT_PRESETS["none"]
 
-    Args:
-        name: str. "none", "light" (flip, small rotation and zoom) or "standard" (light plus
-            translation, contrast and brightness).
-        seed: int. Seed of the random layers.
-    """
-    if name not in POLICIES:
-        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(POLICIES)}")
-    if name == "none":
-        return []
-    layers = [
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.05, seed=seed),
-        keras.layers.RandomZoom(0.1, seed=seed),
-    ]
-    if name == "standard":
-        layers += [
-            keras.layers.RandomTranslation(0.1, 0.1, seed=seed),
-            keras.layers.RandomContrast(0.2, seed=seed),
-            keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
-        ]
+
+def image_layers(params, image_size, seed=None):
+    """The per-image Keras layers of a parameter dict, in order."""
+    layers = []
+    if params["crop"] < 1:
+        side = max(1, int(round(image_size * params["crop"])))
+        layers += [keras.layers.RandomCrop(side, side, seed=seed), keras.layers.Resizing(image_size, image_size)]
+    if params["flip"] != "none":
+        layers.append(keras.layers.RandomFlip(params["flip"], seed=seed))
+    if params["rotation"]:
+        layers.append(keras.layers.RandomRotation(params["rotation"], seed=seed))
+    if params["zoom"]:
+        layers.append(keras.layers.RandomZoom(params["zoom"], seed=seed))
+    if params["translation"]:
+        layers.append(keras.layers.RandomTranslation(params["translation"], params["translation"], seed=seed))
+    if params["contrast"]:
+        layers.append(keras.layers.RandomContrast(params["contrast"], value_range=(0, 255), seed=seed))
+    if params["brightness"]:
+        layers.append(keras.layers.RandomBrightness(params["brightness"], value_range=(0, 255), seed=seed))
+    if params["randaugment"]:
+        layers.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed))
     return layers
 
 
-def policy(name, seed=None):
-    """A function `uint8 batch -> augmented uint8 batch` for `tf.data.Dataset.map`."""
-    layers = layers_for(name, seed)
+def batch_function(params, image_size, seed=None):
+    """`(uint8 images, float targets) -> (uint8 images, float targets)` for `Dataset.map` on batches.
 
-    def apply(images):
+    MixUp and CutMix mix targets too, so they need float (one-hot or multi-hot) targets.
+    """
+    layers = image_layers(params, image_size, seed)
+    mixer = None
+    if params["cutmix"]:
+        mixer = keras.layers.CutMix(seed=seed)
+    elif params["mixup_alpha"]:
+        mixer = keras.layers.MixUp(alpha=params["mixup_alpha"], seed=seed)
+
+    def apply(images, targets):
         x = tf.cast(images, tf.float32)
         for layer in layers:
             x = layer(x, training=True)
-        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+        if mixer is not None:
+            mixed = mixer({"images": x, "labels": targets}, training=True)
+            x, targets = mixed["images"], mixed["labels"]
+        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), targets
 
     return apply

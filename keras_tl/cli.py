@@ -57,6 +57,12 @@ def _parser():
         if name != "backbone":
             compare.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
 
+    show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples")
+    show.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
+    show.add_argument("--png", default="batch.png", help="the PNG to write (default batch.png)")
+    for name, (kind, help_text) in _TRAIN_FLAGS.items():
+        show.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
+
     evaluate = sub.add_parser("evaluate", help="recompute a run's test metrics from its saved model")
     evaluate.add_argument("run_dir")
 
@@ -140,6 +146,11 @@ def _run(args):
 
         names = [n.strip() for n in args.backbones.split(",") if n.strip()]
         workflow.compare_backbones(_train_config(args), names)
+        return 0
+    if args.command == "show-batch":
+        from keras_tl import workflow
+
+        print(workflow.show_batch(_train_config(args), args.png))
         return 0
     if args.command == "evaluate":
         from keras_tl import workflow

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import yaml
 
 STRATEGIES = ("two_phase", "feature_extraction", "full")
-TASKS = ("auto", "multiclass", "binary")
+TASKS = ("auto", "multiclass", "binary", "multilabel")
 POOLINGS = ("avg", "max")
 SCHEDULES = ("cosine", "plateau", "constant")
-AUGMENTATIONS = ("none", "light", "standard")
-CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHTS = ("none", "balanced", "oversample")
+CACHES = ("memory", "disk", "none")
 
 
 @dataclass
@@ -24,7 +24,9 @@ class TrainConfig:
     """Everything a training run needs, with its defaults.
 
     Args:
-        data: str. A directory of class folders. Defaults to None (pass arrays from Python).
+        data: str. A directory of class folders, a CSV manifest (`path,label[,split]`; labels
+            joined by ";" for multi-label) or "tfds:NAME[:SPLIT]". Defaults to None (pass a source
+            from Python).
         backbone: str. A name from `keras-tl backbones` or a KerasHub preset handle.
             Defaults to "mobilenet_v2".
         weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset".
@@ -38,6 +40,11 @@ class TrainConfig:
             "blocks:K" or "from:NAME" (a layer name or block prefix). Defaults to "all".
         head_lr: float. Phase 1 learning rate. Defaults to 1e-3.
         fine_tune_lr: float. Phase 2 learning rate, kept low. Defaults to 1e-5.
+        augment: str. "none", "light", "standard" or "strong" (adds RandAugment and MixUp);
+            `augment_params` overrides single parameters (see `keras_tl.config.AUGMENT_PRESETS`).
+        class_weight: str. "balanced" class weights, "oversample" (equal class draws in tf.data)
+            or "none". Defaults to "balanced".
+        cache: str. Decoded images cached in "memory", on "disk" (in the run directory) or "none".
         compare_scratch: bool. Also train the same architecture from random weights with the same
             data and epoch budget, and report both. Defaults to False.
     """
@@ -74,7 +81,8 @@ class TrainConfig:
     test_split: float = 0.15
     labels_per_class: int | None = None
     augment: str = "none"
-    cache: bool = True
+    augment_params: dict = field(default_factory=dict)
+    cache: str = "memory"
 
     def validate(self):
         """Checks types, ranges and choices; raises `ValueError` naming the bad field."""
@@ -82,8 +90,11 @@ class TrainConfig:
         _choice("task", self.task, TASKS)
         _choice("pooling", self.pooling, POOLINGS)
         _choice("schedule", self.schedule, SCHEDULES)
-        _choice("augment", self.augment, AUGMENTATIONS)
         _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        _choice("cache", self.cache, CACHES)
+        if not isinstance(self.augment_params, dict):
+            raise ValueError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
+        resolve_augment(self.augment, self.augment_params)
         for name in ("head_epochs", "epochs"):
             _int_at_least(name, getattr(self, name), 0)
         _int_at_least("batch_size", self.batch_size, 1)
@@ -149,6 +160,44 @@ class TrainConfig:
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
         return cls.from_dict(values)
+
+
+_OFF = dict(flip="none", rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0, brightness=0.0,
+            crop=1.0, randaugment=False, mixup_alpha=0.0, cutmix=False)
+AUGMENT_PRESETS = {
+    "none": dict(_OFF),
+    "light": {**_OFF, "flip": "horizontal", "rotation": 0.05, "zoom": 0.1},
+    "standard": {**_OFF, "flip": "horizontal", "rotation": 0.1, "zoom": 0.15, "translation": 0.1,
+                 "contrast": 0.2, "brightness": 0.2, "crop": 0.9},
+    "strong": {**_OFF, "flip": "horizontal", "rotation": 0.15, "zoom": 0.2, "translation": 0.1,
+               "contrast": 0.3, "brightness": 0.3, "crop": 0.8, "randaugment": True,
+               "mixup_alpha": 0.2},
+}
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+def resolve_augment(name, overrides=None):
+    """The parameters of preset `name` with `overrides` applied; unknown keys are refused.
+
+    Example:
+    >>> keras_tl.config.resolve_augment("light", {"rotation": 0.2})["rotation"]
+    0.2
+    """
+    if name not in AUGMENT_PRESETS:
+        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUGMENT_PRESETS)}")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(_OFF))
+    if unknown:
+        raise ValueError(f"Unknown augmentation parameters {unknown}. Allowed: {sorted(_OFF)}")
+    params = {**AUGMENT_PRESETS[name], **overrides}
+    if params["flip"] not in FLIPS:
+        raise ValueError(f"`flip` must be one of {list(FLIPS)}. Received: flip={params['flip']!r}")
+    for key in ("rotation", "zoom", "translation", "contrast", "brightness", "mixup_alpha"):
+        if not isinstance(params[key], (int, float)) or not 0 <= params[key] <= 1:
+            raise ValueError(f"`{key}` must be a number in [0, 1]. Received: {key}={params[key]!r}")
+    if not isinstance(params["crop"], (int, float)) or not 0 < params["crop"] <= 1:
+        raise ValueError(f"`crop` (fraction of the side kept) must be in (0, 1]. Received: {params['crop']!r}")
+    return params
 
 
 def parse_unfreeze(policy):

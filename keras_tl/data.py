@@ -15,6 +15,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from keras_tl import augment as augment_lib
+from keras_tl.config import resolve_augment
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SPLITS = ("train", "val", "test")
@@ -179,6 +180,130 @@ def from_directory(path):
     return ImageSource(class_names, paths, labels, predefined, skipped)
 
 
+def from_manifest(path, *, separator=";"):
+    """Reads a CSV manifest: a header with `path` and `label` columns, and optionally `split`.
+
+    Paths are relative to the CSV's folder unless absolute. A label cell holding several labels
+    joined by `separator` (e.g. "sky;tree") makes the source multi-label: its labels become a
+    multi-hot `(N, C)` array. Unreadable files are skipped and reported, like `from_directory`.
+
+    Example:
+    >>> source = keras_tl.data.from_manifest("photos/labels.csv")
+    """
+    import csv
+
+    if not os.path.isfile(path):
+        raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
+    root = os.path.dirname(os.path.abspath(path))
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        if "path" not in columns or "label" not in columns:
+            raise ValueError(f"A manifest needs 'path' and 'label' columns. Received columns: {columns}")
+        rows = list(reader)
+    paths, label_sets, split_of, skipped = [], [], [], []
+    for number, row in enumerate(rows, start=2):
+        full = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
+        labels = [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
+        split = (row.get("split") or "").strip() or None
+        reason = None
+        if not labels:
+            reason = f"row {number}: empty label"
+        elif split is not None and split not in SPLITS:
+            reason = f"row {number}: split must be one of {list(SPLITS)}, got {split!r}"
+        elif not os.path.isfile(full):
+            reason = "file not found"
+        else:
+            reason = check_image_file(full)
+        if reason:
+            skipped.append((full, reason))
+            continue
+        paths.append(full)
+        label_sets.append(labels)
+        split_of.append(split)
+    if not paths:
+        raise ValueError(f"No readable images listed in {path!r} (skipped {len(skipped)} rows).")
+    class_names = sorted({l for labels in label_sets for l in labels})
+    index = {name: i for i, name in enumerate(class_names)}
+    if any(len(labels) > 1 for labels in label_sets):
+        labels = np.zeros((len(paths), len(class_names)), dtype=np.int64)
+        for row, names in enumerate(label_sets):
+            labels[row, [index[n] for n in names]] = 1
+    else:
+        labels = np.asarray([index[names[0]] for names in label_sets], dtype=np.int64)
+    predefined = None
+    if any(s is not None for s in split_of):
+        if any(s is None for s in split_of):
+            raise ValueError(f"{path!r}: give a split for every row or for none.")
+        split_of = np.asarray(split_of, dtype=object)
+        predefined = {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
+    return ImageSource(class_names, paths, labels, predefined, skipped)
+
+
+def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="label"):
+    """Loads a tensorflow-datasets image classification dataset into memory as a source.
+
+    Uses `tfds.load` (downloads on first use and caches in `data_dir`, as TFDS always does).
+    Images are decoded to uint8 RGB arrays, so this suits datasets that fit in memory.
+
+    Args:
+        name: str. A TFDS name, e.g. "tf_flowers" or "cifar10".
+        split: str. A TFDS split ("train", "train[:10%]"); None takes every split and keeps
+            TFDS' own "train"/"validation"/"test" as predefined splits.
+        data_dir: str. TFDS data directory. Defaults to TFDS' default.
+
+    Example:
+    >>> source = keras_tl.data.from_tfds("tf_flowers")
+    """
+    import tensorflow_datasets as tfds
+    from tqdm import tqdm
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    label_feature = builder.info.features[label_key]
+    class_names = list(getattr(label_feature, "names", None) or range(label_feature.num_classes))
+    splits = [split] if split else (list(builder.info.splits) or ["train"])
+    images, labels, split_of = [], [], []
+    for part in splits:
+        ds = tfds.load(name, split=part, data_dir=data_dir)
+        for example in tqdm(tfds.as_numpy(ds), desc=f"tfds {name}[{part}]", unit="img"):
+            image = example[image_key]
+            if image.ndim == 2 or image.shape[-1] == 1:
+                image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=-1)
+            images.append(image[..., :3])
+            labels.append(int(example[label_key]))
+            split_of.append({"validation": "val"}.get(part, part))
+    shapes = {i.shape for i in images}
+    if len(shapes) != 1:
+        side = max(max(s[0], s[1]) for s in shapes)  # Same size for one array; the pipeline resizes again.
+        images = [tf.image.resize(i, (side, side)).numpy().round().clip(0, 255).astype(np.uint8) for i in images]
+    source = from_arrays(np.stack(images), np.asarray(labels, dtype=np.int64), [str(c) for c in class_names])
+    if split is None and {"train"} <= set(split_of) and len(set(split_of)) > 1:
+        split_of = np.asarray(split_of, dtype=object)
+        source.predefined = {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
+    return source
+
+
+def load_source(spec):
+    """A source from a config's `data` string: a class-folder directory, a `.csv` manifest, or
+    "tfds:NAME[:SPLIT]"."""
+    if spec.startswith("tfds:"):
+        _, name, *rest = spec.split(":", 2)
+        return from_tfds(name, split=rest[0] if rest else None)
+    if spec.lower().endswith(".csv"):
+        return from_manifest(spec)
+    return from_directory(spec)
+
+
+def strata(labels):
+    """The label each row is stratified on: itself, or (multi-label) its rarest positive label."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return labels
+    frequency = labels.sum(axis=0)
+    rarity = np.where(labels > 0, frequency[None, :], np.inf)
+    return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), -1)
+
+
 def stratified_split(labels, val_split, test_split, seed):
     """Seeded, stratified indices for train/val/test.
 
@@ -187,7 +312,7 @@ def stratified_split(labels, val_split, test_split, seed):
     Returns:
         dict "train"/"val"/"test" -> sorted int arrays of indices.
     """
-    labels = np.asarray(labels)
+    labels = strata(labels)
     rng = np.random.default_rng(seed)
     parts = {s: [] for s in SPLITS}
     for label in np.unique(labels):
@@ -220,6 +345,7 @@ def limit_per_class(labels, indices, per_class, seed):
 
 
 def _carve(labels, indices, fraction, seed):
+    labels = strata(labels)
     rng = np.random.default_rng(seed)
     rest, carved = [], []
     for label in np.unique(labels[indices]):
@@ -232,6 +358,8 @@ def _carve(labels, indices, fraction, seed):
 
 def split_source(source, *, val_split, test_split, seed, labels_per_class=None):
     """Splits a source into `{"train", "val", "test"}` `Split`s (predefined splits are kept)."""
+    if labels_per_class and source.labels.ndim == 2:
+        raise ValueError("`labels_per_class` applies to single-label data only.")
     if len(source.class_names) < 2:
         raise ValueError(
             f"Classification needs at least 2 classes. Received: {len(source.class_names)} "
@@ -276,8 +404,10 @@ def _resize(image, image_size):
 
 
 def encode_labels(labels, num_classes, task):
-    """Integer labels -> float targets: one-hot for multiclass, `(N, 1)` for binary."""
+    """Labels -> float targets: one-hot (multiclass), `(N, 1)` (binary), multi-hot as is (multilabel)."""
     labels = np.asarray(labels)
+    if task == "multilabel":
+        return labels.astype(np.float32)
     if task == "binary":
         return labels.astype(np.float32)[:, None]
     return np.eye(num_classes, dtype=np.float32)[labels]
@@ -292,12 +422,29 @@ def make_dataset(
     task="multiclass",
     training=False,
     augment="none",
-    cache=True,
+    augment_params=None,
+    oversample=False,
+    cache="memory",
     seed=0,
 ):
     """Builds the tf.data pipeline of one split: `(uint8 images (B, S, S, 3), float targets)`.
 
-    Augmentation and shuffling happen only when `training=True`; caching comes before both.
+    Decoding and resizing run in parallel (AUTOTUNE); the decoded uint8 images are cached (in
+    memory, or in a file when `cache` is a path) before shuffling and augmentation, which happen
+    only when `training=True`; batches are prefetched.
+
+    Args:
+        split: Split. Arrays or file paths, and labels.
+        image_size: int. Side the images are resized to.
+        batch_size: int.
+        num_classes: int.
+        task: str. "multiclass", "binary" or "multilabel" (labels `(N, C)` multi-hot).
+        training: bool. Shuffle and augment. Defaults to False.
+        augment: str. An `augment` preset ("none", "light", "standard", "strong").
+        augment_params: dict. Overrides of the preset's parameters.
+        oversample: bool. Training only: draw every class equally often (single-label tasks).
+        cache: str or bool. "memory" (or True), "none" (or False), or a file path prefix.
+        seed: int.
     """
     targets = encode_labels(split.labels, num_classes, task)
     autotune = tf.data.AUTOTUNE
@@ -307,15 +454,38 @@ def make_dataset(
     else:
         ds = tf.data.Dataset.from_tensor_slices((list(split.images), targets))
         ds = ds.map(lambda p, y: (_decode_file(p, image_size), y), num_parallel_calls=autotune)
-    if cache:
+    if cache is True or cache == "memory":
         ds = ds.cache()
-    if training:
+    elif cache not in (False, None, "none"):
+        ds = ds.cache(str(cache))
+    if training and oversample:
+        ds = _oversampled(ds, split.labels, seed)
+    elif training:
         ds = ds.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if training and augment != "none":
-        pipeline = augment_lib.policy(augment, seed=seed)
-        ds = ds.map(lambda x, y: (pipeline(x), y), num_parallel_calls=autotune)
+    params = resolve_augment(augment, augment_params)
+    if training and not augment_lib.is_identity(params):
+        ds = ds.map(augment_lib.batch_function(params, image_size, seed), num_parallel_calls=autotune)
     return ds.prefetch(autotune)
+
+
+def _oversampled(ds, labels, seed):
+    """Every class drawn with equal probability; one epoch = as many images as the split has."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError("Oversampling needs single-label data; use class weights for multi-label.")
+    classes = np.unique(labels)
+    label_tensor = tf.constant(labels)
+    indexed = ds.enumerate()
+    per_class = [
+        indexed.filter(lambda i, xy, c=int(c): tf.equal(tf.gather(label_tensor, i), c))
+        .map(lambda i, xy: xy)
+        .shuffle(int(np.sum(labels == c)), seed=seed)
+        .repeat()
+        for c in classes
+    ]
+    mixed = tf.data.Dataset.sample_from_datasets(per_class, weights=[1 / len(classes)] * len(classes), seed=seed)
+    return mixed.take(len(labels))
 
 
 def steps_per_epoch(split, batch_size):

@@ -73,6 +73,54 @@ def classification_metrics(y_true, probabilities, class_names, *, threshold=0.5,
     return result
 
 
+def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
+    """Metrics of a multi-label classifier (independent sigmoid per class).
+
+    Args:
+        y_true: 0/1 array `(N, C)`.
+        probabilities: float array `(N, C)`.
+        class_names: list of str.
+        threshold: float or a per-class sequence of C floats. Defaults to 0.5.
+
+    Returns:
+        A JSON-ready dict: "thresholds" (per class), "subset_accuracy" (every label right),
+        "hamming_accuracy" (label-wise), "micro_f1", "macro_f1", "macro_precision",
+        "macro_recall" and "per_class" precision/recall/f1/support.
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if y_true.shape != probabilities.shape or y_true.shape[1] != len(class_names):
+        raise ValueError(
+            f"`y_true` and `probabilities` must both be (N, {len(class_names)}). "
+            f"Received: {y_true.shape} and {probabilities.shape}"
+        )
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(class_names),))
+    y_pred = probabilities >= thresholds
+    tp = np.sum(y_true & y_pred, axis=0)
+    predicted = y_pred.sum(axis=0)
+    support = y_true.sum(axis=0)
+    precision = _safe_divide(tp, predicted)
+    recall = _safe_divide(tp, support)
+    f1 = _safe_divide(2 * precision * recall, precision + recall)
+    micro_p = _safe_divide(tp.sum(), predicted.sum())
+    micro_r = _safe_divide(tp.sum(), support.sum())
+    return {
+        "thresholds": thresholds.tolist(),
+        "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))),
+        "hamming_accuracy": float(np.mean(y_true == y_pred)),
+        "micro_f1": float(_safe_divide(2 * micro_p * micro_r, micro_p + micro_r)),
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "num_examples": int(len(y_true)),
+    }
+
+
 def format_metrics(metrics):
     """A short human summary of `classification_metrics` output."""
     lines = [

@@ -35,7 +35,8 @@ def build_model(
         num_classes: int. Number of classes (2 with task="binary" gives one sigmoid output).
         weights: str. "imagenet", "none", a weights file, or "preset" for KerasHub.
         image_size: int. Input side; defaults to the backbone's default size.
-        task: str. "multiclass" (softmax) or "binary" (one sigmoid unit).
+        task: str. "multiclass" (softmax), "binary" (one sigmoid unit) or "multilabel" (one
+            sigmoid per class).
         pooling: str. "avg" or "max" over the feature map.
         dense_units: list of int. Extra Dense+ReLU layers in the head. Defaults to none.
         dropout: float. Dropout before the output layer. Defaults to 0.2.
@@ -50,8 +51,8 @@ def build_model(
     spec = backbones.get(backbone) if isinstance(backbone, str) else backbone
     size = image_size or spec.default_size
     preprocess, base = backbones.build(spec, weights=weights, image_size=size)
-    if task not in ("multiclass", "binary"):
-        raise ValueError(f"`task` must be 'multiclass' or 'binary'. Received: task={task!r}")
+    if task not in ("multiclass", "binary", "multilabel"):
+        raise ValueError(f"`task` must be 'multiclass', 'binary' or 'multilabel'. Received: task={task!r}")
     if task == "binary" and num_classes != 2:
         raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
     if num_classes < 2:
@@ -70,7 +71,7 @@ def build_model(
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(
         1 if task == "binary" else num_classes,
-        activation="sigmoid" if task == "binary" else "softmax",
+        activation="softmax" if task == "multiclass" else "sigmoid",
         dtype="float32",  # Keeps probabilities in float32 under mixed precision.
         name="predictions",
     )(x)
@@ -97,6 +98,14 @@ def _pool(x, pooling):
     else:
         return x
     return layer(name="head_pool")(x)
+
+
+def task_of(model):
+    """"binary", "multilabel" or "multiclass", read off a built model's output layer."""
+    if model.output_shape[-1] == 1:
+        return "binary"
+    activation = model.get_layer("predictions").activation
+    return "multilabel" if getattr(activation, "__name__", "") == "sigmoid" else "multiclass"
 
 
 def get_backbone(model):

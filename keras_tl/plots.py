@@ -104,6 +104,18 @@ def confident_errors(images, y_true, probabilities, class_names, path=None, coun
     return _finish(fig, path)
 
 
+def image_grid(images, titles, path=None, columns=4):
+    """A grid of uint8 images with a title under each (augmented batches, samples)."""
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=8)
+    return _finish(fig, path)
+
+
 def pareto(rows, path=None):
     """Accuracy vs latency of compared backbones; point area = model size on disk."""
     fig, ax = plt.subplots(figsize=(6, 4.5))

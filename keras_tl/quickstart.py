@@ -21,15 +21,16 @@ SOURCE_DIGITS = [0, 1, 2, 3, 4]
 TARGET_DIGITS = [5, 6, 7, 8, 9]
 
 
-def run(out="runs/quickstart", *, labels_per_class=10, backbone="mobilenet_v2", image_size=32,
-        source_epochs=12, head_epochs=10, epochs=10, seed=0):
+def run(out="runs/quickstart", *, labels_per_class=10, backbone="mobilenet_v2", image_size=48,
+        source_epochs=15, head_epochs=15, epochs=10, seed=0):
     """Runs the quickstart and returns `{"transfer": metrics, "scratch": metrics, "seconds": s}`.
 
     Args:
         out: str. Parent folder of the three run directories (source, transfer, scratch).
         labels_per_class: int. Training labels per target class. Defaults to 10.
         backbone: str. A small Keras Applications backbone. Defaults to "mobilenet_v2".
-        image_size: int. Defaults to 32 (the digits are 8x8 scans, upsampled).
+        image_size: int. Defaults to 48 (the digits are 8x8 scans, upsampled; at 48px the
+            backbone keeps a 2x2 feature map).
         source_epochs, head_epochs, epochs: int. The epoch budgets; scratch gets
             `head_epochs + epochs`, the same as transfer's two phases together.
         seed: int.

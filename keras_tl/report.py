@@ -28,7 +28,7 @@ def write_report(run_dir, config, metrics, plots):
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy | {_pct(metrics['accuracy'])} |",
+        f"| accuracy{' (all labels right)' if 'subset_accuracy' in metrics else ''} | {_pct(metrics['accuracy'])} |",
     ]
     if "top_k_accuracy" in metrics:
         lines.append(f"| top-{metrics['top_k']} accuracy | {_pct(metrics['top_k_accuracy'])} |")
@@ -38,7 +38,12 @@ def write_report(run_dir, config, metrics, plots):
         f"| macro precision | {metrics['macro_precision']:.3f} |",
         f"| macro recall | {metrics['macro_recall']:.3f} |",
         f"| macro F1 | {metrics['macro_f1']:.3f} |",
-        f"| weighted F1 | {metrics['weighted_f1']:.3f} |",
+    ]
+    for key, title in (("weighted_f1", "weighted F1"), ("micro_f1", "micro F1"),
+                       ("hamming_accuracy", "label-wise (Hamming) accuracy")):
+        if key in metrics:
+            lines.append(f"| {title} | {metrics[key]:.3f} |")
+    lines += [
         f"| examples | {metrics['num_examples']} |",
         "",
         "| class | precision | recall | F1 | support |",

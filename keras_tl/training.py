@@ -12,7 +12,7 @@ import keras
 
 from keras_tl import backbones
 from keras_tl.config import parse_unfreeze
-from keras_tl.model import get_backbone, is_pretrained
+from keras_tl.model import get_backbone, is_pretrained, task_of
 
 
 def set_trainable(model, policy, *, spec=None, freeze_batchnorm=True):
@@ -85,12 +85,13 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
 
     Args:
         learning_rate: float or a `keras.optimizers.schedules.LearningRateSchedule`.
-        task: str. "multiclass" (one-hot targets) or "binary" (targets `(N, 1)`).
+        task: str. "multiclass" (one-hot targets), "binary" (targets `(N, 1)`) or "multilabel"
+            (multi-hot targets; accuracy is label-wise).
         label_smoothing: float. Defaults to 0.
         jit_compile: bool or "auto". XLA; off by default since compiling costs more than it
             saves for the short CPU runs this library is tested with.
     """
-    if task == "binary":
+    if task in ("binary", "multilabel"):
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
     else:
@@ -157,7 +158,7 @@ def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class
         dict phase name -> `History.history` ("phase1", "phase2" or "full").
     """
     spec = backbones.get(config.backbone)
-    task = "binary" if model.output_shape[-1] == 1 else "multiclass"
+    task = task_of(model)
     pretrained = is_pretrained(config.weights)
     checkpoint = None
     if run_dir:

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_tl import backbones, data, export, plots
 from keras_tl.config import TrainConfig
-from keras_tl.evaluate import classification_metrics, format_metrics
+from keras_tl.evaluate import classification_metrics, format_metrics, multilabel_metrics
 from keras_tl.model import build_model, get_backbone
 from keras_tl.report import write_report
 from keras_tl.training import fine_tune
@@ -60,9 +60,13 @@ def check_config(config, source=None):
     if source is None:
         if config.data is None:
             raise ValueError("No data: set `data` to a directory of class folders or pass a source.")
-        if not os.path.isdir(config.data):
+        if config.data.lower().endswith(".csv"):
+            if not os.path.isfile(config.data):
+                raise ValueError(f"Manifest not found: {config.data!r}. Expected a CSV file.")
+        elif not config.data.startswith("tfds:") and not os.path.isdir(config.data):
             raise ValueError(
-                f"Data directory not found: {config.data!r}. Expected a folder of class folders."
+                f"Data directory not found: {config.data!r}. Expected a folder of class folders, "
+                "a .csv manifest or tfds:NAME."
             )
     return spec
 
@@ -79,7 +83,14 @@ def _precision(enabled):
         keras.config.set_dtype_policy(previous)
 
 
-def resolve_task(config, num_classes):
+def resolve_task(config, num_classes, multilabel=False):
+    if multilabel:
+        if config.task not in ("auto", "multilabel"):
+            raise ValueError(f"The data has several labels per image; task must be 'auto' or "
+                             f"'multilabel'. Received: task={config.task!r}")
+        return "multilabel"
+    if config.task == "multilabel":
+        raise ValueError("task='multilabel' needs multi-label data (a manifest with 'a;b' labels).")
     if config.task == "auto":
         return "binary" if num_classes == 2 else "multiclass"
     if config.task == "binary" and num_classes != 2:
@@ -106,7 +117,7 @@ def train(config, source=None):
     started = time.perf_counter()
     spec = check_config(config, source)
     if source is None:
-        source = data.from_directory(config.data)
+        source = data.load_source(config.data)
     splits = data.split_source(
         source,
         val_split=config.val_split,
@@ -115,7 +126,7 @@ def train(config, source=None):
         labels_per_class=config.labels_per_class,
     )
     num_classes = len(source.class_names)
-    task = resolve_task(config, num_classes)
+    task = resolve_task(config, num_classes, multilabel=source.labels.ndim == 2)
     size = config.image_size or spec.default_size
     resolved = TrainConfig.from_dict({**config.to_dict(), "image_size": size, "task": task})
 
@@ -172,13 +183,21 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
     os.makedirs(run_dir, exist_ok=True)
     num_classes = len(class_names)
     keras.utils.set_random_seed(config.seed)
+    def cache(split):
+        if config.cache == "disk":
+            os.makedirs(os.path.join(run_dir, "cache"), exist_ok=True)
+            return os.path.join(run_dir, "cache", split)
+        return config.cache
+
     pipeline = dict(image_size=config.image_size, batch_size=config.batch_size,
-                    num_classes=num_classes, task=config.task, cache=config.cache, seed=config.seed)
-    train_ds = data.make_dataset(splits["train"], training=True, augment=config.augment, **pipeline)
-    val_ds = data.make_dataset(splits["val"], **pipeline)
-    test_ds = data.make_dataset(splits["test"], **pipeline)
+                    num_classes=num_classes, task=config.task, seed=config.seed)
+    train_ds = data.make_dataset(splits["train"], training=True, augment=config.augment,
+                                 augment_params=config.augment_params, cache=cache("train"),
+                                 oversample=config.class_weight == "oversample", **pipeline)
+    val_ds = data.make_dataset(splits["val"], cache=cache("val"), **pipeline)
+    test_ds = data.make_dataset(splits["test"], cache=cache("test"), **pipeline)
     class_weight = None
-    if config.class_weight == "balanced":
+    if config.class_weight == "balanced" and config.task != "multilabel":
         class_weight = data.class_weights(splits["train"].labels, num_classes)
 
     with _precision(config.mixed_precision):
@@ -205,7 +224,7 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
     model.save(os.path.join(run_dir, MODEL_FILE))
     print("[keras-tl] evaluating on the test split")
     probabilities = model.predict(test_ds)
-    metrics = classification_metrics(splits["test"].labels, probabilities, class_names)
+    metrics = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task)
     metrics = {
         "test_accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
@@ -218,7 +237,20 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
     return model, histories, metrics
 
 
+def evaluate_predictions(labels, probabilities, class_names, task):
+    """Single-label metrics, or multi-label ones with "accuracy" = subset accuracy."""
+    if task == "multilabel":
+        metrics = multilabel_metrics(labels, probabilities, class_names)
+        return {"accuracy": metrics["subset_accuracy"], **metrics}
+    return classification_metrics(labels, probabilities, class_names)
+
+
 def _plot_run(run_dir, histories, metrics, test, probabilities, class_names, config):
+    if config.task == "multilabel":
+        files = {"Learning curves": "learning_curves.png", "Per-class F1": "per_class_f1.png"}
+        plots.learning_curves(histories, os.path.join(run_dir, files["Learning curves"]))
+        plots.per_class_f1(metrics["per_class"], os.path.join(run_dir, files["Per-class F1"]))
+        return files
     files = {
         "Learning curves": "learning_curves.png",
         "Confusion matrix": "confusion_matrix.png",
@@ -256,7 +288,7 @@ def compare_backbones(config, names, source=None):
     for c in configs:  # Every config is checked before the first one trains.
         check_config(c, source)
     if source is None:
-        source = data.from_directory(config.data)
+        source = data.load_source(config.data)
     rows = []
     for c in configs:
         result = train(c, source)
@@ -297,6 +329,35 @@ def compare_backbones(config, names, source=None):
     return rows
 
 
+def show_batch(config, path, source=None, count=16):
+    """Writes a PNG grid of augmented training samples with their (possibly mixed) labels.
+
+    Args:
+        config: TrainConfig. Its data, image size, augmentation and seed are used.
+        path: str. The PNG to write.
+        source: ImageSource. Defaults to loading `config.data`.
+        count: int. How many samples. Defaults to 16.
+    """
+    spec = check_config(config, source)
+    source = source if source is not None else data.load_source(config.data)
+    splits = data.split_source(source, val_split=config.val_split, test_split=config.test_split,
+                               seed=config.seed, labels_per_class=config.labels_per_class)
+    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
+    ds = data.make_dataset(splits["train"], image_size=config.image_size or spec.default_size,
+                           batch_size=count, num_classes=len(source.class_names), task=task,
+                           training=True, augment=config.augment, augment_params=config.augment_params,
+                           cache="none", seed=config.seed)
+    images, targets = next(iter(ds))
+    titles = []
+    for row in targets.numpy():
+        if task == "binary":
+            row = np.array([1 - row[0], row[0]])
+        shown = [(source.class_names[i], row[i]) for i in np.argsort(-row) if row[i] > 0.01][:2]
+        titles.append(" + ".join(f"{n} {w:.2f}" if w < 0.99 else n for n, w in shown))
+    plots.image_grid(images.numpy(), titles, path)
+    return path
+
+
 def save_backbone_weights(model, path):
     """Saves the backbone's weights (to reuse as `weights=path` in another run).
 
@@ -333,7 +394,7 @@ def evaluate_run(run_dir):
         num_classes=len(class_names), task=config.task, cache=False,
     )
     probabilities = model.predict(ds)
-    metrics = classification_metrics(test.labels, probabilities, class_names)
+    metrics = evaluate_predictions(test.labels, probabilities, class_names, config.task)
     metrics = {"test_accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], **metrics}
     _write_json(run_dir, "metrics_evaluate.json", metrics)
     return metrics
@@ -421,7 +482,7 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
     if format == "tflite":
         images = images_at_size(test, config)
         probabilities = export.tflite_predict(result.path, images)
-        tflite_metrics = classification_metrics(test.labels, probabilities, class_names)
+        tflite_metrics = evaluate_predictions(test.labels, probabilities, class_names, config.task)
         record["test_accuracy"] = tflite_metrics["accuracy"]
         record["macro_f1"] = tflite_metrics["macro_f1"]
         record["latency_ms_batch1"] = export.tflite_latency_ms(result.path, images[0])
@@ -444,7 +505,10 @@ def images_at_size(split, config, limit=None):
 
 
 def _class_counts(split, class_names):
-    counts = np.bincount(split.labels, minlength=len(class_names))
+    if split.labels.ndim == 2:
+        counts = split.labels.sum(axis=0)
+    else:
+        counts = np.bincount(split.labels, minlength=len(class_names))
     return {name: int(c) for name, c in zip(class_names, counts)}
 
 

@@ -27,12 +27,13 @@ import numpy as np
 import keras_tl
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_quickstart")
-COMMON = dict(backbone="mobilenet_v2", image_size=32, seed=0, batch_size=32,
+COMMON = dict(backbone="mobilenet_v2", image_size=48, seed=0, batch_size=32,
               early_stopping_patience=None, class_weight="none")"""),
     ("md", """## The data
 
 `keras_tl.datasets.load_digits` returns an `ImageSource`: uint8 RGB images and integer labels.
-The 8x8 scans are resized to 32x32 by the tf.data pipeline (32px is MobileNetV2's minimum)."""),
+The 8x8 scans are resized to 48x48 by the tf.data pipeline (MobileNetV2 accepts 32px and up;
+at 48px its last feature map is 2x2)."""),
     ("code", """source_task = keras_tl.datasets.load_digits([0, 1, 2, 3, 4])
 target_task = keras_tl.datasets.load_digits([5, 6, 7, 8, 9])
 print(len(source_task.labels), "source images;", len(target_task.labels), "target images")
@@ -49,7 +50,7 @@ plt.show()"""),
 `save_backbone_weights` keeps only the backbone, to be reused as `weights=...`."""),
     ("code", """source_run = keras_tl.train(
     keras_tl.TrainConfig(out=f"{OUT}/source", weights="none", strategy="full",
-                         head_epochs=12, epochs=0, head_lr=2e-3, **COMMON),
+                         head_epochs=15, epochs=0, head_lr=2e-3, **COMMON),
     source_task,
 )
 weights = keras_tl.save_backbone_weights(source_run.model, f"{OUT}/source_backbone.weights.h5")"""),
@@ -61,16 +62,16 @@ Phase 2 unfreezes the backbone (BatchNorm layers stay frozen), **recompiles**, a
 test splits stay whole."""),
     ("code", """transfer = keras_tl.train(
     keras_tl.TrainConfig(out=f"{OUT}/transfer", weights=weights, strategy="two_phase",
-                         head_epochs=10, epochs=10, head_lr=1e-2, fine_tune_lr=1e-4,
+                         head_epochs=15, epochs=10, head_lr=1e-2, fine_tune_lr=1e-4,
                          labels_per_class=10, **COMMON),
     target_task,
 )"""),
     ("md", """## 3. The same architecture from scratch
 
-Same labels, same 20 epochs, random weights."""),
+Same labels, same 25 epochs, random weights."""),
     ("code", """scratch = keras_tl.train(
     keras_tl.TrainConfig(out=f"{OUT}/scratch", weights="none", strategy="full",
-                         head_epochs=10, epochs=10, head_lr=2e-3, labels_per_class=10, **COMMON),
+                         head_epochs=15, epochs=10, head_lr=2e-3, labels_per_class=10, **COMMON),
     target_task,
 )"""),
     ("md", "## Results on the held-out test split"),

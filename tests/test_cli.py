@@ -59,3 +59,30 @@ def test_backbones_listing_via_console_script():
                             capture_output=True, text=True, check=True)
     rows = [l.split()[0] for l in result.stdout.strip().splitlines()[1:]]
     assert rows == [f"efficientnet_b{i}" for i in range(8)]
+
+
+def test_show_batch_writes_a_grid(tmp_path):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "data", num_classes=3, per_class=10, size=40)
+    png = tmp_path / "batch.png"
+    assert main(["show-batch", "--data", root, "--augment", "strong", "--image-size", "32",
+                 "--png", str(png)]) == 0
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (1000, 1080)
+
+
+def test_multilabel_manifest_trains_end_to_end(tmp_path):
+    write_image_folder(tmp_path / "imgs", num_classes=3, per_class=8)
+    files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "imgs").rglob("*.png"))
+    rows = ["path,label"] + [f"{f},{['a', 'a;b', 'b', 'b;c', 'c', 'a;c'][i % 6]}" for i, f in enumerate(files)]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    weights = local_pretrained_weights(tmp_path)
+    out = tmp_path / "ml"
+    assert main(["train", "--data", str(tmp_path / "m.csv"), "--weights", weights, "--image-size", "32",
+                 "--head-epochs", "1", "--epochs", "1", "--batch-size", "8", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert yaml.safe_load((out / "config.yaml").read_text())["task"] == "multilabel"
+    assert {"subset_accuracy", "hamming_accuracy", "micro_f1", "thresholds"} <= set(metrics)
+    assert metrics["test_accuracy"] == metrics["subset_accuracy"]
+    assert set(metrics["per_class"]) == {"a", "b", "c"}

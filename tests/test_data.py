@@ -90,3 +90,115 @@ def test_pipeline_yields_uint8_at_size_and_augments_training_only():
 def test_from_arrays_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"Received: shape=\(4, 8\)"):
         data.from_arrays(np.zeros((4, 8)), [0, 1, 0, 1])
+
+
+def _write(path, image, fmt, **kwargs):
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image.save(path, fmt, **kwargs)
+
+
+def test_every_image_kind_decodes_to_rgb_through_the_pipeline(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray((rng.random((24, 20, 3)) * 255).astype(np.uint8))
+    gray16 = Image.fromarray((rng.random((24, 20)) * 65535).astype(np.uint16))
+    root = tmp_path / "kinds"
+    frames = [rgb, rgb.rotate(90)]
+    files = {
+        "a/photo.jpg": (rgb, "JPEG", {}),
+        "a/cmyk.jpg": (rgb.convert("CMYK"), "JPEG", {}),
+        "a/gray.jpg": (rgb.convert("L"), "JPEG", {}),
+        "a/deep 16-bit.png": (gray16, "PNG", {}),
+        "b/rgba.png": (rgb.convert("RGBA"), "PNG", {}),
+        "b/image.webp": (rgb, "WEBP", {"lossless": True}),
+        "b/anim.gif": (frames[0].convert("P"), "GIF", {"save_all": True, "append_images": [frames[1].convert("P")]}),
+        "b/bitmap.bmp": (rgb, "BMP", {}),
+        "b/ünïcødé nåme.png": (rgb, "PNG", {}),
+    }
+    for rel, (image, fmt, kwargs) in files.items():
+        _write(str(root / rel), image, fmt, **kwargs)
+    source = data.from_directory(str(root))
+    assert not source.skipped and len(source.images) == len(files)
+    ds = data.make_dataset(source.as_split(), image_size=16, batch_size=32, num_classes=2)
+    images = next(iter(ds))[0].numpy()
+    assert images.shape == (len(files), 16, 16, 3) and images.dtype == np.uint8
+    by_name = dict(zip([os.path.relpath(p, root) for p in source.images], images))
+    reference = np.asarray(rgb.resize((16, 16), Image.BILINEAR), dtype=np.float64)
+    for name in ("b/image.webp", "b/bitmap.bmp", "b/rgba.png", "a/cmyk.jpg", "a/photo.jpg"):
+        error = np.abs(by_name[name].astype(np.float64) - reference).mean()
+        assert error < 25, f"{name}: mean abs error {error:.1f} vs the RGB original"
+    gray = by_name["a/gray.jpg"]
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+
+
+def test_manifest_multilabel_with_splits_and_a_missing_file(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", num_classes=2, per_class=6)
+    files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "imgs").rglob("*.png"))
+    rows = ["path,label,split"]
+    for i, f in enumerate(files):
+        label = ["sky", "sky;tree", "tree", "car;sky"][i % 4]
+        rows.append(f"{f},{label},{['train', 'train', 'val', 'test'][i % 4]}")
+    rows.append("imgs/missing.png,sky,train")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    source = data.from_manifest(str(tmp_path / "labels.csv"))
+    assert source.class_names == ["car", "sky", "tree"]
+    assert source.labels.shape == (12, 3)
+    assert source.labels[1].tolist() == [0, 1, 1] and source.labels[3].tolist() == [1, 1, 0]
+    assert [r for _, r in source.skipped] == ["file not found"]
+    splits = data.split_source(source, val_split=0.2, test_split=0.2, seed=0)
+    assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (6, 3, 3)
+    targets = data.encode_labels(splits["train"].labels, 3, "multilabel")
+    assert targets.dtype == np.float32 and targets.shape == (6, 3)
+
+
+def test_manifest_without_label_column_is_refused(tmp_path):
+    (tmp_path / "m.csv").write_text("file,class\na.png,x\n")
+    with pytest.raises(ValueError, match=r"needs 'path' and 'label' columns. Received columns: \['file', 'class'\]"):
+        data.from_manifest(str(tmp_path / "m.csv"))
+
+
+def test_oversampling_draws_classes_equally():
+    labels = np.array([0] * 90 + [1] * 10)
+    images = np.zeros((100, 8, 8, 3), np.uint8)
+    ds = data.make_dataset(data.Split(images, labels), image_size=8, batch_size=100, num_classes=2,
+                           training=True, oversample=True, seed=3)
+    drawn = np.concatenate([y.numpy().argmax(-1) for _ in range(5) for _, y in ds])
+    assert len(drawn) == 500
+    assert 0.4 < drawn.mean() < 0.6  # Class 1 is 10% of the data but ~half of the draws.
+
+
+def test_strong_policy_mixes_targets_and_overrides_apply():
+    from keras_tl.config import resolve_augment
+
+    assert resolve_augment("light", {"rotation": 0.3})["rotation"] == 0.3
+    with pytest.raises(ValueError, match=r"Unknown augmentation parameters \['blur'\]"):
+        resolve_augment("light", {"blur": 1})
+    images = (np.random.default_rng(0).random((16, 32, 32, 3)) * 255).astype(np.uint8)
+    split = data.Split(images, np.arange(16) % 4)
+    ds = data.make_dataset(split, image_size=32, batch_size=16, num_classes=4, training=True,
+                           augment="strong", augment_params={"mixup_alpha": 0.4}, seed=0)
+    x, y = next(iter(ds))
+    y = y.numpy()
+    assert x.dtype == np.uint8 and x.shape == (16, 32, 32, 3)
+    np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+    assert np.any((y > 0.01) & (y < 0.99))  # MixUp blended some targets.
+
+
+def test_disk_cache_writes_files(tmp_path):
+    split = data.Split(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]))
+    ds = data.make_dataset(split, image_size=8, batch_size=2, num_classes=2, cache=str(tmp_path / "c"))
+    assert sum(1 for _ in ds) == 2
+    assert any(f.startswith("c") for f in os.listdir(tmp_path))
+
+
+def test_tfds_source_on_tfds_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=30):
+        source = data.from_tfds("mnist", split="train")
+    assert source.class_names == [str(i) for i in range(10)]
+    assert source.images.shape == (30, 28, 28, 3) and source.images.dtype == np.uint8
+    assert len(source.labels) == 30 and source.labels.max() < 10

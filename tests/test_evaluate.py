@@ -28,3 +28,24 @@ def test_binary_threshold_and_top_k():
     probs = np.array([[0.5, 0.3, 0.1, 0.05, 0.03, 0.02]] * 2)
     m = classification_metrics(np.array([1, 5]), probs, list("abcdef"), top_k=5)
     assert m["accuracy"] == 0.0 and m["top_k_accuracy"] == 0.5
+
+
+def test_multilabel_metrics_by_hand_with_per_class_thresholds():
+    from keras_tl.evaluate import multilabel_metrics
+
+    y_true = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+    probs = np.array([[0.9, 0.2, 0.4], [0.6, 0.8, 0.1], [0.7, 0.3, 0.2], [0.1, 0.1, 0.35]])
+    m = multilabel_metrics(y_true, probs, ["sky", "tree", "car"], threshold=[0.5, 0.5, 0.3])
+    # Predictions: [1,0,1], [1,1,0], [1,0,0], [0,0,1].
+    assert m["thresholds"] == [0.5, 0.5, 0.3]
+    assert m["subset_accuracy"] == 0.25  # Only the first row is all right.
+    assert m["hamming_accuracy"] == pytest.approx(9 / 12)
+    assert m["per_class"]["sky"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
+    assert m["per_class"]["tree"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2})
+    assert m["per_class"]["car"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+    tp, predicted, actual = 2 + 1 + 1, 3 + 1 + 2, 5
+    micro_p, micro_r = tp / predicted, tp / actual
+    assert m["micro_f1"] == pytest.approx(2 * micro_p * micro_r / (micro_p + micro_r))
+    assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3 + 2 / 3) / 3)
+    with pytest.raises(ValueError, match=r"must both be \(N, 3\)"):
+        multilabel_metrics(y_true[:, :2], probs[:, :2], ["sky", "tree", "car"])
