@@ -119,6 +119,12 @@ def check_image_file(path):
     return None
 
 
+def _predefined(split_of):
+    """Split name per image -> dict split name -> indices (only splits that occur)."""
+    split_of = np.asarray(split_of, dtype=object)
+    return {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
+
+
 def from_directory(path):
     """Scans a directory of class folders (or `train/`, `val/`, `test/` each holding them).
 
@@ -175,8 +181,7 @@ def from_directory(path):
         raise ValueError(f"No readable images found under {path!r} (skipped {len(skipped)} files).")
     predefined = None
     if split_layout:
-        split_of = np.asarray(split_of, dtype=object)
-        predefined = {s: np.flatnonzero(split_of == s) for s in SPLITS if s in roots}
+        predefined = _predefined(split_of)
     return ImageSource(class_names, paths, labels, predefined, skipped)
 
 
@@ -235,8 +240,7 @@ def from_manifest(path, *, separator=";"):
     if any(s is not None for s in split_of):
         if any(s is None for s in split_of):
             raise ValueError(f"{path!r}: give a split for every row or for none.")
-        split_of = np.asarray(split_of, dtype=object)
-        predefined = {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
+        predefined = _predefined(split_of)
     return ImageSource(class_names, paths, labels, predefined, skipped)
 
 
@@ -278,8 +282,7 @@ def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="
         images = [tf.image.resize(i, (side, side)).numpy().round().clip(0, 255).astype(np.uint8) for i in images]
     source = from_arrays(np.stack(images), np.asarray(labels, dtype=np.int64), [str(c) for c in class_names])
     if split is None and {"train"} <= set(split_of) and len(set(split_of)) > 1:
-        split_of = np.asarray(split_of, dtype=object)
-        source.predefined = {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
+        source.predefined = _predefined(split_of)
     return source
 
 
