@@ -113,12 +113,13 @@ def _train_config(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     from keras_tl.backbones import WeightsUnavailableError
-
+    from keras_tl.data import DatasetUnavailableError
     from keras_tl.export import ExportCheckError
 
     try:
         return _run(args)
-    except (ValueError, WeightsUnavailableError, ExportCheckError, ConnectionError) as error:
+    except (ValueError, WeightsUnavailableError, DatasetUnavailableError, ExportCheckError,
+            ConnectionError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
 

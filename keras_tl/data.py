@@ -263,6 +263,13 @@ def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="
     from tqdm import tqdm
 
     builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared() and not _reachable("storage.googleapis.com"):
+        raise DatasetUnavailableError(
+            f"tensorflow-datasets has no prepared copy of {name!r} in {builder.data_dir!r} and cannot "
+            f"download it (no network). On a machine with internet run `tfds build {name} "
+            "--data_dir DIR` (or `tfds.load(NAME, data_dir=DIR)`), copy DIR here and set "
+            "TFDS_DATA_DIR=DIR (or pass data_dir=DIR)."
+        )
     label_feature = builder.info.features[label_key]
     class_names = list(getattr(label_feature, "names", None) or range(label_feature.num_classes))
     splits = [split] if split else (list(builder.info.splits) or ["train"])
@@ -284,6 +291,20 @@ def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="
     if split is None and {"train"} <= set(split_of) and len(set(split_of)) > 1:
         source.predefined = _predefined(split_of)
     return source
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A dataset is neither on disk nor downloadable here; the message says how to supply it."""
+
+
+def _reachable(host, port=443, timeout=3.0):
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def load_source(spec):

@@ -140,9 +140,13 @@ def train(config, source=None):
         "data_report.json",
         {
             "counts": {s: _class_counts(splits[s], source.class_names) for s in splits},
+            "imbalance": _imbalance(resolved, splits["train"], source.class_names),
             "skipped": [{"path": p, "reason": r} for p, r in source.skipped],
         },
     )
+    print(f"[keras-tl] {len(source.class_names)} classes; train/val/test = "
+          f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} images; "
+          f"imbalance handled by: {resolved.class_weight}")
     if source.skipped:
         print(f"[keras-tl] skipped {len(source.skipped)} unreadable files; see data_report.json")
 
@@ -502,6 +506,17 @@ def images_at_size(split, config, limit=None):
     ds = data.make_dataset(split, image_size=config.image_size, batch_size=64, num_classes=2,
                            task="binary", cache=False)
     return np.concatenate([x.numpy() for x, _ in ds])
+
+
+def _imbalance(config, train, class_names):
+    """How the run handles class imbalance, for the data report."""
+    counts = _class_counts(train, class_names)
+    report = {"method": config.class_weight,
+              "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
+    if config.class_weight == "balanced" and config.task != "multilabel":
+        weights = data.class_weights(train.labels, len(class_names))
+        report["class_weights"] = {name: weights[i] for i, name in enumerate(class_names)}
+    return report
 
 
 def _class_counts(split, class_names):

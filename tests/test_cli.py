@@ -30,6 +30,9 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1
     assert sum(r["support"] for r in metrics["per_class"].values()) == metrics["num_examples"]
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["imbalance"]["method"] == "balanced" and set(report["imbalance"]["class_weights"]) == {
+        "class_0", "class_1", "class_2"}
     splits = json.loads((out / "splits.json").read_text())
     assert not set(splits["train"]["files"]) & set(splits["test"]["files"])
 

@@ -194,11 +194,24 @@ def test_disk_cache_writes_files(tmp_path):
     assert any(f.startswith("c") for f in os.listdir(tmp_path))
 
 
-def test_tfds_source_on_tfds_mock_data():
+def test_tfds_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
+    monkeypatch.setattr(data, "_reachable", lambda host: True)  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=30):
         source = data.from_tfds("mnist", split="train")
     assert source.class_names == [str(i) for i in range(10)]
     assert source.images.shape == (30, 28, 28, 3) and source.images.dtype == np.uint8
     assert len(source.labels) == 30 and source.labels.max() < 10
+
+
+@pytest.mark.network
+def test_tfds_offline_gives_clear_error_fast(tmp_path):
+    import time
+
+    if data._reachable("storage.googleapis.com"):
+        pytest.skip("network reachable: this test checks the offline error message")
+    start = time.perf_counter()
+    with pytest.raises(data.DatasetUnavailableError, match=r"no prepared copy of 'mnist'.*tfds build mnist"):
+        data.from_tfds("mnist", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 30
