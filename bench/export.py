@@ -49,10 +49,8 @@ def main():
     for quantize in ("none", "float16", "dynamic", "int8"):
         result = workflow.export_run(run_dir, "tflite", out=os.path.join(args.out, "exported_models"),
                                      name="quickstart", quantize=quantize)
-        with open(os.path.join(run_dir, "exports.json"), encoding="utf-8") as f:
-            record = json.load(f)[-1]
-        rows.append((quantize, result.size_bytes, record["test_accuracy"], result.check["top1_agreement"],
-                     record["latency_ms_batch1"]))
+        rows.append((quantize, result.size_bytes, result.evaluation["test_accuracy"],
+                     result.check["top1_agreement"], result.evaluation["latency_ms_batch1"]))
     float32_size = rows[0][1]
     print(f"Keras model: test accuracy {keras_accuracy:.4f}, predict batch-1 {keras_ms:.2f} ms "
           f"({len(test)} test images, {config.backbone} at {config.image_size}px)")

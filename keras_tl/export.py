@@ -68,6 +68,7 @@ class ExportResult:
     version: int | None
     size_bytes: int
     check: dict
+    evaluation: dict = field(default_factory=dict)  # TFLite: test accuracy, macro F1, batch-1 ms.
 
 
 DEFAULT_MIN_AGREEMENT = {"none": 0.98, "float16": 0.95, "dynamic": 0.9, "int8": 0.85}
@@ -317,11 +318,7 @@ def tflite_predict(path, images, interpreter=None):
     out = interpreter.get_output_details()[0]
     results = []
     for image in np.asarray(images):
-        x = image[None].astype(np.float32)
-        if inp["dtype"] != np.float32:  # Quantized input: apply its scale and zero point.
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / scale + zero), np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max)
-        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.set_tensor(inp["index"], _input_tensor(image, inp))
         interpreter.invoke()
         y = interpreter.get_tensor(out["index"]).astype(np.float32)
         if out["dtype"] != np.float32:
@@ -331,16 +328,22 @@ def tflite_predict(path, images, interpreter=None):
     return np.stack(results)
 
 
+def _input_tensor(image, detail):
+    """One image as the interpreter's input: float32, or quantized with its scale and zero point."""
+    x = image[None].astype(np.float32)
+    if detail["dtype"] != np.float32:
+        scale, zero = detail["quantization"]
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale + zero), info.min, info.max)
+    return x.astype(detail["dtype"])
+
+
 def tflite_latency_ms(path, image, repeats=50):
     """Median batch-1 invoke time of a TFLite model, in milliseconds."""
     interpreter = tflite_interpreter(path)
     tflite_predict(path, image[None], interpreter)  # Warm up.
     inp = interpreter.get_input_details()[0]
-    x = np.asarray(image[None], dtype=np.float32)
-    if inp["dtype"] != np.float32:
-        scale, zero = inp["quantization"]
-        x = np.round(x / scale + zero)
-    interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+    interpreter.set_tensor(inp["index"], _input_tensor(np.asarray(image), inp))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -158,7 +158,7 @@ interpreter from `ai-edge-litert`."""),
 print(f"{'variant':10}{'size KB':>10}{'agree':>8}{'max diff':>10}{'accuracy':>10}{'latency ms':>12}")
 for quantize in ["none", "float16", "dynamic", "int8"]:
     result = keras_tl.workflow.export_run(run.run_dir, "tflite", out=EXPORTS, name="digits", quantize=quantize)
-    record = json.load(open(os.path.join(run.run_dir, "exports.json")))[-1]
+    record = result.evaluation
     print(f"{quantize:10}{result.size_bytes / 1024:>10.0f}{result.check['top1_agreement']:>8.2f}"
           f"{result.check['max_abs_diff']:>10.4f}{record['test_accuracy']:>10.3f}{record['latency_ms_batch1']:>12.2f}")
 print(f"Keras test accuracy: {keras_accuracy:.3f}")"""),

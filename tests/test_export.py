@@ -114,6 +114,7 @@ def test_tflite_variants_agree_and_are_evaluated(run_dir, tmp_path, quantize):
     record = json.loads(open(os.path.join(run_dir, "exports.json")).read())[-1]
     assert record["quantize"] == quantize and 0 <= record["test_accuracy"] <= 1
     assert record["latency_ms_batch1"] > 0
+    assert {k: record[k] for k in result.evaluation} == result.evaluation
 
 
 def test_int8_io_and_size(run_dir, tmp_path):
