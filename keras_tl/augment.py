@@ -15,6 +15,14 @@ def is_identity(params):
     return params == AUGMENT_PRESETS["none"]
 
 
+_MIXING = ("mixup_alpha", "cutmix")
+
+
+def mixing_only(params):
+    """The MixUp/CutMix part of a policy (they mix targets, so they stay in tf.data)."""
+    return {k: (v if k in _MIXING else AUGMENT_PRESETS["none"][k]) for k, v in params.items()}
+
+
 def image_layers(params, image_size, seed=None):
     """The per-image Keras layers of a parameter dict, in order."""
     layers = []

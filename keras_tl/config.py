@@ -17,6 +17,8 @@ POOLINGS = ("avg", "max")
 SCHEDULES = ("cosine", "plateau", "constant")
 CLASS_WEIGHTS = ("none", "balanced", "oversample")
 CACHES = ("memory", "disk", "none")
+AUGMENT_ON = ("data", "model")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
 
 
 @dataclass
@@ -47,6 +49,18 @@ class TrainConfig:
         cache: str. Decoded images cached in "memory", on "disk" (in the run directory) or "none".
         compare_scratch: bool. Also train the same architecture from random weights with the same
             data and epoch budget, and report both. Defaults to False.
+        feature_cache: bool. In the frozen phase of a pretrained backbone, compute the backbone's
+            features once and train the head on them (much faster; the same head). Defaults to True.
+        augmented_views: int. With augmentation on, the number of augmented copies of the training
+            set whose features are cached; 0 runs the frozen phase on images. Defaults to 0.
+        augment_on: str. "data" (tf.data, on the CPU) or "model" (the per-image augmentation
+            layers run inside the model, on the accelerator; inactive at inference). Defaults to "data".
+        jit_compile: bool or "auto". XLA-compile the train step. "auto" is Keras' choice: on
+            for JAX and for TensorFlow on GPUs, off for TensorFlow on CPUs. Defaults to "auto".
+        steps_per_execution: int. Batches per compiled call (fewer host round trips). Defaults to 1.
+        distribute: str. "none", "mirrored" (all local GPUs, `tf.distribute.MirroredStrategy`),
+            "multi_worker" (`MultiWorkerMirroredStrategy`, from `TF_CONFIG`) or "data_parallel"
+            (JAX backend: `keras.distribution.DataParallel`). Defaults to "none".
     """
 
     data: str | None = None
@@ -83,6 +97,13 @@ class TrainConfig:
     augment: str = "none"
     augment_params: dict = field(default_factory=dict)
     cache: str = "memory"
+    # speed and scale
+    feature_cache: bool = True
+    augmented_views: int = 0
+    augment_on: str = "data"
+    jit_compile: bool | str = "auto"
+    steps_per_execution: int = 1
+    distribute: str = "none"
 
     def validate(self):
         """Checks types, ranges and choices; raises `ValueError` naming the bad field."""
@@ -92,6 +113,15 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         _choice("cache", self.cache, CACHES)
+        _choice("augment_on", self.augment_on, AUGMENT_ON)
+        _choice("distribute", self.distribute, DISTRIBUTIONS)
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
+        for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}")
+        _int_at_least("augmented_views", self.augmented_views, 0)
+        _int_at_least("steps_per_execution", self.steps_per_execution, 1)
         if not isinstance(self.augment_params, dict):
             raise ValueError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
         resolve_augment(self.augment, self.augment_params)

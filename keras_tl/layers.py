@@ -7,7 +7,7 @@ from keras import ops
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
-MODES = ("tf", "caffe", "torch", "none")
+MODES = ("tf", "caffe", "torch", "lite", "none")
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -19,7 +19,8 @@ class ImagePreprocessing(keras.layers.Layer):
 
     Args:
         mode: str. "tf" (scale to [-1, 1]), "caffe" (RGB->BGR, subtract the ImageNet mean),
-            "torch" (scale to [0, 1], normalize with the ImageNet mean and std) or "none"
+            "torch" (scale to [0, 1], normalize with the ImageNet mean and std), "lite"
+            ((x - 127) / 128, as the EfficientNet-Lite checkpoints were trained) or "none"
             (the backbone preprocesses itself; only cast to float). Defaults to "tf".
 
     Example:
@@ -38,6 +39,8 @@ class ImagePreprocessing(keras.layers.Layer):
         x = ops.cast(inputs, self.compute_dtype)
         if self.mode == "tf":
             return x / 127.5 - 1.0
+        if self.mode == "lite":
+            return (x - 127.0) / 128.0
         if self.mode == "caffe":
             x = ops.flip(x, axis=-1)
             return x - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)

@@ -5,6 +5,8 @@ import keras
 from keras_tl import backbones
 
 BACKBONE_LAYER = "backbone"
+AUGMENTATION_LAYER = "augmentation"
+POOL_LAYER = "head_pool"
 
 
 def is_pretrained(weights):
@@ -22,6 +24,7 @@ def build_model(
     pooling="avg",
     dense_units=(),
     dropout=0.2,
+    augmentation=None,
 ):
     """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
 
@@ -40,6 +43,9 @@ def build_model(
         pooling: str. "avg" or "max" over the feature map.
         dense_units: list of int. Extra Dense+ReLU layers in the head. Defaults to none.
         dropout: float. Dropout before the output layer. Defaults to 0.2.
+        augmentation: list of Keras layers. Random augmentation run inside the model (on the
+            accelerator) in training only, as in the Keras transfer-learning guide; a
+            `keras.Sequential` named "augmentation" before the preprocessing. Defaults to None.
 
     Returns:
         A `keras.Model`; its backbone is the layer named "backbone".
@@ -61,7 +67,10 @@ def build_model(
     if not is_pretrained(weights):
         _short_run_batchnorm(base)
     inputs = keras.Input((size, size, 3), name="image")
-    x = preprocess(inputs)
+    x = inputs
+    if augmentation:
+        x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
+    x = preprocess(x)
     x = base(x, training=False) if is_pretrained(weights) else base(x)
     x = _pool(x, pooling)
     for i, units in enumerate(dense_units):
@@ -97,7 +106,7 @@ def _pool(x, pooling):
         layer = keras.layers.GlobalAveragePooling1D if pooling == "avg" else keras.layers.GlobalMaxPooling1D
     else:
         return x
-    return layer(name="head_pool")(x)
+    return layer(name=POOL_LAYER)(x)
 
 
 def task_of(model):

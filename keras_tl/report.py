@@ -23,6 +23,7 @@ def write_report(run_dir, config, metrics, plots):
         f"strategy `{config.strategy}` ({config.head_epochs} head + {config.epochs} fine-tune epochs, "
         f"unfreeze `{config.unfreeze}`), {metrics['train_examples']} training images, "
         f"{metrics['train_seconds']} s.",
+        *([f"", f"Data licence: {metrics['data_licence']}."] if metrics.get("data_licence") else []),
         "",
         "## Test split",
         "",

@@ -15,10 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl import backbones, data, export, plots
-from keras_tl.config import TrainConfig
+from keras_tl import augment as augment_lib
+from keras_tl import backbones, data, distribute, export, features, plots
+from keras_tl.config import TrainConfig, resolve_augment
 from keras_tl.evaluate import classification_metrics, format_metrics, multilabel_metrics
-from keras_tl.model import build_model, get_backbone
+from keras_tl.model import build_model, get_backbone, is_pretrained
 from keras_tl.report import write_report
 from keras_tl.training import fine_tune
 
@@ -45,6 +46,7 @@ def check_config(config, source=None):
         The backbone spec.
     """
     config.validate()
+    distribute.check(config.distribute)
     spec = backbones.get(config.backbone)
     size = config.image_size or spec.default_size
     if size < spec.min_size:
@@ -142,8 +144,11 @@ def train(config, source=None):
             "counts": {s: _class_counts(splits[s], source.class_names) for s in splits},
             "imbalance": _imbalance(resolved, splits["train"], source.class_names),
             "skipped": [{"path": p, "reason": r} for p, r in source.skipped],
+            "licence": source.licence,
         },
     )
+    if source.licence:
+        print(f"[keras-tl] data licence: {source.licence}")
     print(f"[keras-tl] {len(source.class_names)} classes; train/val/test = "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} images; "
           f"imbalance handled by: {resolved.class_weight}")
@@ -157,6 +162,8 @@ def train(config, source=None):
         _, _, scratch = _fit_and_evaluate(scratch_config, spec, splits, source.class_names, scratch_config.out)
         metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
         metrics["transfer_minus_scratch"] = metrics["test_accuracy"] - scratch["test_accuracy"]
+    if source.licence:
+        metrics["data_licence"] = source.licence
     seconds = time.perf_counter() - started
     metrics["total_seconds"] = round(seconds, 1)
     _write_json(run_dir, "metrics.json", metrics)
@@ -197,14 +204,17 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
                     num_classes=num_classes, task=config.task, seed=config.seed)
     train_ds = data.make_dataset(splits["train"], training=True, augment=config.augment,
                                  augment_params=config.augment_params, cache=cache("train"),
+                                 augment_on=config.augment_on,
                                  oversample=config.class_weight == "oversample", **pipeline)
     val_ds = data.make_dataset(splits["val"], cache=cache("val"), **pipeline)
     test_ds = data.make_dataset(splits["test"], cache=cache("test"), **pipeline)
     class_weight = None
     if config.class_weight == "balanced" and config.task != "multilabel":
         class_weight = data.class_weights(splits["train"].labels, num_classes)
+    params = resolve_augment(config.augment, config.augment_params)
+    in_model = augment_lib.image_layers(params, config.image_size, config.seed) if config.augment_on == "model" else None
 
-    with _precision(config.mixed_precision):
+    with _precision(config.mixed_precision), distribute.scope(config.distribute):
         model = build_model(
             spec,
             num_classes=num_classes,
@@ -214,7 +224,10 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
             pooling=config.pooling,
             dense_units=config.dense_units,
             dropout=config.dropout,
+            augmentation=in_model,
         )
+        cached = _cached_phase(model, config, splits, cache, pipeline, val_ds)
+        timings = {}
         histories = fine_tune(
             model,
             train_ds,
@@ -223,6 +236,8 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
             steps_per_epoch=data.steps_per_epoch(splits["train"], config.batch_size),
             run_dir=run_dir,
             class_weight=class_weight,
+            cached=cached,
+            timings=timings,
         )
     _write_json(run_dir, "history.json", histories)
     model.save(os.path.join(run_dir, MODEL_FILE))
@@ -234,11 +249,59 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
         "macro_f1": metrics["macro_f1"],
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_examples": len(splits["train"]),
+        "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
         **metrics,
         "plots": _plot_run(run_dir, histories, metrics, splits["test"], probabilities, class_names, config),
     }
     _write_json(run_dir, "metrics.json", metrics)
     return model, histories, metrics
+
+
+def _cached_phase(model, config, splits, cache, pipeline, val_ds):
+    """The frozen phase on cached backbone features, or None where it must run on images."""
+    frozen_phase = config.strategy != "full" and config.head_epochs > 0
+    if not (config.feature_cache and frozen_phase and is_pretrained(config.weights)):
+        return None
+    augmenting = not augment_lib.is_identity(resolve_augment(config.augment, config.augment_params))
+    if augmenting and config.augmented_views == 0:
+        print("[keras-tl] phase 1 runs on images: augmentation is on and augmented_views=0 "
+              "(set augmented_views=N to cache the features of N augmented views instead)")
+        return None
+    started = time.perf_counter()
+    extractor, head = features.split_model(model)
+    train = splits["train"]
+    oversample = config.class_weight == "oversample"
+
+    def view(number):
+        return data.make_dataset(train, training=True, augment=config.augment,
+                                 augment_params=config.augment_params, cache=cache("train"),
+                                 augment_on=config.augment_on, oversample=oversample,
+                                 **{**pipeline, "seed": config.seed + number})
+
+    if augmenting:
+        sources = [view(n) for n in range(config.augmented_views)]
+        names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(sources))]
+    else:
+        sources, names = [data.make_dataset(train, cache=cache("train"), **pipeline)], ["training-set features"]
+    *views, (val_x, val_y) = features.extract(
+        extractor, [data.targets_as_inputs(ds) for ds in sources + [val_ds]],
+        augmented=augmenting and config.augment_on == "model", descriptions=names + ["validation-set features"],
+    )
+    x = np.concatenate([v[0] for v in views])
+    y = np.concatenate([v[1] for v in views])
+    if augmenting:  # Views are already shuffled/oversampled; one epoch = one training set's worth.
+        train_features = data.feature_dataset(x, y, np.zeros(len(x), np.int32), batch_size=config.batch_size,
+                                              training=True, seed=config.seed, repeat=True)
+    else:
+        train_features = data.feature_dataset(x, y, train.labels, batch_size=config.batch_size,
+                                              training=True, oversample=oversample, seed=config.seed)
+    val_features = data.feature_dataset(val_x, val_y, splits["val"].labels, batch_size=config.batch_size)
+    seconds = time.perf_counter() - started
+    print(f"[keras-tl] features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, "
+          f"{val_x.shape[0]:,} validation")
+    return features.CachedPhase(head, train_features, val_features,
+                                steps_per_epoch=data.steps_per_epoch(train, config.batch_size),
+                                seconds=seconds, repeated=augmenting)
 
 
 def evaluate_predictions(labels, probabilities, class_names, task):

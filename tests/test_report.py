@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_tl import datasets, plots, workflow
+from keras_tl import data, plots, workflow
 from keras_tl.model import get_backbone
-from conftest import local_pretrained_weights, tiny_config
+from conftest import local_pretrained_weights, tiny_arrays, tiny_config
 
 NAMES = ["cat", "dog", "rocket"]
 
@@ -61,7 +61,7 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
 
     monkeypatch.setattr(workflow, "fine_tune", spy)
     config = tiny_config(tmp_path, weights=weights_file, compare_scratch=True)
-    result = workflow.train(config, datasets.load_digits([0, 1, 2]))
+    result = workflow.train(config, data.from_arrays(*tiny_arrays(3, 20)))
 
     pretrained = get_backbone(workflow.build_model("mobilenet_v2", num_classes=3, weights=weights_file, image_size=32))
     reference = [w.numpy() for w in pretrained.weights]
@@ -84,7 +84,8 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
 
 def test_compare_ranks_two_backbones_and_writes_table_and_plot(tmp_path):
     config = tiny_config(tmp_path, out=str(tmp_path / "cmp"), head_epochs=1, epochs=0, strategy="full")
-    rows = workflow.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], datasets.load_digits([0, 1, 2]))
+    rows = workflow.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"],
+                                      data.from_arrays(*tiny_arrays(3, 20)))
     assert {r["backbone"] for r in rows} == {"mobilenet_v2", "mobilenet_v3_small"}
     assert rows[0]["test_accuracy"] >= rows[1]["test_accuracy"]
     for r in rows:
