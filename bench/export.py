@@ -6,7 +6,7 @@ LiteRT `invoke`) vs Keras `predict` on one image. The last line is `int8_size_ra
 
     python bench/export.py [--run-dir RUNS/quickstart/transfer]
 
-Without --run-dir it first runs the offline quickstart (about 2 minutes on 2 cores).
+Without --run-dir it first runs the offline quickstart (about 4 minutes on 2 cores).
 """
 
 import argparse

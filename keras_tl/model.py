@@ -3,6 +3,7 @@
 import keras
 
 from keras_tl import backbones
+from keras_tl.layers import InferenceMode
 
 BACKBONE_LAYER = "backbone"
 AUGMENTATION_LAYER = "augmentation"
@@ -28,10 +29,11 @@ def build_model(
 ):
     """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
 
-    With pretrained weights the backbone is called with `training=False`, so its BatchNorm layers
-    keep their moving statistics and run in inference mode even once unfrozen (the Keras
-    transfer-learning guide). With `weights="none"` there are no statistics to protect: the
-    backbone trains normally, as any network trained from scratch does.
+    With pretrained weights the backbone always runs in inference mode (the Keras transfer-learning
+    guide's `training=False`, enforced by `keras_tl.layers.InferenceMode`, since Keras 3 would
+    otherwise pass `fit`'s `training=True` through): BatchNorm keeps its moving statistics and
+    dropout/stochastic depth stay off, frozen or not. With `weights="none"` there are no
+    statistics to protect: the backbone trains normally, as any network trained from scratch does.
 
     Args:
         backbone: str or BackboneSpec. A name from `keras_tl.backbones.names()` or a KerasHub handle.
@@ -71,7 +73,10 @@ def build_model(
     if augmentation:
         x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
     x = preprocess(x)
-    x = base(x, training=False) if is_pretrained(weights) else base(x)
+    if is_pretrained(weights):
+        x = InferenceMode(base, name=BACKBONE_LAYER)(x)
+    else:
+        x = base(x)
     x = _pool(x, pooling)
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
@@ -118,5 +123,6 @@ def task_of(model):
 
 
 def get_backbone(model):
-    """The backbone layer of a model built by `build_model`."""
-    return model.get_layer(BACKBONE_LAYER)
+    """The backbone (a `keras.Model`) of a model built by `build_model`."""
+    layer = model.get_layer(BACKBONE_LAYER)
+    return layer.inner if isinstance(layer, InferenceMode) else layer

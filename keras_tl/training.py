@@ -186,7 +186,7 @@ class BestWeights(keras.callbacks.Callback):
 
 
 def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class_weight=None, cached=None,
-              timings=None):
+              timings=None, train_phase2=None):
     """Trains a model built by `build_model` with the config's strategy.
 
     "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
@@ -204,6 +204,10 @@ def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class
             backbone features instead of the model on images (same head, much faster).
         timings: dict. If given, receives each phase's wall-clock seconds (fit with its validation;
             phase 1 on cached features includes computing them).
+        train_phase2: tf.data.Dataset. The training batches of phase 2, built like `train` but not
+            yet iterated (a seeded shuffle's order depends on how often a dataset was iterated), so
+            phase 2 sees the same order whether phase 1 ran on images or on cached features.
+            Defaults to `train`.
 
     Returns:
         dict phase name -> `History.history` ("phase1", "phase2" or "full").
@@ -226,6 +230,8 @@ def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class
             continue
         set_trainable(model, policy, spec=spec, freeze_batchnorm=pretrained)
         fit_model, fit_train, fit_val, steps = model, train, val, steps_per_epoch
+        if phase == "phase2" and train_phase2 is not None:
+            fit_train = train_phase2
         if phase == "phase1" and cached is not None:
             fit_model, fit_train, fit_val, steps = cached.head, cached.train, cached.val, cached.steps_per_epoch
         rate = learning_rate(config, peak_lr, steps * epochs)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl import augment as augment_lib
-from keras_tl import backbones, data, distribute, export, features, plots
+from keras_tl import backbones, data, distribute, export, features, imports, plots
 from keras_tl.config import TrainConfig, resolve_augment
 from keras_tl.evaluate import classification_metrics, format_metrics, multilabel_metrics
 from keras_tl.model import build_model, get_backbone, is_pretrained
@@ -54,6 +54,10 @@ def check_config(config, source=None):
             f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
             f"(minimum {spec.min_size}px)."
         )
+    if config.weights == "imagenet" and spec.imagenet_from != "keras":
+        # Weights a package ships: fail now if it is missing, and convert them (once) before the
+        # seeded work starts, so a first run and a later one train identically.
+        imports.imagenet_weights(spec.imagenet_from)
     if config.weights not in ("imagenet", "none", "preset") and not os.path.isfile(config.weights):
         raise ValueError(
             f"`weights` must be 'imagenet', 'none', 'preset' (KerasHub) or an existing weights "
@@ -202,10 +206,13 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
 
     pipeline = dict(image_size=config.image_size, batch_size=config.batch_size,
                     num_classes=num_classes, task=config.task, seed=config.seed)
-    train_ds = data.make_dataset(splits["train"], training=True, augment=config.augment,
+    def train_dataset():
+        return data.make_dataset(splits["train"], training=True, augment=config.augment,
                                  augment_params=config.augment_params, cache=cache("train"),
                                  augment_on=config.augment_on,
                                  oversample=config.class_weight == "oversample", **pipeline)
+
+    train_ds = train_dataset()
     val_ds = data.make_dataset(splits["val"], cache=cache("val"), **pipeline)
     test_ds = data.make_dataset(splits["test"], cache=cache("test"), **pipeline)
     class_weight = None
@@ -238,6 +245,7 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
             class_weight=class_weight,
             cached=cached,
             timings=timings,
+            train_phase2=train_dataset() if config.strategy == "two_phase" else None,
         )
     _write_json(run_dir, "history.json", histories)
     model.save(os.path.join(run_dir, MODEL_FILE))
