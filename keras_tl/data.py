@@ -531,7 +531,7 @@ def feature_dataset(features, targets, labels, *, batch_size, training=False, ov
         seed: int.
         repeat: bool. Repeat forever (several cached augmented views; pass `steps_per_epoch`).
     """
-    ds = tf.data.Dataset.from_tensor_slices((features, targets)).cache()
+    ds = tf.data.Dataset.from_tensor_slices((features, targets))  # already in memory: no cache
     ds = _shuffled_batches(ds, labels, batch_size=batch_size, training=training,
                            oversample=oversample, seed=seed)
     if repeat:

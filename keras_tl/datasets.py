@@ -132,3 +132,60 @@ def _plain_array(value):
     if not isinstance(value, np.ndarray) or value.dtype == object:
         raise ValueError(f"Expected a numeric numpy array in the package's pickle. Received: {type(value).__name__}")
     return value
+
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
+FASHION_MNIST_LICENCE = "Fashion-MNIST (Zalando Research): MIT, from Debian dataset-fashion-mnist"
+FASHION_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+                   "bag", "ankle boot"]
+
+
+def load_fashion_mnist(split="train", folder=FASHION_MNIST_DIR):
+    """Fashion-MNIST (70,000 28x28 grey product photos, 10 classes) from its idx files.
+
+    Debian ships them (`apt-get install dataset-fashion-mnist`); any folder holding the four
+    original `*-idx?-ubyte.gz` files works.
+
+    Args:
+        split: str. "train" (60,000), "test" (10,000) or "all" (70,000, test last). Defaults to "train".
+        folder: str. Where the idx files are. Defaults to the Debian package's folder.
+
+    Returns:
+        An `ImageSource` of uint8 RGB arrays `(N, 28, 28, 3)`.
+    """
+    prefixes = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}
+    if split not in prefixes:
+        raise ValueError(f"`split` must be one of {list(prefixes)}. Received: split={split!r}")
+    images, labels = [], []
+    for prefix in prefixes[split]:
+        image_file = os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz")
+        label_file = os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz")
+        if not (os.path.isfile(image_file) and os.path.isfile(label_file)):
+            raise DatasetUnavailableError(
+                f"Fashion-MNIST's idx files are not in {folder!r} (expected {os.path.basename(image_file)} and "
+                f"{os.path.basename(label_file)}). Install them with `apt-get install dataset-fashion-mnist`, "
+                "or pass folder= a folder holding the four original .gz files."
+            )
+        images.append(read_idx(image_file))
+        labels.append(read_idx(label_file))
+    images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    if images.ndim != 3 or len(images) != len(labels):
+        raise ValueError(f"Expected (N, 28, 28) images and N labels. Received: {images.shape}, {labels.shape}")
+    source = from_arrays(images, labels, list(FASHION_CLASSES))
+    source.licence = FASHION_MNIST_LICENCE
+    return source
+
+
+def read_idx(path):
+    """Reads an (optionally gzipped) idx file of unsigned bytes (the MNIST format) into an array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        content = f.read()
+    if len(content) < 4 or content[:2] != b"\x00\x00" or content[2] != 0x08:
+        raise ValueError(f"{path!r} is not an idx file of unsigned bytes (magic {content[:4]!r}).")
+    dims = content[3]
+    shape = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path!r} holds {data.size} values; its header says {shape}.")
+    return data.reshape(shape)

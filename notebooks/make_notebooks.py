@@ -31,13 +31,13 @@ from PIL import Image
 import keras_tl
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_quickstart")
-COMMON = dict(backbone="efficientnet_lite0", image_size=96, seed=0, batch_size=32,
+COMMON = dict(backbone="efficientnet_lite0", image_size=64, seed=0, batch_size=32,
               early_stopping_patience=None, labels_per_class=50, class_weight="balanced")"""),
     ("md", """## The data
 
 `keras_tl.datasets.load_elpv` returns an `ImageSource`: the PNG files and their labels (defect
 probability >= 0.5 is "defective"). The tf.data pipeline decodes the 300-px grey cells to RGB and
-resizes them to 96 px."""),
+resizes them to 64 px."""),
     ("code", """source = keras_tl.datasets.load_elpv()
 print(source.licence)
 print(dict(zip(source.class_names, np.bincount(source.labels))))

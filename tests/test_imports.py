@@ -220,3 +220,28 @@ def keras_tl_build(backbone, weights):
     from keras_tl.model import build_model
 
     return build_model(backbone, num_classes=2, weights=weights, image_size=32)
+
+
+def _write_idx(path, array):
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_loader_reads_idx_files(tmp_path):
+    # The real files come from Debian (benchmarks only); the format is checked on files made here.
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (12, 28, 28)), rng.integers(0, 256, (5, 28, 28))
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", train)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(12) % 10)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([9, 8, 7, 6, 5]))
+    source = datasets.load_fashion_mnist("all", folder=str(tmp_path))
+    assert source.images.shape == (17, 28, 28, 3)
+    np.testing.assert_array_equal(source.images[12:, :, :, 0], test)
+    assert source.labels.tolist() == [i % 10 for i in range(12)] + [9, 8, 7, 6, 5]
+    assert source.class_names[9] == "ankle boot" and "MIT" in source.licence
+    with pytest.raises(data.DatasetUnavailableError, match="apt-get install dataset-fashion-mnist"):
+        datasets.load_fashion_mnist(folder=str(tmp_path / "missing"))
