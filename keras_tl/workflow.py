@@ -206,11 +206,11 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
 
     pipeline = dict(image_size=config.image_size, batch_size=config.batch_size,
                     num_classes=num_classes, task=config.task, seed=config.seed)
-    def train_dataset():
+    def train_dataset(seed=config.seed):
         return data.make_dataset(splits["train"], training=True, augment=config.augment,
                                  augment_params=config.augment_params, cache=cache("train"),
-                                 augment_on=config.augment_on,
-                                 oversample=config.class_weight == "oversample", **pipeline)
+                                 augment_on=config.augment_on, oversample=config.class_weight == "oversample",
+                                 **{**pipeline, "seed": seed})
 
     train_ds = train_dataset()
     val_ds = data.make_dataset(splits["val"], cache=cache("val"), **pipeline)
@@ -218,8 +218,10 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
     class_weight = None
     if config.class_weight == "balanced" and config.task != "multilabel":
         class_weight = data.class_weights(splits["train"].labels, num_classes)
-    params = resolve_augment(config.augment, config.augment_params)
-    in_model = augment_lib.image_layers(params, config.image_size, config.seed) if config.augment_on == "model" else None
+    in_model = None
+    if config.augment_on == "model":
+        params = resolve_augment(config.augment, config.augment_params)
+        in_model = augment_lib.image_layers(params, config.image_size, config.seed)
 
     with _precision(config.mixed_precision), distribute.scope(config.distribute):
         model = build_model(
@@ -233,7 +235,8 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
             dropout=config.dropout,
             augmentation=in_model,
         )
-        cached = _cached_phase(model, config, splits, cache, pipeline, val_ds)
+        cached = _cached_phase(model, config, splits, train_dataset, data.make_dataset(
+            splits["train"], cache=cache("train"), **pipeline), val_ds)
         timings = {}
         histories = fine_tune(
             model,
@@ -265,8 +268,12 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
     return model, histories, metrics
 
 
-def _cached_phase(model, config, splits, cache, pipeline, val_ds):
-    """The frozen phase on cached backbone features, or None where it must run on images."""
+def _cached_phase(model, config, splits, train_dataset, plain_train, val_ds):
+    """The frozen phase on cached backbone features, or None where it must run on images.
+
+    `train_dataset(seed)` builds the (augmented) training pipeline; `plain_train` is the training
+    split without shuffling or augmentation.
+    """
     frozen_phase = config.strategy != "full" and config.head_epochs > 0
     if not (config.feature_cache and frozen_phase and is_pretrained(config.weights)):
         return None
@@ -279,18 +286,11 @@ def _cached_phase(model, config, splits, cache, pipeline, val_ds):
     extractor, head = features.split_model(model)
     train = splits["train"]
     oversample = config.class_weight == "oversample"
-
-    def view(number):
-        return data.make_dataset(train, training=True, augment=config.augment,
-                                 augment_params=config.augment_params, cache=cache("train"),
-                                 augment_on=config.augment_on, oversample=oversample,
-                                 **{**pipeline, "seed": config.seed + number})
-
     if augmenting:
-        sources = [view(n) for n in range(config.augmented_views)]
+        sources = [train_dataset(config.seed + n) for n in range(config.augmented_views)]
         names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(sources))]
     else:
-        sources, names = [data.make_dataset(train, cache=cache("train"), **pipeline)], ["training-set features"]
+        sources, names = [plain_train], ["training-set features"]
     *views, (val_x, val_y) = features.extract(
         extractor, [data.targets_as_inputs(ds) for ds in sources + [val_ds]],
         augmented=augmenting and config.augment_on == "model", descriptions=names + ["validation-set features"],
