@@ -3,7 +3,8 @@
 The model side (`backbones`, `imports`, `model`, `training`, `features`, `evaluate`, `distribute`) uses
 Keras 3 APIs only and imports without TensorFlow, so it runs on any Keras backend
 (`KERAS_BACKEND=jax`); the tf.data pipelines (`data`, `augment`, `datasets`), the whole-run
-`workflow` and `export` load TensorFlow when first used.
+`workflow` and `export`, and the text side (`text_backbones`, `text_data`, `text_model`,
+`text_export`, `text_workflow`: KerasHub's tokenizers are tf.text ops) load TensorFlow when first used.
 
 Example:
 >>> import keras_tl
@@ -23,7 +24,8 @@ from keras_tl.training import compile_model, fine_tune, set_trainable
 __version__ = "0.1.0"
 
 # TensorFlow-backed modules and the workflow functions: imported on first use.
-_LAZY_MODULES = ("augment", "data", "datasets", "export", "plots", "report", "serving", "workflow")
+_LAZY_MODULES = ("augment", "data", "datasets", "export", "plots", "report", "serving", "workflow",
+                 "text_backbones", "text_data", "text_model", "text_export", "text_workflow")
 _LAZY_FUNCTIONS = ("evaluate_run", "load_run", "predict_files", "save_backbone_weights", "train")
 
 

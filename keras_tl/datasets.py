@@ -189,3 +189,64 @@ def read_idx(path):
     if data.size != int(np.prod(shape)):
         raise ValueError(f"{path!r} holds {data.size} values; its header says {shape}.")
     return data.reshape(shape)
+
+
+WORDNET_DIR = "/usr/share/wordnet"
+# WordNet 3.0's lexicographer files (its `lexnames`), by number: the 45 supersense classes.
+WORDNET_LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather adj.ppl"
+).split()
+WORDNET_LICENCE = "WordNet 3.0 licence (Princeton University; free use with its copyright notice)"
+
+
+def load_wordnet_glosses(pos="noun", top=10, folder=WORDNET_DIR):
+    """WordNet glosses labelled with their synset's supersense (lexicographer file), as a text source.
+
+    Each example is one synset's gloss (its definition, then its usage examples); the label is the
+    lexicographer class it was filed under ("noun.animal", "noun.artifact", ...). With
+    `pos="noun", top=10` that is the 10 largest of the 26 noun classes. Reads the Debian package
+    `wordnet-base` (`apt-get install wordnet-base`); nothing is downloaded.
+
+    Args:
+        pos: str. "noun", "verb", "adj" or "adv". Defaults to "noun".
+        top: int. Keep the `top` largest classes (None keeps all). Defaults to 10.
+        folder: str. Where `data.<pos>` lives. Defaults to Debian's /usr/share/wordnet.
+
+    Returns:
+        A `keras_tl.text_data.TextSource`; class names in order of size, largest first.
+
+    Example:
+    >>> source = keras_tl.datasets.load_wordnet_glosses()
+    >>> source.class_names[:3]
+    ['noun.artifact', 'noun.person', 'noun.plant']
+    """
+    from keras_tl.text_data import TextSource
+
+    if pos not in ("noun", "verb", "adj", "adv"):
+        raise ValueError(f"`pos` must be 'noun', 'verb', 'adj' or 'adv'. Received: pos={pos!r}")
+    path = os.path.join(folder, f"data.{pos}")
+    if not os.path.isfile(path):
+        raise DatasetUnavailableError(
+            f"WordNet's {path} is missing. Install Debian's WordNet database: "
+            "`apt-get install wordnet-base` (or pass folder=DIR holding WordNet 3.0's dict/ files)."
+        )
+    glosses, classes = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(" "):  # The licence header.
+                continue
+            fields, _, gloss = line.partition(" | ")
+            glosses.append(gloss.strip())
+            classes.append(WORDNET_LEXNAMES[int(fields.split()[1])])
+    names, counts = np.unique(classes, return_counts=True)
+    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))
+    kept = [str(names[i]) for i in order[:top]] if top else [str(names[i]) for i in order]
+    index = {name: i for i, name in enumerate(kept)}
+    rows = [(g, index[c]) for g, c in zip(glosses, classes) if c in index]
+    return TextSource(kept, [g for g, _ in rows], np.asarray([c for _, c in rows], np.int64),
+                      licence=WORDNET_LICENCE)

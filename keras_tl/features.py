@@ -33,7 +33,7 @@ def split_model(model):
     names = [layer.name for layer in model.layers]
     cut = POOL_LAYER if POOL_LAYER in names else BACKBONE_LAYER
     index = names.index(cut)
-    extractor = keras.Model(model.inputs, model.layers[index].output, name="feature_extractor")
+    extractor = keras.Model(model.input, model.layers[index].output, name="feature_extractor")
     inputs = keras.Input(tuple(model.layers[index].output.shape[1:]), name="features")
     x = inputs
     for layer in model.layers[index + 1:]:

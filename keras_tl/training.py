@@ -82,11 +82,14 @@ def _start_index(kind, value, layers, backbone, spec):
 
 
 def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.0, jit_compile="auto",
-                  steps_per_execution=1):
-    """Compiles with Adam, cross-entropy (optionally smoothed) and accuracy.
+                  steps_per_execution=1, optimizer="adam", weight_decay=0.01):
+    """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
     Args:
         learning_rate: float or a `keras.optimizers.schedules.LearningRateSchedule`.
+        optimizer: str. "adam" or "adamw" (decoupled weight decay, as transformer encoders are
+            fine-tuned; biases, LayerNorm and BatchNorm parameters are not decayed).
+        weight_decay: float. AdamW only. Defaults to 0.01.
         task: str. "multiclass" (one-hot targets), "binary" (targets `(N, 1)`) or "multilabel"
             (multi-hot targets; accuracy is label-wise).
         label_smoothing: float. Defaults to 0.
@@ -100,8 +103,15 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if optimizer == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    elif optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate)
+    else:
+        raise ValueError(f"`optimizer` must be 'adam' or 'adamw'. Received: optimizer={optimizer!r}")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=opt,
         loss=loss,
         metrics=metrics,
         jit_compile=jit_compile,
@@ -110,17 +120,54 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
     return model
 
 
-def learning_rate(config, peak, total_steps):
-    """The learning rate of one phase: warmup + cosine decay, or a constant (constant/plateau)."""
-    if config.schedule != "cosine" or total_steps < 2:
+def learning_rate(config, peak, total_steps, schedule=None):
+    """The learning rate of one phase: warmup + cosine or linear decay, or a constant.
+
+    Args:
+        schedule: str. Overrides `config.schedule`; "auto" (unresolved) means "cosine".
+    """
+    schedule = schedule or config.schedule
+    schedule = "cosine" if schedule == "auto" else schedule
+    if schedule not in ("cosine", "linear") or total_steps < 2:
         return peak
     warmup = int(config.warmup_fraction * total_steps)
+    if schedule == "linear":
+        return WarmupLinearDecay(peak, warmup_steps=warmup, total_steps=total_steps)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10 if warmup else peak,
         decay_steps=total_steps - warmup,
         warmup_target=peak if warmup else None,
         warmup_steps=warmup,
     )
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`.
+
+    The schedule BERT and its descendants were fine-tuned with.
+
+    Example:
+    >>> rate = keras_tl.training.WarmupLinearDecay(2e-5, warmup_steps=10, total_steps=100)
+    >>> float(rate(5)), float(rate(10)), float(rate(55))
+    (1e-05, 2e-05, 1e-05)
+    """
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = keras.ops.maximum(float(self.warmup_steps), 1.0)
+        rising = self.peak * step / warmup
+        falling = self.peak * (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        rate = keras.ops.where(step < self.warmup_steps, rising, falling)
+        return keras.ops.maximum(rate, 0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
 def make_callbacks(config, run_dir, phase, checkpoint=None):
@@ -186,7 +233,7 @@ class BestWeights(keras.callbacks.Callback):
 
 
 def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class_weight=None, cached=None,
-              timings=None, train_phase2=None):
+              timings=None, train_phase2=None, spec=None):
     """Trains a model built by `build_model` with the config's strategy.
 
     "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
@@ -208,12 +255,15 @@ def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class
             yet iterated (a seeded shuffle's order depends on how often a dataset was iterated), so
             phase 2 sees the same order whether phase 1 ran on images or on cached features.
             Defaults to `train`.
+        spec: BackboneSpec or TextBackboneSpec. Where "blocks:K" and "from:BLOCK" find the
+            backbone's blocks. Defaults to the image registry's spec of `config.backbone`.
 
     Returns:
         dict phase name -> `History.history` ("phase1", "phase2" or "full").
     """
-    spec = backbones.get(config.backbone)
+    spec = spec if spec is not None else backbones.get(config.backbone)
     task = task_of(model)
+    optimizer = "adam" if config.optimizer == "auto" else config.optimizer
     pretrained = is_pretrained(config.weights)
     checkpoint = BestWeights(os.path.join(run_dir, "best.weights.h5"), model) if run_dir else None
     if config.strategy == "full":
@@ -236,7 +286,8 @@ def fine_tune(model, train, val, config, *, steps_per_epoch, run_dir=None, class
             fit_model, fit_train, fit_val, steps = cached.head, cached.train, cached.val, cached.steps_per_epoch
         rate = learning_rate(config, peak_lr, steps * epochs)
         compile_model(fit_model, learning_rate=rate, task=task, label_smoothing=config.label_smoothing,
-                      jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+                      jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
+                      optimizer=optimizer, weight_decay=config.weight_decay)
         print(f"[keras-tl] {phase}: {_count_trainable(model):,} trainable parameters, "
               f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
               + (" (on cached backbone features)" if fit_model is not model else ""))

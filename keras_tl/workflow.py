@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl import augment as augment_lib
-from keras_tl import backbones, data, distribute, export, features, imports, plots
+from keras_tl import backbones, data, distribute, export, features, imports, plots, text_backbones
 from keras_tl.config import TrainConfig, resolve_augment
 from keras_tl.evaluate import classification_metrics, format_metrics, multilabel_metrics
 from keras_tl.model import build_model, get_backbone, is_pretrained
@@ -119,7 +119,13 @@ def train(config, source=None):
     >>> config = keras_tl.TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32,
     ...                               head_epochs=1, epochs=1, out="runs/demo")
     >>> result = keras_tl.train(config, keras_tl.datasets.load_digits())
+
+    A text run (`modality`, or a text encoder as `backbone`) goes to `keras_tl.text_workflow`.
     """
+    if is_text(config, source):
+        from keras_tl import text_workflow
+
+        return text_workflow.train_text(config, source)
     started = time.perf_counter()
     spec = check_config(config, source)
     if source is None:
@@ -134,7 +140,11 @@ def train(config, source=None):
     num_classes = len(source.class_names)
     task = resolve_task(config, num_classes, multilabel=source.labels.ndim == 2)
     size = config.image_size or spec.default_size
-    resolved = TrainConfig.from_dict({**config.to_dict(), "image_size": size, "task": task})
+    resolved = TrainConfig.from_dict({
+        **config.to_dict(), "image_size": size, "task": task, "modality": "image",
+        "optimizer": "adam" if config.optimizer == "auto" else config.optimizer,
+        "schedule": "cosine" if config.schedule == "auto" else config.schedule,
+    })
 
     run_dir = config.out
     os.makedirs(run_dir, exist_ok=True)
@@ -177,6 +187,15 @@ def train(config, source=None):
         print(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
               f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
     return RunResult(run_dir, resolved, model, histories, metrics, source.class_names, seconds)
+
+
+def is_text(config, source=None):
+    """True for a text run: `modality: text`, a text source, or (auto) a text encoder as backbone."""
+    if config.modality != "auto":
+        return config.modality == "text"
+    if source is not None:
+        return type(source).__name__ == "TextSource"
+    return text_backbones.is_text(config.backbone)
 
 
 def scratch_baseline(config):
@@ -458,8 +477,16 @@ def load_run(run_dir):
     return model, config, class_names
 
 
+def _is_text_run(run_dir):
+    return os.path.isdir(os.path.join(run_dir, "preprocessor"))
+
+
 def evaluate_run(run_dir):
     """Recomputes the test metrics of a run from its saved model and saved test split."""
+    if _is_text_run(run_dir):
+        from keras_tl import text_workflow
+
+        return text_workflow.evaluate_text_run(run_dir)
     model, config, class_names = load_run(run_dir)
     test = load_split(run_dir, "test")
     ds = data.make_dataset(
@@ -524,10 +551,16 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
         raise ValueError(f"`quantize` must be one of {list(export.QUANTIZATIONS)}. Received: {quantize!r}")
     if quantize != "none" and format != "tflite":
         raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
+    if _is_text_run(run_dir):
+        from keras_tl import text_workflow
+
+        if int8_io:
+            raise ValueError("`int8_io` applies to image models only.")
+        return text_workflow.export_text_run(run_dir, format, out=out, name=name, quantize=quantize,
+                                             keep_versions=keep_versions, min_agreement=min_agreement,
+                                             check_limit=check_limit)
     model, config, class_names = load_run(run_dir)
-    name = name or os.path.basename(os.path.normpath(run_dir))
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise ValueError(f"`name` must be letters, digits, '-', '_' or '.'. Received: name={name!r}")
+    name = check_export_name(name or os.path.basename(os.path.normpath(run_dir)))
     test = load_split(run_dir, "test")
     metrics_path = os.path.join(run_dir, "metrics.json")
     metrics = {}
@@ -570,6 +603,13 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
             records = json.load(f)
     _write_json(run_dir, "exports.json", records + [record])
     return result
+
+
+def check_export_name(name):
+    """Returns `name` if it is a safe model (folder) name, else raises `ValueError`."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(f"`name` must be letters, digits, '-', '_' or '.'. Received: name={name!r}")
+    return name
 
 
 def images_at_size(split, config, limit=None):

@@ -83,3 +83,49 @@ def _fresh_keras_session():
     keras.backend.clear_session()
     keras.config.set_dtype_policy("float32")
     yield
+
+
+TOPICS = {
+    "animals": ["cat", "dog", "horse", "sparrow", "tiger", "rabbit", "whale", "eagle"],
+    "food": ["bread", "cheese", "apple", "soup", "rice", "cake", "pasta", "salad"],
+    "vehicles": ["car", "truck", "bicycle", "train", "boat", "plane", "tractor", "scooter"],
+}
+_FILLERS = ["the", "a", "big", "small", "old", "new", "red", "quiet", "near", "the", "house", "today",
+            "is", "was", "seen", "by", "river", "in", "morning", "with", "friends"]
+
+
+def tiny_texts(per_class=30, seed=0):
+    """Short sentences whose topic word gives the class (animals/food/vehicles): (texts, labels)."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for label, words in TOPICS.items():
+        for _ in range(per_class):
+            filler = list(rng.choice(_FILLERS, size=4))
+            filler.insert(int(rng.integers(0, 5)), str(rng.choice(words)))
+            texts.append(" ".join(filler))
+            labels.append(label)
+    return texts, labels
+
+
+def tiny_bert_preset(path, texts, sequence_length=32, vocabulary_size=120, seed=0):
+    """A 2-layer BERT saved as a KerasHub preset directory, with a WordPiece vocabulary computed from
+    `texts`; loading it goes through `from_preset`, the code path of real presets. Returns the path."""
+    import keras_hub
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(texts).batch(32), vocabulary_size,
+        reserved_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], lowercase=True)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2,
+                                             hidden_dim=32, intermediate_dim=64,
+                                             max_sequence_length=sequence_length)
+    # Unit-scale token embeddings (BERT initializes them at 0.02): the frozen encoder's pooled
+    # features then tell tokens apart, as a pretrained encoder's do, so the head can learn in phase 1.
+    embedding = backbone.token_embedding.embeddings
+    embedding.assign(np.random.default_rng(seed).normal(size=embedding.shape).astype("float32"))
+    backbone.save_to_preset(str(path))
+    preprocessor.save_to_preset(str(path))
+    return str(path)

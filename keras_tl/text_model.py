@@ -1,0 +1,83 @@
+"""The text transfer model: token ids -> encoder (inference mode) -> pooled tokens -> new head.
+
+The model takes the preprocessor's token dict (`token_ids`, `padding_mask`, and `segment_ids`
+where the encoder uses them); the preprocessor itself runs in tf.data for training and in the
+exported SavedModel's graph for serving (`keras_tl.text_export`), so a served model takes raw
+strings. As for images, the layer named "backbone" is the encoder, the pooled features come out
+of the layer named "head_pool" (so the frozen phase can cache them: `keras_tl.features`), and the
+layer named "predictions" is the output.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_tl import text_backbones
+from keras_tl.layers import InferenceMode, TokenPooling
+from keras_tl.model import BACKBONE_LAYER, POOL_LAYER, is_pretrained
+
+
+def build_text_model(backbone, *, num_classes, weights="preset", sequence_length=128, task="multiclass",
+                     pooling="avg", dense_units=(), dropout=0.1):
+    """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
+
+    With pretrained weights the encoder runs in inference mode (`keras_tl.layers.InferenceMode`),
+    frozen or not: its dropout stays off, as the backbone's BatchNorm does for images, and the
+    frozen phase's features are the same every epoch (which is what makes caching them exact).
+
+    Args:
+        backbone: str or TextBackboneSpec. See `keras_tl.text_backbones`.
+        num_classes: int.
+        weights: str. "preset" ("imagenet" means the same) or "none" (random initialization).
+        sequence_length: int. Tokens per example. Defaults to 128.
+        task: str. "multiclass", "binary" or "multilabel".
+        pooling: str. "avg" (masked mean over tokens), "max" or "cls" (first token).
+        dense_units: list of int. Extra Dense+ReLU layers in the head.
+        dropout: float. Dropout before the output layer. Defaults to 0.1.
+
+    Returns:
+        `(model, preprocessor)`: the `keras.Model` (token dict -> probabilities) and the
+        preset's `keras_hub.models.TextClassifierPreprocessor` (strings -> token dict).
+
+    Example:
+    >>> model, preprocessor = keras_tl.text_model.build_text_model("minilm_l6", num_classes=4)
+    >>> model.predict(preprocessor(["a bird in the hand"]))
+    """
+    spec = text_backbones.get(backbone) if isinstance(backbone, str) else backbone
+    if task not in ("multiclass", "binary", "multilabel"):
+        raise ValueError(f"`task` must be 'multiclass', 'binary' or 'multilabel'. Received: task={task!r}")
+    if task == "binary" and num_classes != 2:
+        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
+    if num_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+    encoder, preprocessor = text_backbones.load(spec, weights=weights, sequence_length=sequence_length)
+    keys = sorted(preprocessor(tf.constant(["x"])).keys())
+    inputs = {k: keras.Input((sequence_length,), dtype="int32", name=k) for k in keys}
+    wanted = encoder.input if isinstance(encoder.input, dict) else {"token_ids": encoder.input}
+    missing = sorted(set(wanted) - set(inputs))
+    if missing:
+        raise ValueError(f"The preprocessor of {spec.name!r} does not produce {missing}, which the encoder needs.")
+    encoder_inputs = {k: inputs[k] for k in wanted}
+    if isinstance(encoder.output, dict):
+        # BERT-style encoders also output a pooled [CLS] vector through their own Dense pooler;
+        # keras-tl pools the token outputs itself, so the encoder is cut to its token outputs and
+        # the unused pooler neither trains nor appears in the saved model.
+        encoder = keras.Model(encoder.input, encoder.output["sequence_output"], name=encoder.name)
+    if is_pretrained(weights):
+        x = InferenceMode(encoder, name=BACKBONE_LAYER)(encoder_inputs)
+    else:
+        encoder.name = BACKBONE_LAYER
+        x = encoder(encoder_inputs)
+    x = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
+    for i, units in enumerate(dense_units):
+        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
+        x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+    if dropout and not dense_units:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(
+        1 if task == "binary" else num_classes,
+        activation="softmax" if task == "multiclass" else "sigmoid",
+        dtype="float32",
+        name="predictions",
+    )(x)
+    name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
+    return keras.Model(inputs, outputs, name=name), preprocessor

@@ -1,0 +1,203 @@
+"""Text classification: loaders, a tiny BERT through the real preset path, two phases, raw-text export."""
+
+import json
+import os
+import socket
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_bert_preset, tiny_texts
+
+import keras_tl
+from keras_tl import text_backbones, text_data, workflow
+from keras_tl.backbones import WeightsUnavailableError
+from keras_tl.cli import main as cli
+from keras_tl.config import TrainConfig
+from keras_tl.layers import TokenPooling
+from keras_tl.model import get_backbone
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory):
+    texts, _ = tiny_texts(40)
+    return tiny_bert_preset(tmp_path_factory.mktemp("tiny_bert") / "preset", texts)
+
+
+def _weights(layer):
+    return [w.copy() for w in layer.get_weights()]
+
+
+def test_csv_jsonl_and_folders_skip_bad_rows_and_say_why(tmp_path):
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_bytes(
+        "text,label\n".encode() + "a fine day,pos\n".encode() + "\u00e9t\u00e9 superbe,pos\n".encode("utf-8")
+        + b"bad \xff\xfe bytes,neg\n" + ",neg\n".encode() + "no label here,\n".encode()
+        + "awful,neg\n".encode() + "\"quoted, with comma\",neg\n".encode())
+    source = text_data.from_csv(str(csv_path))
+    assert source.class_names == ["neg", "pos"]
+    assert source.texts == ["a fine day", "\u00e9t\u00e9 superbe", "awful", "quoted, with comma"]
+    assert source.labels.tolist() == [1, 1, 0, 0]
+    reasons = sorted(r.split(" (")[0] for _, r in source.skipped)
+    assert reasons == ["empty text", "no label", "not UTF-8"]
+    assert all(loc.startswith(str(csv_path) + ":") for loc, _ in source.skipped)
+
+    jsonl = tmp_path / "data.jsonl"
+    jsonl.write_text("\n".join([json.dumps({"text": "sports and politics", "label": ["sports", "politics"]}),
+                                json.dumps({"text": "a match", "label": "sports"}), "{not json",
+                                json.dumps({"text": "   ", "label": "sports"}),
+                                json.dumps({"text": "a vote", "label": ["politics"]})]), encoding="utf-8")
+    multi = text_data.from_jsonl(str(jsonl))
+    assert multi.class_names == ["politics", "sports"]
+    assert multi.labels.tolist() == [[1, 1], [0, 1], [1, 0]]  # multi-hot: several labels on one row
+    assert sorted(r.split(" (")[0] for _, r in multi.skipped) == ["empty text", "not JSON"]
+
+    for label, texts in {"cats": ["purr", "meow"], "dogs": ["woof", "bark"]}.items():
+        (tmp_path / "folder" / label).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (tmp_path / "folder" / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "folder" / "cats" / "notes.md").write_text("x")
+    (tmp_path / "folder" / "dogs" / "latin1.txt").write_bytes("ca\xf1a".encode("latin-1"))
+    folder = text_data.load_text_source(str(tmp_path / "folder"))
+    assert (folder.class_names, folder.labels.tolist()) == (["cats", "dogs"], [0, 0, 1, 1])
+    assert sorted(r.split(" (")[0] for _, r in folder.skipped) == ["not UTF-8", "not a .txt file"]
+
+
+def test_token_pooling_masks_padding_and_round_trips():
+    x = np.array([[[1.0, 10.0], [3.0, 30.0], [100.0, 100.0]]], "float32")
+    mask = np.array([[1, 1, 0]])
+    assert np.allclose(TokenPooling("avg")(x, padding_mask=mask), [[2.0, 20.0]])
+    assert np.allclose(TokenPooling("max")(x, padding_mask=mask), [[3.0, 30.0]])
+    assert np.allclose(TokenPooling("cls")(x, padding_mask=mask), [[1.0, 10.0]])
+    restored = TokenPooling.from_config(TokenPooling("max").get_config())
+    assert restored.mode == "max"
+    with pytest.raises(ValueError, match="Received: mode='sum'"):
+        TokenPooling("sum")
+
+
+def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
+    texts, labels = tiny_texts(40)
+    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), head_epochs=10, epochs=4,
+                         unfreeze="blocks:1", head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
+                         sequence_length=32, early_stopping_patience=None)
+    result = keras_tl.train(config, text_data.from_texts(texts, labels))
+    resolved = result.config
+    assert (resolved.modality, resolved.optimizer, resolved.schedule, resolved.weights) == (
+        "text", "adamw", "linear", "preset")
+    assert set(result.histories) == {"phase1", "phase2"}
+    assert result.histories["phase1"]["loss"][-1] < result.histories["phase1"]["loss"][0]
+    assert result.metrics["test_accuracy"] > 0.5  # 3 balanced classes: chance is 1/3
+
+    # blocks:1 = only the last transformer block (and the head) moved in phase 2.
+    import keras_hub
+
+    reference = keras_hub.models.Backbone.from_preset(preset)
+    trained = get_backbone(result.model)
+    assert text_backbones.block_names(trained, text_backbones.get(preset)) == [
+        "transformer_layer_0", "transformer_layer_1"]
+    for name in ("token_embedding", "embeddings_layer_norm", "transformer_layer_0"):
+        for a, b in zip(_weights(reference.get_layer(name)), _weights(trained.get_layer(name))):
+            np.testing.assert_array_equal(a, b)
+    moved = [np.abs(a - b).max() for a, b in zip(_weights(reference.get_layer("transformer_layer_1")),
+                                                 _weights(trained.get_layer("transformer_layer_1")))]
+    assert min(moved) > 0
+
+    run_dir = result.run_dir
+    assert os.path.isfile(os.path.join(run_dir, "preprocessor", "preprocessor.json"))
+    assert json.load(open(os.path.join(run_dir, "splits.json")))["test"]["texts"]
+    evaluated = workflow.evaluate_run(run_dir)
+    assert evaluated["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+
+    exported = workflow.export_run(run_dir, "saved_model", out=str(tmp_path / "exported"), name="topics")
+    assert exported.path.endswith(os.path.join("topics", "1"))
+    served = tf.saved_model.load(exported.path).signatures["serving_default"]
+    queries = ["the cat is seen by the river", "a cake with friends today", "an old truck near the house"]
+    answer = served(text=tf.constant(queries))
+    keras_top = [t[0][0] for t in keras_tl.text_workflow.predict_texts(run_dir, queries)]
+    assert [s.decode() for s in answer["labels"].numpy()] == keras_top
+    assert answer["probabilities"].shape == (3, 3)
+    assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
+
+    tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics",
+                                 quantize="dynamic")
+    assert tflite.check["top1_agreement"] >= 0.9
+    assert os.path.isfile(os.path.join(os.path.dirname(tflite.path), "vocab.txt"))
+    assert tflite.evaluation["test_accuracy"] > 0.5
+
+
+def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
+    texts, labels = tiny_texts(12, seed=1)
+    csv_path = tmp_path / "topics.csv"
+    csv_path.write_text("sentence,topic\n" + "".join(f"{t},{l}\n" for t, l in zip(texts, labels)), encoding="utf-8")
+    out = tmp_path / "run"
+    assert cli(["train", "--data", str(csv_path), "--backbone", preset, "--text-column", "sentence",
+                "--label-column", "topic", "--strategy", "feature_extraction", "--head-epochs", "1",
+                "--sequence-length", "16", "--out", str(out)]) == 0
+    assert {"model.keras", "metrics.json", "report.md", "confusion_matrix.png", "confident_errors.md"} <= set(
+        os.listdir(out))
+    capsys.readouterr()
+    assert cli(["predict", str(out), "a red car today", "the cheese"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [l["text"] for l in lines] == ["a red car today", "the cheese"]
+    assert {p["label"] for p in lines[0]["top_k"]} == {"animals", "food", "vehicles"}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(backbone="bert_tiny_en_uncased", augment="light"), "Augmentation applies to images only"),
+    (dict(weights="model.weights.h5"), "`weights` for a text encoder"),
+    (dict(data="missing.jsonl"), "Text data file not found"),
+    (dict(sequence_length=4), "`sequence_length` must be an integer >= 8"),
+    (dict(pooling="mean"), "`pooling` must be one of"),
+])
+def test_bad_text_configs_fail_before_any_work(tmp_path, preset, overrides, message):
+    values = dict(backbone=preset, modality="text", data=str(tmp_path), out=str(tmp_path / "run"))
+    values.update(overrides)
+    with pytest.raises(ValueError, match=message):
+        keras_tl.train(TrainConfig(**values))
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_text_backbone_names_what_is_available():
+    with pytest.raises(ValueError, match=r"Unknown text backbone 'bert_huge'.*minilm_l6"):
+        text_backbones.get("bert_huge")
+    assert text_backbones.is_text("distil_bert_base_en_uncased")
+    assert not text_backbones.is_text("efficientnet_b0")
+
+
+@pytest.mark.network
+def test_kerashub_text_preset_offline_says_how_to_supply_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    try:
+        socket.create_connection(("www.kaggle.com", 443), timeout=3).close()
+        pytest.skip("network reachable: this test checks the offline error message")
+    except OSError:
+        pass
+    with pytest.raises(WeightsUnavailableError, match=r"save_to_preset\(DIR\).*backbone=DIR"):
+        text_backbones.load(text_backbones.get("bert_tiny_en_uncased"))
+
+
+@pytest.mark.slow
+def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # The preset is unpacked anew.
+    spec = text_backbones.get("minilm_l6")
+    backbone, preprocessor = text_backbones.load(spec, sequence_length=32)
+    assert backbone.count_params() == 22_713_216  # all-MiniLM-L6-v2's 22.7M
+    tokens = preprocessor(["hello world"])
+    assert tokens["token_ids"].numpy()[0, :4].tolist() == [101, 7592, 2088, 102]  # BERT uncased ids
+    sentences = ["A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome."]
+    x = preprocessor(sentences)
+    pooled = TokenPooling("avg")(backbone(x)["sequence_output"], padding_mask=x["padding_mask"]).numpy()
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    similarity = pooled @ pooled.T
+    assert similarity[0, 1] > 0.6 and abs(similarity[0, 2]) < 0.2  # paraphrase vs unrelated
+
+    texts, labels = tiny_texts(10, seed=2)
+    config = TrainConfig(backbone="minilm_l6", out=str(tmp_path / "run"), head_epochs=2, epochs=1,
+                         unfreeze="blocks:2", fine_tune_lr=3e-5, batch_size=16, sequence_length=16,
+                         early_stopping_patience=None)
+    result = keras_tl.train(config, text_data.from_texts(texts, labels))
+    assert set(result.histories) == {"phase1", "phase2"}
+    trained = get_backbone(result.model)
+    trainable = {w.path.split("/")[0] for w in trained.trainable_weights}
+    assert trainable == {"transformer_layer_4", "transformer_layer_5"}
