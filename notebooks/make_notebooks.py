@@ -183,7 +183,7 @@ The same two-phase recipe as for images, on text, offline:
   each synset's definition, labelled with the supersense it was filed under
   (`noun.animal`, `noun.artifact`, ...). The task: read a definition, name its supersense.
 
-We keep 40 labelled glosses per class, fine-tune in two phases, evaluate, then export a
+We keep 30 labelled glosses per class, fine-tune in two phases, evaluate, then export a
 SavedModel whose serving signature takes **raw strings** and a TFLite model on token ids."""),
     ("code", """import os
 
@@ -196,12 +196,12 @@ OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_text")"""),
     ("md", """## The data
 
 `load_wordnet_glosses()` returns a `TextSource` of the 10 largest noun supersenses (63,245
-glosses). To keep this notebook to a minute or two on a laptop CPU we draw 120 per class, split
-them 70/15/15 (stratified, seeded) and keep 40 training labels per class."""),
+glosses). To keep this notebook to a minute or two on a laptop CPU we draw 100 per class, split
+them 70/15/15 (stratified, seeded) and keep 30 training labels per class."""),
     ("code", """full = keras_tl.datasets.load_wordnet_glosses()
 print(full.licence)
 print(len(full.texts), "glosses:", dict(zip(full.class_names, np.bincount(full.labels))))
-keep = keras_tl.data.limit_per_class(full.labels, np.arange(len(full.labels)), 120, seed=0)
+keep = keras_tl.data.limit_per_class(full.labels, np.arange(len(full.labels)), 100, seed=0)
 source = keras_tl.text_data.TextSource(full.class_names, [full.texts[i] for i in keep],
                                        full.labels[keep], licence=full.licence)
 for i in keep[:: len(keep) // 5][:5]:
@@ -223,8 +223,8 @@ are computed once, and a new softmax head trains on them. Phase 2: the top 2 tra
 are unfrozen, the model is **recompiled**, and training goes on with AdamW at a low learning rate
 with warmup and linear decay (keras-tl's defaults for text)."""),
     ("code", """result = keras_tl.train(
-    keras_tl.TrainConfig(backbone="minilm_l6", out=f"{OUT}/wordnet", sequence_length=48,
-                         labels_per_class=40, head_epochs=30, epochs=1, unfreeze="blocks:2",
+    keras_tl.TrainConfig(backbone="minilm_l6", out=f"{OUT}/wordnet", sequence_length=40,
+                         labels_per_class=30, head_epochs=30, epochs=1, unfreeze="blocks:2",
                          head_lr=3e-3, fine_tune_lr=5e-5, batch_size=32, seed=0,
                          early_stopping_patience=None),
     source,
