@@ -13,7 +13,8 @@ glosses. Both models see exactly these texts.
 
 Prints both test accuracies and, last, `minilm_minus_cnn_points=<points>` (goal: >= 15).
 
-    python bench/text_transfer.py [--per-class 100] [--test 5000] [--out runs/text_transfer]
+    python bench/text_transfer.py [--per-class 100] [--test 5000] [--epochs 3] [--fine-tune-lr 5e-5]
+                                  [--unfreeze blocks:2] [--out runs/text_transfer]
 """
 
 import argparse
@@ -77,6 +78,8 @@ def main():
     parser.add_argument("--head-epochs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--cnn-epochs", type=int, default=40)
+    parser.add_argument("--fine-tune-lr", type=float, default=5e-5)
+    parser.add_argument("--unfreeze", default="blocks:2")
     parser.add_argument("--out", default="runs/text_transfer")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -87,8 +90,8 @@ def main():
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])}")
 
     config = TrainConfig(backbone="minilm_l6", out=os.path.join(args.out, "minilm"), sequence_length=64,
-                         head_epochs=args.head_epochs, epochs=args.epochs, unfreeze="blocks:2",
-                         head_lr=3e-3, fine_tune_lr=5e-5, batch_size=32, seed=args.seed,
+                         head_epochs=args.head_epochs, epochs=args.epochs, unfreeze=args.unfreeze,
+                         head_lr=3e-3, fine_tune_lr=args.fine_tune_lr, batch_size=32, seed=args.seed,
                          early_stopping_patience=None)
     result = train(config, source)
     cnn_accuracy, cnn_f1, cnn_seconds = text_cnn(source, splits, args.seed, args.cnn_epochs)
@@ -97,7 +100,8 @@ def main():
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
           f"{len(splits['train'])} training labels, {len(splits['test'])} test glosses")
     print(f"| model | test accuracy | macro F1 | training s |\n|---|---|---|---|")
-    print(f"| MiniLM-L6 two-phase ({args.head_epochs} + {args.epochs} epochs) | {100 * minilm:.1f}% | "
+    print(f"| MiniLM-L6 two-phase ({args.head_epochs} + {args.epochs} epochs, unfreeze {args.unfreeze}, "
+          f"fine_tune_lr {args.fine_tune_lr:g}) | {100 * minilm:.1f}% | "
           f"{result.metrics['macro_f1']:.3f} | {result.metrics['train_seconds']:.0f} |")
     print(f"| text CNN from scratch | {100 * cnn_accuracy:.1f}% | {cnn_f1:.3f} | {cnn_seconds:.0f} |")
     print(f"phase seconds: {result.metrics['phase_seconds']}")

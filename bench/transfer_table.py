@@ -48,7 +48,7 @@ def load(name, pool, seed):
 def cell(source, name, fraction, method, args):
     train_size = int(round(len(source.labels) * (1 - 0.3)))
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
-    common = dict(backbone="efficientnet_lite0", image_size=SIZES[name], seed=args.seed, batch_size=32,
+    common = dict(backbone="efficientnet_lite0", image_size=args.size or SIZES[name], seed=args.seed, batch_size=32,
                   early_stopping_patience=None, class_weight="balanced", labels_per_class=per_class,
                   out=os.path.join(args.out, name, f"{fraction:g}", method))
     budget = args.head_epochs + args.epochs
@@ -74,6 +74,9 @@ def main():
     parser.add_argument("--pool", type=int, default=10000, help="Fashion-MNIST images used (of 70,000)")
     parser.add_argument("--out", default="runs/transfer_table")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, help="image side for every dataset (default: elpv 64, others 32)")
+    parser.add_argument("--previous", nargs="*", default=[],
+                        help="table.json files of earlier runs (other datasets) to include in the table")
     args = parser.parse_args()
     names = args.datasets.split(",")
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -88,12 +91,18 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "table.json"), "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=2)
+    for path in args.previous:  # Rows measured by earlier runs, for one combined table.
+        with open(path, encoding="utf-8") as f:
+            earlier = [r for r in json.load(f) if r["dataset"] not in names]
+        rows = earlier + rows
+        names = list(dict.fromkeys([r["dataset"] for r in earlier])) + names
 
     def acc(name, fraction, method):
         return next(r for r in rows if (r["dataset"], r["fraction"], r["method"]) == (name, fraction, method))
 
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
-             f"EfficientNet-Lite0 (ImageNet); {args.head_epochs} + {args.epochs} epochs for two-phase, "
+             f"EfficientNet-Lite0 (ImageNet) at {f'{args.size} px' if args.size else '64 px (ELPV), 32 px (others)'}; {args.head_epochs} + {args.epochs} epochs "
+             f"for two-phase, "
              f"{args.head_epochs + args.epochs} for the others; test accuracy (macro F1).", "",
              "| dataset | labels | per class | feature extraction | two-phase | scratch | two-phase - scratch |",
              "|---|---|---|---|---|---|---|"]

@@ -76,6 +76,7 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
             decoded.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError as error:
             skipped.append((f"{path}:{number}", f"not UTF-8 ({error.reason} at byte {error.start})"))
+            decoded.append("")  # A blank line keeps the reader's line numbers those of the file.
     reader = csv.DictReader(io.StringIO("\n".join(decoded)))
     header = reader.fieldnames or []
     for name in (text_column, label_column):

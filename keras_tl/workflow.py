@@ -48,6 +48,9 @@ def check_config(config, source=None):
     config.validate()
     distribute.check(config.distribute)
     spec = backbones.get(config.backbone)
+    if config.pooling not in ("avg", "max"):
+        raise ValueError(f"`pooling` for images must be 'avg' or 'max' ('cls' is for text encoders). "
+                         f"Received: pooling={config.pooling!r}")
     size = config.image_size or spec.default_size
     if size < spec.min_size:
         raise ValueError(

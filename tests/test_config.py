@@ -69,3 +69,18 @@ def test_single_class_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"at least 2 classes. Received: 1 \(\['class_0'\]\)"):
         train(config)
     assert not (tmp_path / "run").exists()  # Nothing was written: it failed before any work.
+
+
+def test_token_pooling_is_refused_for_images(tmp_path):
+    config = tiny_config(tmp_path, pooling="cls", data=str(tmp_path))
+    with pytest.raises(ValueError, match=r"`pooling` for images must be 'avg' or 'max'.*Received: pooling='cls'"):
+        check_config(config)
+
+
+def test_auto_modality_picks_text_for_text_encoders(tmp_path):
+    from keras_tl.workflow import is_text
+
+    assert is_text(tiny_config(tmp_path, backbone="minilm_l6"))
+    assert is_text(tiny_config(tmp_path, backbone="bert_base_en_uncased"))
+    assert not is_text(tiny_config(tmp_path, backbone="mobilenet_v2"))
+    assert is_text(tiny_config(tmp_path, backbone="mobilenet_v2", modality="text"))

@@ -41,7 +41,7 @@ def test_csv_jsonl_and_folders_skip_bad_rows_and_say_why(tmp_path):
     assert source.labels.tolist() == [1, 1, 0, 0]
     reasons = sorted(r.split(" (")[0] for _, r in source.skipped)
     assert reasons == ["empty text", "no label", "not UTF-8"]
-    assert all(loc.startswith(str(csv_path) + ":") for loc, _ in source.skipped)
+    assert sorted(loc for loc, _ in source.skipped) == [f"{csv_path}:{n}" for n in (4, 5, 6)]
 
     jsonl = tmp_path / "data.jsonl"
     jsonl.write_text("\n".join([json.dumps({"text": "sports and politics", "label": ["sports", "politics"]}),
@@ -158,6 +158,12 @@ def test_bad_text_configs_fail_before_any_work(tmp_path, preset, overrides, mess
     assert not (tmp_path / "run").exists()
 
 
+def test_cli_lists_text_encoders(capsys):
+    assert cli(["backbones", "--text"]) == 0
+    listing = capsys.readouterr().out
+    assert "minilm_l6" in listing and "bert_base_en_uncased" in listing and "roberta_base_en" in listing
+
+
 def test_unknown_text_backbone_names_what_is_available():
     with pytest.raises(ValueError, match=r"Unknown text backbone 'bert_huge'.*minilm_l6"):
         text_backbones.get("bert_huge")
@@ -201,3 +207,33 @@ def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monke
     trained = get_backbone(result.model)
     trainable = {w.path.split("/")[0] for w in trained.trainable_weights}
     assert trainable == {"transformer_layer_4", "transformer_layer_5"}
+
+
+def test_tfds_text_source_on_tfds_mock_data(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(keras_tl.data, "_reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    with tfds.testing.mock_data(num_examples=12):
+        source = text_data.load_text_source("tfds:imdb_reviews:train")
+    assert source.class_names == ["neg", "pos"]
+    assert len(source.texts) + len(source.skipped) == 12
+    assert all(isinstance(t, str) and t for t in source.texts)
+
+
+def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
+    from keras_tl import text_export
+    from keras_tl.text_model import build_text_model
+
+    model, preprocessor = build_text_model(preset, num_classes=3, sequence_length=16)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Some ops are not supported by the native TFLite runtime: "
+                           "tf.FastWordpieceTokenizeWithOffsets {device = \"\"}, tf.RaggedTensorToTensor")
+
+    monkeypatch.setattr(type(model), "export", refuse)
+    info = text_export.TextExportInfo(name="m", class_names=["a", "b", "c"], sequence_length=16,
+                                      check_texts=["a cat"], quantize="dynamic")
+    with pytest.raises(text_export.TFLiteConversionError,
+                       match=r"\['tf.FastWordpieceTokenizeWithOffsets', 'tf.RaggedTensorToTensor'\].*saved_model"):
+        text_export.export_tflite(model, preprocessor, str(tmp_path / "tflite"), info)
+    assert not [f for f in os.listdir(tmp_path / "tflite") if f.endswith(".tflite")]  # nothing published
