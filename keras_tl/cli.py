@@ -90,6 +90,8 @@ def _parser():
     predict.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
     predict.add_argument("--model", help="model name on the server")
     predict.add_argument("--version", type=int, help="model version on the server (default: newest)")
+    predict.add_argument("--text", action="store_true", help="with --server: the arguments are texts for a "
+                                                             "served text model")
 
     exporter = sub.add_parser("export", help="export a run: .keras, SavedModel (TF Serving) or TFLite")
     exporter.add_argument("run_dir")
@@ -202,9 +204,10 @@ def _run(args):
 
         if not args.model:
             raise ValueError("`predict --server` needs --model NAME (the served model's name).")
-        answers = serving.predict(args.server, args.model, args.paths, version=args.version)
-        for path, answer in zip(args.paths, answers):
-            print(json.dumps({"image": path, **answer}))
+        ask = serving.predict_texts if args.text else serving.predict
+        answers = ask(args.server, args.model, args.paths, version=args.version)
+        for item, answer in zip(args.paths, answers):
+            print(json.dumps({"text" if args.text else "image": item, **answer}))
         return 0
     if args.command == "predict":
         from keras_tl import workflow

@@ -1,7 +1,8 @@
 """TensorFlow Serving helpers: a REST predict client and a `models.config` generator.
 
 The client speaks TF Serving's REST predict API in the row ("instances") format, sending each
-image as `{"b64": ...}` to the `serving_default` signature that `keras_tl.export` writes.
+image as `{"b64": ...}` to the `serving_default` signature that `keras_tl.export` writes, or each
+text as a plain string to the raw-text signature of a text model (`keras_tl.text_export`).
 """
 
 import base64
@@ -50,10 +51,26 @@ def predict(server, model, images, *, version=None, signature="serving_default",
         else:
             with open(item, "rb") as f:
                 payloads.append(f.read())
-    body = json.dumps(predict_request(payloads, signature)).encode("utf-8")
-    request = urllib.request.Request(
-        predict_url(server, model, version), data=body, headers={"Content-Type": "application/json"}
-    )
+    return _post(predict_url(server, model, version), predict_request(payloads, signature), server, timeout)
+
+
+def predict_texts(server, model, texts, *, version=None, signature="serving_default", timeout=30):
+    """Sends raw texts to a TF Serving text model; returns one dict per text.
+
+    The model's `serving_default` (written by `keras-tl export` for a text run) tokenizes in the
+    graph, so the request carries the strings themselves.
+
+    Example:
+    >>> keras_tl.serving.predict_texts("http://localhost:8501", "reviews", ["works well"])[0]["labels"]
+    'positive'
+    """
+    body = {"signature_name": signature, "instances": [str(t) for t in texts]}
+    return _post(predict_url(server, model, version), body, server, timeout)
+
+
+def _post(url, body, server, timeout):
+    request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read().decode("utf-8"))

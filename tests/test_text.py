@@ -1,8 +1,10 @@
 """Text classification: loaders, a tiny BERT through the real preset path, two phases, raw-text export."""
 
+import http.server
 import json
 import os
 import socket
+import threading
 
 import keras
 import numpy as np
@@ -11,7 +13,7 @@ import tensorflow as tf
 from conftest import tiny_bert_preset, tiny_texts
 
 import keras_tl
-from keras_tl import text_backbones, text_data, workflow
+from keras_tl import serving, text_backbones, text_data, workflow
 from keras_tl.backbones import WeightsUnavailableError
 from keras_tl.cli import main as cli
 from keras_tl.config import TrainConfig
@@ -118,12 +120,48 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert [s.decode() for s in answer["labels"].numpy()] == keras_top
     assert answer["probabilities"].shape == (3, 3)
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
+    _check_rest_client(served, queries, keras_top)
 
     tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics",
                                  quantize="dynamic")
     assert tflite.check["top1_agreement"] >= 0.9
     assert os.path.isfile(os.path.join(os.path.dirname(tflite.path), "vocab.txt"))
     assert tflite.evaluation["test_accuracy"] > 0.5
+
+
+class _FakeServing(http.server.BaseHTTPRequestHandler):
+    """Answers TF Serving's REST predict API (row format) with the exported raw-text signature."""
+
+    signature = None
+    bodies = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).bodies.append(body)
+        out = {k: v.numpy() for k, v in type(self).signature(text=tf.constant(body["instances"])).items()}
+        rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
+                for i in range(len(body["instances"]))]
+        payload = json.dumps({"predictions": rows}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def _check_rest_client(signature, queries, expected_labels):
+    _FakeServing.signature = signature
+    server = http.server.HTTPServer(("127.0.0.1", 0), _FakeServing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answers = serving.predict_texts(f"http://127.0.0.1:{server.server_port}", "topics", queries, version=1)
+        assert _FakeServing.bodies[-1] == {"signature_name": "serving_default", "instances": queries}
+        assert [a["labels"] for a in answers] == expected_labels
+    finally:
+        server.shutdown()
 
 
 def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
