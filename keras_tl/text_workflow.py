@@ -125,7 +125,7 @@ def _fit_and_evaluate(config, spec, splits, class_names, run_dir):
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     num_classes = len(class_names)
-    with distribute.scope(config.distribute):
+    with workflow._precision(config.mixed_precision), distribute.scope(config.distribute):
         model, preprocessor = build_text_model(
             spec, num_classes=num_classes, weights=config.weights, sequence_length=config.sequence_length,
             task=config.task, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout)

@@ -380,6 +380,10 @@ def compare_backbones(config, names, source=None):
     """
     if len(names) < 2:
         raise ValueError(f"`compare` needs at least 2 backbones. Received: {names}")
+    text = [n for n in names if text_backbones.is_text(n)]
+    if text or config.modality == "text":
+        raise ValueError(f"`compare` ranks image backbones (it exports each to TFLite and times it on "
+                         f"images). Received text encoders: {text or names}; train each with `train`.")
     configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n,
                                       "out": os.path.join(config.out, n.replace("/", "_"))}) for n in names]
     for c in configs:  # Every config is checked before the first one trains.

@@ -207,6 +207,8 @@ def test_unknown_text_backbone_names_what_is_available():
         text_backbones.get("bert_huge")
     assert text_backbones.is_text("distil_bert_base_en_uncased")
     assert not text_backbones.is_text("efficientnet_b0")
+    with pytest.raises(ValueError, match=r"`compare` ranks image backbones.*\['minilm_l6'\]"):
+        workflow.compare_backbones(TrainConfig(), ["minilm_l6", "mobilenet_v2"])
 
 
 @pytest.mark.network
