@@ -39,6 +39,7 @@ def local_pretrained_weights(tmp_path, backbone="mobilenet_v2", size=TINY_SIZE):
     moving statistics are those of real digit images (one training-mode pass with momentum 0),
     so activations are normalized as in a trained network.
     """
+    keras.utils.set_random_seed(0)  # The same file whichever tests ran before in this process.
     spec = backbones.get(backbone)
     preprocess, base = backbones.build(spec, "none", size)
     norms = [l for l in base.layers if isinstance(l, keras.layers.BatchNormalization)]
