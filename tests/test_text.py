@@ -277,3 +277,29 @@ def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
                        match=r"\['tf.FastWordpieceTokenizeWithOffsets', 'tf.RaggedTensorToTensor'\].*saved_model"):
         text_export.export_tflite(model, preprocessor, str(tmp_path / "tflite"), info)
     assert not [f for f in os.listdir(tmp_path / "tflite") if f.endswith(".tflite")]  # nothing published
+
+
+def test_wordnet_glosses_supersenses():
+    source = keras_tl.datasets.load_wordnet_glosses()
+    assert len(source.texts) == 63_245 and len(source.class_names) == 10
+    assert source.class_names[:3] == ["noun.artifact", "noun.person", "noun.plant"]
+    counts = np.bincount(source.labels)
+    assert counts.tolist() == sorted(counts.tolist(), reverse=True) and counts[0] == 11_587
+    assert "WordNet 3.0" in source.licence
+    everything = sum(len(keras_tl.datasets.load_wordnet_glosses(pos, top=None).texts)
+                     for pos in ("noun", "verb", "adj", "adv"))
+    assert everything == 117_659  # every synset of WordNet 3.0 has one gloss
+
+
+def test_wordnet_missing_names_the_debian_package(tmp_path):
+    with pytest.raises(keras_tl.data.DatasetUnavailableError, match="apt-get install wordnet-base"):
+        keras_tl.datasets.load_wordnet_glosses(folder=str(tmp_path))
+
+
+def test_warmup_linear_decay_schedule():
+    from keras_tl.training import WarmupLinearDecay
+
+    rate = WarmupLinearDecay(2e-5, warmup_steps=10, total_steps=100)
+    values = [float(rate(step)) for step in (0, 5, 10, 55, 100, 120)]
+    np.testing.assert_allclose(values, [0.0, 1e-5, 2e-5, 1e-5, 0.0, 0.0], atol=1e-12)
+    assert WarmupLinearDecay.from_config(rate.get_config()).get_config() == rate.get_config()
