@@ -6,8 +6,9 @@ the artifact against the Keras model on held-out texts, and only then publishes 
 
 KerasHub exports an encoder without its tokenizer; here the SavedModel's `serving_default`
 signature runs the preset's preprocessor (tokenizer, truncation, padding) in the graph, so
-TF Serving answers raw text. The TFLite model takes token ids: the tokenizer's tf.text ops have no
-TFLite builtin kernels, so an app tokenizes with the vocabulary written beside the model.
+TF Serving answers raw text. The TFLite model takes token ids: the tokenizer's tf.text ops are not TFLite
+builtins (converting the raw-string signature fails on CaseFoldUTF8, RegexSplitWithOffsets,
+FastWordpieceTokenizeWithOffsets, ...), so an app tokenizes with the vocabulary written beside the model.
 """
 
 import json
@@ -165,7 +166,7 @@ def export_tflite(model, preprocessor, destination, info):
         try:
             model.export(tmp, format="litert", verbose=False, input_signature=[signature], **options)
         except Exception as error:  # The converter raises its own ConverterError (and others).
-            ops = sorted(set(re.findall(r"\b(tf\.[A-Za-z0-9_]+)", str(error))))
+            ops = unsupported_ops(str(error))
             raise TFLiteConversionError(
                 f"The TFLite converter could not convert this text model: unsupported op(s) "
                 f"{ops or 'unknown (see the converter error above)'}. Serve it as a SavedModel "
@@ -181,6 +182,11 @@ def export_tflite(model, preprocessor, destination, info):
     export._write_labels(destination, info.class_names)
     _write_vocabulary(preprocessor, os.path.join(destination, "vocab.txt"))
     return ExportResult("tflite", final, None, os.path.getsize(final), check)
+
+
+def unsupported_ops(message):
+    """The TensorFlow op names (`tf.OpName`) a TFLite converter error message lists, sorted."""
+    return sorted({f"tf.{op}" for op in re.findall(r"\btf\.([A-Z]\w+)", message)} - {"tf.TFText"})
 
 
 def _write_vocabulary(preprocessor, path):

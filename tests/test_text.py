@@ -122,6 +122,15 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
     _check_rest_client(served, queries, keras_top)
 
+    # Why the TFLite model takes token ids: the raw-string signature does not convert to builtins.
+    model, preprocessor, _, class_names = keras_tl.text_workflow.load_text_run(run_dir)
+    serve = keras_tl.text_export.serving_function(model, preprocessor, class_names)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
+    with pytest.raises(Exception) as refused:
+        converter.convert()
+    assert {"tf.FastWordpieceTokenizeWithOffsets", "tf.CaseFoldUTF8"} <= set(
+        keras_tl.text_export.unsupported_ops(str(refused.value)))
+
     tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics",
                                  quantize="dynamic")
     assert tflite.check["top1_agreement"] >= 0.9
