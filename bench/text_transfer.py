@@ -100,7 +100,7 @@ def main():
     minilm = result.metrics["test_accuracy"]
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
           f"{len(splits['train'])} training labels, {len(splits['test'])} test glosses")
-    print(f"| model | test accuracy | macro F1 | training s |\n|---|---|---|---|")
+    print("| model | test accuracy | macro F1 | training s |\n|---|---|---|---|")
     print(f"| MiniLM-L6 two-phase ({args.head_epochs} + {args.epochs} epochs, unfreeze {args.unfreeze}, "
           f"fine_tune_lr {args.fine_tune_lr:g}) | {100 * minilm:.1f}% | "
           f"{result.metrics['macro_f1']:.3f} | {result.metrics['train_seconds']:.0f} |")

@@ -81,6 +81,11 @@ def register(spec):
     return spec
 
 
+def is_registered(name):
+    """True if `name` is a registry name (case and `_` ignored); loads nothing."""
+    return isinstance(name, str) and _key(name) in _REGISTRY
+
+
 def is_hub_handle(name):
     """True if `name` is a KerasHub preset handle or a local preset directory."""
     return name.startswith(_HUB_SCHEMES) or os.path.isdir(name)

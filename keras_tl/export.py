@@ -253,20 +253,26 @@ def check_saved_model(path, model, info):
     }
 
 
-def tflite_converter_options(info):
-    """`Model.export(format="litert")` converter settings for a quantization mode."""
+def tflite_converter_options(quantize, representative_images=None, int8_io=False):
+    """`Model.export(format="litert")` converter settings for a quantization mode.
+
+    Args:
+        quantize: str. "none", "float16", "dynamic" or "int8".
+        representative_images: array. int8 calibration inputs (from the training split).
+        int8_io: bool. int8 with uint8 input and output tensors.
+    """
     builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if info.quantize == "none":
+    if quantize == "none":
         return {"target_spec": {"supported_ops": builtins}}
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
-    if info.quantize == "float16":
+    if quantize == "float16":
         options["target_spec"] = {"supported_ops": builtins, "supported_types": [tf.float16]}
-    elif info.quantize == "dynamic":
+    elif quantize == "dynamic":
         options["target_spec"] = {"supported_ops": builtins}
     else:
-        if info.representative_images is None or not len(info.representative_images):
+        if representative_images is None or not len(representative_images):
             raise ValueError("int8 quantization needs representative images from the training split.")
-        images = np.asarray(info.representative_images, dtype=np.float32)
+        images = np.asarray(representative_images, dtype=np.float32)
 
         def representative():
             for image in images:
@@ -274,7 +280,7 @@ def tflite_converter_options(info):
 
         options["representative_dataset"] = representative
         options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
-        if info.int8_io:
+        if int8_io:
             options["inference_input_type"] = tf.uint8
             options["inference_output_type"] = tf.uint8
     return options
@@ -291,7 +297,7 @@ def export_tflite(model, destination, info):
     try:
         model.export(tmp, format="litert", verbose=False,
                      input_signature=[keras.InputSpec(shape=(1, size, size, 3), dtype="float32")],
-                     **tflite_converter_options(info))
+                     **tflite_converter_options(info.quantize, info.representative_images, info.int8_io))
         reference = model.predict(info.check_images, verbose=0)
         check = compare(reference, tflite_predict(tmp, info.check_images), min_agreement=_min_agreement(info),
                         what=f"The {info.quantize} TFLite model")

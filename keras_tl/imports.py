@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import keras
-import numpy as np
 
 from keras_tl import backbones
 from keras_tl.layers import ImagePreprocessing

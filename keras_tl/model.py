@@ -59,12 +59,7 @@ def build_model(
     spec = backbones.get(backbone) if isinstance(backbone, str) else backbone
     size = image_size or spec.default_size
     preprocess, base = backbones.build(spec, weights=weights, image_size=size)
-    if task not in ("multiclass", "binary", "multilabel"):
-        raise ValueError(f"`task` must be 'multiclass', 'binary' or 'multilabel'. Received: task={task!r}")
-    if task == "binary" and num_classes != 2:
-        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
-    if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+    check_task(task, num_classes)
 
     if not is_pretrained(weights):
         _short_run_batchnorm(base)
@@ -77,19 +72,35 @@ def build_model(
         x = InferenceMode(base, name=BACKBONE_LAYER)(x)
     else:
         x = base(x)
-    x = _pool(x, pooling)
+    outputs = head(_pool(x, pooling), num_classes=num_classes, task=task, dense_units=dense_units,
+                   dropout=dropout)
+    return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
+
+
+def check_task(task, num_classes):
+    """Raises `ValueError` unless `task` is known and fits `num_classes`."""
+    if task not in ("multiclass", "binary", "multilabel"):
+        raise ValueError(f"`task` must be 'multiclass', 'binary' or 'multilabel'. Received: task={task!r}")
+    if task == "binary" and num_classes != 2:
+        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
+    if num_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+
+
+def head(x, *, num_classes, task, dense_units=(), dropout=0.2):
+    """The new classification head on pooled features `x`: optional Dense+ReLU layers, dropout, and
+    the output layer named "predictions" (softmax, or sigmoid for binary and multi-label)."""
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
     if dropout and not dense_units:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(
+    return keras.layers.Dense(
         1 if task == "binary" else num_classes,
         activation="softmax" if task == "multiclass" else "sigmoid",
         dtype="float32",  # Keeps probabilities in float32 under mixed precision.
         name="predictions",
     )(x)
-    return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
 
 
 def _short_run_batchnorm(backbone, momentum=0.9):

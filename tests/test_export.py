@@ -1,9 +1,7 @@
 """Every export format round-trips and agrees with Keras; SavedModel versions are atomic."""
 
-import http.server
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import tensorflow as tf
 
 from keras_tl import datasets, export, serving, workflow
 from keras_tl.cli import main
-from conftest import local_pretrained_weights, tiny_config
+from conftest import fake_tf_serving, local_pretrained_weights, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -127,48 +125,25 @@ def test_int8_io_and_size(run_dir, tmp_path):
     assert int8.size_bytes < 0.35 * float32.size_bytes
 
 
-class _FakeServing(http.server.BaseHTTPRequestHandler):
-    """Answers TF Serving's REST predict API with the SavedModel's own serving_default signature."""
-
-    signature = None
-    requests = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append((self.path, body))
-        import base64
-
-        data = tf.constant([base64.b64decode(i["b64"]) for i in body["instances"]])
-        out = {k: v.numpy() for k, v in self.signature(image_bytes=data).items()}
-        rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
-                for i in range(len(data))]
-        payload = json.dumps({"predictions": rows}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_rest_client_against_local_server_answering_with_the_signature(run_dir, tmp_path, capsys):
+    import base64
+
     result = workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="digits")
-    _FakeServing.signature = tf.saved_model.load(result.path).signatures["serving_default"]
-    server = http.server.HTTPServer(("127.0.0.1", 0), _FakeServing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    signature = tf.saved_model.load(result.path).signatures["serving_default"]
+
+    def answer(instances):
+        data = tf.constant([base64.b64decode(i["b64"]) for i in instances])
+        return {k: v.numpy() for k, v in signature(image_bytes=data).items()}
+
+    with fake_tf_serving(answer) as (url, bodies):
         model, images = _test_images(run_dir, 2)
         files = []
         for i, image in enumerate(images):
             path = tmp_path / f"img{i}.png"
             path.write_bytes(tf.io.encode_png(image).numpy())
             files.append(str(path))
-        url = f"http://127.0.0.1:{server.server_port}"
         answers = serving.predict(url, "digits", files, version=1)
-        path, body = _FakeServing.requests[-1]
+        path, body = bodies[-1]
         assert path == "/v1/models/digits/versions/1:predict"
         assert body["signature_name"] == "serving_default" and set(body["instances"][0]) == {"b64"}
         reference = model.predict(images, verbose=0)
@@ -177,8 +152,6 @@ def test_rest_client_against_local_server_answering_with_the_signature(run_dir, 
         assert main(["predict", "--server", url, "--model", "digits", files[0]]) == 0
         line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert line["labels"] == answers[0]["labels"]
-    finally:
-        server.shutdown()
 
 
 def test_models_config_lists_saved_model_exports(run_dir, tmp_path):

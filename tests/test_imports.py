@@ -1,7 +1,6 @@
 """Real ImageNet weights and real datasets that installed packages ship (`keras-tl assets install`),
 read offline: the weight import labels real photos right and fine-tunes; the loaders count right."""
 
-import io
 import os
 import pickle
 import socket

