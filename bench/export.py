@@ -39,11 +39,12 @@ def main():
     if run_dir is None:
         quickstart.run(os.path.join(args.out, "quickstart"))
         run_dir = os.path.join(args.out, "quickstart", "transfer")
-    model, config, _ = workflow.load_run(run_dir)
+    task = workflow.load_run(run_dir)
+    model, config = task.model, task.config
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
         keras_accuracy = json.load(f)["test_accuracy"]
     test = workflow.load_split(run_dir, "test")
-    image = workflow.images_at_size(test, config, limit=1)[0]
+    image = task.inputs(test.items[:1])[0]
     keras_ms = keras_predict_latency_ms(model, image)
     rows = []
     for quantize in ("none", "float16", "dynamic", "int8"):

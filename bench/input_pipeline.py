@@ -18,9 +18,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_tl import backbones, data
-from keras_tl.model import build_model
-from keras_tl.training import compile_model, set_trainable
+from keras_tl.core import registry
+from keras_tl.image import backbones
+from keras_tl.image import data
+from keras_tl.image.model import build_model
+from keras_tl.core.training import compile_model, set_trainable
 
 CLASSES = ("waves", "rings", "stripes", "blobs")
 
@@ -90,7 +92,7 @@ def main():
     print(f"pipeline alone: epoch 1 (decode+resize+cache) {cold:,.0f} img/s; "
           f"epochs 2-3 (cache+shuffle+augment={args.augment}) {warm:,.0f} / {warm2:,.0f} img/s")
 
-    spec = backbones.get("mobilenet_v3_small")
+    spec = registry.get("mobilenet_v3_small")
     _, base = backbones.build(spec, "none", args.image_size)
     weights = os.path.join(args.dir, "..", "bench_mobilenet_v3_small.weights.h5")
     base.save_weights(weights)  # Stands in for pretrained weights: BatchNorm in inference mode.

@@ -24,11 +24,13 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_tl import backbones, data, datasets
-from keras_tl.config import TrainConfig
+from keras_tl import datasets
+from keras_tl.core import registry
+from keras_tl.image import backbones
+from keras_tl.core import data as core_data
+from keras_tl.core.config import TrainConfig
 from keras_tl.workflow import train
 
 
@@ -74,7 +76,7 @@ def random_weights(train_split, size, seed):
     """A randomly initialised MobileNetV2 backbone whose BatchNorm statistics are those of the
     training images (one training-mode pass, momentum 0), saved as a weights file."""
     keras.utils.set_random_seed(seed)
-    preprocess, base = backbones.build(backbones.get("mobilenet_v2"), "none", size)
+    preprocess, base = backbones.build(registry.get("mobilenet_v2"), "none", size)
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.0
@@ -99,7 +101,7 @@ def main():
     args = parser.parse_args()
 
     source = datasets.load_digits()
-    splits = data.split_source(source, val_split=0.15, test_split=0.15, seed=args.seed)
+    splits = core_data.split_source(source, val_split=0.15, test_split=0.15, seed=args.seed)
     weights = args.weights or random_weights(splits["train"], args.size, args.seed)
     num_classes = len(source.class_names)
     print(f"data: digits, {num_classes} classes, train/val/test {len(splits['train'])}/"

@@ -27,14 +27,15 @@ import keras
 import numpy as np
 from sklearn.metrics import f1_score
 
-from keras_tl import data, datasets
-from keras_tl.config import TrainConfig
+from keras_tl import datasets
+from keras_tl.core import data as core_data
+from keras_tl.core.config import TrainConfig
 from keras_tl.workflow import train
 
 
 def split(source, per_class, val_per_class, test, seed):
     rng = np.random.default_rng(seed)
-    test_idx = data.stratified_split(source.labels, 0.5, test / len(source.labels), seed)["test"]
+    test_idx = core_data.stratified_split(source.labels, 0.5, test / len(source.labels), seed)["test"]
     rest = np.setdiff1d(np.arange(len(source.labels)), test_idx)
     train_idx, val_idx = [], []
     for c in range(len(source.class_names)):
@@ -86,7 +87,7 @@ def main():
     args = parser.parse_args()
 
     source = split(datasets.load_wordnet_glosses(), args.per_class, 50, args.test, args.seed)
-    splits = data.split_source(source, val_split=0.1, test_split=0.1, seed=args.seed)
+    splits = core_data.split_source(source, val_split=0.1, test_split=0.1, seed=args.seed)
     print(f"WordNet noun supersenses: {len(source.class_names)} classes; train/val/test = "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])}")
 

@@ -27,8 +27,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_tl import data, datasets  # noqa: E402
-from keras_tl.config import TrainConfig  # noqa: E402
+from keras_tl import datasets  # noqa: E402
+from keras_tl.core import data as core_data
+from keras_tl.image import data
+from keras_tl.core.config import TrainConfig  # noqa: E402
 from keras_tl.workflow import train  # noqa: E402
 
 METHODS = ("feature_extraction", "two_phase", "scratch")
@@ -41,7 +43,7 @@ def load(name, pool, seed):
     if name == "animals":
         return datasets.load_animal_silhouettes()
     source = datasets.load_fashion_mnist("all")
-    keep = data.limit_per_class(source.labels, np.arange(len(source.labels)), pool // 10, seed)
+    keep = core_data.limit_per_class(source.labels, np.arange(len(source.labels)), pool // 10, seed)
     return data.ImageSource(source.class_names, source.images[keep], source.labels[keep], licence=source.licence)
 
 

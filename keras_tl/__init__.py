@@ -1,10 +1,11 @@
-"""keras-tl: transfer learning with Keras 3 and TensorFlow.
+"""keras-tl: transfer learning with Keras 3 and TensorFlow, for images and text.
 
-The model side (`backbones`, `imports`, `model`, `training`, `features`, `evaluate`, `distribute`) uses
-Keras 3 APIs only and imports without TensorFlow, so it runs on any Keras backend
-(`KERAS_BACKEND=jax`); the tf.data pipelines (`data`, `augment`, `datasets`), the whole-run
-`workflow` and `export`, and the text side (`text_backbones`, `text_data`, `text_model`,
-`text_export`, `text_workflow`: KerasHub's tokenizers are tf.text ops) load TensorFlow when first used.
+The package is a shared core (`keras_tl.core`: config, registry, heads, training, features,
+evaluation, run directory, export, serving) with one plug-in folder per modality
+(`keras_tl.image`, `keras_tl.text`), offline weight converters (`keras_tl.weights`), offline
+datasets (`keras_tl.datasets`) and the whole-run functions (`keras_tl.workflow`). See
+docs/ARCHITECTURE.md. Importing `keras_tl` imports nothing heavy: Keras and TensorFlow load when a
+function that needs them is first used.
 
 Example:
 >>> import keras_tl
@@ -14,24 +15,40 @@ Example:
 
 import importlib
 
-from keras_tl import (assets, backbones, config, distribute, evaluate, features, imports, layers, model,
-                      torch_weights, training)
-from keras_tl.backbones import WeightsUnavailableError
-from keras_tl.config import TrainConfig
-from keras_tl.model import build_model
-from keras_tl.training import compile_model, fine_tune, set_trainable
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-
-# TensorFlow-backed modules and the workflow functions: imported on first use.
-_LAZY_MODULES = ("augment", "data", "datasets", "export", "plots", "report", "serving", "workflow",
-                 "text_backbones", "text_data", "text_model", "text_export", "text_workflow")
-_LAZY_FUNCTIONS = ("evaluate_run", "load_run", "predict_files", "save_backbone_weights", "train")
+# Public name -> the module that defines it; imported on first use.
+_PUBLIC = {
+    "TrainConfig": "keras_tl.core.config",
+    "Task": "keras_tl.core.task",
+    "WeightsUnavailableError": "keras_tl.core.errors",
+    "DatasetUnavailableError": "keras_tl.core.errors",
+    "ExportCheckError": "keras_tl.core.errors",
+    "build_model": "keras_tl.image.model",
+    "build_text_model": "keras_tl.text.model",
+    "set_trainable": "keras_tl.core.training",
+    "compile_model": "keras_tl.core.training",
+    "fine_tune": "keras_tl.core.training",
+    "train": "keras_tl.workflow",
+    "compare_backbones": "keras_tl.workflow",
+    "show_batch": "keras_tl.workflow",
+    "evaluate_run": "keras_tl.workflow",
+    "export_run": "keras_tl.workflow",
+    "load_run": "keras_tl.workflow",
+    "predict": "keras_tl.workflow",
+    "predict_files": "keras_tl.workflow",
+    "save_backbone_weights": "keras_tl.workflow",
+}
+_SUBPACKAGES = ("assets", "cli", "core", "datasets", "image", "quickstart", "text", "weights", "workflow")
 
 
 def __getattr__(name):
-    if name in _LAZY_MODULES:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"keras_tl.{name}")
-    if name in _LAZY_FUNCTIONS:
-        return getattr(importlib.import_module("keras_tl.workflow"), name)
     raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_PUBLIC) + list(_SUBPACKAGES))

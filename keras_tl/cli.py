@@ -10,40 +10,46 @@ import sys
 # Before TensorFlow is imported: keep its C++ start-up chatter out of the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Flags of `train` that map one-to-one onto TrainConfig fields (flag name = field with dashes).
+from keras_tl.core import config as choices  # noqa: E402  (keras-free: `--help` stays fast)
+
+_C = choices.choices
+
+# Flags of `train` that map one-to-one onto TrainConfig fields (flag name = field with dashes); every
+# choice list comes from keras_tl.core.config, so `--help` and validation never disagree.
 _TRAIN_FLAGS = {
     "data": (str, "images: folder of class folders, .csv manifest, tfds:NAME; text: .csv, .jsonl, "
                   "folder of class folders of .txt files, tfds:NAME"),
-    "modality": (str, "auto | image | text (auto: text when --backbone is a text encoder)"),
+    "modality": (str, f"{_C(('auto',) + choices.MODALITIES)} (auto: from --backbone)"),
     "sequence_length": (int, "text: tokens per example (default 128)"),
     "text_column": (str, "text: CSV column / JSONL key of the text (default text)"),
     "label_column": (str, "text: CSV column / JSONL key of the label (default label)"),
-    "optimizer": (str, "auto | adam | adamw (auto: AdamW for text, Adam for images)"),
+    "optimizer": (str, f"{_C(choices.OPTIMIZERS)} (auto: AdamW for text, Adam for images)"),
     "weight_decay": (float, "AdamW weight decay"),
     "out": (str, "run directory to write"),
-    "backbone": (str, "backbone name (see `keras-tl backbones`) or KerasHub preset handle"),
-    "weights": (str, "imagenet | none | path to a weights file | preset"),
+    "backbone": (str, "backbone name (see `keras-tl backbones`), KerasHub preset or handle, or a local preset directory"),
+    "weights": (str, "imagenet | none | path to a weights file | preset (KerasHub)"),
     "image_size": (int, "square input side in pixels (default: the backbone's)"),
-    "strategy": (str, "two_phase | feature_extraction | full"),
+    "strategy": (str, _C(choices.STRATEGIES)),
     "head_epochs": (int, "phase 1 epochs (frozen backbone)"),
     "epochs": (int, "phase 2 epochs (unfrozen backbone)"),
-    "unfreeze": (str, "all | top:N | fraction:F | blocks:K | from:NAME"),
+    "unfreeze": (str, _C(choices.UNFREEZE_POLICIES)),
     "batch_size": (int, "batch size"),
     "head_lr": (float, "phase 1 learning rate"),
     "fine_tune_lr": (float, "phase 2 learning rate"),
-    "schedule": (str, "auto | cosine | linear | plateau | constant"),
-    "labels_per_class": (int, "use at most this many training images per class"),
-    "augment": (str, "none | light | standard"),
-    "task": (str, "auto | multiclass | binary"),
-    "pooling": (str, "avg | max | cls (text: first token)"),
+    "schedule": (str, f"{_C(choices.SCHEDULES)} (auto: linear for text, cosine for images)"),
+    "labels_per_class": (int, "use at most this many training examples per class"),
+    "augment": (str, _C(tuple(choices.AUGMENT_PRESETS))),
+    "task": (str, _C(choices.TASKS)),
+    "pooling": (str, f"{_C(choices.POOLINGS)} (cls: text, first token)"),
     "dropout": (float, "dropout before the output layer"),
     "label_smoothing": (float, "label smoothing"),
-    "class_weight": (str, "none | balanced"),
+    "class_weight": (str, _C(choices.CLASS_WEIGHTS)),
+    "cache": (str, _C(choices.CACHES)),
     "seed": (int, "random seed"),
     "augmented_views": (int, "augmented copies of the training set whose features are cached"),
-    "augment_on": (str, "data (tf.data) | model (on the accelerator)"),
+    "augment_on": (str, f"{_C(choices.AUGMENT_ON)} (data: tf.data; model: on the accelerator)"),
     "steps_per_execution": (int, "batches per compiled call"),
-    "distribute": (str, "none | mirrored | multi_worker | data_parallel (JAX)"),
+    "distribute": (str, f"{_C(choices.DISTRIBUTIONS)} (data_parallel: JAX)"),
 }
 
 
@@ -95,12 +101,12 @@ def _parser():
 
     exporter = sub.add_parser("export", help="export a run: .keras, SavedModel (TF Serving) or TFLite")
     exporter.add_argument("run_dir")
-    exporter.add_argument("--format", default="saved_model", choices=["keras", "saved_model", "tflite"])
-    exporter.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"])
+    exporter.add_argument("--format", default="saved_model", choices=choices.EXPORT_FORMATS)
+    exporter.add_argument("--quantize", default="none", choices=choices.QUANTIZATIONS)
     exporter.add_argument("--name", help="model name (default: the run directory's name)")
     exporter.add_argument("--out", default="exported_models")
     exporter.add_argument("--keep-versions", type=int, help="SavedModel: keep this many newest versions")
-    exporter.add_argument("--int8-io", action="store_true", help="int8 TFLite with uint8 input/output")
+    exporter.add_argument("--int8-io", action="store_true", help="with --quantize int8: uint8 input/output")
 
     serving = sub.add_parser("serving-config", help="print a TF Serving models.config for exported models")
     serving.add_argument("--root", default="exported_models")
@@ -126,13 +132,18 @@ def _parser():
 
 
 def _train_config(args):
-    from keras_tl.config import TrainConfig
+    import yaml
+
+    from keras_tl.core.config import TrainConfig
 
     values = {}
     if args.config:
         if not os.path.isfile(args.config):
             raise ValueError(f"Config file not found: {args.config!r}")
-        values.update(TrainConfig.from_yaml(args.config).to_dict())
+        try:
+            values.update(TrainConfig.from_yaml(args.config).to_dict())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{args.config!r} is not valid YAML: {error}") from None
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
     if values.get("jit_compile") in ("true", "false"):
@@ -142,37 +153,18 @@ def _train_config(args):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    from keras_tl.backbones import WeightsUnavailableError
-    from keras_tl.data import DatasetUnavailableError
-    from keras_tl.export import ExportCheckError
-    from keras_tl.text_export import TFLiteConversionError
+    from keras_tl.core.errors import USER_ERRORS
 
     try:
         return _run(args)
-    except (ValueError, WeightsUnavailableError, DatasetUnavailableError, ExportCheckError,
-            TFLiteConversionError, ConnectionError) as error:
+    except USER_ERRORS as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
 def _run(args):
-    if args.command == "backbones" and args.text:
-        from keras_tl import text_backbones
-
-        for name in text_backbones.names():
-            print(f"{name:24}{text_backbones.get(name).description}")
-        print("KerasHub text presets (downloaded on first use): " + ", ".join(text_backbones.hub_presets()))
-        print("or a local KerasHub preset / Hugging Face checkpoint directory")
-        return 0
     if args.command == "backbones":
-        from keras_tl import backbones
-
-        print(f"{'name':24}{'size':>6}{'min':>5}{'features':>10}  preprocessing")
-        for name in backbones.names(args.pattern):
-            spec = backbones.get(name)
-            print(f"{spec.name:24}{spec.default_size:>6}{spec.min_size:>5}{spec.feature_dim:>10}"
-                  f"  {spec.preprocessing}")
-        return 0
+        return _list_backbones(args)
     if args.command == "train":
         from keras_tl import workflow
 
@@ -194,13 +186,13 @@ def _run(args):
         return 0
     if args.command == "evaluate":
         from keras_tl import workflow
-        from keras_tl.evaluate import format_metrics
+        from keras_tl.core.evaluate import format_metrics
 
         metrics = workflow.evaluate_run(args.run_dir)
         print(format_metrics(metrics))
         return 0
     if args.command == "predict" and args.server:
-        from keras_tl import serving
+        from keras_tl.core import serving
 
         if not args.model:
             raise ValueError("`predict --server` needs --model NAME (the served model's name).")
@@ -214,17 +206,12 @@ def _run(args):
 
         if len(args.paths) < 2:
             raise ValueError("`predict` needs RUN_DIR IMAGE... (or --server URL --model NAME IMAGE...).")
-        run_dir, images = args.paths[0], args.paths[1:]
-        if workflow._is_text_run(run_dir):
-            from keras_tl import text_workflow
+        run_dir, items = args.paths[0], args.paths[1:]
+        from keras_tl.core.run import load_config
 
-            for text, top in zip(images, text_workflow.predict_texts(run_dir, images, args.top_k)):
-                print(json.dumps({"text": text, "top_k": [{"label": l, "probability": round(p, 4)}
-                                                          for l, p in top]}))
-            return 0
-        for path, top in zip(images, workflow.predict_files(run_dir, images, args.top_k)):
-            print(json.dumps({"image": path, "top_k": [{"label": l, "probability": round(p, 4)}
-                                                        for l, p in top]}))
+        key = {"auto": "image"}.get(load_config(run_dir).modality, load_config(run_dir).modality)  # JSON key
+        for item, top in zip(items, workflow.predict(run_dir, items, args.top_k)):
+            print(json.dumps({key: item, "top_k": [{"label": l, "probability": round(p, 4)} for l, p in top]}))
         return 0
     if args.command == "export":
         from keras_tl import workflow
@@ -236,7 +223,7 @@ def _run(args):
                           "size_bytes": result.size_bytes, "check": result.check}))
         return 0
     if args.command == "serving-config":
-        from keras_tl import serving
+        from keras_tl.core import serving
 
         print(serving.models_config(args.root, base_path=args.base_path), end="")
         return 0
@@ -248,7 +235,7 @@ def _run(args):
         print("\n".join(assets.status()))
         return 0
     if args.command == "import-weights":
-        from keras_tl import imports
+        from keras_tl.image import imported as imports
 
         if args.list or not args.name:
             for name in imports.names():
@@ -264,6 +251,24 @@ def _run(args):
         quickstart.run(args.out, labels_per_class=args.labels_per_class)
         return 0
     raise AssertionError(args.command)  # argparse only lets known commands through.
+
+
+def _list_backbones(args):
+    from keras_tl.core import registry
+
+    if args.text:
+        from keras_tl.text import backbones as text
+
+        for name in registry.names(args.pattern, modality="text"):
+            print(f"{name:24}{registry.get(name).description}")
+        print("KerasHub text presets (downloaded on first use): " + ", ".join(text.hub_presets()))
+        print("or a local KerasHub preset / Hugging Face checkpoint directory")
+        return 0
+    print(f"{'name':24}{'size':>6}{'min':>5}{'features':>10}  preprocessing")
+    for name in registry.names(args.pattern, modality="image"):
+        spec = registry.get(name)
+        print(f"{spec.name:24}{spec.default_size:>6}{spec.min_size:>5}{spec.feature_dim:>10}  {spec.preprocessing}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 import time
 
 from keras_tl import datasets
-from keras_tl.config import TrainConfig
+from keras_tl.core.config import TrainConfig
 from keras_tl.workflow import export_run, train
 
 

@@ -54,7 +54,7 @@ Before transferring it, a look at what the imported weights do with their own Im
 photo of a cat (scikit-image ships it) should come out as a cat. ImageNet class 281-285 are cats."""),
     ("code", """import skimage.data
 
-classifier = keras_tl.imports.classifier("efficientnet_lite0")
+classifier = keras_tl.image.imported.classifier("efficientnet_lite0")
 cat = np.asarray(Image.fromarray(skimage.data.chelsea()).resize((224, 224)))
 top5 = np.argsort(-classifier.predict(cat[None], verbose=0)[0])[:5]
 print("ImageNet top-5 class indices:", top5.tolist())"""),
@@ -116,7 +116,8 @@ import numpy as np
 import tensorflow as tf
 
 import keras_tl
-from keras_tl import export, serving
+from keras_tl.core import export
+from keras_tl.core import serving
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_export")
 EXPORTS = os.path.join(OUT, "exported_models")"""),
@@ -139,11 +140,13 @@ second = keras_tl.workflow.export_run(run.run_dir, "saved_model", out=EXPORTS, n
 print(first.version, second.version, sorted(os.listdir(f"{EXPORTS}/digits")))
 print(json.dumps(second.check, indent=1))"""),
     ("md", """Call the serving signature exactly as TF Serving will: with PNG bytes."""),
-    ("code", """model, config, class_names = keras_tl.load_run(run.run_dir)
+    ("code", """task = keras_tl.load_run(run.run_dir)  # model, preprocessing, class names and config
+class_names = task.class_names
 test = keras_tl.workflow.load_split(run.run_dir, "test")
-images = keras_tl.workflow.images_at_size(test, config, limit=6)
+images = task.inputs(test.items[:6])  # uint8 images at the model's size
 loaded = tf.saved_model.load(second.path)
-answer = loaded.signatures["serving_default"](image_bytes=tf.constant(export.encode_png(images)))
+png = [tf.io.encode_png(image).numpy() for image in images]
+answer = loaded.signatures["serving_default"](image_bytes=tf.constant(png))
 print("served labels:", [l.decode() for l in answer["labels"].numpy()])
 print("true labels:  ", [class_names[i] for i in test.labels[:6]])"""),
     ("md", """A `models.config` for serving every exported model with the TF Serving docker image
@@ -201,8 +204,8 @@ them 70/15/15 (stratified, seeded) and keep 30 training labels per class."""),
     ("code", """full = keras_tl.datasets.load_wordnet_glosses()
 print(full.licence)
 print(len(full.texts), "glosses:", dict(zip(full.class_names, np.bincount(full.labels))))
-keep = keras_tl.data.limit_per_class(full.labels, np.arange(len(full.labels)), 100, seed=0)
-source = keras_tl.text_data.TextSource(full.class_names, [full.texts[i] for i in keep],
+keep = keras_tl.core.data.limit_per_class(full.labels, np.arange(len(full.labels)), 100, seed=0)
+source = keras_tl.text.data.TextSource(full.class_names, [full.texts[i] for i in keep],
                                        full.labels[keep], licence=full.licence)
 for i in keep[:: len(keep) // 5][:5]:
     print(f"{full.class_names[full.labels[i]]:20} {full.texts[i][:90]}")"""),
@@ -210,7 +213,7 @@ for i in keep[:: len(keep) // 5][:5]:
 
 The preset's preprocessor turns strings into token ids, a padding mask and segment ids. It runs in
 the tf.data pipeline during training and inside the SavedModel when serving."""),
-    ("code", """backbone, preprocessor = keras_tl.text_backbones.load(keras_tl.text_backbones.get("minilm_l6"),
+    ("code", """backbone, preprocessor = keras_tl.text.backbones.load(keras_tl.core.registry.get("minilm_l6"),
                                                       sequence_length=16)
 tokens = preprocessor(["a domestic cat"])
 print(tokens["token_ids"].numpy()[0])

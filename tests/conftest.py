@@ -13,9 +13,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from keras_tl import backbones, datasets  # noqa: E402
-from keras_tl.config import TrainConfig  # noqa: E402
-from keras_tl.model import build_model  # noqa: E402
+from keras_tl import datasets  # noqa: E402
+from keras_tl.core import registry
+from keras_tl.image import backbones
+from keras_tl.core.config import TrainConfig  # noqa: E402
+from keras_tl.image.model import build_model  # noqa: E402
 
 TINY_SIZE = 32
 
@@ -44,7 +46,7 @@ def local_pretrained_weights(tmp_path, backbone="mobilenet_v2", size=TINY_SIZE):
     so activations are normalized as in a trained network.
     """
     keras.utils.set_random_seed(0)  # The same file whichever tests ran before in this process.
-    spec = backbones.get(backbone)
+    spec = registry.get(backbone)
     preprocess, base = backbones.build(spec, "none", size)
     norms = [l for l in base.layers if isinstance(l, keras.layers.BatchNormalization)]
     for layer in norms:

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import backbones
-from keras_tl.backbones import WeightsUnavailableError
+from keras_tl.core import registry
+from keras_tl.image import backbones
+from keras_tl.core.errors import WeightsUnavailableError
 
 HEAVY = {"nasnet_large", "convnext_large", "convnext_xlarge", "efficientnet_b7", "efficientnet_v2_l",
          "efficientnet_v2_m", "resnet152", "resnet152_v2", "inception_resnet_v2", "densenet201"}
@@ -13,28 +14,28 @@ HEAVY = {"nasnet_large", "convnext_large", "convnext_xlarge", "efficientnet_b7",
 
 def test_registry_covers_every_keras_application():
     constructors = {n for n in dir(keras.applications) if n[0].isupper()}
-    registered = {backbones.get(n).constructor for n in backbones.names()}
+    registered = {registry.get(n).constructor for n in registry.names(modality="image")}
     assert registered == constructors
     assert len(registered) == 40
 
 
 def test_lookup_accepts_keras_spelling_and_loads_nothing():
-    spec = backbones.get("EfficientNetB3")
+    spec = registry.get("EfficientNetB3")
     assert (spec.name, spec.default_size, spec.min_size, spec.feature_dim) == ("efficientnet_b3", 300, 32, 1536)
-    assert backbones.names("mobilenet_v3*") == ["mobilenet_v3_large", "mobilenet_v3_small"]
+    assert registry.names("mobilenet_v3*") == ["mobilenet_v3_large", "mobilenet_v3_small"]
 
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in backbones.names()],
+    [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in registry.names(modality="image")],
 )
 def test_every_backbone_builds_small_with_random_weights(name):
-    spec = backbones.get(name)
+    spec = registry.get(name)
     size = max(spec.min_size, 32)
     preprocess, base = backbones.build(spec, "none", size)
     assert base.name == "backbone"
     assert base.output_shape[-1] == spec.feature_dim
-    blocks = backbones.block_starts(base, spec)
+    blocks = registry.block_starts(base, spec)
     assert len(blocks) >= 2, f"{name}: block pattern {spec.block_pattern!r} found {blocks}"
     indices = [i for _, i in blocks]
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
@@ -44,11 +45,11 @@ def test_every_backbone_builds_small_with_random_weights(name):
 
 def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match=r"'xception' needs images of at least 71px. Received: image_size=64"):
-        backbones.build(backbones.get("xception"), "none", 64)
+        backbones.build(registry.get("xception"), "none", 64)
 
 
 def test_weights_load_from_local_file(tmp_path):
-    spec = backbones.get("mobilenet_v2")
+    spec = registry.get("mobilenet_v2")
     _, source = backbones.build(spec, "none", 32)
     path = str(tmp_path / "mine.weights.h5")
     source.save_weights(path)
@@ -63,7 +64,7 @@ def test_weights_load_from_local_file(tmp_path):
 
 def test_unknown_weights_value_names_choices():
     with pytest.raises(ValueError, match="no file exists at 'imagenet21k'"):
-        backbones.build(backbones.get("mobilenet_v2"), "imagenet21k", 32)
+        backbones.build(registry.get("mobilenet_v2"), "imagenet21k", 32)
 
 
 def _online(host="storage.googleapis.com"):
@@ -76,7 +77,7 @@ def _online(host="storage.googleapis.com"):
 
 @pytest.mark.network
 def test_imagenet_download_offline_gives_clear_error():
-    spec = backbones.get("mobilenet_v2")
+    spec = registry.get("mobilenet_v2")
     if _online():
         pytest.skip("network reachable: this test checks the offline error message")
     with pytest.raises(WeightsUnavailableError) as info:
@@ -91,7 +92,7 @@ def test_imagenet_download_offline_gives_clear_error():
 def test_remote_keras_hub_preset_offline_gives_clear_error():
     if _online("www.kaggle.com"):
         pytest.skip("network reachable: this test checks the offline error message")
-    spec = backbones.get("kaggle://keras/resnetv2/keras/resnet_50_imagenet")
+    spec = registry.get("kaggle://keras/resnetv2/keras/resnet_50_imagenet")
     assert spec.source == "keras_hub"
     with pytest.raises(WeightsUnavailableError, match="save_to_preset"):
         backbones.build(spec, "preset", 64)

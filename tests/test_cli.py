@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -28,20 +29,23 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     history = json.loads((out / "history.json").read_text())
     assert set(history) == {"phase1", "phase2"}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["test_accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1
+    per_class = metrics["per_class"].values()
+    correct = sum(round(r["recall"] * r["support"]) for r in per_class)
+    assert metrics["test_accuracy"] == pytest.approx(correct / metrics["num_examples"])
+    assert metrics["macro_f1"] == pytest.approx(np.mean([r["f1"] for r in per_class]))
     assert sum(r["support"] for r in metrics["per_class"].values()) == metrics["num_examples"]
     report = json.loads((out / "data_report.json").read_text())
     assert report["imbalance"]["method"] == "balanced" and set(report["imbalance"]["class_weights"]) == {
         "class_0", "class_1", "class_2"}
     splits = json.loads((out / "splits.json").read_text())
-    assert not set(splits["train"]["files"]) & set(splits["test"]["files"])
+    assert not set(splits["train"]["items"]) & set(splits["test"]["items"])
 
     assert main(["evaluate", str(out)]) == 0
     again = json.loads((out / "metrics_evaluate.json").read_text())
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
 
     capsys.readouterr()
-    image = splits["test"]["files"][0]
+    image = splits["test"]["items"][0]
     assert main(["predict", str(out), image, "--top-k", "2"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["image"] == image and len(line["top_k"]) == 2
@@ -89,3 +93,29 @@ def test_multilabel_manifest_trains_end_to_end(tmp_path):
     assert {"subset_accuracy", "hamming_accuracy", "micro_f1", "thresholds"} <= set(metrics)
     assert metrics["test_accuracy"] == metrics["subset_accuracy"]
     assert set(metrics["per_class"]) == {"a", "b", "c"}
+
+
+def test_impossible_requests_are_usage_errors_before_any_work(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("backbone: [mobilenet_v2\nepochs: 3\n")
+    assert main(["train", "--config", str(bad_yaml), "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert f"{str(bad_yaml)!r} is not valid YAML" in capsys.readouterr().err
+    # --int8-io without int8 used to write a float file named _uint8io.
+    assert main(["export", str(tmp_path / "no_run"), "--format", "tflite", "--quantize", "dynamic",
+                 "--int8-io"]) == 2
+    assert "`int8_io` (uint8 input/output) needs quantize='int8'. Received: quantize='dynamic'" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "r").exists() and not os.path.exists("exported_models/no_run")
+
+
+def test_show_batch_refuses_a_text_encoder(tmp_path, capsys):
+    from conftest import tiny_bert_preset, tiny_texts
+
+    texts, labels = tiny_texts(6)
+    preset = tiny_bert_preset(tmp_path / "preset", texts)
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in zip(texts, labels)))
+    assert main(["show-batch", "--data", str(csv_path), "--backbone", preset, "--png", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert "`show-batch` draws augmented images; a text run has none to show" in err and "mobilenet" not in err
+    assert not (tmp_path / "g.png").exists()

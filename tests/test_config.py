@@ -1,6 +1,6 @@
 import pytest
 
-from keras_tl.config import TrainConfig, parse_unfreeze
+from keras_tl.core.config import TrainConfig, parse_unfreeze
 from keras_tl.workflow import check_config, train
 from conftest import tiny_config, write_image_folder
 
@@ -78,9 +78,26 @@ def test_token_pooling_is_refused_for_images(tmp_path):
 
 
 def test_auto_modality_picks_text_for_text_encoders(tmp_path):
-    from keras_tl.workflow import is_text
+    from keras_tl.core import modality
+
+    def is_text(config):
+        return modality.of(config).name == "text"
 
     assert is_text(tiny_config(tmp_path, backbone="minilm_l6"))
     assert is_text(tiny_config(tmp_path, backbone="bert_base_en_uncased"))
     assert not is_text(tiny_config(tmp_path, backbone="mobilenet_v2"))
     assert is_text(tiny_config(tmp_path, backbone="mobilenet_v2", modality="text"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(weights="preset"), r"weights='preset'.*mobilenet_v2"),
+    (dict(unfreeze="from:typo"), r"unfreeze='from:typo' names no layer or block.*block_16"),
+    (dict(unfreeze="blocks:99"), r"unfreeze='blocks:99' but the backbone has 16 blocks: \['block_1'"),
+])
+def test_late_errors_now_fail_before_any_file_is_written(tmp_path, overrides, message):
+    """Each of these used to fail only after the run directory (or phase 1) existed."""
+    root = write_image_folder(tmp_path / "data", num_classes=2, per_class=6)
+    config = tiny_config(tmp_path, data=root, **overrides)
+    with pytest.raises(ValueError, match=message):
+        train(config)
+    assert not (tmp_path / "run").exists()

@@ -3,19 +3,21 @@ import os
 import numpy as np
 import pytest
 
-from keras_tl import data, datasets
+from keras_tl import datasets
+from keras_tl.core import data as core_data
+from keras_tl.image import data
 from conftest import write_image_folder
 
 
 def test_split_is_stratified_and_reproducible():
     labels = np.repeat(np.arange(4), [40, 20, 10, 5])
-    a = data.stratified_split(labels, 0.2, 0.2, seed=7)
-    b = data.stratified_split(labels, 0.2, 0.2, seed=7)
-    c = data.stratified_split(labels, 0.2, 0.2, seed=8)
-    for s in data.SPLITS:
+    a = core_data.stratified_split(labels, 0.2, 0.2, seed=7)
+    b = core_data.stratified_split(labels, 0.2, 0.2, seed=7)
+    c = core_data.stratified_split(labels, 0.2, 0.2, seed=8)
+    for s in core_data.SPLITS:
         np.testing.assert_array_equal(a[s], b[s])
-    assert any(not np.array_equal(a[s], c[s]) for s in data.SPLITS)
-    all_idx = np.concatenate([a[s] for s in data.SPLITS])
+    assert any(not np.array_equal(a[s], c[s]) for s in core_data.SPLITS)
+    all_idx = np.concatenate([a[s] for s in core_data.SPLITS])
     assert sorted(all_idx.tolist()) == list(range(len(labels)))  # A partition.
     for s in ("val", "test"):
         counts = np.bincount(labels[a[s]], minlength=4)
@@ -24,18 +26,18 @@ def test_split_is_stratified_and_reproducible():
 
 def test_class_with_too_few_images_is_named():
     with pytest.raises(ValueError, match="Class 1 has 2 image"):
-        data.stratified_split(np.array([0, 0, 0, 1, 1]), 0.2, 0.2, seed=0)
+        core_data.stratified_split(np.array([0, 0, 0, 1, 1]), 0.2, 0.2, seed=0)
 
 
 def test_labels_per_class_limits_training_split_only():
     source = datasets.load_digits([0, 1, 2])
-    splits = data.split_source(source, val_split=0.1, test_split=0.2, seed=0, labels_per_class=5)
+    splits = core_data.split_source(source, val_split=0.1, test_split=0.2, seed=0, labels_per_class=5)
     assert np.bincount(splits["train"].labels).tolist() == [5, 5, 5]
     assert len(splits["test"]) > 100
 
 
 def test_balanced_class_weights_on_known_imbalance():
-    weights = data.class_weights(np.array([0] * 6 + [1] * 2), 2)
+    weights = core_data.class_weights(np.array([0] * 6 + [1] * 2), 2)
     assert weights == pytest.approx({0: 8 / (2 * 6), 1: 8 / (2 * 2)})
 
 
@@ -78,7 +80,7 @@ def test_directory_scan_skips_and_reports_bad_files(tmp_path):
 
 def test_pipeline_yields_uint8_at_size_and_augments_training_only():
     images = np.tile(np.arange(32, dtype=np.uint8)[None, None, :, None], (8, 32, 1, 3))
-    split = data.Split(images, np.arange(8) % 2)
+    split = core_data.Split(images, np.arange(8) % 2)
     kwargs = dict(image_size=32, batch_size=8, num_classes=2, augment="light", seed=1)
     train = next(iter(data.make_dataset(split, training=True, **kwargs)))[0].numpy()
     evaluation = next(iter(data.make_dataset(split, training=False, **kwargs)))[0].numpy()
@@ -93,8 +95,6 @@ def test_from_arrays_rejects_bad_shapes():
 
 
 def _write(path, image, fmt, **kwargs):
-    from PIL import Image
-
     os.makedirs(os.path.dirname(path), exist_ok=True)
     image.save(path, fmt, **kwargs)
 
@@ -135,7 +135,7 @@ def test_every_image_kind_decodes_to_rgb_through_the_pipeline(tmp_path):
 
 
 def test_manifest_multilabel_with_splits_and_a_missing_file(tmp_path):
-    root = write_image_folder(tmp_path / "imgs", num_classes=2, per_class=6)
+    write_image_folder(tmp_path / "imgs", num_classes=2, per_class=6)
     files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "imgs").rglob("*.png"))
     rows = ["path,label,split"]
     for i, f in enumerate(files):
@@ -148,9 +148,9 @@ def test_manifest_multilabel_with_splits_and_a_missing_file(tmp_path):
     assert source.labels.shape == (12, 3)
     assert source.labels[1].tolist() == [0, 1, 1] and source.labels[3].tolist() == [1, 1, 0]
     assert [r for _, r in source.skipped] == ["file not found"]
-    splits = data.split_source(source, val_split=0.2, test_split=0.2, seed=0)
+    splits = core_data.split_source(source, val_split=0.2, test_split=0.2, seed=0)
     assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (6, 3, 3)
-    targets = data.encode_labels(splits["train"].labels, 3, "multilabel")
+    targets = core_data.encode_labels(splits["train"].labels, 3, "multilabel")
     assert targets.dtype == np.float32 and targets.shape == (6, 3)
 
 
@@ -163,7 +163,7 @@ def test_manifest_without_label_column_is_refused(tmp_path):
 def test_oversampling_draws_classes_equally():
     labels = np.array([0] * 90 + [1] * 10)
     images = np.zeros((100, 8, 8, 3), np.uint8)
-    ds = data.make_dataset(data.Split(images, labels), image_size=8, batch_size=100, num_classes=2,
+    ds = data.make_dataset(core_data.Split(images, labels), image_size=8, batch_size=100, num_classes=2,
                            training=True, oversample=True, seed=3)
     drawn = np.concatenate([y.numpy().argmax(-1) for _ in range(5) for _, y in ds])
     assert len(drawn) == 500
@@ -171,13 +171,13 @@ def test_oversampling_draws_classes_equally():
 
 
 def test_strong_policy_mixes_targets_and_overrides_apply():
-    from keras_tl.config import resolve_augment
+    from keras_tl.core.config import resolve_augment
 
     assert resolve_augment("light", {"rotation": 0.3})["rotation"] == 0.3
     with pytest.raises(ValueError, match=r"Unknown augmentation parameters \['blur'\]"):
         resolve_augment("light", {"blur": 1})
     images = (np.random.default_rng(0).random((16, 32, 32, 3)) * 255).astype(np.uint8)
-    split = data.Split(images, np.arange(16) % 4)
+    split = core_data.Split(images, np.arange(16) % 4)
     ds = data.make_dataset(split, image_size=32, batch_size=16, num_classes=4, training=True,
                            augment="strong", augment_params={"mixup_alpha": 0.4}, seed=0)
     x, y = next(iter(ds))
@@ -188,7 +188,7 @@ def test_strong_policy_mixes_targets_and_overrides_apply():
 
 
 def test_disk_cache_writes_files(tmp_path):
-    split = data.Split(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]))
+    split = core_data.Split(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]))
     ds = data.make_dataset(split, image_size=8, batch_size=2, num_classes=2, cache=str(tmp_path / "c"))
     assert sum(1 for _ in ds) == 2
     assert any(f.startswith("c") for f in os.listdir(tmp_path))
@@ -197,7 +197,7 @@ def test_disk_cache_writes_files(tmp_path):
 def test_tfds_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(data, "_reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    monkeypatch.setattr(data, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=30):
         source = data.from_tfds("mnist", split="train")
     assert source.class_names == [str(i) for i in range(10)]
@@ -209,7 +209,7 @@ def test_tfds_source_on_tfds_mock_data(monkeypatch):
 def test_tfds_offline_gives_clear_error_fast(tmp_path):
     import time
 
-    if data._reachable("storage.googleapis.com"):
+    if data.reachable("storage.googleapis.com"):
         pytest.skip("network reachable: this test checks the offline error message")
     start = time.perf_counter()
     with pytest.raises(data.DatasetUnavailableError, match=r"no prepared copy of 'mnist'.*tfds build mnist"):

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_tl import datasets, export, serving, workflow
+from keras_tl import datasets, workflow
+from keras_tl.core import export
+from keras_tl.core import serving
 from keras_tl.cli import main
 from conftest import fake_tf_serving, local_pretrained_weights, tiny_config
 
@@ -23,8 +25,8 @@ def run_dir(tmp_path_factory):
 
 
 def _test_images(run_dir, n=8):
-    model, config, _ = workflow.load_run(run_dir)
-    return model, workflow.images_at_size(workflow.load_split(run_dir, "test"), config, limit=n)
+    task = workflow.load_run(run_dir)
+    return task.model, task.inputs(workflow.load_split(run_dir, "test").items[:n])
 
 
 def test_keras_format_round_trips(run_dir, tmp_path):
@@ -110,7 +112,7 @@ def test_tflite_variants_agree_and_are_evaluated(run_dir, tmp_path, quantize):
     if quantize == "none":
         assert result.check["max_abs_diff"] < 1e-4 and result.check["top1_agreement"] == 1.0
     record = json.loads(open(os.path.join(run_dir, "exports.json")).read())[-1]
-    assert record["quantize"] == quantize and 0 <= record["test_accuracy"] <= 1
+    assert record["quantize"] == quantize and record["test_accuracy"] > 1 / 3  # 3 classes: above chance
     assert record["latency_ms_batch1"] > 0
     assert {k: record[k] for k in result.evaluation} == result.evaluation
 

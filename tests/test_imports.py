@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_tl import backbones, data, datasets, imports, workflow
-from keras_tl.model import get_backbone
-from keras_tl.torch_weights import load_state_dict
+from keras_tl import datasets, workflow
+from keras_tl.core import registry
+from keras_tl.image import backbones
+from keras_tl.core import data as core_data
+from keras_tl.image import data
+from keras_tl.image import imported
+from keras_tl.weights import imports
+from keras_tl.core.heads import get_backbone
+from keras_tl.weights.torch_weights import load_state_dict
 from conftest import tiny_arrays, tiny_config
 
 # ImageNet class indices (the sorted-synset order Keras and torchvision share).
@@ -47,7 +53,7 @@ def _photo(name, size=224):
 @pytest.mark.parametrize("importer, params", [("torchvision_mobilenet_v2", 3_538_984),
                                              ("efficientnet_lite0", 4_694_024)])
 def test_imported_weights_label_real_photos(importer, params, offline):
-    model = imports.classifier(importer)
+    model = imported.classifier(importer)
     assert model.count_params() == params  # every checkpoint tensor (incl. BN statistics), nothing else
     photos = np.stack([_photo(name) for name in EXPECTED])
     for name, p in zip(EXPECTED, model.predict(photos, verbose=0)):
@@ -72,7 +78,7 @@ def test_imported_backbone_fine_tunes_in_two_phases(tmp_path, monkeypatch, offli
 
 
 def test_torchvision_variant_pads_symmetrically():
-    spec = backbones.get("mobilenet_v2_torchvision")
+    spec = registry.get("mobilenet_v2_torchvision")
     model = backbones.construct(spec, include_top=False, input_shape=(64, 64, 3))
     pads = [l.padding for l in model.layers if isinstance(l, keras.layers.ZeroPadding2D)]
     assert pads and all(p == ((1, 1), (1, 1)) for p in pads)
@@ -82,7 +88,7 @@ def test_torchvision_variant_pads_symmetrically():
 def test_converter_refuses_a_checkpoint_with_a_missing_tensor(tmp_path):
     state = dict(load_state_dict(imports.locate("torchvision_mobilenet_v2")))
     del state["features.5.conv.1.0.weight"]
-    spec = backbones.get("mobilenet_v2_torchvision")
+    spec = registry.get("mobilenet_v2_torchvision")
     model = backbones.construct(spec, include_top=False, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match="features.5.conv.1.0.weight"):
         imports.get("torchvision_mobilenet_v2").convert(state, model)
@@ -124,7 +130,7 @@ def test_elpv_loader_counts_and_classes(offline):
 
 def test_elpv_images_decode_through_the_pipeline(offline):
     source = datasets.load_elpv()
-    split = data.Split(source.images[:8], source.labels[:8])
+    split = core_data.Split(source.images[:8], source.labels[:8])
     images, targets = next(iter(data.make_dataset(split, image_size=64, batch_size=8, num_classes=2)))
     assert images.shape == (8, 64, 64, 3) and images.dtype == "uint8"
     assert np.ptp(np.asarray(images)) > 50  # real pictures, not blank
@@ -182,7 +188,7 @@ def _bn_relu6(x, state, prefix, eps):
 def test_imported_first_layers_match_a_numpy_reference(importer, mode, layers, stem_pad, eps, offline):
     stem_out, stem_conv, stem_bn, dw_out, dw_conv, dw_bn = layers
     state = load_state_dict(imports.locate(importer))
-    spec = backbones.get(imports.get(importer).backbone)
+    spec = registry.get(imports.get(importer).backbone)
     network = backbones.construct(spec, include_top=False, input_shape=(64, 64, 3))
     imports.get(importer).convert(state, network)
     photo = _photo("chelsea", 64).astype(np.float32)
@@ -197,13 +203,13 @@ def test_imported_first_layers_match_a_numpy_reference(importer, mode, layers, s
 
 
 def keras_tl_preprocess(mode):
-    from keras_tl.layers import ImagePreprocessing
+    from keras_tl.image.layers import ImagePreprocessing
 
     return ImagePreprocessing(mode)
 
 
 def test_hed_vgg16_import_loads_every_conv_into_vgg16(tmp_path, offline):
-    path = imports.import_weights("hed_vgg16", str(tmp_path / "hed.weights.h5"))
+    path = imported.import_weights("hed_vgg16", str(tmp_path / "hed.weights.h5"))
     state = imports.read_keras_weights(imports.locate("hed_vgg16"))
     model = keras_tl_build("vgg16", path)
     backbone = get_backbone(model)
@@ -212,11 +218,11 @@ def test_hed_vgg16_import_loads_every_conv_into_vgg16(tmp_path, offline):
     np.testing.assert_array_equal(backbone.get_layer("block5_conv3").bias.numpy(),
                                   state["block5/layers/conv2d_2/vars/1"])
     with pytest.raises(ValueError, match="no ImageNet classifier"):
-        imports.classifier("hed_vgg16")
+        imported.classifier("hed_vgg16")
 
 
 def keras_tl_build(backbone, weights):
-    from keras_tl.model import build_model
+    from keras_tl.image.model import build_model
 
     return build_model(backbone, num_classes=2, weights=weights, image_size=32)
 

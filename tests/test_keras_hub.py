@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from keras_tl import backbones, data
-from keras_tl.model import build_model, get_backbone
-from keras_tl.training import fine_tune
+from keras_tl.core import registry
+from keras_tl.core import data as core_data
+from keras_tl.image import data
+from keras_tl.core.heads import get_backbone
+from keras_tl.image.model import build_model
+from keras_tl.core.training import fine_tune
 from conftest import tiny_arrays, tiny_config
 
 
@@ -27,7 +30,7 @@ def local_preset(tmp_path):
 
 def test_local_preset_spec_reads_its_image_size(local_preset):
     path, _ = local_preset
-    spec = backbones.get(path)
+    spec = registry.get(path)
     assert (spec.source, spec.default_size) == ("keras_hub", 40)
 
 
@@ -38,7 +41,7 @@ def test_local_preset_loads_its_weights_and_fine_tunes(tmp_path, local_preset):
     for a, b in zip(original.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     images, labels = tiny_arrays(3, 8)
-    split = data.Split(images, labels)
+    split = core_data.Split(images, labels)
     kwargs = dict(image_size=40, batch_size=8, num_classes=3)
     config = tiny_config(tmp_path, backbone=path, weights="preset", image_size=40, unfreeze="top:10")
     before = [w.numpy().copy() for w in loaded.weights]

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_tl import data, plots, workflow
-from keras_tl.model import get_backbone
+from keras_tl import workflow
+from keras_tl.image import data
+from keras_tl.core import plots
+from keras_tl.core.heads import get_backbone
+from keras_tl.image.model import build_model
+from keras_tl.workflow import training_run as train_module
 from conftest import local_pretrained_weights, tiny_arrays, tiny_config
 
 NAMES = ["cat", "dog", "rocket"]
@@ -53,17 +57,17 @@ def test_per_class_f1_and_confident_errors(tmp_path):
 def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, monkeypatch):
     weights_file = local_pretrained_weights(tmp_path)
     starts = []
-    real_fine_tune = workflow.fine_tune
+    real_fine_tune = train_module.fine_tune
 
-    def spy(model, *args, **kwargs):
-        starts.append([w.numpy().copy() for w in get_backbone(model).weights])
-        return real_fine_tune(model, *args, **kwargs)
+    def spy(task, *args, **kwargs):
+        starts.append([w.numpy().copy() for w in get_backbone(task.model).weights])
+        return real_fine_tune(task, *args, **kwargs)
 
-    monkeypatch.setattr(workflow, "fine_tune", spy)
+    monkeypatch.setattr(train_module, "fine_tune", spy)
     config = tiny_config(tmp_path, weights=weights_file, compare_scratch=True)
     result = workflow.train(config, data.from_arrays(*tiny_arrays(3, 20)))
 
-    pretrained = get_backbone(workflow.build_model("mobilenet_v2", num_classes=3, weights=weights_file, image_size=32))
+    pretrained = get_backbone(build_model("mobilenet_v2", num_classes=3, weights=weights_file, image_size=32))
     reference = [w.numpy() for w in pretrained.weights]
     assert len(starts) == 2
     assert all(np.array_equal(a, b) for a, b in zip(starts[0], reference))

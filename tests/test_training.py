@@ -5,15 +5,19 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl import backbones, data, training
-from keras_tl.model import build_model, get_backbone
-from keras_tl.training import fine_tune, set_trainable
+from keras_tl.core import registry
+from keras_tl.core import data as core_data
+from keras_tl.image import data
+from keras_tl.core import training
+from keras_tl.core.heads import get_backbone
+from keras_tl.image.model import build_model
+from keras_tl.core.training import fine_tune, set_trainable
 from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
 
 
 def _datasets(num_classes=3, per_class=12):
     images, labels = tiny_arrays(num_classes, per_class)
-    split = data.Split(images, labels)
+    split = core_data.Split(images, labels)
     kwargs = dict(image_size=TINY_SIZE, batch_size=16, num_classes=num_classes)
     return data.make_dataset(split, training=True, **kwargs), data.make_dataset(split, **kwargs), split
 
@@ -36,7 +40,7 @@ def _run(tmp_path, **overrides):
     config = tiny_config(tmp_path, weights=weights, **overrides)
     model = build_model("mobilenet_v2", num_classes=3, weights=weights, image_size=TINY_SIZE)
     train, val, split = _datasets()
-    return model, config, train, val, data.steps_per_epoch(split, 16)
+    return model, config, train, val, core_data.steps_per_epoch(split, 16)
 
 
 def _pooled_in_both_modes(model, backbone_trainable=True):
@@ -144,11 +148,11 @@ def _expected(backbone, start):
 def test_unfreeze_policy_unfreezes_exactly_what_it_says(tmp_path, policy, start_of):
     model = tiny_model(tmp_path)
     backbone = get_backbone(model)
-    spec = backbones.get("mobilenet_v2")
+    spec = registry.get("mobilenet_v2")
     set_trainable(model, None)
     assert _trainable_names(backbone) == [] and not backbone.trainable
     unfrozen = set_trainable(model, policy, spec=spec)
-    start = start_of(backbone.layers, backbones.block_starts(backbone, spec))
+    start = start_of(backbone.layers, registry.block_starts(backbone, spec))
     expected = _expected(backbone, start)
     assert unfrozen == expected == _trainable_names(backbone)
     assert expected, "the policy should unfreeze something"
@@ -158,7 +162,7 @@ def test_unfreeze_policy_unfreezes_exactly_what_it_says(tmp_path, policy, start_
 def test_unknown_from_name_lists_blocks(tmp_path):
     model = tiny_model(tmp_path)
     with pytest.raises(ValueError, match=r"unfreeze='from:block_99' names no layer or block.*block_16"):
-        set_trainable(model, "from:block_99", spec=backbones.get("mobilenet_v2"))
+        set_trainable(model, "from:block_99", spec=registry.get("mobilenet_v2"))
 
 
 def test_full_strategy_trains_everything_from_the_start(tmp_path):
@@ -176,3 +180,13 @@ def test_mixed_precision_keeps_probabilities_float32(tmp_path):
     assert get_backbone(model).compute_dtype == "bfloat16"
     assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
     assert model.output.dtype == "float32"
+
+
+def test_image_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
+    from invariants import run_transfer_test
+    from keras_tl.image.data import from_arrays
+
+    images, labels = tiny_arrays(3, 12)
+    config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), unfreeze="blocks:2")
+    run_transfer_test(config, from_arrays(images, labels), tmp_path, monkeypatch,
+                      policies=["all", "top:20", "fraction:0.25", "from:block_15_expand", "blocks:2"])

@@ -1,0 +1,327 @@
+"""Run configuration: one dataclass, validated before any work starts.
+
+Every default lives here, once, as a dataclass field. The CLI, YAML files and the Python API all
+build a `TrainConfig`; `validate()` checks ranges and choices and names the bad value and what is
+allowed. Checks that need other modules (is the backbone known, is the image size big enough for
+it, does the data exist) are made by `keras_tl.workflow.check_config`, still before any work.
+
+Every choice list lives here once and feeds validation, the CLI's `--help` and its error messages.
+Keras-free, so `keras-tl --help` starts in well under a second.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import yaml
+
+STRATEGIES = ("two_phase", "feature_extraction", "full")
+TASKS = ("auto", "multiclass", "binary", "multilabel")
+POOLINGS = ("avg", "max", "cls")
+SCHEDULES = ("auto", "cosine", "linear", "plateau", "constant")
+OPTIMIZERS = ("auto", "adam", "adamw")
+# The one registration line of a modality: each name is a package `keras_tl.<name>` with a
+# `backbones` module (its registry entries) and a `modality` module (its plug-in object).
+MODALITIES = ("image", "text")
+CLASS_WEIGHTS = ("none", "balanced", "oversample")
+CACHES = ("memory", "disk", "none")
+AUGMENT_ON = ("data", "model")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
+EXPORT_FORMATS = ("keras", "saved_model", "tflite")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+UNFREEZE_POLICIES = ("all", "top:N", "fraction:F", "blocks:K", "from:NAME")
+
+
+def choices(values):
+    """`a | b | c`: how `--help` and messages show a choice list."""
+    return " | ".join(values)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs, with its defaults.
+
+    Args:
+        data: str. Images: a directory of class folders, a CSV manifest (`path,label[,split]`;
+            labels joined by ";" for multi-label) or "tfds:NAME[:SPLIT]". Text: a `.csv` or
+            `.jsonl` file (columns `text_column`, `label_column`), a directory of class folders of
+            `.txt` files, or "tfds:NAME[:SPLIT]". Defaults to None (pass a source from Python).
+        modality: str. "image", "text" or "auto" (text when `backbone` is a text encoder:
+            `keras-tl backbones --text`). Defaults to "auto".
+        backbone: str. A name from `keras-tl backbones` (images) or `keras-tl backbones --text`
+            (text encoders, KerasHub text presets, local Hugging Face or KerasHub directories),
+            or a KerasHub image preset handle. Defaults to "mobilenet_v2".
+        weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset". For text
+            encoders "imagenet" and "preset" both mean the preset's pretrained weights.
+            Defaults to "imagenet".
+        pooling: str. "avg" or "max" over the feature map (images) or the tokens (text, padding
+            masked out), or "cls" (text: the first token). Defaults to "avg".
+        sequence_length: int. Text: tokens per example after the preprocessor's truncation and
+            padding. Defaults to 128.
+        text_column, label_column: str. Text: the CSV columns / JSONL keys. Defaults to "text"
+            and "label".
+        optimizer: str. "adam", "adamw" (decoupled weight decay `weight_decay`) or "auto": AdamW
+            for text encoders, Adam for images. Defaults to "auto".
+        schedule: str. "cosine" (warmup + cosine decay), "linear" (warmup + linear decay to 0,
+            as BERT was fine-tuned), "plateau", "constant" or "auto": linear for text, cosine for
+            images. Defaults to "auto".
+        image_size: int. Side of the square model input; None means the backbone's default.
+        strategy: str. "two_phase", "feature_extraction" (phase 1 only) or "full"
+            (everything trainable from the start). Defaults to "two_phase".
+        head_epochs: int. Phase 1 epochs (frozen backbone). Defaults to 5.
+        epochs: int. Phase 2 epochs (unfrozen backbone). Defaults to 5.
+        unfreeze: str. Phase 2 policy: "all", "top:N" (layers), "fraction:F",
+            "blocks:K" or "from:NAME" (a layer name or block prefix). Defaults to "all".
+        head_lr: float. Phase 1 learning rate. Defaults to 1e-3.
+        fine_tune_lr: float. Phase 2 learning rate, kept low. Defaults to 1e-5.
+        augment: str. "none", "light", "standard" or "strong" (adds RandAugment and MixUp);
+            `augment_params` overrides single parameters (see `keras_tl.core.config.AUGMENT_PRESETS`).
+        class_weight: str. "balanced" class weights, "oversample" (equal class draws in tf.data)
+            or "none". Defaults to "balanced".
+        cache: str. Decoded images cached in "memory", on "disk" (in the run directory) or "none".
+        compare_scratch: bool. Also train the same architecture from random weights with the same
+            data and epoch budget, and report both. Defaults to False.
+        feature_cache: bool. In the frozen phase of a pretrained backbone, compute the backbone's
+            features once and train the head on them (much faster; the same head). Defaults to True.
+        augmented_views: int. With augmentation on, the number of augmented copies of the training
+            set whose features are cached; 0 runs the frozen phase on images. Defaults to 0.
+        augment_on: str. "data" (tf.data, on the CPU) or "model" (the per-image augmentation
+            layers run inside the model, on the accelerator; inactive at inference). Defaults to "data".
+        jit_compile: bool or "auto". XLA-compile the train step. "auto" is Keras' choice: on
+            for JAX and for TensorFlow on GPUs, off for TensorFlow on CPUs. Defaults to "auto".
+        steps_per_execution: int. Batches per compiled call (fewer host round trips). Defaults to 1.
+        distribute: str. "none", "mirrored" (all local GPUs, `tf.distribute.MirroredStrategy`),
+            "multi_worker" (`MultiWorkerMirroredStrategy`, from `TF_CONFIG`) or "data_parallel"
+            (JAX backend: `keras.distribution.DataParallel`). Defaults to "none".
+    """
+
+    data: str | None = None
+    modality: str = "auto"
+    out: str = "runs/run"
+    backbone: str = "mobilenet_v2"
+    weights: str = "imagenet"
+    image_size: int | None = None
+    task: str = "auto"
+    # head
+    pooling: str = "avg"
+    dense_units: list[int] = field(default_factory=list)
+    dropout: float = 0.2
+    # text
+    sequence_length: int = 128
+    text_column: str = "text"
+    label_column: str = "label"
+    # training
+    strategy: str = "two_phase"
+    head_epochs: int = 5
+    epochs: int = 5
+    unfreeze: str = "all"
+    batch_size: int = 32
+    head_lr: float = 1e-3
+    fine_tune_lr: float = 1e-5
+    optimizer: str = "auto"
+    weight_decay: float = 0.01
+    schedule: str = "auto"
+    warmup_fraction: float = 0.1
+    early_stopping_patience: int | None = 3
+    class_weight: str = "balanced"
+    label_smoothing: float = 0.0
+    seed: int = 42
+    mixed_precision: bool = False
+    tensorboard: bool = False
+    compare_scratch: bool = False
+    # data
+    val_split: float = 0.15
+    test_split: float = 0.15
+    labels_per_class: int | None = None
+    augment: str = "none"
+    augment_params: dict = field(default_factory=dict)
+    cache: str = "memory"
+    # speed and scale
+    feature_cache: bool = True
+    augmented_views: int = 0
+    augment_on: str = "data"
+    jit_compile: bool | str = "auto"
+    steps_per_execution: int = 1
+    distribute: str = "none"
+
+    def validate(self):
+        """Checks types, ranges and choices; raises `ValueError` naming the bad field."""
+        _choice("strategy", self.strategy, STRATEGIES)
+        _choice("task", self.task, TASKS)
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("modality", self.modality, ("auto",) + MODALITIES)
+        _int_at_least("sequence_length", self.sequence_length, 8)
+        for name in ("text_column", "label_column"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={getattr(self, name)!r}")
+        _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        _choice("cache", self.cache, CACHES)
+        _choice("augment_on", self.augment_on, AUGMENT_ON)
+        _choice("distribute", self.distribute, DISTRIBUTIONS)
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
+        for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}")
+        _int_at_least("augmented_views", self.augmented_views, 0)
+        _int_at_least("steps_per_execution", self.steps_per_execution, 1)
+        if not isinstance(self.augment_params, dict):
+            raise ValueError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
+        resolve_augment(self.augment, self.augment_params)
+        for name in ("head_epochs", "epochs"):
+            _int_at_least(name, getattr(self, name), 0)
+        _int_at_least("batch_size", self.batch_size, 1)
+        _int_at_least("seed", self.seed, 0)
+        if self.image_size is not None:
+            _int_at_least("image_size", self.image_size, 1)
+        if self.labels_per_class is not None:
+            _int_at_least("labels_per_class", self.labels_per_class, 1)
+        if self.early_stopping_patience is not None:
+            _int_at_least("early_stopping_patience", self.early_stopping_patience, 1)
+        for name in ("head_lr", "fine_tune_lr"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+        for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0),
+                            ("weight_decay", 1.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < upper:
+                raise ValueError(
+                    f"`{name}` must be a number in [0, {upper}). Received: {name}={value!r}"
+                )
+        for name in ("val_split", "test_split"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"`{name}` must be in (0, 1). Received: {name}={value!r}")
+        if self.val_split + self.test_split >= 1:
+            raise ValueError(
+                "`val_split + test_split` must leave images for training (< 1). "
+                f"Received: val_split={self.val_split}, test_split={self.test_split}"
+            )
+        if not isinstance(self.dense_units, (list, tuple)) or not all(
+            isinstance(u, int) and u > 0 for u in self.dense_units
+        ):
+            raise ValueError(
+                f"`dense_units` must be a list of positive integers. Received: {self.dense_units!r}"
+            )
+        parse_unfreeze(self.unfreeze)
+        if self.strategy == "two_phase" and self.head_epochs == 0 and self.epochs == 0:
+            raise ValueError("`head_epochs` and `epochs` are both 0: nothing would be trained.")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from a mapping, rejecting unknown keys by name."""
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"A config must be a mapping of field names to values. Received: {type(values).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown config keys: {unknown}. Allowed: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path):
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        return cls.from_dict(values)
+
+
+_OFF = dict(flip="none", rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0, brightness=0.0,
+            crop=1.0, randaugment=False, mixup_alpha=0.0, cutmix=False)
+AUGMENT_PRESETS = {
+    "none": dict(_OFF),
+    "light": {**_OFF, "flip": "horizontal", "rotation": 0.05, "zoom": 0.1},
+    "standard": {**_OFF, "flip": "horizontal", "rotation": 0.1, "zoom": 0.15, "translation": 0.1,
+                 "contrast": 0.2, "brightness": 0.2, "crop": 0.9},
+    "strong": {**_OFF, "flip": "horizontal", "rotation": 0.15, "zoom": 0.2, "translation": 0.1,
+               "contrast": 0.3, "brightness": 0.3, "crop": 0.8, "randaugment": True,
+               "mixup_alpha": 0.2},
+}
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+def resolve_augment(name, overrides=None):
+    """The parameters of preset `name` with `overrides` applied; unknown keys are refused.
+
+    Example:
+    >>> keras_tl.core.config.resolve_augment("light", {"rotation": 0.2})["rotation"]
+    0.2
+    """
+    if name not in AUGMENT_PRESETS:
+        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUGMENT_PRESETS)}")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(_OFF))
+    if unknown:
+        raise ValueError(f"Unknown augmentation parameters {unknown}. Allowed: {sorted(_OFF)}")
+    params = {**AUGMENT_PRESETS[name], **overrides}
+    if params["flip"] not in FLIPS:
+        raise ValueError(f"`flip` must be one of {list(FLIPS)}. Received: flip={params['flip']!r}")
+    for key in ("rotation", "zoom", "translation", "contrast", "brightness", "mixup_alpha"):
+        if not isinstance(params[key], (int, float)) or not 0 <= params[key] <= 1:
+            raise ValueError(f"`{key}` must be a number in [0, 1]. Received: {key}={params[key]!r}")
+    if not isinstance(params["crop"], (int, float)) or not 0 < params["crop"] <= 1:
+        raise ValueError(f"`crop` (fraction of the side kept) must be in (0, 1]. Received: {params['crop']!r}")
+    return params
+
+
+def parse_unfreeze(policy):
+    """Parses an unfreeze policy string into `(kind, value)`.
+
+    Args:
+        policy: str. "all", "top:N", "fraction:F" (0 < F <= 1), "blocks:K" or "from:NAME".
+
+    Returns:
+        A tuple `(kind, value)`, e.g. `("top", 20)` or `("all", None)`.
+
+    Example:
+    >>> keras_tl.core.config.parse_unfreeze("fraction:0.25")
+    ('fraction', 0.25)
+    """
+    allowed = '"all", "top:N", "fraction:F", "blocks:K" or "from:LAYER_OR_BLOCK"'
+    if not isinstance(policy, str):
+        raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+    if policy == "all":
+        return ("all", None)
+    kind, sep, value = policy.partition(":")
+    if not sep or not value:
+        raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+    try:
+        if kind in ("top", "blocks"):
+            number = int(value)
+            if number < 1:
+                raise ValueError
+            return (kind, number)
+        if kind == "fraction":
+            number = float(value)
+            if not 0 < number <= 1:
+                raise ValueError
+            return (kind, number)
+    except ValueError:
+        raise ValueError(
+            f"`unfreeze` {kind}: needs a positive {'fraction <= 1' if kind == 'fraction' else 'integer'}. "
+            f"Received: unfreeze={policy!r}"
+        ) from None
+    if kind == "from":
+        return (kind, value)
+    raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
+def _int_at_least(name, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")

@@ -1,0 +1,228 @@
+"""What every modality's data shares: splits, stratified splitting, class weights, targets, batching.
+
+A modality's data module (`keras_tl.image.data`, `keras_tl.text.data`) reads its sources and
+decodes its items. A source has `class_names`, `labels` (int class indices, or multi-hot rows for
+multi-label data), `predefined` splits, `skipped` items with their reasons, a `licence`, and
+`as_split()`. Splits are stratified and seeded; training batches are reshuffled every epoch (seeded)
+or drawn class-balanced.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """The examples of one split and their labels.
+
+    Attributes:
+        items: an array (images `(N, H, W, 3)` uint8) or a list (image file paths, texts).
+        labels: int array `(N,)`, or multi-hot `(N, C)`.
+    """
+
+    items: object
+    labels: np.ndarray
+
+    @property
+    def images(self):
+        """The items (the name image code has always used)."""
+        return self.items
+
+    @property
+    def texts(self):
+        return self.items
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, indices):
+        indices = np.asarray(indices, dtype=np.int64)
+        items = self.items[indices] if isinstance(self.items, np.ndarray) else [self.items[i] for i in indices]
+        return Split(items, self.labels[indices])
+
+
+def predefined_indices(split_of):
+    """Split name per image -> dict split name -> indices (only splits that occur)."""
+    split_of = np.asarray(split_of, dtype=object)
+    return {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
+
+
+def reachable(host, port=443, timeout=3.0):
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def strata(labels):
+    """The label each row is stratified on: itself, or (multi-label) its rarest positive label."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return labels
+    frequency = labels.sum(axis=0)
+    rarity = np.where(labels > 0, frequency[None, :], np.inf)
+    return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), -1)
+
+
+def stratified_split(labels, val_split, test_split, seed):
+    """Seeded, stratified indices for train/val/test.
+
+    Every class gets at least one image in each split; a class with fewer than 3 images raises.
+
+    Returns:
+        dict "train"/"val"/"test" -> sorted int arrays of indices.
+    """
+    labels = strata(labels)
+    rng = np.random.default_rng(seed)
+    parts = {s: [] for s in SPLITS}
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) < 3:
+            raise ValueError(
+                f"Class {int(label)} has {len(idx)} image(s); a train/val/test split needs at least "
+                "3 per class. Add images or remove the class."
+            )
+        idx = rng.permutation(idx)
+        n_test = max(1, int(round(len(idx) * test_split)))
+        n_val = max(1, int(round(len(idx) * val_split)))
+        n_test = min(n_test, len(idx) - 2)
+        n_val = min(n_val, len(idx) - n_test - 1)
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
+    return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
+
+
+def limit_per_class(labels, indices, per_class, seed):
+    """Keeps at most `per_class` of `indices` for each label (seeded choice)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    kept = []
+    for label in np.unique(labels[indices]):
+        idx = indices[labels[indices] == label]
+        kept.append(rng.permutation(idx)[:per_class])
+    return np.sort(np.concatenate(kept))
+
+
+def _carve(labels, indices, fraction, seed):
+    labels = strata(labels)
+    rng = np.random.default_rng(seed)
+    rest, carved = [], []
+    for label in np.unique(labels[indices]):
+        idx = rng.permutation(indices[labels[indices] == label])
+        n = min(max(1, int(round(len(idx) * fraction))), len(idx) - 1)
+        carved.append(idx[:n])
+        rest.append(idx[n:])
+    return np.sort(np.concatenate(rest)), np.sort(np.concatenate(carved))
+
+
+def split_source(source, *, val_split, test_split, seed, labels_per_class=None):
+    """Splits a source into `{"train", "val", "test"}` `Split`s (predefined splits are kept)."""
+    if labels_per_class and source.labels.ndim == 2:
+        raise ValueError("`labels_per_class` applies to single-label data only.")
+    if len(source.class_names) < 2:
+        raise ValueError(
+            f"Classification needs at least 2 classes. Received: {len(source.class_names)} "
+            f"({source.class_names})."
+        )
+    if source.predefined:
+        indices = dict(source.predefined)
+        for name, fraction in (("val", val_split), ("test", test_split)):
+            if name not in indices:  # Carve the missing split from train, stratified.
+                indices["train"], indices[name] = _carve(
+                    source.labels, indices["train"], fraction, seed
+                )
+    else:
+        indices = stratified_split(source.labels, val_split, test_split, seed)
+    if labels_per_class:
+        indices["train"] = limit_per_class(source.labels, indices["train"], labels_per_class, seed)
+    whole = source.as_split()
+    return {s: whole.subset(indices[s]) for s in SPLITS}
+
+
+def class_weights(labels, num_classes):
+    """'Balanced' class weights, `n / (k * count)`, as a dict for `Model.fit`."""
+    counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def encode_labels(labels, num_classes, task):
+    """Labels -> float targets: one-hot (multiclass), `(N, 1)` (binary), multi-hot as is (multilabel)."""
+    labels = np.asarray(labels)
+    if task == "multilabel":
+        return labels.astype(np.float32)
+    if task == "binary":
+        return labels.astype(np.float32)[:, None]
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def shuffled_batches(ds, labels, *, batch_size, training, oversample, seed):
+    if training and oversample:
+        ds = _oversampled(ds, labels, seed)
+    elif training:
+        ds = ds.shuffle(max(len(labels), 1), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size)
+
+
+def targets_as_inputs(ds):
+    """`(images, targets)` batches -> `((images, targets),)`: both go into `predict`, paired."""
+    return ds.map(lambda x, y: ((x, y),))
+
+
+def feature_dataset(features, targets, labels, *, batch_size, training=False, oversample=False, seed=0,
+                    repeat=False):
+    """Batches of cached backbone features, shuffled (or oversampled) as `make_dataset` does images.
+
+    With the same seed and labels the batches hold the same examples in the same order as
+    `make_dataset`'s, so training the head on features is the frozen phase, only faster.
+
+    Args:
+        features: float array `(N, D)`. From `keras_tl.core.features.extract`.
+        targets: float array `(N, ...)`. The targets that went with each image.
+        labels: int array `(N,)` or multi-hot `(N, C)`. For oversampling.
+        batch_size: int.
+        training: bool. Shuffle. Defaults to False.
+        oversample: bool. Training only: draw every class equally often.
+        seed: int.
+        repeat: bool. Repeat forever (several cached augmented views; pass `steps_per_epoch`).
+    """
+    ds = tf.data.Dataset.from_tensor_slices((features, targets))  # already in memory: no cache
+    ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training,
+                           oversample=oversample, seed=seed)
+    if repeat:
+        ds = ds.repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _oversampled(ds, labels, seed):
+    """Every class drawn with equal probability; one epoch = as many images as the split has."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError("Oversampling needs single-label data; use class weights for multi-label.")
+    classes = np.unique(labels)
+    label_tensor = tf.constant(labels)
+    indexed = ds.enumerate()
+    per_class = [
+        indexed.filter(lambda i, xy, c=int(c): tf.equal(tf.gather(label_tensor, i), c))
+        .map(lambda i, xy: xy)
+        .shuffle(int(np.sum(labels == c)), seed=seed)
+        .repeat()
+        for c in classes
+    ]
+    mixed = tf.data.Dataset.sample_from_datasets(per_class, weights=[1 / len(classes)] * len(classes), seed=seed)
+    return mixed.take(len(labels))
+
+
+def steps_per_epoch(split, batch_size):
+    return max(1, math.ceil(len(split) / batch_size))

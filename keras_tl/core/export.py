@@ -1,0 +1,361 @@
+"""Export a task: `.keras`, SavedModel for TensorFlow Serving, TFLite (LiteRT) — any modality.
+
+A closed dict of formats, one function per format, one contract: `(task, destination, info)`.
+Each writes into a temporary path beside its destination, checks the written artifact against
+the Keras model on held-out examples, and only then moves it into place with an atomic rename —
+TF Serving never sees a half-written or unchecked version. What differs per modality (serving
+signatures, the TFLite input, calibration data, files an app needs) comes from the task's
+modality object.
+
+Layout under `out` (default `exported_models/`):
+
+    <name>/<version>/            SavedModel (TF Serving watches <name>/; integer versions)
+        saved_model.pb, variables/, labels.txt, model_card.json
+    <name>/tflite/<name>_<quantize>.tflite, labels.txt   (TF Serving ignores non-integer dirs)
+    <name>/keras/<name>.keras, labels.txt (+ preprocessor/ where the modality has one)
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_tl.core.config import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
+from keras_tl.core.errors import ExportCheckError, TFLiteConversionError
+from keras_tl.core.heads import probabilities_of
+from keras_tl.core.task import Task
+
+DEFAULT_MIN_AGREEMENT = {"none": 0.98, "float16": 0.95, "dynamic": 0.9, "int8": 0.85}
+SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras"}
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What every exporter needs besides the task.
+
+    Args:
+        name: str. The model's name: file names and the card use it.
+        class_names: list of str.
+        check_items: held-out raw examples to verify the export on: uint8 images `(N, S, S, 3)`
+            at the model's size, or a list of texts.
+        quantize: str. TFLite only: one of `keras_tl.core.config.QUANTIZATIONS`.
+        calibration_items: raw training examples for int8 calibration.
+        int8_io: bool. int8 TFLite with uint8 input and output tensors instead of float32.
+        min_agreement: float. Top-1 agreement with Keras below which the export is refused;
+            None picks by quantization (`DEFAULT_MIN_AGREEMENT`).
+        keep_versions: int. SavedModel only: how many versions to keep (None keeps all).
+        card: dict. Extra model-card fields (backbone, test metrics, config).
+    """
+
+    name: str
+    class_names: list
+    check_items: object
+    quantize: str = "none"
+    calibration_items: object = None
+    int8_io: bool = False
+    min_agreement: float | None = None
+    keep_versions: int | None = None
+    card: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: str
+    version: int | None
+    size_bytes: int
+    check: dict
+    evaluation: dict = field(default_factory=dict)  # TFLite: test accuracy, macro F1, batch-1 ms.
+
+
+def compare(reference, candidate, *, min_agreement, what):
+    """Top-1 agreement and max abs difference; raises `ExportCheckError` below `min_agreement`."""
+    reference, candidate = probabilities_of(reference), probabilities_of(candidate)
+    agreement = float(np.mean(reference.argmax(-1) == candidate.argmax(-1)))
+    max_abs = float(np.max(np.abs(reference - candidate)))
+    check = {"top1_agreement": agreement, "max_abs_diff": max_abs, "n": int(len(reference))}
+    if agreement < min_agreement:
+        raise ExportCheckError(
+            f"{what} agrees with the Keras model on {agreement:.1%} of {len(reference)} held-out "
+            f"examples (needed {min_agreement:.0%}; max abs difference {max_abs:.4f}). Not published."
+        )
+    return check
+
+
+def _min_agreement(info):
+    return info.min_agreement if info.min_agreement is not None else DEFAULT_MIN_AGREEMENT[info.quantize]
+
+
+def next_version(model_dir):
+    """1 + the largest integer version folder in `model_dir` (1 if none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    return max((int(d) for d in os.listdir(model_dir) if d.isdigit()), default=0) + 1
+
+
+def prune_versions(model_dir, keep):
+    """Deletes all but the `keep` newest integer versions; returns the deleted ones."""
+    versions = sorted(int(d) for d in os.listdir(model_dir) if d.isdigit())
+    doomed = versions[:-keep] if keep and len(versions) > keep else []
+    for version in doomed:
+        shutil.rmtree(os.path.join(model_dir, str(version)))
+    return doomed
+
+
+def write_labels(directory, class_names):
+    with open(os.path.join(directory, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(class_names) + "\n")
+
+
+def _replace_entries(tmp, destination):
+    """Moves every entry of `tmp` into `destination`, each replacing its old copy atomically."""
+    for entry in os.listdir(tmp):
+        final = os.path.join(destination, entry)
+        if os.path.isdir(final):
+            old = tempfile.mkdtemp(prefix=".old-", dir=destination)
+            os.rename(final, os.path.join(old, entry))
+            os.rename(os.path.join(tmp, entry), final)
+            shutil.rmtree(old)
+        else:
+            os.replace(os.path.join(tmp, entry), final)
+
+
+def export_keras(task, destination, info):
+    """Writes `<destination>/<name>.keras` (+ the host preprocessor, labels.txt), checked by reloading."""
+    os.makedirs(destination, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=destination)
+    try:
+        task.model.save(os.path.join(tmp, f"{info.name}.keras"))
+        task.modality.save_preprocessor(task, os.path.join(tmp, "preprocessor"))
+        reloaded = Task(keras.saving.load_model(os.path.join(tmp, f"{info.name}.keras")), task.modality,
+                        task.spec, task.modality.load_preprocessor(os.path.join(tmp, "preprocessor")))
+        check = compare(task.predict(info.check_items), reloaded.predict(info.check_items),
+                        min_agreement=1.0, what="The reloaded .keras model")
+        write_labels(tmp, info.class_names)
+        _replace_entries(tmp, destination)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    final = os.path.join(destination, f"{info.name}.keras")
+    return ExportResult("keras", final, None, os.path.getsize(final), check)
+
+
+def export_saved_model(task, destination, info):
+    """Writes the next integer version `<destination>/<version>/` for TF Serving.
+
+    The signatures are the modality's (images: encoded bytes and float images; text: raw
+    strings), each returning `probabilities`, `top_classes` and `labels`. labels.txt and
+    model_card.json sit beside saved_model.pb.
+    """
+    os.makedirs(destination, exist_ok=True)
+    version = next_version(destination)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=destination)
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(task.model)
+        if task.preprocessor is not None:
+            archive.track(task.preprocessor)  # Its lookup tables become SavedModel resources.
+        endpoints = task.modality.serving_endpoints(task, info)
+        for name, (function, _) in endpoints.items():
+            archive.add_endpoint(name, function)
+        archive.write_out(tmp, verbose=False)
+        write_labels(tmp, info.class_names)
+        card = {**info.card, **task.modality.card(task), "name": info.name, "classes": info.class_names,
+                "version": version,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "signatures": {name: about for name, (_, about) in endpoints.items()}}
+        with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
+            json.dump(card, f, indent=2)
+        check = check_saved_model(tmp, task, info)
+        final = os.path.join(destination, str(version))
+        os.rename(tmp, final)  # Atomic on one filesystem; fails if the version exists.
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    check["pruned_versions"] = prune_versions(destination, info.keep_versions)
+    return ExportResult("saved_model", final, version, _dir_size(final), check)
+
+
+def check_saved_model(path, task, info):
+    """Calls every signature of a written SavedModel on the check examples and compares it with Keras."""
+    loaded = tf.saved_model.load(path)
+    reference = task.predict(info.check_items)
+    checks = {}
+    for name, arguments in task.modality.endpoint_arguments(task, info).items():
+        served = loaded.signatures[name](**arguments)
+        checks[name] = compare(reference, served["probabilities"].numpy(), min_agreement=_min_agreement(info),
+                               what=f"The SavedModel's {name} signature")
+    return checks
+
+
+def tflite_converter_options(quantize, calibration=None, int8_io=False):
+    """`Model.export(format="litert")` converter settings for a quantization mode.
+
+    Args:
+        quantize: str. "none", "float16", "dynamic" or "int8".
+        calibration: list of `[input]` lists. int8 calibration inputs (from the training split).
+        int8_io: bool. int8 with uint8 input and output tensors.
+    """
+    builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "none":
+        return {"target_spec": {"supported_ops": builtins}}
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "float16":
+        options["target_spec"] = {"supported_ops": builtins, "supported_types": [tf.float16]}
+    elif quantize == "dynamic":
+        options["target_spec"] = {"supported_ops": builtins}
+    else:
+        if calibration is None or not len(calibration):
+            raise ValueError("int8 quantization needs representative examples from the training split.")
+
+        def representative():
+            yield from calibration
+
+        options["representative_dataset"] = representative
+        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+        if int8_io:
+            options["inference_input_type"] = tf.uint8
+            options["inference_output_type"] = tf.uint8
+    return options
+
+
+def tflite_file_name(info):
+    return f"{info.name}_{info.quantize}{'_uint8io' if info.int8_io else ''}.tflite"
+
+
+def export_tflite(task, destination, info):
+    """Writes `<destination>/<name>_<quantize>.tflite` (+ labels.txt and the modality's assets),
+    checked with the LiteRT interpreter."""
+    allowed = task.modality.tflite_quantizations
+    if info.quantize not in allowed:
+        raise ValueError(f"TFLite export of a {task.modality.name} model supports quantize in {list(allowed)}. "
+                         f"Received: quantize={info.quantize!r}")
+    if info.int8_io and info.quantize != "int8":
+        raise ValueError(f"`int8_io` needs quantize='int8'. Received: quantize={info.quantize!r}")
+    os.makedirs(destination, exist_ok=True)
+    final = os.path.join(destination, tflite_file_name(info))
+    tmp = os.path.join(destination, f".tmp-{os.getpid()}-{time.time_ns()}.tflite")
+    calibration = (task.modality.tflite_calibration(task, info.calibration_items)
+                   if info.quantize == "int8" else None)
+    try:
+        try:
+            task.model.export(tmp, format="litert", verbose=False,
+                              input_signature=[task.modality.tflite_signature(task)],
+                              **tflite_converter_options(info.quantize, calibration, info.int8_io))
+        except Exception as error:  # The converter raises its own ConverterError (and others).
+            ops = unsupported_ops(str(error))
+            if not ops:
+                raise
+            raise TFLiteConversionError(
+                f"The TFLite converter could not convert this model: unsupported op(s) {ops}. Serve it "
+                "as a SavedModel (format='saved_model'), which runs every TensorFlow op."
+            ) from error
+        check = compare(task.predict(info.check_items), tflite_predict(tmp, task.inputs(info.check_items)),
+                        min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model")
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    write_labels(destination, info.class_names)
+    task.modality.write_export_assets(task, destination)
+    return ExportResult("tflite", final, None, os.path.getsize(final), check)
+
+
+def unsupported_ops(message):
+    """The TensorFlow op names (`tf.OpName`) a TFLite converter error message lists, sorted."""
+    return sorted({f"tf.{op}" for op in re.findall(r"\btf\.([A-Z]\w+)", message)} - {"tf.TFText"})
+
+
+def tflite_interpreter(path):
+    from ai_edge_litert.interpreter import Interpreter  # tf.lite.Interpreter is deprecated.
+
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _examples(inputs):
+    """Model inputs (an array, or a dict of arrays) -> a list of per-example `{name: (1, ...)}` dicts."""
+    if isinstance(inputs, dict):
+        arrays = {k: np.asarray(v) for k, v in inputs.items()}
+        count = len(next(iter(arrays.values())))
+        return [{k: v[i:i + 1] for k, v in arrays.items()} for i in range(count)]
+    return [{None: np.asarray(x)[None]} for x in np.asarray(inputs)]
+
+
+def _set_inputs(interpreter, example):
+    details = interpreter.get_input_details()
+    for detail in details:
+        key = None if None in example else next(k for k in example if k in detail["name"])
+        interpreter.set_tensor(detail["index"], _input_tensor(example[key], detail))
+
+
+def tflite_predict(path, inputs, interpreter=None):
+    """Runs a TFLite model one example at a time; returns float probabilities `(N, C)`.
+
+    Args:
+        inputs: what the Keras model takes: an array (images), or a dict of arrays (token ids).
+    """
+    interpreter = interpreter or tflite_interpreter(path)
+    out = interpreter.get_output_details()[0]
+    results = []
+    for example in _examples(inputs):
+        _set_inputs(interpreter, example)
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"]).astype(np.float32)
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            y = (y - zero) * scale
+        results.append(y[0])
+    return probabilities_of(np.stack(results))
+
+
+def _input_tensor(x, detail):
+    """One example as the interpreter's input: its dtype, quantized with its scale and zero point."""
+    if detail["dtype"] in (np.uint8, np.int8) and detail["quantization"][0]:
+        scale, zero = detail["quantization"]
+        limits = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x.astype(np.float32) / scale + zero), limits.min, limits.max)
+    return x.astype(detail["dtype"])
+
+
+def tflite_latency_ms(path, inputs, repeats=50):
+    """Median batch-1 invoke time of a TFLite model on the first example of `inputs`, in milliseconds."""
+    interpreter = tflite_interpreter(path)
+    example = _examples(inputs)[0]
+    _set_inputs(interpreter, example)
+    interpreter.invoke()  # Warm up.
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def keras_latency_ms(model, inputs, repeats=30):
+    """Median batch-1 `predict_on_batch` time of a Keras model on the first example, in milliseconds."""
+    if isinstance(inputs, dict):
+        x = {k: np.asarray(v)[:1] for k, v in inputs.items()}
+    else:
+        x = np.asarray(inputs[:1], dtype=np.float32)
+    model.predict_on_batch(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def _dir_size(path):
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+FORMATS = {"keras": export_keras, "saved_model": export_saved_model, "tflite": export_tflite}

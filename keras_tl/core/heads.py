@@ -1,0 +1,110 @@
+"""What every transfer model shares after its backbone: the layer names, the new head, the task kind.
+
+A keras-tl model, whatever its modality, is `inputs -> [in-graph preprocessing] -> backbone (layer
+"backbone", in inference mode when pretrained) -> pooling (layer "head_pool") -> head`, whose
+output layer is "predictions". The feature cache (`keras_tl.core.features`), the unfreeze
+policies (`keras_tl.core.training`) and export find their way through these names.
+"""
+
+import keras
+import numpy as np
+
+from keras_tl.core.layers import InferenceMode
+
+BACKBONE_LAYER = "backbone"
+POOL_LAYER = "head_pool"
+OUTPUT_LAYER = "predictions"
+TASKS = ("multiclass", "binary", "multilabel")
+
+
+def is_pretrained(weights):
+    """True if `weights` loads learned values (anything but None/"none")."""
+    return weights not in (None, "none")
+
+
+def check_task(task, num_classes):
+    """Raises `ValueError` unless `task` is known and fits `num_classes`."""
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
+    if task == "binary" and num_classes != 2:
+        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
+    if num_classes < 2:
+        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+
+
+def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER):
+    """The new classification head on pooled features `x`.
+
+    Optional Dense+ReLU layers, dropout, and the output layer `name` (softmax, or sigmoid for
+    binary and multi-label), kept in float32 under mixed precision.
+
+    Args:
+        x: KerasTensor `(B, D)`. Pooled backbone features.
+        num_classes: int.
+        task: str. "multiclass", "binary" (one sigmoid unit) or "multilabel" (one sigmoid a class).
+        dense_units: list of int. Extra Dense+ReLU layers. Defaults to none.
+        dropout: float. Dropout before the output layer. Defaults to 0.2.
+        name: str. The output layer's name. Defaults to "predictions".
+    """
+    check_task(task, num_classes)
+    prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
+    for i, units in enumerate(dense_units):
+        x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
+        x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout_{i}")(x)
+    if dropout and not dense_units:
+        x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
+    return keras.layers.Dense(
+        1 if task == "binary" else num_classes,
+        activation="softmax" if task == "multiclass" else "sigmoid",
+        dtype="float32",
+        name=name,
+    )(x)
+
+
+def backbone_layer(backbone, inputs, pretrained):
+    """Calls `backbone` on `inputs` as the layer "backbone": in inference mode when pretrained.
+
+    With pretrained weights the backbone always runs with `training=False` (the Keras
+    transfer-learning guide; `InferenceMode`, because Keras 3 would otherwise pass `fit`'s
+    `training=True` through): BatchNorm keeps its moving statistics and dropout stays off, frozen
+    or not. From random weights there are no statistics to protect and it trains normally.
+    """
+    if pretrained:
+        return InferenceMode(backbone, name=BACKBONE_LAYER)(inputs)
+    backbone.name = BACKBONE_LAYER
+    return backbone(inputs)
+
+
+def task_of(model, output=OUTPUT_LAYER):
+    """"binary", "multilabel" or "multiclass", read off a built model's output layer."""
+    layer = model.get_layer(output)
+    if layer.units == 1:
+        return "binary"
+    return "multilabel" if getattr(layer.activation, "__name__", "") == "sigmoid" else "multiclass"
+
+
+def get_backbone(model):
+    """The backbone (a `keras.Model`) of a keras-tl model."""
+    layer = model.get_layer(BACKBONE_LAYER)
+    return layer.inner if isinstance(layer, InferenceMode) else layer
+
+
+def probabilities_of(outputs):
+    """Class probabilities `(N, C)` float32: a binary model's `(N, 1)` becomes `(N, 2)`.
+
+    The one place the binary expansion is written; metrics, plots, `predict` and every export use it.
+    """
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.ndim == 2 and outputs.shape[-1] == 1:
+        return np.concatenate([1 - outputs, outputs], axis=-1)
+    return outputs
+
+
+def probabilities_graph(outputs):
+    """`probabilities_of` inside a TensorFlow graph (export signatures)."""
+    import tensorflow as tf
+
+    outputs = tf.cast(outputs, tf.float32)
+    if outputs.shape[-1] == 1:
+        return tf.concat([1.0 - outputs, outputs], axis=-1)
+    return outputs

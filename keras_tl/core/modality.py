@@ -1,0 +1,138 @@
+"""The modality plug-in contract: what an image, text or audio folder fills in, and nothing more.
+
+The shared machinery (`keras_tl.workflow`, `keras_tl.core.run`, `keras_tl.core.export`) never
+branches on a modality's name: it asks the modality object. A modality is the package
+`keras_tl.<name>` (listed once in `keras_tl.core.config.MODALITIES`) whose `modality` module defines
+`MODALITY`, an instance of a `Modality` subclass. See docs/ARCHITECTURE.md, "How to add a modality".
+"""
+
+import importlib
+
+from keras_tl.core.config import MODALITIES
+
+
+class Modality:
+    """Base class of the plug-ins; each method names what a modality must provide.
+
+    Attributes:
+        name: str. "image", "text", ...
+        unit: str. What one example is called in messages ("images", "texts").
+        default_optimizer, default_schedule: str. What "auto" resolves to for this modality.
+        tflite_quantizations: tuple of str. The TFLite quantization modes its export supports.
+    """
+
+    name = ""
+    unit = "examples"
+    default_optimizer = "adam"
+    default_schedule = "cosine"
+    tflite_quantizations = ("none", "float16", "dynamic", "int8")
+
+    # ---- config and data (before any work)
+    def check_config(self, config, spec, source=None):
+        """Raises `ValueError` for anything this modality cannot run; called before any file is written."""
+        raise NotImplementedError
+
+    def resolve_config(self, config, spec):
+        """The config fields this modality makes concrete (dict), e.g. the image size."""
+        return {}
+
+    def is_source(self, source):
+        """True if `source` (a Python object passed to `train`) holds this modality's data."""
+        raise NotImplementedError
+
+    def load_source(self, config):
+        """The labelled source named by `config.data`."""
+        raise NotImplementedError
+
+    # ---- model and pipelines
+    def build_task(self, spec, config, num_classes, class_names=()):
+        """A `Task` for `spec` under `config` (inside the caller's precision/distribution scope)."""
+        raise NotImplementedError
+
+    def skeleton(self, spec, config):
+        """The backbone's architecture with random weights (to check unfreeze policies early)."""
+        raise NotImplementedError
+
+    def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+        """A tf.data pipeline of `(inputs, targets)` batches for one split."""
+        raise NotImplementedError
+
+    def augmenting(self, config):
+        """True if the config augments training examples (the feature cache then needs views)."""
+        return False
+
+    # ---- raw items (predict, evaluation, export checks)
+    def read_items(self, items):
+        """Validates raw items from a user (image files, texts); raises `ValueError` naming the bad one."""
+        return list(items)
+
+    def model_inputs(self, task, items):
+        """Raw items (or a split's items) -> what `task.model` takes, as arrays."""
+        raise NotImplementedError
+
+    def confident_errors(self, task, split, probabilities, path_stem):
+        """Writes the most confidently wrong test examples; returns the file name written."""
+        raise NotImplementedError
+
+    def describe_items(self, items, limit=200):
+        """Short strings for reports (file names, truncated texts)."""
+        return [str(item)[:limit] for item in items]
+
+    # ---- host-side preprocessing kept in a run directory
+    def save_preprocessor(self, task, directory):
+        """Writes the task's host-side preprocessor into `directory` (nothing if it has none)."""
+
+    def load_preprocessor(self, directory):
+        """The host-side preprocessor a run directory holds, or None."""
+        return None
+
+    # ---- export (see keras_tl.core.export)
+    def serving_endpoints(self, task, info):
+        """`{signature name: tf.function}` for the SavedModel; "serving_default" first."""
+        raise NotImplementedError
+
+    def endpoint_arguments(self, task, info):
+        """`{signature name: {argument: tensor}}` that call each endpoint on `info.check_items`."""
+        raise NotImplementedError
+
+    def tflite_signature(self, task):
+        """The `input_signature` of the TFLite model (batch 1)."""
+        raise NotImplementedError
+
+    def tflite_calibration(self, task, items):
+        """int8 calibration inputs: a list of `[input]` lists, from training items."""
+        raise ValueError(f"int8 TFLite export needs calibration data, which the {self.name} modality does "
+                         f"not provide. Supported: {list(self.tflite_quantizations)}")
+
+    def card(self, task):
+        """Model-card fields that describe the input (image size, sequence length)."""
+        return {}
+
+    def write_export_assets(self, task, directory):
+        """Files an app needs beside an exported model (a vocabulary); labels.txt is written for all."""
+
+    def save_export_preprocessor(self, task, directory):
+        """Writes the host preprocessor beside an exported `.keras` file; returns the paths written."""
+        return []
+
+
+def get(name):
+    """The plug-in object of modality `name` (imports `keras_tl.<name>.modality`)."""
+    if name not in MODALITIES:
+        raise ValueError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={name!r}")
+    return importlib.import_module(f"keras_tl.{name}.modality").MODALITY
+
+
+def of(config, source=None):
+    """The modality of a run: `config.modality`, else the source's, else the backbone's."""
+    if config.modality != "auto":
+        return get(config.modality)
+    if source is not None:
+        for name in MODALITIES:
+            if get(name).is_source(source):
+                return get(name)
+        raise ValueError(f"Cannot tell the modality of a {type(source).__name__} source; set `modality`. "
+                         f"Expected one of {list(MODALITIES)}.")
+    from keras_tl.core import registry
+
+    return get(registry.get(config.backbone).modality)

@@ -1,0 +1,81 @@
+"""`report.md`: the human-readable page of a run, linking its plots."""
+
+import os
+
+
+def _pct(x):
+    return f"{100 * x:.1f}%"
+
+
+def write_report(run_dir, config, metrics, plots, *, input_size, unit):
+    """Writes `RUN_DIR/report.md` from the run's config, metrics and plot files; returns its path.
+
+    Args:
+        run_dir: str.
+        config: TrainConfig. The resolved config.
+        metrics: dict. As written to metrics.json (may hold "scratch" and "exports").
+        plots: dict title -> PNG file name inside run_dir.
+        input_size: str. What one input is, from the modality ("96px", "128 tokens").
+        unit: str. What the examples are called ("images", "texts").
+    """
+    size = input_size
+    lines = [
+        f"# keras-tl run: {os.path.basename(os.path.normpath(run_dir))}",
+        "",
+        f"Backbone `{config.backbone}` (weights `{config.weights}`), {size}, "
+        f"strategy `{config.strategy}` ({config.head_epochs} head + {config.epochs} fine-tune epochs, "
+        f"unfreeze `{config.unfreeze}`), {metrics['train_examples']} training {unit}, "
+        f"{metrics['train_seconds']} s.",
+        *(["", f"Data licence: {metrics['data_licence']}."] if metrics.get("data_licence") else []),
+        "",
+        "## Test split",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| accuracy{' (all labels right)' if 'subset_accuracy' in metrics else ''} | {_pct(metrics['accuracy'])} |",
+    ]
+    if "top_k_accuracy" in metrics:
+        lines.append(f"| top-{metrics['top_k']} accuracy | {_pct(metrics['top_k_accuracy'])} |")
+    if "threshold" in metrics:
+        lines.append(f"| decision threshold | {metrics['threshold']} |")
+    lines += [
+        f"| macro precision | {metrics['macro_precision']:.3f} |",
+        f"| macro recall | {metrics['macro_recall']:.3f} |",
+        f"| macro F1 | {metrics['macro_f1']:.3f} |",
+    ]
+    for key, title in (("weighted_f1", "weighted F1"), ("micro_f1", "micro F1"),
+                       ("hamming_accuracy", "label-wise (Hamming) accuracy")):
+        if key in metrics:
+            lines.append(f"| {title} | {metrics[key]:.3f} |")
+    lines += [
+        f"| examples | {metrics['num_examples']} |",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    scratch = metrics.get("scratch")
+    if scratch:
+        lines += [
+            "",
+            "## Transfer vs training from scratch",
+            "",
+            "Same architecture, same data and splits, same total epochs; the scratch model starts from "
+            "random weights with everything trainable.",
+            "",
+            "| model | accuracy | macro F1 |",
+            "|---|---|---|",
+            f"| transfer | {_pct(metrics['accuracy'])} | {metrics['macro_f1']:.3f} |",
+            f"| scratch | {_pct(scratch['test_accuracy'])} | {scratch['macro_f1']:.3f} |",
+            f"| difference | {100 * metrics['transfer_minus_scratch']:+.1f} points | "
+            f"{metrics['macro_f1'] - scratch['macro_f1']:+.3f} |",
+        ]
+    lines += ["", "## Plots", ""]
+    for title, file in plots.items():
+        shown = f"![{title}]({file})" if file.endswith(".png") else f"[{file}]({file})"
+        lines += [f"### {title}", "", shown, ""]
+    path = os.path.join(run_dir, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

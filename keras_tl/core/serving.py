@@ -1,0 +1,108 @@
+"""TensorFlow Serving helpers: a REST predict client and a `models.config` generator.
+
+The client speaks TF Serving's REST predict API in the row ("instances") format, sending each
+image as `{"b64": ...}` to the `serving_default` signature that `keras_tl.core.export` writes, or each
+text as a plain string to the raw-text signature of a text model (`keras_tl.text.export`).
+"""
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+
+
+def predict_request(image_bytes_list, signature="serving_default"):
+    """The JSON body of a predict call for encoded images."""
+    return {
+        "signature_name": signature,
+        "instances": [{"b64": base64.b64encode(b).decode("ascii")} for b in image_bytes_list],
+    }
+
+
+def predict_url(server, model, version=None):
+    base = server.rstrip("/")
+    path = f"/v1/models/{model}" + (f"/versions/{int(version)}" if version is not None else "")
+    return f"{base}{path}:predict"
+
+
+def predict(server, model, images, *, version=None, signature="serving_default", timeout=30):
+    """Sends image files (or raw encoded bytes) to a TF Serving model; returns one dict per image.
+
+    Args:
+        server: str. e.g. "http://localhost:8501".
+        model: str. The model name TF Serving serves (the folder under `exported_models/`).
+        images: list of file paths or `bytes` (JPEG/PNG/GIF/BMP).
+        version: int. Defaults to the newest version TF Serving loaded.
+        signature: str. Defaults to "serving_default".
+        timeout: float. Seconds. Defaults to 30.
+
+    Returns:
+        A list of dicts with "probabilities", "top_classes" and "labels" per image.
+
+    Example:
+    >>> keras_tl.core.serving.predict("http://localhost:8501", "digits", ["seven.png"])[0]["labels"]
+    '7'
+    """
+    payloads = []
+    for item in images:
+        if isinstance(item, (bytes, bytearray)):
+            payloads.append(bytes(item))
+        else:
+            with open(item, "rb") as f:
+                payloads.append(f.read())
+    return _post(predict_url(server, model, version), predict_request(payloads, signature), server, timeout)
+
+
+def predict_texts(server, model, texts, *, version=None, signature="serving_default", timeout=30):
+    """Sends raw texts to a TF Serving text model; returns one dict per text.
+
+    The model's `serving_default` (written by `keras-tl export` for a text run) tokenizes in the
+    graph, so the request carries the strings themselves.
+
+    Example:
+    >>> keras_tl.core.serving.predict_texts("http://localhost:8501", "reviews", ["works well"])[0]["labels"]
+    'positive'
+    """
+    body = {"signature_name": signature, "instances": [str(t) for t in texts]}
+    return _post(predict_url(server, model, version), body, server, timeout)
+
+
+def _post(url, body, server, timeout):
+    request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode("utf-8", errors="replace")
+        raise ValueError(f"TF Serving answered {error.code} for {request.full_url}: {detail}") from None
+    except urllib.error.URLError as error:
+        raise ConnectionError(f"Cannot reach TF Serving at {server!r}: {error.reason}") from None
+    if "predictions" not in answer:
+        raise ValueError(f"Unexpected TF Serving answer (no 'predictions'): {str(answer)[:300]}")
+    return answer["predictions"]
+
+
+def models_config(root="exported_models", names=None, base_path="/models"):
+    """A TF Serving `--model_config_file` text listing every exported model under `root`.
+
+    Args:
+        root: str. The exports folder. Defaults to "exported_models".
+        names: list of str. Models to list; defaults to every folder holding an integer version.
+        base_path: str. Where `root` is mounted inside the serving container. Defaults to "/models".
+    """
+    if names is None:
+        names = sorted(
+            d for d in os.listdir(root)
+            if os.path.isdir(os.path.join(root, d))
+            and any(v.isdigit() for v in os.listdir(os.path.join(root, d)))
+        )
+    if not names:
+        raise ValueError(f"No SavedModel exports (folders with integer versions) under {root!r}.")
+    entries = "".join(
+        f'  config {{\n    name: "{n}"\n    base_path: "{base_path.rstrip("/")}/{n}"\n'
+        f'    model_platform: "tensorflow"\n  }}\n'
+        for n in names
+    )
+    return f"model_config_list {{\n{entries}}}\n"

@@ -1,0 +1,52 @@
+"""A Task (keras-hub's word): one trainable model with everything needed to feed it raw data.
+
+`Task.model` takes what the modality's pipeline produces (images, token ids, waveforms) and holds
+its in-graph preprocessing, the backbone (in inference mode when pretrained), the pooling and the
+head(s). `Task.preprocessor` is the host-side part where one exists (a text tokenizer); the
+modality object knows how to turn raw items (image files or arrays, strings) into model inputs.
+Training (`keras_tl.core.training.fine_tune`), the run directory and every export take a Task.
+"""
+
+from dataclasses import dataclass, field
+
+from keras_tl.core import heads
+
+
+@dataclass
+class Task:
+    """A model plus what makes it usable on raw inputs.
+
+    Args:
+        model: keras.Model. Built by a modality's `build_model` (or loaded from a run).
+        modality: Modality. The plug-in object (`keras_tl.core.modality.get(name)`).
+        spec: BackboneSpec. Its registry entry; None for a model loaded from a run whose backbone
+            handle no longer resolves here.
+        preprocessor: object. Host-side preprocessing (KerasHub text preprocessor), or None.
+        class_names: list of str.
+        config: TrainConfig. The (resolved) config the task was built from, where known.
+    """
+
+    model: object
+    modality: object
+    spec: object = None
+    preprocessor: object = None
+    class_names: list = field(default_factory=list)
+    config: object = None
+
+    @property
+    def kind(self):
+        """"multiclass", "binary" or "multilabel"."""
+        return heads.task_of(self.model)
+
+    @property
+    def backbone(self):
+        return heads.get_backbone(self.model)
+
+    def inputs(self, items):
+        """Raw items (image arrays or paths, strings, ...) -> what `model` takes."""
+        return self.modality.model_inputs(self, items)
+
+    def predict(self, items, batch_size=32, verbose=0):
+        """Class probabilities `(N, C)` for raw items (binary models give two columns)."""
+        outputs = self.model.predict(self.inputs(items), batch_size=batch_size, verbose=verbose)
+        return heads.probabilities_of(outputs)

@@ -1,0 +1,252 @@
+"""Two-phase fine-tuning: freeze, train the head, unfreeze by policy, recompile, train at a low rate.
+
+Choosing which layers to unfreeze (`set_trainable`) and recompiling (`compile_model`) are separate
+steps; `fine_tune` calls them in order, so every `trainable` change is followed by a recompile.
+BatchNorm layers stay frozen when the backbone is pretrained. One `fine_tune` serves every
+modality: it takes a `Task` (its spec says where the blocks are, its modality what "auto" means)
+and an objective (supervised cross-entropy unless given another).
+"""
+
+import math
+import os
+import time
+
+import keras
+
+from keras_tl.core import modality as modalities
+from keras_tl.core import registry
+from keras_tl.core.callbacks import BestWeights, make_callbacks
+from keras_tl.core.config import parse_unfreeze
+from keras_tl.core.heads import get_backbone, is_pretrained, task_of
+from keras_tl.core.schedules import learning_rate
+from keras_tl.core.task import Task
+
+
+def set_trainable(model, policy, *, spec=None, freeze_batchnorm=True):
+    """Sets which backbone layers train; the head always trains.
+
+    Args:
+        model: keras.Model. A keras-tl model (its backbone is the layer "backbone").
+        policy: str or None. None freezes the whole backbone; otherwise an unfreeze policy:
+            "all", "top:N" (the last N layers), "fraction:F" (the last F of the layers),
+            "blocks:K" (the last K blocks of the spec's block pattern) or "from:NAME" (from the
+            layer called NAME, or the first layer of block NAME, to the end).
+        spec: BackboneSpec. Needed for "blocks:K" and block names in "from:".
+        freeze_batchnorm: bool. Keep BatchNormalization layers frozen. Defaults to True.
+
+    Returns:
+        The names of the backbone layers left trainable (those with weights).
+
+    Call `compile_model` afterwards: Keras only picks up a `trainable` change on compile.
+    """
+    backbone = get_backbone(model)
+    if policy is None:
+        backbone.trainable = False
+        return []
+    start = unfreeze_start(backbone, policy, spec)
+    layers = backbone.layers
+    backbone.trainable = True
+    unfrozen = []
+    for index, layer in enumerate(layers):
+        trainable = index >= start
+        if freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization):
+            trainable = False
+        layer.trainable = trainable
+        if trainable and layer.weights:
+            unfrozen.append(layer.name)
+    return unfrozen
+
+
+def unfreeze_start(backbone, policy, spec=None):
+    """The index of the first backbone layer `policy` unfreezes; raises `ValueError` naming the blocks
+    and layers when the policy names none (callable on an untrained skeleton, before any work)."""
+    kind, value = parse_unfreeze(policy)
+    layers = backbone.layers
+    if kind == "all":
+        return 0
+    if kind == "top":
+        return max(0, len(layers) - value)
+    if kind == "fraction":
+        return len(layers) - max(1, math.ceil(value * len(layers)))
+    blocks = registry.block_starts(backbone, spec)
+    if kind == "blocks":
+        if not blocks:
+            raise ValueError("unfreeze='blocks:K' needs a backbone spec with a block pattern.")
+        if value > len(blocks):
+            raise ValueError(
+                f"unfreeze='blocks:{value}' but the backbone has {len(blocks)} blocks: "
+                f"{[b for b, _ in blocks]}"
+            )
+        return blocks[-value][1]
+    for block, index in blocks:
+        if block == value:
+            return index
+    for index, layer in enumerate(layers):
+        if layer.name == value or layer.name.startswith(value + "_"):
+            return index
+    raise ValueError(
+        f"unfreeze='from:{value}' names no layer or block of the backbone. "
+        f"Blocks: {[b for b, _ in blocks]}; layers: {[l.name for l in layers][:10]}..."
+    )
+
+
+def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.0, jit_compile="auto",
+                  steps_per_execution=1, optimizer="adam", weight_decay=0.01):
+    """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
+
+    Args:
+        learning_rate: float or a `keras.optimizers.schedules.LearningRateSchedule`.
+        optimizer: str. "adam" or "adamw" (decoupled weight decay, as transformer encoders are
+            fine-tuned; biases, LayerNorm and BatchNorm parameters are not decayed).
+        weight_decay: float. AdamW only. Defaults to 0.01.
+        task: str. "multiclass" (one-hot targets), "binary" (targets `(N, 1)`) or "multilabel"
+            (multi-hot targets; accuracy is label-wise).
+        label_smoothing: float. Defaults to 0.
+        jit_compile: bool or "auto". XLA. "auto" (Keras' default) compiles on JAX and on
+            TensorFlow GPUs, not on TensorFlow CPUs, where compiling costs more than it saves.
+        steps_per_execution: int. Batches per compiled call. Defaults to 1.
+    """
+    if task in ("binary", "multilabel"):
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if optimizer == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    elif optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate)
+    else:
+        raise ValueError(f"`optimizer` must be 'adam' or 'adamw'. Received: optimizer={optimizer!r}")
+    model.compile(
+        optimizer=opt,
+        loss=loss,
+        metrics=metrics,
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+class Supervised:
+    """The default objective: cross-entropy on the labelled targets, accuracy as the metric.
+
+    An objective decides how a phase is compiled (loss, metrics, optimizer); the domain-adaptation
+    objectives replace it without new arguments to `fine_tune`.
+    """
+
+    def compile(self, model, *, learning_rate, task, optimizer, config):
+        return compile_model(model, learning_rate=learning_rate, task=task, label_smoothing=config.label_smoothing,
+                             jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
+                             optimizer=optimizer, weight_decay=config.weight_decay)
+
+
+def as_task(model, config):
+    """A `Task` for a bare keras-tl model, its modality and spec taken from the config."""
+    if isinstance(model, Task):
+        return model
+    if config.modality != "auto":
+        modality = modalities.get(config.modality)
+        spec = registry.get(config.backbone, modality=config.modality)
+    else:
+        spec = registry.get(config.backbone)
+        modality = modalities.get(spec.modality)
+    return Task(model, modality, spec)
+
+
+def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cached=None, train_phase2=None,
+              objective=None, steps_per_epoch=None, timings=None):
+    """Trains a task with the config's strategy, whatever its modality.
+
+    "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
+    `fine_tune_lr` for `epochs`. "feature_extraction": phase 1 only. "full": everything trainable
+    from the start for `head_epochs + epochs` at `head_lr`. "auto" optimizer and schedule resolve
+    to the task's modality defaults (Adam + cosine for images, AdamW + linear for text).
+
+    Args:
+        task: Task, or a keras-tl `keras.Model` (its spec is then looked up from `config.backbone`).
+        train, val: tf.data.Dataset. Batches of `(inputs, targets)`.
+        config: TrainConfig.
+        run_dir: str. Where the CSV logs and `best.weights.h5` go. Defaults to None (no files).
+        class_weight: dict. From `keras_tl.core.data.class_weights`. Defaults to None.
+        cached: `keras_tl.core.features.CachedPhase`. If given, phase 1 trains `cached.head` on
+            cached backbone features instead of the model on raw inputs (same head, much faster).
+        train_phase2: tf.data.Dataset. The training batches of phase 2, built like `train` but not
+            yet iterated (a seeded shuffle's order depends on how often a dataset was iterated), so
+            phase 2 sees the same order whether phase 1 ran on inputs or on cached features.
+            Defaults to `train`.
+        objective: an objective (`Supervised()` by default): how each phase is compiled.
+        steps_per_epoch: int. Batches in one pass over `train` (sizes the LR schedule). Defaults to
+            the dataset's cardinality.
+        timings: dict. If given, receives each phase's wall-clock seconds.
+
+    Returns:
+        dict phase name -> `History.history` ("phase1", "phase2" or "full").
+
+    Example:
+    >>> histories = keras_tl.fine_tune(model, train_ds, val_ds, keras_tl.TrainConfig(weights="imagenet"))
+    """
+    task = as_task(task, config)
+    model = task.model
+    objective = objective or Supervised()
+    kind = task_of(model)
+    optimizer = task.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
+    schedule = task.modality.default_schedule if config.schedule == "auto" else config.schedule
+    steps_per_epoch = steps_per_epoch or _cardinality(train)
+    pretrained = is_pretrained(config.weights)
+    checkpoint = BestWeights(os.path.join(run_dir, "best.weights.h5"), model) if run_dir else None
+    if config.strategy == "full":
+        phases = [("full", "all", config.head_lr, config.head_epochs + config.epochs)]
+    else:
+        phases = [("phase1", None, config.head_lr, config.head_epochs)]
+        if config.strategy == "two_phase":
+            phases.append(("phase2", config.unfreeze, config.fine_tune_lr, config.epochs))
+
+    histories = {}
+    epoch = 0
+    for phase, policy, peak_lr, epochs in phases:
+        if epochs == 0:
+            continue
+        set_trainable(model, policy, spec=task.spec, freeze_batchnorm=pretrained)
+        fit_model, fit_train, fit_val, steps = model, train, val, steps_per_epoch
+        if phase == "phase2" and train_phase2 is not None:
+            fit_train = train_phase2
+        on_features = phase == "phase1" and cached is not None
+        if on_features:
+            fit_model, fit_train, fit_val, steps = cached.head, cached.train, cached.val, cached.steps_per_epoch
+        rate = learning_rate(config, peak_lr, steps * epochs, schedule=schedule)
+        objective.compile(fit_model, learning_rate=rate, task=kind, optimizer=optimizer, config=config)
+        print(f"[keras-tl] {phase}: {_count_trainable(model):,} trainable parameters, "
+              f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
+              + (" (on cached backbone features)" if on_features else ""))
+        started = time.perf_counter()
+        history = fit_model.fit(
+            fit_train,
+            validation_data=fit_val,
+            epochs=epoch + epochs,
+            initial_epoch=epoch,
+            steps_per_epoch=steps if on_features and cached.repeated else None,
+            class_weight=class_weight,
+            shuffle=False,  # The datasets shuffle themselves (seeded, reshuffled every epoch).
+            callbacks=make_callbacks(config, run_dir, phase, checkpoint),
+        )
+        histories[phase] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        if timings is not None:
+            timings[phase] = time.perf_counter() - started + (cached.seconds if on_features else 0.0)
+        epoch += len(history.epoch)
+    if checkpoint is not None:
+        checkpoint.restore()  # Best validation loss over all phases.
+    return histories
+
+
+def _cardinality(dataset):
+    count = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
+    if count <= 0:
+        raise ValueError("`steps_per_epoch` is needed: the training dataset's length is unknown "
+                         f"(cardinality {count}). Pass steps_per_epoch=N.")
+    return count
+
+
+def _count_trainable(model):
+    return sum(math.prod(w.shape) for w in model.trainable_weights)

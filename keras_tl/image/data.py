@@ -1,0 +1,372 @@
+"""Image sources and the image tf.data pipeline.
+
+A source is a directory of class folders, a CSV manifest, a TFDS dataset or numpy arrays; files
+are scanned first (hidden, empty, corrupt and non-image files are skipped and reported, never a
+crash mid-epoch). Splitting is shared (`keras_tl.core.data`). The pipeline decodes, resizes,
+caches, shuffles, batches, augments (training split only) and prefetches; images travel as uint8
+and the model does its own preprocessing.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from keras_tl.core.config import resolve_augment
+from keras_tl.core.errors import DatasetUnavailableError
+from keras_tl.core.data import (SPLITS, Split, encode_labels, predefined_indices,
+                                reachable, shuffled_batches)
+from keras_tl.image import augment as augment_lib
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+@dataclass
+class ImageSource:
+    """Where the images come from, before splitting.
+
+    Attributes:
+        class_names: list of str, index = label.
+        images: a uint8 array `(N, H, W, 3)` or a list of file paths.
+        labels: int array `(N,)`.
+        predefined: dict split name -> indices, when the directory already had train/val/test.
+        skipped: list of `(path, reason)` for files left out by the scan.
+        licence: str. The data's licence, where a loader knows it; recorded in every run's report.
+    """
+
+    class_names: list
+    images: object
+    labels: np.ndarray
+    predefined: dict | None = None
+    skipped: list = field(default_factory=list)
+    licence: str = ""
+
+    def as_split(self):
+        return Split(self.images, self.labels)
+
+
+def from_arrays(images, labels, class_names=None):
+    """Wraps numpy arrays as a source.
+
+    Args:
+        images: array `(N, H, W)`, `(N, H, W, 1)` or `(N, H, W, 3)`; uint8 in [0, 255] or float
+            in [0, 255].
+        labels: int array `(N,)` of class indices.
+        class_names: list of str. Defaults to "0", "1", ...
+
+    Example:
+    >>> source = keras_tl.image.data.from_arrays(np.zeros((4, 32, 32, 3), "uint8"), [0, 1, 0, 1])
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            "`images` must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3). "
+            f"Received: shape={images.shape}"
+        )
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    if images.dtype != np.uint8:
+        images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"`labels` must be {len(images)} integer class indices. "
+            f"Received: shape={labels.shape}, dtype={labels.dtype}"
+        )
+    if class_names is None:
+        class_names = [str(i) for i in range(int(labels.max()) + 1)]
+    if labels.min() < 0 or labels.max() >= len(class_names):
+        raise ValueError(
+            f"`labels` must lie in [0, {len(class_names)}). "
+            f"Received: min={labels.min()}, max={labels.max()}"
+        )
+    return ImageSource(list(class_names), images, labels.astype(np.int64))
+
+
+def check_image_file(path):
+    """Returns None if `path` is a readable image, else the reason it is not."""
+    if os.path.basename(path).startswith("."):
+        return "hidden file"
+    if not path.lower().endswith(IMAGE_EXTENSIONS):
+        return f"not an image extension (expected one of {', '.join(IMAGE_EXTENSIONS)})"
+    if os.path.getsize(path) == 0:
+        return "zero-byte file"
+    try:
+        with Image.open(path) as image:
+            image.load()  # Decodes the pixels: catches truncated files that verify() lets through.
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        return f"unreadable image: {error}"
+    return None
+
+
+def from_directory(path):
+    """Scans a directory of class folders (or `train/`, `val/`, `test/` each holding them).
+
+    Hidden, zero-byte, truncated, corrupt and non-image files are skipped and listed in
+    `source.skipped` with the reason.
+
+    Args:
+        path: str. `path/<class>/<image>` or `path/<split>/<class>/<image>`.
+
+    Returns:
+        An `ImageSource`.
+    """
+    if not os.path.isdir(path):
+        raise ValueError(f"Data directory not found: {path!r}. Expected a folder of class folders.")
+    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    split_layout = "train" in subdirs and ("val" in subdirs or "test" in subdirs)
+    roots = {s: os.path.join(path, s) for s in SPLITS if s in subdirs} if split_layout else {None: path}
+    class_names = sorted(
+        {
+            c
+            for root in roots.values()
+            for c in os.listdir(root)
+            if os.path.isdir(os.path.join(root, c)) and not c.startswith(".")
+        }
+    )
+    paths, labels, split_of, skipped = [], [], [], []
+    for split, root in roots.items():
+        for label, name in enumerate(class_names):
+            folder = os.path.join(root, name)
+            if not os.path.isdir(folder):
+                continue
+            for file in sorted(os.listdir(folder)):
+                full = os.path.join(folder, file)
+                if os.path.isdir(full):
+                    continue
+                reason = check_image_file(full)
+                if reason:
+                    skipped.append((full, reason))
+                    continue
+                paths.append(full)
+                labels.append(label)
+                split_of.append(split)
+    labels = np.asarray(labels, dtype=np.int64)
+    present = set(labels.tolist())
+    empty = [n for i, n in enumerate(class_names) if i not in present]
+    for name in empty:
+        skipped.append((os.path.join(path, name), "class folder holds no readable image"))
+    if empty:
+        keep = [i for i, n in enumerate(class_names) if n not in empty]
+        remap = {old: new for new, old in enumerate(keep)}
+        labels = np.asarray([remap[int(l)] for l in labels], dtype=np.int64)
+        class_names = [class_names[i] for i in keep]
+    if len(paths) == 0:
+        raise ValueError(f"No readable images found under {path!r} (skipped {len(skipped)} files).")
+    predefined = None
+    if split_layout:
+        predefined = predefined_indices(split_of)
+    return ImageSource(class_names, paths, labels, predefined, skipped)
+
+
+def from_manifest(path, *, separator=";"):
+    """Reads a CSV manifest: a header with `path` and `label` columns, and optionally `split`.
+
+    Paths are relative to the CSV's folder unless absolute. A label cell holding several labels
+    joined by `separator` (e.g. "sky;tree") makes the source multi-label: its labels become a
+    multi-hot `(N, C)` array. Unreadable files are skipped and reported, like `from_directory`.
+
+    Example:
+    >>> source = keras_tl.image.data.from_manifest("photos/labels.csv")
+    """
+    import csv
+
+    if not os.path.isfile(path):
+        raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
+    root = os.path.dirname(os.path.abspath(path))
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        if "path" not in columns or "label" not in columns:
+            raise ValueError(f"A manifest needs 'path' and 'label' columns. Received columns: {columns}")
+        rows = list(reader)
+    paths, label_sets, split_of, skipped = [], [], [], []
+    for number, row in enumerate(rows, start=2):
+        full = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
+        labels = [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
+        split = (row.get("split") or "").strip() or None
+        reason = None
+        if not labels:
+            reason = f"row {number}: empty label"
+        elif split is not None and split not in SPLITS:
+            reason = f"row {number}: split must be one of {list(SPLITS)}, got {split!r}"
+        elif not os.path.isfile(full):
+            reason = "file not found"
+        else:
+            reason = check_image_file(full)
+        if reason:
+            skipped.append((full, reason))
+            continue
+        paths.append(full)
+        label_sets.append(labels)
+        split_of.append(split)
+    if not paths:
+        raise ValueError(f"No readable images listed in {path!r} (skipped {len(skipped)} rows).")
+    class_names = sorted({l for labels in label_sets for l in labels})
+    index = {name: i for i, name in enumerate(class_names)}
+    if any(len(labels) > 1 for labels in label_sets):
+        labels = np.zeros((len(paths), len(class_names)), dtype=np.int64)
+        for row, names in enumerate(label_sets):
+            labels[row, [index[n] for n in names]] = 1
+    else:
+        labels = np.asarray([index[names[0]] for names in label_sets], dtype=np.int64)
+    predefined = None
+    if any(s is not None for s in split_of):
+        if any(s is None for s in split_of):
+            raise ValueError(f"{path!r}: give a split for every row or for none.")
+        predefined = predefined_indices(split_of)
+    return ImageSource(class_names, paths, labels, predefined, skipped)
+
+
+def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="label"):
+    """Loads a tensorflow-datasets image classification dataset into memory as a source.
+
+    Uses `tfds.load` (downloads on first use and caches in `data_dir`, as TFDS always does).
+    Images are decoded to uint8 RGB arrays, so this suits datasets that fit in memory.
+
+    Args:
+        name: str. A TFDS name, e.g. "tf_flowers" or "cifar10".
+        split: str. A TFDS split ("train", "train[:10%]"); None takes every split and keeps
+            TFDS' own "train"/"validation"/"test" as predefined splits.
+        data_dir: str. TFDS data directory. Defaults to TFDS' default.
+
+    Example:
+    >>> source = keras_tl.image.data.from_tfds("tf_flowers")
+    """
+    import tensorflow_datasets as tfds
+    from tqdm import tqdm
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared() and not reachable("storage.googleapis.com"):
+        raise DatasetUnavailableError(
+            f"tensorflow-datasets has no prepared copy of {name!r} in {builder.data_dir!r} and cannot "
+            f"download it (no network). On a machine with internet run `tfds build {name} "
+            "--data_dir DIR` (or `tfds.load(NAME, data_dir=DIR)`), copy DIR here and set "
+            "TFDS_DATA_DIR=DIR (or pass data_dir=DIR)."
+        )
+    label_feature = builder.info.features[label_key]
+    class_names = list(getattr(label_feature, "names", None) or range(label_feature.num_classes))
+    splits = [split] if split else (list(builder.info.splits) or ["train"])
+    images, labels, split_of = [], [], []
+    for part in splits:
+        ds = tfds.load(name, split=part, data_dir=data_dir)
+        for example in tqdm(tfds.as_numpy(ds), desc=f"tfds {name}[{part}]", unit="img"):
+            image = example[image_key]
+            if image.ndim == 2 or image.shape[-1] == 1:
+                image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=-1)
+            images.append(image[..., :3])
+            labels.append(int(example[label_key]))
+            split_of.append({"validation": "val"}.get(part, part))
+    shapes = {i.shape for i in images}
+    if len(shapes) != 1:
+        side = max(max(s[0], s[1]) for s in shapes)  # Same size for one array; the pipeline resizes again.
+        images = [tf.image.resize(i, (side, side)).numpy().round().clip(0, 255).astype(np.uint8) for i in images]
+    source = from_arrays(np.stack(images), np.asarray(labels, dtype=np.int64), [str(c) for c in class_names])
+    if split is None and {"train"} <= set(split_of) and len(set(split_of)) > 1:
+        source.predefined = predefined_indices(split_of)
+    return source
+
+
+def load_source(spec):
+    """A source from a config's `data` string: a class-folder directory, a `.csv` manifest, or
+    "tfds:NAME[:SPLIT]"."""
+    if spec.startswith("tfds:"):
+        _, name, *rest = spec.split(":", 2)
+        return from_tfds(name, split=rest[0] if rest else None)
+    if spec.lower().endswith(".csv"):
+        return from_manifest(spec)
+    return from_directory(spec)
+
+
+def check_data_path(spec):
+    """Raises `ValueError` (before any work) if a config's image `data` names nothing that exists."""
+    if spec is None:
+        raise ValueError("No data: set `data` to a directory of class folders, a .csv manifest or tfds:NAME, "
+                         "or pass a source.")
+    if spec.lower().endswith(".csv"):
+        if not os.path.isfile(spec):
+            raise ValueError(f"Manifest not found: {spec!r}. Expected a CSV file.")
+    elif not spec.startswith("tfds:") and not os.path.isdir(spec):
+        raise ValueError(f"Data directory not found: {spec!r}. Expected a folder of class folders, "
+                         "a .csv manifest or tfds:NAME.")
+
+
+def _decode_file(path, image_size):
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return _resize(image, image_size)
+
+
+def _resize(image, image_size):
+    if image.shape[0] == image_size and image.shape[1] == image_size:
+        return image
+    resized = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def make_dataset(
+    split,
+    *,
+    image_size,
+    batch_size,
+    num_classes,
+    task="multiclass",
+    training=False,
+    augment="none",
+    augment_params=None,
+    oversample=False,
+    cache="memory",
+    seed=0,
+    augment_on="data",
+):
+    """Builds the tf.data pipeline of one split: `(uint8 images (B, S, S, 3), float targets)`.
+
+    Decoding and resizing run in parallel (AUTOTUNE); the decoded uint8 images are cached (in
+    memory, or in a file when `cache` is a path) before shuffling and augmentation, which happen
+    only when `training=True`; batches are prefetched.
+
+    Args:
+        split: Split. Arrays or file paths, and labels.
+        image_size: int. Side the images are resized to.
+        batch_size: int.
+        num_classes: int.
+        task: str. "multiclass", "binary" or "multilabel" (labels `(N, C)` multi-hot).
+        training: bool. Shuffle and augment. Defaults to False.
+        augment: str. An `augment` preset ("none", "light", "standard", "strong").
+        augment_params: dict. Overrides of the preset's parameters.
+        oversample: bool. Training only: draw every class equally often (single-label tasks).
+        cache: str or bool. "memory" (or True), "none" (or False), or a file path prefix.
+        seed: int.
+        augment_on: str. "data" applies every augmentation here; "model" leaves the per-image
+            layers to the model (`keras_tl.image.model.build_model(augmentation=...)`) and applies only
+            MixUp/CutMix, which need the targets. Defaults to "data".
+
+    Images stay uint8 up to the model, which casts them on the device: a quarter of the bytes
+    of float32 to move per batch.
+    """
+    targets = encode_labels(split.labels, num_classes, task)
+    autotune = tf.data.AUTOTUNE
+    if isinstance(split.images, np.ndarray):
+        ds = tf.data.Dataset.from_tensor_slices((split.images, targets))
+        ds = ds.map(lambda x, y: (_resize(x, image_size), y), num_parallel_calls=autotune)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((list(split.images), targets))
+        ds = ds.map(lambda p, y: (_decode_file(p, image_size), y), num_parallel_calls=autotune)
+    if cache is True or cache == "memory":
+        ds = ds.cache()
+    elif cache not in (False, None, "none"):
+        ds = ds.cache(str(cache))
+    ds = shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
+                           oversample=oversample, seed=seed)
+    params = resolve_augment(augment, augment_params)
+    if augment_on == "model":
+        params = augment_lib.mixing_only(params)
+    if training and not augment_lib.is_identity(params):
+        ds = ds.map(augment_lib.batch_function(params, image_size, seed), num_parallel_calls=autotune)
+    return ds.prefetch(autotune)
+
+

@@ -1,0 +1,60 @@
+"""The image modality's export pieces: TF Serving signatures that take encoded bytes or images."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_tl.core.heads import probabilities_graph
+
+
+def image_size_of(model):
+    """The side of a model's square image input."""
+    return int(model.input_shape[1])
+
+
+def serving_endpoints(task, class_names, top_k=5):
+    """`{name: (tf.function, description)}`: "serving_default" takes encoded image bytes,
+    "serving_images" a float image tensor.
+
+    Both return `probabilities` (N, C) float32, `top_classes` (N, k) int32 and `labels` (N,)
+    string of the top class. Decoding (JPEG, PNG, GIF, BMP), resizing and the backbone's
+    preprocessing all happen in the graph.
+    """
+    model = task.model
+    size = image_size_of(model)
+    names = tf.constant(class_names)
+    k = min(top_k, len(class_names))
+
+    def outputs(images):
+        probs = probabilities_graph(model(images, training=False))
+        top = tf.math.top_k(probs, k=k)
+        return {"probabilities": probs, "top_classes": top.indices, "labels": tf.gather(names, top.indices[:, 0])}
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+        image.set_shape([None, None, 3])
+        image = tf.image.resize(image, (size, size), antialias=True)
+        return tf.clip_by_value(tf.round(image), 0.0, 255.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return outputs(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="images")])
+    def serve_images(images):
+        return outputs(images)
+
+    return {
+        "serving_default": (serve_bytes, "image_bytes: string [N] (JPEG/PNG/GIF/BMP)"),
+        "serving_images": (serve_images, f"images: float32 [N, {size}, {size}, 3] in 0-255"),
+    }
+
+
+def encode_png(images):
+    return [tf.io.encode_png(image).numpy() for image in np.asarray(images, dtype=np.uint8)]
+
+
+def endpoint_arguments(images):
+    """The arguments that call each serving signature on uint8 `images`."""
+    return {"serving_images": {"images": tf.constant(images, tf.float32)},
+            "serving_default": {"image_bytes": tf.constant(encode_png(images))}}

@@ -1,0 +1,88 @@
+"""The image transfer model: raw pixels -> preprocessing -> backbone (inference mode) -> new head."""
+
+import keras
+
+from keras_tl.core import registry
+from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained
+from keras_tl.image import backbones
+
+AUGMENTATION_LAYER = "augmentation"
+
+
+def build_model(
+    backbone="mobilenet_v2",
+    *,
+    num_classes,
+    weights="imagenet",
+    image_size=None,
+    task="multiclass",
+    pooling="avg",
+    dense_units=(),
+    dropout=0.2,
+    augmentation=None,
+):
+    """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
+
+    With pretrained weights the backbone always runs in inference mode (the Keras transfer-learning
+    guide's `training=False`, enforced by `keras_tl.core.layers.InferenceMode`, since Keras 3 would
+    otherwise pass `fit`'s `training=True` through): BatchNorm keeps its moving statistics and
+    dropout/stochastic depth stay off, frozen or not. With `weights="none"` there are no
+    statistics to protect: the backbone trains normally, as any network trained from scratch does.
+
+    Args:
+        backbone: str or BackboneSpec. A name from `keras-tl backbones` or a KerasHub handle.
+        num_classes: int. Number of classes (2 with task="binary" gives one sigmoid output).
+        weights: str. "imagenet", "none", a weights file, or "preset" for KerasHub.
+        image_size: int. Input side; defaults to the backbone's default size.
+        task: str. "multiclass" (softmax), "binary" (one sigmoid unit) or "multilabel" (one
+            sigmoid per class).
+        pooling: str. "avg" or "max" over the feature map.
+        dense_units: list of int. Extra Dense+ReLU layers in the head. Defaults to none.
+        dropout: float. Dropout before the output layer. Defaults to 0.2.
+        augmentation: list of Keras layers. Random augmentation run inside the model (on the
+            accelerator) in training only, as in the Keras transfer-learning guide; a
+            `keras.Sequential` named "augmentation" before the preprocessing. Defaults to None.
+
+    Returns:
+        A `keras.Model`; its backbone is the layer named "backbone".
+
+    Example:
+    >>> model = keras_tl.build_model("mobilenet_v2", num_classes=5, weights="none", image_size=64)
+    """
+    spec = registry.get(backbone, modality="image") if isinstance(backbone, str) else backbone
+    size = image_size or spec.default_size
+    check_task(task, num_classes)
+    preprocess, base = backbones.build(spec, weights=weights, image_size=size)
+
+    if not is_pretrained(weights):
+        _short_run_batchnorm(base)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = inputs
+    if augmentation:
+        x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
+    x = backbone_layer(base, preprocess(x), is_pretrained(weights))
+    outputs = head(_pool(x, pooling), num_classes=num_classes, task=task, dense_units=dense_units,
+                   dropout=dropout)
+    return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
+
+
+def _short_run_batchnorm(backbone, momentum=0.9):
+    """Lets BatchNorm statistics of a from-scratch backbone converge within a short run.
+
+    Keras Applications use momentum 0.99-0.999, tuned for ImageNet-length training: after a few
+    hundred steps from random weights the moving statistics are still near their initial values
+    and the model is right in training mode but at chance in inference mode.
+    """
+    for layer in backbone._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def _pool(x, pooling):
+    if len(x.shape) == 4:
+        layer = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+    elif len(x.shape) == 3:  # Token sequences (ViT-style KerasHub backbones).
+        layer = keras.layers.GlobalAveragePooling1D if pooling == "avg" else keras.layers.GlobalMaxPooling1D
+    else:
+        return x
+    return layer(name=POOL_LAYER)(x)

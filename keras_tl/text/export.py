@@ -1,0 +1,40 @@
+"""The text modality's export pieces: a SavedModel signature on raw strings, the TFLite token input.
+
+KerasHub exports an encoder without its tokenizer; here the SavedModel's `serving_default`
+signature runs the preset's preprocessor (tokenizer, truncation, padding) in the graph, so TF
+Serving answers raw text. The TFLite model takes token ids: the tokenizer's tf.text ops are not
+TFLite builtins (converting the raw-string signature fails on CaseFoldUTF8, RegexSplitWithOffsets,
+FastWordpieceTokenizeWithOffsets, ...), so an app tokenizes with the vocabulary written beside it.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_tl.core.heads import probabilities_graph
+
+QUANTIZATIONS = ("none", "dynamic", "float16")  # int8 activations would need calibration texts.
+
+
+def serving_function(model, preprocessor, class_names, top_k=5):
+    """`serving_default`: raw strings `(N,)` -> probabilities, top classes and the top label."""
+    names = tf.constant(class_names)
+    k = min(top_k, len(class_names))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        probs = probabilities_graph(model(preprocessor(text), training=False))
+        top = tf.math.top_k(probs, k=k)
+        return {"probabilities": probs, "top_classes": top.indices, "labels": tf.gather(names, top.indices[:, 0])}
+
+    return serve
+
+
+def tflite_signature(model, sequence_length):
+    """One `(1, sequence_length)` int32 input per token tensor the model takes."""
+    return {k: keras.InputSpec(shape=(1, sequence_length), dtype="int32", name=k) for k in sorted(model.input)}
+
+
+def write_vocabulary(preprocessor, path):
+    vocabulary = preprocessor.tokenizer.get_vocabulary()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocabulary) + "\n")

@@ -1,0 +1,75 @@
+"""Rank several backbones under one config and budget: a table and an accuracy-vs-latency plot."""
+
+import os
+
+from keras_tl.core import export, plots, run
+from keras_tl.core import modality as modalities
+from keras_tl.core.config import TrainConfig
+from keras_tl.workflow.runs import export_run
+from keras_tl.workflow.training_run import check_config, train
+
+
+def compare_backbones(config, names, source=None):
+    """Trains each backbone under one config and budget; writes a ranked table and a Pareto plot.
+
+    Every config is checked before the first one trains; each trained model is exported to float32
+    TFLite (checked against Keras) for its size and batch-1 latency. Works for any modality
+    (all backbones must be of one).
+
+    Args:
+        config: TrainConfig. Shared by every backbone; `config.out` receives one run directory per
+            backbone plus `compare.md`, `compare.json` and `pareto.png`.
+        names: list of str. Backbone names (at least 2).
+        source: a source from Python. Defaults to reading `config.data`.
+
+    Returns:
+        The table rows, best test accuracy first (ties: lower Keras latency first).
+
+    Example:
+    >>> rows = keras_tl.compare_backbones(config, ["mobilenet_v2", "efficientnet_b0"])
+    """
+    if len(names) < 2:
+        raise ValueError(f"`compare` needs at least 2 backbones. Received: {names}")
+    configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n,
+                                      "out": os.path.join(config.out, n.replace("/", "_"))}) for n in names]
+    kinds = {n: modalities.of(c, source).name for n, c in zip(names, configs)}
+    if len(set(kinds.values())) > 1:
+        raise ValueError(f"`compare` ranks backbones of one modality. Received: {kinds}")
+    checked = [check_config(c, source) for c in configs]  # Every config, before the first one trains.
+    if source is None:
+        source = checked[0][0].load_source(config)
+    rows = []
+    for c in configs:
+        result = train(c, source)
+        exported = export_run(result.run_dir, "tflite", out=os.path.join(result.run_dir, "exports"))
+        sample = result.task.inputs(run.load_split(result.run_dir, "test").items[:1])
+        rows.append({
+            "backbone": c.backbone,
+            "test_accuracy": result.metrics["test_accuracy"],
+            "macro_f1": result.metrics["macro_f1"],
+            "params": int(result.model.count_params()),
+            "model_mb": exported.size_bytes / 2**20,
+            "keras_mb": os.path.getsize(os.path.join(result.run_dir, run.MODEL_FILE)) / 2**20,
+            "keras_latency_ms": export.keras_latency_ms(result.model, sample),
+            "tflite_latency_ms": exported.evaluation["latency_ms_batch1"],
+            "train_seconds": result.metrics["train_seconds"],
+        })
+    rows.sort(key=lambda r: (-r["test_accuracy"], r["keras_latency_ms"]))
+    os.makedirs(config.out, exist_ok=True)
+    run.write_json(config.out, "compare.json", rows)
+    plots.pareto(rows, os.path.join(config.out, "pareto.png"))
+    header = ("| rank | backbone | test accuracy | macro F1 | parameters | TFLite MB | .keras MB | "
+              "Keras batch-1 ms | TFLite batch-1 ms | training s |")
+    lines = [f"# Backbone comparison ({config.image_size or 'default'}px, {config.head_epochs} + "
+             f"{config.epochs} epochs, weights `{config.weights}`)", "", header, "|" + "---|" * 10]
+    for rank, r in enumerate(rows, 1):
+        lines.append(
+            f"| {rank} | {r['backbone']} | {100 * r['test_accuracy']:.1f}% | {r['macro_f1']:.3f} | "
+            f"{r['params']:,} | {r['model_mb']:.2f} | {r['keras_mb']:.2f} | {r['keras_latency_ms']:.2f} | "
+            f"{r['tflite_latency_ms']:.2f} | {r['train_seconds']:.0f} |"
+        )
+    lines += ["", "![accuracy vs latency](pareto.png)", ""]
+    with open(os.path.join(config.out, "compare.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines[2:-2]))
+    return rows

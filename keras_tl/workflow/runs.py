@@ -1,0 +1,140 @@
+"""What happens to a finished run, for every modality: evaluate, predict, export, reuse its backbone."""
+
+import os
+
+import numpy as np
+
+from keras_tl.core import export, run
+from keras_tl.core.config import EXPORT_FORMATS, QUANTIZATIONS
+from keras_tl.core.evaluate import evaluate_predictions
+from keras_tl.core.heads import get_backbone
+
+
+def load_run(run_dir):
+    """Loads a finished run directory as a `Task` (model, modality, preprocessor, class names, config).
+
+    Example:
+    >>> task = keras_tl.load_run("runs/photos")
+    >>> task.predict(["cat.jpg"])
+    """
+    return run.load_task(run_dir)
+
+
+def evaluate_run(run_dir):
+    """Recomputes the test metrics of a run from its saved model and saved test split."""
+    task = run.load_task(run_dir)
+    test = run.load_split(run_dir, "test")
+    probabilities = task.model.predict(task.modality.dataset(task, test, task.config, cache="none"))
+    metrics = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind)
+    run.write_json(run_dir, "metrics_evaluate.json", metrics)
+    return metrics
+
+
+def predict(run_dir, items, top_k=3):
+    """Top-k `(label, probability)` lists for raw items (image files, texts), using a run's saved model.
+
+    Example:
+    >>> keras_tl.predict("runs/photos", ["cat.jpg"])
+    [[('cat', 0.93), ('dog', 0.05), ('bird', 0.02)]]
+    """
+    task = run.load_task(run_dir)
+    items = task.modality.read_items(items)
+    probabilities = task.predict(items)
+    k = min(top_k, len(task.class_names))
+    return [[(task.class_names[i], float(row[i])) for i in np.argsort(-row)[:k]] for row in probabilities]
+
+
+predict_files = predict  # The name of earlier versions (image files).
+
+
+def check_export_name(name):
+    """Returns `name` if it is a safe model (folder) name, else raises `ValueError`."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(f"`name` must be letters, digits, '-', '_' or '.'. Received: name={name!r}")
+    return name
+
+
+def check_export(format, quantize, int8_io):
+    """Raises `ValueError` for an impossible export request, before anything is loaded or written."""
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"`format` must be one of {list(EXPORT_FORMATS)}. Received: format={format!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"`quantize` must be one of {list(QUANTIZATIONS)}. Received: quantize={quantize!r}")
+    if quantize != "none" and format != "tflite":
+        raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
+    if int8_io and quantize != "int8":
+        raise ValueError(f"`int8_io` (uint8 input/output) needs quantize='int8'. Received: quantize={quantize!r}")
+
+
+def export_run(run_dir, format="saved_model", *, out="exported_models", name=None, quantize="none",
+               keep_versions=None, int8_io=False, min_agreement=None, check_limit=64):
+    """Exports a run's task, checked against Keras on held-out test examples before it is published.
+
+    Args:
+        run_dir: str. A finished run directory (images or text).
+        format: str. "keras", "saved_model" (TF Serving layout) or "tflite".
+        out: str. Root of the exports. Defaults to "exported_models".
+        name: str. Model name (folder and file names). Defaults to the run directory's name.
+        quantize: str. TFLite: "none", "float16", "dynamic" or "int8" (images).
+        keep_versions: int. SavedModel: keep only this many newest versions.
+        int8_io: bool. int8 TFLite with uint8 input/output (needs quantize="int8").
+        min_agreement: float. Refuse the export below this top-1 agreement with Keras.
+        check_limit: int. How many test examples the check uses.
+
+    Returns:
+        An `ExportResult` (for TFLite with `evaluation`: test accuracy, macro F1 and batch-1
+        latency); its record is appended to `RUN_DIR/exports.json`.
+    """
+    check_export(format, quantize, int8_io)
+    name = check_export_name(name or os.path.basename(os.path.normpath(run_dir)))
+    task = run.load_task(run_dir)
+    if format == "tflite" and quantize not in task.modality.tflite_quantizations:
+        raise ValueError(f"TFLite export of a {task.modality.name} model supports quantize in "
+                         f"{list(task.modality.tflite_quantizations)}. Received: quantize={quantize!r}")
+    test = run.load_split(run_dir, "test")
+    metrics = run.read_json(run_dir, "metrics.json", {})
+    config = task.config
+    info = export.ExportInfo(
+        name=name,
+        class_names=task.class_names,
+        check_items=_first(test, check_limit).items,
+        quantize=quantize,
+        calibration_items=_first(run.load_split(run_dir, "train"), 200).items if quantize == "int8" else None,
+        int8_io=int8_io,
+        min_agreement=min_agreement,
+        keep_versions=keep_versions,
+        card={"backbone": config.backbone, "weights": config.weights, "task": config.task,
+              "modality": task.modality.name,
+              "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
+              "config": config.to_dict()},
+    )
+    destination = os.path.join(out, name, export.SUBDIRS[format])
+    result = export.FORMATS[format](task, destination, info)
+    record = {"format": format, "quantize": quantize, "path": result.path, "version": result.version,
+              "size_bytes": result.size_bytes, "check": result.check}
+    if format == "tflite":
+        inputs = task.inputs(test.items)
+        evaluation = evaluate_predictions(test.labels, export.tflite_predict(result.path, inputs),
+                                          task.class_names, task.kind)
+        result.evaluation = {"test_accuracy": evaluation["test_accuracy"], "macro_f1": evaluation["macro_f1"],
+                             "latency_ms_batch1": export.tflite_latency_ms(result.path, inputs)}
+        record.update(result.evaluation)
+    run.append_export_record(run_dir, record)
+    return result
+
+
+def _first(split, count):
+    return split.subset(np.arange(min(count, len(split))))
+
+
+def save_backbone_weights(model, path):
+    """Saves the backbone's weights (to reuse as `weights=path` in another run).
+
+    Args:
+        model: keras.Model. From `build_model` or `train(...).model`.
+        path: str. Must end in `.weights.h5`.
+    """
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"The weights path must end in '.weights.h5'. Received: {path!r}")
+    get_backbone(model).save_weights(path)
+    return path

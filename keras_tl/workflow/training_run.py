@@ -1,0 +1,208 @@
+"""The whole run in order, for every modality: check config -> data -> task -> fine-tune -> evaluate.
+
+Only this package and `cli.py` know the whole order. What differs per modality is asked of the
+modality object (`keras_tl.core.modality`); the run directory is `keras_tl.core.run`'s.
+"""
+
+import os
+import time
+
+import keras
+
+from keras_tl.core import distribute, features, plots, registry, run
+from keras_tl.core import modality as modalities
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.data import class_weights, split_source
+from keras_tl.core.evaluate import evaluate_predictions, format_metrics
+from keras_tl.core.heads import probabilities_of
+from keras_tl.core.report import write_report
+from keras_tl.core.training import fine_tune, unfreeze_start
+
+
+def check_config(config, source=None):
+    """Validates everything about a run before any work or file: fields, backbone, weights, unfreeze
+    policy, data. Returns `(modality, spec)`."""
+    config.validate()
+    distribute.check(config.distribute)
+    modality = modalities.of(config, source)
+    spec = registry.get(config.backbone, modality=modality.name)
+    modality.check_config(config, spec, source)
+    if config.strategy == "two_phase" and config.epochs and config.unfreeze.startswith(("blocks:", "from:")):
+        # Block and layer names exist only on a built backbone: check them on a random-weight skeleton
+        # now rather than after phase 1 has trained.
+        unfreeze_start(modality.skeleton(spec, config), config.unfreeze, spec)
+        keras.backend.clear_session()
+    return modality, spec
+
+
+def resolve_task(config, num_classes, multilabel=False):
+    """The concrete task ("multiclass", "binary", "multilabel") of a config on data with `num_classes`."""
+    if multilabel:
+        if config.task not in ("auto", "multilabel"):
+            raise ValueError(f"The data has several labels per example; task must be 'auto' or "
+                             f"'multilabel'. Received: task={config.task!r}")
+        return "multilabel"
+    if config.task == "multilabel":
+        raise ValueError("task='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
+    if config.task == "auto":
+        return "binary" if num_classes == 2 else "multiclass"
+    if config.task == "binary" and num_classes != 2:
+        raise ValueError(f"task='binary' needs exactly 2 classes. Received: {num_classes} classes.")
+    return config.task
+
+
+def resolve_config(config, modality, spec, task):
+    """The config with every "auto" made concrete (what config.yaml records)."""
+    return TrainConfig.from_dict({
+        **config.to_dict(), "modality": modality.name, "task": task,
+        "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
+        "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
+        **modality.resolve_config(config, spec),
+    })
+
+
+def train(config, source=None):
+    """Runs a whole training job (images or text) and writes its run directory.
+
+    Args:
+        config: TrainConfig. Checked before any work starts.
+        source: a source from Python (`keras_tl.image.data.from_arrays`,
+            `keras_tl.datasets.load_digits()`, `keras_tl.text.data.from_texts`); defaults to
+            reading `config.data`.
+
+    Returns:
+        A `keras_tl.core.run.RunResult`.
+
+    Example:
+    >>> config = keras_tl.TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32,
+    ...                               head_epochs=1, epochs=1, out="runs/demo")
+    >>> result = keras_tl.train(config, keras_tl.datasets.load_digits())
+    """
+    started = time.perf_counter()
+    modality, spec = check_config(config, source)
+    if source is None:
+        source = modality.load_source(config)
+    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
+                          labels_per_class=config.labels_per_class)
+    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
+    resolved = resolve_config(config, modality, spec, task)
+    run_dir = run.start(resolved, source, splits, modality.unit)
+    result, metrics = fit_and_evaluate(resolved, modality, spec, splits, source.class_names, run_dir)
+    if resolved.compare_scratch:
+        print("[keras-tl] --compare-scratch: the same architecture from random weights")
+        scratch_config = scratch_baseline(resolved)
+        _, scratch = fit_and_evaluate(scratch_config, modality, spec, splits, source.class_names, scratch_config.out)
+        metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
+        metrics["transfer_minus_scratch"] = metrics["test_accuracy"] - scratch["test_accuracy"]
+    if source.licence:
+        metrics["data_licence"] = source.licence
+    seconds = time.perf_counter() - started
+    metrics["total_seconds"] = round(seconds, 1)
+    run.write_json(run_dir, "metrics.json", metrics)
+    write_report(run_dir, resolved, metrics, metrics["plots"], input_size=modality.input_size(resolved),
+                 unit=modality.unit)
+    print(format_metrics(metrics))
+    if "scratch" in metrics:
+        print(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
+              f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
+    task_, histories = result
+    return run.RunResult(run_dir, resolved, task_.model, histories, metrics, source.class_names, seconds, task_)
+
+
+def scratch_baseline(config):
+    """The from-scratch twin of a config: random weights, everything trainable, same total epochs."""
+    return TrainConfig.from_dict({
+        **config.to_dict(), "weights": "none", "strategy": "full", "head_epochs": config.head_epochs + config.epochs,
+        "epochs": 0, "compare_scratch": False, "out": os.path.join(config.out, "scratch"),
+    })
+
+
+def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir):
+    """Builds, trains and evaluates one task; writes its history, model, metrics and plots.
+
+    Returns:
+        `((task, histories), metrics)`.
+    """
+    started = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+
+    def cache(split):
+        if config.cache == "disk":
+            os.makedirs(os.path.join(run_dir, "cache"), exist_ok=True)
+            return os.path.join(run_dir, "cache", split)
+        return config.cache
+
+    with distribute.precision(config.mixed_precision), distribute.scope(config.distribute):
+        task = modality.build_task(spec, config, len(class_names), class_names)
+
+        def train_dataset(seed=config.seed):
+            return modality.dataset(task, splits["train"], config, training=True, seed=seed, cache=cache("train"))
+
+        val = modality.dataset(task, splits["val"], config, cache=cache("val"))
+        test = modality.dataset(task, splits["test"], config, cache=cache("test"))
+        weights = None
+        if config.class_weight == "balanced" and config.task != "multilabel":
+            weights = class_weights(splits["train"].labels, len(class_names))
+        cached = features.cached_phase(task, config, splits, train_dataset,
+                                       modality.dataset(task, splits["train"], config, cache=cache("train")), val)
+        timings = {}
+        histories = fine_tune(task, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
+                              cached=cached, timings=timings,
+                              train_phase2=train_dataset() if config.strategy == "two_phase" else None)
+    run.write_json(run_dir, "history.json", histories)
+    run.save_task(run_dir, task)
+    print("[keras-tl] evaluating on the test split")
+    probabilities = task.model.predict(test)
+    evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task)
+    metrics = {
+        "test_accuracy": evaluation["test_accuracy"],
+        "macro_f1": evaluation["macro_f1"],
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "train_examples": len(splits["train"]),
+        "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
+        **evaluation,
+    }
+    metrics["plots"] = plot_run(run_dir, task, histories, metrics, splits["test"], probabilities)
+    run.write_json(run_dir, "metrics.json", metrics)
+    return (task, histories), metrics
+
+
+def plot_run(run_dir, task, histories, metrics, test, probabilities):
+    """Learning curves, per-class F1, and (single-label) the confusion matrix and the most confidently
+    wrong test examples (the modality draws them). Returns `{title: file name}`."""
+    files = {"Learning curves": "learning_curves.png", "Per-class F1": "per_class_f1.png"}
+    plots.learning_curves(histories, os.path.join(run_dir, files["Learning curves"]))
+    plots.per_class_f1(metrics["per_class"], os.path.join(run_dir, files["Per-class F1"]))
+    if task.kind != "multilabel":
+        files["Confusion matrix"] = "confusion_matrix.png"
+        plots.confusion_matrix(metrics["confusion_matrix"], task.class_names,
+                               os.path.join(run_dir, files["Confusion matrix"]))
+        written = task.modality.confident_errors(task, test, probabilities_of(probabilities),
+                                                 os.path.join(run_dir, "confident_errors"))
+        files[f"Most confidently wrong test {task.modality.unit}"] = written
+    return files
+
+
+def show_batch(config, path, source=None, count=16):
+    """Writes a PNG grid of augmented training samples with their (possibly mixed) labels.
+
+    Args:
+        config: TrainConfig. Its data, image size, augmentation and seed are used.
+        path: str. The PNG to write.
+        source: a source from Python. Defaults to loading `config.data`.
+        count: int. How many samples. Defaults to 16.
+    """
+    modality, spec = check_config(config, source)
+    if not hasattr(modality, "show_batch"):
+        raise ValueError(f"`show-batch` draws augmented images; a {modality.name} run has none to show. "
+                         f"Received: backbone={config.backbone!r} ({modality.name}).")
+    source = source if source is not None else modality.load_source(config)
+    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
+                          labels_per_class=config.labels_per_class)
+    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
+    shown = TrainConfig.from_dict({**resolve_config(config, modality, spec, task).to_dict(), "weights": "none",
+                                   "augment_on": "data", "batch_size": count})
+    built = modality.build_task(spec, shown, len(source.class_names), source.class_names)
+    dataset = modality.dataset(built, splits["train"], shown, training=True, cache="none")
+    return modality.show_batch(built, dataset, path)
