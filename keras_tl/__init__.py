@@ -24,6 +24,8 @@ _PUBLIC = {
     "WeightsUnavailableError": "keras_tl.core.errors",
     "DatasetUnavailableError": "keras_tl.core.errors",
     "ExportCheckError": "keras_tl.core.errors",
+    "TrainingDivergedError": "keras_tl.core.errors",
+    "RunExistsError": "keras_tl.core.errors",
     "build_model": "keras_tl.image.model",
     "build_text_model": "keras_tl.text.model",
     "set_trainable": "keras_tl.core.training",

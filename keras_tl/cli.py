@@ -7,10 +7,7 @@ import json
 import os
 import sys
 
-# Before TensorFlow is imported: keep its C++ start-up chatter out of the user's terminal.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_tl.core import config as choices  # noqa: E402  (keras-free: `--help` stays fast)
+from keras_tl.core import config as choices  # keras-free: `--help` stays fast
 
 _C = choices.choices
 
@@ -57,6 +54,8 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="keras-tl", description="Transfer learning with Keras 3 and TensorFlow."
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own C++/absl log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="fine-tune a backbone on a folder of class folders")
@@ -71,6 +70,11 @@ def _parser():
                        help="XLA-compile the train step (auto: on for JAX and TensorFlow GPUs)")
     train.add_argument("--compare-scratch", dest="compare_scratch", action="store_true", default=None,
                        help="also train the same architecture from random weights and compare")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --out (its files are removed first)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue an interrupted run from its last finished epoch, with its own config.yaml "
+                            "(re-running the same command resumes too)")
 
     compare = sub.add_parser("compare", help="train several backbones under one budget and rank them")
     compare.add_argument("--backbones", required=True, help="comma-separated backbone names")
@@ -78,6 +82,7 @@ def _parser():
     for name, (kind, help_text) in _TRAIN_FLAGS.items():
         if name != "backbone":
             compare.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
+    compare.add_argument("--overwrite", action="store_true", help="replace runs already in --out/<backbone>")
 
     show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples")
     show.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
@@ -143,7 +148,11 @@ def _train_config(args):
         try:
             values.update(TrainConfig.from_yaml(args.config).to_dict())
         except yaml.YAMLError as error:
-            raise ValueError(f"{args.config!r} is not valid YAML: {error}") from None
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(error, "problem", None) or str(error)
+            raise ValueError(f"{args.config!r} is not valid YAML: {where}{problem}. Expected a mapping of "
+                             "TrainConfig fields, e.g. `backbone: mobilenet_v2`.") from None
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
     if values.get("jit_compile") in ("true", "false"):
@@ -151,15 +160,31 @@ def _train_config(args):
     return TrainConfig.from_dict(values)
 
 
+_NO_TENSORFLOW = ("assets", "serving-config")
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
-    from keras_tl.core.errors import USER_ERRORS
+    if not args.verbose and args.command not in _NO_TENSORFLOW:
+        from keras_tl.core import quiet
+
+        quiet.quiet_tensorflow()
+    from keras_tl.core.errors import RUN_ERRORS, USER_ERRORS, RunExistsError
 
     try:
         return _run(args)
+    except RunExistsError as error:
+        if error.finished:  # Nothing to do: say so, as a success.
+            print(f"keras-tl {args.command}: {error}")
+            return 0
+        print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except USER_ERRORS as error:
         print(f"keras-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except RUN_ERRORS as error:
+        print(f"keras-tl {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 def _run(args):
@@ -168,8 +193,13 @@ def _run(args):
     if args.command == "train":
         from keras_tl import workflow
 
-        config = _train_config(args)
-        result = workflow.train(config)
+        if args.resume:
+            from keras_tl.core.run import load_config
+
+            config, resume = load_config(args.resume), True
+        else:
+            config, resume = _train_config(args), False
+        result = workflow.train(config, overwrite=args.overwrite, resume=resume)
         print(f"run directory: {result.run_dir}  test_accuracy={result.metrics['test_accuracy']:.4f}"
               f"  macro_f1={result.metrics['macro_f1']:.4f}")
         return 0
@@ -177,7 +207,7 @@ def _run(args):
         from keras_tl import workflow
 
         names = [n.strip() for n in args.backbones.split(",") if n.strip()]
-        workflow.compare_backbones(_train_config(args), names)
+        workflow.compare_backbones(_train_config(args), names, overwrite=args.overwrite)
         return 0
     if args.command == "show-batch":
         from keras_tl import workflow

@@ -40,10 +40,11 @@ def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_l
     print(f"== 1/3 transfer: ImageNet {backbone} -> ELPV, {labels_per_class} labels per class ==")
     transfer = train(TrainConfig(out=os.path.join(out, "transfer"), weights="imagenet", strategy="two_phase",
                                  head_epochs=head_epochs, epochs=epochs, head_lr=1e-3, fine_tune_lr=1e-4,
-                                 **common), source)
+                                 **common), source, overwrite=True)
     print("== 2/3 the same architecture, labels and epochs, from random weights ==")
     scratch = train(TrainConfig(out=os.path.join(out, "scratch"), weights="none", strategy="full",
-                                head_epochs=head_epochs + epochs, epochs=0, head_lr=1e-3, **common), source)
+                                head_epochs=head_epochs + epochs, epochs=0, head_lr=1e-3, **common), source,
+                    overwrite=True)
     print("== 3/3 export the transfer model to TFLite (checked against Keras) ==")
     exported = export_run(transfer.run_dir, "tflite", out=os.path.join(out, "exported_models"))
     seconds = time.perf_counter() - started

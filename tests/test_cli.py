@@ -119,3 +119,34 @@ def test_show_batch_refuses_a_text_encoder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "`show-batch` draws augmented images; a text run has none to show" in err and "mobilenet" not in err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_help_lists_every_choice_the_validation_accepts():
+    from keras_tl.core import config as choices
+
+    help_text = " ".join(subprocess.run([sys.executable, "-m", "keras_tl", "train", "--help"], capture_output=True,
+                                        text=True, check=True).stdout.split())
+    for values in (choices.STRATEGIES, choices.TASKS, choices.SCHEDULES, choices.OPTIMIZERS, choices.CLASS_WEIGHTS,
+                   choices.CACHES, choices.DISTRIBUTIONS, tuple(choices.AUGMENT_PRESETS), choices.POOLINGS):
+        assert " | ".join(values) in help_text, values
+    assert "strong" in choices.AUGMENT_PRESETS and "multilabel" in choices.TASKS and "oversample" in choices.CLASS_WEIGHTS
+
+
+def test_tensorflow_start_up_lines_stay_out_of_the_terminal():
+    """The native lines (cudart_stub, cpu_feature_guard, absl) that TF_CPP_MIN_LOG_LEVEL alone misses."""
+    script = "from keras_tl.core import quiet; quiet.quiet_tensorflow(); import tensorflow as tf; print(tf.add(1, 2))"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and "3" in quiet.stdout
+    assert quiet.stderr == ""
+    loud = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.add(1, 2))"],
+                          capture_output=True, text=True, env=env)
+    assert loud.stderr.strip(), "plain TensorFlow prints start-up lines here; the check above must mean something"
+
+
+def test_bad_yaml_names_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("backbone: mobilenet_v2\nepochs: [3\n")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{str(bad)!r} is not valid YAML: line 3, column 1" in err and "Expected a mapping" in err

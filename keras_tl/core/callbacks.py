@@ -1,11 +1,12 @@
 """The callbacks of a phase: early stopping, best weights over all phases, CSV logs, TensorBoard."""
 
+import math
 import os
 
 import keras
 
 
-def make_callbacks(config, run_dir, phase, checkpoint=None):
+def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
     """Early stopping (restores best), best checkpoint, CSV log, optional plateau and TensorBoard."""
     callbacks = []
     if config.early_stopping_patience:
@@ -19,7 +20,7 @@ def make_callbacks(config, run_dir, phase, checkpoint=None):
     if run_dir:
         if checkpoint is not None:
             callbacks.append(checkpoint)
-        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, f"history_{phase}.csv")))
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, f"history_{phase}.csv"), append=append))
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard", phase)))
     return callbacks
@@ -65,3 +66,45 @@ class BestWeights(keras.callbacks.Callback):
         """Sets the target to its best weights, if any epoch was validated."""
         if self._weights is not None:
             self.target.set_weights(self._weights)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops at the first batch whose loss is NaN or infinite and puts back the last good weights.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, the weights a diverged step wrote never stay in the
+    model: those of the last finished epoch (or of the phase's start) are restored, and `failure`
+    says where it happened, for `fine_tune` to report and raise.
+
+    Args:
+        target: keras.Model. The model being fit (the head alone in a feature-cached phase).
+        phase: str. "phase1", "phase2" or "full", for the report.
+        learning_rate: float. The phase's peak rate, for the report.
+    """
+
+    def __init__(self, target, phase, learning_rate):
+        super().__init__()
+        self.target = target
+        self.phase = phase
+        self.learning_rate = learning_rate
+        self.failure = None
+        self._good = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self._good = self.target.get_weights()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.failure is None:
+            self._good = self.target.get_weights()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if self.failure is not None or loss is None or math.isfinite(float(loss)):
+            return
+        self.failure = {"phase": self.phase, "epoch": self._epoch + 1, "batch": batch + 1, "loss": str(float(loss)),
+                        "learning_rate": float(self.learning_rate)}
+        self.target.set_weights(self._good)
+        self.model.stop_training = True

@@ -20,5 +20,22 @@ class TFLiteConversionError(RuntimeError):
     """The TFLite converter refused the model; the message names the ops it could not convert."""
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped, kept its last good weights and says which rate to lower."""
+
+
+class RunExistsError(ValueError):
+    """The run directory already holds a run (another config, or this one finished or unfinished).
+
+    `finished` is True when it holds a finished run of the same config (nothing to do).
+    """
+
+    def __init__(self, message, finished=False):
+        super().__init__(message)
+        self.finished = finished
+
+
 USER_ERRORS = (ValueError, WeightsUnavailableError, DatasetUnavailableError, ExportCheckError,
                TFLiteConversionError, ConnectionError)
+# Errors of a run that started well (exit status 1, not a usage error).
+RUN_ERRORS = (TrainingDivergedError,)

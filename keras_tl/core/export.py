@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.core import quiet
 from keras_tl.core.config import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
 from keras_tl.core.errors import ExportCheckError, TFLiteConversionError
 from keras_tl.core.heads import probabilities_of
@@ -275,8 +276,9 @@ def unsupported_ops(message):
 def tflite_interpreter(path):
     from ai_edge_litert.interpreter import Interpreter  # tf.lite.Interpreter is deprecated.
 
-    interpreter = Interpreter(model_path=path)
-    interpreter.allocate_tensors()
+    with quiet.native_stderr_silenced(quiet.is_quiet()):  # LiteRT's XNNPACK line, under the CLI.
+        interpreter = Interpreter(model_path=path)
+        interpreter.allocate_tensors()
     return interpreter
 
 

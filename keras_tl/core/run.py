@@ -8,15 +8,18 @@ preprocessing adds `preprocessor/` (a text tokenizer).
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import keras
 import numpy as np
+import yaml
 
 from keras_tl.core import modality as modalities
 from keras_tl.core import registry
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import Split
+from keras_tl.core.errors import RunExistsError
 from keras_tl.core.task import Task
 
 MODEL_FILE = "model.keras"
@@ -48,6 +51,67 @@ def read_json(run_dir, name, default=None):
         return default
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
+    """Decides what a run may do with its directory; called before any file of the run is written.
+
+    An empty or missing directory is fine. A keras-tl run directory (it has config.yaml) is
+    replaced only with `overwrite=True` (its files are removed first). An unfinished run of the
+    same config resumes from its last finished epoch (`keras_tl.core.resume`). A different config,
+    a finished run and a run stopped by a NaN loss each raise `RunExistsError` saying so. A
+    non-empty folder that is not a run directory is never written into or deleted.
+
+    Returns:
+        True if the run resumes, False if it starts from the beginning.
+    """
+    from keras_tl.core import resume as resume_lib
+
+    if not os.path.exists(run_dir) or (os.path.isdir(run_dir) and not os.listdir(run_dir)):
+        if resume:
+            raise ValueError(f"Nothing to resume: {run_dir!r} holds no run.")
+        return False
+    if not os.path.isdir(run_dir):
+        raise RunExistsError(f"`out` must be a directory. Received: out={run_dir!r}, which is a file.")
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config_path):
+        raise RunExistsError(
+            f"{run_dir!r} is not empty and is not a keras-tl run directory (no config.yaml; it holds "
+            f"{sorted(os.listdir(run_dir))[:5]}). keras-tl never writes into or deletes a folder it did not "
+            "create: choose another `out`.")
+    if overwrite:
+        shutil.rmtree(run_dir)
+        print(f"[keras-tl] overwrite: removed the previous run in {run_dir}")
+        return False
+    with open(config_path, encoding="utf-8") as f:
+        previous = yaml.safe_load(f) or {}
+    current = json.loads(json.dumps(resolved.to_dict()))  # Tuples as lists, as YAML has them.
+    changed = [f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(previous) | set(current))
+               if previous.get(k) != current.get(k)]
+    again = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."
+    if changed:
+        raise RunExistsError(f"{run_dir!r} already holds a run with another config ({'; '.join(changed[:6])}"
+                             f"{'; ...' if len(changed) > 6 else ''}). Two runs are never mixed in one directory: "
+                             + again)
+    metrics = read_json(run_dir, "metrics.json")
+    if metrics is not None:
+        raise RunExistsError(f"{run_dir!r} holds a finished run of this same config (test_accuracy "
+                             f"{metrics.get('test_accuracy', float('nan')):.4f}; see report.md). To train it "
+                             "again, " + again, finished=True)
+    failure = read_json(run_dir, "failure.json")
+    if failure:
+        raise RunExistsError(f"{run_dir!r} holds an unfinished run of this same config (it stopped: loss "
+                             f"{failure['loss']} in {failure['phase']} epoch {failure['epoch']}; resuming would "
+                             "diverge again). Change the learning rate and use another `out`, or " + again)
+    state = resume_lib.load_state(run_dir)
+    if state is None:
+        if resume:
+            raise ValueError(f"Nothing to resume in {run_dir!r}: it was interrupted before its first epoch ended.")
+        print(f"[keras-tl] {run_dir} holds this config's run, interrupted before its first epoch ended: "
+              "starting it again")
+        return False
+    print(f"[keras-tl] resuming the unfinished run in {run_dir} after {state['phase']} epoch {state['epoch']}")
+    return True
 
 
 def start(resolved, source, splits, unit):

@@ -7,6 +7,7 @@ modality: it takes a `Task` (its spec says where the blocks are, its modality wh
 and an objective (supervised cross-entropy unless given another).
 """
 
+import json
 import math
 import os
 import time
@@ -15,8 +16,10 @@ import keras
 
 from keras_tl.core import modality as modalities
 from keras_tl.core import registry
-from keras_tl.core.callbacks import BestWeights, make_callbacks
+from keras_tl.core import resume as resume_lib
+from keras_tl.core.callbacks import BestWeights, StopOnNonFiniteLoss, make_callbacks
 from keras_tl.core.config import parse_unfreeze
+from keras_tl.core.errors import TrainingDivergedError
 from keras_tl.core.heads import get_backbone, is_pretrained, task_of
 from keras_tl.core.schedules import learning_rate
 from keras_tl.core.task import Task
@@ -156,7 +159,7 @@ def as_task(model, config):
 
 
 def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cached=None, train_phase2=None,
-              objective=None, steps_per_epoch=None, timings=None):
+              objective=None, steps_per_epoch=None, timings=None, resume=False):
     """Trains a task with the config's strategy, whatever its modality.
 
     "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
@@ -180,6 +183,8 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         steps_per_epoch: int. Batches in one pass over `train` (sizes the LR schedule). Defaults to
             the dataset's cardinality.
         timings: dict. If given, receives each phase's wall-clock seconds.
+        resume: bool. Continue from the state `run_dir` holds (see `keras_tl.core.resume`), which
+            every epoch of a run with a `run_dir` saves. Defaults to False.
 
     Returns:
         dict phase name -> `History.history` ("phase1", "phase2" or "full").
@@ -203,6 +208,13 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         if config.strategy == "two_phase":
             phases.append(("phase2", config.unfreeze, config.fine_tune_lr, config.epochs))
 
+    state = resume_lib.load_state(run_dir) if resume and run_dir else None
+    if resume and run_dir and state is None:
+        raise ValueError(f"Nothing to resume in {run_dir!r}: it holds no {resume_lib.STATE_DIR}/state.json.")
+    run_state = state or {"phase_epochs": {}, "finished_phases": []}
+    if state is not None:
+        resume_lib.restore_best(run_dir, checkpoint, state)
+    iterated = {}  # id(dataset) -> epochs it has served (its seeded shuffle's position)
     histories = {}
     epoch = 0
     for phase, policy, peak_lr, epochs in phases:
@@ -215,29 +227,89 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         on_features = phase == "phase1" and cached is not None
         if on_features:
             fit_model, fit_train, fit_val, steps = cached.head, cached.train, cached.val, cached.steps_per_epoch
+        repeated = on_features and cached.repeated
+        done = run_state["phase_epochs"].get(phase, 0)
+        source_train = fit_train
+        served = iterated.get(id(source_train), 0)
+        iterated[id(source_train)] = served + done
+        if phase in run_state["finished_phases"]:
+            if state["phase"] == phase:  # Killed between phases: this phase's end is the model's state.
+                resume_lib.restore_variables(run_dir, fit_model, optimizer=False)
+            histories[phase] = resume_lib.phase_history(run_dir, phase)
+            print(f"[keras-tl] {phase}: finished before the interruption ({done} epochs); resuming after it")
+            epoch += done
+            continue
         rate = learning_rate(config, peak_lr, steps * epochs, schedule=schedule)
         objective.compile(fit_model, learning_rate=rate, task=kind, optimizer=optimizer, config=config)
+        if done:
+            resume_lib.restore_variables(run_dir, fit_model)
+            resume_lib.truncate_history(run_dir, phase, epoch + done)
+        if served + done:
+            fit_train = _skip_epochs(fit_train, served + done, steps if repeated else None)
         print(f"[keras-tl] {phase}: {_count_trainable(model):,} trainable parameters, "
               f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
-              + (" (on cached backbone features)" if on_features else ""))
+              + (" (on cached backbone features)" if on_features else "")
+              + (f"; resumed after epoch {epoch + done}" if done else ""))
         started = time.perf_counter()
+        guard = StopOnNonFiniteLoss(fit_model, phase, peak_lr)
+        callbacks = [guard] + make_callbacks(config, run_dir, phase, checkpoint, append=bool(done))
+        if run_dir:
+            stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+            callbacks.append(resume_lib.SaveState(run_dir, phase, fit_model, run_state, checkpoint, stopper,
+                                                  restore_early_stopping=run_state.get("early_stopping") if done
+                                                  else None))
         history = fit_model.fit(
             fit_train,
             validation_data=fit_val,
             epochs=epoch + epochs,
-            initial_epoch=epoch,
-            steps_per_epoch=steps if on_features and cached.repeated else None,
+            initial_epoch=epoch + done,
+            steps_per_epoch=steps if repeated else None,
             class_weight=class_weight,
             shuffle=False,  # The datasets shuffle themselves (seeded, reshuffled every epoch).
-            callbacks=make_callbacks(config, run_dir, phase, checkpoint),
+            callbacks=callbacks,
         )
-        histories[phase] = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        if guard.failure is not None:
+            _diverged(model, guard.failure, run_dir)
+        histories[phase] = (resume_lib.phase_history(run_dir, phase) if run_dir else
+                            {k: [float(v) for v in vs] for k, vs in history.history.items()})
         if timings is not None:
             timings[phase] = time.perf_counter() - started + (cached.seconds if on_features else 0.0)
-        epoch += len(history.epoch)
+        iterated[id(source_train)] = served + done + len(history.epoch)
+        epoch += done + len(history.epoch)
     if checkpoint is not None:
         checkpoint.restore()  # Best validation loss over all phases.
     return histories
+
+
+# Keras' EpochIterator makes one iterator at each epoch's start and one more when a finite dataset
+# runs out; each draws the next order of a seeded reshuffling `shuffle`. tests/test_faults.py checks
+# that a resumed run equals an uninterrupted one, so a change here in Keras fails there.
+ITERATORS_PER_EPOCH = 2
+
+
+def _skip_epochs(dataset, epochs, steps=None):
+    """`dataset` as it stands after `fit` has run `epochs` epochs on it (a resumed run's shuffle order)."""
+    if steps is not None:  # Repeated forever: one iterator spans the whole fit.
+        return dataset.skip(epochs * steps)
+    for _ in range(ITERATORS_PER_EPOCH * epochs):
+        iter(dataset)
+    return dataset
+
+
+def _diverged(model, failure, run_dir):
+    """Keeps the last good weights and the failure in the run directory, then raises."""
+    rate = "head_lr" if failure["phase"] in ("phase1", "full") else "fine_tune_lr"
+    kept = ""
+    if run_dir:
+        model.save_weights(os.path.join(run_dir, "last_good.weights.h5"))
+        with open(os.path.join(run_dir, "failure.json"), "w", encoding="utf-8") as f:
+            json.dump({**failure, "rate_setting": rate, "kept": "last_good.weights.h5"}, f, indent=2)
+        kept = (f" The weights of the last good epoch are in {os.path.join(run_dir, 'last_good.weights.h5')} "
+                "and no model was saved; failure.json records this.")
+    raise TrainingDivergedError(
+        f"Training diverged: the loss became {failure['loss']} in {failure['phase']}, epoch {failure['epoch']}, "
+        f"batch {failure['batch']}, at learning rate {failure['learning_rate']:g}.{kept} "
+        f"Try a lower rate, e.g. {rate}={failure['learning_rate'] / 10:g}.")
 
 
 def _cardinality(dataset):

@@ -9,7 +9,7 @@ from keras_tl.workflow.runs import export_run
 from keras_tl.workflow.training_run import check_config, train
 
 
-def compare_backbones(config, names, source=None):
+def compare_backbones(config, names, source=None, *, overwrite=False):
     """Trains each backbone under one config and budget; writes a ranked table and a Pareto plot.
 
     Every config is checked before the first one trains; each trained model is exported to float32
@@ -40,7 +40,7 @@ def compare_backbones(config, names, source=None):
         source = checked[0][0].load_source(config)
     rows = []
     for c in configs:
-        result = train(c, source)
+        result = train(c, source, overwrite=overwrite)
         exported = export_run(result.run_dir, "tflite", out=os.path.join(result.run_dir, "exports"))
         sample = result.task.inputs(run.load_split(result.run_dir, "test").items[:1])
         rows.append({

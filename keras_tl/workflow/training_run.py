@@ -61,7 +61,7 @@ def resolve_config(config, modality, spec, task):
     })
 
 
-def train(config, source=None):
+def train(config, source=None, *, overwrite=False, resume=False):
     """Runs a whole training job (images or text) and writes its run directory.
 
     Args:
@@ -69,6 +69,10 @@ def train(config, source=None):
         source: a source from Python (`keras_tl.image.data.from_arrays`,
             `keras_tl.datasets.load_digits()`, `keras_tl.text.data.from_texts`); defaults to
             reading `config.data`.
+        overwrite: bool. Replace a previous run in `config.out` (its files are removed first).
+            Without it, a run directory holding another config or a finished run is refused with what
+            it holds, and an unfinished run of the same config resumes. Defaults to False.
+        resume: bool. Require resuming (fail if `config.out` holds nothing to resume). Defaults to False.
 
     Returns:
         A `keras_tl.core.run.RunResult`.
@@ -86,8 +90,10 @@ def train(config, source=None):
                           labels_per_class=config.labels_per_class)
     task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
     resolved = resolve_config(config, modality, spec, task)
+    resuming = run.check_run_dir(resolved.out, resolved, overwrite=overwrite, resume=resume)
     run_dir = run.start(resolved, source, splits, modality.unit)
-    result, metrics = fit_and_evaluate(resolved, modality, spec, splits, source.class_names, run_dir)
+    result, metrics = fit_and_evaluate(resolved, modality, spec, splits, source.class_names, run_dir,
+                                       resume=resuming)
     if resolved.compare_scratch:
         print("[keras-tl] --compare-scratch: the same architecture from random weights")
         scratch_config = scratch_baseline(resolved)
@@ -117,7 +123,7 @@ def scratch_baseline(config):
     })
 
 
-def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir):
+def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resume=False):
     """Builds, trains and evaluates one task; writes its history, model, metrics and plots.
 
     Returns:
@@ -148,7 +154,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir):
                                        modality.dataset(task, splits["train"], config, cache=cache("train")), val)
         timings = {}
         histories = fine_tune(task, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
-                              cached=cached, timings=timings,
+                              cached=cached, timings=timings, resume=resume,
                               train_phase2=train_dataset() if config.strategy == "two_phase" else None)
     run.write_json(run_dir, "history.json", histories)
     run.save_task(run_dir, task)
