@@ -33,6 +33,7 @@ _PUBLIC = {
     "fine_tune": "keras_tl.core.training",
     "train": "keras_tl.workflow",
     "compare_backbones": "keras_tl.workflow",
+    "lr_find": "keras_tl.workflow",
     "show_batch": "keras_tl.workflow",
     "evaluate_run": "keras_tl.workflow",
     "export_run": "keras_tl.workflow",

@@ -70,6 +70,8 @@ def _parser():
                        help="XLA-compile the train step (auto: on for JAX and TensorFlow GPUs)")
     train.add_argument("--compare-scratch", dest="compare_scratch", action="store_true", default=None,
                        help="also train the same architecture from random weights and compare")
+    train.add_argument("--deterministic", action="store_true", default=None,
+                       help="TensorFlow op determinism: bit-identical reruns on one machine (slower)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run already in --out (its files are removed first)")
     train.add_argument("--resume", metavar="RUN_DIR",
@@ -89,6 +91,19 @@ def _parser():
     show.add_argument("--png", default="batch.png", help="the PNG to write (default batch.png)")
     for name, (kind, help_text) in _TRAIN_FLAGS.items():
         show.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
+
+    finder = sub.add_parser("lr-find", help="learning-rate range test for the head (or the unfrozen phase): "
+                                            "plot and suggested rate")
+    finder.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
+    finder.add_argument("--phase", choices=["head", "fine_tune"], default="head",
+                        help="head: frozen backbone, suggests head_lr; fine_tune: after the head is trained, "
+                             "with --unfreeze, suggests fine_tune_lr")
+    finder.add_argument("--steps", type=int, default=100, help="batches in the sweep (default 100)")
+    finder.add_argument("--min-lr", type=float, default=1e-7)
+    finder.add_argument("--max-lr", type=float, default=10.0)
+    finder.add_argument("--png", default="lr_find.png", help="the plot to write (default lr_find.png)")
+    for name, (kind, help_text) in _TRAIN_FLAGS.items():
+        finder.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
 
     evaluate = sub.add_parser("evaluate", help="recompute a run's test metrics from its saved model")
     evaluate.add_argument("run_dir")
@@ -208,6 +223,12 @@ def _run(args):
 
         names = [n.strip() for n in args.backbones.split(",") if n.strip()]
         workflow.compare_backbones(_train_config(args), names, overwrite=args.overwrite)
+        return 0
+    if args.command == "lr-find":
+        from keras_tl import workflow
+
+        workflow.lr_find(_train_config(args), phase=args.phase, min_lr=args.min_lr, max_lr=args.max_lr,
+                         steps=args.steps, png=args.png)
         return 0
     if args.command == "show-batch":
         from keras_tl import workflow

@@ -184,3 +184,36 @@ def test_a_run_killed_in_each_phase_resumes_to_the_same_weights(tmp_path, extra)
         np.testing.assert_allclose(history[1][phase]["loss"], history[0][phase]["loss"], rtol=1e-5)
     metrics = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("uninterrupted", "killed")]
     assert metrics[1]["test_accuracy"] == metrics[0]["test_accuracy"]
+
+
+_DETERMINISTIC_RUN = """
+import os, sys
+sys.path.insert(0, {tests!r})
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras_tl
+from keras_tl.core.config import TrainConfig
+from keras_tl.image.data import from_arrays
+from conftest import tiny_arrays
+
+config = TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8, head_epochs=2, epochs=0,
+                     strategy="full", early_stopping_patience=None, deterministic=True, out=sys.argv[1])
+keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)))
+"""
+
+
+@pytest.mark.slow
+def test_deterministic_runs_are_bit_identical(tmp_path):
+    """Two processes, one seed, `deterministic: true`: the same weights to the bit (from scratch, where
+    every BatchNorm and conv reduction moves)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_DETERMINISTIC_RUN.format(tests=os.path.dirname(os.path.abspath(__file__))))
+    for name in ("a", "b"):
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / name)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["deterministic"] is True
+    a, b = (keras.saving.load_model(str(tmp_path / n / "model.keras")) for n in ("a", "b"))
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.path)

@@ -80,6 +80,9 @@ class TrainConfig:
         cache: str. Decoded images cached in "memory", on "disk" (in the run directory) or "none".
         compare_scratch: bool. Also train the same architecture from random weights with the same
             data and epoch budget, and report both. Defaults to False.
+        deterministic: bool. Run TensorFlow ops deterministically
+            (`tf.config.experimental.enable_op_determinism`; slower, for the process's lifetime).
+            Defaults to False.
         feature_cache: bool. In the frozen phase of a pretrained backbone, compute the backbone's
             features once and train the head on them (much faster; the same head). Defaults to True.
         augmented_views: int. With augmentation on, the number of augmented copies of the training
@@ -128,6 +131,7 @@ class TrainConfig:
     mixed_precision: bool = False
     tensorboard: bool = False
     compare_scratch: bool = False
+    deterministic: bool = False
     # data
     val_split: float = 0.15
     test_split: float = 0.15
@@ -161,7 +165,7 @@ class TrainConfig:
         _choice("distribute", self.distribute, DISTRIBUTIONS)
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
-        for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard"):
+        for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard", "deterministic"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}")
         _int_at_least("augmented_views", self.augmented_views, 0)

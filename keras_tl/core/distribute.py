@@ -75,6 +75,17 @@ def _data_parallel():
         keras.distribution.set_distribution(previous)
 
 
+def determinism(enabled):
+    """Turns on TensorFlow's op determinism (bit-identical reruns on one machine) when asked.
+
+    It lasts for the process. On JAX, CPU runs are deterministic already; nothing to do.
+    """
+    if enabled and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
 @contextlib.contextmanager
 def precision(mixed):
     """The dtype policy of a run: mixed float16 on GPUs, mixed bfloat16 on CPUs, or float32.

@@ -132,6 +132,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
     started = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
+    distribute.determinism(config.deterministic)
 
     def cache(split):
         if config.cache == "disk":
