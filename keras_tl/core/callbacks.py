@@ -44,28 +44,32 @@ class BestWeights(keras.callbacks.Callback):
         self.filepath = filepath
         self.target = target
         self.best = float("inf")
-        self._weights = None
+        self.best_weights = None
         self._dirty = False
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get("val_loss")
         if value is not None and value < self.best:
             self.best = float(value)
-            self._weights = self.target.get_weights()
+            self.best_weights = self.target.get_weights()
             self._dirty = True
 
     def on_train_end(self, logs=None):
         if self._dirty:
             current = self.target.get_weights()
-            self.target.set_weights(self._weights)
+            self.target.set_weights(self.best_weights)
             self.target.save_weights(self.filepath)
             self.target.set_weights(current)
             self._dirty = False
 
+    def load(self, best, weights):
+        """Puts back a best saved earlier (a resumed run); best.weights.h5 is rewritten at the phase end."""
+        self.best, self.best_weights, self._dirty = best, weights, True
+
     def restore(self):
         """Sets the target to its best weights, if any epoch was validated."""
-        if self._weights is not None:
-            self.target.set_weights(self._weights)
+        if self.best_weights is not None:
+            self.target.set_weights(self.best_weights)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

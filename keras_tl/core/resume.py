@@ -101,9 +101,7 @@ def restore_variables(run_dir, fit_model, optimizer=True):
 def restore_best(run_dir, checkpoint, state):
     path = os.path.join(run_dir, STATE_DIR, "best.npz")
     if checkpoint is not None and os.path.isfile(path):
-        checkpoint.best = state["best_val_loss"]
-        checkpoint._weights = _load_npz(path)
-        checkpoint._dirty = True  # best.weights.h5 is rewritten at the next phase end.
+        checkpoint.load(state["best_val_loss"], _load_npz(path))
 
 
 class SaveState(keras.callbacks.Callback):
@@ -154,9 +152,9 @@ class SaveState(keras.callbacks.Callback):
         self._save()
 
     def _save(self):
-        if self.checkpoint is not None and self.checkpoint._weights is not None and (
+        if self.checkpoint is not None and self.checkpoint.best_weights is not None and (
                 self.state.get("best_val_loss") != self.checkpoint.best):
-            _save_npz(os.path.join(self.directory, "best.npz"), self.checkpoint._weights)
+            _save_npz(os.path.join(self.directory, "best.npz"), self.checkpoint.best_weights)
             self.state["best_val_loss"] = self.checkpoint.best
         stopper = self.early_stopping
         if stopper is not None:

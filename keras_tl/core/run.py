@@ -17,6 +17,7 @@ import yaml
 
 from keras_tl.core import modality as modalities
 from keras_tl.core import registry
+from keras_tl.core import resume as resume_lib
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import Split
 from keras_tl.core.errors import RunExistsError
@@ -65,8 +66,6 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
     Returns:
         True if the run resumes, False if it starts from the beginning.
     """
-    from keras_tl.core import resume as resume_lib
-
     if not os.path.exists(run_dir) or (os.path.isdir(run_dir) and not os.listdir(run_dir)):
         if resume:
             raise ValueError(f"Nothing to resume: {run_dir!r} holds no run.")

@@ -231,8 +231,8 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         done = run_state["phase_epochs"].get(phase, 0)
         source_train = fit_train
         served = iterated.get(id(source_train), 0)
-        iterated[id(source_train)] = served + done
         if phase in run_state["finished_phases"]:
+            iterated[id(source_train)] = served + done
             if state["phase"] == phase:  # Killed between phases: this phase's end is the model's state.
                 resume_lib.restore_variables(run_dir, fit_model, optimizer=False)
             histories[phase] = resume_lib.phase_history(run_dir, phase)
