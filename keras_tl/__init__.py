@@ -34,6 +34,7 @@ _PUBLIC = {
     "train": "keras_tl.workflow",
     "compare_backbones": "keras_tl.workflow",
     "lr_find": "keras_tl.workflow",
+    "rank": "keras_tl.workflow",
     "show_batch": "keras_tl.workflow",
     "evaluate_run": "keras_tl.workflow",
     "export_run": "keras_tl.workflow",

@@ -1,4 +1,4 @@
-"""`keras-tl` command line: train, compare, show-batch, evaluate, predict, export, serving-config,
+"""`keras-tl` command line: train, compare, rank, lr-find, show-batch, evaluate, predict, export, serving-config,
 backbones, assets, import-weights, quickstart."""
 
 import argparse
@@ -10,6 +10,13 @@ import sys
 from keras_tl.core import config as choices  # keras-free: `--help` stays fast
 
 _C = choices.choices
+
+def _rate(value):
+    """A learning rate flag: a number or "find"."""
+    return value if value == choices.FIND else float(value)
+
+
+_rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type in its error message
 
 # Flags of `train` that map one-to-one onto TrainConfig fields (flag name = field with dashes); every
 # choice list comes from keras_tl.core.config, so `--help` and validation never disagree.
@@ -31,8 +38,10 @@ _TRAIN_FLAGS = {
     "epochs": (int, "phase 2 epochs (unfrozen backbone)"),
     "unfreeze": (str, _C(choices.UNFREEZE_POLICIES)),
     "batch_size": (int, "batch size"),
-    "head_lr": (float, "phase 1 learning rate"),
-    "fine_tune_lr": (float, "phase 2 learning rate"),
+    "head_lr": (_rate, "phase 1 learning rate, or 'find' (the range test picks it)"),
+    "fine_tune_lr": (_rate, "phase 2 learning rate, or 'find' (the range test picks it)"),
+    "layer_lr_decay": (float, "phase 2: each backbone block below the top trains at this times the rate of the "
+                              "block above (default 1.0: one rate)"),
     "schedule": (str, f"{_C(choices.SCHEDULES)} (auto: linear for text, cosine for images)"),
     "labels_per_class": (int, "use at most this many training examples per class"),
     "augment": (str, _C(tuple(choices.AUGMENT_PRESETS))),
@@ -85,6 +94,19 @@ def _parser():
         if name != "backbone":
             compare.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
     compare.add_argument("--overwrite", action="store_true", help="replace runs already in --out/<backbone>")
+    compare.add_argument("--top", type=int, metavar="K",
+                         help="rank the backbones first (LogME, as `keras-tl rank`) and fine-tune only the K best")
+
+    ranker = sub.add_parser("rank", help="score backbones on your data before training (LogME + linear probe on "
+                                         "frozen features; random-weight twins show negative transfer)")
+    ranker.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    ranker.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
+    ranker.add_argument("--no-random", dest="random_twins", action="store_false",
+                        help="skip the random-weight twin of each backbone")
+    for name, (kind, help_text) in _TRAIN_FLAGS.items():
+        if name != "backbone":
+            help_text = "folder to write rank.md and rank.json into" if name == "out" else help_text
+            ranker.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
 
     show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples")
     show.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
@@ -222,7 +244,13 @@ def _run(args):
         from keras_tl import workflow
 
         names = [n.strip() for n in args.backbones.split(",") if n.strip()]
-        workflow.compare_backbones(_train_config(args), names, overwrite=args.overwrite)
+        workflow.compare_backbones(_train_config(args), names, overwrite=args.overwrite, top=args.top)
+        return 0
+    if args.command == "rank":
+        from keras_tl import workflow
+
+        names = [n.strip() for n in args.backbones.split(",") if n.strip()]
+        workflow.rank(_train_config(args), names, random_twins=args.random_twins, out=args.out)
         return 0
     if args.command == "lr-find":
         from keras_tl import workflow

@@ -59,3 +59,34 @@ def test_lr_find_cli_plots_and_prints_a_rate(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:  # argparse names the choices
         main(["lr-find", "--data", root, "--phase", "unfrozen"])
     assert refused.value.code == 2
+
+
+def test_head_lr_and_fine_tune_lr_find_inside_a_run(tmp_path, capsys):
+    import json
+
+    import keras_tl
+    from conftest import tiny_config
+    from keras_tl import datasets
+
+    config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), head_lr="find", fine_tune_lr="find",
+                         batch_size=8)
+    source = datasets.load_digits([0, 1, 2])
+    result = keras_tl.train(config, source)
+    found = json.loads(open(os.path.join(result.run_dir, "lr_find.json")).read())
+    assert set(found) == {"head_lr", "fine_tune_lr"} and all(1e-7 <= v <= 10 for v in found.values())
+    assert result.metrics["found_rates"] == found
+    out = capsys.readouterr().out
+    assert f"lr={found['head_lr']:g}" in out and f"lr={found['fine_tune_lr']:g}" in out  # the phases used them
+    for png in ("lr_find_head.png", "lr_find_fine_tune.png"):
+        assert os.path.getsize(os.path.join(result.run_dir, png)) > 10_000
+    recorded = open(os.path.join(result.run_dir, "config.yaml")).read()
+    assert "head_lr: find" in recorded and "fine_tune_lr: find" in recorded
+    with pytest.raises(keras_tl.RunExistsError, match="finished"):  # the same command again: nothing to redo
+        keras_tl.train(config, source)
+    with pytest.raises(ValueError, match="a positive number or 'find'"):
+        keras_tl.TrainConfig(head_lr="auto").validate()
+    with pytest.raises(ValueError, match="needs a number for fine_tune_lr; 'find' is resolved by `keras_tl.train`"):
+        keras_tl.fine_tune(None, None, None, keras_tl.TrainConfig(fine_tune_lr="find"))
+    with pytest.raises(SystemExit):
+        main(["train", "--head-lr", "fast"])
+    assert "learning rate (a number or 'find')" in capsys.readouterr().err

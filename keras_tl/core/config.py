@@ -24,6 +24,7 @@ OPTIMIZERS = ("auto", "adam", "adamw")
 MODALITIES = ("image", "text")
 CLASS_WEIGHTS = ("none", "balanced", "oversample")
 CACHES = ("memory", "disk", "none")
+FIND = "find"  # head_lr / fine_tune_lr: chosen by the learning-rate range test at the start of a run
 AUGMENT_ON = ("data", "model")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
 EXPORT_FORMATS = ("keras", "saved_model", "tflite")
@@ -71,8 +72,14 @@ class TrainConfig:
         epochs: int. Phase 2 epochs (unfrozen backbone). Defaults to 5.
         unfreeze: str. Phase 2 policy: "all", "top:N" (layers), "fraction:F",
             "blocks:K" or "from:NAME" (a layer name or block prefix). Defaults to "all".
-        head_lr: float. Phase 1 learning rate. Defaults to 1e-3.
-        fine_tune_lr: float. Phase 2 learning rate, kept low. Defaults to 1e-5.
+        head_lr: float or "find". Phase 1 learning rate; "find" runs the range test
+            (`keras_tl.lr_find`) at the start of the run and uses its suggestion (recorded in the
+            run directory's `lr_find.json`). Defaults to 1e-3.
+        fine_tune_lr: float or "find". Phase 2 learning rate, kept low; "find": as for `head_lr`,
+            after a head-training pass. Defaults to 1e-5.
+        layer_lr_decay: float in (0, 1]. Discriminative rates in phase 2: the top backbone block
+            trains at `fine_tune_lr`, each block below at `layer_lr_decay` times the rate of the
+            block above it (the head at `fine_tune_lr`). 1.0 means one rate. Defaults to 1.0.
         augment: str. "none", "light", "standard" or "strong" (adds RandAugment and MixUp);
             `augment_params` overrides single parameters (see `keras_tl.core.config.AUGMENT_PRESETS`).
         class_weight: str. "balanced" class weights, "oversample" (equal class draws in tf.data)
@@ -118,8 +125,9 @@ class TrainConfig:
     epochs: int = 5
     unfreeze: str = "all"
     batch_size: int = 32
-    head_lr: float = 1e-3
-    fine_tune_lr: float = 1e-5
+    head_lr: float | str = 1e-3
+    fine_tune_lr: float | str = 1e-5
+    layer_lr_decay: float = 1.0
     optimizer: str = "auto"
     weight_decay: float = 0.01
     schedule: str = "auto"
@@ -185,8 +193,16 @@ class TrainConfig:
             _int_at_least("early_stopping_patience", self.early_stopping_patience, 1)
         for name in ("head_lr", "fine_tune_lr"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+            if value != FIND and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"`{name}` must be a positive number or '{FIND}' (the learning-rate range test "
+                                 f"picks it). Received: {name}={value!r}")
+        decay = self.layer_lr_decay
+        if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 < decay <= 1:
+            raise ValueError(f"`layer_lr_decay` must be a number in (0, 1] (1.0: one rate for every block). "
+                             f"Received: layer_lr_decay={decay!r}")
+        if decay != 1.0 and self.strategy != "two_phase":
+            raise ValueError(f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
+                             f"Received: layer_lr_decay={decay!r} with strategy={self.strategy!r}")
         for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0),
                             ("weight_decay", 1.0)):
             value = getattr(self, name)

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from keras_tl.core import modality as modalities
+from keras_tl.core import optimizers  # noqa: F401  (registers the discriminative optimizers for load_model)
 from keras_tl.core import registry
 from keras_tl.core import resume as resume_lib
 from keras_tl.core.config import TrainConfig

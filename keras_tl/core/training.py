@@ -15,10 +15,11 @@ import time
 import keras
 
 from keras_tl.core import modality as modalities
+from keras_tl.core import optimizers
 from keras_tl.core import registry
 from keras_tl.core import resume as resume_lib
 from keras_tl.core.callbacks import BestWeights, StopOnNonFiniteLoss, make_callbacks
-from keras_tl.core.config import parse_unfreeze
+from keras_tl.core.config import FIND, parse_unfreeze
 from keras_tl.core.errors import TrainingDivergedError
 from keras_tl.core.heads import get_backbone, is_pretrained, task_of
 from keras_tl.core.schedules import learning_rate
@@ -94,7 +95,7 @@ def unfreeze_start(backbone, policy, spec=None):
 
 
 def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.0, jit_compile="auto",
-                  steps_per_execution=1, optimizer="adam", weight_decay=0.01):
+                  steps_per_execution=1, optimizer="adam", weight_decay=0.01, lr_multipliers=None):
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
     Args:
@@ -108,6 +109,8 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
         jit_compile: bool or "auto". XLA. "auto" (Keras' default) compiles on JAX and on
             TensorFlow GPUs, not on TensorFlow CPUs, where compiling costs more than it saves.
         steps_per_execution: int. Batches per compiled call. Defaults to 1.
+        lr_multipliers: dict. `{variable path: multiplier}` of the learning rate (discriminative
+            rates, `keras_tl.core.optimizers.layer_rate_multipliers`). Defaults to one rate.
     """
     if task in ("binary", "multilabel"):
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
@@ -115,13 +118,7 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    if optimizer == "adamw":
-        opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    elif optimizer == "adam":
-        opt = keras.optimizers.Adam(learning_rate)
-    else:
-        raise ValueError(f"`optimizer` must be 'adam' or 'adamw'. Received: optimizer={optimizer!r}")
+    opt = optimizers.make(optimizer, learning_rate, weight_decay=weight_decay, lr_multipliers=lr_multipliers)
     model.compile(
         optimizer=opt,
         loss=loss,
@@ -139,10 +136,10 @@ class Supervised:
     objectives replace it without new arguments to `fine_tune`.
     """
 
-    def compile(self, model, *, learning_rate, task, optimizer, config):
+    def compile(self, model, *, learning_rate, task, optimizer, config, lr_multipliers=None):
         return compile_model(model, learning_rate=learning_rate, task=task, label_smoothing=config.label_smoothing,
                              jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
-                             optimizer=optimizer, weight_decay=config.weight_decay)
+                             optimizer=optimizer, weight_decay=config.weight_decay, lr_multipliers=lr_multipliers)
 
 
 def as_task(model, config):
@@ -192,6 +189,10 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
     Example:
     >>> histories = keras_tl.fine_tune(model, train_ds, val_ds, keras_tl.TrainConfig(weights="imagenet"))
     """
+    for name in ("head_lr", "fine_tune_lr"):
+        if getattr(config, name) == FIND and (name == "head_lr" or config.strategy == "two_phase"):
+            raise ValueError(f"`fine_tune` needs a number for {name}; 'find' is resolved by `keras_tl.train` (or run "
+                             f"`keras_tl.lr_find` and pass its suggestion). Received: {name}='find'")
     task = as_task(task, config)
     model = task.model
     objective = objective or Supervised()
@@ -240,7 +241,14 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             epoch += done
             continue
         rate = learning_rate(config, peak_lr, steps * epochs, schedule=schedule)
-        objective.compile(fit_model, learning_rate=rate, task=kind, optimizer=optimizer, config=config)
+        multipliers = None
+        if phase == "phase2" and config.layer_lr_decay != 1.0:
+            multipliers, blocks = optimizers.layer_rate_multipliers(model, task.spec, config.layer_lr_decay)
+            print(f"[keras-tl] phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
+                  f"block ({blocks[-1]}) and the head, x{config.layer_lr_decay:g} per block below, "
+                  f"{peak_lr * min(multipliers.values()):.2g} for the lowest layers")
+        objective.compile(fit_model, learning_rate=rate, task=kind, optimizer=optimizer, config=config,
+                          lr_multipliers=multipliers)
         if done:
             resume_lib.restore_variables(run_dir, fit_model)
             resume_lib.truncate_history(run_dir, phase, epoch + done)
@@ -276,6 +284,11 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             timings[phase] = time.perf_counter() - started + (cached.seconds if on_features else 0.0)
         iterated[id(source_train)] = served + done + len(history.epoch)
         epoch += done + len(history.epoch)
+    if config.strategy == "two_phase" and config.layer_lr_decay != 1.0 and config.epochs:
+        # The discriminative optimizer is keras-tl's class: recompile with the plain one, so the saved
+        # model.keras (and every .keras export) loads wherever Keras does, keras-tl installed or not.
+        objective.compile(model, learning_rate=config.fine_tune_lr, task=kind, optimizer=optimizer, config=config)
+        model.optimizer.build(model.trainable_variables)  # Its slots match what load_model builds.
     if checkpoint is not None:
         checkpoint.restore()  # Best validation loss over all phases.
     return histories

@@ -5,11 +5,13 @@ import os
 from keras_tl.core import export, plots, run
 from keras_tl.core import modality as modalities
 from keras_tl.core.config import TrainConfig
+from keras_tl.workflow.ranking import rank
 from keras_tl.workflow.runs import export_run
-from keras_tl.workflow.training_run import check_config, train
+from keras_tl.workflow.checks import check_config
+from keras_tl.workflow.training_run import train
 
 
-def compare_backbones(config, names, source=None, *, overwrite=False):
+def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     """Trains each backbone under one config and budget; writes a ranked table and a Pareto plot.
 
     Every config is checked before the first one trains; each trained model is exported to float32
@@ -21,6 +23,9 @@ def compare_backbones(config, names, source=None, *, overwrite=False):
             backbone plus `compare.md`, `compare.json` and `pareto.png`.
         names: list of str. Backbone names (at least 2).
         source: a source from Python. Defaults to reading `config.data`.
+        overwrite: bool. Replace runs already in `config.out/<backbone>`. Defaults to False.
+        top: int. Rank `names` first (`keras_tl.rank`: LogME on frozen features, seconds per
+            backbone) and fine-tune only the `top` best. Defaults to fine-tuning all.
 
     Returns:
         The table rows, best test accuracy first (ties: lower Keras latency first).
@@ -30,6 +35,9 @@ def compare_backbones(config, names, source=None, *, overwrite=False):
     """
     if len(names) < 2:
         raise ValueError(f"`compare` needs at least 2 backbones. Received: {names}")
+    if top is not None and not 1 <= top < len(names):
+        raise ValueError(f"`top` must be between 1 and {len(names) - 1} (fewer than the {len(names)} backbones "
+                         f"given). Received: top={top}")
     configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n,
                                       "out": os.path.join(config.out, n.replace("/", "_"))}) for n in names]
     kinds = {n: modalities.of(c, source).name for n, c in zip(names, configs)}
@@ -38,6 +46,11 @@ def compare_backbones(config, names, source=None, *, overwrite=False):
     checked = [check_config(c, source) for c in configs]  # Every config, before the first one trains.
     if source is None:
         source = checked[0][0].load_source(config)
+    if top is not None:
+        ranked = rank(config, names, source, random_twins=False, out=config.out)
+        kept = [r["backbone"] for r in ranked[:top]]
+        print(f"[keras-tl] compare --top {top}: fine-tuning {kept} (best LogME of {len(names)})")
+        configs = [c for c in configs if c.backbone in kept]
     rows = []
     for c in configs:
         result = train(c, source, overwrite=overwrite)
@@ -62,9 +75,9 @@ def compare_backbones(config, names, source=None, *, overwrite=False):
               "Keras batch-1 ms | TFLite batch-1 ms | training s |")
     lines = [f"# Backbone comparison ({config.image_size or 'default'}px, {config.head_epochs} + "
              f"{config.epochs} epochs, weights `{config.weights}`)", "", header, "|" + "---|" * 10]
-    for rank, r in enumerate(rows, 1):
+    for position, r in enumerate(rows, 1):
         lines.append(
-            f"| {rank} | {r['backbone']} | {100 * r['test_accuracy']:.1f}% | {r['macro_f1']:.3f} | "
+            f"| {position} | {r['backbone']} | {100 * r['test_accuracy']:.1f}% | {r['macro_f1']:.3f} | "
             f"{r['params']:,} | {r['model_mb']:.2f} | {r['keras_mb']:.2f} | {r['keras_latency_ms']:.2f} | "
             f"{r['tflite_latency_ms']:.2f} | {r['train_seconds']:.0f} |"
         )

@@ -1,13 +1,15 @@
-"""`lr_find`: the learning-rate range test for a config's frozen phase or its unfrozen phase."""
+"""`lr_find`: the learning-rate range test for a config's frozen phase or its unfrozen phase; and
+`find_rates`, which turns `head_lr: find` / `fine_tune_lr: find` into numbers at the start of a run."""
+
+import os
 
 import keras
 
-from keras_tl.core import distribute, features, lr_finder
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.data import split_source
+from keras_tl.core import distribute, features, lr_finder, run
+from keras_tl.core.config import FIND, TrainConfig
 from keras_tl.core.heads import is_pretrained
 from keras_tl.core.training import Supervised, fine_tune, set_trainable
-from keras_tl.workflow.training_run import check_config, resolve_config, resolve_task
+from keras_tl.workflow.checks import prepare
 
 PHASES = ("head", "fine_tune")
 
@@ -35,12 +37,13 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
     """
     if phase not in PHASES:
         raise ValueError(f"`phase` must be one of {list(PHASES)}. Received: phase={phase!r}")
-    modality, spec = check_config(config, source)
-    source = source if source is not None else modality.load_source(config)
-    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
-                          labels_per_class=config.labels_per_class)
-    kind = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
-    resolved = resolve_config(config, modality, spec, kind)
+    if phase == "fine_tune" and config.head_lr == FIND:
+        raise ValueError("lr_find(phase='fine_tune') trains the head first and needs a number for head_lr "
+                         "(run phase='head' to find one). Received: head_lr='find'")
+    # The rate being swept is not read; a "find" placeholder must still pass as a number.
+    config = TrainConfig.from_dict({**config.to_dict(), "head_lr": _number(config.head_lr, 1e-3),
+                                    "fine_tune_lr": _number(config.fine_tune_lr, 1e-5)})
+    modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
         task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
@@ -68,3 +71,43 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
     print(f"[keras-tl] suggested {setting}={result['suggestion']:.2g} (steepest fall of the smoothed loss); "
           f"plot: {png}")
     return {**result, "setting": setting, "png": png}
+
+
+FOUND_FILE = "lr_find.json"
+
+
+def _number(rate, placeholder):
+    return placeholder if rate == FIND else rate
+
+
+def find_rates(config, source, run_dir):
+    """`config` with `head_lr: find` / `fine_tune_lr: find` replaced by the range test's suggestions.
+
+    Each sweep runs on a model and pipelines of its own (`lr_find`), so the run's own training,
+    its seeds and its shuffle order are those of a run given the numbers. The suggestions and
+    plots are kept in `run_dir` (`lr_find.json`, `lr_find_head.png`, `lr_find_fine_tune.png`);
+    a resumed run reads them back instead of sweeping again.
+
+    Returns:
+        `(config, found)`: the config with numbers, and `{setting: rate}` of what was found.
+    """
+    wanted = [name for name in ("head_lr", "fine_tune_lr") if getattr(config, name) == FIND]
+    if config.strategy != "two_phase" and "fine_tune_lr" in wanted:
+        wanted.remove("fine_tune_lr")  # No phase 2: the setting is unused.
+    if not wanted:
+        return TrainConfig.from_dict({**config.to_dict(), "fine_tune_lr": _number(config.fine_tune_lr, 1e-5)}), {}
+    found = run.read_json(run_dir, FOUND_FILE, default={})
+    if "head_lr" in wanted and "head_lr" not in found:
+        found["head_lr"] = lr_find(config, source, phase="head",
+                                   png=os.path.join(run_dir, "lr_find_head.png"))["suggestion"]
+        run.write_json(run_dir, FOUND_FILE, found)
+    head_lr = found.get("head_lr", config.head_lr)
+    if "fine_tune_lr" in wanted and "fine_tune_lr" not in found:
+        with_head = TrainConfig.from_dict({**config.to_dict(), "head_lr": head_lr})
+        found["fine_tune_lr"] = lr_find(with_head, source, phase="fine_tune",
+                                        png=os.path.join(run_dir, "lr_find_fine_tune.png"))["suggestion"]
+        run.write_json(run_dir, FOUND_FILE, found)
+    print("[keras-tl] learning rates from the range test: "
+          + ", ".join(f"{k}={v:.3g}" for k, v in found.items()) + f" ({os.path.join(run_dir, FOUND_FILE)})")
+    return TrainConfig.from_dict({**config.to_dict(), "head_lr": head_lr,
+                                  "fine_tune_lr": found.get("fine_tune_lr", _number(config.fine_tune_lr, 1e-5))}), found

@@ -9,56 +9,15 @@ import time
 
 import keras
 
-from keras_tl.core import distribute, features, plots, registry, run
-from keras_tl.core import modality as modalities
+from keras_tl.core import distribute, features, plots, run
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import class_weights, split_source
 from keras_tl.core.evaluate import evaluate_predictions, format_metrics
 from keras_tl.core.heads import probabilities_of
 from keras_tl.core.report import write_report
-from keras_tl.core.training import fine_tune, unfreeze_start
-
-
-def check_config(config, source=None):
-    """Validates everything about a run before any work or file: fields, backbone, weights, unfreeze
-    policy, data. Returns `(modality, spec)`."""
-    config.validate()
-    distribute.check(config.distribute)
-    modality = modalities.of(config, source)
-    spec = registry.get(config.backbone, modality=modality.name)
-    modality.check_config(config, spec, source)
-    if config.strategy == "two_phase" and config.epochs and config.unfreeze.startswith(("blocks:", "from:")):
-        # Block and layer names exist only on a built backbone: check them on a random-weight skeleton
-        # now rather than after phase 1 has trained.
-        unfreeze_start(modality.skeleton(spec, config), config.unfreeze, spec)
-        keras.backend.clear_session()
-    return modality, spec
-
-
-def resolve_task(config, num_classes, multilabel=False):
-    """The concrete task ("multiclass", "binary", "multilabel") of a config on data with `num_classes`."""
-    if multilabel:
-        if config.task not in ("auto", "multilabel"):
-            raise ValueError(f"The data has several labels per example; task must be 'auto' or "
-                             f"'multilabel'. Received: task={config.task!r}")
-        return "multilabel"
-    if config.task == "multilabel":
-        raise ValueError("task='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
-    if config.task == "auto":
-        return "binary" if num_classes == 2 else "multiclass"
-    if config.task == "binary" and num_classes != 2:
-        raise ValueError(f"task='binary' needs exactly 2 classes. Received: {num_classes} classes.")
-    return config.task
-
-
-def resolve_config(config, modality, spec, task):
-    """The config with every "auto" made concrete (what config.yaml records)."""
-    return TrainConfig.from_dict({
-        **config.to_dict(), "modality": modality.name, "task": task,
-        "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
-        "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
-        **modality.resolve_config(config, spec),
-    })
+from keras_tl.core.training import fine_tune
+from keras_tl.workflow.checks import check_config, prepare, resolve_config, resolve_task  # noqa: F401
+from keras_tl.workflow.rate_finder import find_rates
 
 
 def train(config, source=None, *, overwrite=False, resume=False):
@@ -83,20 +42,17 @@ def train(config, source=None, *, overwrite=False, resume=False):
     >>> result = keras_tl.train(config, keras_tl.datasets.load_digits())
     """
     started = time.perf_counter()
-    modality, spec = check_config(config, source)
-    if source is None:
-        source = modality.load_source(config)
-    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
-                          labels_per_class=config.labels_per_class)
-    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
-    resolved = resolve_config(config, modality, spec, task)
+    modality, spec, source, splits, resolved = prepare(config, source)
     resuming = run.check_run_dir(resolved.out, resolved, overwrite=overwrite, resume=resume)
     run_dir = run.start(resolved, source, splits, modality.unit)
-    result, metrics = fit_and_evaluate(resolved, modality, spec, splits, source.class_names, run_dir,
+    effective, found = find_rates(resolved, source, run_dir)  # head_lr / fine_tune_lr "find" -> numbers
+    result, metrics = fit_and_evaluate(effective, modality, spec, splits, source.class_names, run_dir,
                                        resume=resuming)
+    if found:
+        metrics["found_rates"] = found
     if resolved.compare_scratch:
         print("[keras-tl] --compare-scratch: the same architecture from random weights")
-        scratch_config = scratch_baseline(resolved)
+        scratch_config = scratch_baseline(effective)
         _, scratch = fit_and_evaluate(scratch_config, modality, spec, splits, source.class_names, scratch_config.out)
         metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
         metrics["transfer_minus_scratch"] = metrics["test_accuracy"] - scratch["test_accuracy"]

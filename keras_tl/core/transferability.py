@@ -1,0 +1,150 @@
+"""Transferability scores: how well a frozen backbone's features suit a task, before any training.
+
+- `logme`: LogME (You, Liu, Wang, Long, "LogME: Practical Assessment of Pre-trained Models for
+  Transfer Learning", ICML 2021). For each class (one-vs-rest target `y`), a Bayesian linear model
+  `y ~ N(F w, 1/beta)`, `w ~ N(0, 1/alpha)` on the features `F`; alpha and beta maximize the
+  marginal evidence `log p(y | F)` by the paper's fixed-point iteration, and LogME is that evidence
+  per example, averaged over classes. Higher is better; the value is invariant to scaling the
+  features. Here all classes are solved at once from one SVD of `F`.
+- `linear_probe`: leave-one-out accuracy of a ridge-regression linear classifier on the
+  standardized features (exact, in closed form from one SVD): a more familiar second opinion.
+
+Pure numpy: no Keras, no TensorFlow.
+"""
+
+import numpy as np
+
+# The paper's Algorithm 1 iterates "until alpha, beta converge"; here until alpha/beta changes by
+# under 1e-6 (relative). The reference code (github.com/thuml/LogME, `LogME.each_evidence`) stops
+# after at most 11 updates or under 1% change: `logme(..., tolerance=0.01, max_iterations=11)`
+# reproduces its numbers.
+MAX_ITERATIONS = 1000
+TOLERANCE = 1e-6
+RIDGES = tuple(10.0 ** k for k in range(-3, 4))
+
+
+def _targets(labels):
+    """Int labels `(N,)` -> one-vs-rest targets `(N, K)`; a multi-hot `(N, K)` array is used as is."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return labels.astype(np.float64)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError(f"`labels` must be non-negative int class indices (N,) or multi-hot rows (N, K). "
+                         f"Received: dtype={labels.dtype}, shape={labels.shape}")
+    return (labels[:, None] == np.arange(labels.max() + 1)[None, :]).astype(np.float64)
+
+
+def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS):
+    """LogME of `features` for a classification task (You et al., ICML 2021).
+
+    Args:
+        features: float array `(N, D)`. One row per example (e.g. a frozen backbone's pooled output).
+        labels: int array `(N,)` of class indices, or multi-hot `(N, K)` (multi-label: each label
+            column is one target).
+        tolerance: float. Stop once alpha/beta changes by less than this (relative). Defaults to 1e-6.
+        max_iterations: int. At most this many fixed-point updates. Defaults to 1000.
+
+    Returns:
+        float. The mean over classes of the maximized log evidence per example.
+
+    Example:
+    >>> keras_tl.core.transferability.logme(features, labels)
+    """
+    f = np.asarray(features, dtype=np.float64)
+    y = _targets(labels)
+    if f.ndim != 2 or len(f) != len(y):
+        raise ValueError(f"`features` must be (N, D) with one row per label. Received: features {f.shape}, "
+                         f"labels {np.shape(labels)}")
+    if not np.all(np.isfinite(f)):
+        raise ValueError(f"`features` contain {int(np.sum(~np.isfinite(f)))} NaN/inf values: the backbone's "
+                         "output is not usable (random weights or an input far outside its range?)")
+    n, d = f.shape
+    u, sigma, _ = np.linalg.svd(f, full_matrices=False)  # f = u diag(sigma) v^T; f^T f has eigenvalues sigma^2.
+    s = sigma ** 2
+    r = len(s)
+    uy = u.T @ y  # (r, K): the targets in the features' principal directions.
+    outside = np.sum(y * y, axis=0) - np.sum(uy * uy, axis=0)  # ||y||^2 not reachable by any w.
+    k = y.shape[1]
+    alpha, beta = np.ones(k), np.ones(k)
+    lam = alpha / beta
+    active = np.ones(k, dtype=bool)
+    alpha_de, beta_de = np.zeros(k), np.zeros(k)
+    for _ in range(max_iterations):
+        a, b = alpha[active], beta[active]
+        gamma = np.sum(s[:, None] / (s[:, None] + (a / b)[None, :]), axis=0)
+        denominator = a[None, :] + b[None, :] * s[:, None]  # (r, K)
+        # Posterior mean m = V (b sigma uy / (a + b s)): ||m||^2 and ||y - F m||^2 in closed form.
+        alpha_de[active] = np.sum((b[None, :] * sigma[:, None] * uy[:, active] / denominator) ** 2, axis=0)
+        beta_de[active] = outside[active] + np.sum((a[None, :] * uy[:, active] / denominator) ** 2, axis=0)
+        alpha[active] = gamma / alpha_de[active]
+        beta[active] = (n - gamma) / beta_de[active]
+        new_lam = alpha / beta
+        converged = np.abs(new_lam - lam) / lam < tolerance
+        lam = np.where(active, new_lam, lam)
+        active &= ~converged
+        if not active.any():
+            break
+    # log|alpha I + beta F^T F| over all D eigenvalues (D - r of them are 0).
+    log_det = np.sum(np.log(alpha[None, :] + beta[None, :] * s[:, None]), axis=0) + (d - r) * np.log(alpha)
+    evidence = (d / 2 * np.log(alpha) + n / 2 * np.log(beta) - 0.5 * log_det - beta / 2 * beta_de
+                - alpha / 2 * alpha_de - n / 2 * np.log(2 * np.pi))
+    return float(np.mean(evidence / n))
+
+
+def linear_probe(features, labels, *, ridges=RIDGES):
+    """Leave-one-out accuracy of a ridge-regression linear probe on standardized features.
+
+    One-vs-rest ridge regression onto the one-hot labels (with an intercept), the class of the
+    largest output predicted: the linear classifier of scikit-learn's `RidgeClassifierCV`. Every
+    example is predicted by the probe fitted to the other N-1, exactly and in closed form from one
+    SVD (`yhat_loo = (yhat - h y) / (1 - h)`, `h` the diagonal of the hat matrix), for each ridge
+    strength in `ridges` (relative to the mean squared singular value); the best is reported.
+
+    Args:
+        features: float array `(N, D)`.
+        labels: int array `(N,)`.
+        ridges: sequence of float. Ridge strengths to try, relative to the features' mean
+            eigenvalue. Defaults to 1e-3 ... 1e3.
+
+    Returns:
+        `(accuracy, standard_error)`: the best leave-one-out accuracy and its binomial standard
+        error `sqrt(p (1 - p) / N)`.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"The linear probe needs single-label int labels (N,). Received: labels {labels.shape}")
+    counts = np.bincount(labels)
+    if len(labels) < 3 or counts[counts > 0].min() < 2:
+        raise ValueError(f"The linear probe needs at least 2 examples of every class. Received: class counts "
+                         f"{counts.tolist()}")
+    x = np.asarray(features, np.float64)
+    x = x - x.mean(axis=0)
+    scale = x.std(axis=0)
+    x = x / np.where(scale > 0, scale, 1.0)
+    y = _targets(labels)
+    n = len(x)
+    u, sigma, _ = np.linalg.svd(x, full_matrices=False)
+    s = sigma ** 2
+    uy = u.T @ (y - y.mean(axis=0))  # Centred features and targets: the intercept is the target mean.
+    best = 0.0
+    for ridge in ridges:
+        shrink = s / (s + ridge * s.mean())
+        fitted = y.mean(axis=0) + u @ (shrink[:, None] * uy)
+        leverage = 1.0 / n + np.einsum("ij,j,ij->i", u, shrink, u)
+        held_out = (fitted - leverage[:, None] * y) / (1.0 - leverage[:, None])
+        best = max(best, float(np.mean(held_out.argmax(axis=1) == labels)))
+    return best, float(np.sqrt(best * (1 - best) / n))
+
+
+def kendall_tau(a, b):
+    """Kendall's tau-a between two score lists (ties count as neither concordant nor discordant).
+
+    Returns:
+        `(tau, concordant, discordant, pairs)`.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    i, j = np.triu_indices(len(a), k=1)
+    sign = np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])
+    concordant, discordant = int(np.sum(sign > 0)), int(np.sum(sign < 0))
+    pairs = len(i)
+    return ((concordant - discordant) / pairs if pairs else float("nan")), concordant, discordant, pairs

@@ -1,0 +1,73 @@
+"""What every whole-run function does first: check the config, load and split the data, resolve "auto".
+
+Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `lr_find` all start here.
+"""
+
+import keras
+
+from keras_tl.core import distribute, registry
+from keras_tl.core import modality as modalities
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.data import split_source
+from keras_tl.core.training import unfreeze_start
+
+
+def check_config(config, source=None):
+    """Validates everything about a run before any work or file: fields, backbone, weights, unfreeze
+    policy, data. Returns `(modality, spec)`."""
+    config.validate()
+    distribute.check(config.distribute)
+    modality = modalities.of(config, source)
+    spec = registry.get(config.backbone, modality=modality.name)
+    modality.check_config(config, spec, source)
+    if config.strategy == "two_phase" and config.epochs and config.layer_lr_decay != 1.0 and not spec.block_pattern:
+        raise ValueError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
+                         f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
+                         f"layer_lr_decay={config.layer_lr_decay!r}")
+    if config.strategy == "two_phase" and config.epochs and config.unfreeze.startswith(("blocks:", "from:")):
+        # Block and layer names exist only on a built backbone: check them on a random-weight skeleton
+        # now rather than after phase 1 has trained.
+        unfreeze_start(modality.skeleton(spec, config), config.unfreeze, spec)
+        keras.backend.clear_session()
+    return modality, spec
+
+
+def resolve_task(config, num_classes, multilabel=False):
+    """The concrete task ("multiclass", "binary", "multilabel") of a config on data with `num_classes`."""
+    if multilabel:
+        if config.task not in ("auto", "multilabel"):
+            raise ValueError(f"The data has several labels per example; task must be 'auto' or "
+                             f"'multilabel'. Received: task={config.task!r}")
+        return "multilabel"
+    if config.task == "multilabel":
+        raise ValueError("task='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
+    if config.task == "auto":
+        return "binary" if num_classes == 2 else "multiclass"
+    if config.task == "binary" and num_classes != 2:
+        raise ValueError(f"task='binary' needs exactly 2 classes. Received: {num_classes} classes.")
+    return config.task
+
+
+def resolve_config(config, modality, spec, task):
+    """The config with every "auto" made concrete (what config.yaml records)."""
+    return TrainConfig.from_dict({
+        **config.to_dict(), "modality": modality.name, "task": task,
+        "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
+        "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
+        **modality.resolve_config(config, spec),
+    })
+
+
+def prepare(config, source=None):
+    """Checks `config`, loads its data and splits it, as `train` does; writes nothing.
+
+    Returns:
+        `(modality, spec, source, splits, resolved)`: `resolved` has every "auto" made concrete.
+    """
+    modality, spec = check_config(config, source)
+    if source is None:
+        source = modality.load_source(config)
+    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
+                          labels_per_class=config.labels_per_class)
+    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
+    return modality, spec, source, splits, resolve_config(config, modality, spec, task)
