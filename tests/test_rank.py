@@ -54,7 +54,7 @@ def _informative(n=300, d=24, k=4, seed=0):
     return features, labels
 
 
-@pytest.mark.parametrize("n,d,k", [(300, 24, 4), (60, 150, 3), (120, 120, 2), (500, 8, 7)])
+@pytest.mark.parametrize("n,d,k", [(300, 24, 4), (60, 150, 3), (120, 120, 2), (500, 8, 7), (78, 1280, 3)])
 def test_logme_equals_the_papers_code(n, d, k):
     features, labels = _informative(n, d, k, seed=n)
     # The reference code's stopping rule reproduces its numbers; iterated to convergence, the same
@@ -63,6 +63,19 @@ def test_logme_equals_the_papers_code(n, d, k):
         paper_logme(features, labels), abs=1e-6)
     assert transferability.logme(features, labels) == pytest.approx(
         paper_logme(features, labels, tolerance=1e-10, max_iterations=1000), abs=1e-6)
+
+
+def test_logme_is_finite_when_the_features_fit_every_label():
+    # Fewer examples than features: the features fit every label exactly, the evidence grows without
+    # bound as beta -> infinity, and iterating to convergence stepped into inf/NaN (seen on a random
+    # EfficientNet-Lite0 with 78 digit images); the iteration now keeps each class's last finite state.
+    rng = np.random.default_rng(1)
+    features, labels = rng.normal(size=(30, 64)).astype(np.float32), rng.integers(0, 3, 30)
+    with np.errstate(all="ignore"):  # The reference iterated to the end diverges: NaN.
+        assert np.isnan(paper_logme(features, labels, tolerance=1e-10, max_iterations=1000))
+    assert np.isfinite(transferability.logme(features, labels))
+    assert transferability.logme(features, labels, tolerance=0.01, max_iterations=11) == pytest.approx(
+        paper_logme(features, labels), abs=1e-6)  # Where the reference stays finite, the same value.
 
 
 def test_logme_properties():
@@ -75,6 +88,7 @@ def test_logme_properties():
         assert transferability.logme(scale * features, labels) == pytest.approx(score, abs=1e-6)
     # Multi-hot rows: each label column is one target, as the one-hot columns of int labels are.
     assert transferability.logme(features, np.eye(4)[labels]) == pytest.approx(score, abs=1e-12)
+    assert transferability.logme(np.zeros((10, 3)), np.arange(10) % 2) == -np.inf  # ranks last
     with pytest.raises(ValueError, match="NaN/inf"):
         transferability.logme(np.full((10, 3), np.nan), np.arange(10) % 2)
     with pytest.raises(ValueError, match="one row per label"):

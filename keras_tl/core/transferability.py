@@ -45,7 +45,8 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
         max_iterations: int. At most this many fixed-point updates. Defaults to 1000.
 
     Returns:
-        float. The mean over classes of the maximized log evidence per example.
+        float. The mean over classes of the maximized log evidence per example (`-inf` for
+        features that are all zero).
 
     Example:
     >>> keras_tl.core.transferability.logme(features, labels)
@@ -62,8 +63,12 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
     u, sigma, _ = np.linalg.svd(f, full_matrices=False)  # f = u diag(sigma) v^T; f^T f has eigenvalues sigma^2.
     s = sigma ** 2
     r = len(s)
+    if not np.any(s > 0):
+        return float("-inf")  # Constant-zero features: nothing to assess (a dead network); ranks last.
     uy = u.T @ y  # (r, K): the targets in the features' principal directions.
-    outside = np.sum(y * y, axis=0) - np.sum(uy * uy, axis=0)  # ||y||^2 not reachable by any w.
+    # ||y||^2 that no w reaches, computed from the residual itself: ||y||^2 - ||uy||^2 cancels to a
+    # tiny negative number when the features span all N examples (N <= D), which would make beta < 0.
+    outside = np.sum((y - u @ uy) ** 2, axis=0)
     k = y.shape[1]
     alpha, beta = np.ones(k), np.ones(k)
     lam = alpha / beta
@@ -74,13 +79,21 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
         gamma = np.sum(s[:, None] / (s[:, None] + (a / b)[None, :]), axis=0)
         denominator = a[None, :] + b[None, :] * s[:, None]  # (r, K)
         # Posterior mean m = V (b sigma uy / (a + b s)): ||m||^2 and ||y - F m||^2 in closed form.
-        alpha_de[active] = np.sum((b[None, :] * sigma[:, None] * uy[:, active] / denominator) ** 2, axis=0)
-        beta_de[active] = outside[active] + np.sum((a[None, :] * uy[:, active] / denominator) ** 2, axis=0)
-        alpha[active] = gamma / alpha_de[active]
-        beta[active] = (n - gamma) / beta_de[active]
+        new_alpha_de = np.sum((b[None, :] * sigma[:, None] * uy[:, active] / denominator) ** 2, axis=0)
+        new_beta_de = outside[active] + np.sum((a[None, :] * uy[:, active] / denominator) ** 2, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new_alpha, new_beta = gamma / new_alpha_de, (n - gamma) / new_beta_de
+        # Features that fit a class exactly (N <= D) drive beta towards infinity: keep the last finite
+        # state of such a class instead of stepping into inf/NaN.
+        valid = np.isfinite(new_alpha) & np.isfinite(new_beta) & (new_alpha > 0) & (new_beta > 0)
+        index = np.flatnonzero(active)
+        update = index[valid]
+        alpha_de[update], beta_de[update] = new_alpha_de[valid], new_beta_de[valid]
+        alpha[update], beta[update] = new_alpha[valid], new_beta[valid]
         new_lam = alpha / beta
         converged = np.abs(new_lam - lam) / lam < tolerance
         lam = np.where(active, new_lam, lam)
+        active[index[~valid]] = False
         active &= ~converged
         if not active.any():
             break

@@ -67,6 +67,9 @@ def rank(config, names, source=None, *, random_twins=True, out=None):
             pipeline = data.targets_as_inputs(modality.dataset(task, labelled, resolved, cache="none"))
             (x, _), = features.extract(extractor, [pipeline], descriptions=["training + validation features"])
         labels = labelled.labels
+        if len(x) <= x.shape[1]:
+            print(f"[keras-tl] rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "
+                  "any labelling, so LogME separates backbones less well (more labelled examples help)")
         score = transferability.logme(x, labels)
         probe = transferability.linear_probe(x, labels) if labels.ndim == 1 \
             else (None, None)
@@ -77,7 +80,7 @@ def rank(config, names, source=None, *, random_twins=True, out=None):
                      "seconds": time.perf_counter() - started, "flag": ""})
         keras.backend.clear_session()
     _flag_negative_transfer(rows)
-    rows.sort(key=lambda r: -r["logme"])
+    rows.sort(key=lambda r: -r["logme"] if np.isfinite(r["logme"]) else np.inf)
     lines = table(rows)
     print("\n".join(lines))
     if out:
