@@ -42,7 +42,7 @@ def layer_rate_multipliers(model, spec, decay):
     return multipliers, [name for name, _ in starts]
 
 
-class _Discriminative:
+class Discriminative:
     """Mixin: `lr_multipliers` ({variable path: float}) scale the rate (and decoupled weight decay)."""
 
     def __init__(self, *args, lr_multipliers=None, **kwargs):
@@ -79,12 +79,12 @@ class _Discriminative:
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class DiscriminativeAdam(_Discriminative, keras.optimizers.Adam):
+class DiscriminativeAdam(Discriminative, keras.optimizers.Adam):
     """Adam with a learning-rate multiplier per variable (`lr_multipliers`: {variable path: float})."""
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
-class DiscriminativeAdamW(_Discriminative, keras.optimizers.AdamW):
+class DiscriminativeAdamW(Discriminative, keras.optimizers.AdamW):
     """AdamW with a learning-rate (and weight-decay) multiplier per variable."""
 
 

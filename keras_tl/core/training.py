@@ -284,7 +284,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             timings[phase] = time.perf_counter() - started + (cached.seconds if on_features else 0.0)
         iterated[id(source_train)] = served + done + len(history.epoch)
         epoch += done + len(history.epoch)
-    if config.strategy == "two_phase" and config.layer_lr_decay != 1.0 and config.epochs:
+    if isinstance(getattr(model, "optimizer", None), optimizers.Discriminative):
         # The discriminative optimizer is keras-tl's class: recompile with the plain one, so the saved
         # model.keras (and every .keras export) loads wherever Keras does, keras-tl installed or not.
         objective.compile(model, learning_rate=config.fine_tune_lr, task=kind, optimizer=optimizer, config=config)

@@ -53,6 +53,7 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
     """
     f = np.asarray(features, dtype=np.float64)
     y = _targets(labels)
+    y = y[:, y.any(axis=0)]  # A class with no example here has no evidence to compute.
     if f.ndim != 2 or len(f) != len(y):
         raise ValueError(f"`features` must be (N, D) with one row per label. Received: features {f.shape}, "
                          f"labels {np.shape(labels)}")

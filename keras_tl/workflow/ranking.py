@@ -16,7 +16,7 @@ import numpy as np
 from keras_tl.core import data, distribute, features, run, transferability
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.heads import is_pretrained
-from keras_tl.workflow.checks import check_config, prepare
+from keras_tl.workflow.checks import check_config, prepare, resolve_config
 
 
 def rank(config, names, source=None, *, random_twins=True, out=None):
@@ -47,18 +47,21 @@ def rank(config, names, source=None, *, random_twins=True, out=None):
     if not names:
         raise ValueError("`rank` needs at least 1 backbone name. Received: []")
     configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n}) for n in names]
-    kinds = {n: check_config(c, source)[0].name for n, c in zip(names, configs)}  # All, before any work.
+    checked = [check_config(c, source) for c in configs]  # All, before any work.
+    kinds = {n: modality.name for n, (modality, _) in zip(names, checked)}
     if len(set(kinds.values())) > 1:
         raise ValueError(f"`rank` compares backbones of one modality. Received: {kinds}")
-    candidates = [(c, c.weights) for c in configs]
+    specs = [spec for _, spec in checked]
+    modality, _, source, splits, first = prepare(configs[0], source)  # The data and splits, once for all.
+    labelled = _joined(splits["train"], splits["val"])  # What training may see; never the test split.
+    candidates = [(c, s, c.weights) for c, s in zip(configs, specs)]
     if random_twins and is_pretrained(config.weights):
-        candidates += [(c, "none") for c in configs]
+        candidates += [(c, s, "none") for c, s in zip(configs, specs)]
     rows = []
-    for candidate, weights in candidates:
-        candidate = TrainConfig.from_dict({**candidate.to_dict(), "weights": weights})
+    for candidate, spec, weights in candidates:
         started = time.perf_counter()
-        modality, spec, source, splits, resolved = prepare(candidate, source)
-        labelled = _joined(splits["train"], splits["val"])  # What training may see; never the test split.
+        resolved = resolve_config(TrainConfig.from_dict({**candidate.to_dict(), "weights": weights}), modality, spec,
+                                  first.task)
         print(f"[keras-tl] rank: {candidate.backbone} ({_weights_name(weights)})")
         keras.utils.set_random_seed(resolved.seed)
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):

@@ -40,9 +40,6 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
     if phase == "fine_tune" and config.head_lr == FIND:
         raise ValueError("lr_find(phase='fine_tune') trains the head first and needs a number for head_lr "
                          "(run phase='head' to find one). Received: head_lr='find'")
-    # The rate being swept is not read; a "find" placeholder must still pass as a number.
-    config = TrainConfig.from_dict({**config.to_dict(), "head_lr": _number(config.head_lr, 1e-3),
-                                    "fine_tune_lr": _number(config.fine_tune_lr, 1e-5)})
     modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
@@ -76,10 +73,6 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
 FOUND_FILE = "lr_find.json"
 
 
-def _number(rate, placeholder):
-    return placeholder if rate == FIND else rate
-
-
 def find_rates(config, source, run_dir):
     """`config` with `head_lr: find` / `fine_tune_lr: find` replaced by the range test's suggestions.
 
@@ -94,8 +87,8 @@ def find_rates(config, source, run_dir):
     wanted = [name for name in ("head_lr", "fine_tune_lr") if getattr(config, name) == FIND]
     if config.strategy != "two_phase" and "fine_tune_lr" in wanted:
         wanted.remove("fine_tune_lr")  # No phase 2: the setting is unused.
-    if not wanted:
-        return TrainConfig.from_dict({**config.to_dict(), "fine_tune_lr": _number(config.fine_tune_lr, 1e-5)}), {}
+    if not wanted:  # (A "find" left for an unused phase 2 is never read.)
+        return config, {}
     found = run.read_json(run_dir, FOUND_FILE, default={})
     if "head_lr" in wanted and "head_lr" not in found:
         found["head_lr"] = lr_find(config, source, phase="head",
@@ -109,5 +102,4 @@ def find_rates(config, source, run_dir):
         run.write_json(run_dir, FOUND_FILE, found)
     print("[keras-tl] learning rates from the range test: "
           + ", ".join(f"{k}={v:.3g}" for k, v in found.items()) + f" ({os.path.join(run_dir, FOUND_FILE)})")
-    return TrainConfig.from_dict({**config.to_dict(), "head_lr": head_lr,
-                                  "fine_tune_lr": found.get("fine_tune_lr", _number(config.fine_tune_lr, 1e-5))}), found
+    return TrainConfig.from_dict({**config.to_dict(), **found}), found
