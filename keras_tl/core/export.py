@@ -186,9 +186,8 @@ def export_saved_model(task, destination, info):
 def check_saved_model(path, task, info):
     """Calls every signature of a written SavedModel on the check examples and compares it with Keras."""
     loaded = tf.saved_model.load(path)
-    reference = task.predict(info.check_items)
     checks = {}
-    for name, arguments in task.modality.endpoint_arguments(task, info).items():
+    for name, (arguments, reference) in task.modality.endpoint_checks(task, info).items():
         served = loaded.signatures[name](**arguments)
         checks[name] = compare(reference, served["probabilities"].numpy(), min_agreement=_min_agreement(info),
                                what=f"The SavedModel's {name} signature")
@@ -257,7 +256,7 @@ def export_tflite(task, destination, info):
                 f"The TFLite converter could not convert this model: unsupported op(s) {ops}. Serve it "
                 "as a SavedModel (format='saved_model'), which runs every TensorFlow op."
             ) from error
-        check = compare(task.predict(info.check_items), tflite_predict(tmp, task.inputs(info.check_items)),
+        check = compare(task.predict(info.check_items), task.predict(info.check_items, runner=lambda x: tflite_predict(tmp, x)),
                         min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model")
         os.replace(tmp, final)
     finally:

@@ -10,6 +10,7 @@ Modality-agnostic: the extractor takes whatever the model takes (images, token d
 pipelines come from the modality; the feature datasets from `keras_tl.core.data`.
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -116,7 +117,6 @@ def cached_phase(task, config, splits, train_dataset, plain_train, val):
         return None
     started = time.perf_counter()
     extractor, head = split_model(task.model)
-    train = splits["train"]
     if augmenting:
         sources = [train_dataset(config.seed + n) for n in range(config.augmented_views)]
         names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(sources))]
@@ -132,12 +132,15 @@ def cached_phase(task, config, splits, train_dataset, plain_train, val):
         train_features = data.feature_dataset(x, y, np.zeros(len(x), np.int32), batch_size=config.batch_size,
                                               training=True, seed=config.seed, repeat=True)
     else:
-        train_features = data.feature_dataset(x, y, train.labels, batch_size=config.batch_size, training=True,
-                                              oversample=config.class_weight == "oversample", seed=config.seed)
-    val_features = data.feature_dataset(val_x, val_y, splits["val"].labels, batch_size=config.batch_size)
+        # Rows, not items: a modality may cut an item into several rows (audio windows).
+        train_features = data.feature_dataset(x, y, data.labels_of_targets(y, task.kind), batch_size=config.batch_size,
+                                              training=True, oversample=config.class_weight == "oversample",
+                                              seed=config.seed)
+    val_features = data.feature_dataset(val_x, val_y, data.labels_of_targets(val_y, task.kind),
+                                        batch_size=config.batch_size)
     seconds = time.perf_counter() - started
     print(f"[keras-tl] features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, "
           f"{val_x.shape[0]:,} validation")
     return CachedPhase(head, train_features, val_features,
-                       steps_per_epoch=data.steps_per_epoch(train, config.batch_size),
+                       steps_per_epoch=max(1, math.ceil(len(views[0][0]) / config.batch_size)),
                        seconds=seconds, repeated=augmenting)

@@ -75,6 +75,18 @@ def backbone_layer(backbone, inputs, pretrained):
     return backbone(inputs)
 
 
+def short_run_batchnorm(backbone, momentum=0.9):
+    """Lets BatchNorm statistics of a from-scratch backbone converge within a short run.
+
+    Keras Applications use momentum 0.99-0.999, tuned for ImageNet-length training: after a few
+    hundred steps from random weights the moving statistics are still near their initial values
+    and the model is right in training mode but at chance in inference mode.
+    """
+    for layer in backbone._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def task_of(model, output=OUTPUT_LAYER):
     """"binary", "multilabel" or "multiclass", read off a built model's output layer."""
     layer = model.get_layer(output)
@@ -98,6 +110,17 @@ def probabilities_of(outputs):
     if outputs.ndim == 2 and outputs.shape[-1] == 1:
         return np.concatenate([1 - outputs, outputs], axis=-1)
     return outputs
+
+
+def mean_per_item(probabilities, owners, count):
+    """Rows of probabilities -> `(count, C)`: the mean of the rows each item owns (`owners[i]` = item of row i)."""
+    probabilities = probabilities_of(probabilities)
+    sums = np.zeros((count, probabilities.shape[-1]), np.float64)
+    np.add.at(sums, np.asarray(owners), probabilities)
+    counts = np.bincount(np.asarray(owners), minlength=count)[:, None]
+    if np.any(counts == 0):
+        raise ValueError(f"Every item needs at least one row; items {np.flatnonzero(counts[:, 0] == 0)[:5]} have none.")
+    return (sums / counts).astype(np.float32)
 
 
 def probabilities_graph(outputs):

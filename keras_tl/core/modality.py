@@ -53,6 +53,16 @@ class Modality:
         """The backbone's architecture with random weights (to check unfreeze policies early)."""
         raise NotImplementedError
 
+    # ---- backbones another modality may reuse (audio draws spectrograms for ImageNet CNNs)
+    def prepare_weights(self, spec, weights):
+        """Raises if `weights` cannot be loaded for `spec` (the error says how to get them); converts
+        weights a package ships once, before any seeded work."""
+        raise NotImplementedError(f"The {self.name} modality does not lend its backbones.")
+
+    def build_backbone(self, spec, weights, size):
+        """`(layers that turn this modality's raw input into what the backbone reads, backbone model)`."""
+        raise NotImplementedError(f"The {self.name} modality does not lend its backbones.")
+
     def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
         """A tf.data pipeline of `(inputs, targets)` batches for one split."""
         raise NotImplementedError
@@ -69,6 +79,16 @@ class Modality:
     def model_inputs(self, task, items):
         """Raw items (or a split's items) -> what `task.model` takes, as arrays."""
         raise NotImplementedError
+
+    def item_windows(self, task, items):
+        """`(model inputs, owners)`: `owners[i]` is the item that input row `i` comes from, or None when
+        each item is one row. A modality that cuts an item into several rows (audio windows) returns
+        owners, and `Task.predict` averages the rows' probabilities per item."""
+        return self.model_inputs(task, items), None
+
+    def predict_split(self, task, split, config, dataset=None):
+        """The model's outputs for each item of a split (`dataset`: the split's pipeline, if built)."""
+        return task.model.predict(dataset if dataset is not None else self.dataset(task, split, config, cache="none"))
 
     def confident_errors(self, task, split, probabilities, path_stem):
         """Writes the most confidently wrong test examples; returns the file name written."""
@@ -94,6 +114,11 @@ class Modality:
     def endpoint_arguments(self, task, info):
         """`{signature name: {argument: tensor}}` that call each endpoint on `info.check_items`."""
         raise NotImplementedError
+
+    def endpoint_checks(self, task, info):
+        """`{signature name: (arguments, Keras probabilities they must reproduce)}` for the SavedModel check."""
+        reference = task.predict(info.check_items)
+        return {name: (arguments, reference) for name, arguments in self.endpoint_arguments(task, info).items()}
 
     def tflite_signature(self, task):
         """The `input_signature` of the TFLite model (batch 1)."""

@@ -46,7 +46,19 @@ class Task:
         """Raw items (image arrays or paths, strings, ...) -> what `model` takes."""
         return self.modality.model_inputs(self, items)
 
-    def predict(self, items, batch_size=32, verbose=0):
-        """Class probabilities `(N, C)` for raw items (binary models give two columns)."""
-        outputs = self.model.predict(self.inputs(items), batch_size=batch_size, verbose=verbose)
-        return heads.probabilities_of(outputs)
+    def predict(self, items, batch_size=32, verbose=0, runner=None):
+        """Class probabilities `(N, C)` for raw items (binary models give two columns).
+
+        Args:
+            runner: callable. Model inputs -> outputs, to run another copy of the model (a TFLite
+                file) the same way; defaults to `self.model.predict`. Items cut into several rows
+                (audio windows) get the mean of their rows' probabilities either way.
+        """
+        inputs, owners = self.modality.item_windows(self, items)
+        if runner is None:
+            outputs = self.model.predict(inputs, batch_size=batch_size, verbose=verbose)
+        else:
+            outputs = runner(inputs)
+        if owners is None:
+            return heads.probabilities_of(outputs)
+        return heads.mean_per_item(outputs, owners, len(items))

@@ -1,4 +1,4 @@
-"""Real image data that installed packages ship, for offline examples and tests."""
+"""Real data that installed packages ship (images, text, audio), for offline examples and tests."""
 
 import gzip
 import importlib.util
@@ -251,3 +251,87 @@ def load_wordnet_glosses(pos="noun", top=10, folder=WORDNET_DIR):
     rows = [(g, index[c]) for g, c in zip(glosses, classes) if c in index]
     return TextSource(kept, [g for g, _ in rows], np.asarray([c for _, c in rows], np.int64),
                       licence=WORDNET_LICENCE)
+
+
+DRUMKITS_DIR = "/usr/share/hydrogen/data/drumkits"
+DRUMKITS_LICENCE = ("Hydrogen drum kits (Debian hydrogen-drumkits): per kit GPL, CC0, CC BY 3.0 or CC BY-SA 3.0 "
+                    "(each kit's drumkit.xml)")
+DRUM_CLASSES = ("kick", "snare", "tom", "hihat", "cymbal")
+# The instrument names the kits' drumkit.xml give, matched in this order (first match wins).
+DRUM_RULES = (("hihat", r"hi-?hat|\bhh\b|\bhat\b"), ("cymbal", r"crash|ride|cymbal|splash|china"),
+              ("clap", r"clap"), ("kick", r"kick|bass ?drum"), ("snare", r"snare"), ("tom", r"\btom"))
+# Held-out kits, so that the velocity layers of one drum never straddle train and test.
+DRUM_TEST_KITS = ("The Black Pearl 1.0",)
+DRUM_VAL_KITS = ("Millo_MultiLayered3",)
+
+
+def drum_class(instrument):
+    """"kick", "snare", "tom", "hihat", "cymbal", "clap" or "other" for a kit's instrument name."""
+    import re
+
+    name = (instrument or "").lower()
+    return next((label for label, pattern in DRUM_RULES if re.search(pattern, name)), "other")
+
+
+def load_drumkits(classes=DRUM_CLASSES, folder=DRUMKITS_DIR):
+    """Real drum one-shots from Hydrogen's drum kits (Debian `hydrogen-drumkits`), labelled by instrument.
+
+    Each kit's `drumkit.xml` names its instruments and their sample files (velocity layers); the
+    instrument name gives the class (`drum_class`). Splits are by kit: "The Black Pearl 1.0" is the
+    test kit and "Millo_MultiLayered3" the validation kit, the 12 others train, so no drum's layers
+    are on both sides. WAV, FLAC and AIFF at 22.05 / 44.1 / 48 kHz, mono and stereo.
+
+    Args:
+        classes: list of str. Classes to keep, in label order: any of "kick", "snare", "tom",
+            "hihat", "cymbal", "clap", "other". Defaults to the five drums.
+        folder: str. Where the kits are. Defaults to Debian's location.
+
+    Returns:
+        An `keras_tl.audio.data.AudioSource` with predefined train/val/test splits.
+
+    Example:
+    >>> source = keras_tl.datasets.load_drumkits()
+    >>> source.class_names
+    ['kick', 'snare', 'tom', 'hihat', 'cymbal']
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    from keras_tl.audio.data import AudioSource, check_audio_file
+
+    known = ("kick", "snare", "tom", "hihat", "cymbal", "clap", "other")
+    classes = list(classes)
+    if not classes or any(c not in known for c in classes) or len(set(classes)) != len(classes):
+        raise ValueError(f"`classes` must be distinct names from {list(known)}. Received: {classes}")
+    if not os.path.isdir(folder):
+        raise DatasetUnavailableError(
+            f"Hydrogen's drum kits are not installed ({folder!r} does not exist). Install them with "
+            "`sudo apt-get install hydrogen-drumkits` (Debian/Ubuntu), or pass folder= a copy of the kits.")
+    paths, labels, split_of, skipped = [], [], [], []
+    for kit in sorted(os.listdir(folder)):
+        xml = os.path.join(folder, kit, "drumkit.xml")
+        if not os.path.isfile(xml):
+            continue
+        root = ElementTree.parse(xml).getroot()
+        ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+        split = "test" if kit in DRUM_TEST_KITS else "val" if kit in DRUM_VAL_KITS else "train"
+        seen = set()
+        for instrument in root.iter(f"{ns}instrument"):
+            label = drum_class(instrument.findtext(f"{ns}name"))
+            for element in instrument.iter(f"{ns}filename"):
+                path = os.path.join(folder, kit, element.text or "")
+                if path in seen or label not in classes:
+                    continue
+                seen.add(path)
+                reason = check_audio_file(path) if os.path.isfile(path) else "file not found"
+                if reason:
+                    skipped.append((path, reason))
+                    continue
+                paths.append(path)
+                labels.append(classes.index(label))
+                split_of.append(split)
+    if not paths:
+        raise DatasetUnavailableError(f"No drum samples of classes {classes} found under {folder!r}.")
+    from keras_tl.core.data import predefined_indices
+
+    return AudioSource(classes, paths, np.asarray(labels, np.int64), predefined_indices(split_of), skipped,
+                       DRUMKITS_LICENCE)

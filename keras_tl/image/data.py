@@ -16,8 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from keras_tl.core.config import resolve_augment
 from keras_tl.core.errors import DatasetUnavailableError
-from keras_tl.core.data import (SPLITS, Split, encode_labels, predefined_indices,
-                                reachable, shuffled_batches)
+from keras_tl.core.data import (Split, encode_labels, predefined_indices, reachable, read_manifest,
+                                scan_class_folders, shuffled_batches)
 from keras_tl.image import augment as augment_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -114,52 +114,7 @@ def from_directory(path):
     Returns:
         An `ImageSource`.
     """
-    if not os.path.isdir(path):
-        raise ValueError(f"Data directory not found: {path!r}. Expected a folder of class folders.")
-    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-    split_layout = "train" in subdirs and ("val" in subdirs or "test" in subdirs)
-    roots = {s: os.path.join(path, s) for s in SPLITS if s in subdirs} if split_layout else {None: path}
-    class_names = sorted(
-        {
-            c
-            for root in roots.values()
-            for c in os.listdir(root)
-            if os.path.isdir(os.path.join(root, c)) and not c.startswith(".")
-        }
-    )
-    paths, labels, split_of, skipped = [], [], [], []
-    for split, root in roots.items():
-        for label, name in enumerate(class_names):
-            folder = os.path.join(root, name)
-            if not os.path.isdir(folder):
-                continue
-            for file in sorted(os.listdir(folder)):
-                full = os.path.join(folder, file)
-                if os.path.isdir(full):
-                    continue
-                reason = check_image_file(full)
-                if reason:
-                    skipped.append((full, reason))
-                    continue
-                paths.append(full)
-                labels.append(label)
-                split_of.append(split)
-    labels = np.asarray(labels, dtype=np.int64)
-    present = set(labels.tolist())
-    empty = [n for i, n in enumerate(class_names) if i not in present]
-    for name in empty:
-        skipped.append((os.path.join(path, name), "class folder holds no readable image"))
-    if empty:
-        keep = [i for i, n in enumerate(class_names) if n not in empty]
-        remap = {old: new for new, old in enumerate(keep)}
-        labels = np.asarray([remap[int(l)] for l in labels], dtype=np.int64)
-        class_names = [class_names[i] for i in keep]
-    if len(paths) == 0:
-        raise ValueError(f"No readable images found under {path!r} (skipped {len(skipped)} files).")
-    predefined = None
-    if split_layout:
-        predefined = predefined_indices(split_of)
-    return ImageSource(class_names, paths, labels, predefined, skipped)
+    return ImageSource(*scan_class_folders(path, check_image_file, unit="images"))
 
 
 def from_manifest(path, *, separator=";"):
@@ -172,53 +127,7 @@ def from_manifest(path, *, separator=";"):
     Example:
     >>> source = keras_tl.image.data.from_manifest("photos/labels.csv")
     """
-    import csv
-
-    if not os.path.isfile(path):
-        raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
-    root = os.path.dirname(os.path.abspath(path))
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        if "path" not in columns or "label" not in columns:
-            raise ValueError(f"A manifest needs 'path' and 'label' columns. Received columns: {columns}")
-        rows = list(reader)
-    paths, label_sets, split_of, skipped = [], [], [], []
-    for number, row in enumerate(rows, start=2):
-        full = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
-        labels = [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
-        split = (row.get("split") or "").strip() or None
-        reason = None
-        if not labels:
-            reason = f"row {number}: empty label"
-        elif split is not None and split not in SPLITS:
-            reason = f"row {number}: split must be one of {list(SPLITS)}, got {split!r}"
-        elif not os.path.isfile(full):
-            reason = "file not found"
-        else:
-            reason = check_image_file(full)
-        if reason:
-            skipped.append((full, reason))
-            continue
-        paths.append(full)
-        label_sets.append(labels)
-        split_of.append(split)
-    if not paths:
-        raise ValueError(f"No readable images listed in {path!r} (skipped {len(skipped)} rows).")
-    class_names = sorted({l for labels in label_sets for l in labels})
-    index = {name: i for i, name in enumerate(class_names)}
-    if any(len(labels) > 1 for labels in label_sets):
-        labels = np.zeros((len(paths), len(class_names)), dtype=np.int64)
-        for row, names in enumerate(label_sets):
-            labels[row, [index[n] for n in names]] = 1
-    else:
-        labels = np.asarray([index[names[0]] for names in label_sets], dtype=np.int64)
-    predefined = None
-    if any(s is not None for s in split_of):
-        if any(s is None for s in split_of):
-            raise ValueError(f"{path!r}: give a split for every row or for none.")
-        predefined = predefined_indices(split_of)
-    return ImageSource(class_names, paths, labels, predefined, skipped)
+    return ImageSource(*read_manifest(path, check_image_file, unit="images", separator=separator))
 
 
 def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="label"):

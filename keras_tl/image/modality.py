@@ -28,13 +28,7 @@ class ImageModality(Modality):
         if size < spec.min_size:
             raise ValueError(f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
                              f"(minimum {spec.min_size}px).")
-        backbones.check_weights(spec, config.weights)
-        if config.weights == "imagenet" and spec.weights_from not in ("keras", "keras_hub"):
-            # Weights a package ships: fail now if it is missing, and convert them (once) before the
-            # seeded work starts, so a first run and a later one train identically.
-            from keras_tl.image import imported
-
-            imported.imagenet_weights(spec.weights_from)
+        self.prepare_weights(spec, config.weights)
         if source is None:
             data.check_data_path(config.data)
 
@@ -59,6 +53,19 @@ class ImageModality(Modality):
                             task=config.task, pooling=config.pooling, dense_units=config.dense_units,
                             dropout=config.dropout, augmentation=in_model)
         return Task(model, self, spec, None, list(class_names), config)
+
+    def prepare_weights(self, spec, weights):
+        backbones.check_weights(spec, weights)
+        if weights == "imagenet" and spec.weights_from not in ("keras", "keras_hub"):
+            # Weights a package ships: fail now if it is missing, and convert them (once) before the
+            # seeded work starts, so a first run and a later one train identically.
+            from keras_tl.image import imported
+
+            imported.imagenet_weights(spec.weights_from)
+
+    def build_backbone(self, spec, weights, size):
+        preprocess, network = backbones.build(spec, weights=weights, image_size=size)
+        return [preprocess], network
 
     def skeleton(self, spec, config):
         return backbones.build(spec, weights="none", image_size=config.image_size or spec.default_size)[1]

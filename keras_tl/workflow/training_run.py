@@ -116,7 +116,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
     run.write_json(run_dir, "history.json", histories)
     run.save_task(run_dir, task)
     print("[keras-tl] evaluating on the test split")
-    probabilities = task.model.predict(test)
+    probabilities = modality.predict_split(task, splits["test"], config, dataset=test)
     evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task)
     metrics = {
         "test_accuracy": evaluation["test_accuracy"],

@@ -1,0 +1,185 @@
+"""Audio sources (folders of class folders, CSV manifests) and the windowed tf.data pipeline.
+
+Files are checked when a source is read: anything libsndfile cannot decode (corrupt, not audio),
+zero-length and all-silent files are skipped and reported with the reason, never a crash
+mid-epoch. Decoding reads WAV, FLAC, OGG/Vorbis, MP3 and AIFF at any sample rate and channel count
+(`soundfile`, libsndfile's binding), mixes to mono and resamples to the model's rate
+(`scipy.signal.resample_poly`). A file becomes one or more fixed windows: shorter files are
+zero-padded, longer ones cut into windows overlapping by half, and windows more than 40 dB below the
+file's loudest window (a cymbal's silent tail) are dropped; every kept window of a training file is
+a training example, and a file's prediction is the mean over its kept windows.
+"""
+
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import tensorflow as tf
+
+from keras_tl.core.data import encode_labels, read_manifest, scan_class_folders, shuffled_batches
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
+
+
+@dataclass
+class AudioSource:
+    """Labelled audio files, before splitting.
+
+    Attributes:
+        class_names: list of str, index = label.
+        paths: list of str. Audio files.
+        labels: int array `(N,)`, or multi-hot `(N, C)` for multi-label data.
+        predefined: dict split name -> indices, when the data came with its own splits.
+        skipped: list of `(path, reason)` for files left out.
+        licence: str. The data's licence, where the loader knows it.
+    """
+
+    class_names: list
+    paths: list
+    labels: np.ndarray
+    predefined: dict | None = None
+    skipped: list = field(default_factory=list)
+    licence: str = ""
+
+    def as_split(self):
+        from keras_tl.core.data import Split
+
+        return Split(list(self.paths), self.labels)
+
+
+def check_audio_file(path):
+    """None if `path` is a non-empty, non-silent audio file libsndfile decodes; else the reason."""
+    import soundfile
+
+    name = os.path.basename(path)
+    if name.startswith("."):
+        return "hidden file"
+    if not name.lower().endswith(AUDIO_EXTENSIONS):
+        return f"not an audio file (expected {', '.join(AUDIO_EXTENSIONS)})"
+    if os.path.getsize(path) == 0:
+        return "empty file (0 bytes)"
+    try:
+        samples, rate = read_mono(path)
+    except (RuntimeError, ValueError, soundfile.LibsndfileError, OSError) as error:
+        return f"unreadable audio: {error}"
+    if len(samples) == 0:
+        return "zero-length audio (no samples)"
+    if not np.any(samples):
+        return "silent (every sample is 0)"
+    if not np.all(np.isfinite(samples)):
+        return "audio holds NaN or infinite samples"
+    return None
+
+
+def from_directory(path):
+    """Scans a folder of class folders of audio files (or `train/`, `val/`, `test/` each holding them)."""
+    return AudioSource(*scan_class_folders(path, check_audio_file, unit="audio files"))
+
+
+def from_manifest(path, *, separator=";"):
+    """Reads a CSV manifest with `path` and `label` columns (and optionally `split`); paths are relative
+    to the CSV's folder unless absolute; labels joined by `separator` make a multi-label row."""
+    return AudioSource(*read_manifest(path, check_audio_file, unit="audio files", separator=separator))
+
+
+def load_source(spec):
+    """A source from a config's `data`: a `.csv` manifest or a folder of class folders."""
+    return from_manifest(spec) if spec.lower().endswith(".csv") else from_directory(spec)
+
+
+def check_data_path(spec):
+    if spec is None:
+        raise ValueError("No data: set `data` to a folder of class folders of audio files or a .csv manifest "
+                         "(path,label[,split]), or pass a source.")
+    if spec.lower().endswith(".csv"):
+        if not os.path.isfile(spec):
+            raise ValueError(f"Manifest not found: {spec!r}. Expected a CSV file with path,label columns.")
+    elif not os.path.isdir(spec):
+        raise ValueError(f"Audio data not found: {spec!r}. Expected a folder of class folders of audio files "
+                         f"({', '.join(AUDIO_EXTENSIONS)}) or a .csv manifest.")
+
+
+# ---- decoding
+
+_DECODED = OrderedDict()  # (path, mtime, rate) -> mono float32 waveform; least recently used first
+_DECODED_LIMIT = 1 << 30  # bytes
+
+
+def read_mono(path):
+    """The file's samples as mono float32 at its own rate: `(samples (n,), rate)`."""
+    import soundfile
+
+    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return data.mean(axis=1), int(rate)
+
+
+def resample(samples, rate, target):
+    """`samples` at `rate` Hz -> `target` Hz (polyphase filtering, scipy's `resample_poly`)."""
+    if rate == target:
+        return np.asarray(samples, np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(int(target), int(rate))
+    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def decode(path, sample_rate):
+    """A file's mono waveform at `sample_rate` (cached in memory, least recently used evicted)."""
+    key = (os.path.abspath(path), os.path.getmtime(path), int(sample_rate))
+    if key in _DECODED:
+        _DECODED.move_to_end(key)
+        return _DECODED[key]
+    samples, rate = read_mono(path)
+    wave = resample(samples, rate, sample_rate)
+    _DECODED[key] = wave
+    while sum(w.nbytes for w in _DECODED.values()) > _DECODED_LIMIT and len(_DECODED) > 1:
+        _DECODED.popitem(last=False)
+    return wave
+
+
+def windows(wave, samples, hop=None, quiet=QUIET_RMS):
+    """`(K, samples)` windows of a waveform: zero-padded when shorter, else cut with `hop` (half a
+    window); windows whose RMS is below `quiet` times the loudest window's are dropped (never all)."""
+    hop = hop or max(1, samples // 2)
+    wave = np.asarray(wave, np.float32)
+    count = 1 if len(wave) <= samples else 1 + math.ceil((len(wave) - samples) / hop)
+    padded = np.zeros((count - 1) * hop + samples, np.float32)
+    padded[: len(wave)] = wave
+    cut = np.stack([padded[k * hop: k * hop + samples] for k in range(count)])
+    rms = np.sqrt(np.mean(np.square(cut, dtype=np.float64), axis=1))
+    return cut[rms >= quiet * rms.max()] if quiet and rms.max() > 0 else cut
+
+
+def item_windows(items, samples, sample_rate):
+    """Raw items (file paths, or 1-D waveforms already at `sample_rate`) -> `(windows, owners)`:
+    all windows stacked `(W, samples)` and, for each, the index of the item it came from."""
+    parts, owners = [], []
+    for index, item in enumerate(items):
+        wave = decode(item, sample_rate) if isinstance(item, (str, os.PathLike)) else np.asarray(item, np.float32)
+        if wave.ndim != 1:
+            raise ValueError(f"A waveform must be 1-D (mono samples). Received shape {wave.shape} at item {index}.")
+        cut = windows(wave, samples)
+        parts.append(cut)
+        owners.extend([index] * len(cut))
+    if not parts:
+        return np.zeros((0, samples), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(parts), np.asarray(owners, np.int64)
+
+
+def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, task="multiclass", training=False,
+                 oversample=False, seed=0, cache="memory"):
+    """The tf.data pipeline of one split: `(waveform windows (B, samples), float targets)` batches.
+
+    Every window of a file is an example labelled with the file's label(s). Decoded windows live in
+    memory; training batches are reshuffled every epoch (seeded) or drawn class-balanced.
+    """
+    waves, owners = item_windows(split.items, samples, sample_rate)
+    labels = np.asarray(split.labels)[owners]
+    targets = encode_labels(labels, num_classes, task)
+    ds = tf.data.Dataset.from_tensor_slices((waves, targets))
+    ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,81 @@
+"""The audio modality's export pieces: TF Serving signatures on waveforms and on WAV bytes.
+
+`serving_default` takes waveform windows (float32 `[N, samples]`, mono, at the model's rate): what
+the Keras model and the TFLite file take. `serving_wav` takes whole encoded WAV files (16-bit PCM,
+any channel count and length): it decodes, mixes to mono, resamples linearly to the model's rate
+when the file's rate differs, cuts the same half-overlapping windows as `keras_tl.audio.data` and
+returns each file's mean probabilities over its windows.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_tl.audio.backbones import FRONT_END
+from keras_tl.audio.data import QUIET_RMS
+from keras_tl.audio.model import window_samples
+from keras_tl.core.heads import probabilities_graph
+
+
+def resample_linear(samples, rate, target):
+    """1-D `samples` at `rate` Hz (a scalar tensor) -> `target` Hz by linear interpolation (in the graph)."""
+    n = tf.shape(samples, out_type=tf.int64)[0]
+    step = tf.cast(rate, tf.float64) / float(target)
+    count = tf.maximum(tf.cast(tf.math.floor(tf.cast(n - 1, tf.float64) / step), tf.int64) + 1, 1)
+    position = tf.cast(tf.range(count), tf.float64) * step
+    low = tf.minimum(tf.cast(tf.math.floor(position), tf.int64), n - 1)
+    high = tf.minimum(low + 1, n - 1)
+    weight = tf.cast(position - tf.cast(low, tf.float64), tf.float32)
+    return tf.gather(samples, low) * (1.0 - weight) + tf.gather(samples, high) * weight
+
+
+def file_windows(mono, samples):
+    """A 1-D waveform -> `(K, samples)` windows, as `keras_tl.audio.data.windows` cuts and keeps them."""
+    hop = max(1, samples // 2)
+    n = tf.shape(mono)[0]
+    count = 1 + tf.cast(tf.math.ceil(tf.maximum(n - samples, 0) / hop), tf.int32)
+    total = (count - 1) * hop + samples
+    padded = tf.pad(mono, [[0, total - n]])
+    frames = tf.signal.frame(padded, samples, hop)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(tf.cast(frames, tf.float64)), axis=1))
+    keep = tf.logical_or(rms >= QUIET_RMS * tf.reduce_max(rms), tf.equal(tf.reduce_max(rms), 0.0))
+    return tf.boolean_mask(frames, keep)
+
+
+def serving_endpoints(task, class_names, top_k=5):
+    """`{name: (tf.function, description)}`: "serving_default" on waveform windows, "serving_wav" on WAV files."""
+    model = task.model
+    samples = window_samples(model)
+    rate = FRONT_END.sample_rate
+    names = tf.constant(class_names)
+    k = min(top_k, len(class_names))
+
+    def outputs(probs):
+        top = tf.math.top_k(probs, k=k)
+        return {"probabilities": probs, "top_classes": top.indices, "labels": tf.gather(names, top.indices[:, 0])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name="waveforms")])
+    def serve_waveforms(waveforms):
+        return outputs(probabilities_graph(model(waveforms, training=False)))
+
+    def one_file(data):
+        audio, file_rate = tf.audio.decode_wav(data)
+        mono = tf.reduce_mean(audio, axis=1)
+        mono = tf.cond(tf.equal(file_rate, rate), lambda: mono, lambda: resample_linear(mono, file_rate, rate))
+        probs = probabilities_graph(model(file_windows(mono, samples), training=False))
+        return tf.reduce_mean(probs, axis=0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="wav_bytes")])
+    def serve_wav(wav_bytes):
+        probs = tf.map_fn(one_file, wav_bytes, fn_output_signature=tf.TensorSpec([len(class_names)], tf.float32))
+        return outputs(probs)
+
+    return {
+        "serving_default": (serve_waveforms, f"waveforms: float32 [N, {samples}] (mono, {rate} Hz)"),
+        "serving_wav": (serve_wav, "wav_bytes: string [N] (16-bit PCM WAV files, any rate, channels and length)"),
+    }
+
+
+def encode_wav(wave, rate):
+    """A mono float waveform -> 16-bit PCM WAV bytes."""
+    clipped = np.clip(np.asarray(wave, np.float32), -1.0, 1.0)[:, None]
+    return tf.audio.encode_wav(tf.constant(clipped), rate).numpy()

@@ -1,0 +1,161 @@
+"""The audio modality plug-in: what sound needs that the shared core does not know."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_tl.audio import backbones, data, export
+from keras_tl.audio.model import FRONT_END_LAYER, build_audio_model, window_samples
+from keras_tl.core import plots
+from keras_tl.core.heads import mean_per_item
+from keras_tl.core.modality import Modality
+from keras_tl.core.task import Task
+
+MAX_CLIP_SECONDS = 30.0
+
+
+class AudioModality(Modality):
+    name = "audio"
+    unit = "audio files"
+    default_optimizer = "adam"
+    default_schedule = "cosine"
+    # int8 activations: the front end's FFT has no int8 TFLite kernel.
+    tflite_quantizations = ("none", "float16", "dynamic")
+
+    def check_config(self, config, spec, source=None):
+        if config.pooling not in ("avg", "max"):
+            raise ValueError(f"`pooling` for audio must be 'avg' or 'max' (over time, after the mean over "
+                             f"frequency). Received: pooling={config.pooling!r}")
+        if config.augment != "none" or config.augmented_views:
+            raise ValueError(f"Augmentation is implemented for images only. Received: augment={config.augment!r}, "
+                             f"augmented_views={config.augmented_views} for an audio run.")
+        seconds = config.clip_seconds or backbones.DEFAULT_CLIP_SECONDS
+        frames = backbones.FRONT_END.frames(int(round(seconds * backbones.FRONT_END.sample_rate)))
+        if frames < spec.min_size or seconds > MAX_CLIP_SECONDS:
+            raise ValueError(f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
+                             f"(hop {backbones.FRONT_END.hop} at {backbones.FRONT_END.sample_rate} Hz) and be at "
+                             f"most {MAX_CLIP_SECONDS:g} s. Received: clip_seconds={seconds}")
+        if config.image_size is not None and spec.constructor != "spectrogram_image":
+            raise ValueError(f"`image_size` applies to the spectrogram-image backbones; {spec.name!r} reads the "
+                             f"spectrogram itself. Received: image_size={config.image_size}")
+        if config.image_size is not None and config.image_size < spec.min_size:
+            raise ValueError(f"`image_size` {config.image_size} is smaller than {spec.name!r} allows "
+                             f"(minimum {spec.min_size}px).")
+        backbones.check_weights(spec, config.weights)
+        if config.weights in backbones.PRETRAINED:
+            # Fail now, with the install command, if the package holding the weights is missing, and
+            # convert them once before the seeded work starts.
+            if spec.constructor == "aisfx":
+                backbones.aisfx_weights()
+            else:
+                lender, image_spec = backbones.image_backbone(spec)
+                lender.prepare_weights(image_spec, backbones.image_weights(config.weights))
+        if source is None:
+            data.check_data_path(config.data)
+
+    def resolve_config(self, config, spec):
+        return {"weights": "pretrained" if config.weights == "imagenet" else config.weights,
+                "clip_seconds": float(config.clip_seconds or backbones.DEFAULT_CLIP_SECONDS),
+                "image_size": (config.image_size or spec.default_size) if spec.constructor == "spectrogram_image" else None}
+
+    def input_size(self, config):
+        return f"{config.clip_seconds:g} s windows at {backbones.FRONT_END.sample_rate} Hz"
+
+    def is_source(self, source):
+        return isinstance(source, data.AudioSource)
+
+    def load_source(self, config):
+        return data.load_source(config.data)
+
+    def build_task(self, spec, config, num_classes, class_names=()):
+        model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
+                                  clip_seconds=config.clip_seconds, image_size=config.image_size, task=config.task,
+                                  pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout)
+        return Task(model, self, spec, None, list(class_names), config)
+
+    def skeleton(self, spec, config):
+        samples = backbones.clip_samples(config)
+        return backbones.build(spec, "none", backbones.FRONT_END.frames(samples), config.image_size)[1]
+
+    def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+        return data.make_dataset(
+            split, samples=window_samples(task.model), sample_rate=backbones.FRONT_END.sample_rate,
+            batch_size=config.batch_size, num_classes=len(task.class_names), task=task.kind, training=training,
+            oversample=training and config.class_weight == "oversample", seed=config.seed if seed is None else seed)
+
+    def read_items(self, items):
+        items = list(items)
+        for item in items:
+            if isinstance(item, np.ndarray):
+                continue
+            reason = data.check_audio_file(item) if os.path.isfile(item) else "no such file"
+            if reason:
+                raise ValueError(f"Cannot read audio {item!r}: {reason}. Expected an audio file "
+                                 f"({', '.join(data.AUDIO_EXTENSIONS)}).")
+        return items
+
+    def item_windows(self, task, items):
+        return data.item_windows(items, window_samples(task.model), backbones.FRONT_END.sample_rate)
+
+    def model_inputs(self, task, items):
+        return self.item_windows(task, items)[0]
+
+    def predict_split(self, task, split, config, dataset=None):
+        return task.predict(split.items, batch_size=config.batch_size, verbose=1)
+
+    def describe_items(self, items, limit=200):
+        return [os.path.basename(str(item))[:limit] for item in items]
+
+    def spectrograms(self, task, items):
+        """The first window of each item as the model hears it: log-mel images `(N, mels, frames, 3)` uint8."""
+        windows, owners = self.item_windows(task, items)
+        first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.zeros(0, int)
+        front_end = task.model.get_layer(FRONT_END_LAYER)
+        mel = np.asarray(front_end(windows[first]))[..., 0] if len(first) else np.zeros((0, 1, 1))
+        import matplotlib
+
+        colours = matplotlib.colormaps["magma"](np.clip(mel, 0, 1).transpose(0, 2, 1)[:, ::-1])[..., :3]
+        return (255 * colours).astype(np.uint8)
+
+    def confident_errors(self, task, split, probabilities, path_stem):
+        wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
+        worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
+        images = self.spectrograms(task, split.subset(worst).items)
+        path = f"{path_stem}.png"
+        plots.confident_errors(images, split.labels[worst], probabilities[worst], task.class_names, path)
+        return os.path.basename(path)
+
+    def serving_endpoints(self, task, info):
+        return export.serving_endpoints(task, info.class_names)
+
+    def endpoint_checks(self, task, info):
+        windows, _ = self.item_windows(task, info.check_items)
+        rate = backbones.FRONT_END.sample_rate
+        waves = [data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
+                 for item in info.check_items]
+        import tensorflow as tf
+
+        files = [export.encode_wav(wave, rate) for wave in waves]
+        # The reference hears what the WAV files hold (16-bit samples), as the signature does.
+        heard = [tf.audio.decode_wav(f)[0].numpy()[:, 0] for f in files]
+        wav_windows, wav_owners = data.item_windows(heard, window_samples(task.model), rate)
+        return {
+            "serving_default": ({"waveforms": tf.constant(windows)}, task.model.predict(windows, verbose=0)),
+            "serving_wav": ({"wav_bytes": tf.constant(files)},
+                            mean_per_item(task.model.predict(wav_windows, verbose=0), wav_owners, len(files))),
+        }
+
+    def card(self, task):
+        samples = window_samples(task.model)
+        return {"sample_rate": backbones.FRONT_END.sample_rate, "window_samples": samples,
+                "window_seconds": round(samples / backbones.FRONT_END.sample_rate, 4)}
+
+    def tflite_signature(self, task):
+        return keras.InputSpec(shape=(1, window_samples(task.model)), dtype="float32")
+
+    def tflite_calibration(self, task, items):
+        return [[window[None]] for window in self.model_inputs(task, items)[:200]]
+
+
+MODALITY = AudioModality()

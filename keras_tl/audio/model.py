@@ -1,0 +1,63 @@
+"""The audio transfer model: waveform -> log-mel (in the graph) -> backbone (inference mode) -> head.
+
+As for images and text, the backbone is the layer named "backbone", the pooled features come out of
+"head_pool" (so the frozen phase can cache them) and the output layer is "predictions". The model
+takes raw mono waveforms `(B, samples)` at the front end's sample rate, so every export does too.
+"""
+
+from dataclasses import asdict
+
+import keras
+
+from keras_tl.audio import backbones
+from keras_tl.audio.layers import LogMel, TimeFrequencyPooling
+from keras_tl.core import registry
+from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained, short_run_batchnorm
+
+FRONT_END_LAYER = "log_mel"
+
+
+def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_seconds=None, image_size=None,
+                      task="multiclass", pooling="avg", dense_units=(), dropout=0.2):
+    """Builds a sound classifier that takes waveforms of one window length.
+
+    Args:
+        backbone: str or BackboneSpec. See `keras-tl backbones --audio`.
+        num_classes: int.
+        weights: str. "pretrained" ("imagenet" means the same), "none" or a `.weights.h5` file.
+        clip_seconds: float. Window length; defaults to 1 s (`backbones.DEFAULT_CLIP_SECONDS`).
+        image_size: int. ImageNet backbones only: the side of the spectrogram image (default 96).
+        task: str. "multiclass", "binary" or "multilabel".
+        pooling: str. "avg" or "max" over time, after the mean over frequency.
+        dense_units: list of int. Extra Dense+ReLU layers in the head.
+        dropout: float. Dropout before the output layer. Defaults to 0.2.
+
+    Example:
+    >>> model = keras_tl.audio.model.build_audio_model("aisfx_cnn9", num_classes=4)
+    >>> model.predict(waveforms)  # (N, 44100) float32 at 44.1 kHz
+    """
+    spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
+    check_task(task, num_classes)
+    front_end = backbones.FRONT_END
+    samples = int(round((clip_seconds or backbones.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
+    frames = front_end.frames(samples)
+    if frames < spec.min_size:
+        raise ValueError(f"A {samples / front_end.sample_rate:.3f} s window gives {frames} STFT frames; backbone "
+                         f"{spec.name!r} needs at least {spec.min_size}. Use a longer clip_seconds.")
+    before, network = backbones.build(spec, weights, frames, image_size)
+    if not is_pretrained(weights):
+        short_run_batchnorm(network)
+    network.name = "backbone"
+    inputs = keras.Input((samples,), name="waveform")
+    x = LogMel(**asdict(front_end), name=FRONT_END_LAYER)(inputs)
+    for layer in before:
+        x = layer(x)
+    x = backbone_layer(network, x, is_pretrained(weights))
+    pooled = TimeFrequencyPooling(pooling, name=POOL_LAYER)(x)
+    outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout)
+    return keras.Model(inputs, outputs, name=f"keras_tl_audio_{spec.name}"[:60])
+
+
+def window_samples(model):
+    """Samples per window of a built audio model."""
+    return int(model.input_shape[-1])

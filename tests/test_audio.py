@@ -1,0 +1,263 @@
+"""The audio modality: decoding, windows, bad files, the imported aisfx network against the
+original's outputs on real clips, the transfer invariants, and a real run exported and served."""
+
+import csv
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile
+
+import keras_tl
+from keras_tl import datasets
+from keras_tl.audio import backbones as audio_backbones
+from keras_tl.audio import data as audio_data
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.heads import mean_per_item
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "aisfx_reference.npz")
+RATE = audio_backbones.FRONT_END.sample_rate
+
+
+def sine(rate, seconds=0.5, hz=440.0, amplitude=0.5):
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def dominant_hz(wave, rate):
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()]
+
+
+@pytest.mark.parametrize("fmt,subtype,lossless", [
+    ("WAV", "PCM_16", True), ("WAV", "PCM_24", True), ("WAV", "FLOAT", True), ("FLAC", "PCM_16", True),
+    ("AIFF", "PCM_16", True), ("OGG", "VORBIS", False), ("MP3", "MPEG_LAYER_III", False)])
+@pytest.mark.parametrize("rate,channels", [(44100, 1), (48000, 2), (22050, 2)])
+def test_decodes_every_format_rate_and_channel_count(tmp_path, fmt, subtype, lossless, rate, channels):
+    if fmt == "MP3" and rate == 22050:
+        rate = 24000  # MPEG-2 layer III rates; 22.05 kHz is one too, but libsndfile's encoder pads it oddly.
+    wave = sine(rate)
+    frames = np.stack([wave, np.zeros_like(wave)], axis=1) if channels == 2 else wave
+    path = str(tmp_path / f"clip.{fmt.lower()}")
+    soundfile.write(path, frames, rate, format=fmt, subtype=subtype)
+    decoded = audio_data.decode(path, RATE)
+    expected_amplitude = 0.5 / channels  # stereo with a silent right channel mixes to half
+    assert decoded.dtype == np.float32 and decoded.ndim == 1
+    assert abs(dominant_hz(decoded, RATE) - 440) < 3
+    if lossless:
+        assert abs(len(decoded) - 0.5 * RATE) <= 1
+        assert abs(np.abs(decoded[2000:-2000]).max() - expected_amplitude) < 0.01
+    else:  # lossy codecs add encoder delay / padding and change the waveform slightly
+        assert abs(len(decoded) - 0.5 * RATE) < 0.1 * RATE
+        assert abs(np.sqrt(np.mean(decoded[4000:-4000] ** 2)) - expected_amplitude / np.sqrt(2)) < 0.05
+
+
+def test_windows_padding_overlap_quiet_tails_and_aggregation():
+    samples = 100
+    short = audio_data.windows(np.ones(30, np.float32), samples)
+    assert short.shape == (1, 100) and short[0, :30].sum() == 30 and not short[0, 30:].any()
+    wave = np.arange(1, 261, dtype=np.float32)  # 260 samples, hop 50 -> windows at 0, 50, 100, 150, 200
+    cut = audio_data.windows(wave, samples, quiet=0)
+    assert cut.shape == (5, 100) and cut[1, 0] == 51 and cut[4, 59] == 260 and not cut[4, 60:].any()
+    loud_then_silent = np.concatenate([np.ones(100, np.float32), np.full(300, 1e-4, np.float32)])
+    kept = audio_data.windows(loud_then_silent, samples)
+    assert len(kept) == 2  # the windows 40 dB below the loudest are dropped, the onset kept
+    assert len(audio_data.windows(np.zeros(500, np.float32), samples)) == 9  # all-silent: nothing to rank
+    windows, owners = audio_data.item_windows([np.ones(30, np.float32), wave], samples, RATE)
+    assert windows.shape[0] == len(owners) and owners.tolist() == [0, 1, 1, 1, 1, 1]
+    probabilities = np.array([[1.0, 0.0], [0.2, 0.8], [0.4, 0.6], [0.0, 1.0], [0.4, 0.6], [0.0, 1.0]])
+    np.testing.assert_allclose(mean_per_item(probabilities, owners, 2), [[1.0, 0.0], [0.2, 0.8]], atol=1e-6)
+
+
+def test_bad_audio_files_are_skipped_and_reported(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in ("hum", "tone"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            soundfile.write(str(tmp_path / label / f"good{i}.wav"), sine(16000, hz=220 if label == "hum" else 880), 16000)
+    (tmp_path / "hum" / "empty.wav").write_bytes(b"")
+    (tmp_path / "hum" / "corrupt.flac").write_bytes(rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    soundfile.write(str(tmp_path / "hum" / "silent.wav"), np.zeros(8000, np.float32), 16000)
+    soundfile.write(str(tmp_path / "hum" / "zero.wav"), np.zeros(0, np.float32), 16000)
+    (tmp_path / "tone" / "notes.txt").write_text("not audio")
+    soundfile.write(str(tmp_path / "tone" / ".hidden.wav"), sine(16000), 16000)
+    source = audio_data.from_directory(str(tmp_path))
+    assert source.class_names == ["hum", "tone"] and len(source.paths) == 6
+    reasons = {os.path.basename(p): r for p, r in source.skipped}
+    assert reasons["empty.wav"] == "empty file (0 bytes)"
+    assert reasons["corrupt.flac"].startswith("unreadable audio")
+    assert reasons["silent.wav"] == "silent (every sample is 0)"
+    assert reasons["zero.wav"] in ("zero-length audio (no samples)",) or reasons["zero.wav"].startswith("unreadable")
+    assert reasons["notes.txt"].startswith("not an audio file") and reasons[".hidden.wav"] == "hidden file"
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("path,label\nhum/good0.wav,hum\nhum/missing.wav,hum\ntone/good0.wav,tone\n")
+    listed = audio_data.from_manifest(str(manifest))
+    assert len(listed.paths) == 2 and listed.skipped == [(str(tmp_path / "hum" / "missing.wav"), "file not found")]
+
+
+def test_aisfx_port_reproduces_the_original_network_on_real_clips():
+    """Reference: aisfx 0.1.2's own code path with PyTorch (tests/fixtures/make_aisfx_reference.py)."""
+    import keras
+
+    reference = np.load(FIXTURE)
+    paths = [os.path.join(datasets.DRUMKITS_DIR, str(c)) for c in reference["clips"]]
+    for path, digest in zip(paths, reference["sha256"]):
+        with open(path, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == str(digest), f"{path} is not the clip the reference used"
+    samples = 99 * audio_backbones.FRONT_END.hop  # one 100-frame block, as the reference
+    waves = np.stack([np.pad(audio_data.decode(p, RATE), (0, samples - len(audio_data.decode(p, RATE))))
+                      for p in paths])
+    model = keras_tl.build_audio_model("aisfx_cnn9", num_classes=3, weights="pretrained",
+                                       clip_seconds=samples / RATE, pooling="max")
+    log_mel = np.asarray(model.get_layer("log_mel")(waves))[..., 0]
+    np.testing.assert_allclose(log_mel, reference["log_mel"], rtol=0, atol=1e-5)  # librosa's spectrogram
+    embedding = keras.Model(model.input, model.get_layer("head_pool").output).predict(waves, verbose=0)
+    scale = np.abs(reference["embedding"]).max()
+    np.testing.assert_allclose(embedding, reference["embedding"], rtol=0, atol=1e-5 * scale)
+
+
+def test_aisfx_checkpoint_reader_unwraps_metadata_and_refuses_code(tmp_path):
+    from keras_tl.weights import imports, torch_weights
+
+    state = torch_weights.load_state_dict(imports.locate("aisfx"))
+    assert len([k for k in state if k.startswith("embedding_net.")]) == 4 * 2 * 6
+    assert state["embedding_net.conv_block4.conv2.weight"].shape == (512, 512, 3, 3)
+
+    import _codecs
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    class OddCodec:
+        def __reduce__(self):
+            return (_codecs.encode, ("x", "rot13"))
+
+    for payload in ((Evil(), {}), ({}, {"step": OddCodec()})):
+        path = tmp_path / "evil.pth"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", pickle.dumps(payload, protocol=2))
+        with pytest.raises((pickle.UnpicklingError, ValueError)):
+            torch_weights.load_state_dict(str(path))
+
+
+def test_missing_aisfx_package_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    from keras_tl.weights import imports
+
+    real = importlib.util.find_spec
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no converted weights cached there
+    monkeypatch.setattr(imports.importlib.util, "find_spec", lambda name, *a: None if name == "aisfx" else real(name, *a))
+    with pytest.raises(keras_tl.WeightsUnavailableError, match=r"keras-tl assets install.*pip install --no-deps aisfx"):
+        audio_backbones.aisfx_weights()
+
+
+def test_resample_linear_in_the_graph_matches_numpy():
+    import tensorflow as tf
+
+    from keras_tl.audio.export import resample_linear
+
+    wave = np.random.default_rng(0).normal(size=4800).astype(np.float32)
+    out = resample_linear(tf.constant(wave), tf.constant(48000), 44100).numpy()
+    positions = np.arange(len(out)) * 48000 / 44100
+    np.testing.assert_allclose(out, np.interp(positions, np.arange(len(wave)), wave), atol=1e-5)
+    assert len(out) == 4410
+
+
+def test_drumkits_are_labelled_by_instrument_and_split_by_kit():
+    source = datasets.load_drumkits()
+    assert source.class_names == ["kick", "snare", "tom", "hihat", "cymbal"]
+    counts = {s: np.bincount(source.labels[i], minlength=5).tolist() for s, i in source.predefined.items()}
+    assert counts["test"] == [5, 10, 15, 30, 30] and sum(counts["train"]) == 338 and sum(counts["val"]) == 36
+    kits = {s: {p.split(os.sep)[-2] for p in np.asarray(source.paths)[i]} for s, i in source.predefined.items()}
+    assert kits["test"] == {"The Black Pearl 1.0"} and kits["val"] == {"Millo_MultiLayered3"}
+    assert not kits["train"] & (kits["test"] | kits["val"]) and len(kits["train"]) == 10
+    assert "hydrogen-drumkits" in source.licence and not source.skipped
+    assert datasets.drum_class("Sabian Hat Choke") == "hihat" and datasets.drum_class("Ride Bell") == "cymbal"
+    assert datasets.drum_class("c3 - bass drum 1") == "kick" and datasets.drum_class("Djembe1 Slap") == "other"
+    with pytest.raises(ValueError, match="distinct names"):
+        datasets.load_drumkits(classes=["kick", "gong"])
+    with pytest.raises(keras_tl.DatasetUnavailableError, match="apt-get install hydrogen-drumkits"):
+        datasets.load_drumkits(folder="/nonexistent")
+
+
+def tiny_drums(per_class=4, classes=("kick", "cymbal")):
+    """A few real drum samples of two classes from the training kits, as a source."""
+    source = datasets.load_drumkits(classes=list(classes))
+    train = source.predefined["train"]
+    keep = np.concatenate([train[source.labels[train] == c][:per_class] for c in range(len(classes))])
+    return audio_data.AudioSource(list(classes), [source.paths[i] for i in keep], source.labels[keep])
+
+
+def test_audio_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
+    from invariants import run_transfer_test
+
+    config = TrainConfig(backbone="aisfx_cnn9", out=str(tmp_path / "run"), clip_seconds=0.25, batch_size=4,
+                         head_epochs=1, epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
+    task = run_transfer_test(config, tiny_drums(), tmp_path, monkeypatch, policies=["all", "top:4", "blocks:1"])
+    assert task.model.input_shape == (None, 11025)
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"image_size": 64}, "image_size"), ({"augment": "light"}, "Augmentation"), ({"clip_seconds": 0.1}, "clip_seconds"),
+    ({"pooling": "cls"}, "pooling"), ({"weights": "imagenet.h5"}, "weights"), ({"data": "nowhere/"}, "not found"),
+])
+def test_audio_configs_are_checked_before_any_work(tmp_path, changes, match):
+    config = TrainConfig(**{"backbone": "aisfx_cnn9", "data": str(tmp_path), "out": str(tmp_path / "run"), **changes})
+    with pytest.raises(ValueError, match=match):
+        keras_tl.train(config)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def keras_tl_cli(*args):
+    result = subprocess.run([sys.executable, "-m", "keras_tl", *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_path):
+    """A real run on drum samples (manifest with kit splits): train with its scratch twin, predict a
+    clip, export TFLite (checked) and a SavedModel whose WAV signature takes a stereo 48 kHz file."""
+    import tensorflow as tf
+
+    source = datasets.load_drumkits(classes=["kick", "snare", "cymbal"])
+    rows = []
+    for split, indices in source.predefined.items():
+        for c in range(3):
+            for i in indices[source.labels[indices] == c][:5 if split == "train" else 2]:
+                rows.append({"path": source.paths[i], "label": source.class_names[c], "split": split})
+    manifest = tmp_path / "drums.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    run = str(tmp_path / "run")
+    keras_tl_cli("train", "--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5",
+                 "--head-epochs", "2", "--epochs", "1", "--batch-size", "8", "--unfreeze", "blocks:1",
+                 "--pooling", "max", "--compare-scratch", "--out", run)
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert metrics["confusion_matrix"] and sum(map(sum, metrics["confusion_matrix"])) == 6  # files, not windows
+    assert "scratch" in metrics and os.path.isfile(os.path.join(run, "confident_errors.png"))
+    clip = [r["path"] for r in rows if r["split"] == "test"][0]
+    printed = json.loads(keras_tl_cli("predict", run, clip, "--top-k", "2").strip().splitlines()[-1])
+    top = keras_tl.predict(run, [clip], top_k=3)[0]
+    assert printed["audio"] == clip and printed["top_k"][0]["label"] == top[0][0]
+    assert abs(sum(p for _, p in top) - 1) < 1e-4
+
+    result = keras_tl.export_run(run, "tflite", out=str(tmp_path / "exported"))
+    assert result.check["top1_agreement"] == 1.0 and result.check["max_abs_diff"] < 1e-4
+    served = keras_tl.export_run(run, "saved_model", out=str(tmp_path / "exported"))
+    assert served.check["serving_wav"]["top1_agreement"] == 1.0
+    wave, rate = soundfile.read(clip, dtype="float32", always_2d=True)
+    stereo48k = audio_data.resample(wave.mean(axis=1), rate, 48000)
+    wav = tf.audio.encode_wav(tf.constant(np.stack([stereo48k, stereo48k], 1)), 48000).numpy()
+    answer = tf.saved_model.load(served.path).signatures["serving_wav"](wav_bytes=tf.constant([wav]))
+    assert answer["labels"].numpy()[0].decode() == top[0][0]
+    assert abs(float(answer["probabilities"].numpy()[0].max()) - top[0][1]) < 0.02
