@@ -253,6 +253,24 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
 
     result = keras_tl.export_run(run, "tflite", out=str(tmp_path / "exported"))
     assert result.check["top1_agreement"] == 1.0 and result.check["max_abs_diff"] < 1e-4
+    # MediaPipe Tasks' AudioClassifier runs the file as it is: the sample rate, channel count and
+    # labels come from its metadata. One window of each test clip, at the model's rate.
+    from mediapipe.tasks.python import audio as mp_audio
+    from mediapipe.tasks.python.components.containers.audio_data import AudioData
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    task = keras_tl.load_run(run)
+    tests = [r["path"] for r in rows if r["split"] == "test"]
+    windows = [audio_data.windows(audio_data.decode(p, 44100), 22050)[0] for p in tests]
+    options = mp_audio.AudioClassifierOptions(base_options=BaseOptions(model_asset_path=result.path))
+    with mp_audio.AudioClassifier.create_from_options(options) as classifier:
+        answers = [classifier.classify(AudioData.create_from_array(w, 44100))[0] for w in windows]
+    scores = np.array([[c.score for c in sorted(a.classifications[0].categories, key=lambda c: c.index)]
+                       for a in answers])
+    names = [a.classifications[0].categories[0].category_name for a in answers]
+    reference = task.predict(windows)
+    np.testing.assert_allclose(scores, reference, atol=1e-4)
+    assert names == [task.class_names[i] for i in reference.argmax(1)]
     served = keras_tl.export_run(run, "saved_model", out=str(tmp_path / "exported"))
     assert served.check["serving_wav"]["top1_agreement"] == 1.0
     wave, rate = soundfile.read(clip, dtype="float32", always_2d=True)

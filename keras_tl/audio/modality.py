@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_tl.audio import backbones, data, export
 from keras_tl.audio.model import FRONT_END_LAYER, build_audio_model, window_samples
-from keras_tl.core import plots
+from keras_tl.core import plots, tflite_metadata
 from keras_tl.core.heads import mean_per_item
 from keras_tl.core.modality import Modality
 from keras_tl.core.task import Task
@@ -153,6 +153,9 @@ class AudioModality(Modality):
 
     def tflite_signature(self, task):
         return keras.InputSpec(shape=(1, window_samples(task.model)), dtype="float32")
+
+    def tflite_input_metadata(self, task, inputs, info):
+        return [tflite_metadata.audio_input(window_samples(task.model), backbones.FRONT_END.sample_rate)]
 
     def tflite_calibration(self, task, items):
         return [[window[None]] for window in self.model_inputs(task, items)[:200]]

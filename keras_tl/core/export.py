@@ -27,10 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core import quiet
+from keras_tl.core import quiet, tflite_metadata
 from keras_tl.core.config import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
 from keras_tl.core.errors import ExportCheckError, TFLiteConversionError
-from keras_tl.core.heads import probabilities_of
+from keras_tl.core.heads import per_class_model, probabilities_of
 from keras_tl.core.task import Task
 
 DEFAULT_MIN_AGREEMENT = {"none": 0.98, "float16": 0.95, "dynamic": 0.9, "int8": 0.85}
@@ -245,7 +245,7 @@ def export_tflite(task, destination, info):
                    if info.quantize == "int8" else None)
     try:
         try:
-            task.model.export(tmp, format="litert", verbose=False,
+            per_class_model(task.model).export(tmp, format="litert", verbose=False,
                               input_signature=[task.modality.tflite_signature(task)],
                               **tflite_converter_options(info.quantize, calibration, info.int8_io))
         except Exception as error:  # The converter raises its own ConverterError (and others).
@@ -256,6 +256,7 @@ def export_tflite(task, destination, info):
                 f"The TFLite converter could not convert this model: unsupported op(s) {ops}. Serve it "
                 "as a SavedModel (format='saved_model'), which runs every TensorFlow op."
             ) from error
+        write_tflite_metadata(tmp, task, info)
         check = compare(task.predict(info.check_items), task.predict(info.check_items, runner=lambda x: tflite_predict(tmp, x)),
                         min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model")
         os.replace(tmp, final)
@@ -265,6 +266,41 @@ def export_tflite(task, destination, info):
     write_labels(destination, info.class_names)
     task.modality.write_export_assets(task, destination)
     return ExportResult("tflite", final, None, os.path.getsize(final), check)
+
+
+def write_tflite_metadata(path, task, info):
+    """Adds the metadata MediaPipe Tasks reads (inputs from the modality, labels.txt on the output,
+    name, description, version, licences) to the TFLite file at `path`, in place."""
+    import keras_tl
+
+    with open(path, "rb") as f:
+        model = f.read()
+    inputs = tflite_interpreter(path).get_input_details()
+    card, spec = info.card, task.spec
+    weights = card.get("weights") or ""
+    if weights in ("none", ""):
+        start = "trained from random weights" if weights == "none" else "trained"
+    else:
+        origin = f"a local weights file ({os.path.basename(weights)})" if os.path.sep in weights or \
+            weights.endswith(".h5") else f"{weights} weights"
+        start = f"fine-tuned from {origin}"
+    licences = [f"weights ({spec.name}): {spec.licence}"] if spec is not None and spec.licence and weights != "none" else []
+    if card.get("data_licence"):
+        licences.append(f"training data: {card['data_licence']}")
+    classes = ", ".join(info.class_names[:10]) + (", ..." if len(info.class_names) > 10 else "")
+    about = tflite_metadata.About(
+        name=info.name,
+        description=(f"{task.modality.name.capitalize()} classifier, {len(info.class_names)} classes ({classes}); "
+                     f"backbone {card.get('backbone') or (spec.name if spec else 'unknown')}, {start} with keras-tl; "
+                     f"TFLite {info.quantize}."),
+        version=f"keras-tl {keras_tl.__version__}",
+        licence="; ".join(licences))
+    blob = tflite_metadata.metadata_buffer(
+        about, inputs=task.modality.tflite_input_metadata(task, inputs, info),
+        outputs=[tflite_metadata.scores_output(info.class_names, multilabel=task.kind == "multilabel")])
+    labels = "".join(f"{name}\n" for name in info.class_names).encode("utf-8")
+    with open(path, "wb") as f:
+        f.write(tflite_metadata.populate(model, blob, {tflite_metadata.LABELS_FILE: labels}))
 
 
 def unsupported_ops(message):

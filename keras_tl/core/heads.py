@@ -123,6 +123,19 @@ def mean_per_item(probabilities, owners, count):
     return (sums / counts).astype(np.float32)
 
 
+def per_class_model(model):
+    """`model` itself, or for a binary model (one sigmoid) a model whose output is `[1 - p, p]`.
+
+    What leaves Python (TFLite) gives one score per label in labels.txt order, as every
+    classifier runtime (MediaPipe Tasks' label map) expects; training keeps its single sigmoid.
+    """
+    if task_of(model) != "binary":
+        return model
+    score = model.outputs[0]
+    both = keras.layers.Concatenate(name="probabilities")([keras.ops.subtract(1.0, score), score])
+    return keras.Model(model.input, both, name=f"{model.name}_per_class")
+
+
 def probabilities_graph(outputs):
     """`probabilities_of` inside a TensorFlow graph (export signatures)."""
     import tensorflow as tf

@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 
-from keras_tl.core import plots
+from keras_tl.core import plots, tflite_metadata
 from keras_tl.core.config import resolve_augment
 from keras_tl.core.data import Split
 from keras_tl.core.modality import Modality
@@ -117,6 +117,9 @@ class ImageModality(Modality):
     def tflite_signature(self, task):
         size = export.image_size_of(task.model)
         return keras.InputSpec(shape=(1, size, size, 3), dtype="float32")
+
+    def tflite_input_metadata(self, task, inputs, info):
+        return [tflite_metadata.image_input(export.image_size_of(task.model), quantized=info.int8_io)]
 
     def tflite_calibration(self, task, items):
         return [[image[None].astype(np.float32)] for image in self.model_inputs(task, items)]

@@ -104,7 +104,7 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
         min_agreement=min_agreement,
         keep_versions=keep_versions,
         card={"backbone": config.backbone, "weights": config.weights, "task": config.task,
-              "modality": task.modality.name,
+              "modality": task.modality.name, "data_licence": metrics.get("data_licence", ""),
               "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
               "config": config.to_dict()},
     )

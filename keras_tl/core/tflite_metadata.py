@@ -1,0 +1,195 @@
+"""TFLite metadata that MediaPipe Tasks and other LiteRT clients read, written into exported files.
+
+A TFLite file carries its metadata as a flatbuffer (schema `metadata_schema.fbs`, identifier
+"M001") in a model buffer named `TFLITE_METADATA`, and the files it names (labels.txt) as a zip
+archive appended to the model: the layout MediaPipe's and TFLite Support's `MetadataPopulator`
+write. `ImageClassifier` reads the input normalization and the label map from it, `AudioClassifier`
+the sample rate and channel count. Nothing here touches the graph: an interpreter gives the same
+outputs with or without the metadata (the tests check it).
+
+    blob = metadata_buffer(about, inputs=[image_input(96)], outputs=[scores_output(labels)])
+    with_metadata = populate(model_bytes, blob, {"labels.txt": b"cat\\ndog\\n"})
+"""
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import flatbuffers
+import numpy as np
+
+from keras_tl.core import tflite_metadata_schema as fb
+
+METADATA_NAME = "TFLITE_METADATA"
+MODEL_IDENTIFIER = b"TFL3"
+METADATA_IDENTIFIER = b"M001"
+LABELS_FILE = "labels.txt"
+
+
+@dataclass(frozen=True)
+class About:
+    """Model-level fields: shown by metadata viewers (Netron, Android Studio) and model cards."""
+
+    name: str
+    description: str
+    version: str = ""
+    author: str = "keras-tl"
+    licence: str = ""
+
+
+def named_input(name, description):
+    """An input described by name only (no content type MediaPipe Tasks could act on)."""
+    tensor = fb.TensorMetadataT()
+    tensor.name, tensor.description = name, description
+    return tensor
+
+
+def image_input(size, *, quantized=False):
+    """An RGB image input `[1, size, size, 3]` of raw 0-255 values: the model rescales inside its graph,
+    so the normalization MediaPipe applies is the identity (mean 0, std 1)."""
+    tensor = fb.TensorMetadataT()
+    tensor.name = "image"
+    tensor.description = f"RGB image, {size}x{size} pixels, values 0-255 (the model normalizes inside its graph)."
+    properties = fb.ImagePropertiesT()
+    properties.colorSpace = fb.ColorSpaceType.RGB
+    tensor.content = _content(fb.ContentProperties.ImageProperties, properties)
+    if not quantized:  # A uint8 input carries its own scale and zero point: no normalization unit.
+        normalization = fb.NormalizationOptionsT()
+        normalization.mean, normalization.std = [0.0], [1.0]
+        unit = fb.ProcessUnitT()
+        unit.optionsType = fb.ProcessUnitOptions.NormalizationOptions
+        unit.options = normalization
+        tensor.processUnits = [unit]
+    tensor.stats = _stats(0.0, 255.0)
+    return tensor
+
+
+def audio_input(samples, sample_rate, channels=1):
+    """A waveform input `[1, samples]` (float32, -1..1) at `sample_rate` Hz."""
+    tensor = fb.TensorMetadataT()
+    tensor.name = "audio_clip"
+    tensor.description = (f"Mono waveform, {samples} samples at {sample_rate} Hz, float32 in [-1, 1] "
+                          f"(the model computes its log-mel spectrogram inside its graph).")
+    properties = fb.AudioPropertiesT()
+    properties.sampleRate, properties.channels = int(sample_rate), int(channels)
+    tensor.content = _content(fb.ContentProperties.AudioProperties, properties)
+    return tensor
+
+
+def scores_output(class_names, *, multilabel=False):
+    """The output: one probability per class in label order, with labels.txt as its label map."""
+    tensor = fb.TensorMetadataT()
+    tensor.name = "probability"
+    tensor.description = ("Independent probability of each label (multi-label: sigmoid per label)." if multilabel
+                          else f"Probability of each of the {len(class_names)} classes, in labels.txt order.")
+    tensor.content = _content(fb.ContentProperties.FeatureProperties, fb.FeaturePropertiesT())
+    tensor.stats = _stats(0.0, 1.0)
+    labels = fb.AssociatedFileT()
+    labels.name = LABELS_FILE
+    labels.description = "Labels of the output's classes, one per line, in output order."
+    labels.type = fb.AssociatedFileType.TENSOR_AXIS_LABELS
+    tensor.associatedFiles = [labels]
+    return tensor
+
+
+def metadata_buffer(about, *, inputs, outputs):
+    """The metadata flatbuffer (bytes) of a model with one subgraph."""
+    subgraph = fb.SubGraphMetadataT()
+    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = list(inputs), list(outputs)
+    metadata = fb.ModelMetadataT()
+    metadata.name, metadata.description, metadata.author = about.name, about.description, about.author
+    metadata.version, metadata.license = about.version, about.licence
+    metadata.subgraphMetadata = [subgraph]
+    metadata.minParserVersion = min_parser_version(metadata)
+    builder = flatbuffers.Builder(0)
+    builder.Finish(metadata.Pack(builder), METADATA_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def min_parser_version(metadata):
+    """The oldest metadata parser that understands every field used (the schema's version history;
+    what MediaPipe's populator computes in C++), for the fields keras-tl writes."""
+    version = "1.0.0"
+    for subgraph in metadata.subgraphMetadata or []:
+        for tensor in (subgraph.inputTensorMetadata or []) + (subgraph.outputTensorMetadata or []):
+            if tensor.content is not None and tensor.content.contentPropertiesType == fb.ContentProperties.AudioProperties:
+                version = max(version, "1.3.0")
+            for unit in tensor.processUnits or []:
+                if unit.optionsType in (fb.ProcessUnitOptions.BertTokenizerOptions,
+                                        fb.ProcessUnitOptions.SentencePieceTokenizerOptions):
+                    version = max(version, "1.1.0")
+            for file in tensor.associatedFiles or []:
+                if file.type == fb.AssociatedFileType.VOCABULARY:
+                    version = max(version, "1.0.1")
+    return version
+
+
+def populate(model, metadata, files):
+    """`model` (TFLite bytes) with `metadata` in its `TFLITE_METADATA` buffer and `files` (name ->
+    bytes) appended as a zip archive. Any metadata and files the model had are replaced."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = bytes(model)
+    if model[4:8] != MODEL_IDENTIFIER:
+        raise ValueError(f"Not a TFLite flatbuffer: file identifier {model[4:8]!r}, expected {MODEL_IDENTIFIER!r}.")
+    tree = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(metadata, np.uint8)
+    tree.buffers = tree.buffers or []
+    tree.metadata = tree.metadata or []
+    entry = next((m for m in tree.metadata if _text(m.name) == METADATA_NAME), None)
+    if entry is None:
+        entry = schema.MetadataT()
+        entry.name = METADATA_NAME
+        tree.buffers.append(buffer)
+        entry.buffer = len(tree.buffers) - 1
+        tree.metadata.append(entry)
+    else:
+        tree.buffers[entry.buffer] = buffer
+    builder = flatbuffers.Builder(len(model) + len(metadata) + 1024)
+    builder.Finish(tree.Pack(builder), MODEL_IDENTIFIER)
+    out = io.BytesIO(bytes(builder.Output()))
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def read(model):
+    """`(metadata, files)` of a TFLite file's bytes: the `ModelMetadataT` object (None when it has
+    none) and its appended files (name -> bytes)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = bytes(model)
+    root = schema.Model.GetRootAsModel(model, 0)
+    metadata = None
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if _text(entry.Name()) == METADATA_NAME:
+            blob = root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+            if blob[4:8] != METADATA_IDENTIFIER:
+                raise ValueError(f"The {METADATA_NAME} buffer is not a metadata flatbuffer "
+                                 f"(identifier {blob[4:8]!r}, expected {METADATA_IDENTIFIER!r}).")
+            metadata = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(blob, 0))
+    files = {}
+    if zipfile.is_zipfile(io.BytesIO(model)):
+        with zipfile.ZipFile(io.BytesIO(model)) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+    return metadata, files
+
+
+def _content(kind, properties):
+    content = fb.ContentT()
+    content.contentPropertiesType, content.contentProperties = kind, properties
+    return content
+
+
+def _stats(low, high):
+    stats = fb.StatsT()
+    stats.min, stats.max = [float(low)], [float(high)]
+    return stats
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -1,0 +1,107 @@
+"""TFLite exports carry the metadata MediaPipe Tasks reads, and MediaPipe's ImageClassifier runs them
+as they are: same labels, same scores as keras-tl. Binary models give one score per class."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_tl import datasets, workflow
+from keras_tl.core import export, tflite_metadata
+from keras_tl.core import tflite_metadata_schema as fb
+from keras_tl.core.heads import per_class_model
+from conftest import local_pretrained_weights, tiny_config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two real digit runs (binary: 0 vs 1; three classes) from pretrained-like weights."""
+    tmp = tmp_path_factory.mktemp("metadata_runs")
+    weights = local_pretrained_weights(tmp)
+    made = {}
+    for name, digits in (("binary", [0, 1]), ("multiclass", [0, 1, 2])):
+        config = tiny_config(tmp, weights=weights, head_epochs=3, epochs=1, head_lr=5e-3, fine_tune_lr=1e-4,
+                             out=str(tmp / name))
+        workflow.train(config, datasets.load_digits(digits))
+        made[name] = str(tmp / name)
+    return made
+
+
+def _mediapipe_scores(path, images):
+    """MediaPipe Tasks' ImageClassifier on uint8 RGB images: `(scores (N, C) by label index, top-1 names)`."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path))
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        answers = [classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+                   for image in images]
+    categories = [a.classifications[0].categories for a in answers]
+    scores = np.array([[c.score for c in sorted(row, key=lambda c: c.index)] for row in categories])
+    return scores, [row[0].category_name for row in categories]
+
+
+def test_metadata_is_read_back_and_leaves_the_outputs_unchanged(runs, tmp_path):
+    task = workflow.load_run(runs["multiclass"])
+    result = workflow.export_run(runs["multiclass"], "tflite", out=str(tmp_path))
+    with open(result.path, "rb") as f:
+        exported = f.read()
+    metadata, files = tflite_metadata.read(exported)
+    assert metadata.name.decode() == "multiclass" and b"3 classes (0, 1, 2)" in metadata.description
+    assert metadata.minParserVersion == b"1.0.0"
+    (subgraph,) = metadata.subgraphMetadata
+    (image,) = subgraph.inputTensorMetadata
+    assert image.content.contentPropertiesType == fb.ContentProperties.ImageProperties
+    assert image.content.contentProperties.colorSpace == fb.ColorSpaceType.RGB
+    (normalization,) = image.processUnits
+    assert list(normalization.options.mean) == [0.0] and list(normalization.options.std) == [1.0]
+    (scores,) = subgraph.outputTensorMetadata
+    assert scores.associatedFiles[0].type == fb.AssociatedFileType.TENSOR_AXIS_LABELS
+    assert files == {"labels.txt": b"0\n1\n2\n"}
+
+    bare = str(tmp_path / "bare.tflite")  # The same conversion without metadata: identical outputs.
+    per_class_model(task.model).export(bare, format="litert", verbose=False,
+                                       input_signature=[task.modality.tflite_signature(task)])
+    assert tflite_metadata.read(open(bare, "rb").read()) == (None, {})
+    images = task.inputs(workflow.load_split(runs["multiclass"], "test").items[:8])
+    np.testing.assert_array_equal(export.tflite_predict(result.path, images), export.tflite_predict(bare, images))
+
+    again = tflite_metadata.populate(exported, tflite_metadata.metadata_buffer(
+        tflite_metadata.About("renamed", "x"), inputs=[tflite_metadata.image_input(32)],
+        outputs=[tflite_metadata.scores_output(["a", "b", "c"])]), {"labels.txt": b"a\nb\nc\n"})
+    metadata, files = tflite_metadata.read(again)  # Populating twice replaces, never stacks.
+    assert metadata.name == b"renamed" and files == {"labels.txt": b"a\nb\nc\n"}
+    with pytest.raises(ValueError, match="Not a TFLite flatbuffer"):
+        tflite_metadata.populate(b"\0" * 16, b"", {})
+
+
+def test_a_binary_export_gives_one_score_per_class(runs, tmp_path):
+    task = workflow.load_run(runs["binary"])
+    assert task.model.output.shape[-1] == 1  # Training keeps one sigmoid.
+    result = workflow.export_run(runs["binary"], "tflite", out=str(tmp_path))
+    interpreter = export.tflite_interpreter(result.path)
+    assert list(interpreter.get_output_details()[0]["shape"]) == [1, 2]
+    images = task.inputs(workflow.load_split(runs["binary"], "test").items[:16])
+    p = task.model.predict(images.astype("float32"), verbose=0)[:, 0]
+    np.testing.assert_allclose(export.tflite_predict(result.path, images), np.stack([1 - p, p], 1), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+@pytest.mark.parametrize("quantize,int8_io", [("none", False), ("int8", False), ("int8", True)])
+def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kind, quantize, int8_io):
+    run_dir = runs[kind]
+    task = workflow.load_run(run_dir)
+    result = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize=quantize, int8_io=int8_io,
+                                 min_agreement=0.6)  # A 4-epoch model: int8 may move near-ties.
+    test = workflow.load_split(run_dir, "test")
+    images = task.inputs(test.items)
+    scores, names = _mediapipe_scores(result.path, images)
+    assert scores.shape == (len(test), len(task.class_names))  # A label per score, binary included.
+    runtime = task.predict(test.items, runner=lambda x: export.tflite_predict(result.path, x))
+    assert names == [task.class_names[i] for i in scores.argmax(1)]
+    assert np.mean(scores.argmax(1) == runtime.argmax(1)) >= 0.98
+    np.testing.assert_allclose(scores, runtime, atol=2e-2 if int8_io else 1e-4)
+    if quantize == "none":
+        assert np.mean(scores.argmax(1) == task.predict(test.items).argmax(1)) >= 0.98
+    assert os.path.isfile(os.path.join(os.path.dirname(result.path), "labels.txt"))
