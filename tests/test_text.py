@@ -141,6 +141,23 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert os.path.isfile(os.path.join(os.path.dirname(tflite.path), "vocab.txt"))
     assert tflite.evaluation["test_accuracy"] > 0.5
 
+    # MediaPipe Tasks' TextClassifier takes raw strings: it tokenizes them itself from the BERT
+    # tokenizer metadata (vocab.txt inside the file), for the dynamic-range and the float32 file.
+    from mediapipe.tasks.python import text as mp_text
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    test_texts = list(workflow.load_split(run_dir, "test").items)
+    float32 = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics")
+    for exported_file in (tflite, float32):
+        options = mp_text.TextClassifierOptions(base_options=BaseOptions(model_asset_path=exported_file.path))
+        with mp_text.TextClassifier.create_from_options(options) as classifier:
+            answers = [classifier.classify(t).classifications[0].categories for t in test_texts]
+        scores = np.array([[c.score for c in sorted(row, key=lambda c: c.index)] for row in answers])
+        assert [row[0].category_name for row in answers] == [class_names[i] for i in scores.argmax(1)]
+        runtime = task.predict(test_texts, runner=lambda x: keras_tl.core.export.tflite_predict(exported_file.path, x))
+        np.testing.assert_allclose(scores, runtime, atol=1e-4)
+    assert np.mean(scores.argmax(1) == task.predict(test_texts).argmax(1)) >= 0.98
+
 
 def _check_rest_client(signature, queries, expected_labels):
     def answer(instances):

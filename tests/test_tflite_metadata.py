@@ -68,7 +68,7 @@ def test_metadata_is_read_back_and_leaves_the_outputs_unchanged(runs, tmp_path):
     np.testing.assert_array_equal(export.tflite_predict(result.path, images), export.tflite_predict(bare, images))
 
     again = tflite_metadata.populate(exported, tflite_metadata.metadata_buffer(
-        tflite_metadata.About("renamed", "x"), inputs=[tflite_metadata.image_input(32)],
+        tflite_metadata.About("renamed", "x"), inputs=tflite_metadata.Inputs([tflite_metadata.image_input(32)]),
         outputs=[tflite_metadata.scores_output(["a", "b", "c"])]), {"labels.txt": b"a\nb\nc\n"})
     metadata, files = tflite_metadata.read(again)  # Populating twice replaces, never stacks.
     assert metadata.name == b"renamed" and files == {"labels.txt": b"a\nb\nc\n"}

@@ -155,7 +155,8 @@ class AudioModality(Modality):
         return keras.InputSpec(shape=(1, window_samples(task.model)), dtype="float32")
 
     def tflite_input_metadata(self, task, inputs, info):
-        return [tflite_metadata.audio_input(window_samples(task.model), backbones.FRONT_END.sample_rate)]
+        return tflite_metadata.Inputs([tflite_metadata.audio_input(window_samples(task.model),
+                                                                   backbones.FRONT_END.sample_rate)])
 
     def tflite_calibration(self, task, items):
         return [[window[None]] for window in self.model_inputs(task, items)[:200]]

@@ -295,12 +295,13 @@ def write_tflite_metadata(path, task, info):
                      f"TFLite {info.quantize}."),
         version=f"keras-tl {keras_tl.__version__}",
         licence="; ".join(licences))
+    described = task.modality.tflite_input_metadata(task, inputs, info)
     blob = tflite_metadata.metadata_buffer(
-        about, inputs=task.modality.tflite_input_metadata(task, inputs, info),
+        about, inputs=described,
         outputs=[tflite_metadata.scores_output(info.class_names, multilabel=task.kind == "multilabel")])
     labels = "".join(f"{name}\n" for name in info.class_names).encode("utf-8")
     with open(path, "wb") as f:
-        f.write(tflite_metadata.populate(model, blob, {tflite_metadata.LABELS_FILE: labels}))
+        f.write(tflite_metadata.populate(model, blob, {**described.files, tflite_metadata.LABELS_FILE: labels}))
 
 
 def unsupported_ops(message):

@@ -125,13 +125,14 @@ class Modality:
         raise NotImplementedError
 
     def tflite_input_metadata(self, task, inputs, info):
-        """TFLite metadata of each model input (`keras_tl.core.tflite_metadata`), in the order of
-        `inputs` (the interpreter's input details). The default names and describes them."""
+        """`keras_tl.core.tflite_metadata.Inputs`: the metadata of each model input, in the order of
+        `inputs` (the interpreter's input details), and any tokenizer unit and files. The default
+        names and describes them."""
         from keras_tl.core import tflite_metadata
 
-        return [tflite_metadata.named_input(detail["name"], f"{self.name} model input, shape "
-                                            f"{list(detail['shape'])}, {detail['dtype'].__name__}")
-                for detail in inputs]
+        return tflite_metadata.Inputs([tflite_metadata.named_input(
+            detail["name"], f"{self.name} model input, shape {list(detail['shape'])}, {detail['dtype'].__name__}")
+            for detail in inputs])
 
     def tflite_calibration(self, task, items):
         """int8 calibration inputs: a list of `[input]` lists, from training items."""

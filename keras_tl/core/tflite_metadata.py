@@ -7,13 +7,13 @@ write. `ImageClassifier` reads the input normalization and the label map from it
 the sample rate and channel count. Nothing here touches the graph: an interpreter gives the same
 outputs with or without the metadata (the tests check it).
 
-    blob = metadata_buffer(about, inputs=[image_input(96)], outputs=[scores_output(labels)])
+    blob = metadata_buffer(about, inputs=Inputs([image_input(96)]), outputs=[scores_output(labels)])
     with_metadata = populate(model_bytes, blob, {"labels.txt": b"cat\\ndog\\n"})
 """
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import flatbuffers
 import numpy as np
@@ -35,6 +35,16 @@ class About:
     version: str = ""
     author: str = "keras-tl"
     licence: str = ""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a modality says about a model's inputs: tensor metadata in the interpreter's input
+    order, subgraph-level process units (a tokenizer) and the files they name (name -> bytes)."""
+
+    tensors: list
+    process_units: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
 
 
 def named_input(name, description):
@@ -76,6 +86,43 @@ def audio_input(samples, sample_rate, channels=1):
     return tensor
 
 
+def bert_inputs(details, vocabulary, *, lowercase):
+    """BERT token inputs for MediaPipe's `TextClassifier`, which tokenizes raw strings itself: the
+    three int32 `[1, L]` inputs named `ids`, `mask`, `segment_ids` (the names it looks them up by),
+    and a WordPiece tokenizer unit with the vocabulary file. None unless the model takes exactly
+    token ids, padding mask and segment ids (`details`: the interpreter's input details)."""
+    roles = {"token_ids": "ids", "padding_mask": "mask", "segment_ids": "segment_ids"}
+    names = []
+    for detail in details:
+        role = [r for r in roles if r in detail["name"]]
+        if len(role) != 1:
+            return None
+        names.append(role[0])
+    if sorted(names) != sorted(roles):
+        return None
+    length = int(details[0]["shape"][-1])
+    tensors = []
+    for role in names:
+        tensor = fb.TensorMetadataT()
+        tensor.name = roles[role]
+        tensor.description = {"token_ids": f"WordPiece token ids, [CLS] ... [SEP] then padding, {length} per text.",
+                              "padding_mask": "1 for real tokens, 0 for padding.",
+                              "segment_ids": "0 for every token (one segment)."}[role]
+        tensor.content = _content(fb.ContentProperties.FeatureProperties, fb.FeaturePropertiesT())
+        tensors.append(tensor)
+    vocab = fb.AssociatedFileT()
+    vocab.name = "vocab.txt"
+    vocab.description = ("WordPiece vocabulary, one token per line (line number = id); "
+                         + ("texts are lower-cased first." if lowercase else "cased."))
+    vocab.type = fb.AssociatedFileType.VOCABULARY
+    options = fb.BertTokenizerOptionsT()
+    options.vocabFile = [vocab]
+    unit = fb.ProcessUnitT()
+    unit.optionsType, unit.options = fb.ProcessUnitOptions.BertTokenizerOptions, options
+    data = "".join(f"{token}\n" for token in vocabulary).encode("utf-8")
+    return Inputs(tensors, [unit], {"vocab.txt": data})
+
+
 def scores_output(class_names, *, multilabel=False):
     """The output: one probability per class in label order, with labels.txt as its label map."""
     tensor = fb.TensorMetadataT()
@@ -95,7 +142,8 @@ def scores_output(class_names, *, multilabel=False):
 def metadata_buffer(about, *, inputs, outputs):
     """The metadata flatbuffer (bytes) of a model with one subgraph."""
     subgraph = fb.SubGraphMetadataT()
-    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = list(inputs), list(outputs)
+    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = list(inputs.tensors), list(outputs)
+    subgraph.inputProcessUnits = list(inputs.process_units) or None
     metadata = fb.ModelMetadataT()
     metadata.name, metadata.description, metadata.author = about.name, about.description, about.author
     metadata.version, metadata.license = about.version, about.licence
@@ -111,6 +159,10 @@ def min_parser_version(metadata):
     what MediaPipe's populator computes in C++), for the fields keras-tl writes."""
     version = "1.0.0"
     for subgraph in metadata.subgraphMetadata or []:
+        for unit in subgraph.inputProcessUnits or []:
+            if unit.optionsType in (fb.ProcessUnitOptions.BertTokenizerOptions,
+                                    fb.ProcessUnitOptions.SentencePieceTokenizerOptions):
+                version = max(version, "1.1.0")
         for tensor in (subgraph.inputTensorMetadata or []) + (subgraph.outputTensorMetadata or []):
             if tensor.content is not None and tensor.content.contentPropertiesType == fb.ContentProperties.AudioProperties:
                 version = max(version, "1.3.0")

@@ -119,7 +119,8 @@ class ImageModality(Modality):
         return keras.InputSpec(shape=(1, size, size, 3), dtype="float32")
 
     def tflite_input_metadata(self, task, inputs, info):
-        return [tflite_metadata.image_input(export.image_size_of(task.model), quantized=info.int8_io)]
+        return tflite_metadata.Inputs([tflite_metadata.image_input(export.image_size_of(task.model),
+                                                                   quantized=info.int8_io)])
 
     def tflite_calibration(self, task, items):
         return [[image[None].astype(np.float32)] for image in self.model_inputs(task, items)]

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.core import tflite_metadata
 from keras_tl.core.modality import Modality
 from keras_tl.core.task import Task
 from keras_tl.text import backbones, data, export
@@ -104,6 +105,18 @@ class TextModality(Modality):
 
     def tflite_signature(self, task):
         return export.tflite_signature(task.model, self.sequence_length(task))
+
+    def tflite_input_metadata(self, task, inputs, info):
+        """BERT tokenizer metadata (MediaPipe `TextClassifier` then takes raw strings) for a WordPiece
+        encoder taking token ids, padding mask and segment ids; otherwise the inputs by name."""
+        from keras_hub.tokenizers import WordPieceTokenizer
+
+        tokenizer = getattr(task.preprocessor, "tokenizer", None)
+        if isinstance(tokenizer, WordPieceTokenizer):
+            bert = tflite_metadata.bert_inputs(inputs, tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase)
+            if bert is not None:
+                return bert
+        return super().tflite_input_metadata(task, inputs, info)
 
     def write_export_assets(self, task, directory):
         export.write_vocabulary(task.preprocessor, os.path.join(directory, "vocab.txt"))
