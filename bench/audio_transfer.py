@@ -93,7 +93,8 @@ def main():
                         json.dump(rows, f, indent=1)
 
     def stat(values):
-        return f"{np.mean(values):.1f}% ± {np.std(values, ddof=1):.1f}"
+        spread = f"{np.std(values, ddof=1):.1f}" if len(values) > 1 else "n/a"
+        return f"{np.mean(values):.1f}% ± {spread}" + ("" if len(values) == len(seeds) else f" ({len(values)} seeds)")
 
     print(f"\nHydrogen drum kits, 5 classes, held-out test kit (90 files); {len(seeds)} seeds {seeds}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
@@ -104,6 +105,8 @@ def main():
     for fraction in fractions:
         for backbone in backbones:
             cells = [r for r in rows if r["fraction"] == fraction and r["backbone"] == backbone]
+            if not cells:  # a cell the run did not reach (--report on a partial run)
+                continue
             t, s = [r["transfer"] for r in cells], [r["scratch"] for r in cells]
             gap = [a - b for a, b in zip(t, s)]
             gaps[fraction, backbone] = float(np.mean(gap))
@@ -111,7 +114,7 @@ def main():
             print(f"| {fraction:.0%} | {cells[0]['labels_per_class']} | {backbone} | {stat(t)} "
                   f"({np.mean([r['transfer_f1'] for r in cells]):.3f}) | {stat(s)} "
                   f"({np.mean([r['scratch_f1'] for r in cells]):.3f}) | {kept} of {cells[0].get('epochs', 14)} | "
-                  f"{np.mean(gap):+.1f} ± {np.std(gap, ddof=1):.1f} points |")
+                  f"{np.mean(gap):+.1f} ± {np.std(gap, ddof=1) if len(gap) > 1 else float('nan'):.1f} points |")
     if 0.1 in fractions:  # the best backbone: the highest transfer accuracy at 10% of the labels
         best = max(backbones, key=lambda b: np.mean([r["transfer"] for r in rows
                                                      if r["fraction"] == 0.1 and r["backbone"] == b]))

@@ -138,7 +138,8 @@ def _parser():
                         "NAME IMAGE...` (TF Serving)")
     predict.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE_OR_TEXT")
     predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument("--server", help="TF Serving REST address, e.g. http://localhost:8501")
+    predict.add_argument("--server", help="TF Serving address: REST http://localhost:8501 or gRPC "
+                                          "grpc://localhost:8500")
     predict.add_argument("--model", help="model name on the server")
     predict.add_argument("--version", type=int, help="model version on the server (default: newest)")
     predict.add_argument("--text", action="store_true", help="with --server: the arguments are texts for a "

@@ -173,3 +173,44 @@ def fake_tf_serving(answer):
         yield f"http://127.0.0.1:{server.server_port}", bodies
     finally:
         server.shutdown()
+
+
+@contextlib.contextmanager
+def local_grpc_serving(name, saved_model_dir):
+    """A local gRPC server speaking TF Serving's `PredictionService.Predict` for one exported
+    SavedModel: it runs the requested signature on the request's tensors, as TF Serving does.
+
+    Yields `(address, requests)`: "grpc://127.0.0.1:PORT" and the `PredictRequest`s it received.
+    """
+    from concurrent import futures
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    loaded = tf.saved_model.load(saved_model_dir)
+    requests = []
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            requests.append(request)
+            if request.model_spec.name != name:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
+            signature = request.model_spec.signature_name or "serving_default"
+            if signature not in loaded.signatures:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"Serving signature name: \"{signature}\" not found")
+            inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+            outputs = loaded.signatures[signature](**inputs)
+            response = predict_pb2.PredictResponse()
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"grpc://127.0.0.1:{port}", requests
+    finally:
+        server.stop(0)

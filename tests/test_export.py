@@ -11,7 +11,7 @@ from keras_tl import datasets, workflow
 from keras_tl.core import export
 from keras_tl.core import serving
 from keras_tl.cli import main
-from conftest import fake_tf_serving, local_pretrained_weights, tiny_config
+from conftest import fake_tf_serving, local_grpc_serving, local_pretrained_weights, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,34 @@ def test_rest_client_against_local_server_answering_with_the_signature(run_dir, 
         assert main(["predict", "--server", url, "--model", "digits", files[0]]) == 0
         line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert line["labels"] == answers[0]["labels"]
+
+
+def test_grpc_client_against_local_prediction_service(run_dir, tmp_path, capsys):
+    """`predict --server grpc://...` and `serving.predict` over TF Serving's gRPC API, against a local
+    `PredictionService` that runs the exported SavedModel's signature."""
+    result = workflow.export_run(run_dir, "saved_model", out=str(tmp_path), name="digits")
+    model, images = _test_images(run_dir, 3)
+    files = []
+    for i, image in enumerate(images):
+        path = tmp_path / f"img{i}.png"
+        path.write_bytes(tf.io.encode_png(image).numpy())
+        files.append(str(path))
+    with local_grpc_serving("digits", result.path) as (address, requests):
+        answers = serving.predict(address, "digits", files, version=1)
+        request = requests[-1]
+        assert (request.model_spec.name, request.model_spec.signature_name, request.model_spec.version.value) == (
+            "digits", "serving_default", 1)
+        assert tf.make_ndarray(request.inputs["image_bytes"]).shape == (3,)
+        reference = model.predict(images, verbose=0)
+        np.testing.assert_allclose([a["probabilities"] for a in answers], reference, atol=1e-4)
+        assert [a["labels"] for a in answers] == [str(i) for i in reference.argmax(-1)]
+        assert main(["predict", "--server", address, "--model", "digits", files[0]]) == 0
+        line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert line["image"] == files[0] and line["labels"] == answers[0]["labels"]
+        with pytest.raises(ValueError, match="NOT_FOUND.*'nope'"):
+            serving.predict(address, "nope", files[:1])
+    with pytest.raises(ConnectionError, match="Cannot reach TF Serving"):
+        serving.predict(address, "digits", files[:1], timeout=5)
 
 
 def test_models_config_lists_saved_model_exports(run_dir, tmp_path):

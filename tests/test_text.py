@@ -7,7 +7,7 @@ import socket
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import fake_tf_serving, tiny_bert_preset, tiny_texts
+from conftest import fake_tf_serving, local_grpc_serving, tiny_bert_preset, tiny_texts
 
 import keras_tl
 from keras_tl import workflow
@@ -122,6 +122,10 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert answer["probabilities"].shape == (3, 3)
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
     _check_rest_client(served, queries, keras_top)
+    with local_grpc_serving("topics", exported.path) as (address, requests):  # TF Serving's gRPC API
+        answers = keras_tl.core.serving.predict_texts(address, "topics", queries)
+    assert [a["labels"] for a in answers] == keras_top and len(answers[0]["probabilities"]) == 3
+    assert [t.decode() for t in tf.make_ndarray(requests[-1].inputs["text"])] == queries
 
     # Why the TFLite model takes token ids: the raw-string signature does not convert to builtins.
     task = keras_tl.load_run(run_dir)

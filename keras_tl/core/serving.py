@@ -1,8 +1,11 @@
-"""TensorFlow Serving helpers: a REST predict client and a `models.config` generator.
+"""TensorFlow Serving helpers: a predict client for both of its APIs and a `models.config` generator.
 
-The client speaks TF Serving's REST predict API in the row ("instances") format, sending each
-image as `{"b64": ...}` to the `serving_default` signature that `keras_tl.core.export` writes, or each
-text as a plain string to the raw-text signature of a text model (`keras_tl.text.export`).
+`server` picks the API: `http://HOST:8501` speaks REST (row "instances" format: each image as
+`{"b64": ...}`, each text as a plain string), `grpc://HOST:8500` speaks gRPC
+(`PredictionService.Predict` through `tensorflow-serving-api`'s stub, tensors as `TensorProto`).
+Either way the request goes to the `serving_default` signature that `keras_tl.core.export` writes
+(encoded image bytes; raw text for a text model) and each answer is a dict with "probabilities",
+"top_classes" and "labels".
 """
 
 import base64
@@ -10,6 +13,8 @@ import json
 import os
 import urllib.error
 import urllib.request
+
+import numpy as np
 
 
 def predict_request(image_bytes_list, signature="serving_default"):
@@ -51,6 +56,9 @@ def predict(server, model, images, *, version=None, signature="serving_default",
         else:
             with open(item, "rb") as f:
                 payloads.append(f.read())
+    if is_grpc(server):
+        return predict_grpc(server, model, {"image_bytes": payloads}, version=version, signature=signature,
+                            timeout=timeout)
     return _post(predict_url(server, model, version), predict_request(payloads, signature), server, timeout)
 
 
@@ -64,8 +72,64 @@ def predict_texts(server, model, texts, *, version=None, signature="serving_defa
     >>> keras_tl.core.serving.predict_texts("http://localhost:8501", "reviews", ["works well"])[0]["labels"]
     'positive'
     """
+    if is_grpc(server):
+        return predict_grpc(server, model, {"text": [str(t).encode("utf-8") for t in texts]}, version=version,
+                            signature=signature, timeout=timeout)
     body = {"signature_name": signature, "instances": [str(t) for t in texts]}
     return _post(predict_url(server, model, version), body, server, timeout)
+
+
+def is_grpc(server):
+    return str(server).startswith("grpc://")
+
+
+def predict_grpc(server, model, inputs, *, version=None, signature="serving_default", timeout=30):
+    """One `PredictionService.Predict` call over gRPC; returns one dict per example.
+
+    Args:
+        server: str. "grpc://HOST:PORT" (TF Serving's gRPC port is 8500 by default).
+        model: str. The served model's name.
+        inputs: dict. Signature input name -> a list or array, one entry per example.
+        version: int. Defaults to the newest version the server loaded.
+
+    Needs `tensorflow-serving-api` (`pip install "keras-tl[serving]"`), the ecosystem's client.
+    """
+    try:
+        import grpc
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    except ImportError as error:
+        raise ImportError("gRPC predictions need TF Serving's client: pip install \"keras-tl[serving]\" "
+                          f"(tensorflow-serving-api, matching your TensorFlow). ({error})") from None
+    import tensorflow as tf
+
+    target = server[len("grpc://"):].rstrip("/")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, values in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+    limit = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+    with grpc.insecure_channel(target, options=limit) as channel:
+        try:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ConnectionError(f"Cannot reach TF Serving at {server!r}: {error.details()}") from None
+            raise ValueError(f"TF Serving answered {error.code().name} for model {model!r} "
+                             f"(signature {signature!r}): {error.details()}") from None
+    outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
+    if "probabilities" not in outputs:
+        raise ValueError(f"Unexpected TF Serving answer (no 'probabilities'): outputs {sorted(outputs)}")
+    rows = []
+    for i in range(len(outputs["probabilities"])):
+        row = {}
+        for name, value in outputs.items():
+            item = value[i]
+            row[name] = item.decode("utf-8") if isinstance(item, bytes) else np.asarray(item).tolist()
+        rows.append(row)
+    return rows
 
 
 def _post(url, body, server, timeout):
