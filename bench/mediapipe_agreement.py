@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+import PIL.Image
 
 from keras_tl import workflow
 from keras_tl.core import export
@@ -29,8 +30,9 @@ def classify(path, images):
     rows = []
     with vision.ImageClassifier.create_from_options(options) as classifier:
         for image in images:
-            picture = (mp.Image.create_from_file(image) if isinstance(image, str)
-                       else mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+            if isinstance(image, str):  # as an app hands it a photo: RGB, original size
+                image = np.asarray(PIL.Image.open(image).convert("RGB"))
+            picture = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
             categories = classifier.classify(picture).classifications[0].categories
             rows.append([c.score for c in sorted(categories, key=lambda c: c.index)])
     return np.array(rows)

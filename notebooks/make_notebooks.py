@@ -360,6 +360,113 @@ README shows its measured figures."""),
 ]
 
 
+DEPLOY = [
+    ("md", """# Deploy on device: TFLite files that MediaPipe Tasks runs as they are
+
+An app on a phone does not call a LiteRT interpreter by hand: it uses **MediaPipe Tasks**
+(`ImageClassifier`, `TextClassifier`, `AudioClassifier` on Android, iOS, web and Python), which
+reads the labels, the input normalization and, for BERT-style text models, the tokenizer from the
+TFLite file's **metadata**. Every keras-tl TFLite export carries that metadata.
+
+This notebook fine-tunes ImageNet EfficientNet-Lite0 on ELPV solar cells (small: 30 labels per
+class, 64 px), exports the four quantizations, looks inside one file, classifies test cells with
+MediaPipe's `ImageClassifier`, and compares sizes, latencies and agreement. Then the same for text:
+MiniLM on WordNet glosses, classified from **raw strings** by MediaPipe's `TextClassifier`."""),
+    ("code", """import os
+import time
+
+import numpy as np
+import PIL.Image
+import mediapipe as mp
+from mediapipe.tasks.python import text as mp_text, vision
+from mediapipe.tasks.python.core.base_options import BaseOptions
+
+import keras_tl
+from keras_tl.core import export, tflite_metadata
+
+OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_deploy")"""),
+    ("md", """## A small model to deploy
+
+ELPV cells, functional vs defective (binary). Training keeps one sigmoid; the exported files give
+one score per class, `[p(functional), p(defective)]`, in `labels.txt` order, which is what every
+classifier runtime's label map expects."""),
+    ("code", """result = keras_tl.train(keras_tl.TrainConfig(
+    backbone="efficientnet_lite0", weights="imagenet", image_size=64, labels_per_class=30,
+    head_epochs=5, epochs=1, unfreeze="blocks:1", fine_tune_lr=1e-4, seed=0, early_stopping_patience=None,
+    out=f"{OUT}/cells"), keras_tl.datasets.load_elpv())
+print(result.metrics["test_accuracy"], result.model.output.shape)"""),
+    ("md", """## Four quantizations, each checked before it is written
+
+float32, float16, dynamic-range (int8 weights) and full int8 (calibrated on training cells).
+Each file is compared with the Keras model on held-out cells before it is moved into place, and
+evaluated on the whole test split."""),
+    ("code", """files = {}
+print(f"{'quantize':9} {'MB':>6} {'agree':>6} {'test acc':>8} {'ms':>6}")
+for quantize in ("none", "float16", "dynamic", "int8"):
+    lite = keras_tl.workflow.export_run(result.run_dir, "tflite", out=f"{OUT}/exported", name="cells",
+                                        quantize=quantize)
+    files[quantize] = lite.path
+    print(f"{quantize:9} {lite.size_bytes / 2**20:6.2f} {lite.check['top1_agreement']:6.3f} "
+          f"{lite.evaluation['test_accuracy']:8.3f} {lite.evaluation['latency_ms_batch1']:6.2f}")"""),
+    ("md", """## What the metadata says
+
+`tflite_metadata.read` parses the `TFLITE_METADATA` buffer and the files zipped after the model.
+The metadata does not change the graph: the interpreter gives the same numbers with or without it."""),
+    ("code", """metadata, packed = tflite_metadata.read(open(files["none"], "rb").read())
+print(metadata.name.decode(), "|", metadata.description.decode())
+print("licence:", metadata.license.decode())
+(subgraph,) = metadata.subgraphMetadata
+(image,) = subgraph.inputTensorMetadata
+normalization = image.processUnits[0].options
+print("input:", image.description.decode(), "mean", list(normalization.mean), "std", list(normalization.std))
+print("output:", subgraph.outputTensorMetadata[0].description.decode())
+print("packed files:", {name: data.decode().split() for name, data in packed.items()})"""),
+    ("md", """## MediaPipe's ImageClassifier on the test cells
+
+Handed the original 300x300 cell images (grey PNGs, as RGB), as an app hands it a photo: MediaPipe
+resizes them itself and takes everything else from the file's metadata."""),
+    ("code", """task = keras_tl.load_run(result.run_dir)
+test = keras_tl.workflow.load_split(result.run_dir, "test")
+keras_top = task.predict(test.items).argmax(1)
+for quantize, path in files.items():
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path))
+    started = time.perf_counter()
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        answers = [classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                                data=np.asarray(PIL.Image.open(f).convert("RGB"))))
+                   .classifications[0].categories for f in test.items]
+    names = [row[0].category_name for row in answers]
+    top = np.array([task.class_names.index(n) for n in names])
+    print(f"{quantize:9} agreement with Keras {np.mean(top == keras_top):.3f}, test accuracy "
+          f"{np.mean(top == test.labels):.3f}, {1000 * (time.perf_counter() - started) / len(test):.1f} ms per cell")
+assert len(answers[0]) == 2, "one score per class, binary included\""""),
+    ("md", """## Text: raw strings in, with the tokenizer in the metadata
+
+A MiniLM encoder fine-tuned on WordNet noun glosses (3 classes, 30 labels each, to stay quick).
+Its TFLite file takes token ids; the metadata carries the WordPiece vocabulary and the
+`ids` / `mask` / `segment_ids` tensor roles, so MediaPipe's `TextClassifier` takes raw strings."""),
+    ("code", """full = keras_tl.datasets.load_wordnet_glosses(top=3)
+keep = keras_tl.core.data.limit_per_class(full.labels, np.arange(len(full.labels)), 60, seed=0)
+glosses = keras_tl.text.data.TextSource(full.class_names, [full.texts[i] for i in keep], full.labels[keep],
+                                        licence=full.licence)
+text_run = keras_tl.train(keras_tl.TrainConfig(
+    backbone="minilm_l6", sequence_length=32, labels_per_class=30, head_epochs=15, epochs=0,
+    strategy="feature_extraction", head_lr=3e-3, seed=0, early_stopping_patience=None, out=f"{OUT}/glosses"),
+    glosses)
+text_lite = keras_tl.workflow.export_run(text_run.run_dir, "tflite", out=f"{OUT}/exported", name="glosses",
+                                         quantize="dynamic")
+options = mp_text.TextClassifierOptions(base_options=BaseOptions(model_asset_path=text_lite.path))
+queries = ["a large wild cat of africa with a tawny coat", "a hand tool for driving nails into wood"]
+with mp_text.TextClassifier.create_from_options(options) as classifier:
+    for query in queries:
+        top = classifier.classify(query).classifications[0].categories[0]
+        print(f"{top.category_name:16} {top.score:.3f}  {query}")
+print("keras-tl:", [t[0] for t in keras_tl.predict(text_run.run_dir, queries, top_k=1)])"""),
+    ("md", """The README's export section has the same calls in Kotlin for Android. The SavedModel route
+(TF Serving, REST and gRPC) is in `02_export_and_serve.ipynb`."""),
+]
+
+
 def build(cells):
     notebook = new_notebook()
     notebook.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in cells]
@@ -371,4 +478,5 @@ if __name__ == "__main__":
     nbformat.write(build(QUICKSTART), os.path.join(HERE, "01_quickstart.ipynb"))
     nbformat.write(build(EXPORT), os.path.join(HERE, "02_export_and_serve.ipynb"))
     nbformat.write(build(TEXT), os.path.join(HERE, "03_text_classification.ipynb"))
+    nbformat.write(build(DEPLOY), os.path.join(HERE, "04_deploy_on_device.ipynb"))
     nbformat.write(build(AUDIO), os.path.join(HERE, "06_audio_classification.ipynb"))
