@@ -117,8 +117,12 @@ def test_modalities_do_not_import_each_other():
                 assert not bad, f"{module} imports {bad}"
 
 
+GENERATED = {"keras_tl.core.tflite_metadata_schema"}  # flatc output, vendored unmodified (see its header)
+
+
 def test_no_module_over_the_line_limit():
-    long = {m: n for m, p in _modules().items() if (n := sum(1 for _ in open(p))) > MAX_LINES}
+    long = {m: n for m, p in _modules().items()
+            if m not in GENERATED and (n := sum(1 for _ in open(p))) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
