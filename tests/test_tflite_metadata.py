@@ -105,3 +105,18 @@ def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kin
     if quantize == "none":
         assert np.mean(scores.argmax(1) == task.predict(test.items).argmax(1)) >= 0.98
     assert os.path.isfile(os.path.join(os.path.dirname(result.path), "labels.txt"))
+
+
+def test_bert_inputs_follow_the_interpreter_order_and_need_a_lowercasing_wordpiece():
+    details = [{"name": f"serving_default_{n}:0", "shape": np.array([1, 16])}
+               for n in ("segment_ids", "token_ids", "padding_mask")]
+    bert = tflite_metadata.bert_inputs(details, ["[PAD]", "cat"], lowercase=True)
+    assert [t.name for t in bert.tensors] == ["segment_ids", "ids", "mask"]
+    assert bert.process_units[0].optionsType == fb.ProcessUnitOptions.BertTokenizerOptions
+    assert bert.files == {"vocab.txt": b"[PAD]\ncat\n"}
+    blob = tflite_metadata.metadata_buffer(tflite_metadata.About("t", "d"), inputs=bert,
+                                           outputs=[tflite_metadata.scores_output(["a", "b"])])
+    parsed = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(blob, 0))
+    assert parsed.minParserVersion == b"1.1.0"  # BertTokenizerOptions came with schema 1.1.0
+    assert tflite_metadata.bert_inputs(details, ["[PAD]"], lowercase=False) is None  # MediaPipe lower-cases
+    assert tflite_metadata.bert_inputs(details[1:], ["[PAD]"], lowercase=True) is None  # no segment ids

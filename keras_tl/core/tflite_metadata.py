@@ -90,7 +90,11 @@ def bert_inputs(details, vocabulary, *, lowercase):
     """BERT token inputs for MediaPipe's `TextClassifier`, which tokenizes raw strings itself: the
     three int32 `[1, L]` inputs named `ids`, `mask`, `segment_ids` (the names it looks them up by),
     and a WordPiece tokenizer unit with the vocabulary file. None unless the model takes exactly
-    token ids, padding mask and segment ids (`details`: the interpreter's input details)."""
+    token ids, padding mask and segment ids (`details`: the interpreter's input details) and its
+    tokenizer lower-cases: MediaPipe's BERT tokenizer always does (checked with mixed-case
+    texts), so a cased vocabulary would see other tokens than in training."""
+    if not lowercase:
+        return None
     roles = {"token_ids": "ids", "padding_mask": "mask", "segment_ids": "segment_ids"}
     names = []
     for detail in details:
@@ -112,8 +116,7 @@ def bert_inputs(details, vocabulary, *, lowercase):
         tensors.append(tensor)
     vocab = fb.AssociatedFileT()
     vocab.name = "vocab.txt"
-    vocab.description = ("WordPiece vocabulary, one token per line (line number = id); "
-                         + ("texts are lower-cased first." if lowercase else "cased."))
+    vocab.description = "WordPiece vocabulary, one token per line (line number = id); texts are lower-cased first."
     vocab.type = fb.AssociatedFileType.VOCABULARY
     options = fb.BertTokenizerOptionsT()
     options.vocabFile = [vocab]
