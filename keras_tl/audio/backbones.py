@@ -8,7 +8,6 @@ CNN models for audio classification") turns the spectrogram into a square RGB im
 """
 
 import os
-import tempfile
 
 import keras
 
@@ -77,21 +76,11 @@ def aisfx_network(frames, mels=FRONT_END.mels):
 
 def aisfx_weights():
     """The aisfx checkpoint converted to a Keras weights file (once; cached). Path to the file."""
-    from keras_tl.weights.imports import convert_into
+    from keras_tl.weights.imports import convert_to_file
 
     path = keras_tl_cache("aisfx_cnn9.weights.h5")
-    if not os.path.isfile(path):
-        network = aisfx_network(frames=16)  # Convolutions do not depend on the input length.
-        convert_into("aisfx", network)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=os.path.dirname(path))
-        os.close(fd)
-        try:
-            network.save_weights(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    if not os.path.isfile(path):  # Convolutions do not depend on the input length: any frames do.
+        convert_to_file("aisfx", aisfx_network(frames=16), path)
     return path
 
 

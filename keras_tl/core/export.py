@@ -281,8 +281,8 @@ def write_tflite_metadata(path, task, info):
     if weights in ("none", ""):
         start = "trained from random weights" if weights == "none" else "trained"
     else:
-        origin = f"a local weights file ({os.path.basename(weights)})" if os.path.sep in weights or \
-            weights.endswith(".h5") else f"{weights} weights"
+        origin = (f"local weights ({os.path.basename(os.path.normpath(weights))})" if os.path.exists(weights)
+                  else f"{weights} weights")
         start = f"fine-tuned from {origin}"
     licences = [f"weights ({spec.name}): {spec.licence}"] if spec is not None and spec.licence and weights != "none" else []
     if card.get("data_licence"):

@@ -160,23 +160,21 @@ def metadata_buffer(about, *, inputs, outputs):
 def min_parser_version(metadata):
     """The oldest metadata parser that understands every field used (the schema's version history;
     what MediaPipe's populator computes in C++), for the fields keras-tl writes."""
-    version = "1.0.0"
+    tokenizers = (fb.ProcessUnitOptions.BertTokenizerOptions, fb.ProcessUnitOptions.SentencePieceTokenizerOptions)
+    needed = [(1, 0, 0)]
     for subgraph in metadata.subgraphMetadata or []:
-        for unit in subgraph.inputProcessUnits or []:
-            if unit.optionsType in (fb.ProcessUnitOptions.BertTokenizerOptions,
-                                    fb.ProcessUnitOptions.SentencePieceTokenizerOptions):
-                version = max(version, "1.1.0")
-        for tensor in (subgraph.inputTensorMetadata or []) + (subgraph.outputTensorMetadata or []):
-            if tensor.content is not None and tensor.content.contentPropertiesType == fb.ContentProperties.AudioProperties:
-                version = max(version, "1.3.0")
-            for unit in tensor.processUnits or []:
-                if unit.optionsType in (fb.ProcessUnitOptions.BertTokenizerOptions,
-                                        fb.ProcessUnitOptions.SentencePieceTokenizerOptions):
-                    version = max(version, "1.1.0")
-            for file in tensor.associatedFiles or []:
-                if file.type == fb.AssociatedFileType.VOCABULARY:
-                    version = max(version, "1.0.1")
-    return version
+        tensors = (subgraph.inputTensorMetadata or []) + (subgraph.outputTensorMetadata or [])
+        units = (subgraph.inputProcessUnits or []) + [u for t in tensors for u in t.processUnits or []]
+        files = [f for t in tensors for f in t.associatedFiles or []] + [
+            f for u in units if u.optionsType in tokenizers for f in getattr(u.options, "vocabFile", None) or []]
+        if any(u.optionsType in tokenizers for u in units):
+            needed.append((1, 1, 0))
+        if any(t.content is not None and t.content.contentPropertiesType == fb.ContentProperties.AudioProperties
+               for t in tensors):
+            needed.append((1, 3, 0))
+        if any(f.type == fb.AssociatedFileType.VOCABULARY for f in files):
+            needed.append((1, 0, 1))
+    return ".".join(map(str, max(needed)))
 
 
 def populate(model, metadata, files):

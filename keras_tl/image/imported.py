@@ -7,7 +7,6 @@ the imported network with its ImageNet head.
 """
 
 import os
-import tempfile
 
 import keras
 
@@ -15,7 +14,7 @@ from keras_tl.core import registry
 from keras_tl.core.paths import keras_tl_cache
 from keras_tl.image.applications import construct
 from keras_tl.image.layers import ImagePreprocessing
-from keras_tl.weights.imports import convert_into, get, names  # noqa: F401  (names: the CLI's list)
+from keras_tl.weights.imports import convert_into, convert_to_file, get, names  # noqa: F401  (names: the CLI's list)
 
 
 def classifier(name, image_size=224):
@@ -52,17 +51,7 @@ def import_weights(name, out):
         raise ValueError(f"The output must be a `.weights.h5` file. Received: {out!r}")
     spec = registry.get(importer.backbone)
     network = construct(spec, include_top=False, input_shape=(spec.default_size, spec.default_size, 3))
-    convert_into(name, network)
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=folder)
-    os.close(fd)
-    try:
-        network.save_weights(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    convert_to_file(name, network, out)
     print(f"[keras-tl] wrote {out}: {importer.note} weights of {importer.backbone!r} from "
           f"{importer.package} ({importer.licence})")
     return out

@@ -104,6 +104,25 @@ def convert_into(name, network):
     return network
 
 
+def convert_to_file(name, network, out):
+    """`convert_into`, then the network's weights written to `out` (a `.weights.h5` file) through a
+    temporary file beside it and an atomic rename: a killed conversion never leaves half a file."""
+    import tempfile
+
+    convert_into(name, network)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".weights.h5", dir=folder)
+    os.close(fd)
+    try:
+        network.save_weights(tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out
+
+
 class _Mapper:
     """Sets Keras layer weights from a state dict and checks every tensor is used exactly once."""
 
