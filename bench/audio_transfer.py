@@ -10,22 +10,33 @@ Backbones, one per family, each with pooling "max" over time (aisfx's own) and 1
 - `aisfx_cnn9`: a CNN pretrained on sound effects (PyPI aisfx, `keras-tl assets install`);
 - `efficientnet_lite0_mel`, `mobilenet_v2_mel`: ImageNet CNNs on 96 px log-mel images.
 Transfer: 10 epochs on cached features (head lr 1e-3), then 4 epochs with the whole backbone
-unfrozen at 1e-4. Scratch: the same architecture from random weights, all 14 epochs trainable at 1e-3
-(keras-tl's `compare_scratch`). No early stopping. Test accuracy and macro F1 per file (mean over
-its windows); mean and sample standard deviation over the seeds. keras-tl keeps each model's weights from
-its epoch of lowest validation loss; the table gives the epoch the scratch arm kept (a from-scratch
-network kept at its first epochs has BatchNorm statistics that have not settled yet, and predicts
-near chance in inference mode: read its figure as "what `compare_scratch` returned", not as the
-best a from-scratch network can do).
+unfrozen at 1e-4 (`--epochs 10+4`). Scratch: the same architecture from random weights, all 14
+epochs trainable at 1e-3 (keras-tl's `compare_scratch`: the same total). No early stopping. Test accuracy and macro F1 per file (mean over
+its windows); mean and sample standard deviation over the seeds. Both arms keep the weights of their
+epoch of highest validation accuracy (ties: lower validation loss; `monitor: val_accuracy`); the
+table gives the epoch the scratch arm kept. With `--monitor val_loss` (keras-tl's default) most
+10%-label scratch runs keep epoch 1 or 2: near-uniform predictions have the lowest loss, while their
+BatchNorm statistics have not settled and they predict near chance in inference mode.
 
-    python bench/audio_transfer.py [--seeds 0,1,2] [--fractions 0.1,1]
+    python bench/audio_transfer.py [--seeds 0,1,2] [--fractions 0.1,1] [--monitor val_accuracy]
                                    [--backbones aisfx_cnn9,efficientnet_lite0_mel,mobilenet_v2_mel]
-    python bench/audio_transfer.py --report     # the table again, from OUT/audio_transfer.json
+                                   [--epochs 10+4] [--augment none]
+    python bench/audio_transfer.py --report [same flags]   # the table again, from OUT/audio_transfer.json
+
+`--epochs H+F`: transfer trains H frozen-phase and F fine-tuning epochs, scratch H + F epochs.
+Cells already in OUT/audio_transfer.json (same monitor, epochs and augmentation) are kept, not
+re-run: an interrupted run continues, and `--fractions 0.1` then `--fractions 1` fill one table;
+other settings' rows stay in the file beside them.
+
+Second test set: every run (transfer and scratch) is also scored on LMMS's drum samples (Debian
+`lmms-common`, `keras_tl.datasets.load_lmms_drums`: 54 one-shots of another library, other
+recordings and processing), the table's last two columns.
 
 Its last line is `audio_10pct_transfer_minus_scratch=<points> (<best backbone>, mean of seeds)`.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -33,27 +44,64 @@ import time
 
 import numpy as np
 
+import keras
+
 from keras_tl import datasets
 from keras_tl.core.config import TrainConfig
-from keras_tl.workflow import train
+from keras_tl.core.evaluate import evaluate_predictions
+from keras_tl.workflow import load_run, train
 
 
-def cell(source, backbone, fraction, seed, out):
+def kept_epoch(history, monitor):
+    """1-based epoch whose weights the run kept (BestWeights' rule)."""
+    loss = history["val_loss"]
+    if monitor == "val_loss":
+        return 1 + int(np.argmin(loss))
+    return 1 + min(range(len(loss)), key=lambda i: (-history["val_accuracy"][i], loss[i]))
+
+
+def other_source(run_dir, other, scratch=False):
+    """`(accuracy %, macro F1)` of a finished run's saved model (or its scratch twin's) on another source's files."""
+    task = load_run(run_dir)
+    if scratch:  # the twin's folder holds its model and metrics; the run's task says how to feed it
+        task = dataclasses.replace(task, model=keras.saving.load_model(os.path.join(run_dir, "scratch", "model.keras")))
+    metrics = evaluate_predictions(other.labels, task.predict(other.paths, batch_size=64), other.class_names,
+                                   "multiclass")
+    keras.backend.clear_session()
+    return 100 * metrics["test_accuracy"], metrics["macro_f1"]
+
+
+def add_other_source(row, run_dir, other):
+    row["lmms_transfer"], row["lmms_transfer_f1"] = other_source(run_dir, other)
+    row["lmms_scratch"], row["lmms_scratch_f1"] = other_source(run_dir, other, scratch=True)
+    return row
+
+
+def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=4, augment="none", other=None):
     train_size = len(source.predefined["train"])
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
-    config = TrainConfig(backbone=backbone, pooling="max", head_epochs=10, epochs=4, unfreeze="all",
+    config = TrainConfig(backbone=backbone, pooling="max", head_epochs=head_epochs, epochs=epochs, unfreeze="all",
                          head_lr=1e-3, fine_tune_lr=1e-4, batch_size=32, early_stopping_patience=None,
-                         labels_per_class=per_class, seed=seed, compare_scratch=True,
-                         out=os.path.join(out, backbone, f"{fraction:g}", f"seed{seed}"))
+                         labels_per_class=per_class, seed=seed, compare_scratch=True, monitor=monitor,
+                         augment=augment, augmented_views=4 if augment != "none" else 0,
+                         out=os.path.join(out, f"{head_epochs}+{epochs}", augment, backbone, f"{fraction:g}",
+                                          f"seed{seed}"))
     started = time.perf_counter()
-    metrics = train(config, source).metrics
+    finished = os.path.join(config.out, "metrics.json")
+    if os.path.isfile(finished):  # a run an interrupted bench finished but did not record: read, not retrain
+        with open(finished, encoding="utf-8") as f:
+            metrics = json.load(f)
+    else:
+        metrics = train(config, source).metrics
     with open(os.path.join(config.out, "scratch", "history.json"), encoding="utf-8") as f:
-        scratch_val_loss = json.load(f)["full"]["val_loss"]
-    return {"scratch_kept_epoch": 1 + int(np.argmin(scratch_val_loss)), "epochs": len(scratch_val_loss),
+        scratch = json.load(f)["full"]
+    row = {"scratch_kept_epoch": kept_epoch(scratch, monitor), "epochs": len(scratch["val_loss"]), "monitor": monitor,
+            "budget": f"{head_epochs}+{epochs}", "augment": augment, "run": config.out,
             "backbone": backbone, "fraction": fraction, "seed": seed, "labels_per_class": per_class,
             "transfer": 100 * metrics["test_accuracy"], "transfer_f1": metrics["macro_f1"],
             "scratch": 100 * metrics["scratch"]["test_accuracy"], "scratch_f1": metrics["scratch"]["macro_f1"],
             "seconds": round(time.perf_counter() - started, 1)}
+    return add_other_source(row, config.out, other) if other is not None else row
 
 
 def main():
@@ -62,12 +110,24 @@ def main():
     parser.add_argument("--fractions", default="0.1,1")
     parser.add_argument("--backbones", default="aisfx_cnn9,efficientnet_lite0_mel,mobilenet_v2_mel")
     parser.add_argument("--out", default="runs/audio_transfer")
+    parser.add_argument("--monitor", default="val_accuracy", choices=["val_accuracy", "val_loss"],
+                        help="the best epoch, whose weights each arm keeps")
+    parser.add_argument("--epochs", default="10+4",
+                        help="transfer: frozen-phase + fine-tuning epochs; scratch trains their sum")
+    parser.add_argument("--augment", default="none", help="none, light, standard or strong (both arms)")
     parser.add_argument("--report", action="store_true", help="print the table from OUT/audio_transfer.json")
     args = parser.parse_args()
     saved = os.path.join(args.out, "audio_transfer.json")
+    def chosen(r):  # the rows of this table: one monitor, schedule and augmentation
+        return (r.get("monitor", "val_loss") == args.monitor and r.get("budget", "10+4") == args.epochs
+                and r.get("augment", "none") == args.augment)
+
     if args.report:
         with open(saved, encoding="utf-8") as f:
-            rows = json.load(f)
+            rows = [r for r in json.load(f) if chosen(r)]
+        if not rows:
+            raise SystemExit(f"No rows in {saved} for --monitor {args.monitor} --epochs {args.epochs} "
+                             f"--augment {args.augment}")
         for r in rows:  # rows of an earlier version of this script: read the kept epoch off the run
             if "scratch_kept_epoch" not in r:
                 history = os.path.join(args.out, r["backbone"], f"{r['fraction']:g}", f"seed{r['seed']}", "scratch",
@@ -83,24 +143,49 @@ def main():
         fractions = [float(f) for f in args.fractions.split(",")]
         backbones = args.backbones.split(",")
         source = datasets.load_drumkits()
-        rows = []
+        other = datasets.load_lmms_drums()
+        rows, others = [], []
+        if os.path.isfile(saved):
+            with open(saved, encoding="utf-8") as f:
+                for r in json.load(f):
+                    (rows if chosen(r) else others).append(r)
+        for r in rows:  # rows from before the second test set: evaluate their saved runs on it
+            layout = [r["budget"], r["augment"]] if "budget" in r else []  # older rows: OUT/backbone/...
+            run_dir = r.get("run") or os.path.join(args.out, *layout, r["backbone"], f"{r['fraction']:g}",
+                                                   f"seed{r['seed']}")
+            if "lmms_transfer" not in r and os.path.isdir(os.path.join(run_dir, "scratch")):
+                add_other_source(r, run_dir, other)
+                with open(saved, "w", encoding="utf-8") as f:
+                    json.dump(others + rows, f, indent=1)
+        done = {(r["backbone"], r["fraction"], r["seed"]) for r in rows}
         for fraction in fractions:
             for backbone in backbones:
                 for seed in seeds:
-                    rows.append(cell(source, backbone, fraction, seed, args.out))
+                    if (backbone, fraction, seed) in done:
+                        continue
+                    head_epochs, epochs = (int(n) for n in args.epochs.split("+"))
+                    rows.append(cell(source, backbone, fraction, seed, args.out, args.monitor, head_epochs, epochs,
+                                     args.augment, other))
                     print(json.dumps(rows[-1]), flush=True)
                     with open(saved, "w", encoding="utf-8") as f:
-                        json.dump(rows, f, indent=1)
+                        json.dump(others + rows, f, indent=1)
 
     def stat(values):
         spread = f"{np.std(values, ddof=1):.1f}" if len(values) > 1 else "n/a"
         return f"{np.mean(values):.1f}% ± {spread}" + ("" if len(values) == len(seeds) else f" ({len(values)} seeds)")
 
+    fractions = sorted({r["fraction"] for r in rows})
+    backbones = list(dict.fromkeys(r["backbone"] for r in rows))
+    monitors = sorted({r.get("monitor", "val_loss") for r in rows})
     print(f"\nHydrogen drum kits, 5 classes, held-out test kit (90 files); {len(seeds)} seeds {seeds}; "
+          f"best epoch by {', '.join(monitors)}; transfer {args.epochs} epochs, scratch "
+          f"{sum(int(n) for n in args.epochs.split('+'))}; augment {args.augment}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    lmms = all("lmms_transfer" in r for r in rows)
     print("| labels | per class | backbone | transfer: accuracy (macro F1) | scratch: accuracy (macro F1) | "
-          "scratch kept epoch | transfer - scratch |")
-    print("|---|---|---|---|---|---|---|")
+          "scratch kept epoch | transfer - scratch |"
+          + (" LMMS drums (other source): transfer | LMMS: scratch |" if lmms else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if lmms else ""))
     gaps = {}
     for fraction in fractions:
         for backbone in backbones:
@@ -109,12 +194,16 @@ def main():
                 continue
             t, s = [r["transfer"] for r in cells], [r["scratch"] for r in cells]
             gap = [a - b for a, b in zip(t, s)]
-            gaps[fraction, backbone] = float(np.mean(gap))
+            gaps[fraction, backbone] = round(float(np.mean(gap)), 1) + 0.0  # no "-0.0"
             kept = ", ".join(str(r.get("scratch_kept_epoch", "?")) for r in cells)
             print(f"| {fraction:.0%} | {cells[0]['labels_per_class']} | {backbone} | {stat(t)} "
                   f"({np.mean([r['transfer_f1'] for r in cells]):.3f}) | {stat(s)} "
                   f"({np.mean([r['scratch_f1'] for r in cells]):.3f}) | {kept} of {cells[0].get('epochs', 14)} | "
-                  f"{np.mean(gap):+.1f} ± {np.std(gap, ddof=1) if len(gap) > 1 else float('nan'):.1f} points |")
+                  f"{gaps[fraction, backbone]:+.1f} ± {np.std(gap, ddof=1) if len(gap) > 1 else float('nan'):.1f} points |"
+                  + (f" {stat([r['lmms_transfer'] for r in cells])} "
+                     f"({np.mean([r['lmms_transfer_f1'] for r in cells]):.3f}) | "
+                     f"{stat([r['lmms_scratch'] for r in cells])} "
+                     f"({np.mean([r['lmms_scratch_f1'] for r in cells]):.3f}) |" if lmms else ""))
     if 0.1 in fractions:  # the best backbone: the highest transfer accuracy at 10% of the labels
         best = max(backbones, key=lambda b: np.mean([r["transfer"] for r in rows
                                                      if r["fraction"] == 0.1 and r["backbone"] == b]))

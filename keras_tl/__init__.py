@@ -36,6 +36,7 @@ _PUBLIC = {
     "compare_backbones": "keras_tl.workflow",
     "lr_find": "keras_tl.workflow",
     "rank": "keras_tl.workflow",
+    "domain_shift": "keras_tl.workflow",
     "show_batch": "keras_tl.workflow",
     "evaluate_run": "keras_tl.workflow",
     "export_run": "keras_tl.workflow",

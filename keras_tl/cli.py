@@ -46,11 +46,13 @@ _TRAIN_FLAGS = {
                               "block above (default 1.0: one rate)"),
     "schedule": (str, f"{_C(choices.SCHEDULES)} (auto: linear for text, cosine for images)"),
     "labels_per_class": (int, "use at most this many training examples per class"),
-    "augment": (str, _C(tuple(choices.AUGMENT_PRESETS))),
+    "augment": (str, f"{_C(tuple(choices.AUGMENT_PRESETS))}: training split only (images: flips, rotation, ...; "
+                     f"audio: gain, onset delay, polarity, noise)"),
     "task": (str, _C(choices.TASKS)),
     "pooling": (str, f"{_C(choices.POOLINGS)} (cls: text, first token)"),
     "dropout": (float, "dropout before the output layer"),
     "label_smoothing": (float, "label smoothing"),
+    "monitor": (str, f"{_C(choices.MONITORS)}: the best epoch, whose weights are kept (default val_loss)"),
     "class_weight": (str, _C(choices.CLASS_WEIGHTS)),
     "cache": (str, _C(choices.CACHES)),
     "seed": (int, "random seed"),
@@ -110,7 +112,16 @@ def _parser():
             help_text = "folder to write rank.md and rank.json into" if name == "out" else help_text
             ranker.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
 
-    show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples")
+    shift = sub.add_parser("domain-shift", help="how far target-domain data is from your training data (proxy "
+                                                "A-distance on frozen backbone features), before training")
+    shift.add_argument("--target-data", required=True, help="target-domain data: a folder or manifest as --data "
+                                                            "(labels unused)")
+    shift.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
+    for name, (kind, help_text) in _TRAIN_FLAGS.items():
+        if name != "out":
+            shift.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
+
+    show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples (images; audio as spectrograms)")
     show.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
     show.add_argument("--png", default="batch.png", help="the PNG to write (default batch.png)")
     for name, (kind, help_text) in _TRAIN_FLAGS.items():
@@ -135,7 +146,7 @@ def _parser():
     predict = sub.add_parser(
         "predict", help="top-k labels: `predict RUN_DIR IMAGE...`, `predict RUN_DIR TEXT...` (a text "
                         "run), `predict RUN_DIR CLIP.wav...` (an audio run) or `predict --server URL --model "
-                        "NAME IMAGE...` (TF Serving)")
+                        "NAME IMAGE_OR_CLIP...` (TF Serving; audio files go to an audio export's serving_wav)")
     predict.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE_OR_TEXT")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--server", help="TF Serving address: REST http://localhost:8501 or gRPC "
@@ -257,6 +268,11 @@ def _run(args):
         names = [n.strip() for n in args.backbones.split(",") if n.strip()]
         workflow.rank(_train_config(args), names, random_twins=args.random_twins, out=args.out)
         return 0
+    if args.command == "domain-shift":
+        from keras_tl import workflow
+
+        print(json.dumps(workflow.domain_shift(_train_config(args), args.target_data)))
+        return 0
     if args.command == "lr-find":
         from keras_tl import workflow
 
@@ -280,10 +296,12 @@ def _run(args):
 
         if not args.model:
             raise ValueError("`predict --server` needs --model NAME (the served model's name).")
-        ask = serving.predict_texts if args.text else serving.predict
+        audio = not args.text and bool(args.paths) and all(
+            str(p).lower().endswith(serving.AUDIO_EXTENSIONS) for p in args.paths)
+        ask = serving.predict_texts if args.text else serving.predict_audio if audio else serving.predict
         answers = ask(args.server, args.model, args.paths, version=args.version)
         for item, answer in zip(args.paths, answers):
-            print(json.dumps({"text" if args.text else "image": item, **answer}))
+            print(json.dumps({"text" if args.text else "audio" if audio else "image": item, **answer}))
         return 0
     if args.command == "predict":
         from keras_tl import workflow

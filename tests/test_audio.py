@@ -188,12 +188,73 @@ def test_drumkits_are_labelled_by_instrument_and_split_by_kit():
         datasets.load_drumkits(folder="/nonexistent")
 
 
+def test_lmms_drums_are_a_second_source_labelled_by_file_name_with_its_bad_file_reported():
+    source = datasets.load_lmms_drums()
+    assert source.class_names == ["kick", "snare", "tom", "hihat", "cymbal"] and source.predefined is None
+    assert np.bincount(source.labels, minlength=5).tolist() == [16, 17, 8, 9, 4]
+    names = {os.path.basename(p): source.class_names[label] for p, label in zip(source.paths, source.labels)}
+    assert names["bassdrum01.ogg"] == "kick" and names["hihat_opened02.ogg"] == "hihat"
+    assert names["ride01.ogg"] == "cymbal" and names["tom_low01.ogg"] == "tom" and "shaker01.ogg" not in names
+    # kick04.ogg is a malformed WAV file named .ogg: skipped and reported, not silently dropped.
+    assert [(os.path.basename(p), "Malformed" in why) for p, why in source.skipped] == [("kick04.ogg", True)]
+    assert "lmms-common" in source.licence
+    with pytest.raises(keras_tl.DatasetUnavailableError, match="apt-get install lmms-common"):
+        datasets.load_lmms_drums(folder="/nonexistent")
+
+
 def tiny_drums(per_class=4, classes=("kick", "cymbal")):
     """A few real drum samples of two classes from the training kits, as a source."""
     source = datasets.load_drumkits(classes=list(classes))
     train = source.predefined["train"]
     keep = np.concatenate([train[source.labels[train] == c][:per_class] for c in range(len(classes))])
     return audio_data.AudioSource(list(classes), [source.paths[i] for i in keep], source.labels[keep])
+
+
+def test_waveform_augmentation_delays_scales_inverts_and_adds_noise_on_training_batches_only():
+    from keras_tl.audio import augment
+    from keras_tl.core.config import resolve_audio_augment
+
+    samples, rows = 1000, 256
+    clicks = np.zeros((rows, samples), np.float32)
+    clicks[:, 10] = 0.5  # One impulse per window: where it lands is the delay, its value the gain.
+    targets = np.zeros((rows, 2), np.float32)
+
+    def run(params, seed=0, waves=clicks):
+        apply = augment.batch_function(resolve_audio_augment("none", params), samples, seed)
+        return apply(waves, targets)[0].numpy()
+
+    delayed = run({"delay": 0.2})
+    where = delayed.argmax(axis=1)
+    assert np.all(delayed.max(axis=1) == 0.5) and np.all((delayed != 0).sum(axis=1) == 1)  # moved, not cut
+    assert where.min() == 10 and where.max() == 10 + 200 and len(np.unique(where)) > 50
+    gains = run({"gain_db": 6.0}).max(axis=1) / 0.5
+    assert gains.min() >= 10 ** (-6 / 20) - 1e-6 and gains.max() <= 10 ** (6 / 20) + 1e-6
+    assert gains.min() < 0.6 and gains.max() > 1.8  # spread over the range
+    signs = run({"invert": True})[:, 10] / 0.5
+    assert set(np.unique(signs)) == {-1.0, 1.0} and 0.3 < np.mean(signs > 0) < 0.7
+    tone = np.tile(sine(RATE, samples / RATE, amplitude=0.1)[None], (rows, 1))
+    tone[0] = 0  # A silent window stays silent.
+    noisy = run({"noise_snr_db": [20.0, 30.0]}, waves=tone)
+    noise = noisy[1:] - tone[1:]
+    snr = 10 * np.log10(np.mean(tone[1:] ** 2, axis=1) / np.mean(noise ** 2, axis=1))
+    assert np.all(noisy[0] == 0) and 19.0 < snr.min() and snr.max() < 31.0 and snr.max() - snr.min() > 5
+    # Fresh draws every epoch, the same sequence for the same seed, clipped to [-1, 1].
+    params = resolve_audio_augment("strong")
+    first = augment.batch_function(params, samples, seed=3)
+    again = augment.batch_function(params, samples, seed=3)
+    a, b = first(tone, targets)[0].numpy(), first(tone, targets)[0].numpy()
+    assert not np.allclose(a, b) and np.array_equal(a, again(tone, targets)[0].numpy())
+    assert np.abs(run({"gain_db": 40.0}, waves=tone)).max() <= 1.0
+
+    # In the pipeline: training batches only.
+    from keras_tl.core.data import Split
+
+    split = Split([tone[1], tone[2] * 0.5], np.array([0, 1]))
+    kwargs = dict(samples=samples, sample_rate=RATE, batch_size=2, num_classes=2, augment=params)
+    train = next(iter(audio_data.make_dataset(split, training=True, **kwargs)))[0].numpy()
+    plain = next(iter(audio_data.make_dataset(split, training=False, **kwargs)))[0].numpy()
+    assert np.array_equal(plain, np.stack([tone[1], tone[2] * 0.5]))
+    assert not any(np.allclose(row, ref, atol=1e-3) for row in train for ref in plain)
 
 
 def test_audio_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
@@ -206,7 +267,9 @@ def test_audio_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("changes,match", [
-    ({"image_size": 64}, "image_size"), ({"augment": "light"}, "Augmentation"), ({"clip_seconds": 0.1}, "clip_seconds"),
+    ({"image_size": 64}, "image_size"), ({"augment_params": {"rotation": 0.1}}, "audio augmentation parameters"),
+    ({"augment_params": {"noise_snr_db": [40, 20]}}, "noise_snr_db"), ({"augment_on": "model"}, "augment_on"),
+    ({"clip_seconds": 0.1}, "clip_seconds"),
     ({"pooling": "cls"}, "pooling"), ({"weights": "imagenet.h5"}, "weights"), ({"data": "nowhere/"}, "not found"),
 ])
 def test_audio_configs_are_checked_before_any_work(tmp_path, changes, match):
@@ -222,7 +285,7 @@ def keras_tl_cli(*args):
     return result.stdout
 
 
-def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_path):
+def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_path, capsys):
     """A real run on drum samples (manifest with kit splits): train with its scratch twin, predict a
     clip, export TFLite (checked) and a SavedModel whose WAV signature takes a stereo 48 kHz file."""
     import tensorflow as tf
@@ -241,10 +304,15 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     run = str(tmp_path / "run")
     keras_tl_cli("train", "--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5",
                  "--head-epochs", "2", "--epochs", "1", "--batch-size", "8", "--unfreeze", "blocks:1",
-                 "--pooling", "max", "--compare-scratch", "--out", run)
+                 "--pooling", "max", "--compare-scratch", "--augment", "standard", "--augmented-views", "2", "--out", run)
     metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert "augment: standard" in open(os.path.join(run, "config.yaml")).read()
     assert metrics["confusion_matrix"] and sum(map(sum, metrics["confusion_matrix"])) == 6  # files, not windows
     assert "scratch" in metrics and os.path.isfile(os.path.join(run, "confident_errors.png"))
+    grid = str(tmp_path / "batch.png")
+    keras_tl_cli("show-batch", "--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5",
+                 "--augment", "strong", "--png", grid)
+    assert os.path.getsize(grid) > 10_000
     clip = [r["path"] for r in rows if r["split"] == "test"][0]
     printed = json.loads(keras_tl_cli("predict", run, clip, "--top-k", "2").strip().splitlines()[-1])
     top = keras_tl.predict(run, [clip], top_k=3)[0]
@@ -279,3 +347,27 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     answer = tf.saved_model.load(served.path).signatures["serving_wav"](wav_bytes=tf.constant([wav]))
     assert answer["labels"].numpy()[0].decode() == top[0][0]
     assert abs(float(answer["probabilities"].numpy()[0].max()) - top[0][1]) < 0.02
+
+    # `predict --server` with an audio file: its bytes (re-encoded as 16-bit WAV unless they are)
+    # go to serving_wav over TF Serving's REST API; here a local server runs the exported signature.
+    import base64
+
+    from conftest import fake_tf_serving
+
+    from keras_tl.core import serving
+
+    signature = tf.saved_model.load(served.path).signatures["serving_wav"]
+
+    def answer_rest(instances):
+        data = tf.constant([base64.b64decode(i["b64"]) for i in instances])
+        return {k: v.numpy() for k, v in signature(wav_bytes=data).items()}
+
+    assert serving.pcm16_wav(clip)[:4] == b"RIFF"
+    with fake_tf_serving(answer_rest) as (url, bodies):
+        from keras_tl.cli import main
+
+        assert main(["predict", "--server", url, "--model", "drums", clip]) == 0
+        assert bodies[-1][1]["signature_name"] == "serving_wav"
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["audio"] == clip and line["labels"] == top[0][0]
+    assert abs(max(line["probabilities"]) - top[0][1]) < 0.02

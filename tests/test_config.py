@@ -16,6 +16,9 @@ from conftest import tiny_config, write_image_folder
         (dict(fine_tune_lr=0), "`fine_tune_lr` must be a positive number"),
         (dict(val_split=0.5, test_split=0.5), "must leave images for training"),
         (dict(dense_units=[0]), "`dense_units` must be a list of positive integers"),
+        (dict(monitor="val_f1"), "`monitor` must be one of ['val_loss', 'val_accuracy']. Received: monitor='val_f1'"),
+        (dict(augment="heavy"), "Unknown augmentation policy 'heavy'"),
+        (dict(augment_params={"blur": 1}), "Unknown augmentation parameters ['blur']. Allowed: images"),
     ],
 )
 def test_bad_fields_name_value_and_allowed(overrides, message):
@@ -100,4 +103,14 @@ def test_late_errors_now_fail_before_any_file_is_written(tmp_path, overrides, me
     config = tiny_config(tmp_path, data=root, **overrides)
     with pytest.raises(ValueError, match=message):
         train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_image_run_refuses_audio_augmentation_parameters_before_work(tmp_path):
+    import keras_tl
+
+    config = TrainConfig(data=str(tmp_path), backbone="mobilenet_v3_small", weights="none", out=str(tmp_path / "run"),
+                         augment="light", augment_params={"gain_db": 3})
+    with pytest.raises(ValueError, match=r"Unknown augmentation parameters \['gain_db'\]"):
+        keras_tl.train(config)
     assert not (tmp_path / "run").exists()

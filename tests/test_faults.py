@@ -150,7 +150,7 @@ keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", ["feature_cache=True", "feature_cache=False"])
+@pytest.mark.parametrize("extra", ["feature_cache=True", "feature_cache=False, monitor='val_accuracy'"])
 def test_a_run_killed_in_each_phase_resumes_to_the_same_weights(tmp_path, extra):
     """kill -9 after phase 1's 2nd epoch, again after phase 2's 1st (epoch 5), then the same command:
     the finished run equals an uninterrupted one (weights, histories)."""

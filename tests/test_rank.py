@@ -189,3 +189,31 @@ def test_compare_top_fine_tunes_only_the_best_ranked(tmp_path):
     assert [r["backbone"] for r in rows] == [ranked[0]["backbone"]]
     assert sorted(os.listdir(tmp_path / "cmp")) == sorted(
         [ranked[0]["backbone"], "compare.json", "compare.md", "pareto.png", "rank.json", "rank.md"])
+
+
+def test_domain_shift_tells_a_shifted_domain_from_the_same_one_before_any_training(tmp_path, capsys):
+    """Digit scans vs other scans of the same digits (no shift) and vs inverted scans (a shift)."""
+    from keras_tl.image import data as image_data
+
+    digits = datasets.load_digits([0, 1, 2])
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(digits.labels))
+    first, second = order[:240], order[240:480]
+
+    def part(indices, invert=False):
+        images = digits.images[indices]
+        return image_data.ImageSource(digits.class_names, 255 - images if invert else images, digits.labels[indices])
+
+    config = TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=64, val_split=0.2,
+                         test_split=0.2, out=str(tmp_path / "never"))
+    same = keras_tl.domain_shift(config, part(second), part(first))
+    shifted = keras_tl.domain_shift(config, part(second, invert=True), part(first))
+    assert same["examples"] == shifted["examples"] == 240 - 48  # train + val: the test split (20%) unread
+    assert same["proxy_a_distance"] < 0.6 < 1.6 < shifted["proxy_a_distance"] <= 2.0
+    assert shifted["domain_probe_accuracy"] > 0.9 and same["feature_dim"] == 1280
+    assert "large shift" in capsys.readouterr().out and not os.path.exists(tmp_path / "never")
+    # From the command line, with a target folder that does not exist: refused before any work.
+    data = write_image_folder(tmp_path / "digits", num_classes=2, per_class=4, size=32)
+    assert cli(["domain-shift", "--data", data, "--target-data", str(tmp_path / "nowhere"), "--backbone",
+                "mobilenet_v2", "--weights", "none"]) == 2
+    assert "nowhere" in capsys.readouterr().err

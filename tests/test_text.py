@@ -193,7 +193,7 @@ def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(backbone="bert_tiny_en_uncased", augment="light"), "Augmentation applies to images only"),
+    (dict(backbone="bert_tiny_en_uncased", augment="light"), "Augmentation applies to images and audio, not text"),
     (dict(weights="model.weights.h5"), "`weights` for a text encoder"),
     (dict(data="missing.jsonl"), "Text data file not found"),
     (dict(sequence_length=4), "`sequence_length` must be an integer >= 8"),

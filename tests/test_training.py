@@ -190,3 +190,23 @@ def test_image_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
     config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), unfreeze="blocks:2")
     run_transfer_test(config, from_arrays(images, labels), tmp_path, monkeypatch,
                       policies=["all", "top:20", "fraction:0.25", "from:block_15_expand", "blocks:2"])
+
+
+@pytest.mark.parametrize("monitor, kept", [("val_loss", 0), ("val_accuracy", 2)])
+def test_best_weights_keeps_the_epoch_the_monitor_names(tmp_path, monitor, kept):
+    """A near-uniform first epoch has the lowest loss; by accuracy a later epoch wins, ties going to
+    the lower loss."""
+    from keras_tl.core.callbacks import BestWeights
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keeper = BestWeights(str(tmp_path / "best.weights.h5"), model, monitor)
+    epochs = [{"val_loss": 1.60, "val_accuracy": 0.2}, {"val_loss": 2.10, "val_accuracy": 0.6},
+              {"val_loss": 1.90, "val_accuracy": 0.6}, {"val_loss": 1.70, "val_accuracy": 0.4}]
+    for epoch, logs in enumerate(epochs):
+        model.layers[0].bias.assign([float(epoch)])
+        keeper.on_epoch_end(epoch, logs)
+    keeper.restore()
+    assert float(model.layers[0].bias.numpy()[0]) == kept
+    with pytest.raises(ValueError, match=r"`monitor` must be one of \['val_loss', 'val_accuracy'\]. Received: "
+                                         r"monitor='f1'"):
+        BestWeights(str(tmp_path / "x.weights.h5"), model, "f1")

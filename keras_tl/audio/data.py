@@ -19,6 +19,7 @@ from fractions import Fraction
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.audio import augment as augment_lib
 from keras_tl.core.data import encode_labels, read_manifest, scan_class_folders, shuffled_batches
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
@@ -171,15 +172,19 @@ def item_windows(items, samples, sample_rate):
 
 
 def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, task="multiclass", training=False,
-                 oversample=False, seed=0, cache="memory"):
+                 oversample=False, seed=0, cache="memory", augment=None):
     """The tf.data pipeline of one split: `(waveform windows (B, samples), float targets)` batches.
 
     Every window of a file is an example labelled with the file's label(s). Decoded windows live in
-    memory; training batches are reshuffled every epoch (seeded) or drawn class-balanced.
+    memory; training batches are reshuffled every epoch (seeded) or drawn class-balanced, then
+    augmented (`augment`: resolved `keras_tl.core.config.resolve_audio_augment` parameters;
+    training batches only).
     """
     waves, owners = item_windows(split.items, samples, sample_rate)
     labels = np.asarray(split.labels)[owners]
     targets = encode_labels(labels, num_classes, task)
     ds = tf.data.Dataset.from_tensor_slices((waves, targets))
     ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
+    if training and augment and not augment_lib.is_identity(augment):
+        ds = ds.map(augment_lib.batch_function(augment, samples, seed))
     return ds.prefetch(tf.data.AUTOTUNE)

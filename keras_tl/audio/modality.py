@@ -5,9 +5,11 @@ import os
 import keras
 import numpy as np
 
-from keras_tl.audio import backbones, data, export
+from keras_tl.audio import augment, backbones, data, export
 from keras_tl.audio.model import FRONT_END_LAYER, build_audio_model, window_samples
 from keras_tl.core import plots, tflite_metadata
+from keras_tl.core.config import resolve_audio_augment
+from keras_tl.core.data import labels_of_targets
 from keras_tl.core.heads import mean_per_item
 from keras_tl.core.modality import Modality
 from keras_tl.core.task import Task
@@ -27,9 +29,10 @@ class AudioModality(Modality):
         if config.pooling not in ("avg", "max"):
             raise ValueError(f"`pooling` for audio must be 'avg' or 'max' (over time, after the mean over "
                              f"frequency). Received: pooling={config.pooling!r}")
-        if config.augment != "none" or config.augmented_views:
-            raise ValueError(f"Augmentation is implemented for images only. Received: augment={config.augment!r}, "
-                             f"augmented_views={config.augmented_views} for an audio run.")
+        resolve_audio_augment(config.augment, config.augment_params)
+        if config.augment_on != "data":
+            raise ValueError(f"Audio augmentation runs in tf.data on the waveforms. Received: "
+                             f"augment_on={config.augment_on!r} for an audio run.")
         seconds = config.clip_seconds or backbones.DEFAULT_CLIP_SECONDS
         frames = backbones.FRONT_END.frames(int(round(seconds * backbones.FRONT_END.sample_rate)))
         if frames < spec.min_size or seconds > MAX_CLIP_SECONDS:
@@ -82,7 +85,11 @@ class AudioModality(Modality):
         return data.make_dataset(
             split, samples=window_samples(task.model), sample_rate=backbones.FRONT_END.sample_rate,
             batch_size=config.batch_size, num_classes=len(task.class_names), task=task.kind, training=training,
-            oversample=training and config.class_weight == "oversample", seed=config.seed if seed is None else seed)
+            oversample=training and config.class_weight == "oversample", seed=config.seed if seed is None else seed,
+            augment=resolve_audio_augment(config.augment, config.augment_params))
+
+    def augmenting(self, config):
+        return not augment.is_identity(resolve_audio_augment(config.augment, config.augment_params))
 
     def read_items(self, items):
         items = list(items)
@@ -111,12 +118,25 @@ class AudioModality(Modality):
         """The first window of each item as the model hears it: log-mel images `(N, mels, frames, 3)` uint8."""
         windows, owners = self.item_windows(task, items)
         first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.zeros(0, int)
+        return self.mel_images(task, windows[first])
+
+    def mel_images(self, task, windows):
+        """Waveform windows `(N, samples)` -> their log-mel spectrograms as images `(N, mels, frames, 3)` uint8."""
         front_end = task.model.get_layer(FRONT_END_LAYER)
-        mel = np.asarray(front_end(windows[first]))[..., 0] if len(first) else np.zeros((0, 1, 1))
+        mel = np.asarray(front_end(np.asarray(windows)))[..., 0] if len(windows) else np.zeros((0, 1, 1))
         import matplotlib
 
         colours = matplotlib.colormaps["magma"](np.clip(mel, 0, 1).transpose(0, 2, 1)[:, ::-1])[..., :3]
         return (255 * colours).astype(np.uint8)
+
+    def show_batch(self, task, dataset, path):
+        """A PNG grid of the log-mel spectrograms of one (augmented) training batch, with their labels."""
+        windows, targets = next(iter(dataset))
+        labels = labels_of_targets(targets.numpy(), task.kind)
+        titles = [" + ".join(task.class_names[i] for i in np.flatnonzero(row)) if task.kind == "multilabel"
+                  else task.class_names[row] for row in labels]
+        plots.image_grid(self.mel_images(task, windows.numpy()), titles, path)
+        return path
 
     def confident_errors(self, task, split, probabilities, path_stem):
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)

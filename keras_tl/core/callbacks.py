@@ -5,6 +5,8 @@ import os
 
 import keras
 
+from keras_tl.core.config import MONITORS
+
 
 def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
     """Early stopping (restores best), best checkpoint, CSV log, optional plateau and TensorBoard."""
@@ -12,11 +14,11 @@ def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+                monitor=config.monitor, patience=config.early_stopping_patience, restore_best_weights=True
             )
         )
     if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2))
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, factor=0.3, patience=2))
     if run_dir:
         if checkpoint is not None:
             callbacks.append(checkpoint)
@@ -27,7 +29,12 @@ def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
 
 
 class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of `target` from its best epoch (lowest validation loss) over all phases.
+    """Keeps the weights of `target` from its best epoch over all phases.
+
+    "Best" is the lowest validation loss, or with `monitor="val_accuracy"` the highest validation
+    accuracy (ties: the lower validation loss). Accuracy suits a network trained from scratch on
+    few labels: its first epochs predict near-uniform probabilities, whose loss is lower than that
+    of a later model that classifies well but is confidently wrong on a few files.
 
     One instance spans all phases, whichever model is being fit (in a feature-cached phase 1 it
     is the head alone, but `target` is the whole model). The best weights are held in memory and
@@ -37,20 +44,25 @@ class BestWeights(keras.callbacks.Callback):
     Args:
         filepath: str. A `.weights.h5` file.
         target: keras.Model. The model whose weights are kept.
+        monitor: str. "val_loss" or "val_accuracy" (`keras_tl.core.config.MONITORS`). Defaults to
+            "val_loss".
     """
 
-    def __init__(self, filepath, target):
+    def __init__(self, filepath, target, monitor="val_loss"):
         super().__init__()
+        if monitor not in MONITORS:
+            raise ValueError(f"`monitor` must be one of {list(MONITORS)}. Received: monitor={monitor!r}")
         self.filepath = filepath
         self.target = target
-        self.best = float("inf")
+        self.monitor = monitor
+        self.best = None  # A score, lower is better: [val_loss] or [-val_accuracy, val_loss].
         self.best_weights = None
         self._dirty = False
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get("val_loss")
-        if value is not None and value < self.best:
-            self.best = float(value)
+        score = self.score(logs or {})
+        if score is not None and (self.best is None or score < self.best):
+            self.best = score
             self.best_weights = self.target.get_weights()
             self._dirty = True
 
@@ -61,6 +73,16 @@ class BestWeights(keras.callbacks.Callback):
             self.target.save_weights(self.filepath)
             self.target.set_weights(current)
             self._dirty = False
+
+    def score(self, logs):
+        """The epoch's score (a list, lower is better), or None if it was not validated."""
+        loss = logs.get("val_loss")
+        if loss is None:
+            return None
+        if self.monitor == "val_loss":
+            return [float(loss)]
+        accuracy = logs.get("val_accuracy")
+        return None if accuracy is None else [-float(accuracy), float(loss)]
 
     def load(self, best, weights):
         """Puts back a best saved earlier (a resumed run); best.weights.h5 is rewritten at the phase end."""

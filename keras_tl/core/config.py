@@ -22,6 +22,7 @@ OPTIMIZERS = ("auto", "adam", "adamw")
 # The one registration line of a modality: each name is a package `keras_tl.<name>` with a
 # `backbones` module (its registry entries) and a `modality` module (its plug-in object).
 MODALITIES = ("image", "text", "audio")
+MONITORS = ("val_loss", "val_accuracy")  # what "best epoch" means (weights kept, early stopping)
 CLASS_WEIGHTS = ("none", "balanced", "oversample")
 CACHES = ("memory", "disk", "none")
 FIND = "find"  # head_lr / fine_tune_lr: chosen by the learning-rate range test at the start of a run
@@ -82,8 +83,17 @@ class TrainConfig:
         layer_lr_decay: float in (0, 1]. Discriminative rates in phase 2: the top backbone block
             trains at `fine_tune_lr`, each block below at `layer_lr_decay` times the rate of the
             block above it (the head at `fine_tune_lr`). 1.0 means one rate. Defaults to 1.0.
-        augment: str. "none", "light", "standard" or "strong" (adds RandAugment and MixUp);
-            `augment_params` overrides single parameters (see `keras_tl.core.config.AUGMENT_PRESETS`).
+        augment: str. "none", "light", "standard" or "strong". Images: flips, rotation, zoom, ...
+            ("strong" adds RandAugment and MixUp; `AUGMENT_PRESETS`). Audio: gain, onset delay,
+            polarity and background noise on the waveform (`AUDIO_AUGMENT_PRESETS`). Training split
+            only; `augment_params` overrides single parameters of the preset.
+        early_stopping_patience: int or None. Stop a phase after this many epochs without a better
+            `monitor` value (the best epoch's weights are kept either way). None: no early stopping.
+            Defaults to 3.
+        monitor: str. What the best epoch is, whose weights the run keeps (over all phases) and
+            early stopping watches: "val_loss" (lowest) or "val_accuracy" (highest; ties: lower
+            loss). Prefer accuracy for a from-scratch network on few labels, whose near-uniform
+            first epochs have the lowest loss. Defaults to "val_loss".
         class_weight: str. "balanced" class weights, "oversample" (equal class draws in tf.data)
             or "none". Defaults to "balanced".
         cache: str. Decoded images cached in "memory", on "disk" (in the run directory) or "none".
@@ -137,6 +147,7 @@ class TrainConfig:
     schedule: str = "auto"
     warmup_fraction: float = 0.1
     early_stopping_patience: int | None = 3
+    monitor: str = "val_loss"
     class_weight: str = "balanced"
     label_smoothing: float = 0.0
     seed: int = 42
@@ -171,6 +182,7 @@ class TrainConfig:
         for name in ("text_column", "label_column"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={getattr(self, name)!r}")
+        _choice("monitor", self.monitor, MONITORS)
         _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         _choice("cache", self.cache, CACHES)
         _choice("augment_on", self.augment_on, AUGMENT_ON)
@@ -184,7 +196,7 @@ class TrainConfig:
         _int_at_least("steps_per_execution", self.steps_per_execution, 1)
         if not isinstance(self.augment_params, dict):
             raise ValueError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
-        resolve_augment(self.augment, self.augment_params)
+        check_augment(self.augment, self.augment_params)
         for name in ("head_epochs", "epochs"):
             _int_at_least(name, getattr(self, name), 0)
         _int_at_least("batch_size", self.batch_size, 1)
@@ -277,6 +289,64 @@ AUGMENT_PRESETS = {
                "mixup_alpha": 0.2},
 }
 FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+# Audio (waveform) augmentation, for one-shot sounds and clips alike: a random gain in
+# [-gain_db, +gain_db] dB, the onset delayed by up to `delay` of the window (zeros before it; never
+# cut off the attack), the polarity flipped with probability 1/2 (`invert`; inaudible, doubles the
+# waveforms) and Gaussian noise at a signal-to-noise ratio drawn from `noise_snr_db` [low, high] dB
+# (None: no noise). Implemented in `keras_tl.audio.augment`.
+_AUDIO_OFF = dict(gain_db=0.0, delay=0.0, invert=False, noise_snr_db=None)
+AUDIO_AUGMENT_PRESETS = {
+    "none": dict(_AUDIO_OFF),
+    "light": {**_AUDIO_OFF, "gain_db": 3.0, "delay": 0.05},
+    "standard": {**_AUDIO_OFF, "gain_db": 6.0, "delay": 0.1, "invert": True, "noise_snr_db": [30.0, 50.0]},
+    "strong": {**_AUDIO_OFF, "gain_db": 10.0, "delay": 0.2, "invert": True, "noise_snr_db": [15.0, 40.0]},
+}
+
+
+def check_augment(name, overrides=None):
+    """Raises `ValueError` unless `name` is a preset and every override is an image or an audio parameter.
+
+    The modality then resolves them strictly (`resolve_augment`, `resolve_audio_augment`).
+    """
+    if name not in AUGMENT_PRESETS:
+        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUGMENT_PRESETS)}")
+    unknown = sorted(set(overrides or {}) - set(_OFF) - set(_AUDIO_OFF))
+    if unknown:
+        raise ValueError(f"Unknown augmentation parameters {unknown}. Allowed: images {sorted(_OFF)}, "
+                         f"audio {sorted(_AUDIO_OFF)}")
+
+
+def resolve_audio_augment(name, overrides=None):
+    """The audio augmentation parameters of preset `name` with `overrides` applied (strict).
+
+    Example:
+    >>> keras_tl.core.config.resolve_audio_augment("light", {"gain_db": 6})["gain_db"]
+    6.0
+    """
+    if name not in AUDIO_AUGMENT_PRESETS:
+        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUDIO_AUGMENT_PRESETS)}")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(_AUDIO_OFF))
+    if unknown:
+        raise ValueError(f"Unknown audio augmentation parameters {unknown}. Allowed: {sorted(_AUDIO_OFF)}")
+    params = {**AUDIO_AUGMENT_PRESETS[name], **overrides}
+    for key, high in (("gain_db", 40.0), ("delay", 0.9)):
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise ValueError(f"`{key}` must be a number in [0, {high:g}]. Received: {key}={value!r}")
+        params[key] = float(value)
+    if not isinstance(params["invert"], bool):
+        raise ValueError(f"`invert` must be true or false. Received: invert={params['invert']!r}")
+    snr = params["noise_snr_db"]
+    if snr is not None:
+        if (not isinstance(snr, (list, tuple)) or len(snr) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in snr) or snr[0] > snr[1]):
+            raise ValueError(f"`noise_snr_db` must be None or [low, high] dB with low <= high. "
+                             f"Received: noise_snr_db={snr!r}")
+        params["noise_snr_db"] = [float(snr[0]), float(snr[1])]
+    return params
 
 
 def resolve_augment(name, overrides=None):

@@ -101,7 +101,8 @@ def restore_variables(run_dir, fit_model, optimizer=True):
 def restore_best(run_dir, checkpoint, state):
     path = os.path.join(run_dir, STATE_DIR, "best.npz")
     if checkpoint is not None and os.path.isfile(path):
-        checkpoint.load(state["best_val_loss"], _load_npz(path))
+        best = state.get("best", state.get("best_val_loss"))  # "best_val_loss": written before `monitor` existed.
+        checkpoint.load([best] if isinstance(best, float) else best, _load_npz(path))
 
 
 class SaveState(keras.callbacks.Callback):
@@ -153,9 +154,9 @@ class SaveState(keras.callbacks.Callback):
 
     def _save(self):
         if self.checkpoint is not None and self.checkpoint.best_weights is not None and (
-                self.state.get("best_val_loss") != self.checkpoint.best):
+                self.state.get("best") != self.checkpoint.best):
             _save_npz(os.path.join(self.directory, "best.npz"), self.checkpoint.best_weights)
-            self.state["best_val_loss"] = self.checkpoint.best
+            self.state["best"] = self.checkpoint.best
         stopper = self.early_stopping
         if stopper is not None:
             saved = self.state.get("early_stopping") or {}

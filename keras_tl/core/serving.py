@@ -4,8 +4,8 @@
 `{"b64": ...}`, each text as a plain string), `grpc://HOST:8500` speaks gRPC
 (`PredictionService.Predict` through `tensorflow-serving-api`'s stub, tensors as `TensorProto`).
 Either way the request goes to the `serving_default` signature that `keras_tl.core.export` writes
-(encoded image bytes; raw text for a text model) and each answer is a dict with "probabilities",
-"top_classes" and "labels".
+(encoded image bytes; raw text for a text model), or an audio model's `serving_wav` (WAV file
+bytes), and each answer is a dict with "probabilities", "top_classes" and "labels".
 """
 
 import base64
@@ -77,6 +77,47 @@ def predict_texts(server, model, texts, *, version=None, signature="serving_defa
                             signature=signature, timeout=timeout)
     body = {"signature_name": signature, "instances": [str(t) for t in texts]}
     return _post(predict_url(server, model, version), body, server, timeout)
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+
+
+def pcm16_wav(path):
+    """An audio file's bytes as 16-bit PCM WAV (what an audio export's `serving_wav` decodes).
+
+    A 16-bit PCM WAV file is sent as it is; anything else (FLAC, OGG, MP3, float or 24-bit WAV) is
+    decoded with `soundfile` and re-encoded at its own rate and channel count, which the signature
+    resamples and mixes in the graph.
+    """
+    import io
+
+    import soundfile
+
+    info = soundfile.info(path)
+    if info.format == "WAV" and info.subtype == "PCM_16":
+        with open(path, "rb") as f:
+            return f.read()
+    wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(wave, -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def predict_audio(server, model, clips, *, version=None, signature="serving_wav", timeout=30):
+    """Sends audio files (or 16-bit PCM WAV bytes) to a TF Serving audio model; returns one dict per clip.
+
+    The request goes to the `serving_wav` signature of an audio export, which cuts each file into
+    the model's windows and averages their probabilities, as `keras-tl predict RUN_DIR clip` does.
+
+    Example:
+    >>> keras_tl.core.serving.predict_audio("http://localhost:8501", "drums", ["snare.flac"])[0]["labels"]
+    'snare'
+    """
+    payloads = [bytes(c) if isinstance(c, (bytes, bytearray)) else pcm16_wav(c) for c in clips]
+    if is_grpc(server):
+        return predict_grpc(server, model, {"wav_bytes": payloads}, version=version, signature=signature,
+                            timeout=timeout)
+    return _post(predict_url(server, model, version), predict_request(payloads, signature), server, timeout)
 
 
 def is_grpc(server):

@@ -201,7 +201,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
     schedule = task.modality.default_schedule if config.schedule == "auto" else config.schedule
     steps_per_epoch = steps_per_epoch or _cardinality(train)
     pretrained = is_pretrained(config.weights)
-    checkpoint = BestWeights(os.path.join(run_dir, "best.weights.h5"), model) if run_dir else None
+    checkpoint = BestWeights(os.path.join(run_dir, "best.weights.h5"), model, config.monitor) if run_dir else None
     if config.strategy == "full":
         phases = [("full", "all", config.head_lr, config.head_epochs + config.epochs)]
     else:
@@ -290,7 +290,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         objective.compile(model, learning_rate=config.fine_tune_lr, task=kind, optimizer=optimizer, config=config)
         model.optimizer.build(model.trainable_variables)  # Its slots match what load_model builds.
     if checkpoint is not None:
-        checkpoint.restore()  # Best validation loss over all phases.
+        checkpoint.restore()  # Best validation loss (or accuracy: `config.monitor`) over all phases.
     return histories
 
 

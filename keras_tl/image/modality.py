@@ -28,6 +28,7 @@ class ImageModality(Modality):
         if size < spec.min_size:
             raise ValueError(f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
                              f"(minimum {spec.min_size}px).")
+        resolve_augment(config.augment, config.augment_params)
         self.prepare_weights(spec, config.weights)
         if source is None:
             data.check_data_path(config.data)

@@ -21,7 +21,7 @@ class TextModality(Modality):
 
     def check_config(self, config, spec, source=None):
         if config.augment != "none" or config.augmented_views:
-            raise ValueError(f"Augmentation applies to images only. Received: augment={config.augment!r}, "
+            raise ValueError(f"Augmentation applies to images and audio, not text. Received: augment={config.augment!r}, "
                              f"augmented_views={config.augmented_views} for a text run.")
         if config.weights not in ("imagenet", "preset", "none"):
             raise ValueError("`weights` for a text encoder must be 'preset' (its pretrained weights) or "

@@ -125,3 +125,70 @@ def table(rows):
         lines.append(f"| {i} | {r['backbone']} | {r['weights']} | {r['logme']:.4f} | {probe} | "
                      f"{r['feature_dim']:,} | {r['seconds']:.1f} | {r['flag']} |")
     return lines
+
+
+def domain_shift(config, target, source=None, *, max_examples=2000):
+    """How far target-domain data is from the training data, seen through the frozen backbone.
+
+    The proxy A-distance (`keras_tl.core.adaptation.proxy_a_distance`; Ben-David et al. 2007):
+    `2 (1 - 2 err)` with `err` the leave-one-out error of a linear classifier telling the training
+    and validation examples from the target examples, on the backbone's pooled features; the two
+    sets are subsampled to the same size (seeded). Nothing is trained and the test split is never
+    read. Near 0: a linear probe cannot tell the domains apart. Near 2: they are linearly
+    separable, so a model trained on one may fail on the other: label some target data, or adapt.
+
+    Args:
+        config: TrainConfig. Its backbone, weights, data, split and seed are used.
+        target: str or source. The target domain: what `config.data` may be (a folder, a
+            manifest), or a source from Python; its labels are not used.
+        source: a source from Python for the training data. Defaults to reading `config.data`.
+        max_examples: int. At most this many examples of each domain. Defaults to 2000.
+
+    Returns:
+        dict: "proxy_a_distance", "domain_probe_accuracy", "examples" (of each domain),
+        "backbone", "weights", "feature_dim".
+
+    Example:
+    >>> keras_tl.domain_shift(keras_tl.TrainConfig(data="mono/", backbone="efficientnet_lite0",
+    ...                                            weights="imagenet", image_size=96), "poly/")
+    """
+    from keras_tl.core.adaptation import proxy_a_distance
+
+    if isinstance(target, (str, os.PathLike)):
+        target_config = TrainConfig.from_dict({**config.to_dict(), "data": str(target)})
+        check_config(target_config)  # The target path too, before any work.
+    modality, spec, source, splits, resolved = prepare(config, source)
+    if isinstance(target, (str, os.PathLike)):
+        target = modality.load_source(target_config)
+    elif not modality.is_source(target):
+        raise ValueError(f"`target` must be a path or a {modality.name} source like the training data. "
+                         f"Received: {type(target).__name__}")
+    rng = np.random.default_rng(resolved.seed)
+    target_split = target.as_split()
+    domains = [_joined(splits["train"], splits["val"]), target_split]
+    count = min(len(domains[0].labels), len(domains[1].labels), max_examples)
+    if count < 2:
+        raise ValueError(f"`domain_shift` needs at least 2 examples of each domain. Received: "
+                         f"{len(domains[0].labels)} training + validation, {len(domains[1].labels)} target")
+    domains = [d.subset(np.sort(rng.choice(len(d.labels), count, replace=False))) for d in domains]
+    print(f"[keras-tl] domain shift: {resolved.backbone} ({_weights_name(resolved.weights)}), {count:,} examples "
+          f"of each domain")
+    keras.utils.set_random_seed(resolved.seed)
+    with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
+        task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
+        extractor, _ = features.split_model(task.model)
+        pipelines = [data.targets_as_inputs(modality.dataset(task, d, resolved, cache="none")) for d in domains]
+        (a, _), (b, _) = features.extract(extractor, pipelines, descriptions=["training-data features",
+                                                                               "target-data features"])
+    keras.backend.clear_session()
+    distance = proxy_a_distance(a, b)
+    result = {"proxy_a_distance": distance, "domain_probe_accuracy": (distance / 2 + 1) / 2,
+              "examples": int(count), "backbone": resolved.backbone, "weights": _weights_name(resolved.weights),
+              "feature_dim": int(a.shape[1])}
+    verdict = ("the domains look alike to a linear probe" if distance < 0.5 else
+               "a moderate shift" if distance < 1.5 else
+               "a large shift: a model trained on one domain may fail on the other (label some target data, "
+               "or adapt)")
+    print(f"[keras-tl] proxy A-distance {distance:.2f} (0: alike, 2: linearly separable; a linear probe tells "
+          f"the domains apart {100 * result['domain_probe_accuracy']:.1f}% of the time): {verdict}")
+    return result

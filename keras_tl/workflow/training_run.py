@@ -158,7 +158,7 @@ def show_batch(config, path, source=None, count=16):
     """
     modality, spec = check_config(config, source)
     if not hasattr(modality, "show_batch"):
-        raise ValueError(f"`show-batch` draws augmented images; a {modality.name} run has none to show. "
+        raise ValueError(f"`show-batch` draws augmented training samples (images, audio spectrograms); a {modality.name} run has none to show. "
                          f"Received: backbone={config.backbone!r} ({modality.name}).")
     source = source if source is not None else modality.load_source(config)
     splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
