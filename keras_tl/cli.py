@@ -296,8 +296,9 @@ def _run(args):
 
         if not args.model:
             raise ValueError("`predict --server` needs --model NAME (the served model's name).")
-        audio = not args.text and bool(args.paths) and all(
-            str(p).lower().endswith(serving.AUDIO_EXTENSIONS) for p in args.paths)
+        from keras_tl.audio import AUDIO_EXTENSIONS
+
+        audio = not args.text and all(str(p).lower().endswith(AUDIO_EXTENSIONS) for p in args.paths)
         ask = serving.predict_texts if args.text else serving.predict_audio if audio else serving.predict
         answers = ask(args.server, args.model, args.paths, version=args.version)
         for item, answer in zip(args.paths, answers):

@@ -19,10 +19,9 @@ from fractions import Fraction
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.audio import AUDIO_EXTENSIONS
 from keras_tl.audio import augment as augment_lib
 from keras_tl.core.data import encode_labels, read_manifest, scan_class_folders, shuffled_batches
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
 
 

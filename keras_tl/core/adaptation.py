@@ -108,8 +108,9 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
     # What the backbone is fed: the model's in-graph preprocessing up to the "backbone" layer.
     feed = keras.Model(model.input, model.get_layer(heads.BACKBONE_LAYER).input)
     noisy = [layer for layer in backbone._flatten_layers(include_self=False) if hasattr(layer, "rate")]
-    saved = ([(layer, layer.trainable, layer.momentum) for layer in norms], [(layer, layer.rate) for layer in noisy])
+    # Parents come before their layers, so restoring in this order puts every layer's own flag back.
     trainable = [(layer, layer.trainable) for layer in backbone._flatten_layers(include_self=True)]
+    momentums, rates = [layer.momentum for layer in norms], [layer.rate for layer in noisy]
     try:
         for layer, _ in trainable:
             layer.trainable = True  # BatchNorm updates its statistics only when trainable (Keras 3).
@@ -130,9 +131,9 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
     finally:
         for layer, flag in trainable:
             layer.trainable = flag
-        for layer, flag, momentum in saved[0]:
-            layer.trainable, layer.momentum = flag, momentum
-        for layer, rate in saved[1]:
+        for layer, momentum in zip(norms, momentums):
+            layer.momentum = momentum
+        for layer, rate in zip(noisy, rates):
             layer.rate = rate
     return len(norms)
 

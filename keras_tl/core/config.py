@@ -305,17 +305,23 @@ AUDIO_AUGMENT_PRESETS = {
 }
 
 
+def _preset(presets, name, overrides, allowed, kind="augmentation", listing=None):
+    """Preset `name` of `presets` with `overrides` merged in; unknown names and keys are refused."""
+    if name not in presets:
+        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(presets)}")
+    unknown = sorted(set(overrides or {}) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown {kind} parameters {unknown}. Allowed: {listing or sorted(allowed)}")
+    return {**presets[name], **(overrides or {})}
+
+
 def check_augment(name, overrides=None):
     """Raises `ValueError` unless `name` is a preset and every override is an image or an audio parameter.
 
     The modality then resolves them strictly (`resolve_augment`, `resolve_audio_augment`).
     """
-    if name not in AUGMENT_PRESETS:
-        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUGMENT_PRESETS)}")
-    unknown = sorted(set(overrides or {}) - set(_OFF) - set(_AUDIO_OFF))
-    if unknown:
-        raise ValueError(f"Unknown augmentation parameters {unknown}. Allowed: images {sorted(_OFF)}, "
-                         f"audio {sorted(_AUDIO_OFF)}")
+    _preset(AUGMENT_PRESETS, name, overrides, {**_OFF, **_AUDIO_OFF},
+            listing=f"images {sorted(_OFF)}, audio {sorted(_AUDIO_OFF)}")
 
 
 def resolve_audio_augment(name, overrides=None):
@@ -325,13 +331,7 @@ def resolve_audio_augment(name, overrides=None):
     >>> keras_tl.core.config.resolve_audio_augment("light", {"gain_db": 6})["gain_db"]
     6.0
     """
-    if name not in AUDIO_AUGMENT_PRESETS:
-        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUDIO_AUGMENT_PRESETS)}")
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(_AUDIO_OFF))
-    if unknown:
-        raise ValueError(f"Unknown audio augmentation parameters {unknown}. Allowed: {sorted(_AUDIO_OFF)}")
-    params = {**AUDIO_AUGMENT_PRESETS[name], **overrides}
+    params = _preset(AUDIO_AUGMENT_PRESETS, name, overrides, _AUDIO_OFF, "audio augmentation")
     for key, high in (("gain_db", 40.0), ("delay", 0.9)):
         value = params[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
@@ -356,13 +356,7 @@ def resolve_augment(name, overrides=None):
     >>> keras_tl.core.config.resolve_augment("light", {"rotation": 0.2})["rotation"]
     0.2
     """
-    if name not in AUGMENT_PRESETS:
-        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(AUGMENT_PRESETS)}")
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(_OFF))
-    if unknown:
-        raise ValueError(f"Unknown augmentation parameters {unknown}. Allowed: {sorted(_OFF)}")
-    params = {**AUGMENT_PRESETS[name], **overrides}
+    params = _preset(AUGMENT_PRESETS, name, overrides, _OFF)
     if params["flip"] not in FLIPS:
         raise ValueError(f"`flip` must be one of {list(FLIPS)}. Received: flip={params['flip']!r}")
     for key in ("rotation", "zoom", "translation", "contrast", "brightness", "mixup_alpha"):

@@ -79,9 +79,6 @@ def predict_texts(server, model, texts, *, version=None, signature="serving_defa
     return _post(predict_url(server, model, version), body, server, timeout)
 
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
-
-
 def pcm16_wav(path):
     """An audio file's bytes as 16-bit PCM WAV (what an audio export's `serving_wav` decodes).
 

@@ -164,8 +164,7 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
         raise ValueError(f"`target` must be a path or a {modality.name} source like the training data. "
                          f"Received: {type(target).__name__}")
     rng = np.random.default_rng(resolved.seed)
-    target_split = target.as_split()
-    domains = [_joined(splits["train"], splits["val"]), target_split]
+    domains = [_joined(splits["train"], splits["val"]), target.as_split()]
     count = min(len(domains[0].labels), len(domains[1].labels), max_examples)
     if count < 2:
         raise ValueError(f"`domain_shift` needs at least 2 examples of each domain. Received: "
