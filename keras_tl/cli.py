@@ -18,6 +18,18 @@ def _rate(value):
 
 _rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type in its error message
 
+
+def _tasks(value):
+    """Multi-task heads: "grade=1,cell_type=0.5" (or "grade,cell_type": weight 1) -> {head: weight}."""
+    heads = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, _, weight = part.partition("=")
+        heads[name.strip()] = float(weight) if weight else 1.0
+    return heads
+
+
+_tasks.__name__ = "head list (head=weight,...)"
+
 # Flags of `train` that map one-to-one onto TrainConfig fields (flag name = field with dashes); every
 # choice list comes from keras_tl.core.config, so `--help` and validation never disagree.
 _TRAIN_FLAGS = {
@@ -48,7 +60,10 @@ _TRAIN_FLAGS = {
     "labels_per_class": (int, "use at most this many training examples per class"),
     "augment": (str, f"{_C(tuple(choices.AUGMENT_PRESETS))}: training split only (images: flips, rotation, ...; "
                      f"audio: gain, onset delay, polarity, noise)"),
-    "task": (str, _C(choices.TASKS)),
+    "task": (str, f"{_C(choices.TASKS)} (auto: from the data; multitask: 'head:class' labels, e.g. a manifest "
+                  f"with label:<head> columns)"),
+    "tasks": (_tasks, "multi-task: the heads to train and their loss weights, head=weight,... (default: every "
+                      "head, weight 1)"),
     "pooling": (str, f"{_C(choices.POOLINGS)} (cls: text, first token)"),
     "dropout": (float, "dropout before the output layer"),
     "label_smoothing": (float, "label smoothing"),
@@ -314,7 +329,9 @@ def _run(args):
 
         key = {"auto": "image"}.get(load_config(run_dir).modality, load_config(run_dir).modality)  # JSON key
         for item, top in zip(items, workflow.predict(run_dir, items, args.top_k)):
-            print(json.dumps({key: item, "top_k": [{"label": l, "probability": round(p, 4)} for l, p in top]}))
+            ranked = lambda pairs: [{"label": l, "probability": round(p, 4)} for l, p in pairs]  # noqa: E731
+            print(json.dumps({key: item, **({"heads": {h: ranked(t) for h, t in top.items()}} if isinstance(top, dict)
+                                            else {"top_k": ranked(top)})}))
         return 0
     if args.command == "export":
         from keras_tl import workflow

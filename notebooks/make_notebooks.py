@@ -466,6 +466,96 @@ print("keras-tl:", [t[0] for t in keras_tl.predict(text_run.run_dir, queries, to
 (TF Serving, REST and gRPC) is in `02_export_and_serve.ipynb`."""),
 ]
 
+MULTITASK = [
+    ("md", """# Several tasks on one backbone, and a look at domain shift
+
+Two techniques that come after plain fine-tuning:
+
+- **Multi-task heads**: one backbone learns several related tasks at once, so one forward pass
+  answers all of them. Here on real data: ELPV solar cells (PyPI `elpv-dataset`, **CC BY-NC-SA
+  4.0**) carry two labels each, the expert's defect grade (0, 1/3, 2/3, 1) and the cell type (mono-
+  or polycrystalline). Rows missing one head's label still train the other head (masked losses).
+- **Domain shift**: a model trained on one kind of data may fail on another. Before any training,
+  `keras_tl.domain_shift` tells how far apart two data sets look through the frozen backbone.
+
+Small sizes so the notebook runs in a minute or two on a laptop CPU; `bench/multitask.py` holds the
+full figures (see the README)."""),
+    ("code", """import dataclasses
+import os
+
+import numpy as np
+from IPython.display import Image
+
+import keras_tl
+from keras_tl.core import multitask
+
+OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_multitask")
+source = keras_tl.datasets.load_elpv(labels="multitask")
+print(source.class_names)
+for head, classes, start, stop in multitask.heads_of(source.class_names):
+    print(head, dict(zip(classes, source.labels[:, start:stop].sum(axis=0).tolist())))"""),
+    ("md", """## Labels: one column per head
+
+A multi-task source has "head:class" class names and 0/1 label rows with one 1 per head (all zeros
+where a head's label is missing). From Python, `multitask.labels_from_columns({head: labels})` builds
+them (None = missing); a CSV manifest does it with one `label:<head>` column per head:
+
+```
+path,label:grade,label:cell_type
+cells/0001.png,1/3,mono
+cells/0002.png,,poly        <- no grade for this cell: only the cell-type head learns from it
+```
+
+To keep this quick we take 600 cells and hide the grade of a third of the training cells."""),
+    ("code", """rng = np.random.default_rng(0)
+keep = np.sort(rng.choice(len(source.labels), 600, replace=False))
+labels = source.labels[keep].copy()
+hidden = rng.random(len(keep)) < 1 / 3
+labels[hidden, :4] = 0  # The grade block of these rows: missing.
+small = dataclasses.replace(source, images=[source.images[i] for i in keep], labels=labels)
+print(f"{hidden.sum()} of {len(keep)} cells without a grade")"""),
+    ("md", """## Train both heads at once
+
+The same `TrainConfig` as for one task; `task` resolves to "multitask" from the data. `tasks` picks
+the heads and weighs their losses. Two phases as always (the frozen phase on cached features);
+`monitor="val_accuracy"` keeps the epoch with the best accuracy pooled over both heads."""),
+    ("code", """config = keras_tl.TrainConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=48, seed=0,
+                               head_epochs=6, epochs=1, fine_tune_lr=1e-4, early_stopping_patience=None,
+                               tasks={"grade": 1.0, "cell_type": 0.5}, monitor="val_accuracy",
+                               out=f"{OUT}/elpv_heads")
+result = keras_tl.train(config, small, overwrite=True)
+for head, metrics in result.metrics["heads"].items():
+    print(f"{head:10} accuracy {metrics['accuracy']:.3f}  macro F1 {metrics['macro_f1']:.3f}  "
+          f"({metrics['num_examples']} test cells)")
+assert result.config.task == "multitask"
+assert result.metrics["heads"]["cell_type"]["accuracy"] > 0.8, "mono vs poly is easy for ImageNet features\""""),
+    ("code", """Image(os.path.join(result.run_dir, "confusion_matrix_grade.png"))"""),
+    ("md", """## One model, one output per head
+
+`predict` answers per head; the SavedModel has `<head>_probabilities` / `<head>_label` outputs, and
+the TFLite file has one output tensor per head with its own labels file in the metadata, which
+MediaPipe Tasks' `ImageClassifier` reports as two classification heads. Every export is checked
+against Keras, head by head, before it is published."""),
+    ("code", """cells = [small.images[i] for i in range(3)]
+for cell, answer in zip(cells, keras_tl.predict(result.run_dir, cells, top_k=1)):
+    print(os.path.basename(cell), {head: top[0] for head, top in answer.items()})
+lite = keras_tl.workflow.export_run(result.run_dir, "tflite", out=f"{OUT}/exported", name="elpv_heads")
+print(lite.path, lite.check, lite.evaluation)"""),
+    ("md", """## Domain shift: mono vs poly cells
+
+Train on monocrystalline cells only and the model will meet polycrystalline ones in the field?
+The proxy A-distance (0: a linear probe cannot tell the domains apart; 2: it always can) is
+computed from one pass of frozen features, before any training. Two random halves of the same
+domain give about 0."""),
+    ("code", """mono, poly = (keras_tl.datasets.load_elpv(labels="probability", cell_type=kind) for kind in ("mono", "poly"))
+probe = keras_tl.TrainConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=48, seed=0)
+shift = keras_tl.domain_shift(probe, poly, source=mono, max_examples=300)
+assert shift["proxy_a_distance"] > 1.5"""),
+    ("md", """A large shift: a model trained on mono cells alone is not to be trusted on poly cells. The
+README's multi-task section has the measured comparison of one two-head model against two
+single-task models (`bench/multitask.py`)."""),
+]
+
 
 def build(cells):
     notebook = new_notebook()
@@ -479,4 +569,5 @@ if __name__ == "__main__":
     nbformat.write(build(EXPORT), os.path.join(HERE, "02_export_and_serve.ipynb"))
     nbformat.write(build(TEXT), os.path.join(HERE, "03_text_classification.ipynb"))
     nbformat.write(build(DEPLOY), os.path.join(HERE, "04_deploy_on_device.ipynb"))
+    nbformat.write(build(MULTITASK), os.path.join(HERE, "05_multitask_and_domains.ipynb"))
     nbformat.write(build(AUDIO), os.path.join(HERE, "06_audio_classification.ipynb"))

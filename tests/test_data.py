@@ -156,7 +156,7 @@ def test_manifest_multilabel_with_splits_and_a_missing_file(tmp_path):
 
 def test_manifest_without_label_column_is_refused(tmp_path):
     (tmp_path / "m.csv").write_text("file,class\na.png,x\n")
-    with pytest.raises(ValueError, match=r"needs 'path' and 'label' columns. Received columns: \['file', 'class'\]"):
+    with pytest.raises(ValueError, match=r"needs 'path' and 'label' columns \(or 'label:<head>' columns.*Received columns: \['file', 'class'\]"):
         data.from_manifest(str(tmp_path / "m.csv"))
 
 

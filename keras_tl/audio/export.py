@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_tl.audio.backbones import FRONT_END
 from keras_tl.audio.data import QUIET_RMS
 from keras_tl.audio.model import window_samples
-from keras_tl.core.heads import probabilities_graph
+from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
 
 
 def resample_linear(samples, rate, target):
@@ -46,12 +46,9 @@ def serving_endpoints(task, class_names, top_k=5):
     model = task.model
     samples = window_samples(model)
     rate = FRONT_END.sample_rate
-    names = tf.constant(class_names)
-    k = min(top_k, len(class_names))
 
     def outputs(probs):
-        top = tf.math.top_k(probs, k=k)
-        return {"probabilities": probs, "top_classes": top.indices, "labels": tf.gather(names, top.indices[:, 0])}
+        return serving_outputs(probs, class_names, task_of(model), top_k)
 
     @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name="waveforms")])
     def serve_waveforms(waveforms):

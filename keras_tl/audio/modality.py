@@ -74,7 +74,8 @@ class AudioModality(Modality):
     def build_task(self, spec, config, num_classes, class_names=()):
         model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
                                   clip_seconds=config.clip_seconds, image_size=config.image_size, task=config.task,
-                                  pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout)
+                                  pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
+                                  class_names=list(class_names))
         return Task(model, self, spec, None, list(class_names), config)
 
     def skeleton(self, spec, config):

@@ -14,11 +14,13 @@ def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=config.monitor, patience=config.early_stopping_patience, restore_best_weights=True
+                monitor=config.monitor, mode=_mode(config.monitor), patience=config.early_stopping_patience,
+                restore_best_weights=True
             )
         )
     if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, factor=0.3, patience=2))
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=_mode(config.monitor),
+                                                           factor=0.3, patience=2))
     if run_dir:
         if checkpoint is not None:
             callbacks.append(checkpoint)
@@ -134,3 +136,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                         "learning_rate": float(self.learning_rate)}
         self.target.set_weights(self._good)
         self.model.stop_training = True
+
+
+def _mode(monitor):
+    """"min" for a loss, "max" for an accuracy: named, since Keras cannot tell for a custom metric
+    (the multi-task heads' pooled accuracy)."""
+    return "min" if monitor.endswith("loss") else "max"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 
 STRATEGIES = ("two_phase", "feature_extraction", "full")
-TASKS = ("auto", "multiclass", "binary", "multilabel")
+TASKS = ("auto", "multiclass", "binary", "multilabel", "multitask")
 POOLINGS = ("avg", "max", "cls")
 SCHEDULES = ("auto", "cosine", "linear", "plateau", "constant")
 OPTIMIZERS = ("auto", "adam", "adamw")
@@ -55,6 +55,11 @@ class TrainConfig:
         weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset". For text
             encoders "imagenet" and "preset" both mean the preset's pretrained weights.
             Defaults to "imagenet".
+        task: str. "auto" (from the data), "multiclass", "binary", "multilabel" or "multitask"
+            (several heads: "head:class" class names, e.g. a manifest with `label:<head>` columns;
+            `keras_tl.core.multitask`). Defaults to "auto".
+        tasks: dict. Multi-task: `{head: loss weight}`, the heads to train (all when empty) and
+            the weight of each head's masked cross-entropy. Defaults to {} (every head, weight 1).
         pooling: str. "avg" or "max" over the feature map (images) or the tokens (text, padding
             masked out), or "cls" (text: the first token). Defaults to "avg".
         sequence_length: int. Text: tokens per example after the preprocessor's truncation and
@@ -123,6 +128,7 @@ class TrainConfig:
     weights: str = "imagenet"
     image_size: int | None = None
     task: str = "auto"
+    tasks: dict = field(default_factory=dict)
     # head
     pooling: str = "avg"
     dense_units: list[int] = field(default_factory=list)
@@ -196,6 +202,7 @@ class TrainConfig:
         _int_at_least("steps_per_execution", self.steps_per_execution, 1)
         if not isinstance(self.augment_params, dict):
             raise ValueError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
+        _check_tasks(self.tasks, self.task)
         check_augment(self.augment, self.augment_params)
         for name in ("head_epochs", "epochs"):
             _int_at_least(name, getattr(self, name), 0)
@@ -365,6 +372,21 @@ def resolve_augment(name, overrides=None):
     if not isinstance(params["crop"], (int, float)) or not 0 < params["crop"] <= 1:
         raise ValueError(f"`crop` (fraction of the side kept) must be in (0, 1]. Received: {params['crop']!r}")
     return params
+
+
+def _check_tasks(tasks, task):
+    """`tasks`: `{head: loss weight}` of a multi-task run (the heads to train; {} means every head)."""
+    if not isinstance(tasks, dict):
+        raise ValueError(f"`tasks` must be a mapping of head name to loss weight, e.g. {{grade: 1.0, cell_type: 0.5}}. "
+                         f"Received: tasks={tasks!r}")
+    for name, weight in tasks.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"`tasks` keys are head names (identifiers). Received: {name!r}")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
+            raise ValueError(f"`tasks` values are positive loss weights. Received: tasks[{name!r}]={weight!r}")
+    if tasks and task not in ("auto", "multitask"):
+        raise ValueError(f"`tasks` names the heads of a multi-task run; task must be 'auto' or 'multitask'. "
+                         f"Received: task={task!r}")
 
 
 def parse_unfreeze(policy):

@@ -160,9 +160,10 @@ def class_weights(labels, num_classes):
 
 
 def encode_labels(labels, num_classes, task):
-    """Labels -> float targets: one-hot (multiclass), `(N, 1)` (binary), multi-hot as is (multilabel)."""
+    """Labels -> float targets: one-hot (multiclass), `(N, 1)` (binary), multi-hot as is (multilabel,
+    and multitask: one-hot blocks per head, zeros where a head's label is missing)."""
     labels = np.asarray(labels)
-    if task == "multilabel":
+    if task in ("multilabel", "multitask"):
         return labels.astype(np.float32)
     if task == "binary":
         return labels.astype(np.float32)[:, None]
@@ -229,7 +230,7 @@ def _oversampled(ds, labels, seed):
 def labels_of_targets(targets, task):
     """Encoded targets -> the labels they encode (int indices, or multi-hot rows for multi-label)."""
     targets = np.asarray(targets)
-    if task == "multilabel":
+    if task in ("multilabel", "multitask"):
         return (targets > 0.5).astype(np.int64)
     if task == "binary":
         return (targets.reshape(len(targets), -1)[:, 0] > 0.5).astype(np.int64)
@@ -307,28 +308,68 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
 
     Paths are relative to the CSV's folder unless absolute. A label cell holding several labels
     joined by `separator` (e.g. "sky;tree") makes the source multi-label: its labels become a
-    multi-hot `(N, C)` array. Unreadable files are skipped and reported, like `scan_class_folders`.
+    multi-hot `(N, C)` array. `label:<head>` columns instead of `label` make it multi-task
+    (`keras_tl.core.multitask`: "head:class" names, an empty cell = that head's label is missing).
+    Unreadable files are skipped and reported, like `scan_class_folders`.
 
     Returns:
         `(class_names, paths, labels, predefined, skipped)`.
     """
     if not os.path.isfile(path):
         raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
-    root = os.path.dirname(os.path.abspath(path))
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
-        if "path" not in columns or "label" not in columns:
-            raise ValueError(f"A manifest needs 'path' and 'label' columns. Received columns: {columns}")
+        heads = [c for c in columns if c.startswith("label:")]
+        if "path" not in columns or ("label" not in columns and not heads):
+            raise ValueError(f"A manifest needs 'path' and 'label' columns (or 'label:<head>' columns, one per "
+                             f"head of a multi-task run). Received columns: {columns}")
+        if heads and "label" in columns:
+            raise ValueError(f"A manifest has either a 'label' column or 'label:<head>' columns, not both. "
+                             f"Received columns: {columns}")
         rows = list(reader)
-    paths, label_sets, split_of, skipped = [], [], [], []
+    if heads:
+        from keras_tl.core.multitask import labels_from_columns
+
+        for head in heads:
+            several = next((r[head] for r in rows if separator in (r[head] or "")), None)
+            if several is not None:
+                raise ValueError(f"{path!r}: column {head!r} holds several labels ({several!r}); a head of a "
+                                 f"multi-task run takes one class per example (multi-label heads are not supported).")
+        paths, kept, predefined, skipped = _manifest_rows(
+            path, rows, check_file, unit,
+            lambda row: None if any((row[h] or "").strip() for h in heads) else f"no label in any of {heads}")
+        class_names, labels = labels_from_columns({h[len("label:"):]: [r[h] for r in kept] for h in heads})
+        return class_names, paths, labels, predefined, skipped
+
+    def label_set(row):
+        return [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
+
+    paths, kept, predefined, skipped = _manifest_rows(path, rows, check_file, unit,
+                                                      lambda row: None if label_set(row) else "empty label")
+    label_sets = [label_set(row) for row in kept]
+    class_names = sorted({l for labels in label_sets for l in labels})
+    index = {name: i for i, name in enumerate(class_names)}
+    if any(len(labels) > 1 for labels in label_sets):
+        labels = np.zeros((len(paths), len(class_names)), dtype=np.int64)
+        for row, names in enumerate(label_sets):
+            labels[row, [index[n] for n in names]] = 1
+    else:
+        labels = np.asarray([index[names[0]] for names in label_sets], dtype=np.int64)
+    return class_names, paths, labels, predefined, skipped
+
+
+def _manifest_rows(path, rows, check_file, unit, label_problem):
+    """The usable rows of a manifest: `(paths, rows, predefined, skipped)`; a row is skipped (with its
+    reason) for `label_problem(row)`, a bad split, a missing file or what `check_file` finds."""
+    root = os.path.dirname(os.path.abspath(path))
+    paths, kept, split_of, skipped = [], [], [], []
     for number, row in enumerate(rows, start=2):
         full = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
-        labels = [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
         split = (row.get("split") or "").strip() or None
-        reason = None
-        if not labels:
-            reason = f"row {number}: empty label"
+        problem = label_problem(row)
+        if problem:
+            reason = f"row {number}: {problem}"
         elif split is not None and split not in SPLITS:
             reason = f"row {number}: split must be one of {list(SPLITS)}, got {split!r}"
         elif not os.path.isfile(full):
@@ -339,21 +380,13 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
             skipped.append((full, reason))
             continue
         paths.append(full)
-        label_sets.append(labels)
+        kept.append(row)
         split_of.append(split)
     if not paths:
         raise ValueError(f"No readable {unit} listed in {path!r} (skipped {len(skipped)} rows).")
-    class_names = sorted({l for labels in label_sets for l in labels})
-    index = {name: i for i, name in enumerate(class_names)}
-    if any(len(labels) > 1 for labels in label_sets):
-        labels = np.zeros((len(paths), len(class_names)), dtype=np.int64)
-        for row, names in enumerate(label_sets):
-            labels[row, [index[n] for n in names]] = 1
-    else:
-        labels = np.asarray([index[names[0]] for names in label_sets], dtype=np.int64)
     predefined = None
     if any(s is not None for s in split_of):
         if any(s is None for s in split_of):
             raise ValueError(f"{path!r}: give a split for every row or for none.")
         predefined = predefined_indices(split_of)
-    return class_names, paths, labels, predefined, skipped
+    return paths, kept, predefined, skipped

@@ -3,6 +3,8 @@ precision / recall / F1, and the confusion matrix."""
 
 import numpy as np
 
+from keras_tl.core import multitask
+
 
 def confusion_matrix(y_true, y_pred, num_classes):
     """Counts `[true, predicted]` pairs into a `(num_classes, num_classes)` int array."""
@@ -121,12 +123,42 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
     }
 
 
+def multitask_metrics(labels, probabilities, class_names):
+    """Per-head single-label metrics of a multi-task model on the rows that label each head
+    (`keras_tl.core.multitask`).
+
+    Returns:
+        A JSON-ready dict: "heads" `{head: classification_metrics}`; "accuracy", "macro_f1",
+        "macro_precision", "macro_recall" (each the mean over heads); "per_class" keyed "head:class" (for the per-class plot);
+        "num_examples".
+    """
+    truths, scores = multitask.head_labels(labels, class_names), multitask.head_probabilities(probabilities, class_names)
+    per_head = {}
+    for head, classes, _, _ in multitask.heads_of(class_names):
+        rows = truths[head] >= 0
+        if not rows.any():
+            raise ValueError(f"No test example labels head {head!r}; the test split must label every head.")
+        per_head[head] = classification_metrics(truths[head][rows], scores[head][rows], classes)
+    mean = {key: float(np.mean([m[key] for m in per_head.values()]))
+            for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall")}
+    return {
+        **mean,
+        "heads": per_head,
+        "per_class": {f"{head}{multitask.SEPARATOR}{name}": row for head, m in per_head.items()
+                      for name, row in m["per_class"].items()},
+        "num_examples": int(len(np.asarray(labels))),
+    }
+
+
 def format_metrics(metrics):
     """A short human summary of `classification_metrics` output."""
     lines = [
         f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
-        f"(n={metrics['num_examples']})"
+        f"(n={metrics['num_examples']}{'; the mean over heads' if 'heads' in metrics else ''})"
     ]
+    for head, row in metrics.get("heads", {}).items():
+        lines.append(f"  head {head}: accuracy {row['accuracy']:.4f}  macro F1 {row['macro_f1']:.4f}  "
+                     f"(n={row['num_examples']})")
     width = max(len(n) for n in metrics["per_class"])
     for name, row in metrics["per_class"].items():
         lines.append(
@@ -137,9 +169,12 @@ def format_metrics(metrics):
 
 
 def evaluate_predictions(labels, probabilities, class_names, task):
-    """Single-label metrics, or multi-label ones with "accuracy" = subset accuracy; "test_accuracy"
-    and "macro_f1" first (what reports and tables lead with)."""
-    if task == "multilabel":
+    """Single-label metrics, multi-label ones with "accuracy" = subset accuracy, or multi-task ones
+    (each head's metrics under "heads"; "accuracy" and "macro_f1" the mean over heads);
+    "test_accuracy" and "macro_f1" first (what reports and tables lead with)."""
+    if task == "multitask":
+        metrics = multitask_metrics(labels, probabilities, class_names)
+    elif task == "multilabel":
         metrics = multilabel_metrics(labels, probabilities, class_names)
         metrics = {"accuracy": metrics["subset_accuracy"], **metrics}
     else:

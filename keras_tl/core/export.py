@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core import quiet, tflite_metadata
+from keras_tl.core import multitask, quiet, tflite_metadata
 from keras_tl.core.config import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
 from keras_tl.core.errors import ExportCheckError, TFLiteConversionError
 from keras_tl.core.heads import per_class_model, probabilities_of
@@ -76,10 +76,15 @@ class ExportResult:
     evaluation: dict = field(default_factory=dict)  # TFLite: test accuracy, macro F1, batch-1 ms.
 
 
-def compare(reference, candidate, *, min_agreement, what):
-    """Top-1 agreement and max abs difference; raises `ExportCheckError` below `min_agreement`."""
+def compare(reference, candidate, *, min_agreement, what, task=None):
+    """Top-1 agreement and max abs difference; raises `ExportCheckError` below `min_agreement`.
+
+    For a multi-task `task` the agreement is that of its worst head (top-1 within each head)."""
     reference, candidate = probabilities_of(reference), probabilities_of(candidate)
-    agreement = float(np.mean(reference.argmax(-1) == candidate.argmax(-1)))
+    blocks = [(0, reference.shape[-1])]
+    if task is not None and task.kind == "multitask":
+        blocks = [(start, stop) for _, start, stop in multitask.blocks_of(task.model)]
+    agreement = min(float(np.mean(reference[:, a:b].argmax(-1) == candidate[:, a:b].argmax(-1))) for a, b in blocks)
     max_abs = float(np.max(np.abs(reference - candidate)))
     check = {"top1_agreement": agreement, "max_abs_diff": max_abs, "n": int(len(reference))}
     if agreement < min_agreement:
@@ -138,7 +143,7 @@ def export_keras(task, destination, info):
         reloaded = Task(keras.saving.load_model(os.path.join(tmp, f"{info.name}.keras")), task.modality,
                         task.spec, task.modality.load_preprocessor(os.path.join(tmp, "preprocessor")))
         check = compare(task.predict(info.check_items), reloaded.predict(info.check_items),
-                        min_agreement=1.0, what="The reloaded .keras model")
+                        min_agreement=1.0, what="The reloaded .keras model", task=task)
         write_labels(tmp, info.class_names)
         _replace_entries(tmp, destination)
     finally:
@@ -190,7 +195,7 @@ def check_saved_model(path, task, info):
     for name, (arguments, reference) in task.modality.endpoint_checks(task, info).items():
         served = loaded.signatures[name](**arguments)
         checks[name] = compare(reference, served["probabilities"].numpy(), min_agreement=_min_agreement(info),
-                               what=f"The SavedModel's {name} signature")
+                               what=f"The SavedModel's {name} signature", task=task)
     return checks
 
 
@@ -258,7 +263,7 @@ def export_tflite(task, destination, info):
             ) from error
         write_tflite_metadata(tmp, task, info)
         check = compare(task.predict(info.check_items), task.predict(info.check_items, runner=lambda x: tflite_predict(tmp, x)),
-                        min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model")
+                        min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model", task=task)
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
@@ -296,12 +301,21 @@ def write_tflite_metadata(path, task, info):
         version=f"keras-tl {keras_tl.__version__}",
         licence="; ".join(licences))
     described = task.modality.tflite_input_metadata(task, inputs, info)
-    blob = tflite_metadata.metadata_buffer(
-        about, inputs=described,
-        outputs=[tflite_metadata.scores_output(info.class_names, multilabel=task.kind == "multilabel")])
-    labels = "".join(f"{name}\n" for name in info.class_names).encode("utf-8")
+    if task.kind == "multitask":  # One output per head, each with its labels, in the file's output order.
+        heads = {start: (head, classes) for head, classes, start, _ in multitask.heads_of(info.class_names)}
+        by_index = dict(zip((d["index"] for d in output_details(tflite_interpreter(path))), sorted(heads)))
+        stored = tflite_metadata.output_order(model)
+        outputs, files = [], {}
+        for index in stored:
+            head, classes = heads[by_index[index]]
+            outputs.append(tflite_metadata.scores_output(classes, name=head, labels_file=f"labels_{head}.txt"))
+            files[f"labels_{head}.txt"] = "".join(f"{c}\n" for c in classes).encode("utf-8")
+    else:
+        outputs = [tflite_metadata.scores_output(info.class_names, multilabel=task.kind == "multilabel")]
+        files = {tflite_metadata.LABELS_FILE: "".join(f"{name}\n" for name in info.class_names).encode("utf-8")}
+    blob = tflite_metadata.metadata_buffer(about, inputs=described, outputs=outputs)
     with open(path, "wb") as f:
-        f.write(tflite_metadata.populate(model, blob, {**described.files, tflite_metadata.LABELS_FILE: labels}))
+        f.write(tflite_metadata.populate(model, blob, {**described.files, **files}))
 
 
 def unsupported_ops(message):
@@ -341,17 +355,32 @@ def tflite_predict(path, inputs, interpreter=None):
         inputs: what the Keras model takes: an array (images), or a dict of arrays (token ids).
     """
     interpreter = interpreter or tflite_interpreter(path)
-    out = interpreter.get_output_details()[0]
+    outputs = output_details(interpreter)
     results = []
     for example in _examples(inputs):
         _set_inputs(interpreter, example)
         interpreter.invoke()
-        y = interpreter.get_tensor(out["index"]).astype(np.float32)
-        if out["dtype"] != np.float32:
-            scale, zero = out["quantization"]
-            y = (y - zero) * scale
-        results.append(y[0])
+        row = []
+        for out in outputs:
+            y = interpreter.get_tensor(out["index"]).astype(np.float32)
+            if out["dtype"] != np.float32:
+                scale, zero = out["quantization"]
+                y = (y - zero) * scale
+            row.append(y[0])
+        results.append(np.concatenate(row))
     return probabilities_of(np.stack(results))
+
+
+def output_details(interpreter):
+    """The output tensors' details in the Keras model's output order (a multi-task model has one
+    per head; the converter may store them in another order, the signature keeps Keras' order)."""
+    details = {d["index"]: d for d in interpreter.get_output_details()}
+    signatures = interpreter._get_full_signature_list()
+    if len(details) == 1 or len(signatures) != 1:
+        return list(details.values())
+    named = next(iter(signatures.values()))["outputs"]
+    order = sorted(named, key=lambda n: int(re.sub(r"\D", "", n) or 0))
+    return [details[named[n]] for n in order]
 
 
 def _input_tensor(x, detail):

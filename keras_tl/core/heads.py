@@ -9,12 +9,13 @@ policies (`keras_tl.core.training`) and export find their way through these name
 import keras
 import numpy as np
 
+from keras_tl.core import multitask
 from keras_tl.core.layers import InferenceMode
 
 BACKBONE_LAYER = "backbone"
 POOL_LAYER = "head_pool"
 OUTPUT_LAYER = "predictions"
-TASKS = ("multiclass", "binary", "multilabel")
+TASKS = ("multiclass", "binary", "multilabel", "multitask")
 
 
 def is_pretrained(weights):
@@ -26,13 +27,15 @@ def check_task(task, num_classes):
     """Raises `ValueError` unless `task` is known and fits `num_classes`."""
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
+    if task == "multitask":
+        return
     if task == "binary" and num_classes != 2:
         raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
     if num_classes < 2:
         raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
 
 
-def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER):
+def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER, class_names=()):
     """The new classification head on pooled features `x`.
 
     Optional Dense+ReLU layers, dropout, and the output layer `name` (softmax, or sigmoid for
@@ -45,8 +48,15 @@ def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER
         dense_units: list of int. Extra Dense+ReLU layers. Defaults to none.
         dropout: float. Dropout before the output layer. Defaults to 0.2.
         name: str. The output layer's name. Defaults to "predictions".
+        class_names: list of str. "head:class" names: needed by "multitask" (one softmax per head,
+            `keras_tl.core.multitask.multitask_head`).
     """
     check_task(task, num_classes)
+    if task == "multitask":
+        if len(class_names) != num_classes:
+            raise ValueError(f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
+                             f"{len(class_names)} class names")
+        return multitask.multitask_head(x, class_names, dense_units=dense_units, dropout=dropout, name=name)
     prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
@@ -88,8 +98,10 @@ def short_run_batchnorm(backbone, momentum=0.9):
 
 
 def task_of(model, output=OUTPUT_LAYER):
-    """"binary", "multilabel" or "multiclass", read off a built model's output layer."""
+    """"binary", "multilabel", "multiclass" or "multitask", read off a built model's output layer."""
     layer = model.get_layer(output)
+    if isinstance(layer, multitask.HeadConcat):
+        return "multitask"
     if layer.units == 1:
         return "binary"
     return "multilabel" if getattr(layer.activation, "__name__", "") == "sigmoid" else "multiclass"
@@ -129,6 +141,9 @@ def per_class_model(model):
     What leaves Python (TFLite) gives one score per label in labels.txt order, as every
     classifier runtime (MediaPipe Tasks' label map) expects; training keeps its single sigmoid.
     """
+    if task_of(model) == "multitask":  # One output tensor per head, in the heads' order.
+        return keras.Model(model.input, [model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}").output
+                                         for h, _, _ in multitask.blocks_of(model)], name=f"{model.name}_per_head")
     if task_of(model) != "binary":
         return model
     score = model.outputs[0]
@@ -144,3 +159,27 @@ def probabilities_graph(outputs):
     if outputs.shape[-1] == 1:
         return tf.concat([1.0 - outputs, outputs], axis=-1)
     return outputs
+
+
+def serving_outputs(probabilities, class_names, kind, top_k=5):
+    """What every SavedModel signature returns for graph probabilities `(N, C)`.
+
+    `kind` is the model's `task_of`. Single task: `probabilities`, `top_classes` (N, k) int32 and `labels` (N,) string of the top
+    class. Multi-task: `probabilities` (every head side by side, as labels.txt lists them) and, per
+    head, `<head>_probabilities`, `<head>_top_classes` (indices within the head) and `<head>_label`.
+    """
+    import tensorflow as tf
+
+    def one(probs, names):
+        top = tf.math.top_k(probs, k=min(top_k, len(names)))
+        return top.indices, tf.gather(tf.constant(names), top.indices[:, 0])
+
+    if kind != "multitask":
+        top, label = one(probabilities, list(class_names))
+        return {"probabilities": probabilities, "top_classes": top, "labels": label}
+    result = {"probabilities": probabilities}
+    for head, classes, start, stop in multitask.heads_of(class_names):
+        probs = probabilities[:, start:stop]
+        top, label = one(probs, classes)
+        result.update({f"{head}_probabilities": probs, f"{head}_top_classes": top, f"{head}_label": label})
+    return result

@@ -32,7 +32,8 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy{' (all labels right)' if 'subset_accuracy' in metrics else ''} | {_pct(metrics['accuracy'])} |",
+        f"| accuracy{' (all labels right)' if 'subset_accuracy' in metrics else ''}"
+        f"{' (mean over heads)' if 'heads' in metrics else ''} | {_pct(metrics['accuracy'])} |",
     ]
     if "top_k_accuracy" in metrics:
         lines.append(f"| top-{metrics['top_k']} accuracy | {_pct(metrics['top_k_accuracy'])} |")
@@ -55,6 +56,11 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
     ]
     for name, row in metrics["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    if "heads" in metrics:
+        lines += ["", "### Each head (on the test examples that label it)", "",
+                  "| head | accuracy | macro F1 | labelled examples |", "|---|---|---|---|"]
+        lines += [f"| {head} | {_pct(row['accuracy'])} | {row['macro_f1']:.3f} | {row['num_examples']} |"
+                  for head, row in metrics["heads"].items()]
     scratch = metrics.get("scratch")
     if scratch:
         lines += [

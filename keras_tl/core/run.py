@@ -207,7 +207,7 @@ def _imbalance(config, train, class_names):
     counts = class_counts(train, class_names)
     report = {"method": config.class_weight,
               "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
-    if config.class_weight == "balanced" and config.task != "multilabel":
+    if config.class_weight == "balanced" and config.task not in ("multilabel", "multitask"):
         weights = class_weights(train.labels, len(class_names))
         report["class_weights"] = {name: weights[i] for i, name in enumerate(class_names)}
     return report

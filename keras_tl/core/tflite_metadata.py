@@ -126,16 +126,17 @@ def bert_inputs(details, vocabulary, *, lowercase):
     return Inputs(tensors, [unit], {"vocab.txt": data})
 
 
-def scores_output(class_names, *, multilabel=False):
-    """The output: one probability per class in label order, with labels.txt as its label map."""
+def scores_output(class_names, *, multilabel=False, name="probability", labels_file=LABELS_FILE):
+    """An output: one probability per class in label order, with `labels_file` as its label map
+    (a multi-task model has one per head, named after the head: MediaPipe reports it as head_name)."""
     tensor = fb.TensorMetadataT()
-    tensor.name = "probability"
+    tensor.name = name
     tensor.description = ("Independent probability of each label (multi-label: sigmoid per label)." if multilabel
                           else f"Probability of each of the {len(class_names)} classes, in labels.txt order.")
     tensor.content = _content(fb.ContentProperties.FeatureProperties, fb.FeaturePropertiesT())
     tensor.stats = _stats(0.0, 1.0)
     labels = fb.AssociatedFileT()
-    labels.name = LABELS_FILE
+    labels.name = labels_file
     labels.description = "Labels of the output's classes, one per line, in output order."
     labels.type = fb.AssociatedFileType.TENSOR_AXIS_LABELS
     tensor.associatedFiles = [labels]
@@ -175,6 +176,13 @@ def min_parser_version(metadata):
         if any(f.type == fb.AssociatedFileType.VOCABULARY for f in files):
             needed.append((1, 0, 1))
     return ".".join(map(str, max(needed)))
+
+
+def output_order(model):
+    """The tensor indices of a TFLite model's (first subgraph's) outputs, in the order metadata lists them."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return [int(i) for i in schema.Model.GetRootAsModel(bytes(model), 0).Subgraphs(0).OutputsAsNumpy()]
 
 
 def populate(model, metadata, files):

@@ -15,6 +15,7 @@ import time
 import keras
 
 from keras_tl.core import modality as modalities
+from keras_tl.core import multitask
 from keras_tl.core import optimizers
 from keras_tl.core import registry
 from keras_tl.core import resume as resume_lib
@@ -95,7 +96,8 @@ def unfreeze_start(backbone, policy, spec=None):
 
 
 def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.0, jit_compile="auto",
-                  steps_per_execution=1, optimizer="adam", weight_decay=0.01, lr_multipliers=None):
+                  steps_per_execution=1, optimizer="adam", weight_decay=0.01, lr_multipliers=None,
+                  task_weights=None, head_class_weights=None):
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
     Args:
@@ -111,8 +113,13 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
         steps_per_execution: int. Batches per compiled call. Defaults to 1.
         lr_multipliers: dict. `{variable path: multiplier}` of the learning rate (discriminative
             rates, `keras_tl.core.optimizers.layer_rate_multipliers`). Defaults to one rate.
+        task_weights: dict. "multitask": `{head: loss weight}` (default 1 each); the loss is
+            `keras_tl.core.multitask.MaskedHeadLoss`, the metrics pooled and per-head accuracy.
+        head_class_weights: dict. "multitask": `{head: [weight of each class]}` ("balanced").
     """
-    if task in ("binary", "multilabel"):
+    if task == "multitask":
+        loss, metrics = multitask.loss_and_metrics(model, task_weights, label_smoothing, head_class_weights)
+    elif task in ("binary", "multilabel"):
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
     else:
@@ -136,10 +143,14 @@ class Supervised:
     objectives replace it without new arguments to `fine_tune`.
     """
 
+    def __init__(self, head_class_weights=None):
+        self.head_class_weights = head_class_weights  # Multi-task: {head: [weight per class]}.
+
     def compile(self, model, *, learning_rate, task, optimizer, config, lr_multipliers=None):
         return compile_model(model, learning_rate=learning_rate, task=task, label_smoothing=config.label_smoothing,
                              jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
-                             optimizer=optimizer, weight_decay=config.weight_decay, lr_multipliers=lr_multipliers)
+                             optimizer=optimizer, weight_decay=config.weight_decay, lr_multipliers=lr_multipliers,
+                             task_weights=config.tasks, head_class_weights=self.head_class_weights)
 
 
 def as_task(model, config):
@@ -169,7 +180,9 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         train, val: tf.data.Dataset. Batches of `(inputs, targets)`.
         config: TrainConfig.
         run_dir: str. Where the CSV logs and `best.weights.h5` go. Defaults to None (no files).
-        class_weight: dict. From `keras_tl.core.data.class_weights`. Defaults to None.
+        class_weight: dict. From `keras_tl.core.data.class_weights`; for a multi-task model
+            `{head: [weight of each class]}` (`keras_tl.core.multitask.class_weights`), applied in its
+            masked loss. Defaults to None.
         cached: `keras_tl.core.features.CachedPhase`. If given, phase 1 trains `cached.head` on
             cached backbone features instead of the model on raw inputs (same head, much faster).
         train_phase2: tf.data.Dataset. The training batches of phase 2, built like `train` but not
@@ -195,8 +208,10 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
                              f"`keras_tl.lr_find` and pass its suggestion). Received: {name}='find'")
     task = as_task(task, config)
     model = task.model
-    objective = objective or Supervised()
     kind = task_of(model)
+    if kind == "multitask":  # Per-head class weights live in the masked loss, not in `fit`.
+        objective, class_weight = objective or Supervised(head_class_weights=class_weight), None
+    objective = objective or Supervised()
     optimizer = task.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
     schedule = task.modality.default_schedule if config.schedule == "auto" else config.schedule
     steps_per_epoch = steps_per_epoch or _cardinality(train)
@@ -260,7 +275,8 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
               + (f"; resumed after epoch {epoch + done}" if done else ""))
         started = time.perf_counter()
         guard = StopOnNonFiniteLoss(fit_model, phase, peak_lr)
-        callbacks = [guard] + make_callbacks(config, run_dir, phase, checkpoint, append=bool(done))
+        callbacks = [guard] + multitask.callbacks_for(fit_model) + make_callbacks(config, run_dir, phase, checkpoint,
+                                                                               append=bool(done))
         if run_dir:
             stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
             callbacks.append(resume_lib.SaveState(run_dir, phase, fit_model, run_state, checkpoint, stopper,

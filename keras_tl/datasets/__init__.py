@@ -67,7 +67,9 @@ def load_elpv(labels="binary", cell_type=None):
 
     Args:
         labels: str. "binary" ("functional": probability < 0.5, "defective": >= 0.5) or
-            "probability" (4 classes "0", "1/3", "2/3", "1"). Defaults to "binary".
+            "probability" (4 classes "0", "1/3", "2/3", "1") or "multitask" (two heads: "grade",
+            those 4 classes, and "cell_type", "mono" / "poly"; `keras_tl.core.multitask`).
+            Defaults to "binary".
         cell_type: str. "mono", "poly" or None (both). Defaults to None.
 
     Returns:
@@ -78,12 +80,14 @@ def load_elpv(labels="binary", cell_type=None):
     >>> source.class_names, len(source.labels)
     (['functional', 'defective'], 2624)
     """
-    if labels not in ("binary", "probability"):
-        raise ValueError(f"`labels` must be 'binary' or 'probability'. Received: labels={labels!r}")
+    if labels not in ("binary", "probability", "multitask"):
+        raise ValueError(f"`labels` must be 'binary', 'probability' or 'multitask'. Received: labels={labels!r}")
+    if labels == "multitask" and cell_type is not None:
+        raise ValueError("labels='multitask' predicts the cell type as its second head; use cell_type=None.")
     if cell_type not in (None, "mono", "poly"):
         raise ValueError(f"`cell_type` must be 'mono', 'poly' or None. Received: cell_type={cell_type!r}")
     folder = os.path.join(_package_folder("elpv_dataset", "elpv-dataset", "ELPV"), "data")
-    paths, probabilities = [], []
+    paths, probabilities, kinds = [], [], []
     with open(os.path.join(folder, "labels.csv"), encoding="utf-8") as f:
         for line in f:
             parts = line.split()
@@ -93,7 +97,17 @@ def load_elpv(labels="binary", cell_type=None):
             if cell_type is None or kind == cell_type:
                 paths.append(os.path.join(folder, path))
                 probabilities.append(float(probability))
+                kinds.append(kind)
     probabilities = np.asarray(probabilities)
+    if labels == "multitask":
+        from keras_tl.core.multitask import labels_from_columns
+
+        grades = np.array(["0", "1/3", "2/3", "1"])[np.round(probabilities * 3).astype(np.int64)]
+        names, targets = labels_from_columns({"grade": list(grades), "cell_type": kinds})
+        names = ["grade:0", "grade:1/3", "grade:2/3", "grade:1"] + names[4:]  # Grades in defect order.
+        targets = np.concatenate([np.eye(4, dtype=np.int64)[np.round(probabilities * 3).astype(np.int64)],
+                                  targets[:, 4:]], axis=1)
+        return ImageSource(names, paths, targets, licence=ELPV_LICENCE)
     if labels == "binary":
         names, targets = ["functional", "defective"], (probabilities >= 0.5).astype(np.int64)
     else:

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core.heads import probabilities_graph
+from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
 
 
 def image_size_of(model):
@@ -21,13 +21,9 @@ def serving_endpoints(task, class_names, top_k=5):
     """
     model = task.model
     size = image_size_of(model)
-    names = tf.constant(class_names)
-    k = min(top_k, len(class_names))
 
     def outputs(images):
-        probs = probabilities_graph(model(images, training=False))
-        top = tf.math.top_k(probs, k=k)
-        return {"probabilities": probs, "top_classes": top.indices, "labels": tf.gather(names, top.indices[:, 0])}
+        return serving_outputs(probabilities_graph(model(images, training=False)), class_names, task_of(model), top_k)
 
     def decode(data):
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)

@@ -52,7 +52,7 @@ class ImageModality(Modality):
             in_model = augment.image_layers(params, config.image_size, config.seed)
         model = build_model(spec, num_classes=num_classes, weights=config.weights, image_size=config.image_size,
                             task=config.task, pooling=config.pooling, dense_units=config.dense_units,
-                            dropout=config.dropout, augmentation=in_model)
+                            dropout=config.dropout, augmentation=in_model, class_names=list(class_names))
         return Task(model, self, spec, None, list(class_names), config)
 
     def prepare_weights(self, spec, weights):
@@ -93,6 +93,8 @@ class ImageModality(Modality):
     def model_inputs(self, task, items):
         """uint8 images `(N, S, S, 3)` at the model's size, from arrays of any size or image files."""
         size = export.image_size_of(task.model)
+        if len(items) == 0:  # No item (a perfect test split has no confident errors to draw).
+            return np.zeros((0, size, size, 3), np.uint8)
         split = Split(items, np.zeros(len(items), dtype=np.int64))
         ds = data.make_dataset(split, image_size=size, batch_size=64, num_classes=2, task="binary", cache=False)
         batches = [x.numpy() for x, _ in ds]

@@ -20,6 +20,7 @@ def build_model(
     dense_units=(),
     dropout=0.2,
     augmentation=None,
+    class_names=(),
 ):
     """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
 
@@ -62,7 +63,7 @@ def build_model(
         x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
     x = backbone_layer(base, preprocess(x), is_pretrained(weights))
     outputs = head(_pool(x, pooling), num_classes=num_classes, task=task, dense_units=dense_units,
-                   dropout=dropout)
+                   dropout=dropout, class_names=class_names)
     return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
 
 

@@ -10,21 +10,17 @@ FastWordpieceTokenizeWithOffsets, ...), so an app tokenizes with the vocabulary 
 import keras
 import tensorflow as tf
 
-from keras_tl.core.heads import probabilities_graph
+from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
 
 QUANTIZATIONS = ("none", "dynamic", "float16")  # int8 activations would need calibration texts.
 
 
 def serving_function(model, preprocessor, class_names, top_k=5):
     """`serving_default`: raw strings `(N,)` -> probabilities, top classes and the top label."""
-    names = tf.constant(class_names)
-    k = min(top_k, len(class_names))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        probs = probabilities_graph(model(preprocessor(text), training=False))
-        top = tf.math.top_k(probs, k=k)
-        return {"probabilities": probs, "top_classes": top.indices, "labels": tf.gather(names, top.indices[:, 0])}
+        return serving_outputs(probabilities_graph(model(preprocessor(text), training=False)), class_names, task_of(model), top_k)
 
     return serve
 

@@ -46,7 +46,8 @@ class TextModality(Modality):
     def build_task(self, spec, config, num_classes, class_names=()):
         model, preprocessor = build_text_model(
             spec, num_classes=num_classes, weights=config.weights, sequence_length=config.sequence_length,
-            task=config.task, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout)
+            task=config.task, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
+            class_names=list(class_names))
         return Task(model, self, spec, preprocessor, list(class_names), config)
 
     def skeleton(self, spec, config):

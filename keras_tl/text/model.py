@@ -18,7 +18,7 @@ from keras_tl.text.layers import TokenPooling
 
 
 def build_text_model(backbone, *, num_classes, weights="preset", sequence_length=128, task="multiclass",
-                     pooling="avg", dense_units=(), dropout=0.1):
+                     pooling="avg", dense_units=(), dropout=0.1, class_names=()):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
 
     With pretrained weights the encoder runs in inference mode (`keras_tl.core.layers.InferenceMode`),
@@ -60,6 +60,7 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
         encoder = keras.Model(encoder.input, encoder.output["sequence_output"], name=encoder.name)
     x = backbone_layer(encoder, encoder_inputs, is_pretrained(weights))
     pooled = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
-    outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout)
+    outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout,
+                   class_names=class_names)
     name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
     return keras.Model(inputs, outputs, name=name), preprocessor

@@ -3,9 +3,11 @@
 Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `lr_find` all start here.
 """
 
+import dataclasses
+
 import keras
 
-from keras_tl.core import distribute, registry
+from keras_tl.core import distribute, multitask, registry
 from keras_tl.core import modality as modalities
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import split_source
@@ -32,8 +34,18 @@ def check_config(config, source=None):
     return modality, spec
 
 
-def resolve_task(config, num_classes, multilabel=False):
-    """The concrete task ("multiclass", "binary", "multilabel") of a config on data with `num_classes`."""
+def resolve_task(config, num_classes, multilabel=False, multitask=False):
+    """The concrete task ("multiclass", "binary", "multilabel", "multitask") of a config on data with
+    `num_classes`; `multitask`: the data has "head:class" names (`keras_tl.core.multitask`)."""
+    if multitask and config.task in ("auto", "multitask"):
+        return "multitask"
+    if config.task == "multitask":
+        raise ValueError("task='multitask' needs data with several heads: 'head:class' class names with one "
+                         "label (or none) per head, e.g. a manifest with label:<head> columns or "
+                         "keras_tl.core.multitask.labels_from_columns.")
+    if config.tasks:
+        raise ValueError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
+                         f"tasks={config.tasks!r}")
     if multilabel:
         if config.task not in ("auto", "multilabel"):
             raise ValueError(f"The data has several labels per example; task must be 'auto' or "
@@ -67,7 +79,21 @@ def prepare(config, source=None):
     modality, spec = check_config(config, source)
     if source is None:
         source = modality.load_source(config)
+    source = select_heads(source, config)
     splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
                           labels_per_class=config.labels_per_class)
-    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
+    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2,
+                        multitask=multitask.looks_multitask(source.class_names, source.labels))
+    if config.class_weight == "oversample" and task in ("multilabel", "multitask"):
+        raise ValueError(f"class_weight='oversample' draws single-label classes equally often; a {task} run "
+                         f"has several labels per example. Use 'balanced' (per head, in a multi-task run) or "
+                         f"'none'. Received: class_weight='oversample'")
     return modality, spec, source, splits, resolve_config(config, modality, spec, task)
+
+
+def select_heads(source, config):
+    """A multi-task source keeping only the heads `config.tasks` names (all of them when it names none)."""
+    if not (config.tasks and multitask.looks_multitask(source.class_names, source.labels)):
+        return source
+    class_names, labels = multitask.select(source.class_names, source.labels, config.tasks)
+    return dataclasses.replace(source, class_names=class_names, labels=labels)

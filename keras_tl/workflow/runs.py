@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from keras_tl.core import export, run
+from keras_tl.core import export, multitask, run
 from keras_tl.core.config import EXPORT_FORMATS, QUANTIZATIONS
 from keras_tl.core.evaluate import evaluate_predictions
 from keras_tl.core.heads import get_backbone
@@ -31,7 +31,8 @@ def evaluate_run(run_dir):
 
 
 def predict(run_dir, items, top_k=3):
-    """Top-k `(label, probability)` lists for raw items (image files, texts), using a run's saved model.
+    """Top-k `(label, probability)` lists for raw items (image files, texts), using a run's saved model;
+    for a multi-task run, a dict `{head: top-k list within the head}` per item.
 
     Example:
     >>> keras_tl.predict("runs/photos", ["cat.jpg"])
@@ -40,8 +41,14 @@ def predict(run_dir, items, top_k=3):
     task = run.load_task(run_dir)
     items = task.modality.read_items(items)
     probabilities = task.predict(items)
-    k = min(top_k, len(task.class_names))
-    return [[(task.class_names[i], float(row[i])) for i in np.argsort(-row)[:k]] for row in probabilities]
+    if task.kind == "multitask":  # {head: top-k within the head} per item.
+        return [{head: _top(row[start:stop], classes, top_k) for head, classes, start, stop
+                 in multitask.heads_of(task.class_names)} for row in probabilities]
+    return [_top(row, task.class_names, top_k) for row in probabilities]
+
+
+def _top(row, class_names, top_k):
+    return [(class_names[i], float(row[i])) for i in np.argsort(-row)[:min(top_k, len(class_names))]]
 
 
 predict_files = predict  # The name of earlier versions (image files).

@@ -9,7 +9,7 @@ import time
 
 import keras
 
-from keras_tl.core import distribute, features, plots, run
+from keras_tl.core import distribute, features, multitask, plots, run
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import class_weights, split_source
 from keras_tl.core.evaluate import evaluate_predictions, format_metrics
@@ -105,7 +105,9 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         val = modality.dataset(task, splits["val"], config, cache=cache("val"))
         test = modality.dataset(task, splits["test"], config, cache=cache("test"))
         weights = None
-        if config.class_weight == "balanced" and config.task != "multilabel":
+        if config.class_weight == "balanced" and config.task == "multitask":
+            weights = multitask.class_weights(splits["train"].labels, class_names)
+        elif config.class_weight == "balanced" and config.task != "multilabel":
             weights = class_weights(splits["train"].labels, len(class_names))
         cached = features.cached_phase(task, config, splits, train_dataset,
                                        modality.dataset(task, splits["train"], config, cache=cache("train")), val)
@@ -137,7 +139,12 @@ def plot_run(run_dir, task, histories, metrics, test, probabilities):
     files = {"Learning curves": "learning_curves.png", "Per-class F1": "per_class_f1.png"}
     plots.learning_curves(histories, os.path.join(run_dir, files["Learning curves"]))
     plots.per_class_f1(metrics["per_class"], os.path.join(run_dir, files["Per-class F1"]))
-    if task.kind != "multilabel":
+    if task.kind == "multitask":
+        for head, row in metrics["heads"].items():
+            files[f"Confusion matrix: {head}"] = f"confusion_matrix_{head}.png"
+            plots.confusion_matrix(row["confusion_matrix"], list(row["per_class"]),
+                                   os.path.join(run_dir, files[f"Confusion matrix: {head}"]))
+    elif task.kind != "multilabel":
         files["Confusion matrix"] = "confusion_matrix.png"
         plots.confusion_matrix(metrics["confusion_matrix"], task.class_names,
                                os.path.join(run_dir, files["Confusion matrix"]))

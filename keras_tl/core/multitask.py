@@ -1,0 +1,320 @@
+"""Multi-task heads: several named classification heads on one backbone, any modality.
+
+A multi-task source looks like multi-label data with a block structure: its class names are
+"head:class" (`grade:1/3`, `cell_type:mono`), grouped by head, and its labels are 0/1 rows with at
+most one 1 in each head's block; a block of zeros means "this head's label is missing" for that
+row. So splitting, batching, caching features and every modality's pipeline work unchanged; only
+the model's head, the loss, the metrics and the evaluation know the blocks:
+
+- the model ends in one softmax Dense layer per head ("predictions_<head>"), joined by a
+  `HeadConcat` layer named "predictions" (what the feature cache, resume and export find);
+- `MaskedHeadLoss`: the weighted sum over heads of each head's cross-entropy, zero for rows
+  whose label of that head is missing (they send that head no gradient);
+- `HeadAccuracy`: per head, or pooled over every labelled (row, head) pair ("accuracy", what
+  `monitor="val_accuracy"` watches);
+- the test metrics per head: `keras_tl.core.evaluate.multitask_metrics`.
+
+Where the labels come from: `labels_from_columns({head: per-example classes})` in Python, a CSV
+manifest with `label:<head>` columns (`keras_tl.core.data.read_manifest`), or a loader
+(`keras_tl.datasets.load_elpv(labels="multitask")`). A binary head is a two-class softmax, so every
+runtime reads one score per class of each head.
+"""
+
+import re
+
+import keras
+import numpy as np
+
+SEPARATOR = ":"
+HEAD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+OUTPUT_PREFIX = "predictions_"
+
+
+def check_head_name(name):
+    if not isinstance(name, str) or not HEAD_NAME.match(name):
+        raise ValueError(f"A head name must be an identifier (letters, digits, '_'; not starting with a digit), "
+                         f"since it names a layer and an export output. Received: {name!r}")
+    return name
+
+
+def labels_from_columns(columns):
+    """Per-head label columns -> `(class_names, labels)` of a multi-task source.
+
+    Args:
+        columns: dict `{head name: sequence of class names}`, one entry per example in every
+            column; None or "" marks a missing label of that head.
+
+    Returns:
+        `class_names`: "head:class" strings, heads in `columns`' order, classes sorted;
+        `labels`: int array `(N, C)` of 0/1 with at most one 1 per head block.
+
+    Example:
+    >>> names, labels = labels_from_columns({"grade": ["0", "1", None], "cell_type": ["mono", "poly", "poly"]})
+    >>> names
+    ['grade:0', 'grade:1', 'cell_type:mono', 'cell_type:poly']
+    """
+    if not isinstance(columns, dict) or len(columns) < 2:
+        raise ValueError(f"A multi-task source needs at least 2 heads ({{head: labels}}). Received: "
+                         f"{list(columns) if isinstance(columns, dict) else type(columns).__name__}")
+    lengths = {head: len(values) for head, values in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"Every head needs one label (or None) per example. Received lengths: {lengths}")
+    class_names, blocks = [], []
+    for head, values in columns.items():
+        check_head_name(head)
+        values = ["" if v is None else str(v).strip() for v in values]
+        classes = sorted({v for v in values if v})
+        if len(classes) < 2:
+            raise ValueError(f"Head {head!r} needs at least 2 classes. Received: {classes}")
+        class_names += [f"{head}{SEPARATOR}{c}" for c in classes]
+        index = {c: i for i, c in enumerate(classes)}
+        block = np.zeros((len(values), len(classes)), np.int64)
+        for row, value in enumerate(values):
+            if value:
+                block[row, index[value]] = 1
+        blocks.append(block)
+    labels = np.concatenate(blocks, axis=1)
+    unlabelled = np.flatnonzero(labels.sum(axis=1) == 0)
+    if len(unlabelled):
+        raise ValueError(f"{len(unlabelled)} example(s) have no label for any head (first: row {unlabelled[0]}); "
+                         "drop them or label at least one head.")
+    return class_names, labels
+
+
+def heads_of(class_names):
+    """"head:class" names -> `[(head, [classes], start, stop)]` in order; raises unless every name is
+    head-qualified, heads are contiguous, and there are at least 2 heads of at least 2 classes."""
+    heads = []
+    for i, name in enumerate(class_names):
+        head, sep, cls = str(name).partition(SEPARATOR)
+        if not sep or not HEAD_NAME.match(head) or not cls:
+            raise ValueError(f"Multi-task class names are 'head:class'. Received: {name!r}")
+        if heads and heads[-1][0] == head:
+            heads[-1][1].append(cls)
+            heads[-1][3] = i + 1
+        elif any(h[0] == head for h in heads):
+            raise ValueError(f"The classes of head {head!r} must be contiguous in class_names.")
+        else:
+            heads.append([head, [cls], i, i + 1])
+    if len(heads) < 2 or any(len(h[1]) < 2 for h in heads):
+        raise ValueError(f"A multi-task source needs at least 2 heads of at least 2 classes. Received: "
+                         f"{[(h[0], h[1]) for h in heads]}")
+    return [tuple(h) for h in heads]
+
+
+def looks_multitask(class_names, labels):
+    """True for multi-task data: 2-D labels, "head:class" names of 2+ heads, at most one 1 per head."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not all(SEPARATOR in str(n) for n in class_names):
+        return False
+    try:
+        heads = heads_of(class_names)
+    except ValueError:
+        return False
+    return all(np.all(labels[:, start:stop].sum(axis=1) <= 1) for _, _, start, stop in heads)
+
+
+def select(class_names, labels, tasks):
+    """Keeps the heads `tasks` names (dict or list; all when None); raises naming the available heads."""
+    heads = heads_of(class_names)
+    if not tasks:
+        return list(class_names), np.asarray(labels)
+    available = [h[0] for h in heads]
+    unknown = [t for t in tasks if t not in available]
+    if unknown:
+        raise ValueError(f"`tasks` names heads the data does not have: {unknown}. The data's heads: {available}")
+    keep = [h for h in heads if h[0] in tasks]
+    if len(keep) < 2:
+        raise ValueError(f"`tasks` must keep at least 2 heads for multi-task training (train one head as a "
+                         f"single-label run instead). Received: {list(tasks)}")
+    columns = np.concatenate([np.arange(start, stop) for _, _, start, stop in keep])
+    labels = np.asarray(labels)[:, columns]
+    rows = labels.sum(axis=1) > 0
+    if not rows.all():
+        raise ValueError(f"{int((~rows).sum())} example(s) have no label for the heads {list(tasks)}.")
+    return [class_names[i] for i in columns], labels
+
+
+def head_labels(labels, class_names):
+    """0/1 rows -> `{head: int labels (N,)}`, -1 where a head's label is missing."""
+    labels = np.asarray(labels)
+    result = {}
+    for head, _, start, stop in heads_of(class_names):
+        block = labels[:, start:stop]
+        result[head] = np.where(block.sum(axis=1) > 0, block.argmax(axis=1), -1)
+    return result
+
+
+def head_probabilities(probabilities, class_names):
+    """Concatenated probabilities `(N, C)` -> `{head: (N, classes of head)}`."""
+    probabilities = np.asarray(probabilities)
+    return {head: probabilities[:, start:stop] for head, _, start, stop in heads_of(class_names)}
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class HeadConcat(keras.layers.Concatenate):
+    """The heads' probabilities side by side (the model's "predictions"), remembering each head's name
+    and width so the loss, metrics and exports can cut them apart again."""
+
+    def __init__(self, heads, sizes, **kwargs):
+        super().__init__(axis=-1, **{k: v for k, v in kwargs.items() if k != "axis"})
+        self.heads, self.sizes = list(heads), [int(s) for s in sizes]
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads, "sizes": self.sizes}
+
+
+def multitask_head(x, class_names, *, dense_units=(), dropout=0.2, name="predictions"):
+    """One softmax layer per head on pooled features `x`, joined by `HeadConcat` (layer `name`).
+
+    Shared Dense+ReLU layers (`dense_units`) and dropout come first, as in the single-task head.
+    """
+    heads = heads_of(class_names)
+    for i, units in enumerate(dense_units):
+        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
+        x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+    if dropout and not dense_units:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = [keras.layers.Dense(len(classes), activation="softmax", dtype="float32",
+                                  name=f"{OUTPUT_PREFIX}{head}")(x) for head, classes, _, _ in heads]
+    return HeadConcat([h[0] for h in heads], [len(h[1]) for h in heads], dtype="float32", name=name)(outputs)
+
+
+def blocks_of(model, output="predictions"):
+    """`[(head, start, stop)]` of a multi-task model's concatenated output."""
+    layer = model.get_layer(output)
+    bounds = np.cumsum([0] + layer.sizes)
+    return [(head, int(bounds[i]), int(bounds[i + 1])) for i, head in enumerate(layer.heads)]
+
+
+def is_multitask_model(model, output="predictions"):
+    try:
+        return isinstance(model.get_layer(output), HeadConcat)
+    except ValueError:
+        return False
+
+
+def outputs_by_head(model):
+    """A model with the same inputs and one named output per head (its softmax layer): exports."""
+    return keras.Model(model.inputs if isinstance(model.input, list) else model.input,
+                       {head: model.get_layer(f"{OUTPUT_PREFIX}{head}").output for head, _, _ in blocks_of(model)},
+                       name=f"{model.name}_by_head")
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class MaskedHeadLoss(keras.losses.Loss):
+    """Sum over heads of `weight * cross-entropy`, each head's term zero where its label is missing.
+
+    `y_true` holds one-hot blocks (all zeros: missing), `y_pred` the concatenated softmax outputs.
+    Per example; Keras then averages over the batch, so a head's gradient comes only from the rows
+    that label it.
+    """
+
+    def __init__(self, blocks, weights=None, label_smoothing=0.0, class_weights=None, name="masked_head_loss",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.blocks = [(str(h), int(a), int(b)) for h, a, b in blocks]
+        self.weights = [float(w) for w in (weights or [1.0] * len(self.blocks))]
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = ([[float(w) for w in row] for row in class_weights] if class_weights
+                              else [[1.0] * (b - a) for _, a, b in self.blocks])
+        # 1 while training, 0 while validating (`ClassWeightsInTrainingOnly`): like `fit(class_weight=)`,
+        # class weights shape the training loss but not `val_loss`, which picks the kept epoch.
+        self.weighting = keras.Variable(1.0, trainable=False, dtype="float32", name="class_weighting")
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
+        total = 0.0
+        for (_, start, stop), weight, per_class in zip(self.blocks, self.weights, self.class_weights):
+            target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
+            # 0 where the label is missing, else the weight of the true class (1 unless balanced).
+            per_class = 1.0 + self.weighting * (ops.convert_to_tensor(per_class, "float32") - 1.0)
+            present = ops.sum(target * per_class, axis=-1)
+            if self.label_smoothing:
+                target = target * (1 - self.label_smoothing) + self.label_smoothing / (stop - start)
+            total = total + weight * present * -ops.sum(target * ops.log(predicted), axis=-1)
+        return total
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "blocks": self.blocks, "weights": self.weights,
+                "label_smoothing": self.label_smoothing, "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class HeadAccuracy(keras.metrics.Metric):
+    """Accuracy over the labelled rows of the given heads (argmax within each head's block).
+
+    With every head it is the share of right answers over all labelled (example, head) pairs.
+    """
+
+    def __init__(self, blocks, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.blocks = [(str(h), int(a), int(b)) for h, a, b in blocks]
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        ops = keras.ops
+        for _, start, stop in self.blocks:
+            target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
+            present = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
+            right = ops.cast(ops.argmax(target, axis=-1) == ops.argmax(predicted, axis=-1), "float32")
+            self.correct.assign_add(ops.sum(right * present))
+            self.count.assign_add(ops.sum(present))
+
+    def result(self):
+        return keras.ops.divide_no_nan(self.correct, self.count)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "blocks": self.blocks}
+
+
+class ClassWeightsInTrainingOnly(keras.callbacks.Callback):
+    """Turns a `MaskedHeadLoss`'s class weights off while Keras validates or evaluates, and back on."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+    def on_test_begin(self, logs=None):
+        self.loss.weighting.assign(0.0)
+
+    def on_test_end(self, logs=None):
+        self.loss.weighting.assign(1.0)
+
+
+def callbacks_for(model):
+    """The callbacks a compiled multi-task model needs in `fit` (none for any other model)."""
+    loss = getattr(model, "loss", None)
+    return [ClassWeightsInTrainingOnly(loss)] if isinstance(loss, MaskedHeadLoss) else []
+
+
+def loss_and_metrics(model, weights=None, label_smoothing=0.0, class_weights=None):
+    """`(loss, metrics)` to compile a multi-task model: `weights` `{head: loss weight}` (default 1),
+    `class_weights` `{head: [weight of each class]}` (default 1)."""
+    blocks = blocks_of(model)
+    weights = weights or {}
+    per_class = [list((class_weights or {}).get(h, [1.0] * (b - a))) for h, a, b in blocks]
+    loss = MaskedHeadLoss(blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class)
+    metrics = [HeadAccuracy(blocks, name="accuracy")]
+    metrics += [HeadAccuracy([block], name=f"{block[0]}_accuracy") for block in blocks]
+    return loss, metrics
+
+
+def class_weights(labels, class_names):
+    """"Balanced" weights per head, `n / (k * count)` over the rows that label the head:
+    `{head: [weight of each class]}` (a class absent from the rows gets 0)."""
+    result = {}
+    for head, classes, start, stop in heads_of(class_names):
+        counts = np.asarray(labels)[:, start:stop].sum(axis=0).astype(np.float64)
+        present = counts > 0
+        weights = np.zeros(len(classes))
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        result[head] = weights.tolist()
+    return result

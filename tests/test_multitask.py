@@ -1,0 +1,274 @@
+"""Multi-task heads: labels, masked losses, per-head metrics, a two-phase run and its exports."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from conftest import TINY_SIZE, tiny_config
+
+from keras_tl import cli, datasets, workflow
+from keras_tl.core import export, multitask, tflite_metadata
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.evaluate import classification_metrics, evaluate_predictions
+from keras_tl.image.data import ImageSource
+
+
+def test_labels_from_columns_blocks_and_missing_labels():
+    names, labels = multitask.labels_from_columns({"grade": ["0", "1", None, "1"],
+                                                   "kind": ["mono", "poly", "poly", ""]})
+    assert names == ["grade:0", "grade:1", "kind:mono", "kind:poly"]
+    assert labels.tolist() == [[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 1], [0, 1, 0, 0]]
+    assert multitask.heads_of(names) == [("grade", ["0", "1"], 0, 2), ("kind", ["mono", "poly"], 2, 4)]
+    assert multitask.looks_multitask(names, labels)
+    assert not multitask.looks_multitask(["a", "b"], np.eye(2, dtype=int))
+    assert {h: v.tolist() for h, v in multitask.head_labels(labels, names).items()} == \
+        {"grade": [0, 1, -1, 1], "kind": [0, 1, 1, -1]}
+    with pytest.raises(ValueError, match="no label for any head"):
+        multitask.labels_from_columns({"a": ["x", "y", None], "b": ["u", "v", None]})
+    with pytest.raises(ValueError, match="identifier"):
+        multitask.labels_from_columns({"a b": ["x", "y"], "c": ["u", "v"]})
+    with pytest.raises(ValueError, match="at least 2 heads"):
+        multitask.labels_from_columns({"a": ["x", "y"]})
+
+
+def _tiny_multitask_model(blocks=((3,), (2,))):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    x = keras.layers.Identity(name="head_pool")(inputs)
+    names = [f"a:{i}" for i in range(3)] + ["b:no", "b:yes"]
+    return keras.Model(inputs, multitask.multitask_head(x, names, dropout=0.0)), names
+
+
+def test_masked_loss_sends_no_gradient_from_rows_missing_a_heads_label():
+    model, names = _tiny_multitask_model()
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = np.zeros((6, 5), "float32")
+    y[:3, 0] = 1  # Rows 0-2 label head a only; rows 3-5 label head b only.
+    y[3:, 4] = 1
+    loss = multitask.MaskedHeadLoss(multitask.blocks_of(model), [1.0, 1.0])
+    import tensorflow as tf
+
+    def grads(rows):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(loss.call(tf.constant(y[rows]), model(x[rows])))
+        return {v.path: g for v, g in zip(model.trainable_variables,
+                                          tape.gradient(value, model.trainable_variables))}
+
+    only_b = grads(slice(3, 6))  # No row labels head a: its layer gets exactly zero gradient.
+    assert np.all(only_b["predictions_a/kernel"].numpy() == 0) and np.any(only_b["predictions_b/kernel"].numpy() != 0)
+    only_a = grads(slice(0, 3))
+    assert np.all(only_a["predictions_b/kernel"].numpy() == 0) and np.any(only_a["predictions_a/kernel"].numpy() != 0)
+    # The per-example loss is the weighted sum of the labelled heads' cross-entropies.
+    p = model(x).numpy()
+    weighted = multitask.MaskedHeadLoss(multitask.blocks_of(model), [2.0, 0.5]).call(tf.constant(y), tf.constant(p))
+    expected = np.where(np.arange(6) < 3, 2.0 * -np.log(p[:, 0]), 0.5 * -np.log(p[:, 4]))
+    np.testing.assert_allclose(weighted.numpy(), expected, rtol=1e-5)
+    # Class weights (balanced) count while training and not while validating, as `fit(class_weight=)`.
+    balanced = multitask.MaskedHeadLoss(multitask.blocks_of(model), [1.0, 1.0],
+                                        class_weights=[[3.0, 1.0, 1.0], [1.0, 0.25]])
+    model.compile(loss=balanced)
+    (switch,) = multitask.callbacks_for(model)
+    training = balanced.call(tf.constant(y), tf.constant(p)).numpy()
+    switch.on_test_begin()
+    validating = balanced.call(tf.constant(y), tf.constant(p)).numpy()
+    switch.on_test_end()
+    plain = np.where(np.arange(6) < 3, -np.log(p[:, 0]), -np.log(p[:, 4]))
+    np.testing.assert_allclose(validating, plain, rtol=1e-5)
+    np.testing.assert_allclose(training, plain * np.where(np.arange(6) < 3, 3.0, 0.25), rtol=1e-5)
+    assert float(balanced.weighting.numpy()) == 1.0
+
+
+def test_head_accuracy_and_evaluation_against_hand_counts():
+    names = ["a:0", "a:1", "a:2", "b:no", "b:yes"]
+    y = np.array([[1, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]])
+    p = np.array([[.8, .1, .1, .3, .7], [.6, .3, .1, .5, .5], [.1, .1, .8, .9, .1], [.3, .3, .4, .6, .4]])
+    blocks = [("a", 0, 3), ("b", 3, 5)]
+    pooled, per_a = multitask.HeadAccuracy(blocks), multitask.HeadAccuracy(blocks[:1], name="a_accuracy")
+    for metric in (pooled, per_a):
+        metric.update_state(y.astype("float32"), p.astype("float32"))
+    # Head a labels rows 0-2 (right: 0, 2); head b rows 0, 2, 3 (right: 0, 2): 4 of 6 pairs.
+    assert float(per_a.result()) == pytest.approx(2 / 3)
+    assert float(pooled.result()) == pytest.approx(4 / 6)
+    metrics = evaluate_predictions(y, p, names, "multitask")
+    assert metrics["heads"]["a"]["num_examples"] == 3 and metrics["heads"]["b"]["num_examples"] == 3
+    assert metrics["heads"]["a"] == classification_metrics([0, 1, 2], p[:3, :3], ["0", "1", "2"])
+    assert metrics["heads"]["b"] == classification_metrics([1, 0, 1], p[[0, 2, 3], 3:], ["no", "yes"])
+    assert metrics["test_accuracy"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert set(metrics["per_class"]) == set(names)
+
+
+def test_config_and_data_errors_fail_before_work(tmp_path):
+    with pytest.raises(ValueError, match="positive loss weights"):
+        TrainConfig(tasks={"grade": 0}).validate()
+    with pytest.raises(ValueError, match="task must be 'auto' or 'multitask'"):
+        TrainConfig(tasks={"grade": 1.0}, task="multiclass").validate()
+    source = _digit_heads()
+    with pytest.raises(ValueError, match=r"heads the data does not have: \['colour'\]"):
+        workflow.train(tiny_config(tmp_path, tasks={"digit": 1.0, "colour": 1.0}), source)
+    with pytest.raises(ValueError, match="several heads"):
+        workflow.train(tiny_config(tmp_path, task="multitask"), datasets.load_digits([0, 1, 2]))
+    assert not os.path.exists(tmp_path / "run")
+    manifest = tmp_path / "both.csv"
+    manifest.write_text("path,label,label:grade\nx.png,a,b\n")
+    with pytest.raises(ValueError, match="not both"):
+        workflow.train(tiny_config(tmp_path, data=str(manifest)))
+    (tmp_path / "x.png").write_bytes(b"")
+    manifest.write_text("path,label:a,label:b\nx.png,u;v,w\n")
+    with pytest.raises(ValueError, match="several labels"):
+        workflow.train(tiny_config(tmp_path, data=str(manifest)))
+
+
+def _digit_heads(missing=0.3):
+    """Digits 0-3 with two heads: the digit (missing for a share of rows) and its parity."""
+    source = datasets.load_digits([0, 1, 2, 3])
+    digits = [source.class_names[i] for i in source.labels]
+    drop = np.random.default_rng(0).random(len(digits)) < missing
+    names, labels = multitask.labels_from_columns({
+        "digit": [None if d else x for x, d in zip(digits, drop)],
+        "parity": ["even" if int(x) % 2 == 0 else "odd" for x in digits]})
+    return ImageSource(names, source.images, labels)
+
+
+def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
+    """One backbone, two heads (one with missing labels): cached frozen phase, unfrozen phase,
+    per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports that agree with
+    Keras per head; MediaPipe's ImageClassifier reads both heads with their labels."""
+    config = tiny_config(tmp_path, backbone="efficientnet_lite0", weights="imagenet", head_epochs=3, epochs=1,
+                         tasks={"digit": 1.0, "parity": 0.5}, monitor="val_accuracy", compare_scratch=True)
+    result = workflow.train(config, _digit_heads())
+    metrics = result.metrics
+    assert result.config.task == "multitask" and set(metrics["heads"]) == {"digit", "parity"}
+    assert metrics["heads"]["digit"]["num_examples"] < metrics["heads"]["parity"]["num_examples"]
+    for head in ("digit", "parity"):  # Better than always answering the commonest class.
+        counts = np.array([row["support"] for row in metrics["heads"][head]["per_class"].values()])
+        assert metrics["heads"][head]["accuracy"] > counts.max() / counts.sum() + 0.05, metrics["heads"][head]
+    # The from-scratch twin trains the same two heads; its mean-over-heads accuracy is compared.
+    scratch = json.load(open(os.path.join(result.run_dir, "scratch", "metrics.json")))
+    assert set(scratch["heads"]) == {"digit", "parity"}
+    assert metrics["transfer_minus_scratch"] == pytest.approx(metrics["test_accuracy"] - scratch["test_accuracy"])
+    history = result.histories
+    assert "val_digit_accuracy" in history["phase1"] and "val_parity_accuracy" in history["phase2"]
+    assert os.path.isfile(os.path.join(result.run_dir, "confusion_matrix_parity.png"))
+    assert "| parity |" in open(os.path.join(result.run_dir, "report.md")).read()
+    # The saved run reloads as a multi-task task and re-evaluates to the same metrics.
+    assert workflow.evaluate_run(result.run_dir)["heads"]["digit"]["accuracy"] == metrics["heads"]["digit"]["accuracy"]
+    out = str(tmp_path / "exported")
+    for fmt in ("keras", "saved_model", "tflite"):
+        exported = workflow.export_run(result.run_dir, fmt, out=out, name="heads")
+        assert exported.check.get("top1_agreement", 1.0) == 1.0 or fmt == "saved_model"
+    import tensorflow as tf
+
+    served = tf.saved_model.load(os.path.join(out, "heads", "1")).signatures["serving_images"]
+    task = workflow.load_run(result.run_dir)
+    test = workflow.load_split(result.run_dir, "test").subset(range(8))
+    images = task.inputs(test.items)
+    answer = served(images=tf.constant(images, tf.float32))
+    reference = task.predict(test.items)
+    np.testing.assert_allclose(answer["digit_probabilities"].numpy(), reference[:, :4], atol=1e-4)
+    np.testing.assert_allclose(answer["parity_probabilities"].numpy(), reference[:, 4:], atol=1e-4)
+    assert [s.decode() for s in answer["parity_label"].numpy()] == \
+        [["even", "odd"][i] for i in reference[:, 4:].argmax(1)]
+    path = os.path.join(out, "heads", "tflite", "heads_none.tflite")
+    np.testing.assert_allclose(export.tflite_predict(path, images), reference, atol=1e-4)
+    metadata, files = tflite_metadata.read(open(path, "rb").read())
+    assert {t.name.decode() for t in metadata.subgraphMetadata[0].outputTensorMetadata} == {"digit", "parity"}
+    assert files["labels_parity.txt"] == b"even\nodd\n"
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path))
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        for image, row in zip(images, reference):
+            answer = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+            heads = {c.head_name: {k.category_name: k.score for k in c.categories} for c in answer.classifications}
+            assert heads["parity"]["odd"] == pytest.approx(row[5], abs=1e-4)
+            assert max(heads["digit"], key=heads["digit"].get) == str(row[:4].argmax())
+    # predict: per head top-k, from Python and the CLI.
+    image_file = tmp_path / "digit.png"
+    tf.io.write_file(str(image_file), tf.io.encode_png(images[0]))
+    (top,) = workflow.predict(result.run_dir, [str(image_file)], top_k=1)
+    assert set(top) == {"digit", "parity"} and top["parity"][0][0] == ["even", "odd"][reference[0, 4:].argmax()]
+
+
+def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
+    source = datasets.load_digits([0, 1, 2])
+    rows = ["path,label:digit,label:size"]
+    middle = np.median(source.images[:60].mean(axis=(1, 2, 3)))
+    for i, image in enumerate(source.images[:60]):
+        name = f"{i}.png"
+        import tensorflow as tf
+
+        tf.io.write_file(str(tmp_path / name), tf.io.encode_png(image))
+        digit = source.class_names[source.labels[i]] if i % 5 else ""  # Every 5th row: digit missing.
+        rows.append(f"{name},{digit},{'big' if image.mean() > middle else 'small'}")
+    rows.append("missing.png,1,big")
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    from keras_tl.image.data import load_source
+
+    loaded = load_source(str(tmp_path / "data.csv"))
+    assert loaded.class_names[:3] == ["digit:0", "digit:1", "digit:2"] and loaded.class_names[3:] == ["size:big",
+                                                                                                     "size:small"]
+    assert multitask.looks_multitask(loaded.class_names, loaded.labels)
+    assert loaded.labels[0, :3].sum() == 0 and loaded.labels[1, :3].sum() == 1
+    assert [os.path.basename(p) for p, _ in loaded.skipped] == ["missing.png"]
+    out = tmp_path / "cli_run"
+    code = cli.main(["train", "--data", str(tmp_path / "data.csv"), "--backbone", "mobilenet_v2", "--weights", "none",
+                     "--image-size", str(TINY_SIZE), "--head-epochs", "1", "--epochs", "0", "--out", str(out),
+                     "--tasks", "digit=1,size=0.5"])
+    assert code == 0
+    metrics = json.load(open(out / "metrics.json"))
+    assert set(metrics["heads"]) == {"digit", "size"}
+    assert yaml.safe_load(open(out / "config.yaml"))["tasks"] == {"digit": 1.0, "size": 0.5}
+
+
+def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
+    """Found by bench/multitask.py: the cell-type head scores 100% and the error grid got no files."""
+    import tensorflow as tf
+    from conftest import tiny_model
+
+    from keras_tl.core.data import Split
+    from keras_tl.core.task import Task
+    from keras_tl.image.modality import MODALITY
+
+    source = datasets.load_digits([0, 1])
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f"{i}.png"))
+        tf.io.write_file(paths[-1], tf.io.encode_png(source.images[i]))
+    task = Task(tiny_model(tmp_path, num_classes=2), MODALITY, class_names=["0", "1"])
+    labels = source.labels[:4]
+    perfect = np.eye(2, dtype=np.float32)[labels]
+    written = MODALITY.confident_errors(task, Split(paths, labels), perfect, str(tmp_path / "errors"))
+    assert os.path.isfile(tmp_path / written)
+    assert MODALITY.model_inputs(task, []).shape == (0, TINY_SIZE, TINY_SIZE, 3)
+
+
+def test_text_multitask_run_and_its_exports(tmp_path):
+    """The same heads on a text encoder (a tiny BERT preset): training, predict per head, and the
+    SavedModel (raw strings) and TFLite (two outputs, tokenizer metadata) checked against Keras."""
+    from conftest import tiny_bert_preset, tiny_texts
+
+    from keras_tl.text.data import TextSource
+
+    texts, topics = tiny_texts(per_class=20)
+    names, labels = multitask.labels_from_columns({
+        "topic": [str(t) for t in topics],
+        "article": ["a" if " a " in f" {t} " else "other" for t in texts]})
+    preset = tiny_bert_preset(tmp_path / "preset", texts)
+    config = TrainConfig(backbone=preset, weights="preset", sequence_length=32, head_epochs=10, epochs=1,
+                         head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16, early_stopping_patience=None,
+                         out=str(tmp_path / "run"))
+    result = workflow.train(config, TextSource(names, texts, labels))
+    assert result.config.task == "multitask" and set(result.metrics["heads"]) == {"topic", "article"}
+    topic = result.metrics["heads"]["topic"]
+    assert topic["accuracy"] > 0.5, topic  # 3 balanced topics: chance is 1/3.
+    (answer,) = workflow.predict(result.run_dir, ["a cat and a dog"], top_k=2)
+    assert set(answer) == {"topic", "article"} and len(answer["topic"]) == 2
+    for fmt in ("saved_model", "tflite"):
+        exported = workflow.export_run(result.run_dir, fmt, out=str(tmp_path / "exported"), name="text_heads")
+        checks = exported.check.values() if fmt == "saved_model" else [exported.check]
+        assert all(c["top1_agreement"] == 1.0 for c in checks if isinstance(c, dict)), exported.check
