@@ -187,20 +187,6 @@ def blocks_of(model, output="predictions"):
     return [(head, int(bounds[i]), int(bounds[i + 1])) for i, head in enumerate(layer.heads)]
 
 
-def is_multitask_model(model, output="predictions"):
-    try:
-        return isinstance(model.get_layer(output), HeadConcat)
-    except ValueError:
-        return False
-
-
-def outputs_by_head(model):
-    """A model with the same inputs and one named output per head (its softmax layer): exports."""
-    return keras.Model(model.inputs if isinstance(model.input, list) else model.input,
-                       {head: model.get_layer(f"{OUTPUT_PREFIX}{head}").output for head, _, _ in blocks_of(model)},
-                       name=f"{model.name}_by_head")
-
-
 @keras.saving.register_keras_serializable(package="keras_tl")
 class MaskedHeadLoss(keras.losses.Loss):
     """Sum over heads of `weight * cross-entropy`, each head's term zero where its label is missing.

@@ -99,14 +99,10 @@ def load_elpv(labels="binary", cell_type=None):
                 probabilities.append(float(probability))
                 kinds.append(kind)
     probabilities = np.asarray(probabilities)
-    if labels == "multitask":
-        from keras_tl.core.multitask import labels_from_columns
-
-        grades = np.array(["0", "1/3", "2/3", "1"])[np.round(probabilities * 3).astype(np.int64)]
-        names, targets = labels_from_columns({"grade": list(grades), "cell_type": kinds})
-        names = ["grade:0", "grade:1/3", "grade:2/3", "grade:1"] + names[4:]  # Grades in defect order.
+    if labels == "multitask":  # One-hot blocks: grade (in defect order), then cell type.
+        names = ["grade:0", "grade:1/3", "grade:2/3", "grade:1", "cell_type:mono", "cell_type:poly"]
         targets = np.concatenate([np.eye(4, dtype=np.int64)[np.round(probabilities * 3).astype(np.int64)],
-                                  targets[:, 4:]], axis=1)
+                                  np.eye(2, dtype=np.int64)[(np.asarray(kinds) == "poly").astype(np.int64)]], axis=1)
         return ImageSource(names, paths, targets, licence=ELPV_LICENCE)
     if labels == "binary":
         names, targets = ["functional", "defective"], (probabilities >= 0.5).astype(np.int64)
