@@ -75,6 +75,10 @@ _TRAIN_FLAGS = {
     "augment_on": (str, f"{_C(choices.AUGMENT_ON)} (data: tf.data; model: on the accelerator)"),
     "steps_per_execution": (int, "batches per compiled call"),
     "distribute": (str, f"{_C(choices.DISTRIBUTIONS)} (data_parallel: JAX)"),
+    "domain_adaptation": (str, f"{_C(choices.DOMAIN_ADAPTATIONS)}: adapt to --target-data (auto: "
+                               f"{choices.DEFAULT_ADAPTATION} when --target-data is given, else none)"),
+    "target_data": (str, "unlabelled target-domain data (a folder or manifest as --data; labels unused) to adapt to"),
+    "adaptation_weight": (float, "coral: the loss weight; dann: the largest gradient-reversal scale (default 1)"),
 }
 
 
@@ -133,7 +137,7 @@ def _parser():
                                                             "(labels unused)")
     shift.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
     for name, (kind, help_text) in _TRAIN_FLAGS.items():
-        if name != "out":
+        if name not in ("out", "target_data", "domain_adaptation", "adaptation_weight"):
             shift.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help_text)
 
     show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples (images; audio as spectrograms)")

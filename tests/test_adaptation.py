@@ -1,12 +1,23 @@
-"""Domain adaptation building blocks (`keras_tl.core.adaptation`): the proxy A-distance, CORAL,
-AdaBN (only BatchNorm moving statistics change) and the gradient-reversal layer."""
+"""Domain adaptation (`keras_tl.core.adaptation`): the proxy A-distance, CORAL, AdaBN (only BatchNorm
+moving statistics change), the gradient-reversal layer, Deep CORAL / DANN training beside target
+batches, and `domain_adaptation` runs (config errors before any work, the CLI, AdaBN's statistics)."""
+
+import json
+import math
+import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import local_pretrained_weights, tiny_config, write_image_folder
 
+import keras_tl
+from keras_tl import datasets
+from keras_tl.cli import main as cli
 from keras_tl.core import adaptation, heads
+from keras_tl.image.data import ImageSource
+from keras_tl.workflow import training_run
 
 
 def test_proxy_a_distance_is_near_zero_for_one_domain_and_near_two_for_separable_ones():
@@ -91,3 +102,133 @@ def test_gradient_reversal_is_the_identity_forward_and_negates_and_scales_gradie
     assert float(copy.scale) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="scale"):
         adaptation.GradientReversal(scale=-1)
+
+
+def test_coral_loss_is_the_papers_covariance_distance():
+    rng = np.random.default_rng(5)
+    source, target = rng.normal(size=(16, 5)), 2.0 * rng.normal(size=(12, 5)) + 1.0
+    expected = np.sum((np.cov(source, rowvar=False) - np.cov(target, rowvar=False)) ** 2) / (4 * 5 ** 2)
+    assert float(adaptation.coral_loss(source.astype("float32"), target.astype("float32"))) == pytest.approx(
+        expected, rel=1e-4)
+    assert float(adaptation.coral_loss(source.astype("float32"), source.astype("float32") + 3.0)) == pytest.approx(
+        0.0, abs=1e-6)  # A shift of the mean alone: the covariances agree.
+
+
+def test_domain_adapted_adds_its_loss_only_beside_target_batches_and_trains_the_shared_model():
+    model, backbone = tiny_model()
+    backbone.trainable = True
+    rng = np.random.default_rng(6)
+    source = rng.uniform(0, 120, size=(32, 8, 8, 3)).astype(np.float32)
+    target = rng.uniform(130, 255, size=(32, 8, 8, 3)).astype(np.float32)
+    labels = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 32)]
+    wrapper = adaptation.DomainAdapted(model, "coral", weight=10.0)
+    np.testing.assert_allclose(wrapper(source), model(source), atol=1e-6)  # Plain inputs: the model itself.
+    extractor = keras.Model(model.input, model.get_layer(heads.POOL_LAYER).output)
+    predictions = wrapper({"source": source, "target": target})  # (training=False: the head's dropout off)
+    np.testing.assert_allclose(predictions, model(source), atol=1e-5)  # The source batch's predictions.
+    expected = 10.0 * float(adaptation.coral_loss(extractor(source), extractor(target)))
+    assert len(wrapper.losses) == 1 and float(wrapper.losses[0]) == pytest.approx(expected, rel=1e-4)
+
+    # DANN: fit on paired batches trains the shared backbone and the domain classifier, logs the
+    # domain loss, ramps the reversal scale, and validates on plain source batches.
+    dann = adaptation.DomainAdapted(model, "dann", weight=0.5)
+    dann.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    train = tf.data.Dataset.from_tensor_slices((source, labels)).batch(8)
+    paired = adaptation.paired_batches(train, tf.data.Dataset.from_tensor_slices(target).batch(8))
+    before = {w.path: np.array(w) for w in backbone.trainable_weights}
+    ramp = adaptation.ReversalRamp(dann.reversal, 0.5, total_steps=8)
+    history = dann.fit(paired, validation_data=train, epochs=2, verbose=0, callbacks=[ramp], shuffle=False)
+    assert history.history["alignment_loss"][0] > 0 and "val_loss" in history.history
+    assert any(not np.allclose(before[w.path], np.array(w)) for w in backbone.trainable_weights)
+    assert float(dann.reversal.scale) == pytest.approx(0.5 * (2 / (1 + math.exp(-10 * 7 / 8)) - 1), rel=1e-5)
+    with pytest.raises(ValueError, match="'coral' or 'dann'"):
+        adaptation.DomainAdapted(model, "mmd")
+
+
+def _digits_domains():
+    """Digit scans (source) and inverted digit scans (a shifted target domain, labels unused)."""
+    digits = datasets.load_digits([0, 1, 2])
+    order = np.random.default_rng(0).permutation(len(digits.labels))
+    first, second = order[:150], order[150:300]
+    source = ImageSource(digits.class_names, digits.images[first], digits.labels[first])
+    target = ImageSource(digits.class_names, 255 - digits.images[second], np.zeros(150, np.int64))
+    return source, target
+
+
+def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, capsys):
+    source, target = _digits_domains()
+    weights = local_pretrained_weights(tmp_path)
+    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=2, epochs=0)
+    result = keras_tl.train(config, source, target=target)  # domain_adaptation "auto": AdaBN
+    out = capsys.readouterr().out
+    assert "AdaBN: 52 BatchNorm layers now hold the source" in out and "re-estimated on the target" in out
+    assert result.config.domain_adaptation == "adabn"
+    assert result.metrics["domain_adaptation"] == {"method": "adabn", "target_examples": 150}
+    model = keras.saving.load_model(os.path.join(result.run_dir, "model.keras"))
+    norms = [w for w in model.weights if w.path.endswith(("moving_mean", "moving_variance"))]
+    adapted = [np.array(w) for w in norms]
+    # Re-estimating on the target again changes nothing: the saved statistics are the target's...
+    objective = training_run.adapted_objective(result.task, result.config, target, cache="none")
+    objective.after(model)
+    for value, w in zip(adapted, norms):
+        np.testing.assert_allclose(np.array(w), value, rtol=1e-4, atol=1e-5)
+    # ...and not the pretrained file's (nor the source's, which the head was trained with).
+    objective.before(model, result.task.modality.model_inputs(result.task, source.images[:64]))
+    assert not all(np.allclose(np.array(w), value, atol=1e-3) for w, value in zip(norms, adapted))
+
+
+def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
+    source, target = _digits_domains()
+    folder = write_image_folder(tmp_path / "target", num_classes=2, per_class=2)
+    cases = [
+        (dict(domain_adaptation="coral"), None, "needs unlabelled target-domain data"),
+        (dict(domain_adaptation="none", target_data=folder), None, "nothing would use it"),
+        (dict(domain_adaptation="mmd", target_data=folder), None, "domain_adaptation.*'adabn', 'coral', 'dann'"),
+        (dict(domain_adaptation="dann", strategy="feature_extraction"), target, "never trains it"),
+        (dict(domain_adaptation="coral", target_data=str(tmp_path / "nowhere")), None, "nowhere"),
+        (dict(domain_adaptation="coral", adaptation_weight=0), target, "adaptation_weight"),
+        (dict(domain_adaptation="coral"), np.zeros((3, 8, 8, 3)), "must be a image source"),
+    ]
+    for overrides, python_target, message in cases:
+        with pytest.raises(ValueError, match=message):
+            keras_tl.train(tiny_config(tmp_path, **overrides), source, target=python_target)
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_dann_from_the_command_line_trains_beside_the_target_folder(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "source", num_classes=2, per_class=12)
+    target = write_image_folder(tmp_path / "target", num_classes=2, per_class=6, size=56)
+    weights = local_pretrained_weights(tmp_path)
+    out = str(tmp_path / "run")
+    assert cli(["train", "--data", data, "--target-data", target, "--domain-adaptation", "dann",
+                "--adaptation-weight", "0.3", "--backbone", "mobilenet_v2", "--weights", weights, "--image-size",
+                "32", "--head-epochs", "1", "--epochs", "2", "--batch-size", "8", "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "domain adaptation: dann, 12 target-domain images" in printed
+    assert "phase2: domain adaptation 'dann' (weight 0.3)" in printed
+    with open(os.path.join(out, "history_phase2.csv"), encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    assert "alignment_loss" in header
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+        assert json.load(f)["domain_adaptation"] == {"method": "dann", "target_examples": 12}
+    # The saved model is the plain model (no domain classifier, no wrapper): Keras alone loads it.
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    assert not any("domain" in layer.name for layer in model.layers)
+    assert model.optimizer.__class__.__module__.startswith("keras.")
+
+
+def test_an_adapted_phase_keeps_its_own_best_epoch_not_an_earlier_unadapted_one(tmp_path):
+    """Alignment costs some source validation loss, so an unadapted phase-1 epoch would always win
+    the run's best-epoch choice and silently undo the adaptation: the adapted phase starts over."""
+    from keras_tl.core.callbacks import BestWeights
+
+    model, _ = tiny_model()
+    best = BestWeights(str(tmp_path / "best.weights.h5"), model)
+    best.on_epoch_end(0, {"val_loss": 0.1})
+    unadapted = [np.array(w) for w in model.get_weights()]
+    best.start_over()
+    model.set_weights([w + 1.0 for w in unadapted])
+    best.on_epoch_end(1, {"val_loss": 0.5})
+    model.set_weights(unadapted)
+    best.restore()
+    np.testing.assert_allclose(model.get_weights()[0], unadapted[0] + 1.0)

@@ -18,13 +18,24 @@ from a target domain (polycrystalline cells) where the model will run.
 - `GradientReversal`: the layer of DANN (Ganin et al., "Domain-Adversarial Training of Neural
   Networks", JMLR 2016): the identity forward, gradients times `-scale` backward, so features
   are trained to fool a domain classifier placed behind it.
+
+Training with them (`TrainConfig(domain_adaptation=..., target_data=...)`): `Adapted` is the
+objective `keras_tl.core.training.fine_tune` takes. "adabn" re-estimates the BatchNorm statistics
+on the source training data before training and on the target data after it; "coral" (Deep CORAL,
+Sun & Saenko, ECCV 2016 workshops) and "dann" add their loss on the pooled backbone features in
+phase 2, where the backbone trains, with a batch of target inputs beside every source batch
+(`DomainAdapted`).
 """
+
+import math
 
 import keras
 import numpy as np
 
 from keras_tl.core import heads
 from keras_tl.core.transferability import linear_probe
+
+METHODS = ("adabn", "coral", "dann")  # What `TrainConfig.domain_adaptation` may name besides "none".
 
 
 def proxy_a_distance(source_features, target_features):
@@ -89,8 +100,8 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
 
     Args:
         model: keras.Model. A keras-tl model (its backbone is the layer "backbone").
-        target_inputs: array or list of arrays. Raw model inputs from the target domain (images as
-            the model takes them), at least one batch.
+        target_inputs: array or list of arrays, or an iterable of batches (a `tf.data.Dataset` of
+            inputs). Raw model inputs from the target domain (images as the model takes them).
         batch_size: int. Larger batches give better per-batch statistics. Defaults to 64.
         verbose: int. 1: a progress bar.
 
@@ -102,11 +113,18 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
              if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return 0
-    count = len(target_inputs[0] if isinstance(target_inputs, (list, tuple)) else target_inputs)
-    if count < 2:
-        raise ValueError(f"AdaBN needs at least 2 target inputs to estimate statistics. Received: {count}")
+    if isinstance(target_inputs, (np.ndarray, list, tuple)):
+        arrays = list(target_inputs) if isinstance(target_inputs, (list, tuple)) else [target_inputs]
+        count = len(arrays[0])
+        if count < 2:
+            raise ValueError(f"AdaBN needs at least 2 target inputs to estimate statistics. Received: {count}")
+        chunks = [[a[start:start + batch_size] for a in arrays] for start in range(0, count, batch_size)]
+        batches = [c if isinstance(target_inputs, (list, tuple)) else c[0] for c in chunks]
+    else:
+        batches = target_inputs
     # What the backbone is fed: the model's in-graph preprocessing up to the "backbone" layer.
-    feed = keras.Model(model.input, model.get_layer(heads.BACKBONE_LAYER).input)
+    # (the tensor the outer model passes it: a nested functional backbone's own `.input` is its Input).
+    feed = keras.Model(model.input, model.get_layer(heads.BACKBONE_LAYER)._inbound_nodes[-1].input_tensors[0])
     noisy = [layer for layer in backbone._flatten_layers(include_self=False) if hasattr(layer, "rate")]
     # Parents come before their layers, so restoring in this order puts every layer's own flag back.
     trainable = [(layer, layer.trainable) for layer in backbone._flatten_layers(include_self=True)]
@@ -116,18 +134,20 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
             layer.trainable = True  # BatchNorm updates its statistics only when trainable (Keras 3).
         for layer in noisy:
             layer.rate = 0.0
-        batches = range(0, count, batch_size)
-        bar = keras.utils.Progbar(len(batches), unit_name="batch") if verbose else None
-        for i, start in enumerate(batches):
-            if count - start < 2 and i > 0:
-                break  # A batch of one has no variance; the statistics so far stand.
+        bar = keras.utils.Progbar(len(batches) if hasattr(batches, "__len__") else None,
+                                  unit_name="batch") if verbose else None
+        seen = 0
+        for chunk in batches:
+            if len(keras.tree.flatten(chunk)[0]) < 2:
+                continue  # A batch of one has no variance; the statistics so far stand.
             for layer in norms:
-                layer.momentum = i / (i + 1)
-            chunk = ([x[start:start + batch_size] for x in target_inputs] if isinstance(target_inputs, (list, tuple))
-                     else target_inputs[start:start + batch_size])
+                layer.momentum = seen / (seen + 1)
             backbone(feed(chunk, training=False), training=True)
+            seen += 1
             if bar is not None:
-                bar.update(i + 1)
+                bar.update(seen)
+        if seen == 0:
+            raise ValueError("AdaBN needs at least one batch of 2 or more target inputs to estimate statistics.")
     finally:
         for layer, flag in trainable:
             layer.trainable = flag
@@ -170,3 +190,155 @@ class GradientReversal(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self._initial_scale}
+
+
+def coral_loss(source_features, target_features):
+    """Deep CORAL's loss: `||C_s - C_t||_F^2 / (4 d^2)` between two batches' feature covariances.
+
+    Sun & Saenko, "Deep CORAL: Correlation Alignment for Deep Domain Adaptation" (ECCV 2016
+    workshops), eq. 1, with the unbiased covariances of `(n, d)` and `(m, d)` feature batches.
+    """
+    def covariance(x):
+        x = keras.ops.cast(x, "float32")
+        centred = x - keras.ops.mean(x, axis=0, keepdims=True)
+        rows = keras.ops.cast(keras.ops.shape(x)[0], "float32")
+        return keras.ops.matmul(keras.ops.transpose(centred), centred) / keras.ops.maximum(rows - 1.0, 1.0)
+
+    dim = keras.ops.cast(keras.ops.shape(source_features)[-1], "float32")
+    difference = covariance(source_features) - covariance(target_features)
+    return keras.ops.sum(keras.ops.square(difference)) / (4.0 * dim * dim)
+
+
+class DomainAdapted(keras.Model):
+    """A keras-tl model trained with a domain-alignment loss on its pooled backbone features.
+
+    Called on `{"source": x_s, "target": x_t}` in training it runs the feature extractor once on
+    both batches, returns the head's predictions for the source batch (the supervised loss is
+    compiled as usual) and adds `weight * alignment` with `add_loss`: "coral" (`coral_loss`) or
+    "dann" (binary cross-entropy of a domain classifier behind a `GradientReversal` layer, whose
+    scale `ReversalRamp` raises from 0 to `weight`; the domain loss itself has weight 1, as in
+    Ganin et al.). Called on plain inputs (validation, prediction) it is the model itself, so
+    `val_loss` is the supervised loss alone. It shares every layer with `model`: training it
+    trains `model`; the domain classifier is dropped with it after training.
+
+    Args:
+        model: keras.Model. A keras-tl model (a "head_pool" or "backbone" layer).
+        method: str. "coral" or "dann".
+        weight: float > 0. CORAL's loss weight, or DANN's largest reversal scale (lambda).
+        hidden: int. Units of DANN's domain classifier's hidden layer. Defaults to 256.
+    """
+
+    def __init__(self, model, method, weight=1.0, hidden=256, **kwargs):
+        super().__init__(**kwargs)
+        from keras_tl.core.features import split_model
+
+        if method not in ("coral", "dann"):
+            raise ValueError(f"`method` must be 'coral' or 'dann'. Received: method={method!r}")
+        self.inner, self.method, self.weight = model, method, float(weight)
+        self.extractor, self.head = split_model(model)
+        if method == "dann":
+            self.reversal = GradientReversal(0.0, name="gradient_reversal")
+            self.domain = keras.Sequential([keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(1)],
+                                           name="domain_classifier")
+        self.alignment = keras.metrics.Mean(name="alignment_loss")
+
+    def call(self, inputs, training=False):
+        if not (isinstance(inputs, dict) and set(inputs) == {"source", "target"}):
+            return self.head(self.extractor(inputs, training=training), training=training)
+        source, target = inputs["source"], inputs["target"]
+        count = keras.ops.shape(keras.tree.flatten(source)[0])[0]
+        both = keras.tree.map_structure(lambda s, t: keras.ops.concatenate([s, keras.ops.cast(t, s.dtype)], 0),
+                                        source, target)
+        features = self.extractor(both, training=training)
+        source_features, target_features = features[:count], features[count:]
+        if self.method == "coral":
+            loss = self.weight * coral_loss(source_features, target_features)
+        else:
+            logits = self.domain(self.reversal(features), training=training)
+            domains = keras.ops.concatenate([keras.ops.zeros_like(source_features[:, :1]),
+                                             keras.ops.ones_like(target_features[:, :1])], 0)
+            loss = keras.ops.mean(keras.losses.binary_crossentropy(domains, logits, from_logits=True))
+        self.add_loss(loss)
+        self.alignment.update_state(loss)
+        return self.head(source_features, training=training)
+
+
+class ReversalRamp(keras.callbacks.Callback):
+    """DANN's schedule of the reversal scale: `weight * (2 / (1 + exp(-10 p)) - 1)` at progress p in [0, 1].
+
+    Args:
+        layer: GradientReversal.
+        weight: float. The scale reached at the end of training.
+        total_steps: int. Batches over the whole phase.
+        initial_step: int. Batches already trained (a resumed phase). Defaults to 0.
+    """
+
+    def __init__(self, layer, weight, total_steps, initial_step=0):
+        super().__init__()
+        self.layer, self.weight, self.total, self.step = layer, float(weight), max(1, int(total_steps)), initial_step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = min(1.0, self.step / self.total)
+        self.layer.scale.assign(self.weight * (2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0))
+        self.step += 1
+
+
+def paired_batches(train, target):
+    """`(x, y)` source batches zipped with target input batches (repeated): `({"source", "target"}, y)`.
+
+    The source dataset's length and shuffle order are unchanged; the target repeats as often as needed.
+    """
+    import tensorflow as tf  # tf.data only here: the layers above run on any Keras backend.
+
+    return tf.data.Dataset.zip((train, target.repeat())).map(lambda xy, t: ({"source": xy[0], "target": t}, xy[1]))
+
+
+class Adapted:
+    """The objective of a domain-adapted run (`keras_tl.core.training.fine_tune(objective=...)`).
+
+    Supervised cross-entropy on the labelled source data as always, plus the method:
+    "coral" / "dann": in each phase where the backbone trains ("phase2", "full"), the model is
+    fit as a `DomainAdapted` on source batches paired with target batches; "adabn": `before` sets
+    the BatchNorm statistics to the source training data's (the statistics the head is trained
+    with) and `after` to the target data's.
+
+    Args:
+        supervised: `keras_tl.core.training.Supervised`. How each phase is compiled.
+        method: str. One of `METHODS`.
+        target: tf.data.Dataset. Batches of target-domain model inputs (no labels), shuffled.
+        weight: float. CORAL's loss weight or DANN's largest reversal scale.
+    """
+
+    def __init__(self, supervised, method, target, weight=1.0):
+        if method not in METHODS:
+            raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
+        self.supervised, self.method, self.target, self.weight = supervised, method, target, float(weight)
+        self.wrapper = None
+
+    def compile(self, model, **kwargs):
+        return self.supervised.compile(model, **kwargs)
+
+    def for_phase(self, phase, model, train, total_steps, done_steps=0):
+        """`(fit_model, train, callbacks)` for one phase: the `DomainAdapted` wrapper where it applies."""
+        if self.method == "adabn" or phase not in ("phase2", "full"):
+            return model, train, []
+        if self.wrapper is None:
+            self.wrapper = DomainAdapted(model, self.method, self.weight)
+        callbacks = []
+        if self.method == "dann":
+            callbacks.append(ReversalRamp(self.wrapper.reversal, self.weight, total_steps, done_steps))
+        print(f"[keras-tl] {phase}: domain adaptation '{self.method}' (weight {self.weight:g}): every source batch "
+              f"trains beside a batch of target-domain inputs")
+        return self.wrapper, paired_batches(train, self.target), callbacks
+
+    def before(self, model, source_inputs):
+        """AdaBN: the BatchNorm statistics of the source training inputs, before any training."""
+        if self.method == "adabn":
+            count = adabn(model, source_inputs)
+            print(f"[keras-tl] AdaBN: {count} BatchNorm layers now hold the source training data's statistics")
+
+    def after(self, model):
+        """AdaBN: the BatchNorm statistics of the target inputs, after training."""
+        if self.method == "adabn":
+            count = adabn(model, self.target)
+            print(f"[keras-tl] AdaBN: {count} BatchNorm layers re-estimated on the target-domain data")

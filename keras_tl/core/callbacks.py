@@ -90,6 +90,11 @@ class BestWeights(keras.callbacks.Callback):
         """Puts back a best saved earlier (a resumed run); best.weights.h5 is rewritten at the phase end."""
         self.best, self.best_weights, self._dirty = best, weights, True
 
+    def start_over(self):
+        """Forgets the best so far: only the epochs to come compete (a domain-adapted phase, whose
+        alignment costs some source validation loss that an unadapted epoch would always win)."""
+        self.best, self.best_weights, self._dirty = None, None, False
+
     def restore(self):
         """Sets the target to its best weights, if any epoch was validated."""
         if self.best_weights is not None:

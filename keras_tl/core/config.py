@@ -31,6 +31,8 @@ DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
 EXPORT_FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 UNFREEZE_POLICIES = ("all", "top:N", "fraction:F", "blocks:K", "from:NAME")
+DOMAIN_ADAPTATIONS = ("auto", "none", "adabn", "coral", "dann")  # keras_tl.core.adaptation
+DEFAULT_ADAPTATION = "adabn"  # what "auto" means when target data is given (bench/domain_adaptation.py)
 
 
 def choices(values):
@@ -116,6 +118,9 @@ class TrainConfig:
         jit_compile: bool or "auto". XLA-compile the train step. "auto" is Keras' choice: on
             for JAX and for TensorFlow on GPUs, off for TensorFlow on CPUs. Defaults to "auto".
         steps_per_execution: int. Batches per compiled call (fewer host round trips). Defaults to 1.
+        domain_adaptation: str. "adabn", "coral", "dann" (`keras_tl.core.adaptation`), "none" or "auto"
+            (DEFAULT_ADAPTATION with target data). `target_data`: unlabelled data read as `data` is.
+        adaptation_weight: float > 0. CORAL's loss weight, or DANN's largest reversal scale.
         distribute: str. "none", "mirrored" (all local GPUs, `tf.distribute.MirroredStrategy`),
             "multi_worker" (`MultiWorkerMirroredStrategy`, from `TF_CONFIG`) or "data_parallel"
             (JAX backend: `keras.distribution.DataParallel`). Defaults to "none".
@@ -175,6 +180,10 @@ class TrainConfig:
     jit_compile: bool | str = "auto"
     steps_per_execution: int = 1
     distribute: str = "none"
+    # domain adaptation
+    domain_adaptation: str = "auto"
+    target_data: str | None = None
+    adaptation_weight: float = 1.0
 
     def validate(self):
         """Checks types, ranges and choices; raises `ValueError` naming the bad field."""
@@ -193,6 +202,11 @@ class TrainConfig:
         _choice("cache", self.cache, CACHES)
         _choice("augment_on", self.augment_on, AUGMENT_ON)
         _choice("distribute", self.distribute, DISTRIBUTIONS)
+        _choice("domain_adaptation", self.domain_adaptation, DOMAIN_ADAPTATIONS)
+        if self.target_data is not None and (not isinstance(self.target_data, str) or not self.target_data):
+            raise ValueError(f"`target_data` must be a path (as `data`). Received: target_data={self.target_data!r}")
+        if not isinstance(self.adaptation_weight, (int, float)) or not self.adaptation_weight > 0:
+            raise ValueError(f"`adaptation_weight` must be a positive number. Received: {self.adaptation_weight!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
         for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard", "deterministic"):
@@ -411,14 +425,9 @@ def parse_unfreeze(policy):
     if not sep or not value:
         raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
     try:
-        if kind in ("top", "blocks"):
-            number = int(value)
-            if number < 1:
-                raise ValueError
-            return (kind, number)
-        if kind == "fraction":
-            number = float(value)
-            if not 0 < number <= 1:
+        if kind in ("top", "blocks", "fraction"):
+            number = float(value) if kind == "fraction" else int(value)
+            if not (0 < number <= 1 if kind == "fraction" else number >= 1):
                 raise ValueError
             return (kind, number)
     except ValueError:

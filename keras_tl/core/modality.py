@@ -19,6 +19,7 @@ class Modality:
         unit: str. What one example is called in messages ("images", "texts").
         default_optimizer, default_schedule: str. What "auto" resolves to for this modality.
         tflite_quantizations: tuple of str. The TFLite quantization modes its export supports.
+        batchnorm: bool. Its backbones normalize with BatchNorm (AdaBN can adapt them).
     """
 
     name = ""
@@ -26,6 +27,7 @@ class Modality:
     default_optimizer = "adam"
     default_schedule = "cosine"
     tflite_quantizations = ("none", "float16", "dynamic", "int8")
+    batchnorm = True
 
     # ---- config and data (before any work)
     def check_config(self, config, spec, source=None):

@@ -152,6 +152,10 @@ class Supervised:
                              optimizer=optimizer, weight_decay=config.weight_decay, lr_multipliers=lr_multipliers,
                              task_weights=config.tasks, head_class_weights=self.head_class_weights)
 
+    def for_phase(self, phase, model, train, total_steps, done_steps=0):
+        """What one phase fits: `(model, training dataset, extra callbacks)`; unchanged here."""
+        return model, train, []
+
 
 def as_task(model, config):
     """A `Task` for a bare keras-tl model, its modality and spec taken from the config."""
@@ -210,6 +214,8 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
     model = task.model
     kind = task_of(model)
     if kind == "multitask":  # Per-head class weights live in the masked loss, not in `fit`.
+        if objective is not None and getattr(objective, "supervised", None) is not None:
+            objective.supervised.head_class_weights = class_weight
         objective, class_weight = objective or Supervised(head_class_weights=class_weight), None
     objective = objective or Supervised()
     optimizer = task.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
@@ -233,6 +239,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
     iterated = {}  # id(dataset) -> epochs it has served (its seeded shuffle's position)
     histories = {}
     epoch = 0
+    wrapped = False  # Some phase fit a wrapper of the model (domain adaptation), not the model.
     for phase, policy, peak_lr, epochs in phases:
         if epochs == 0:
             continue
@@ -262,6 +269,13 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             print(f"[keras-tl] phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
                   f"block ({blocks[-1]}) and the head, x{config.layer_lr_decay:g} per block below, "
                   f"{peak_lr * min(multipliers.values()):.2g} for the lowest layers")
+        unwrapped = fit_model
+        fit_model, fit_train, extra_callbacks = objective.for_phase(phase, fit_model, fit_train, steps * epochs,
+                                                                    steps * done)
+        if fit_model is not unwrapped:
+            wrapped = True
+            if checkpoint is not None and not done:
+                checkpoint.start_over()  # The run keeps an adapted epoch, the best of this phase.
         objective.compile(fit_model, learning_rate=rate, task=kind, optimizer=optimizer, config=config,
                           lr_multipliers=multipliers)
         if done:
@@ -275,8 +289,8 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
               + (f"; resumed after epoch {epoch + done}" if done else ""))
         started = time.perf_counter()
         guard = StopOnNonFiniteLoss(fit_model, phase, peak_lr)
-        callbacks = [guard] + multitask.callbacks_for(fit_model) + make_callbacks(config, run_dir, phase, checkpoint,
-                                                                               append=bool(done))
+        callbacks = [guard] + extra_callbacks + multitask.callbacks_for(fit_model) + make_callbacks(
+            config, run_dir, phase, checkpoint, append=bool(done))
         if run_dir:
             stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
             callbacks.append(resume_lib.SaveState(run_dir, phase, fit_model, run_state, checkpoint, stopper,
@@ -300,9 +314,10 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             timings[phase] = time.perf_counter() - started + (cached.seconds if on_features else 0.0)
         iterated[id(source_train)] = served + done + len(history.epoch)
         epoch += done + len(history.epoch)
-    if isinstance(getattr(model, "optimizer", None), optimizers.Discriminative):
-        # The discriminative optimizer is keras-tl's class: recompile with the plain one, so the saved
-        # model.keras (and every .keras export) loads wherever Keras does, keras-tl installed or not.
+    if isinstance(getattr(model, "optimizer", None), optimizers.Discriminative) or wrapped:
+        # The discriminative optimizer is keras-tl's class (and a domain-adapted phase compiled its
+        # wrapper, not the model): recompile with the plain one, so the saved model.keras (and every
+        # .keras export) loads wherever Keras does, keras-tl installed or not.
         objective.compile(model, learning_rate=config.fine_tune_lr, task=kind, optimizer=optimizer, config=config)
         model.optimizer.build(model.trainable_variables)  # Its slots match what load_model builds.
     if checkpoint is not None:

@@ -18,6 +18,7 @@ class TextModality(Modality):
     default_optimizer = "adamw"  # As transformer encoders are fine-tuned.
     default_schedule = "linear"  # Warmup + linear decay, as BERT was.
     tflite_quantizations = export.QUANTIZATIONS
+    batchnorm = False  # Transformer encoders use LayerNorm.
 
     def check_config(self, config, spec, source=None):
         if config.augment != "none" or config.augmented_views:

@@ -9,19 +9,20 @@ import keras
 
 from keras_tl.core import distribute, multitask, registry
 from keras_tl.core import modality as modalities
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.config import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, TrainConfig
 from keras_tl.core.data import split_source
 from keras_tl.core.training import unfreeze_start
 
 
-def check_config(config, source=None):
+def check_config(config, source=None, target=None):
     """Validates everything about a run before any work or file: fields, backbone, weights, unfreeze
-    policy, data. Returns `(modality, spec)`."""
+    policy, data, domain adaptation (`target`: target-domain data from Python). Returns `(modality, spec)`."""
     config.validate()
     distribute.check(config.distribute)
     modality = modalities.of(config, source)
     spec = registry.get(config.backbone, modality=modality.name)
     modality.check_config(config, spec, source)
+    _check_adaptation(config, modality, target)
     if config.strategy == "two_phase" and config.epochs and config.layer_lr_decay != 1.0 and not spec.block_pattern:
         raise ValueError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
                          f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
@@ -32,6 +33,59 @@ def check_config(config, source=None):
         unfreeze_start(modality.skeleton(spec, config), config.unfreeze, spec)
         keras.backend.clear_session()
     return modality, spec
+
+
+def adaptation_method(config, has_target=None):
+    """The domain-adaptation method a config asks for ("none" or one of `DOMAIN_ADAPTATIONS`' methods).
+
+    Args:
+        config: TrainConfig.
+        has_target: bool. Target data comes from Python (`keras_tl.train(..., target=...)`).
+            Defaults to `config.target_data is not None`.
+    """
+    has_target = config.target_data is not None if has_target is None else has_target
+    method = config.domain_adaptation
+    if method == "auto":
+        return DEFAULT_ADAPTATION if has_target else "none"
+    if method != "none" and not has_target:
+        raise ValueError(f"domain_adaptation={method!r} needs unlabelled target-domain data: set `target_data` "
+                         f"(a folder or manifest) or pass `target=` to keras_tl.train. Received: target_data=None")
+    if method == "none" and has_target:
+        raise ValueError("`target_data` is given but domain_adaptation='none': nothing would use it. Choose a method "
+                         f"({', '.join(DOMAIN_ADAPTATIONS[2:])}) or 'auto', or drop target_data.")
+    return method
+
+
+def _check_adaptation(config, modality, target):
+    method = adaptation_method(config, has_target=target is not None or config.target_data is not None)
+    if method == "none":
+        return
+    if method == "adabn" and not modality.batchnorm:
+        raise ValueError(f"domain_adaptation='adabn' (also what 'auto' means) re-estimates BatchNorm statistics; "
+                         f"{modality.name} backbones have none. Use 'coral' or 'dann'. Received: "
+                         f"domain_adaptation={config.domain_adaptation!r}")
+    backbone_trains = config.strategy == "full" or (config.strategy == "two_phase" and config.epochs > 0)
+    if method in ("coral", "dann") and not backbone_trains:
+        raise ValueError(f"domain_adaptation={method!r} aligns the features while the backbone trains (phase 2, or "
+                         f"strategy='full'); this run never trains it. Received: strategy={config.strategy!r}, "
+                         f"epochs={config.epochs!r}. Use 'adabn', or train the backbone.")
+    if target is None:
+        _check_target_path(config, modality)
+    elif not modality.is_source(target):
+        raise ValueError(f"`target` must be a {modality.name} source like the training data. "
+                         f"Received: {type(target).__name__}")
+
+
+def _check_target_path(config, modality):
+    target_config = TrainConfig.from_dict({**config.to_dict(), "data": config.target_data})
+    modality.check_config(target_config, registry.get(config.backbone, modality=modality.name), None)
+
+
+def load_target(config, modality, target=None):
+    """The target-domain source: `target` (from Python) or `config.target_data` read as `data` is."""
+    if target is not None:
+        return target
+    return modality.load_source(TrainConfig.from_dict({**config.to_dict(), "data": config.target_data}))
 
 
 def resolve_task(config, num_classes, multilabel=False, multitask=False):
@@ -60,23 +114,26 @@ def resolve_task(config, num_classes, multilabel=False, multitask=False):
     return config.task
 
 
-def resolve_config(config, modality, spec, task):
-    """The config with every "auto" made concrete (what config.yaml records)."""
+def resolve_config(config, modality, spec, task, target=None):
+    """The config with every "auto" made concrete (what config.yaml records); `target`: target-domain
+    data from Python."""
+    has_target = target is not None or config.target_data is not None
     return TrainConfig.from_dict({
         **config.to_dict(), "modality": modality.name, "task": task,
+        "domain_adaptation": adaptation_method(config, has_target=has_target),
         "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
         "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
         **modality.resolve_config(config, spec),
     })
 
 
-def prepare(config, source=None):
+def prepare(config, source=None, target=None):
     """Checks `config`, loads its data and splits it, as `train` does; writes nothing.
 
     Returns:
         `(modality, spec, source, splits, resolved)`: `resolved` has every "auto" made concrete.
     """
-    modality, spec = check_config(config, source)
+    modality, spec = check_config(config, source, target)
     if source is None:
         source = modality.load_source(config)
     source = select_heads(source, config)
@@ -88,7 +145,7 @@ def prepare(config, source=None):
         raise ValueError(f"class_weight='oversample' draws single-label classes equally often; a {task} run "
                          f"has several labels per example. Use 'balanced' (per head, in a multi-task run) or "
                          f"'none'. Received: class_weight='oversample'")
-    return modality, spec, source, splits, resolve_config(config, modality, spec, task)
+    return modality, spec, source, splits, resolve_config(config, modality, spec, task, target)
 
 
 def select_heads(source, config):

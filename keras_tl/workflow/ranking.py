@@ -154,6 +154,9 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
     """
     from keras_tl.core.adaptation import proxy_a_distance
 
+    # The target is this function's argument; a config's own target_data / domain_adaptation (a
+    # training run's) play no part in measuring the shift.
+    config = TrainConfig.from_dict({**config.to_dict(), "target_data": None, "domain_adaptation": "none"})
     if isinstance(target, (str, os.PathLike)):
         target_config = TrainConfig.from_dict({**config.to_dict(), "data": str(target)})
         check_config(target_config)  # The target path too, before any work.

@@ -4,23 +4,25 @@ Only this package and `cli.py` know the whole order. What differs per modality i
 modality object (`keras_tl.core.modality`); the run directory is `keras_tl.core.run`'s.
 """
 
+import dataclasses
 import os
 import time
 
 import keras
+import numpy as np
 
-from keras_tl.core import distribute, features, multitask, plots, run
+from keras_tl.core import adaptation, distribute, features, multitask, plots, run
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import class_weights, split_source
 from keras_tl.core.evaluate import evaluate_predictions, format_metrics
 from keras_tl.core.heads import probabilities_of
 from keras_tl.core.report import write_report
-from keras_tl.core.training import fine_tune
-from keras_tl.workflow.checks import check_config, prepare, resolve_config, resolve_task  # noqa: F401
+from keras_tl.core.training import Supervised, fine_tune
+from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_task  # noqa: F401
 from keras_tl.workflow.rate_finder import find_rates
 
 
-def train(config, source=None, *, overwrite=False, resume=False):
+def train(config, source=None, *, target=None, overwrite=False, resume=False):
     """Runs a whole training job (images or text) and writes its run directory.
 
     Args:
@@ -28,6 +30,8 @@ def train(config, source=None, *, overwrite=False, resume=False):
         source: a source from Python (`keras_tl.image.data.from_arrays`,
             `keras_tl.datasets.load_digits()`, `keras_tl.text.data.from_texts`); defaults to
             reading `config.data`.
+        target: unlabelled target-domain data for `config.domain_adaptation`, a source as `source`
+            is (its labels are not used); defaults to reading `config.target_data`.
         overwrite: bool. Replace a previous run in `config.out` (its files are removed first).
             Without it, a run directory holding another config or a finished run is refused with what
             it holds, and an unfinished run of the same config resumes. Defaults to False.
@@ -42,12 +46,16 @@ def train(config, source=None, *, overwrite=False, resume=False):
     >>> result = keras_tl.train(config, keras_tl.datasets.load_digits())
     """
     started = time.perf_counter()
-    modality, spec, source, splits, resolved = prepare(config, source)
+    modality, spec, source, splits, resolved = prepare(config, source, target)
+    if resolved.domain_adaptation != "none":
+        target = load_target(resolved, modality, target)
+        print(f"[keras-tl] domain adaptation: {resolved.domain_adaptation}, {len(target.labels):,} target-domain "
+              f"{modality.unit} (labels unused)")
     resuming = run.check_run_dir(resolved.out, resolved, overwrite=overwrite, resume=resume)
     run_dir = run.start(resolved, source, splits, modality.unit)
     effective, found = find_rates(resolved, source, run_dir)  # head_lr / fine_tune_lr "find" -> numbers
     result, metrics = fit_and_evaluate(effective, modality, spec, splits, source.class_names, run_dir,
-                                       resume=resuming)
+                                       resume=resuming, target=target)
     if found:
         metrics["found_rates"] = found
     if resolved.compare_scratch:
@@ -76,11 +84,14 @@ def scratch_baseline(config):
     return TrainConfig.from_dict({
         **config.to_dict(), "weights": "none", "strategy": "full", "head_epochs": config.head_epochs + config.epochs,
         "epochs": 0, "compare_scratch": False, "out": os.path.join(config.out, "scratch"),
+        "domain_adaptation": "none", "target_data": None,  # The baseline of transfer: no adaptation either.
     })
 
 
-def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resume=False):
+def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resume=False, target=None):
     """Builds, trains and evaluates one task; writes its history, model, metrics and plots.
+
+    `target`: the target-domain source of a domain-adapted run (`config.domain_adaptation`).
 
     Returns:
         `((task, histories), metrics)`.
@@ -109,12 +120,18 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
             weights = multitask.class_weights(splits["train"].labels, class_names)
         elif config.class_weight == "balanced" and config.task != "multilabel":
             weights = class_weights(splits["train"].labels, len(class_names))
-        cached = features.cached_phase(task, config, splits, train_dataset,
-                                       modality.dataset(task, splits["train"], config, cache=cache("train")), val)
+        plain_train = modality.dataset(task, splits["train"], config, cache=cache("train"))
+        objective = None
+        if config.domain_adaptation != "none":
+            objective = adapted_objective(task, config, target, cache("target"))
+            objective.before(task.model, plain_train.map(lambda x, y: x))
+        cached = features.cached_phase(task, config, splits, train_dataset, plain_train, val)
         timings = {}
         histories = fine_tune(task, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
-                              cached=cached, timings=timings, resume=resume,
+                              cached=cached, timings=timings, resume=resume, objective=objective,
                               train_phase2=train_dataset() if config.strategy == "two_phase" else None)
+        if objective is not None:
+            objective.after(task.model)
     run.write_json(run_dir, "history.json", histories)
     run.save_task(run_dir, task)
     print("[keras-tl] evaluating on the test split")
@@ -128,9 +145,27 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
         **evaluation,
     }
+    if config.domain_adaptation != "none":
+        metrics["domain_adaptation"] = {"method": config.domain_adaptation, "target_examples": len(target.labels)}
     metrics["plots"] = plot_run(run_dir, task, histories, metrics, splits["test"], probabilities)
     run.write_json(run_dir, "metrics.json", metrics)
     return (task, histories), metrics
+
+
+def adapted_objective(task, config, target, cache):
+    """The `keras_tl.core.adaptation.Adapted` objective of `config.domain_adaptation` on `target`'s inputs.
+
+    The target pipeline is the training pipeline (shuffled, augmented as the source) for the methods
+    that train on it, the plain one for AdaBN's statistics; its labels are placeholders, never read.
+    """
+    split = target.as_split()
+    shape = (len(split),) + ((len(task.class_names),) if task.kind in ("multilabel", "multitask") else ())
+    split = dataclasses.replace(split, labels=np.zeros(shape, np.int64))
+    plain = TrainConfig.from_dict({**config.to_dict(), "class_weight": "none"})
+    training = config.domain_adaptation != "adabn"
+    inputs = task.modality.dataset(task, split, plain, training=training, seed=config.seed + 1,
+                                   cache=cache).map(lambda x, y: x)
+    return adaptation.Adapted(Supervised(), config.domain_adaptation, inputs, config.adaptation_weight)
 
 
 def plot_run(run_dir, task, histories, metrics, test, probabilities):
