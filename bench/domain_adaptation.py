@@ -39,6 +39,7 @@ from keras_tl import datasets
 from keras_tl.core.config import DEFAULT_ADAPTATION, TrainConfig
 from keras_tl.image.data import ImageSource
 from keras_tl.workflow import train
+from multitask import stat  # bench/multitask.py: `python bench/<script>.py` puts bench/ on the path
 
 DIRECTIONS = (("mono", "poly"), ("poly", "mono"))
 
@@ -154,11 +155,6 @@ def main():
                 results[(source_kind, target_kind)][row].append((accuracy, f1, seconds))
                 print(f"[bench] seed {seed} {source_kind} -> {target_kind} {row}: accuracy {100 * accuracy:.1f}%, "
                       f"macro F1 {f1:.3f}, {seconds:.0f} s")
-
-    def stat(values, scale=100.0, digits=1):
-        values = scale * np.asarray(values, np.float64)
-        spread = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
-        return f"{values.mean():.{digits}f}{spread}"
 
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV "
           f"functional / defective, EfficientNet-Lite0 (ImageNet) at {args.size} px, two-phase {args.head_epochs} + "

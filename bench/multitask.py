@@ -45,6 +45,13 @@ def single_task(source, head, splits):
     return dataclasses.replace(source, class_names=list(classes), labels=labels, predefined=splits)
 
 
+def stat(values, scale=100.0, digits=1):
+    """`mean ± sample sd` of `scale * values` (the mean alone for one value)."""
+    values = scale * np.asarray(values, np.float64)
+    spread = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return f"{values.mean():.{digits}f}{spread}"
+
+
 def run_or_reuse(config, source):
     """Trains `config`, or reads its finished run (metrics.json) so a rerun only re-measures latency."""
     if os.path.isfile(os.path.join(config.out, "metrics.json")):
@@ -94,11 +101,6 @@ def main():
         print(f"[bench] seed {seed}: " + ", ".join(
             f"{h} multi {100 * row[h]['multitask'][0]:.1f} / single {100 * row[h]['single'][0]:.1f}" for h in HEADS)
             + f"; batch-1 ms multi {latency['multitask']:.1f} vs two singles {latency['single']:.1f}")
-
-    def stat(values, scale=100.0, digits=1):
-        values = scale * np.asarray(values, np.float64)
-        spread = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
-        return f"{values.mean():.{digits}f}{spread}"
 
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV, "
           f"EfficientNet-Lite0 (ImageNet) at {args.size} px, two-phase {args.head_epochs} + {args.epochs} epochs; "

@@ -234,7 +234,7 @@ class DomainAdapted(keras.Model):
 
         if method not in ("coral", "dann"):
             raise ValueError(f"`method` must be 'coral' or 'dann'. Received: method={method!r}")
-        self.inner, self.method, self.weight = model, method, float(weight)
+        self.method, self.weight = method, float(weight)
         self.extractor, self.head = split_model(model)
         if method == "dann":
             self.reversal = GradientReversal(0.0, name="gradient_reversal")
