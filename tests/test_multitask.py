@@ -250,21 +250,44 @@ def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
 
 
 def test_text_multitask_run_and_its_exports(tmp_path):
-    """The same heads on a text encoder (a tiny BERT preset): training, predict per head, and the
-    SavedModel (raw strings) and TFLite (two outputs, tokenizer metadata) checked against Keras."""
+    """The same heads on a text encoder (a tiny BERT preset), read from a CSV with `label:<head>`
+    columns: training, predict per head, and the SavedModel (raw strings) and TFLite (two outputs,
+    tokenizer metadata) checked against Keras."""
+    import csv
+
     from conftest import tiny_bert_preset, tiny_texts
 
-    from keras_tl.text.data import TextSource
+    from keras_tl.text.data import from_csv, from_jsonl
 
-    texts, topics = tiny_texts(per_class=20)
-    names, labels = multitask.labels_from_columns({
-        "topic": [str(t) for t in topics],
-        "article": ["a" if " a " in f" {t} " else "other" for t in texts]})
+    texts, topics = tiny_texts(per_class=30)
+    articles = ["a" if " a " in f" {t} " else "other" for t in texts]
+    with open(tmp_path / "texts.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label:topic", "label:article"])
+        for i, (text, topic, article) in enumerate(zip(texts, topics, articles)):
+            writer.writerow([text, "" if i % 7 == 3 else topic, article])  # every 7th row lacks its topic
+        writer.writerow(["no label at all", "", ""])
+        writer.writerow(["", topics[0], "a"])
+    source = from_csv(str(tmp_path / "texts.csv"))
+    assert source.class_names == ["topic:animals", "topic:food", "topic:vehicles", "article:a", "article:other"]
+    assert multitask.looks_multitask(source.class_names, source.labels) and len(source.texts) == len(texts)
+    assert source.labels[3, :3].sum() == 0 and source.labels[3, 3:].sum() == 1  # topic missing, article kept
+    assert [reason for _, reason in source.skipped] == ["no label in any of ['topic', 'article']", "empty text"]
+    (tmp_path / "texts.jsonl").write_text("\n".join(json.dumps({"text": t, "label:topic": str(c), "label:article": a})
+                                                    for t, c, a in zip(texts[::5], topics[::5], articles[::5])))
+    assert from_jsonl(str(tmp_path / "texts.jsonl")).class_names[0] == "topic:animals"
+    (tmp_path / "both.csv").write_text("text,label,label:topic\nhello,x,y\n")
+    with pytest.raises(ValueError, match="not both"):
+        from_csv(str(tmp_path / "both.csv"))
+    (tmp_path / "several.csv").write_text("text,label:topic,label:article\nhello,0;1,a\nbye,1,other\n")
+    with pytest.raises(ValueError, match="several labels"):
+        from_csv(str(tmp_path / "several.csv"))
+
     preset = tiny_bert_preset(tmp_path / "preset", texts)
-    config = TrainConfig(backbone=preset, weights="preset", sequence_length=32, head_epochs=10, epochs=1,
-                         head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16, early_stopping_patience=None,
-                         out=str(tmp_path / "run"))
-    result = workflow.train(config, TextSource(names, texts, labels))
+    config = TrainConfig(data=str(tmp_path / "texts.csv"), backbone=preset, weights="preset", sequence_length=32,
+                         head_epochs=10, epochs=1, head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
+                         early_stopping_patience=None, out=str(tmp_path / "run"))
+    result = workflow.train(config)
     assert result.config.task == "multitask" and set(result.metrics["heads"]) == {"topic", "article"}
     topic = result.metrics["heads"]["topic"]
     assert topic["accuracy"] > 0.5, topic  # 3 balanced topics: chance is 1/3.

@@ -65,7 +65,9 @@ def from_texts(texts, labels, class_names=None):
 def from_csv(path, *, text_column="text", label_column="label", separator=";"):
     """Reads a CSV file with a header; labels joined by `separator` make a multi-label row.
 
-    An optional `split` column (train/val/test) keeps predefined splits.
+    An optional `split` column (train/val/test) keeps predefined splits. `label:<head>` columns
+    instead of `label` (`<label_column>:<head>`) make a multi-task source (`keras_tl.core.multitask`:
+    "head:class" names; an empty cell means that head's label is missing for the row).
     """
     rows, skipped, splits = [], [], []
     with open(path, "rb") as f:
@@ -80,18 +82,49 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
             decoded.append("")  # A blank line keeps the reader's line numbers those of the file.
     reader = csv.DictReader(io.StringIO("\n".join(decoded)))
     header = reader.fieldnames or []
-    for name in (text_column, label_column):
-        if name not in header:
-            raise ValueError(f"{path!r} has no column {name!r}. Columns: {header}. Set text_column / label_column.")
+    heads = _head_columns(path, header, text_column, label_column)
     for row in reader:
         where = f"{path}:{reader.line_num}"
-        rows.append((row.get(text_column), _labels(row.get(label_column), separator), where))
+        rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator, where), where))
         splits.append((row.get("split") or "").strip().lower())
     return _build(rows, skipped, splits=splits if "split" in header else None)
 
 
+def _head_columns(path, columns, text_column, label_column):
+    """The `label:<head>` columns of a multi-task file (none for a single-task one); raises naming
+    the columns when the text or label columns are missing or both kinds of label column are there."""
+    heads = [c for c in columns if c.startswith(f"{label_column}:")]
+    if text_column not in columns or (label_column not in columns and not heads):
+        raise ValueError(f"{path!r} needs a {text_column!r} column and a {label_column!r} column (or "
+                         f"'{label_column}:<head>' columns, one per head of a multi-task run). Columns: {columns}. "
+                         "Set text_column / label_column.")
+    if heads and label_column in columns:
+        raise ValueError(f"{path!r} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
+                         f"both. Columns: {columns}")
+    return heads
+
+
+def _row_labels(row, heads, label_column, separator, where):
+    """A row's labels: a list of class names, or for a multi-task file `{head: class or None}`."""
+    if not heads:
+        value = row.get(label_column)
+        return value if isinstance(value, list) else _labels(value, separator)
+    labels = {}
+    for column in heads:
+        value = row.get(column)
+        value = None if value is None else str(value).strip()
+        if value and separator in value:
+            raise ValueError(f"{where}: column {column!r} holds several labels ({value!r}); a head of a "
+                             "multi-task run takes one class per example (multi-label heads are not supported).")
+        labels[column[len(label_column) + 1:]] = value or None
+    return labels
+
+
 def from_jsonl(path, *, text_column="text", label_column="label"):
-    """Reads JSON Lines: one object per line with a text and a label (a string, or a list of them)."""
+    """Reads JSON Lines: one object per line with a text and a label (a string, or a list of them).
+
+    `"label:<head>"` keys instead of `"label"` make a multi-task source, as in `from_csv`.
+    """
     rows, skipped, splits = [], [], []
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
@@ -109,8 +142,8 @@ def from_jsonl(path, *, text_column="text", label_column="label"):
             if not isinstance(item, dict):
                 skipped.append((where, f"expected a JSON object, got {type(item).__name__}"))
                 continue
-            label = item.get(label_column)
-            rows.append((item.get(text_column), label if isinstance(label, list) else _labels(label), where))
+            heads = [k for k in item if str(k).startswith(f"{label_column}:")]
+            rows.append((item.get(text_column), _row_labels(item, heads, label_column, ";", where), where))
             splits.append(str(item.get("split") or "").strip().lower())
     return _build(rows, skipped, splits=splits if any(splits) else None)
 
@@ -240,14 +273,25 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
         if not isinstance(text, str) or not text.strip():
             skipped.append((where, "empty text" if not text or isinstance(text, str) else f"text is {type(text).__name__}"))
             continue
-        if not labels:
-            skipped.append((where, "no label"))
+        if not labels or (isinstance(labels, dict) and not any(labels.values())):
+            skipped.append((where, "no label" if not isinstance(labels, dict) else f"no label in any of {list(labels)}"))
             continue
-        kept.append((text.strip(), [str(l) if not isinstance(l, (int, np.integer)) else l for l in labels]))
+        kept.append((text.strip(), labels if isinstance(labels, dict) else
+                     [str(l) if not isinstance(l, (int, np.integer)) else l for l in labels]))
         if splits is not None:
             kept_splits.append(splits[i])
     if not kept:
         raise ValueError(f"No usable examples: all {len(rows)} rows were skipped ({skipped[:3]}...).")
+    kinds = {isinstance(labels, dict) for _, labels in kept}
+    if kinds == {True, False}:
+        raise ValueError("Some rows have a 'label' and others 'label:<head>' labels; a source is either single-task "
+                         "or multi-task.")
+    if kinds == {True}:  # label:<head> columns: a multi-task source
+        from keras_tl.core.multitask import labels_from_columns
+
+        heads = list(dict.fromkeys(head for _, labels in kept for head in labels))
+        class_names, labels = labels_from_columns({head: [row.get(head) for _, row in kept] for head in heads})
+        return _with_splits(TextSource(class_names, [t for t, _ in kept], labels, skipped=skipped), kept_splits)
     multilabel = any(len(labels) > 1 for _, labels in kept)
     if class_names is None:
         values = {l for _, labels in kept for l in labels}
@@ -270,7 +314,11 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
             labels[row, [position(n) for n in names]] = 1
     else:
         labels = np.asarray([position(names[0]) for _, names in kept], np.int64)
-    source = TextSource(list(class_names), [t for t, _ in kept], labels, skipped=skipped)
+    return _with_splits(TextSource(list(class_names), [t for t, _ in kept], labels, skipped=skipped), kept_splits)
+
+
+def _with_splits(source, kept_splits):
+    """Keeps the rows' own train/val/test column as predefined splits (when there is a train split)."""
     if kept_splits and {"train"} <= set(kept_splits):
         unknown = sorted(set(kept_splits) - set(data.SPLITS))
         if unknown:
