@@ -126,7 +126,7 @@ EXPORTS = os.path.join(OUT, "exported_models")"""),
 All ten digits, MobileNetV2 at 32px trained from scratch (a few epochs are enough here)."""),
     ("code", """run = keras_tl.train(
     keras_tl.TrainConfig(out=f"{OUT}/digits", backbone="mobilenet_v2", weights="none",
-                         strategy="full", image_size=32, head_epochs=8, epochs=0, head_lr=2e-3,
+                         strategy="full", image_size=32, head_epochs=5, epochs=0, head_lr=2e-3,
                          early_stopping_patience=None, seed=0),
     keras_tl.datasets.load_digits(),
 )"""),

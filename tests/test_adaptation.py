@@ -187,6 +187,7 @@ def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
         (dict(domain_adaptation="dann", strategy="feature_extraction"), target, "never trains it"),
         (dict(domain_adaptation="coral", target_data=str(tmp_path / "nowhere")), None, "nowhere"),
         (dict(domain_adaptation="coral", adaptation_weight=0), target, "adaptation_weight"),
+        (dict(domain_adaptation="coral", adaptation_weight=True), target, "adaptation_weight"),
         (dict(domain_adaptation="coral"), np.zeros((3, 8, 8, 3)), "must be a image source"),
     ]
     for overrides, python_target, message in cases:

@@ -205,7 +205,7 @@ class TrainConfig:
         _choice("domain_adaptation", self.domain_adaptation, DOMAIN_ADAPTATIONS)
         if self.target_data is not None and (not isinstance(self.target_data, str) or not self.target_data):
             raise ValueError(f"`target_data` must be a path (as `data`). Received: target_data={self.target_data!r}")
-        if not isinstance(self.adaptation_weight, (int, float)) or not self.adaptation_weight > 0:
+        if isinstance(weight := self.adaptation_weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
             raise ValueError(f"`adaptation_weight` must be a positive number. Received: {self.adaptation_weight!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
