@@ -126,6 +126,9 @@ def _parser():
     ranker.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
     ranker.add_argument("--no-random", dest="random_twins", action="store_false",
                         help="skip the random-weight twin of each backbone")
+    ranker.add_argument("--max-examples", type=int, metavar="N",
+                        help="score on at most N training + validation examples, drawn per class (faster; "
+                             "default: all)")
     for name, (kind, help_text) in _TRAIN_FLAGS.items():
         if name != "backbone":
             help_text = "folder to write rank.md and rank.json into" if name == "out" else help_text
@@ -285,7 +288,8 @@ def _run(args):
         from keras_tl import workflow
 
         names = [n.strip() for n in args.backbones.split(",") if n.strip()]
-        workflow.rank(_train_config(args), names, random_twins=args.random_twins, out=args.out)
+        workflow.rank(_train_config(args), names, random_twins=args.random_twins, out=args.out,
+                      max_examples=args.max_examples)
         return 0
     if args.command == "domain-shift":
         from keras_tl import workflow

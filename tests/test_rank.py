@@ -140,7 +140,7 @@ def test_rank_cli_on_an_image_folder_with_real_imagenet_weights(tmp_path, capsys
     data = write_image_folder(tmp_path / "digits", num_classes=3, per_class=14, size=32)
     out = tmp_path / "ranked"
     code = cli(["rank", "--data", data, "--backbones", "efficientnet_lite0,mobilenet_v2_torchvision",
-                "--weights", "imagenet", "--image-size", "32", "--out", str(out)])
+                "--weights", "imagenet", "--image-size", "32", "--out", str(out), "--max-examples", "30"])
     printed = capsys.readouterr().out
     assert code == 0
     rows = json.loads((out / "rank.json").read_text())
@@ -150,10 +150,11 @@ def test_rank_cli_on_an_image_folder_with_real_imagenet_weights(tmp_path, capsys
     assert [r["logme"] for r in rows] == sorted((r["logme"] for r in rows), reverse=True)
     for r in rows:  # Train + validation splits only (the test split is never read).
         assert r["feature_dim"] == 1280 and r["seconds"] > 0 and 0 <= r["probe_accuracy"] <= 1
-        assert r["examples"] < 42 and np.isfinite(r["logme"])
+        assert r["examples"] == 30 and np.isfinite(r["logme"])  # 10 per class of the 36 train + val images
         twin = next(t for t in rows if t["backbone"] == r["backbone"] and t["pretrained"] != r["pretrained"])
         flagged = r["pretrained"] and r["logme"] <= twin["logme"]
         assert bool(r["flag"]) == flagged
+    assert "scoring 30 of 36 training + validation examples" in printed
     assert "| 1 | " in printed and "LogME" in (out / "rank.md").read_text()
     assert not any(name.endswith(".keras") for _, _, files in os.walk(tmp_path) for name in files)
 
@@ -171,6 +172,9 @@ def test_rank_checks_every_config_before_any_work(tmp_path):
     config = TrainConfig(weights="none", image_size=32, out=str(tmp_path / "x"))
     with pytest.raises(ValueError, match="Unknown backbone 'no_such_net'"):
         keras_tl.rank(config, ["mobilenet_v2", "no_such_net"], datasets.load_digits([0, 1]))
+    for wrong in (1, True, 2.5):
+        with pytest.raises(ValueError, match=f"`max_examples` must be an integer >= 2.*Received: {wrong!r}"):
+            keras_tl.rank(config, ["mobilenet_v2"], datasets.load_digits([0, 1]), max_examples=wrong)
     with pytest.raises(ValueError, match="at least 1 backbone"):
         keras_tl.rank(config, [], datasets.load_digits([0, 1]))
     with pytest.raises(ValueError, match="`top` must be between 1 and 1"):

@@ -317,29 +317,21 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
     """
     if not os.path.isfile(path):
         raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
+    from keras_tl.core import multitask
+
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        heads = [c for c in columns if c.startswith("label:")]
-        if "path" not in columns or ("label" not in columns and not heads):
-            raise ValueError(f"A manifest needs 'path' and 'label' columns (or 'label:<head>' columns, one per "
-                             f"head of a multi-task run). Received columns: {columns}")
-        if heads and "label" in columns:
-            raise ValueError(f"A manifest has either a 'label' column or 'label:<head>' columns, not both. "
-                             f"Received columns: {columns}")
+        heads = multitask.head_columns(reader.fieldnames or [], required=("path",), what="A manifest")
         rows = list(reader)
     if heads:
-        from keras_tl.core.multitask import labels_from_columns
-
-        for head in heads:
-            several = next((r[head] for r in rows if separator in (r[head] or "")), None)
-            if several is not None:
-                raise ValueError(f"{path!r}: column {head!r} holds several labels ({several!r}); a head of a "
-                                 f"multi-task run takes one class per example (multi-label heads are not supported).")
-        paths, kept, predefined, skipped = _manifest_rows(
-            path, rows, check_file, unit,
-            lambda row: None if any((row[h] or "").strip() for h in heads) else f"no label in any of {heads}")
-        class_names, labels = labels_from_columns({h[len("label:"):]: [r[h] for r in kept] for h in heads})
+        labelled = [multitask.row_heads(row, heads, separator=separator, where=f"{path!r} row {number}")
+                    for number, row in enumerate(rows, start=2)]
+        for row, labels in zip(rows, labelled):
+            row["_heads"] = labels
+        paths, kept, predefined, skipped = _manifest_rows(path, rows, check_file, unit,
+                                                          lambda row: multitask.unlabelled(row["_heads"]))
+        heads = list(kept[0]["_heads"])
+        class_names, labels = multitask.labels_from_columns({h: [r["_heads"][h] for r in kept] for h in heads})
         return class_names, paths, labels, predefined, skipped
 
     def label_set(row):

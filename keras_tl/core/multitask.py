@@ -37,6 +37,44 @@ def check_head_name(name):
     return name
 
 
+def head_columns(columns, *, required=(), label_column="label", what="A table", hint=""):
+    """The `<label_column>:<head>` columns of a table's header (none: a single-task table).
+
+    One check for every reader (CSV manifests, text CSV): raises, naming the columns received, when a
+    `required` column is missing, when there is neither `label_column` nor any `label:<head>`
+    column, or when there are both kinds.
+    """
+    columns = list(columns)
+    heads = [c for c in columns if str(c).startswith(f"{label_column}{SEPARATOR}")]
+    if any(c not in columns for c in required) or (label_column not in columns and not heads):
+        need = " and ".join(repr(c) for c in (*required, label_column))
+        raise ValueError(f"{what} needs {need} columns (or '{label_column}:<head>' columns, one per head of a "
+                         f"multi-task run). Received columns: {columns}{hint}")
+    if heads and label_column in columns:
+        raise ValueError(f"{what} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
+                         f"both. Received columns: {columns}")
+    return heads
+
+
+def row_heads(row, heads, *, label_column="label", separator=";", where="a row"):
+    """One row's `{head: class or None}` from its `label:<head>` cells (empty: that label is missing);
+    raises for a cell holding several `separator`-joined labels (heads are single-label)."""
+    labels = {}
+    for column in heads:
+        value = row.get(column)
+        value = None if value is None else str(value).strip()
+        if value and separator in value:
+            raise ValueError(f"{where}: column {column!r} holds several labels ({value!r}); a head of a "
+                             "multi-task run takes one class per example (multi-label heads are not supported).")
+        labels[column[len(label_column) + 1:]] = value or None
+    return labels
+
+
+def unlabelled(labels):
+    """The skip reason of a row whose `{head: class or None}` has no label at all, else None."""
+    return None if any(labels.values()) else f"no label in any of {list(labels)}"
+
+
 def labels_from_columns(columns):
     """Per-head label columns -> `(class_names, labels)` of a multi-task source.
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core import data
+from keras_tl.core import data, multitask
 from keras_tl.core.errors import DatasetUnavailableError
 
 TEXT_EXTENSIONS = (".txt",)
@@ -82,7 +82,8 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
             decoded.append("")  # A blank line keeps the reader's line numbers those of the file.
     reader = csv.DictReader(io.StringIO("\n".join(decoded)))
     header = reader.fieldnames or []
-    heads = _head_columns(path, header, text_column, label_column)
+    heads = multitask.head_columns(header, required=(text_column,), label_column=label_column, what=repr(path),
+                                   hint=". Set text_column / label_column.")
     for row in reader:
         where = f"{path}:{reader.line_num}"
         rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator, where), where))
@@ -90,34 +91,12 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
     return _build(rows, skipped, splits=splits if "split" in header else None)
 
 
-def _head_columns(path, columns, text_column, label_column):
-    """The `label:<head>` columns of a multi-task file (none for a single-task one); raises naming
-    the columns when the text or label columns are missing or both kinds of label column are there."""
-    heads = [c for c in columns if c.startswith(f"{label_column}:")]
-    if text_column not in columns or (label_column not in columns and not heads):
-        raise ValueError(f"{path!r} needs a {text_column!r} column and a {label_column!r} column (or "
-                         f"'{label_column}:<head>' columns, one per head of a multi-task run). Columns: {columns}. "
-                         "Set text_column / label_column.")
-    if heads and label_column in columns:
-        raise ValueError(f"{path!r} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
-                         f"both. Columns: {columns}")
-    return heads
-
-
 def _row_labels(row, heads, label_column, separator, where):
     """A row's labels: a list of class names, or for a multi-task file `{head: class or None}`."""
-    if not heads:
-        value = row.get(label_column)
-        return value if isinstance(value, list) else _labels(value, separator)
-    labels = {}
-    for column in heads:
-        value = row.get(column)
-        value = None if value is None else str(value).strip()
-        if value and separator in value:
-            raise ValueError(f"{where}: column {column!r} holds several labels ({value!r}); a head of a "
-                             "multi-task run takes one class per example (multi-label heads are not supported).")
-        labels[column[len(label_column) + 1:]] = value or None
-    return labels
+    if heads:
+        return multitask.row_heads(row, heads, label_column=label_column, separator=separator, where=where)
+    value = row.get(label_column)
+    return value if isinstance(value, list) else _labels(value, separator)
 
 
 def from_jsonl(path, *, text_column="text", label_column="label"):
@@ -273,8 +252,9 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
         if not isinstance(text, str) or not text.strip():
             skipped.append((where, "empty text" if not text or isinstance(text, str) else f"text is {type(text).__name__}"))
             continue
-        if not labels or (isinstance(labels, dict) and not any(labels.values())):
-            skipped.append((where, "no label" if not isinstance(labels, dict) else f"no label in any of {list(labels)}"))
+        problem = (multitask.unlabelled(labels) if isinstance(labels, dict) else None if labels else "no label")
+        if problem:
+            skipped.append((where, problem))
             continue
         kept.append((text.strip(), labels if isinstance(labels, dict) else
                      [str(l) if not isinstance(l, (int, np.integer)) else l for l in labels]))
@@ -287,10 +267,8 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
         raise ValueError("Some rows have a 'label' and others 'label:<head>' labels; a source is either single-task "
                          "or multi-task.")
     if kinds == {True}:  # label:<head> columns: a multi-task source
-        from keras_tl.core.multitask import labels_from_columns
-
         heads = list(dict.fromkeys(head for _, labels in kept for head in labels))
-        class_names, labels = labels_from_columns({head: [row.get(head) for _, row in kept] for head in heads})
+        class_names, labels = multitask.labels_from_columns({head: [row.get(head) for _, row in kept] for head in heads})
         return _with_splits(TextSource(class_names, [t for t, _ in kept], labels, skipped=skipped), kept_splits)
     multilabel = any(len(labels) > 1 for _, labels in kept)
     if class_names is None:

@@ -19,7 +19,7 @@ from keras_tl.core.heads import is_pretrained
 from keras_tl.workflow.checks import check_config, prepare, resolve_config
 
 
-def rank(config, names, source=None, *, random_twins=True, out=None):
+def rank(config, names, source=None, *, random_twins=True, out=None, max_examples=None):
     """Ranks backbones by LogME on `config`'s data, with a linear probe as a second opinion.
 
     Both scores come from one pass of the frozen backbone over the training and validation
@@ -34,6 +34,10 @@ def rank(config, names, source=None, *, random_twins=True, out=None):
             is pretrained); a pretrained backbone whose LogME is not above its twin's is flagged
             (its features carry no more about this task than a random network's). Defaults to True.
         out: str. A folder to write `rank.md` and `rank.json` into. Defaults to writing nothing.
+        max_examples: int. Score on at most this many training + validation examples, drawn per
+            class (seeded, each class keeps `max_examples // classes`, so rare classes keep all they
+            have): rank time falls in proportion, LogME's order usually holds (`bench/rank_vs_finetune.py`
+            measures both). Defaults to all of them.
 
     Returns:
         A list of dict rows, best LogME first: "backbone", "weights", "logme", "probe_accuracy",
@@ -44,6 +48,9 @@ def rank(config, names, source=None, *, random_twins=True, out=None):
     ...                      ["efficientnet_lite0", "mobilenet_v2_torchvision"])
     """
     names = list(dict.fromkeys(names))
+    if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer))
+                                     or max_examples < 2):
+        raise ValueError(f"`max_examples` must be an integer >= 2 (or None: all examples). Received: {max_examples!r}")
     if not names:
         raise ValueError("`rank` needs at least 1 backbone name. Received: []")
     configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n}) for n in names]
@@ -54,6 +61,8 @@ def rank(config, names, source=None, *, random_twins=True, out=None):
     specs = [spec for _, spec in checked]
     modality, _, source, splits, first = prepare(configs[0], source)  # The data and splits, once for all.
     labelled = _joined(splits["train"], splits["val"])  # What training may see; never the test split.
+    if max_examples is not None and len(labelled.labels) > max_examples:
+        labelled = _subsample(labelled, max_examples, len(source.class_names), first.seed)
     candidates = [(c, s, c.weights) for c, s in zip(configs, specs)]
     if random_twins and is_pretrained(config.weights):
         candidates += [(c, s, "none") for c, s in zip(configs, specs)]
@@ -98,6 +107,16 @@ def _joined(a, b):
     """One `Split` of `a` then `b` (items are arrays or lists)."""
     items = np.concatenate([a.items, b.items]) if isinstance(a.items, np.ndarray) else list(a.items) + list(b.items)
     return data.Split(items, np.concatenate([a.labels, b.labels]))
+
+
+def _subsample(split, max_examples, num_classes, seed):
+    """At most `max_examples` of `split`, `max_examples // num_classes` per class (stratified on each row's
+    class, or its rarest label), seeded; prints what it kept."""
+    per_class = max(1, max_examples // num_classes)
+    keep = data.limit_per_class(data.strata(split.labels), np.arange(len(split.labels)), per_class, seed)
+    print(f"[keras-tl] rank: scoring {len(keep):,} of {len(split.labels):,} training + validation examples "
+          f"(max_examples={max_examples}: at most {per_class:,} per class)")
+    return split.subset(keep)
 
 
 def _weights_name(weights):
