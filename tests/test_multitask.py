@@ -208,6 +208,7 @@ def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
         digit = source.class_names[source.labels[i]] if i % 5 else ""  # Every 5th row: digit missing.
         rows.append(f"{name},{digit},{'big' if image.mean() > middle else 'small'}")
     rows.append("missing.png,1,big")
+    rows.append("0.png,,")  # No label in any head: skipped and reported, like the text reader's rows.
     (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
     from keras_tl.image.data import load_source
 
@@ -216,7 +217,8 @@ def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
                                                                                                      "size:small"]
     assert multitask.looks_multitask(loaded.class_names, loaded.labels)
     assert loaded.labels[0, :3].sum() == 0 and loaded.labels[1, :3].sum() == 1
-    assert [os.path.basename(p) for p, _ in loaded.skipped] == ["missing.png"]
+    assert [(os.path.basename(p), reason) for p, reason in loaded.skipped] == [
+        ("missing.png", "file not found"), ("0.png", "row 63: no label in any of ['digit', 'size']")]
     out = tmp_path / "cli_run"
     code = cli.main(["train", "--data", str(tmp_path / "data.csv"), "--backbone", "mobilenet_v2", "--weights", "none",
                      "--image-size", str(TINY_SIZE), "--head-epochs", "1", "--epochs", "0", "--out", str(out),
