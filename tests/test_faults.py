@@ -145,15 +145,19 @@ def on_epoch_end(self, epoch, logs=None):
 resume.SaveState.on_epoch_end = on_epoch_end
 config = TrainConfig(backbone="mobilenet_v2", weights={weights!r}, image_size=32, batch_size=8, head_epochs=3,
                      epochs=3, unfreeze="blocks:2", early_stopping_patience=2, out=sys.argv[2], {extra})
-keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)))
+other_images, other_labels = tiny_arrays(3, 12, seed=1)  # Inverted scans: the target domain (labels unused).
+target = from_arrays(255 - other_images, other_labels) if config.domain_adaptation != "auto" else None
+keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)), target=target)
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", ["feature_cache=True", "feature_cache=False, monitor='val_accuracy'"])
+@pytest.mark.parametrize("extra", ["feature_cache=True", "feature_cache=False, monitor='val_accuracy'",
+                                   "feature_cache=True, domain_adaptation='dann'"])
 def test_a_run_killed_in_each_phase_resumes_to_the_same_weights(tmp_path, extra):
     """kill -9 after phase 1's 2nd epoch, again after phase 2's 1st (epoch 5), then the same command:
-    the finished run equals an uninterrupted one (weights, histories)."""
+    the finished run equals an uninterrupted one (weights, histories); also when phase 2 trains
+    beside target-domain batches (DANN: its domain classifier, reversal ramp and target stream)."""
     import subprocess
     import sys
 

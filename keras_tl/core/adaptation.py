@@ -240,6 +240,9 @@ class DomainAdapted(keras.Model):
             self.reversal = GradientReversal(0.0, name="gradient_reversal")
             self.domain = keras.Sequential([keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(1)],
                                            name="domain_classifier")
+            # Built now, not at the first batch: a resumed phase restores its weights (and their
+            # optimizer slots) before any batch runs.
+            self.domain.build((None, self.extractor.output.shape[-1]))
         self.alignment = keras.metrics.Mean(name="alignment_loss")
 
     def call(self, inputs, training=False):
