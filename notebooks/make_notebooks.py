@@ -152,19 +152,18 @@ print("true labels:  ", [class_names[i] for i in test.labels[:6]])"""),
     ("md", """A `models.config` for serving every exported model with the TF Serving docker image
 (see the README for the `docker run` line):"""),
     ("code", """print(serving.models_config(EXPORTS))"""),
-    ("md", """## TFLite: float32, float16, dynamic-range and full int8
+    ("md", """## TFLite, full int8
 
-int8 calibrates on images from the training split. Each variant is checked against Keras
-(top-1 agreement, max abs difference) and evaluated on the whole test split with the LiteRT
-interpreter from `ai-edge-litert`."""),
+int8 calibrates on images from the training split. The export is checked against Keras (top-1
+agreement, max abs difference) and evaluated on the whole test split with the LiteRT interpreter
+from `ai-edge-litert`. Notebook 04 compares all four variants (float32, float16, dynamic-range,
+int8) and runs them in MediaPipe Tasks."""),
     ("code", """keras_accuracy = run.metrics["test_accuracy"]
-print(f"{'variant':10}{'size KB':>10}{'agree':>8}{'max diff':>10}{'accuracy':>10}{'latency ms':>12}")
-for quantize in ["none", "float16", "dynamic", "int8"]:
-    result = keras_tl.workflow.export_run(run.run_dir, "tflite", out=EXPORTS, name="digits", quantize=quantize)
-    record = result.evaluation
-    print(f"{quantize:10}{result.size_bytes / 1024:>10.0f}{result.check['top1_agreement']:>8.2f}"
-          f"{result.check['max_abs_diff']:>10.4f}{record['test_accuracy']:>10.3f}{record['latency_ms_batch1']:>12.2f}")
-print(f"Keras test accuracy: {keras_accuracy:.3f}")"""),
+result = keras_tl.workflow.export_run(run.run_dir, "tflite", out=EXPORTS, name="digits", quantize="int8")
+record = result.evaluation
+print(f"int8: {result.size_bytes / 1024:.0f} KB, top-1 agreement with Keras {result.check['top1_agreement']:.2f}, "
+      f"max diff {result.check['max_abs_diff']:.4f}, test accuracy {record['test_accuracy']:.3f} "
+      f"(Keras {keras_accuracy:.3f}), {record['latency_ms_batch1']:.2f} ms per image")"""),
     ("md", """## Run the int8 model on a device-like loop
 
 What an app does: one image in, class probabilities out."""),

@@ -216,15 +216,33 @@ def local_grpc_serving(name, saved_model_dir):
         server.stop(0)
 
 
-# Meant to start the longest test files first. Note: pytest-xdist 3.8 hands out --dist loadfile units
-# ordered by their test count unless --no-loadscope-reorder is given, so today this order does not
-# reach the workers (the notebook file runs last); see the 2026-12-04 closing note before changing it.
-LONGEST_FIRST = ("test_notebooks.py",)
+# The longest work first, so nothing long is handed out last to run alone while the other worker
+# idles: each notebook is a work unit of its own (pytest_xdist_make_scheduler below), and
+# `--no-loadscope-reorder` (pyproject addopts) makes xdist hand units out in this collection order
+# (without it, pytest-xdist 3.8 orders --dist loadfile units by their test count). Longest first,
+# from the durations of the full runs of 2026-12-03/04; everything else after, in file order.
+LONGEST_FIRST = ("test_notebooks.py::test_notebook_executes", "test_faults.py", "test_multitask.py", "test_audio.py",
+                 "test_text.py", "test_export.py", "test_report.py", "test_adaptation.py", "test_training.py",
+                 "test_tflite_metadata.py")
 
 
 def pytest_collection_modifyitems(items):
     def rank(item):
-        name = os.path.basename(str(item.fspath))
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        where = os.path.basename(str(item.fspath)) + "::" + item.name
+        return next((i for i, key in enumerate(LONGEST_FIRST) if where.startswith(key)), len(LONGEST_FIRST))
 
     items.sort(key=rank)  # Stable: the order within a file, and of the other files, stays.
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile (a test file's module fixtures are built once), except that each notebook run
+    is a work unit of its own, so the notebooks spread over the workers."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebooksApart(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            return nodeid if "test_notebooks.py::test_notebook_executes" in nodeid else super()._split_scope(nodeid)
+
+    return NotebooksApart(config, log)
