@@ -299,3 +299,74 @@ def test_text_multitask_run_and_its_exports(tmp_path):
         exported = workflow.export_run(result.run_dir, fmt, out=str(tmp_path / "exported"), name="text_heads")
         checks = exported.check.values() if fmt == "saved_model" else [exported.check]
         assert all(c["top1_agreement"] == 1.0 for c in checks if isinstance(c, dict)), exported.check
+
+
+def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
+    """Real drum samples with two heads from a manifest's `label:<head>` columns (the instrument,
+    missing on some rows, and its family): a two-phase audio run through the shared reader, whose
+    SavedModel (waveforms, WAV bytes) and TFLite (one output per head, AudioClassifier metadata,
+    run by MediaPipe Tasks) agree with Keras head by head."""
+    import csv
+
+    import tensorflow as tf
+
+    from keras_tl.audio import data as audio_data
+
+    source = datasets.load_drumkits(classes=["kick", "snare", "hihat", "cymbal"])
+    family = {"kick": "drum", "snare": "drum", "hihat": "metal", "cymbal": "metal"}
+    rows = []
+    for split, indices in source.predefined.items():
+        for c, name in enumerate(source.class_names):
+            for n, i in enumerate(indices[source.labels[indices] == c][:6 if split == "train" else 2]):
+                missing = split == "train" and n % 3 == 2  # Every third training clip lacks its instrument.
+                rows.append({"path": source.paths[i], "label:instrument": "" if missing else name,
+                             "label:family": family[name], "split": split})
+    manifest = tmp_path / "drums.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["path", "label:instrument", "label:family", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    config = TrainConfig(data=str(manifest), backbone="aisfx_cnn9", clip_seconds=0.5, pooling="max", batch_size=8,
+                         head_epochs=3, epochs=1, unfreeze="blocks:1", early_stopping_patience=None,
+                         out=str(tmp_path / "run"))
+    result = workflow.train(config)
+    assert result.config.task == "multitask" and set(result.metrics["heads"]) == {"instrument", "family"}
+    task = workflow.load_run(result.run_dir)
+    assert task.class_names == ["instrument:cymbal", "instrument:hihat", "instrument:kick", "instrument:snare",
+                                "family:drum", "family:metal"]
+    assert (task.model.input_shape, result.metrics["heads"]["family"]["num_examples"]) == ((None, 22050), 8)
+    tests = [r["path"] for r in rows if r["split"] == "test"]
+    windows = np.stack([audio_data.windows(audio_data.decode(p, 44100), 22050)[0] for p in tests])
+    reference = task.predict(windows)
+    out = str(tmp_path / "exported")
+    served = workflow.export_run(result.run_dir, "saved_model", out=out, name="drum_heads")
+    checks = {k: c for k, c in served.check.items() if isinstance(c, dict)}
+    assert {"serving_default", "serving_wav"} <= set(checks) and all(c["top1_agreement"] == 1.0
+                                                                     for c in checks.values()), served.check
+    signatures = tf.saved_model.load(served.path).signatures
+    answer = signatures["serving_default"](**{next(iter(signatures["serving_default"].structured_input_signature[1])):
+                                              tf.constant(windows)})
+    np.testing.assert_allclose(answer["instrument_probabilities"].numpy(), reference[:, :4], atol=1e-4)
+    np.testing.assert_allclose(answer["family_probabilities"].numpy(), reference[:, 4:], atol=1e-4)
+    wav = tf.audio.encode_wav(tf.constant(windows[0][:, None]), 44100).numpy()
+    by_wav = signatures["serving_wav"](wav_bytes=tf.constant([wav]))
+    assert by_wav["family_label"].numpy()[0].decode() == ["drum", "metal"][reference[0, 4:].argmax()]
+
+    lite = workflow.export_run(result.run_dir, "tflite", out=out, name="drum_heads")
+    assert lite.check["top1_agreement"] == 1.0, lite.check
+    np.testing.assert_allclose(export.tflite_predict(lite.path, windows), reference, atol=1e-4)
+    metadata, files = tflite_metadata.read(open(lite.path, "rb").read())
+    assert {t.name.decode() for t in metadata.subgraphMetadata[0].outputTensorMetadata} == {"instrument", "family"}
+    assert files["labels_family.txt"] == b"drum\nmetal\n"
+    from mediapipe.tasks.python import audio as mp_audio
+    from mediapipe.tasks.python.components.containers.audio_data import AudioData
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    options = mp_audio.AudioClassifierOptions(base_options=BaseOptions(model_asset_path=lite.path))
+    with mp_audio.AudioClassifier.create_from_options(options) as classifier:
+        for window, row in zip(windows[:3], reference):
+            (first, *_) = classifier.classify(AudioData.create_from_array(window, 44100))
+            heads = {c.head_name: {k.category_name: k.score for k in c.categories} for c in first.classifications}
+            assert heads["family"]["metal"] == pytest.approx(row[5], abs=1e-4)
+            assert max(heads["instrument"], key=heads["instrument"].get) == \
+                ["cymbal", "hihat", "kick", "snare"][row[:4].argmax()]
