@@ -5,9 +5,15 @@
   `y ~ N(F w, 1/beta)`, `w ~ N(0, 1/alpha)` on the features `F`; alpha and beta maximize the
   marginal evidence `log p(y | F)` by the paper's fixed-point iteration, and LogME is that evidence
   per example, averaged over classes. Higher is better; the value is invariant to scaling the
-  features. Here all classes are solved at once from one SVD of `F`.
+  features. Here all classes are solved at once from one eigendecomposition of `F`'s Gram matrix.
 - `linear_probe`: leave-one-out accuracy of a ridge-regression linear classifier on the
-  standardized features (exact, in closed form from one SVD): a more familiar second opinion.
+  standardized features (exact, in closed form from the same decomposition): a more familiar
+  second opinion.
+
+Both need `F = U diag(sigma) V^T`'s `U` and `sigma`. They come from `eigh` of the smaller Gram
+matrix (`F^T F` when N > D, as the authors' code does, else `F F^T`): a third of an SVD's work,
+and an SVD run right after a TensorFlow forward pass was measured at 12 s for 2,231 x 1,280
+features on 2 cores, its threads competing with TensorFlow's still-spinning pool.
 
 Pure numpy: no Keras, no TensorFlow.
 """
@@ -32,6 +38,27 @@ def _targets(labels):
         raise ValueError(f"`labels` must be non-negative int class indices (N,) or multi-hot rows (N, K). "
                          f"Received: dtype={labels.dtype}, shape={labels.shape}")
     return (labels[:, None] == np.arange(labels.max() + 1)[None, :]).astype(np.float64)
+
+
+def principal(features):
+    """`(u, sigma)` of `features = u diag(sigma) v^T` over the directions of non-zero variance.
+
+    From `eigh` of the smaller Gram matrix; eigenvalues below `max * max(N, D) * eps` (numerically
+    zero: dead or collinear features) are dropped, as an SVD's zero singular values contribute
+    nothing to either score.
+    """
+    f = np.asarray(features, np.float64)
+    n, d = f.shape
+    if n > d:
+        s, v = np.linalg.eigh(f.T @ f)
+    else:
+        s, u = np.linalg.eigh(f @ f.T)
+    keep = s > (s.max() if len(s) else 0.0) * max(n, d) * np.finfo(np.float64).eps
+    if not keep.any():
+        return np.zeros((n, 0)), np.zeros(0)
+    sigma = np.sqrt(s[keep])
+    u = (f @ v[:, keep]) / sigma if n > d else u[:, keep]
+    return u, sigma
 
 
 def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS):
@@ -61,10 +88,10 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
         raise ValueError(f"`features` contain {int(np.sum(~np.isfinite(f)))} NaN/inf values: the backbone's "
                          "output is not usable (random weights or an input far outside its range?)")
     n, d = f.shape
-    u, sigma, _ = np.linalg.svd(f, full_matrices=False)  # f = u diag(sigma) v^T; f^T f has eigenvalues sigma^2.
+    u, sigma = principal(f)  # f = u diag(sigma) v^T; f^T f has eigenvalues sigma^2.
     s = sigma ** 2
     r = len(s)
-    if not np.any(s > 0):
+    if not r:
         return float("-inf")  # Constant-zero features: nothing to assess (a dead network); ranks last.
     uy = u.T @ y  # (r, K): the targets in the features' principal directions.
     # ||y||^2 that no w reaches, computed from the residual itself: ||y||^2 - ||uy||^2 cancels to a
@@ -111,7 +138,7 @@ def linear_probe(features, labels, *, ridges=RIDGES):
     One-vs-rest ridge regression onto the one-hot labels (with an intercept), the class of the
     largest output predicted: the linear classifier of scikit-learn's `RidgeClassifierCV`. Every
     example is predicted by the probe fitted to the other N-1, exactly and in closed form from one
-    SVD (`yhat_loo = (yhat - h y) / (1 - h)`, `h` the diagonal of the hat matrix), for each ridge
+    eigendecomposition (`yhat_loo = (yhat - h y) / (1 - h)`, `h` the diagonal of the hat matrix), for each ridge
     strength in `ridges` (relative to the mean squared singular value); the best is reported.
 
     Args:
@@ -137,12 +164,13 @@ def linear_probe(features, labels, *, ridges=RIDGES):
     x = x / np.where(scale > 0, scale, 1.0)
     y = _targets(labels)
     n = len(x)
-    u, sigma, _ = np.linalg.svd(x, full_matrices=False)
+    u, sigma = principal(x)
     s = sigma ** 2
     uy = u.T @ (y - y.mean(axis=0))  # Centred features and targets: the intercept is the target mean.
+    mean = s.sum() / min(x.shape)  # The mean eigenvalue, the numerically zero ones included.
     best = 0.0
     for ridge in ridges:
-        shrink = s / (s + ridge * s.mean())
+        shrink = s / (s + ridge * mean)
         fitted = y.mean(axis=0) + u @ (shrink[:, None] * uy)
         leverage = 1.0 / n + np.einsum("ij,j,ij->i", u, shrink, u)
         held_out = (fitted - leverage[:, None] * y) / (1.0 - leverage[:, None])
