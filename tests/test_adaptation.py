@@ -177,13 +177,61 @@ def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, c
     assert not all(np.allclose(np.array(w), value, atol=1e-3) for w, value in zip(norms, adapted))
 
 
+def test_prior_matching_moves_only_output_biases_until_the_mean_target_prediction_is_the_prior():
+    """Softmax (single and per head of a multi-task model) and sigmoid outputs: after `match_prior`
+    the mean prediction over target inputs is the prior, and only the output biases changed."""
+    from keras_tl.core import multitask
+
+    rng = np.random.default_rng(0)
+    target = tf.data.Dataset.from_tensor_slices(rng.normal(1.5, 1.0, (200, 6)).astype("float32")).batch(32)
+
+    def model(output):
+        inputs = keras.Input((6,))
+        x = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+        return keras.Model(inputs, output(x))
+
+    names = ["grade:0", "grade:1", "grade:2", "type:mono", "type:poly"]
+    labels = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 0, 0, 1], [0, 1, 0, 0, 1]])  # row 3: grade missing
+    np.testing.assert_allclose(adaptation.class_prior(labels, names, "multitask"), [1 / 3, 2 / 3, 0, 1 / 4, 3 / 4])
+    np.testing.assert_allclose(adaptation.class_prior(np.array([0, 2, 2, 1]), ["a", "b", "c"], "multiclass"),
+                               [0.25, 0.25, 0.5])
+    cases = [
+        (lambda x: keras.layers.Dense(3, activation="softmax", name="predictions")(x), [0.2, 0.3, 0.5]),
+        (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "type:a", "type:b", "type:c"], dropout=0),
+         [0.7, 0.3, 0.1, 0.1, 0.8]),
+        (lambda x: keras.layers.Dense(2, activation="sigmoid", name="predictions")(x), [0.1, 0.6]),
+    ]
+    for output, prior in cases:
+        net = model(output)
+        before = {w.path: np.array(w) for w in net.weights}
+        shifts = adaptation.match_prior(net, target, np.array(prior))
+        np.testing.assert_allclose(net.predict(target, verbose=0).mean(axis=0), prior, atol=1e-3)
+        changed = {w.path for w in net.weights if not np.array_equal(np.array(w), before[w.path])}
+        assert changed == {f"{name}/bias" for name in shifts}, changed
+
+
+def test_prior_run_ends_predicting_the_source_class_frequencies_on_the_target(tmp_path, capsys):
+    source, target = _digits_domains()
+    config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction",
+                         head_epochs=2, epochs=0, domain_adaptation="prior")
+    result = keras_tl.train(config, source, target=target)
+    assert "prior: output biases shifted" in capsys.readouterr().out
+    shifts = result.metrics["domain_adaptation"]["bias_shifts"]
+    assert list(shifts) == ["predictions"] and len(shifts["predictions"]) == 3
+    train_labels = keras_tl.workflow.load_split(result.run_dir, "train").labels
+    saved = keras_tl.load_run(result.run_dir)  # The shift is in the saved model.
+    np.testing.assert_allclose(saved.predict(target.images).mean(axis=0),
+                               np.bincount(train_labels, minlength=3) / len(train_labels), atol=2e-3)
+
+
 def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
     source, target = _digits_domains()
     folder = write_image_folder(tmp_path / "target", num_classes=2, per_class=2)
     cases = [
         (dict(domain_adaptation="coral"), None, "needs unlabelled target-domain data"),
         (dict(domain_adaptation="none", target_data=folder), None, "nothing would use it"),
-        (dict(domain_adaptation="mmd", target_data=folder), None, "domain_adaptation.*'adabn', 'coral', 'dann'"),
+        (dict(domain_adaptation="mmd", target_data=folder), None,
+         "domain_adaptation.*'adabn', 'coral', 'dann', 'prior'"),
         (dict(domain_adaptation="dann", strategy="feature_extraction"), target, "never trains it"),
         (dict(domain_adaptation="coral", target_data=str(tmp_path / "nowhere")), None, "nowhere"),
         (dict(domain_adaptation="coral", adaptation_weight=0), target, "adaptation_weight"),

@@ -15,6 +15,12 @@ from a target domain (polycrystalline cells) where the model will run.
 - `adabn`: AdaBN (Li, Wang, Shi, Liu, Hou, "Revisiting Batch Normalization For Practical Domain
   Adaptation", 2016): re-estimate the backbone's BatchNorm moving means and variances on target
   inputs; no weight changes.
+- `match_prior`: shift the output layer's biases so the model's mean prediction over target
+  inputs equals the class frequencies of the source training data: the output adjustment of
+  Saerens, Latinne & Decaestecker ("Adjusting the outputs of a classifier to new a priori
+  probabilities", Neural Computation 2002) with the target prior held at the source's instead of
+  estimated by EM. It assumes the classes occur about as often in the target domain as in the
+  source; it corrects a shift that pushes most target examples to one class.
 - `GradientReversal`: the layer of DANN (Ganin et al., "Domain-Adversarial Training of Neural
   Networks", JMLR 2016): the identity forward, gradients times `-scale` backward, so features
   are trained to fool a domain classifier placed behind it.
@@ -35,7 +41,7 @@ import numpy as np
 from keras_tl.core import heads
 from keras_tl.core.transferability import linear_probe
 
-METHODS = ("adabn", "coral", "dann")  # What `TrainConfig.domain_adaptation` may name besides "none".
+METHODS = ("adabn", "coral", "dann", "prior")  # What `TrainConfig.domain_adaptation` may name besides "none".
 
 
 def proxy_a_distance(source_features, target_features):
@@ -209,6 +215,76 @@ def coral_loss(source_features, target_features):
     return keras.ops.sum(keras.ops.square(difference)) / (4.0 * dim * dim)
 
 
+def class_prior(labels, class_names, kind):
+    """The source training data's class frequencies, in the model's output order: per class for
+    "multiclass", per head block (over the rows that label the head) for "multitask", the share of
+    positives of each class for "multilabel"."""
+    labels = np.asarray(labels)
+    if kind == "multiclass":
+        return np.bincount(labels, minlength=len(class_names)) / len(labels)
+    if kind == "multilabel":
+        return labels.mean(axis=0)
+    from keras_tl.core import multitask
+
+    return np.concatenate([labels[:, a:b].sum(axis=0) / max(1, labels[:, a:b].sum())
+                           for _, _, a, b in multitask.heads_of(class_names)])
+
+
+def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
+    """Adds to the output layer's biases the shift that makes the mean prediction over `target_inputs` `prior`.
+
+    Softmax outputs (one per head of a multi-task model): the fixed point `b += log(prior / q)`, q the
+    mean of the renormalized `p * exp(b)` (Saerens et al. 2002's adjustment with a fixed prior);
+    sigmoid outputs: each class's bias by bisection. The model's probabilities are computed once;
+    only the biases of the output Dense layer(s) change.
+
+    Args:
+        model: keras.Model. A keras-tl model (an output layer "predictions", or "predictions_<head>" layers).
+        target_inputs: tf.data.Dataset of target-domain model inputs.
+        prior: float array `(C,)`: `class_prior` of the source training labels.
+
+    Returns:
+        dict `{layer name: bias shift}`.
+    """
+    from keras_tl.core import multitask
+
+    p = np.clip(np.asarray(model.predict(target_inputs, verbose=0), np.float64), 1e-7, 1.0)
+    prior = np.clip(np.asarray(prior, np.float64), 1e-6, 1.0)
+    output = model.get_layer(heads.OUTPUT_LAYER)
+    if isinstance(output, multitask.HeadConcat):
+        layers = [(model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b) for h, a, b in multitask.blocks_of(model)]
+    else:
+        layers = [(output, 0, p.shape[1])]
+    shifts = {}
+    for layer, a, b in layers:
+        block, target = p[:, a:b], prior[a:b]
+        if heads.task_of(model) == "multilabel" and len(layers) == 1:
+            shift = np.array([_bisect(np.log(block[:, k]) - np.log1p(-np.minimum(block[:, k], 1 - 1e-7)), target[k])
+                              for k in range(block.shape[1])])
+        else:
+            target = target / target.sum()
+            shift = np.zeros(b - a)
+            for _ in range(iterations):
+                adjusted = block * np.exp(shift - shift.max())
+                q = (adjusted / adjusted.sum(axis=1, keepdims=True)).mean(axis=0)
+                if np.max(np.abs(q - target)) < tolerance:
+                    break
+                shift += np.log(target / q)
+            shift -= shift.mean()  # Softmax is invariant to a common shift: keep the biases centred.
+        layer.bias.assign(layer.bias.numpy() + shift.astype(layer.bias.dtype))
+        shifts[layer.name] = shift
+    return shifts
+
+
+def _bisect(logits, target, steps=100):
+    """The shift b with mean(sigmoid(logits + b)) = target."""
+    low, high = -40.0, 40.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (low, middle) if np.mean(1 / (1 + np.exp(-(logits + middle)))) > target else (middle, high)
+    return (low + high) / 2
+
+
 class DomainAdapted(keras.Model):
     """A keras-tl model trained with a domain-alignment loss on its pooled backbone features.
 
@@ -303,27 +379,31 @@ class Adapted:
     "coral" / "dann": in each phase where the backbone trains ("phase2", "full"), the model is
     fit as a `DomainAdapted` on source batches paired with target batches; "adabn": `before` sets
     the BatchNorm statistics to the source training data's (the statistics the head is trained
-    with) and `after` to the target data's.
+    with) and `after` to the target data's; "prior": `after` shifts the output biases
+    (`match_prior`) so the mean target prediction is the source training data's class prior.
 
     Args:
         supervised: `keras_tl.core.training.Supervised`. How each phase is compiled.
         method: str. One of `METHODS`.
         target: tf.data.Dataset. Batches of target-domain model inputs (no labels), shuffled.
         weight: float. CORAL's loss weight or DANN's largest reversal scale.
+        prior: float array `(C,)`. The source training data's `class_prior` ("prior" only).
     """
 
-    def __init__(self, supervised, method, target, weight=1.0):
+    def __init__(self, supervised, method, target, weight=1.0, prior=None):
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
+        if method == "prior" and prior is None:
+            raise ValueError("`method='prior'` needs the source training data's class `prior`.")
         self.supervised, self.method, self.target, self.weight = supervised, method, target, float(weight)
-        self.wrapper = None
+        self.prior, self.wrapper, self.shifts = prior, None, None
 
     def compile(self, model, **kwargs):
         return self.supervised.compile(model, **kwargs)
 
     def for_phase(self, phase, model, train, total_steps, done_steps=0):
         """`(fit_model, train, callbacks)` for one phase: the `DomainAdapted` wrapper where it applies."""
-        if self.method == "adabn" or phase not in ("phase2", "full"):
+        if self.method in ("adabn", "prior") or phase not in ("phase2", "full"):
             return model, train, []
         if self.wrapper is None:
             self.wrapper = DomainAdapted(model, self.method, self.weight)
@@ -341,7 +421,12 @@ class Adapted:
             print(f"[keras-tl] AdaBN: {count} BatchNorm layers now hold the source training data's statistics")
 
     def after(self, model):
-        """AdaBN: the BatchNorm statistics of the target inputs, after training."""
+        """AdaBN: the BatchNorm statistics of the target inputs; prior: the output biases; after training."""
+        if self.method == "prior":
+            self.shifts = match_prior(model, self.target, self.prior)
+            largest = max(float(np.max(np.abs(s))) for s in self.shifts.values())
+            print(f"[keras-tl] prior: output biases shifted (at most {largest:.2f}) so the mean target prediction "
+                  f"is the source training data's class frequencies")
         if self.method == "adabn":
             count = adabn(model, self.target)
             print(f"[keras-tl] AdaBN: {count} BatchNorm layers re-estimated on the target-domain data")

@@ -31,7 +31,7 @@ DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
 EXPORT_FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 UNFREEZE_POLICIES = ("all", "top:N", "fraction:F", "blocks:K", "from:NAME")
-DOMAIN_ADAPTATIONS = ("auto", "none", "adabn", "coral", "dann")  # keras_tl.core.adaptation
+DOMAIN_ADAPTATIONS = ("auto", "none", "adabn", "coral", "dann", "prior")  # keras_tl.core.adaptation
 DEFAULT_ADAPTATION = "adabn"  # what "auto" means when target data is given (bench/domain_adaptation.py)
 
 
@@ -118,7 +118,7 @@ class TrainConfig:
         jit_compile: bool or "auto". XLA-compile the train step. "auto" is Keras' choice: on
             for JAX and for TensorFlow on GPUs, off for TensorFlow on CPUs. Defaults to "auto".
         steps_per_execution: int. Batches per compiled call (fewer host round trips). Defaults to 1.
-        domain_adaptation: str. "adabn", "coral", "dann" (`keras_tl.core.adaptation`), "none" or "auto"
+        domain_adaptation: str. "adabn", "coral", "dann", "prior" (`keras_tl.core.adaptation`), "none", "auto"
             (DEFAULT_ADAPTATION with target data). `target_data`: unlabelled data read as `data` is.
         adaptation_weight: float > 0. CORAL's loss weight, or DANN's largest reversal scale.
         distribute: str. "none", "mirrored" (all local GPUs, `tf.distribute.MirroredStrategy`),

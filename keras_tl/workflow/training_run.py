@@ -123,7 +123,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         plain_train = modality.dataset(task, splits["train"], config, cache=cache("train"))
         objective = None
         if config.domain_adaptation != "none":
-            objective = adapted_objective(task, config, target, cache("target"))
+            objective = adapted_objective(task, config, target, cache("target"), splits["train"].labels)
             objective.before(task.model, plain_train.map(lambda x, y: x))
         cached = features.cached_phase(task, config, splits, train_dataset, plain_train, val)
         timings = {}
@@ -147,12 +147,15 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
     }
     if config.domain_adaptation != "none":
         metrics["domain_adaptation"] = {"method": config.domain_adaptation, "target_examples": len(target.labels)}
+        if objective.shifts:
+            metrics["domain_adaptation"]["bias_shifts"] = {k: np.round(v, 4).tolist()
+                                                           for k, v in objective.shifts.items()}
     metrics["plots"] = plot_run(run_dir, task, histories, metrics, splits["test"], probabilities)
     run.write_json(run_dir, "metrics.json", metrics)
     return (task, histories), metrics
 
 
-def adapted_objective(task, config, target, cache):
+def adapted_objective(task, config, target, cache, source_labels=None):
     """The `keras_tl.core.adaptation.Adapted` objective of `config.domain_adaptation` on `target`'s inputs.
 
     The target pipeline is the training pipeline (shuffled, augmented as the source) for the methods
@@ -162,10 +165,12 @@ def adapted_objective(task, config, target, cache):
     shape = (len(split),) + ((len(task.class_names),) if task.kind in ("multilabel", "multitask") else ())
     split = dataclasses.replace(split, labels=np.zeros(shape, np.int64))
     plain = TrainConfig.from_dict({**config.to_dict(), "class_weight": "none"})
-    training = config.domain_adaptation != "adabn"
+    training = config.domain_adaptation not in ("adabn", "prior")
     inputs = task.modality.dataset(task, split, plain, training=training, seed=config.seed + 1,
                                    cache=cache).map(lambda x, y: x)
-    return adaptation.Adapted(Supervised(), config.domain_adaptation, inputs, config.adaptation_weight)
+    prior = adaptation.class_prior(source_labels, task.class_names, task.kind) \
+        if config.domain_adaptation == "prior" else None
+    return adaptation.Adapted(Supervised(), config.domain_adaptation, inputs, config.adaptation_weight, prior)
 
 
 def plot_run(run_dir, task, histories, metrics, test, probabilities):
