@@ -127,7 +127,8 @@ def group(name, seed, args):
         sub = subsampled[(r["backbone"], r["weights"])]
         if trained:  # Fine-tuned by an earlier run of this group: its results, the new rank figures.
             earlier = trained[(r["backbone"], r["weights"])]
-            result_metrics, seconds = {k: earlier[k] for k in ("test_accuracy", "macro_f1")}, earlier["finetune_seconds"]
+            result_metrics = {k: earlier[k] for k in ("test_accuracy", "macro_f1")}
+            seconds = earlier["finetune_seconds"]
         else:
             out = os.path.join(config.out, f"{r['backbone']}_{r['weights']}")
             candidate = TrainConfig(backbone=r["backbone"], weights=pretrained, out=out, **base)

@@ -152,12 +152,13 @@ keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)), target=target)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", ["feature_cache=True", "feature_cache=False, monitor='val_accuracy'",
-                                   "feature_cache=True, domain_adaptation='dann'"])
+@pytest.mark.parametrize("extra", ["feature_cache=True",
+                                   "feature_cache=False, monitor='val_accuracy', domain_adaptation='dann'"])
 def test_a_run_killed_in_each_phase_resumes_to_the_same_weights(tmp_path, extra):
     """kill -9 after phase 1's 2nd epoch, again after phase 2's 1st (epoch 5), then the same command:
-    the finished run equals an uninterrupted one (weights, histories); also when phase 2 trains
-    beside target-domain batches (DANN: its domain classifier, reversal ramp and target stream)."""
+    the finished run equals an uninterrupted one (weights, histories); the second case without the
+    feature cache, keeping the best val_accuracy, and with phase 2 training beside target-domain
+    batches (DANN: its domain classifier, reversal ramp and target stream)."""
     import subprocess
     import sys
 

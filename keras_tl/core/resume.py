@@ -131,6 +131,10 @@ class SaveState(keras.callbacks.Callback):
         self.checkpoint = checkpoint
         self.early_stopping = early_stopping
         self.restore_early_stopping = restore_early_stopping
+        # The weight lists last written: a list replaced since (a new best) is written again. Not
+        # compared by score: a new phase's first best can tie the last phase's score (accuracy
+        # ties are common) while being other weights, of another model (a domain-adapted wrapper).
+        self._written = {}
         os.makedirs(self.directory, exist_ok=True)
 
     def on_train_begin(self, logs=None):
@@ -154,14 +158,15 @@ class SaveState(keras.callbacks.Callback):
 
     def _save(self):
         if self.checkpoint is not None and self.checkpoint.best_weights is not None and (
-                self.state.get("best") != self.checkpoint.best):
+                self.checkpoint.best_weights is not self._written.get("best")):
             _save_npz(os.path.join(self.directory, "best.npz"), self.checkpoint.best_weights)
             self.state["best"] = self.checkpoint.best
+            self._written["best"] = self.checkpoint.best_weights
         stopper = self.early_stopping
         if stopper is not None:
-            saved = self.state.get("early_stopping") or {}
-            if stopper.best_weights is not None and saved.get("best") != float(stopper.best):
+            if stopper.best_weights is not None and stopper.best_weights is not self._written.get("early_stopping"):
                 _save_npz(os.path.join(self.directory, "early_stopping.npz"), stopper.best_weights)
+                self._written["early_stopping"] = stopper.best_weights
             self.state["early_stopping"] = {"wait": int(stopper.wait), "best": float(stopper.best),
                                             "best_epoch": int(stopper.best_epoch)}
         variables = list(self.fit_model.variables) + list(self.fit_model.optimizer.variables)
