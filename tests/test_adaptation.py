@@ -193,6 +193,10 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
     names = ["grade:0", "grade:1", "grade:2", "type:mono", "type:poly"]
     labels = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 0, 0, 1], [0, 1, 0, 0, 1]])  # row 3: grade missing
     np.testing.assert_allclose(adaptation.class_prior(labels, names, "multitask"), [1 / 3, 2 / 3, 0, 1 / 4, 3 / 4])
+    # A multi-label head's prior: each class's share of positives over the rows that label the head.
+    tagged = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [0, 1, 0, 0]])
+    np.testing.assert_allclose(adaptation.class_prior(tagged, ["g:0", "g:1", "t:a", "t:b"], "multitask",
+                                                      {"t": "multilabel"}), [1 / 3, 2 / 3, 1.0, 0.5])
     np.testing.assert_allclose(adaptation.class_prior(np.array([0, 2, 2, 1]), ["a", "b", "c"], "multiclass"),
                                [0.25, 0.25, 0.5])
     cases = [
@@ -200,6 +204,8 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
         (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "type:a", "type:b", "type:c"], dropout=0),
          [0.7, 0.3, 0.1, 0.1, 0.8]),
         (lambda x: keras.layers.Dense(2, activation="sigmoid", name="predictions")(x), [0.1, 0.6]),
+        (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "tags:a", "tags:b"], dropout=0,
+                                            kinds={"tags": "multilabel"}), [0.4, 0.6, 0.2, 0.9]),
     ]
     for output, prior in cases:
         net = model(output)

@@ -32,6 +32,15 @@ def test_labels_from_columns_blocks_and_missing_labels():
         multitask.labels_from_columns({"a b": ["x", "y"], "c": ["u", "v"]})
     with pytest.raises(ValueError, match="at least 2 heads"):
         multitask.labels_from_columns({"a": ["x", "y"]})
+    # A list of classes gives one row several classes of a head, which makes that head multi-label.
+    names, labels = multitask.labels_from_columns({"grade": ["0", "1", None], "tags": [["crack", "finger"], "crack",
+                                                                                         ["dark"]]})
+    assert names == ["grade:0", "grade:1", "tags:crack", "tags:dark", "tags:finger"]
+    assert labels.tolist() == [[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0]]
+    assert multitask.head_kinds(names, labels) == {"grade": "multiclass", "tags": "multilabel"}
+    assert multitask.looks_multitask(names, labels)
+    assert multitask.row_heads({"label:a": " x ; y ;", "label:b": "", "label:c": ["u"]},
+                               ["label:a", "label:b", "label:c"]) == {"a": ["x", "y"], "b": None, "c": "u"}
 
 
 def _tiny_multitask_model(blocks=((3,), (2,))):
@@ -100,6 +109,51 @@ def test_head_accuracy_and_evaluation_against_hand_counts():
     assert set(metrics["per_class"]) == set(names)
 
 
+def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
+    """A sigmoid head beside a softmax head: binary cross-entropy averaged over its classes, no
+    gradient from rows that lack its labels, label-wise accuracy and multi-label test metrics."""
+    import tensorflow as tf
+
+    from keras_tl.core.evaluate import multilabel_metrics
+
+    names = ["a:0", "a:1", "a:2", "tags:x", "tags:y"]
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    x = keras.layers.Identity(name="head_pool")(inputs)
+    model = keras.Model(inputs, multitask.multitask_head(x, names, kinds={"tags": "multilabel"}, dropout=0.0))
+    assert multitask.kinds_of(model) == {"a": "multiclass", "tags": "multilabel"}
+    assert model.get_layer("predictions_tags").activation.__name__ == "sigmoid"
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = np.zeros((6, 5), "float32")
+    y[:3, 1] = 1  # Rows 0-2 label head a only; rows 3-5 label the tags only (row 3 both tags).
+    y[3, 3:] = 1
+    y[4, 3] = y[5, 4] = 1
+    loss, metrics = multitask.loss_and_metrics(model, {"a": 1.0, "tags": 2.0})
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(loss.call(tf.constant(y[:3]), model(x[:3])))
+    grads = dict(zip([v.path for v in model.trainable_variables], tape.gradient(value, model.trainable_variables)))
+    assert np.all(grads["predictions_tags/kernel"].numpy() == 0) and np.any(grads["predictions_a/kernel"].numpy() != 0)
+    p = model(x).numpy()
+    bce = -np.mean(y[:, 3:] * np.log(p[:, 3:]) + (1 - y[:, 3:]) * np.log(1 - p[:, 3:]), axis=1)
+    expected = np.where(np.arange(6) < 3, -np.log(p[:, 1]), 2.0 * bce)
+    np.testing.assert_allclose(loss.call(tf.constant(y), tf.constant(p)).numpy(), expected, rtol=1e-5)
+    q = np.array([[.1, .8, .1, .9, .9], [.7, .2, .1, .1, .1], [.2, .7, .1, .1, .1],
+                  [.3, .3, .4, .9, .2], [.3, .3, .4, .6, .4], [.3, .3, .4, .4, .6]], "float32")
+    pooled, tags = metrics[0], metrics[2]
+    for metric in (pooled, tags):
+        metric.update_state(y, q)
+    # Tags: rows 3-5 get 1/2, 1, 1 of their two classes right; head a: rows 0 and 2 of 0-2.
+    assert float(tags.result()) == pytest.approx(2.5 / 3)
+    assert float(pooled.result()) == pytest.approx((2 + 2.5) / 6)
+    evaluation = evaluate_predictions(y, q, names, "multitask", {"a": "multiclass", "tags": "multilabel"})
+    reference = multilabel_metrics(y[3:, 3:], q[3:, 3:], ["x", "y"])
+    assert evaluation["heads"]["tags"] == {"accuracy": reference["subset_accuracy"], **reference}
+    assert evaluation["heads"]["tags"]["accuracy"] == pytest.approx(2 / 3)
+    assert evaluation["heads"]["a"]["accuracy"] == pytest.approx(2 / 3)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.kinds == ["multiclass", "multilabel"]
+
+
 def test_config_and_data_errors_fail_before_work(tmp_path):
     with pytest.raises(ValueError, match="positive loss weights"):
         TrainConfig(tasks={"grade": 0}).validate()
@@ -115,39 +169,45 @@ def test_config_and_data_errors_fail_before_work(tmp_path):
     manifest.write_text("path,label,label:grade\nx.png,a,b\n")
     with pytest.raises(ValueError, match="not both"):
         workflow.train(tiny_config(tmp_path, data=str(manifest)))
-    (tmp_path / "x.png").write_bytes(b"")
-    manifest.write_text("path,label:a,label:b\nx.png,u;v,w\n")
-    with pytest.raises(ValueError, match="several labels"):
-        workflow.train(tiny_config(tmp_path, data=str(manifest)))
+
+
+STROKES = {"0": ["loop"], "1": ["line"], "2": ["curve", "line"], "3": ["curve"]}
 
 
 def _digit_heads(missing=0.3):
-    """Digits 0-3 with two heads: the digit (missing for a share of rows) and its parity."""
+    """Digits 0-3 with three heads: the digit (missing for a share of rows), its parity and the
+    strokes it is drawn with (multi-label: a 2 is a curve and a line)."""
     source = datasets.load_digits([0, 1, 2, 3])
     digits = [source.class_names[i] for i in source.labels]
     drop = np.random.default_rng(0).random(len(digits)) < missing
     names, labels = multitask.labels_from_columns({
         "digit": [None if d else x for x, d in zip(digits, drop)],
-        "parity": ["even" if int(x) % 2 == 0 else "odd" for x in digits]})
+        "parity": ["even" if int(x) % 2 == 0 else "odd" for x in digits],
+        "strokes": [STROKES[x] for x in digits]})
     return ImageSource(names, source.images, labels)
 
 
 def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
-    """One backbone, two heads (one with missing labels): cached frozen phase, unfrozen phase,
-    per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports that agree with
-    Keras per head; MediaPipe's ImageClassifier reads both heads with their labels."""
+    """One backbone, three heads (one with missing labels, one multi-label): cached frozen phase,
+    unfrozen phase, per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports
+    that agree with Keras per head; MediaPipe's ImageClassifier reads every head with its labels."""
     config = tiny_config(tmp_path, backbone="efficientnet_lite0", weights="imagenet", head_epochs=3, epochs=1,
-                         tasks={"digit": 1.0, "parity": 0.5}, monitor="val_accuracy", compare_scratch=True)
+                         tasks={"digit": 1.0, "parity": 0.5, "strokes": 1.0}, monitor="val_accuracy",
+                         compare_scratch=True)
     result = workflow.train(config, _digit_heads())
     metrics = result.metrics
-    assert result.config.task == "multitask" and set(metrics["heads"]) == {"digit", "parity"}
+    assert result.config.task == "multitask" and set(metrics["heads"]) == {"digit", "parity", "strokes"}
+    assert multitask.kinds_of(result.model) == {"digit": "multiclass", "parity": "multiclass", "strokes": "multilabel"}
+    strokes = metrics["heads"]["strokes"]  # Multi-label metrics; better than predicting no stroke at all.
+    assert strokes["accuracy"] == strokes["subset_accuracy"] and strokes["macro_f1"] > 0.5, strokes
+    assert not os.path.exists(os.path.join(result.run_dir, "confusion_matrix_strokes.png"))
     assert metrics["heads"]["digit"]["num_examples"] < metrics["heads"]["parity"]["num_examples"]
     for head in ("digit", "parity"):  # Better than always answering the commonest class.
         counts = np.array([row["support"] for row in metrics["heads"][head]["per_class"].values()])
         assert metrics["heads"][head]["accuracy"] > counts.max() / counts.sum() + 0.05, metrics["heads"][head]
     # The from-scratch twin trains the same two heads; its mean-over-heads accuracy is compared.
     scratch = json.load(open(os.path.join(result.run_dir, "scratch", "metrics.json")))
-    assert set(scratch["heads"]) == {"digit", "parity"}
+    assert set(scratch["heads"]) == {"digit", "parity", "strokes"}
     assert metrics["transfer_minus_scratch"] == pytest.approx(metrics["test_accuracy"] - scratch["test_accuracy"])
     history = result.histories
     assert "val_digit_accuracy" in history["phase1"] and "val_parity_accuracy" in history["phase2"]
@@ -170,14 +230,16 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     answer = served(images=tf.constant(images, tf.float32))
     reference = task.predict(test.items)
     np.testing.assert_allclose(answer["digit_probabilities"].numpy(), reference[:, :4], atol=1e-4)
-    np.testing.assert_allclose(answer["parity_probabilities"].numpy(), reference[:, 4:], atol=1e-4)
+    np.testing.assert_allclose(answer["parity_probabilities"].numpy(), reference[:, 4:6], atol=1e-4)
+    np.testing.assert_allclose(answer["strokes_probabilities"].numpy(), reference[:, 6:], atol=1e-4)
     assert [s.decode() for s in answer["parity_label"].numpy()] == \
-        [["even", "odd"][i] for i in reference[:, 4:].argmax(1)]
+        [["even", "odd"][i] for i in reference[:, 4:6].argmax(1)]
     path = os.path.join(out, "heads", "tflite", "heads_none.tflite")
     np.testing.assert_allclose(export.tflite_predict(path, images), reference, atol=1e-4)
     metadata, files = tflite_metadata.read(open(path, "rb").read())
-    assert {t.name.decode() for t in metadata.subgraphMetadata[0].outputTensorMetadata} == {"digit", "parity"}
-    assert files["labels_parity.txt"] == b"even\nodd\n"
+    outputs = {t.name.decode(): t.description.decode() for t in metadata.subgraphMetadata[0].outputTensorMetadata}
+    assert set(outputs) == {"digit", "parity", "strokes"} and "multi-label" in outputs["strokes"]
+    assert files["labels_parity.txt"] == b"even\nodd\n" and files["labels_strokes.txt"] == b"curve\nline\nloop\n"
     import mediapipe as mp
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -188,12 +250,13 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
             answer = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
             heads = {c.head_name: {k.category_name: k.score for k in c.categories} for c in answer.classifications}
             assert heads["parity"]["odd"] == pytest.approx(row[5], abs=1e-4)
+            assert heads["strokes"]["loop"] == pytest.approx(row[8], abs=1e-4)
             assert max(heads["digit"], key=heads["digit"].get) == str(row[:4].argmax())
     # predict: per head top-k, from Python and the CLI.
     image_file = tmp_path / "digit.png"
     tf.io.write_file(str(image_file), tf.io.encode_png(images[0]))
     (top,) = workflow.predict(result.run_dir, [str(image_file)], top_k=1)
-    assert set(top) == {"digit", "parity"} and top["parity"][0][0] == ["even", "odd"][reference[0, 4:].argmax()]
+    assert set(top) == {"digit", "parity", "strokes"} and top["parity"][0][0] == ["even", "odd"][reference[0, 4:6].argmax()]
 
 
 def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
@@ -282,8 +345,9 @@ def test_text_multitask_run_and_its_exports(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         from_csv(str(tmp_path / "both.csv"))
     (tmp_path / "several.csv").write_text("text,label:topic,label:article\nhello,0;1,a\nbye,1,other\n")
-    with pytest.raises(ValueError, match="several labels"):
-        from_csv(str(tmp_path / "several.csv"))
+    several = from_csv(str(tmp_path / "several.csv"))  # "0;1": the topic head is multi-label
+    assert several.labels.tolist() == [[1, 1, 1, 0], [0, 1, 0, 1]]
+    assert multitask.head_kinds(several.class_names, several.labels) == {"topic": "multilabel", "article": "multiclass"}
 
     preset = tiny_bert_preset(tmp_path / "preset", texts)
     config = TrainConfig(data=str(tmp_path / "texts.csv"), backbone=preset, weights="preset", sequence_length=32,

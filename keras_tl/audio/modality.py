@@ -71,11 +71,11 @@ class AudioModality(Modality):
     def load_source(self, config):
         return data.load_source(config.data)
 
-    def build_task(self, spec, config, num_classes, class_names=()):
+    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
         model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
                                   clip_seconds=config.clip_seconds, image_size=config.image_size, task=config.task,
                                   pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
-                                  class_names=list(class_names))
+                                  class_names=list(class_names), head_kinds=head_kinds)
         return Task(model, self, spec, None, list(class_names), config)
 
     def skeleton(self, spec, config):

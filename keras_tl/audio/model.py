@@ -18,7 +18,8 @@ FRONT_END_LAYER = "log_mel"
 
 
 def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_seconds=None, image_size=None,
-                      task="multiclass", pooling="avg", dense_units=(), dropout=0.2, class_names=()):
+                      task="multiclass", pooling="avg", dense_units=(), dropout=0.2, class_names=(),
+                      head_kinds=None):
     """Builds a sound classifier that takes waveforms of one window length.
 
     Args:
@@ -55,7 +56,7 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
     x = backbone_layer(network, x, is_pretrained(weights))
     pooled = TimeFrequencyPooling(pooling, name=POOL_LAYER)(x)
     outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout,
-                   class_names=class_names)
+                   class_names=class_names, head_kinds=head_kinds)
     return keras.Model(inputs, outputs, name=f"keras_tl_audio_{spec.name}"[:60])
 
 

@@ -215,10 +215,11 @@ def coral_loss(source_features, target_features):
     return keras.ops.sum(keras.ops.square(difference)) / (4.0 * dim * dim)
 
 
-def class_prior(labels, class_names, kind):
+def class_prior(labels, class_names, kind, head_kinds=None):
     """The source training data's class frequencies, in the model's output order: per class for
     "multiclass", per head block (over the rows that label the head) for "multitask", the share of
-    positives of each class for "multilabel"."""
+    positives of each class for "multilabel" (and, over the rows that label it, for a multi-task
+    head `head_kinds` calls "multilabel")."""
     labels = np.asarray(labels)
     if kind == "multiclass":
         return np.bincount(labels, minlength=len(class_names)) / len(labels)
@@ -226,8 +227,13 @@ def class_prior(labels, class_names, kind):
         return labels.mean(axis=0)
     from keras_tl.core import multitask
 
-    return np.concatenate([labels[:, a:b].sum(axis=0) / max(1, labels[:, a:b].sum())
-                           for _, _, a, b in multitask.heads_of(class_names)])
+    def block(head, a, b):
+        if (head_kinds or {}).get(head) == "multilabel":
+            labelled = labels[:, a:b].sum(axis=1) > 0
+            return labels[labelled, a:b].mean(axis=0) if labelled.any() else np.zeros(b - a)
+        return labels[:, a:b].sum(axis=0) / max(1, labels[:, a:b].sum())
+
+    return np.concatenate([block(head, a, b) for head, _, a, b in multitask.heads_of(class_names)])
 
 
 def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
@@ -235,7 +241,7 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
 
     Softmax outputs (one per head of a multi-task model): the fixed point `b += log(prior / q)`, q the
     mean of the renormalized `p * exp(b)` (Saerens et al. 2002's adjustment with a fixed prior);
-    sigmoid outputs: each class's bias by bisection. The model's probabilities are computed once;
+    sigmoid outputs (multi-label, or a multi-label head): each class's bias by bisection. The model's probabilities are computed once;
     only the biases of the output Dense layer(s) change.
 
     Args:
@@ -252,13 +258,15 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
     prior = np.clip(np.asarray(prior, np.float64), 1e-6, 1.0)
     output = model.get_layer(heads.OUTPUT_LAYER)
     if isinstance(output, multitask.HeadConcat):
-        layers = [(model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b) for h, a, b in multitask.blocks_of(model)]
+        kinds = multitask.kinds_of(model)
+        layers = [(model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b, kinds[h] == "multilabel")
+                  for h, a, b in multitask.blocks_of(model)]
     else:
-        layers = [(output, 0, p.shape[1])]
+        layers = [(output, 0, p.shape[1], heads.task_of(model) == "multilabel")]
     shifts = {}
-    for layer, a, b in layers:
+    for layer, a, b, sigmoid in layers:
         block, target = p[:, a:b], prior[a:b]
-        if heads.task_of(model) == "multilabel" and len(layers) == 1:
+        if sigmoid:
             shift = np.array([_bisect(np.log(block[:, k]) - np.log1p(-np.minimum(block[:, k], 1 - 1e-7)), target[k])
                               for k in range(block.shape[1])])
         else:

@@ -324,10 +324,8 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
         heads = multitask.head_columns(reader.fieldnames or [], required=("path",), what="A manifest")
         rows = list(reader)
     if heads:
-        labelled = [multitask.row_heads(row, heads, separator=separator, where=f"{path!r} row {number}")
-                    for number, row in enumerate(rows, start=2)]
-        for row, labels in zip(rows, labelled):
-            row["_heads"] = labels
+        for row in rows:
+            row["_heads"] = multitask.row_heads(row, heads, separator=separator)
         paths, kept, predefined, skipped = _manifest_rows(path, rows, check_file, unit,
                                                           lambda row: multitask.unlabelled(row["_heads"]))
         heads = list(kept[0]["_heads"])

@@ -123,9 +123,10 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
     }
 
 
-def multitask_metrics(labels, probabilities, class_names):
-    """Per-head single-label metrics of a multi-task model on the rows that label each head
-    (`keras_tl.core.multitask`).
+def multitask_metrics(labels, probabilities, class_names, head_kinds=None):
+    """Per-head metrics of a multi-task model on the rows that label each head
+    (`keras_tl.core.multitask`): single-label ones, or for a head `head_kinds` calls "multilabel"
+    `multilabel_metrics` with "accuracy" its subset accuracy.
 
     Returns:
         A JSON-ready dict: "heads" `{head: classification_metrics}`; "accuracy", "macro_f1",
@@ -133,12 +134,17 @@ def multitask_metrics(labels, probabilities, class_names):
         "num_examples".
     """
     truths, scores = multitask.head_labels(labels, class_names), multitask.head_probabilities(probabilities, class_names)
+    labels = np.asarray(labels)
     per_head = {}
-    for head, classes, _, _ in multitask.heads_of(class_names):
+    for head, classes, start, stop in multitask.heads_of(class_names):
         rows = truths[head] >= 0
         if not rows.any():
             raise ValueError(f"No test example labels head {head!r}; the test split must label every head.")
-        per_head[head] = classification_metrics(truths[head][rows], scores[head][rows], classes)
+        if (head_kinds or {}).get(head) == "multilabel":
+            row = multilabel_metrics(labels[rows, start:stop], scores[head][rows], classes)
+            per_head[head] = {"accuracy": row["subset_accuracy"], **row}
+        else:
+            per_head[head] = classification_metrics(truths[head][rows], scores[head][rows], classes)
     mean = {key: float(np.mean([m[key] for m in per_head.values()]))
             for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall")}
     return {
@@ -168,12 +174,13 @@ def format_metrics(metrics):
     return "\n".join(lines)
 
 
-def evaluate_predictions(labels, probabilities, class_names, task):
+def evaluate_predictions(labels, probabilities, class_names, task, head_kinds=None):
     """Single-label metrics, multi-label ones with "accuracy" = subset accuracy, or multi-task ones
-    (each head's metrics under "heads"; "accuracy" and "macro_f1" the mean over heads);
-    "test_accuracy" and "macro_f1" first (what reports and tables lead with)."""
+    (each head's metrics under "heads", `head_kinds` saying which heads are multi-label; "accuracy"
+    and "macro_f1" the mean over heads); "test_accuracy" and "macro_f1" first (what reports and
+    tables lead with)."""
     if task == "multitask":
-        metrics = multitask_metrics(labels, probabilities, class_names)
+        metrics = multitask_metrics(labels, probabilities, class_names, head_kinds)
     elif task == "multilabel":
         metrics = multilabel_metrics(labels, probabilities, class_names)
         metrics = {"accuracy": metrics["subset_accuracy"], **metrics}

@@ -308,7 +308,8 @@ def write_tflite_metadata(path, task, info):
         outputs, files = [], {}
         for index in stored:
             head, classes = heads[by_index[index]]
-            outputs.append(tflite_metadata.scores_output(classes, name=head, labels_file=f"labels_{head}.txt"))
+            outputs.append(tflite_metadata.scores_output(classes, name=head, labels_file=f"labels_{head}.txt",
+                                                         multilabel=task.head_kinds[head] == "multilabel"))
             files[f"labels_{head}.txt"] = "".join(f"{c}\n" for c in classes).encode("utf-8")
     else:
         outputs = [tflite_metadata.scores_output(info.class_names, multilabel=task.kind == "multilabel")]

@@ -35,7 +35,7 @@ def check_task(task, num_classes):
         raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
 
 
-def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER, class_names=()):
+def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER, class_names=(), head_kinds=None):
     """The new classification head on pooled features `x`.
 
     Optional Dense+ReLU layers, dropout, and the output layer `name` (softmax, or sigmoid for
@@ -50,13 +50,16 @@ def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER
         name: str. The output layer's name. Defaults to "predictions".
         class_names: list of str. "head:class" names: needed by "multitask" (one softmax per head,
             `keras_tl.core.multitask.multitask_head`).
+        head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs
+            (`keras_tl.core.multitask.head_kinds`); the others are softmax.
     """
     check_task(task, num_classes)
     if task == "multitask":
         if len(class_names) != num_classes:
             raise ValueError(f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
                              f"{len(class_names)} class names")
-        return multitask.multitask_head(x, class_names, dense_units=dense_units, dropout=dropout, name=name)
+        return multitask.multitask_head(x, class_names, kinds=head_kinds, dense_units=dense_units, dropout=dropout,
+                                        name=name)
     prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)

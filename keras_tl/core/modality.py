@@ -47,8 +47,9 @@ class Modality:
         raise NotImplementedError
 
     # ---- model and pipelines
-    def build_task(self, spec, config, num_classes, class_names=()):
-        """A `Task` for `spec` under `config` (inside the caller's precision/distribution scope)."""
+    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        """A `Task` for `spec` under `config` (inside the caller's precision/distribution scope);
+        `head_kinds`: a multi-task source's `keras_tl.core.multitask.head_kinds`."""
         raise NotImplementedError
 
     def skeleton(self, spec, config):

@@ -1,23 +1,28 @@
 """Multi-task heads: several named classification heads on one backbone, any modality.
 
 A multi-task source looks like multi-label data with a block structure: its class names are
-"head:class" (`grade:1/3`, `cell_type:mono`), grouped by head, and its labels are 0/1 rows with at
-most one 1 in each head's block; a block of zeros means "this head's label is missing" for that
-row. So splitting, batching, caching features and every modality's pipeline work unchanged; only
-the model's head, the loss, the metrics and the evaluation know the blocks:
+"head:class" (`grade:1/3`, `cell_type:mono`), grouped by head, and its labels are 0/1 rows; a block
+of zeros means "this head's label is missing" for that row. A head is single-label (at most one 1
+in its block: a softmax head) unless some row gives it several classes: then it is multi-label
+(one sigmoid per class; a labelled row has at least one class, so a head that needs "none of
+these" names a class for it). So splitting, batching, caching features and every modality's
+pipeline work unchanged; only the model's head, the loss, the metrics and the evaluation know the
+blocks:
 
-- the model ends in one softmax Dense layer per head ("predictions_<head>"), joined by a
-  `HeadConcat` layer named "predictions" (what the feature cache, resume and export find);
-- `MaskedHeadLoss`: the weighted sum over heads of each head's cross-entropy, zero for rows
-  whose label of that head is missing (they send that head no gradient);
+- the model ends in one Dense layer per head ("predictions_<head>": softmax, or sigmoid for a
+  multi-label head), joined by a `HeadConcat` layer named "predictions" (what the feature cache,
+  resume and export find; it records each head's kind, `kinds_of(model)`);
+- `MaskedHeadLoss`: the weighted sum over heads of each head's cross-entropy (binary
+  cross-entropy averaged over the classes of a multi-label head), zero for rows whose label of
+  that head is missing (they send that head no gradient);
 - `HeadAccuracy`: per head, or pooled over every labelled (row, head) pair ("accuracy", what
-  `monitor="val_accuracy"` watches);
+  `monitor="val_accuracy"` watches); label-wise for a multi-label head;
 - the test metrics per head: `keras_tl.core.evaluate.multitask_metrics`.
 
 Where the labels come from: `labels_from_columns({head: per-example classes})` in Python, a CSV
-manifest with `label:<head>` columns (`keras_tl.core.data.read_manifest`), or a loader
-(`keras_tl.datasets.load_elpv(labels="multitask")`). A binary head is a two-class softmax, so every
-runtime reads one score per class of each head.
+manifest with `label:<head>` columns (`keras_tl.core.data.read_manifest`; "a;b" in a cell gives the
+row two classes of that head), or a loader (`keras_tl.datasets.load_elpv(labels="multitask")`). A
+binary head is a two-class softmax, so every runtime reads one score per class of each head.
 """
 
 import re
@@ -56,17 +61,15 @@ def head_columns(columns, *, required=(), label_column="label", what="A table", 
     return heads
 
 
-def row_heads(row, heads, *, label_column="label", separator=";", where="a row"):
-    """One row's `{head: class or None}` from its `label:<head>` cells (empty: that label is missing);
-    raises for a cell holding several `separator`-joined labels (heads are single-label)."""
+def row_heads(row, heads, *, label_column="label", separator=";"):
+    """One row's `{head: class, [classes] or None}` from its `label:<head>` cells: empty, that label
+    is missing; `separator`-joined classes (`"crack;finger"`) or a JSON list, a multi-label head's classes."""
     labels = {}
     for column in heads:
         value = row.get(column)
-        value = None if value is None else str(value).strip()
-        if value and separator in value:
-            raise ValueError(f"{where}: column {column!r} holds several labels ({value!r}); a head of a "
-                             "multi-task run takes one class per example (multi-label heads are not supported).")
-        labels[column[len(label_column) + 1:]] = value or None
+        parts = value if isinstance(value, (list, tuple)) else ("" if value is None else str(value)).split(separator)
+        parts = [str(p).strip() for p in parts if str(p).strip()]
+        labels[column[len(label_column) + 1:]] = (parts[0] if len(parts) == 1 else parts) or None
     return labels
 
 
@@ -80,11 +83,12 @@ def labels_from_columns(columns):
 
     Args:
         columns: dict `{head name: sequence of class names}`, one entry per example in every
-            column; None or "" marks a missing label of that head.
+            column; None or "" marks a missing label of that head, a list of classes several
+            labels of one example (which makes that head multi-label).
 
     Returns:
         `class_names`: "head:class" strings, heads in `columns`' order, classes sorted;
-        `labels`: int array `(N, C)` of 0/1 with at most one 1 per head block.
+        `labels`: int array `(N, C)` of 0/1; a block of zeros where a head's label is missing.
 
     Example:
     >>> names, labels = labels_from_columns({"grade": ["0", "1", None], "cell_type": ["mono", "poly", "poly"]})
@@ -100,16 +104,16 @@ def labels_from_columns(columns):
     class_names, blocks = [], []
     for head, values in columns.items():
         check_head_name(head)
-        values = ["" if v is None else str(v).strip() for v in values]
-        classes = sorted({v for v in values if v})
+        values = [{str(c).strip() for c in v} - {""} if isinstance(v, (list, tuple, set)) else
+                  {str(v).strip()} - {""} if v is not None else set() for v in values]
+        classes = sorted(set().union(*values))
         if len(classes) < 2:
             raise ValueError(f"Head {head!r} needs at least 2 classes. Received: {classes}")
         class_names += [f"{head}{SEPARATOR}{c}" for c in classes]
         index = {c: i for i, c in enumerate(classes)}
         block = np.zeros((len(values), len(classes)), np.int64)
         for row, value in enumerate(values):
-            if value:
-                block[row, index[value]] = 1
+            block[row, [index[c] for c in value]] = 1
         blocks.append(block)
     labels = np.concatenate(blocks, axis=1)
     unlabelled = np.flatnonzero(labels.sum(axis=1) == 0)
@@ -141,15 +145,28 @@ def heads_of(class_names):
 
 
 def looks_multitask(class_names, labels):
-    """True for multi-task data: 2-D labels, "head:class" names of 2+ heads, at most one 1 per head."""
+    """True for multi-task data: 2-D 0/1 labels and "head:class" names of 2+ heads."""
     labels = np.asarray(labels)
     if labels.ndim != 2 or not all(SEPARATOR in str(n) for n in class_names):
         return False
     try:
-        heads = heads_of(class_names)
+        heads_of(class_names)
     except ValueError:
         return False
-    return all(np.all(labels[:, start:stop].sum(axis=1) <= 1) for _, _, start, stop in heads)
+    return bool(np.isin(labels, (0, 1)).all())
+
+
+def head_kinds(class_names, labels):
+    """`{head: "multilabel" or "multiclass"}`: multi-label where some row has several classes of the head."""
+    labels = np.asarray(labels)
+    return {head: "multilabel" if len(labels) and labels[:, start:stop].sum(axis=1).max() > 1 else "multiclass"
+            for head, _, start, stop in heads_of(class_names)}
+
+
+def kinds_of(model, output="predictions"):
+    """`{head: kind}` a multi-task model's heads were built with."""
+    layer = model.get_layer(output)
+    return dict(zip(layer.heads, layer.kinds))
 
 
 def select(class_names, labels, tasks):
@@ -174,7 +191,8 @@ def select(class_names, labels, tasks):
 
 
 def head_labels(labels, class_names):
-    """0/1 rows -> `{head: int labels (N,)}`, -1 where a head's label is missing."""
+    """0/1 rows -> `{head: int labels (N,)}` (a multi-label head: its first class), -1 where a head's
+    label is missing."""
     labels = np.asarray(labels)
     result = {}
     for head, _, start, stop in heads_of(class_names):
@@ -191,31 +209,36 @@ def head_probabilities(probabilities, class_names):
 
 @keras.saving.register_keras_serializable(package="keras_tl")
 class HeadConcat(keras.layers.Concatenate):
-    """The heads' probabilities side by side (the model's "predictions"), remembering each head's name
-    and width so the loss, metrics and exports can cut them apart again."""
+    """The heads' probabilities side by side (the model's "predictions"), remembering each head's name,
+    width and kind ("multiclass" or "multilabel") so the loss, metrics and exports can cut them apart
+    again."""
 
-    def __init__(self, heads, sizes, **kwargs):
+    def __init__(self, heads, sizes, kinds=None, **kwargs):
         super().__init__(axis=-1, **{k: v for k, v in kwargs.items() if k != "axis"})
         self.heads, self.sizes = list(heads), [int(s) for s in sizes]
+        self.kinds = list(kinds or ["multiclass"] * len(self.heads))
 
     def get_config(self):
-        return {**super().get_config(), "heads": self.heads, "sizes": self.sizes}
+        return {**super().get_config(), "heads": self.heads, "sizes": self.sizes, "kinds": self.kinds}
 
 
-def multitask_head(x, class_names, *, dense_units=(), dropout=0.2, name="predictions"):
-    """One softmax layer per head on pooled features `x`, joined by `HeadConcat` (layer `name`).
+def multitask_head(x, class_names, *, kinds=None, dense_units=(), dropout=0.2, name="predictions"):
+    """One output layer per head on pooled features `x` (softmax; sigmoid for a head `kinds` calls
+    "multilabel"), joined by `HeadConcat` (layer `name`).
 
     Shared Dense+ReLU layers (`dense_units`) and dropout come first, as in the single-task head.
     """
     heads = heads_of(class_names)
+    kinds = [(kinds or {}).get(h[0], "multiclass") for h in heads]
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
     if dropout and not dense_units:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = [keras.layers.Dense(len(classes), activation="softmax", dtype="float32",
-                                  name=f"{OUTPUT_PREFIX}{head}")(x) for head, classes, _, _ in heads]
-    return HeadConcat([h[0] for h in heads], [len(h[1]) for h in heads], dtype="float32", name=name)(outputs)
+    outputs = [keras.layers.Dense(len(classes), activation="sigmoid" if kind == "multilabel" else "softmax",
+                                  dtype="float32", name=f"{OUTPUT_PREFIX}{head}")(x)
+               for (head, classes, _, _), kind in zip(heads, kinds)]
+    return HeadConcat([h[0] for h in heads], [len(h[1]) for h in heads], kinds, dtype="float32", name=name)(outputs)
 
 
 def blocks_of(model, output="predictions"):
@@ -229,19 +252,22 @@ def blocks_of(model, output="predictions"):
 class MaskedHeadLoss(keras.losses.Loss):
     """Sum over heads of `weight * cross-entropy`, each head's term zero where its label is missing.
 
-    `y_true` holds one-hot blocks (all zeros: missing), `y_pred` the concatenated softmax outputs.
-    Per example; Keras then averages over the batch, so a head's gradient comes only from the rows
-    that label it.
+    `y_true` holds 0/1 blocks (all zeros: missing), `y_pred` the concatenated outputs: a softmax
+    head's term is its categorical cross-entropy, a multi-label head's (`kinds`) the binary
+    cross-entropy averaged over its classes (as single-task multi-label training). Per example;
+    Keras then averages over the batch, so a head's gradient comes only from the rows that label it.
+    Class weights weigh a softmax head's rows by their true class; multi-label heads are unweighted.
     """
 
     def __init__(self, blocks, weights=None, label_smoothing=0.0, class_weights=None, name="masked_head_loss",
-                 **kwargs):
+                 kinds=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.blocks = [(str(h), int(a), int(b)) for h, a, b in blocks]
         self.weights = [float(w) for w in (weights or [1.0] * len(self.blocks))]
         self.label_smoothing = float(label_smoothing)
         self.class_weights = ([[float(w) for w in row] for row in class_weights] if class_weights
                               else [[1.0] * (b - a) for _, a, b in self.blocks])
+        self.kinds = list(kinds or ["multiclass"] * len(self.blocks))
         # 1 while training, 0 while validating (`ClassWeightsInTrainingOnly`): like `fit(class_weight=)`,
         # class weights shape the training loss but not `val_loss`, which picks the kept epoch.
         self.weighting = keras.Variable(1.0, trainable=False, dtype="float32", name="class_weighting")
@@ -251,8 +277,17 @@ class MaskedHeadLoss(keras.losses.Loss):
         y_true = ops.cast(y_true, "float32")
         y_pred = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
         total = 0.0
-        for (_, start, stop), weight, per_class in zip(self.blocks, self.weights, self.class_weights):
+        for (_, start, stop), weight, per_class, kind in zip(self.blocks, self.weights, self.class_weights,
+                                                              self.kinds):
             target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
+            if kind == "multilabel":
+                present = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
+                predicted = ops.minimum(predicted, 1.0 - 1e-7)
+                if self.label_smoothing:
+                    target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+                entropy = -ops.mean(target * ops.log(predicted) + (1 - target) * ops.log(1 - predicted), axis=-1)
+                total = total + weight * present * entropy
+                continue
             # 0 where the label is missing, else the weight of the true class (1 unless balanced).
             per_class = 1.0 + self.weighting * (ops.convert_to_tensor(per_class, "float32") - 1.0)
             present = ops.sum(target * per_class, axis=-1)
@@ -263,28 +298,33 @@ class MaskedHeadLoss(keras.losses.Loss):
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction, "blocks": self.blocks, "weights": self.weights,
-                "label_smoothing": self.label_smoothing, "class_weights": self.class_weights}
+                "label_smoothing": self.label_smoothing, "class_weights": self.class_weights, "kinds": self.kinds}
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
 class HeadAccuracy(keras.metrics.Metric):
-    """Accuracy over the labelled rows of the given heads (argmax within each head's block).
-
-    With every head it is the share of right answers over all labelled (example, head) pairs.
+    """Accuracy over the labelled rows of the given heads: argmax within a softmax head's block, the
+    share of classes right at 0.5 for a multi-label head (`kinds`; label-wise, as single-task
+    multi-label accuracy). With every head it is the mean over all labelled (example, head) pairs.
     """
 
-    def __init__(self, blocks, name="accuracy", **kwargs):
+    def __init__(self, blocks, name="accuracy", kinds=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.blocks = [(str(h), int(a), int(b)) for h, a, b in blocks]
+        self.kinds = list(kinds or ["multiclass"] * len(self.blocks))
         self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         ops = keras.ops
-        for _, start, stop in self.blocks:
+        for (_, start, stop), kind in zip(self.blocks, self.kinds):
             target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
             present = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
-            right = ops.cast(ops.argmax(target, axis=-1) == ops.argmax(predicted, axis=-1), "float32")
+            if kind == "multilabel":
+                right = ops.mean(ops.cast(ops.cast(target > 0.5, "float32") == ops.cast(predicted >= 0.5, "float32"),
+                                          "float32"), axis=-1)
+            else:
+                right = ops.cast(ops.argmax(target, axis=-1) == ops.argmax(predicted, axis=-1), "float32")
             self.correct.assign_add(ops.sum(right * present))
             self.count.assign_add(ops.sum(present))
 
@@ -296,7 +336,7 @@ class HeadAccuracy(keras.metrics.Metric):
         self.count.assign(0.0)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "blocks": self.blocks}
+        return {"name": self.name, "dtype": self.dtype, "blocks": self.blocks, "kinds": self.kinds}
 
 
 class ClassWeightsInTrainingOnly(keras.callbacks.Callback):
@@ -322,20 +362,24 @@ def callbacks_for(model):
 def loss_and_metrics(model, weights=None, label_smoothing=0.0, class_weights=None):
     """`(loss, metrics)` to compile a multi-task model: `weights` `{head: loss weight}` (default 1),
     `class_weights` `{head: [weight of each class]}` (default 1)."""
-    blocks = blocks_of(model)
+    blocks, kinds = blocks_of(model), kinds_of(model)
     weights = weights or {}
     per_class = [list((class_weights or {}).get(h, [1.0] * (b - a))) for h, a, b in blocks]
-    loss = MaskedHeadLoss(blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class)
-    metrics = [HeadAccuracy(blocks, name="accuracy")]
-    metrics += [HeadAccuracy([block], name=f"{block[0]}_accuracy") for block in blocks]
+    loss = MaskedHeadLoss(blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class,
+                          kinds=[kinds[h] for h, _, _ in blocks])
+    metrics = [HeadAccuracy(blocks, name="accuracy", kinds=[kinds[h] for h, _, _ in blocks])]
+    metrics += [HeadAccuracy([block], name=f"{block[0]}_accuracy", kinds=[kinds[block[0]]]) for block in blocks]
     return loss, metrics
 
 
-def class_weights(labels, class_names):
-    """"Balanced" weights per head, `n / (k * count)` over the rows that label the head:
-    `{head: [weight of each class]}` (a class absent from the rows gets 0)."""
+def class_weights(labels, class_names, kinds=None):
+    """"Balanced" weights per softmax head, `n / (k * count)` over the rows that label the head:
+    `{head: [weight of each class]}` (a class absent from the rows gets 0); a multi-label head
+    (`kinds`) is left unweighted, as single-task multi-label runs are."""
     result = {}
     for head, classes, start, stop in heads_of(class_names):
+        if (kinds or {}).get(head) == "multilabel":
+            continue
         counts = np.asarray(labels)[:, start:stop].sum(axis=0).astype(np.float64)
         present = counts > 0
         weights = np.zeros(len(classes))

@@ -9,7 +9,7 @@ Training (`keras_tl.core.training.fine_tune`), the run directory and every expor
 
 from dataclasses import dataclass, field
 
-from keras_tl.core import heads
+from keras_tl.core import heads, multitask
 
 
 @dataclass
@@ -35,8 +35,13 @@ class Task:
 
     @property
     def kind(self):
-        """"multiclass", "binary" or "multilabel"."""
+        """"multiclass", "binary", "multilabel" or "multitask"."""
         return heads.task_of(self.model)
+
+    @property
+    def head_kinds(self):
+        """A multi-task model's `{head: "multiclass" or "multilabel"}`; None for one head."""
+        return multitask.kinds_of(self.model) if self.kind == "multitask" else None
 
     @property
     def backbone(self):

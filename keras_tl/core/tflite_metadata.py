@@ -132,7 +132,7 @@ def scores_output(class_names, *, multilabel=False, name="probability", labels_f
     tensor = fb.TensorMetadataT()
     tensor.name = name
     tensor.description = ("Independent probability of each label (multi-label: sigmoid per label)." if multilabel
-                          else f"Probability of each of the {len(class_names)} classes, in labels.txt order.")
+                          else f"Probability of each of the {len(class_names)} classes, in {labels_file} order.")
     tensor.content = _content(fb.ContentProperties.FeatureProperties, fb.FeaturePropertiesT())
     tensor.stats = _stats(0.0, 1.0)
     labels = fb.AssociatedFileT()

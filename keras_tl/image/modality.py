@@ -45,14 +45,14 @@ class ImageModality(Modality):
     def load_source(self, config):
         return data.load_source(config.data)
 
-    def build_task(self, spec, config, num_classes, class_names=()):
+    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
         in_model = None
         if config.augment_on == "model":
             params = resolve_augment(config.augment, config.augment_params)
             in_model = augment.image_layers(params, config.image_size, config.seed)
         model = build_model(spec, num_classes=num_classes, weights=config.weights, image_size=config.image_size,
                             task=config.task, pooling=config.pooling, dense_units=config.dense_units,
-                            dropout=config.dropout, augmentation=in_model, class_names=list(class_names))
+                            dropout=config.dropout, augmentation=in_model, class_names=list(class_names), head_kinds=head_kinds)
         return Task(model, self, spec, None, list(class_names), config)
 
     def prepare_weights(self, spec, weights):

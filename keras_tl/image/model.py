@@ -21,6 +21,7 @@ def build_model(
     dropout=0.2,
     augmentation=None,
     class_names=(),
+    head_kinds=None,
 ):
     """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
 
@@ -63,7 +64,7 @@ def build_model(
         x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
     x = backbone_layer(base, preprocess(x), is_pretrained(weights))
     outputs = head(_pool(x, pooling), num_classes=num_classes, task=task, dense_units=dense_units,
-                   dropout=dropout, class_names=class_names)
+                   dropout=dropout, class_names=class_names, head_kinds=head_kinds)
     return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
 
 

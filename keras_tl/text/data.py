@@ -86,15 +86,15 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
                                    hint=". Set text_column / label_column.")
     for row in reader:
         where = f"{path}:{reader.line_num}"
-        rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator, where), where))
+        rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator), where))
         splits.append((row.get("split") or "").strip().lower())
     return _build(rows, skipped, splits=splits if "split" in header else None)
 
 
-def _row_labels(row, heads, label_column, separator, where):
-    """A row's labels: a list of class names, or for a multi-task file `{head: class or None}`."""
+def _row_labels(row, heads, label_column, separator):
+    """A row's labels: a list of class names, or for a multi-task file `{head: class(es) or None}`."""
     if heads:
-        return multitask.row_heads(row, heads, label_column=label_column, separator=separator, where=where)
+        return multitask.row_heads(row, heads, label_column=label_column, separator=separator)
     value = row.get(label_column)
     return value if isinstance(value, list) else _labels(value, separator)
 
@@ -122,7 +122,7 @@ def from_jsonl(path, *, text_column="text", label_column="label"):
                 skipped.append((where, f"expected a JSON object, got {type(item).__name__}"))
                 continue
             heads = [k for k in item if str(k).startswith(f"{label_column}:")]
-            rows.append((item.get(text_column), _row_labels(item, heads, label_column, ";", where), where))
+            rows.append((item.get(text_column), _row_labels(item, heads, label_column, ";"), where))
             splits.append(str(item.get("split") or "").strip().lower())
     return _build(rows, skipped, splits=splits if any(splits) else None)
 

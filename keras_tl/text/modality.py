@@ -44,11 +44,11 @@ class TextModality(Modality):
     def load_source(self, config):
         return data.load_text_source(config.data, text_column=config.text_column, label_column=config.label_column)
 
-    def build_task(self, spec, config, num_classes, class_names=()):
+    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
         model, preprocessor = build_text_model(
             spec, num_classes=num_classes, weights=config.weights, sequence_length=config.sequence_length,
             task=config.task, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
-            class_names=list(class_names))
+            class_names=list(class_names), head_kinds=head_kinds)
         return Task(model, self, spec, preprocessor, list(class_names), config)
 
     def skeleton(self, spec, config):

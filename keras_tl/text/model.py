@@ -18,7 +18,7 @@ from keras_tl.text.layers import TokenPooling
 
 
 def build_text_model(backbone, *, num_classes, weights="preset", sequence_length=128, task="multiclass",
-                     pooling="avg", dense_units=(), dropout=0.1, class_names=()):
+                     pooling="avg", dense_units=(), dropout=0.1, class_names=(), head_kinds=None):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
 
     With pretrained weights the encoder runs in inference mode (`keras_tl.core.layers.InferenceMode`),
@@ -61,6 +61,6 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
     x = backbone_layer(encoder, encoder_inputs, is_pretrained(weights))
     pooled = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
     outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout,
-                   class_names=class_names)
+                   class_names=class_names, head_kinds=head_kinds)
     name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
     return keras.Model(inputs, outputs, name=name), preprocessor

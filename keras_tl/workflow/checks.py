@@ -94,8 +94,8 @@ def resolve_task(config, num_classes, multilabel=False, multitask=False):
     if multitask and config.task in ("auto", "multitask"):
         return "multitask"
     if config.task == "multitask":
-        raise ValueError("task='multitask' needs data with several heads: 'head:class' class names with one "
-                         "label (or none) per head, e.g. a manifest with label:<head> columns or "
+        raise ValueError("task='multitask' needs data with several heads: 'head:class' class names with "
+                         "labels (or none) per head, e.g. a manifest with label:<head> columns or "
                          "keras_tl.core.multitask.labels_from_columns.")
     if config.tasks:
         raise ValueError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "

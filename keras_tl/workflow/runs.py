@@ -25,7 +25,7 @@ def evaluate_run(run_dir):
     task = run.load_task(run_dir)
     test = run.load_split(run_dir, "test")
     probabilities = task.modality.predict_split(task, test, task.config)
-    metrics = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind)
+    metrics = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind, task.head_kinds)
     run.write_json(run_dir, "metrics_evaluate.json", metrics)
     return metrics
 
@@ -121,7 +121,7 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
               "size_bytes": result.size_bytes, "check": result.check}
     if format == "tflite":
         probabilities = task.predict(test.items, runner=lambda inputs: export.tflite_predict(result.path, inputs))
-        evaluation = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind)
+        evaluation = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind, task.head_kinds)
         latency = export.tflite_latency_ms(result.path, task.inputs(test.subset([0]).items))
         result.evaluation = {"test_accuracy": evaluation["test_accuracy"], "macro_f1": evaluation["macro_f1"],
                              "latency_ms_batch1": latency}

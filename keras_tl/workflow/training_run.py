@@ -108,7 +108,10 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         return config.cache
 
     with distribute.precision(config.mixed_precision), distribute.scope(config.distribute):
-        task = modality.build_task(spec, config, len(class_names), class_names)
+        kinds = None
+        if config.task == "multitask":  # From every split's labels, so a resumed run builds the same heads.
+            kinds = multitask.head_kinds(class_names, np.concatenate([s.labels for s in splits.values()]))
+        task = modality.build_task(spec, config, len(class_names), class_names, kinds)
 
         def train_dataset(seed=config.seed):
             return modality.dataset(task, splits["train"], config, training=True, seed=seed, cache=cache("train"))
@@ -117,7 +120,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         test = modality.dataset(task, splits["test"], config, cache=cache("test"))
         weights = None
         if config.class_weight == "balanced" and config.task == "multitask":
-            weights = multitask.class_weights(splits["train"].labels, class_names)
+            weights = multitask.class_weights(splits["train"].labels, class_names, kinds)
         elif config.class_weight == "balanced" and config.task != "multilabel":
             weights = class_weights(splits["train"].labels, len(class_names))
         plain_train = modality.dataset(task, splits["train"], config, cache=cache("train"))
@@ -136,7 +139,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
     run.save_task(run_dir, task)
     print("[keras-tl] evaluating on the test split")
     probabilities = modality.predict_split(task, splits["test"], config, dataset=test)
-    evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task)
+    evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task, kinds)
     metrics = {
         "test_accuracy": evaluation["test_accuracy"],
         "macro_f1": evaluation["macro_f1"],
@@ -168,7 +171,7 @@ def adapted_objective(task, config, target, cache, source_labels=None):
     training = config.domain_adaptation not in ("adabn", "prior")
     inputs = task.modality.dataset(task, split, plain, training=training, seed=config.seed + 1,
                                    cache=cache).map(lambda x, y: x)
-    prior = adaptation.class_prior(source_labels, task.class_names, task.kind) \
+    prior = adaptation.class_prior(source_labels, task.class_names, task.kind, task.head_kinds) \
         if config.domain_adaptation == "prior" else None
     return adaptation.Adapted(Supervised(), config.domain_adaptation, inputs, config.adaptation_weight, prior)
 
@@ -181,6 +184,8 @@ def plot_run(run_dir, task, histories, metrics, test, probabilities):
     plots.per_class_f1(metrics["per_class"], os.path.join(run_dir, files["Per-class F1"]))
     if task.kind == "multitask":
         for head, row in metrics["heads"].items():
+            if "confusion_matrix" not in row:  # A multi-label head.
+                continue
             files[f"Confusion matrix: {head}"] = f"confusion_matrix_{head}.png"
             plots.confusion_matrix(row["confusion_matrix"], list(row["per_class"]),
                                    os.path.join(run_dir, files[f"Confusion matrix: {head}"]))
