@@ -282,6 +282,10 @@ def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
     assert loaded.labels[0, :3].sum() == 0 and loaded.labels[1, :3].sum() == 1
     assert [(os.path.basename(p), reason) for p, reason in loaded.skipped] == [
         ("missing.png", "file not found"), ("0.png", "row 63: no label in any of ['digit', 'size']")]
+    (tmp_path / "tags.csv").write_text("path,label:digit,label:tags\n1.png,1,thin;tall\n2.png,2,wide\n3.png,,tall\n")
+    tagged = load_source(str(tmp_path / "tags.csv"))  # "thin;tall": the tags head is multi-label
+    assert tagged.class_names == ["digit:1", "digit:2", "tags:tall", "tags:thin", "tags:wide"]
+    assert tagged.labels.tolist() == [[1, 0, 1, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]]
     out = tmp_path / "cli_run"
     code = cli.main(["train", "--data", str(tmp_path / "data.csv"), "--backbone", "mobilenet_v2", "--weights", "none",
                      "--image-size", str(TINY_SIZE), "--head-epochs", "1", "--epochs", "0", "--out", str(out),
