@@ -197,6 +197,7 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
     tagged = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [0, 1, 0, 0]])
     np.testing.assert_allclose(adaptation.class_prior(tagged, ["g:0", "g:1", "t:a", "t:b"], "multitask",
                                                       {"t": "multilabel"}), [1 / 3, 2 / 3, 1.0, 0.5])
+    np.testing.assert_allclose(adaptation.class_prior(np.array([0, 1, 1, 1]), ["a", "b"], "binary"), [0.75])
     np.testing.assert_allclose(adaptation.class_prior(np.array([0, 2, 2, 1]), ["a", "b", "c"], "multiclass"),
                                [0.25, 0.25, 0.5])
     cases = [
@@ -204,6 +205,7 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
         (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "type:a", "type:b", "type:c"], dropout=0),
          [0.7, 0.3, 0.1, 0.1, 0.8]),
         (lambda x: keras.layers.Dense(2, activation="sigmoid", name="predictions")(x), [0.1, 0.6]),
+        (lambda x: keras.layers.Dense(1, activation="sigmoid", name="predictions")(x), [0.3]),  # binary
         (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "tags:a", "tags:b"], dropout=0,
                                             kinds={"tags": "multilabel"}), [0.4, 0.6, 0.2, 0.9]),
     ]

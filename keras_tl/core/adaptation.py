@@ -217,7 +217,7 @@ def coral_loss(source_features, target_features):
 
 def class_prior(labels, class_names, kind, head_kinds=None):
     """The source training data's class frequencies, in the model's output order: per class for
-    "multiclass", per head block (over the rows that label the head) for "multitask", the share of
+    "multiclass", the share of the second class for "binary" (the model's one sigmoid), per head block (over the rows that label the head) for "multitask", the share of
     positives of each class for "multilabel" (and, over the rows that label it, for a multi-task
     head `head_kinds` calls "multilabel")."""
     labels = np.asarray(labels)
@@ -225,6 +225,8 @@ def class_prior(labels, class_names, kind, head_kinds=None):
         return np.bincount(labels, minlength=len(class_names)) / len(labels)
     if kind == "multilabel":
         return labels.mean(axis=0)
+    if kind == "binary":
+        return np.array([np.mean(labels == 1)])
     from keras_tl.core import multitask
 
     def block(head, a, b):
@@ -241,7 +243,7 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
 
     Softmax outputs (one per head of a multi-task model): the fixed point `b += log(prior / q)`, q the
     mean of the renormalized `p * exp(b)` (Saerens et al. 2002's adjustment with a fixed prior);
-    sigmoid outputs (multi-label, or a multi-label head): each class's bias by bisection. The model's probabilities are computed once;
+    sigmoid outputs (binary, multi-label, or a multi-label head): each class's bias by bisection. The model's probabilities are computed once;
     only the biases of the output Dense layer(s) change.
 
     Args:
@@ -262,7 +264,7 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
         layers = [(model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b, kinds[h] == "multilabel")
                   for h, a, b in multitask.blocks_of(model)]
     else:
-        layers = [(output, 0, p.shape[1], heads.task_of(model) == "multilabel")]
+        layers = [(output, 0, p.shape[1], heads.task_of(model) in ("multilabel", "binary"))]
     shifts = {}
     for layer, a, b, sigmoid in layers:
         block, target = p[:, a:b], prior[a:b]
