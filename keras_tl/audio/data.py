@@ -13,6 +13,7 @@ a training example, and a file's prediction is the mean over its kept windows.
 import math
 import os
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -20,17 +21,34 @@ import tensorflow as tf
 
 from keras_tl.audio import AUDIO_EXTENSIONS
 from keras_tl.audio import augment as augment_lib
-from keras_tl.core.data import Source, encode_labels, read_manifest, scan_class_folders, shuffled_batches
+from keras_tl.core.data import encode_labels, read_manifest, scan_class_folders, shuffled_batches
 QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
 
 
-class AudioSource(Source):
-    """Audio files before splitting: a `keras_tl.core.data.Source` whose items are a list of file
-    paths (`paths`)."""
+@dataclass
+class AudioSource:
+    """Labelled audio files, before splitting.
 
-    @property
-    def paths(self):
-        return self.items
+    Attributes:
+        class_names: list of str, index = label.
+        paths: list of str. Audio files.
+        labels: int array `(N,)`, or multi-hot `(N, C)` for multi-label data.
+        predefined: dict split name -> indices, when the data came with its own splits.
+        skipped: list of `(path, reason)` for files left out.
+        licence: str. The data's licence, where the loader knows it.
+    """
+
+    class_names: list
+    paths: list
+    labels: np.ndarray
+    predefined: dict | None = None
+    skipped: list = field(default_factory=list)
+    licence: str = ""
+
+    def as_split(self):
+        from keras_tl.core.data import Split
+
+        return Split(list(self.paths), self.labels)
 
 
 def check_audio_file(path):

@@ -10,7 +10,7 @@ or drawn class-balanced.
 import csv
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -46,32 +46,6 @@ class Split:
         indices = np.asarray(indices, dtype=np.int64)
         items = self.items[indices] if isinstance(self.items, np.ndarray) else [self.items[i] for i in indices]
         return Split(items, self.labels[indices])
-
-
-@dataclass
-class Source:
-    """Labelled examples of one modality, before splitting (each modality's source subclasses it and
-    names its items: `ImageSource.images`, `TextSource.texts`, `AudioSource.paths`).
-
-    Attributes:
-        class_names: list of str, index = label (multi-task: "head:class").
-        items: the examples (an array or a list: images, file paths, texts).
-        labels: int array `(N,)`, or 0/1 rows `(N, C)` for multi-label and multi-task data.
-        predefined: dict split name -> indices, when the data came with its own splits.
-        skipped: list of `(location, reason)` for examples left out by the reader.
-        licence: str. The data's licence, where the loader knows it; recorded in every run's report.
-    """
-
-    class_names: list
-    items: object
-    labels: np.ndarray
-    predefined: dict | None = None
-    skipped: list = field(default_factory=list)
-    licence: str = ""
-
-    def as_split(self):
-        """All examples as one `Split` (what splitting and the domain-adaptation target take)."""
-        return Split(self.items if isinstance(self.items, np.ndarray) else list(self.items), self.labels)
 
 
 def predefined_indices(split_of):

@@ -8,6 +8,7 @@ and the model does its own preprocessing.
 """
 
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -15,19 +16,34 @@ from PIL import Image, UnidentifiedImageError
 
 from keras_tl.core.config import resolve_augment
 from keras_tl.core.errors import DatasetUnavailableError
-from keras_tl.core.data import (Source, encode_labels, predefined_indices, reachable, read_manifest,
+from keras_tl.core.data import (Split, encode_labels, predefined_indices, reachable, read_manifest,
                                 scan_class_folders, shuffled_batches)
 from keras_tl.image import augment as augment_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
-class ImageSource(Source):
-    """Images before splitting: a `keras_tl.core.data.Source` whose items are a uint8 array
-    `(N, H, W, 3)` or a list of image file paths (`images`)."""
+@dataclass
+class ImageSource:
+    """Where the images come from, before splitting.
 
-    @property
-    def images(self):
-        return self.items
+    Attributes:
+        class_names: list of str, index = label.
+        images: a uint8 array `(N, H, W, 3)` or a list of file paths.
+        labels: int array `(N,)`.
+        predefined: dict split name -> indices, when the directory already had train/val/test.
+        skipped: list of `(path, reason)` for files left out by the scan.
+        licence: str. The data's licence, where a loader knows it; recorded in every run's report.
+    """
+
+    class_names: list
+    images: object
+    labels: np.ndarray
+    predefined: dict | None = None
+    skipped: list = field(default_factory=list)
+    licence: str = ""
+
+    def as_split(self):
+        return Split(self.images, self.labels)
 
 
 def from_arrays(images, labels, class_names=None):

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -21,12 +22,29 @@ from keras_tl.core.errors import DatasetUnavailableError
 TEXT_EXTENSIONS = (".txt",)
 
 
-class TextSource(data.Source):
-    """Texts before splitting: a `keras_tl.core.data.Source` whose items are a list of str (`texts`)."""
+@dataclass
+class TextSource:
+    """Labelled texts, before splitting.
 
-    @property
-    def texts(self):
-        return self.items
+    Attributes:
+        class_names: list of str, index = label.
+        texts: list of str.
+        labels: int array `(N,)`, or multi-hot `(N, C)` for multi-label data.
+        predefined: dict split name -> indices, when the data came with its own splits.
+        skipped: list of `(location, reason)` for rows left out.
+        licence: str. The data's licence, where the loader knows it.
+    """
+
+    class_names: list
+    texts: list
+    labels: np.ndarray
+    predefined: dict | None = None
+    skipped: list = field(default_factory=list)
+    licence: str = ""
+
+    def as_split(self):
+        # `Split.images` holds the texts: splitting and subsetting are the same for both kinds.
+        return data.Split(list(self.texts), self.labels)
 
 
 def from_texts(texts, labels, class_names=None):
