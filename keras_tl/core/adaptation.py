@@ -217,9 +217,9 @@ def coral_loss(source_features, target_features):
 
 def class_prior(labels, class_names, kind, head_kinds=None):
     """The source training data's class frequencies, in the model's output order: per class for
-    "multiclass", the share of the second class for "binary" (the model's one sigmoid), per head block (over the rows that label the head) for "multitask", the share of
-    positives of each class for "multilabel" (and, over the rows that label it, for a multi-task
-    head `head_kinds` calls "multilabel")."""
+    "multiclass"; the share of the second class for "binary" (the model's one sigmoid); the share
+    of positives of each class for "multilabel"; per head block, over the rows that label the
+    head, for "multitask" (a head `head_kinds` calls "multilabel": each class's share of positives)."""
     labels = np.asarray(labels)
     if kind == "multiclass":
         return np.bincount(labels, minlength=len(class_names)) / len(labels)
@@ -243,8 +243,8 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
 
     Softmax outputs (one per head of a multi-task model): the fixed point `b += log(prior / q)`, q the
     mean of the renormalized `p * exp(b)` (Saerens et al. 2002's adjustment with a fixed prior);
-    sigmoid outputs (binary, multi-label, or a multi-label head): each class's bias by bisection. The model's probabilities are computed once;
-    only the biases of the output Dense layer(s) change.
+    sigmoid outputs (binary, multi-label, or a multi-label head): each class's bias by bisection. The
+    model's probabilities are computed once; only the biases of the output Dense layer(s) change.
 
     Args:
         model: keras.Model. A keras-tl model (an output layer "predictions", or "predictions_<head>" layers).

@@ -282,10 +282,7 @@ class MaskedHeadLoss(keras.losses.Loss):
             target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
             if kind == "multilabel":
                 present = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
-                predicted = ops.minimum(predicted, 1.0 - 1e-7)
-                if self.label_smoothing:
-                    target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-                entropy = -ops.mean(target * ops.log(predicted) + (1 - target) * ops.log(1 - predicted), axis=-1)
+                entropy = keras.losses.binary_crossentropy(target, predicted, label_smoothing=self.label_smoothing)
                 total = total + weight * present * entropy
                 continue
             # 0 where the label is missing, else the weight of the true class (1 unless balanced).
@@ -321,8 +318,7 @@ class HeadAccuracy(keras.metrics.Metric):
             target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
             present = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
             if kind == "multilabel":
-                right = ops.mean(ops.cast(ops.cast(target > 0.5, "float32") == ops.cast(predicted >= 0.5, "float32"),
-                                          "float32"), axis=-1)
+                right = ops.mean(ops.cast((target > 0.5) == (predicted >= 0.5), "float32"), axis=-1)
             else:
                 right = ops.cast(ops.argmax(target, axis=-1) == ops.argmax(predicted, axis=-1), "float32")
             self.correct.assign_add(ops.sum(right * present))
@@ -362,13 +358,14 @@ def callbacks_for(model):
 def loss_and_metrics(model, weights=None, label_smoothing=0.0, class_weights=None):
     """`(loss, metrics)` to compile a multi-task model: `weights` `{head: loss weight}` (default 1),
     `class_weights` `{head: [weight of each class]}` (default 1)."""
-    blocks, kinds = blocks_of(model), kinds_of(model)
+    blocks, kind = blocks_of(model), kinds_of(model)
+    kinds = [kind[h] for h, _, _ in blocks]
     weights = weights or {}
     per_class = [list((class_weights or {}).get(h, [1.0] * (b - a))) for h, a, b in blocks]
     loss = MaskedHeadLoss(blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class,
-                          kinds=[kinds[h] for h, _, _ in blocks])
-    metrics = [HeadAccuracy(blocks, name="accuracy", kinds=[kinds[h] for h, _, _ in blocks])]
-    metrics += [HeadAccuracy([block], name=f"{block[0]}_accuracy", kinds=[kinds[block[0]]]) for block in blocks]
+                          kinds=kinds)
+    metrics = [HeadAccuracy(blocks, name="accuracy", kinds=kinds)]
+    metrics += [HeadAccuracy([block], name=f"{block[0]}_accuracy", kinds=[k]) for block, k in zip(blocks, kinds)]
     return loss, metrics
 
 
