@@ -221,3 +221,36 @@ def test_domain_shift_tells_a_shifted_domain_from_the_same_one_before_any_traini
     assert cli(["domain-shift", "--data", data, "--target-data", str(tmp_path / "nowhere"), "--backbone",
                 "mobilenet_v2", "--weights", "none"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path):
+    """rank's text pass (sorted by length, each batch cut after its last real token) gives the features
+    of the padded pass, on real glosses through the real MiniLM encoder, for mean and [CLS] pooling."""
+    from keras_tl.core import data as core_data
+    from keras_tl.core import features, registry
+    from keras_tl.core import modality as modalities
+
+    glosses = datasets.load_wordnet_glosses()
+    texts = list(glosses.texts[:47]) + [" ".join(glosses.texts[:20])]  # the last one is truncated at 64 tokens
+    split = core_data.Split(texts, glosses.labels[:48])
+    text = modalities.get("text")
+    spec = registry.get("minilm_l6", modality="text")
+    for pooling in ("avg", "cls"):
+        config = TrainConfig(backbone="minilm_l6", weights="preset", sequence_length=64, batch_size=16,
+                             pooling=pooling, task="multiclass", out=str(tmp_path / "never"))
+        task = text.build_task(spec, config, len(glosses.class_names), glosses.class_names)
+        order, trimmed = text.feature_pass(task, split, config)
+        assert sorted(order) == list(range(48)) and [len(texts[i]) for i in order] == sorted(map(len, texts))
+        widths = [batch[0]["token_ids"].shape[1] for batch in trimmed]
+        assert widths[0] < 32 and widths[-1] == 64 and all(w % text_data.TRIM_MULTIPLE == 0 for w in widths)
+        extractor, _ = features.split_model(task.model)
+        (fast, targets), (padded, _) = features.extract(
+            extractor, [core_data.targets_as_inputs(trimmed),
+                        core_data.targets_as_inputs(text.dataset(task, split, config, cache="none"))],
+            open_shapes=True)
+        np.testing.assert_allclose(fast, padded[order], atol=2e-5)
+        assert (targets.argmax(1) == split.labels[order]).all()
+    # Left padding (no trailing padding column): nothing is cut.
+    left = text_data._trimmed({"padding_mask": np.array([[0, 0, 1], [0, 1, 1]]), "token_ids": np.ones((2, 3))})
+    right = text_data._trimmed({"padding_mask": np.array([[1] * 9 + [0] * 11]), "token_ids": np.ones((1, 20))})
+    assert left["token_ids"].shape == (2, 3) and right["padding_mask"].shape == (1, 16)

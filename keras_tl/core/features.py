@@ -42,7 +42,7 @@ def split_model(model):
     return extractor, keras.Model(cut, outputs, name="head")
 
 
-def extract(extractor, datasets, *, augmented=False, descriptions=None):
+def extract(extractor, datasets, *, augmented=False, descriptions=None, open_shapes=False):
     """Runs `extractor` once over each dataset, with Keras' progress bar, keeping each target.
 
     The targets ride through `predict` beside the inputs, so they stay paired with their features
@@ -55,12 +55,27 @@ def extract(extractor, datasets, *, augmented=False, descriptions=None):
         augmented: bool. Run the extractor in training mode, so in-model augmentation layers
             apply (the backbone of a keras-tl model stays in inference mode regardless).
         descriptions: list of str. Printed before each bar.
+        open_shapes: bool. A dimension the extractor fixes but a dataset yields otherwise (text
+            batches trimmed to their longest row: `Modality.feature_pass`) is left open, and the
+            extractor takes it. Defaults to False.
 
     Returns:
         A list of `(features, targets)` float32 array pairs, in each dataset's order.
     """
-    inputs = keras.tree.map_structure(
-        lambda t: keras.Input(tuple(t.shape[1:]), dtype=t.dtype, name=t.name), extractor.input)
+    yielded = [keras.tree.flatten(d.element_spec[0][0]) for d in datasets] if open_shapes else []
+
+    def open_input(t, index):
+        shape = [None if any(s[index].shape[i + 1] != n for s in yielded) else n for i, n in enumerate(t.shape[1:])]
+        return keras.Input(tuple(shape), dtype=t.dtype, name=t.name)
+
+    flat = keras.tree.flatten(extractor.input)
+    opened = [open_input(t, i) for i, t in enumerate(flat)]
+    inputs = keras.tree.pack_sequence_as(extractor.input, opened)
+    if any(a.shape != b.shape for a, b in zip(opened, flat)):  # The extractor checks its inputs: let it take them.
+        shapes = {t.name: t.shape for t in opened}
+        extractor.input_spec = [keras.InputSpec(shape=shapes.get(s.name, s.shape), name=s.name,
+                                                allow_last_axis_squeeze=True, optional=s.optional)
+                                for s in extractor.input_spec]
     targets = keras.Input((None,), name="targets")
     outputs = extractor(inputs, training=True) if augmented else extractor(inputs)
     paired = keras.Model([inputs, targets], [outputs, keras.layers.Identity()(targets)])

@@ -8,6 +8,8 @@ branches on a modality's name: it asks the modality object. A modality is the pa
 
 import importlib
 
+import numpy as np
+
 from keras_tl.core.config import MODALITIES
 
 
@@ -69,6 +71,15 @@ class Modality:
     def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
         """A tf.data pipeline of `(inputs, targets)` batches for one split."""
         raise NotImplementedError
+
+    def feature_pass(self, task, split, config):
+        """`(order, dataset)` for one pass of frozen features over `split` (`rank`, `domain_shift`).
+
+        The dataset yields `split.subset(order)`'s batches, unshuffled and unaugmented; a modality
+        may reorder the split so the pass costs less (text: by length, each batch trimmed to its
+        longest row). Defaults to the split's own order and `dataset`.
+        """
+        return np.arange(len(split.labels)), self.dataset(task, split, config, cache="none")
 
     def augmenting(self, config):
         """True if the config augments training examples (the feature cache then needs views)."""

@@ -221,21 +221,38 @@ def check_data_path(spec):
 
 
 def make_text_dataset(split, preprocessor, *, batch_size, num_classes, task="multiclass", training=False,
-                      oversample=False, seed=0, cache=True):
+                      oversample=False, seed=0, cache=True, trim=False):
     """The tf.data pipeline of one split: `(token dict, float targets)` batches.
 
     Strings are batched, then tokenized by the preset's preprocessor in parallel (its tf.text ops
     run in the tf.data graph); evaluation splits are cached after tokenization. Training batches
-    are reshuffled every epoch (seeded) or drawn class-balanced (`oversample`).
+    are reshuffled every epoch (seeded) or drawn class-balanced (`oversample`). With `trim`, each
+    batch's token tensors are cut after its longest row (rounded up to a multiple of
+    `TRIM_MULTIPLE`, so few shapes are traced): only padding goes, and an encoder with an attention
+    mask gives the same outputs on fewer positions (`TextModality.feature_pass`).
     """
     targets = data.encode_labels(split.labels, num_classes, task)
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(split.images), tf.string), targets))
     ds = data.shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
                                 oversample=oversample, seed=seed)
     ds = ds.map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if trim:
+        ds = ds.map(lambda x, y: (_trimmed(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if cache and not training:
         ds = ds.cache()
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+TRIM_MULTIPLE = 8
+
+
+def _trimmed(tokens):
+    """A batch's token dict without the columns after its last real token (left padding: none go)."""
+    used = tf.reduce_any(tf.cast(tokens["padding_mask"], tf.bool), axis=0)
+    last = tf.cast(tf.reduce_max(tf.where(used)), tf.int32) + 1
+    width = tf.shape(tokens["padding_mask"])[1]
+    keep = tf.minimum(width, (last + TRIM_MULTIPLE - 1) // TRIM_MULTIPLE * TRIM_MULTIPLE)
+    return {k: v[:, :keep] for k, v in tokens.items()}
 
 
 def _labels(value, separator=";"):

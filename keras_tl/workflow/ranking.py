@@ -4,7 +4,8 @@ For each backbone (and, by default, its random-weight twin, so negative transfer
 training and validation splits go once through the frozen backbone (the feature cache's extractor
 and progress bar); LogME and a leave-one-out ridge linear probe score the features
 (`keras_tl.core.transferability`). The test split is never read. Any modality: the backbones come
-from the one registry and the pipelines from their modality.
+from the one registry and the pass from their modality (`Modality.feature_pass`: texts go by length,
+each batch cut after its longest row, so short texts cost their own length, not `sequence_length`).
 """
 
 import os
@@ -76,9 +77,10 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
             task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
             extractor, _ = features.split_model(task.model)
-            pipeline = data.targets_as_inputs(modality.dataset(task, labelled, resolved, cache="none"))
-            (x, _), = features.extract(extractor, [pipeline], descriptions=["training + validation features"])
-        labels = labelled.labels
+            order, pipeline = modality.feature_pass(task, labelled, resolved)
+            (x, _), = features.extract(extractor, [data.targets_as_inputs(pipeline)],
+                                       descriptions=["training + validation features"], open_shapes=True)
+        labels = labelled.labels[order]
         if len(x) <= x.shape[1]:
             print(f"[keras-tl] rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "
                   "any labelling, so LogME separates backbones less well (more labelled examples help)")
@@ -198,9 +200,10 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
         task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
         extractor, _ = features.split_model(task.model)
-        pipelines = [data.targets_as_inputs(modality.dataset(task, d, resolved, cache="none")) for d in domains]
+        pipelines = [data.targets_as_inputs(modality.feature_pass(task, d, resolved)[1]) for d in domains]
         (a, _), (b, _) = features.extract(extractor, pipelines, descriptions=["training-data features",
-                                                                               "target-data features"])
+                                                                               "target-data features"],
+                                              open_shapes=True)
     keras.backend.clear_session()
     distance = proxy_a_distance(a, b)
     result = {"proxy_a_distance": distance, "domain_probe_accuracy": (distance / 2 + 1) / 2,
