@@ -7,7 +7,7 @@ unlabelled half, which the adaptation methods see without its labels. The source
 label is used to choose anything). Rows:
 
 - source-only: `keras_tl.train` on the source, no adaptation;
-- each method of `TrainConfig.domain_adaptation` ("adabn", "coral", "dann") with the unlabelled
+- each method of `TrainConfig.domain_adaptation` ("prior", "adabn", "coral", "dann") with the unlabelled
   half as `target=`;
 - target oracle: trained on the labelled other half of the target domain itself (85 / 15), the
   ceiling adaptation tries to approach.
@@ -17,7 +17,7 @@ ImageNet EfficientNet-Lite0 (offline, `keras-tl assets install`), two-phase 10 +
 1e-3 / 1e-4, batch 32, 64 px by default, no early stopping. A finished run (its metrics.json) is
 read instead of retrained.
 
-    python bench/domain_adaptation.py [--seeds 0,1,2] [--methods adabn,coral,dann] [--size 64]
+    python bench/domain_adaptation.py [--seeds 0,1,2] [--methods prior,adabn,coral,dann] [--size 64]
 
 Prints the table (test accuracy and macro F1, mean ± sd over seeds); its last lines are
 `mono_to_poly_accuracy=` (the default method, `keras_tl.core.config.DEFAULT_ADAPTATION`, mean of
@@ -113,7 +113,7 @@ def multitask_drop(folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--methods", default="adabn,coral,dann")
+    parser.add_argument("--methods", default="prior,adabn,coral,dann")
     parser.add_argument("--directions", default="mono-poly,poly-mono")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--head-epochs", type=int, default=10)

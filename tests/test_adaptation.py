@@ -10,13 +10,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import local_pretrained_weights, tiny_config, write_image_folder
+from conftest import local_pretrained_weights, tiny_config, tiny_texts, write_image_folder
 
 import keras_tl
 from keras_tl import datasets
 from keras_tl.cli import main as cli
 from keras_tl.core import adaptation, heads
+from keras_tl.core.config import TrainConfig
 from keras_tl.image.data import ImageSource
+from keras_tl.text import data as text_data
 from keras_tl.workflow import training_run
 
 
@@ -158,8 +160,9 @@ def _digits_domains():
 def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, capsys):
     source, target = _digits_domains()
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=2, epochs=0)
-    result = keras_tl.train(config, source, target=target)  # domain_adaptation "auto": AdaBN
+    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=2, epochs=0,
+                         domain_adaptation="adabn")
+    result = keras_tl.train(config, source, target=target)
     out = capsys.readouterr().out
     assert "AdaBN: 52 BatchNorm layers now hold the source" in out and "re-estimated on the target" in out
     assert result.config.domain_adaptation == "adabn"
@@ -221,9 +224,9 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
 def test_prior_run_ends_predicting_the_source_class_frequencies_on_the_target(tmp_path, capsys):
     source, target = _digits_domains()
     config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction",
-                         head_epochs=2, epochs=0, domain_adaptation="prior")
-    result = keras_tl.train(config, source, target=target)
-    assert "prior: output biases shifted" in capsys.readouterr().out
+                         head_epochs=2, epochs=0)
+    result = keras_tl.train(config, source, target=target)  # domain_adaptation "auto" with target data: prior
+    assert "prior: output biases shifted" in capsys.readouterr().out and result.config.domain_adaptation == "prior"
     shifts = result.metrics["domain_adaptation"]["bias_shifts"]
     assert list(shifts) == ["predictions"] and len(shifts["predictions"]) == 3
     train_labels = keras_tl.workflow.load_split(result.run_dir, "train").labels
@@ -249,6 +252,10 @@ def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
     for overrides, python_target, message in cases:
         with pytest.raises(ValueError, match=message):
             keras_tl.train(tiny_config(tmp_path, **overrides), source, target=python_target)
+    texts = text_data.from_texts(*tiny_texts(4))  # A text encoder has no BatchNorm for AdaBN.
+    with pytest.raises(ValueError, match="text backbones have none. Use 'prior', 'coral' or 'dann'"):
+        keras_tl.train(TrainConfig(backbone="minilm_l6", weights="preset", domain_adaptation="adabn",
+                                   out=str(tmp_path / "run")), texts, target=texts)
     assert not os.path.exists(tmp_path / "run")
 
 

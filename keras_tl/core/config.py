@@ -32,7 +32,7 @@ EXPORT_FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 UNFREEZE_POLICIES = ("all", "top:N", "fraction:F", "blocks:K", "from:NAME")
 DOMAIN_ADAPTATIONS = ("auto", "none", "adabn", "coral", "dann", "prior")  # keras_tl.core.adaptation
-DEFAULT_ADAPTATION = "adabn"  # what "auto" means when target data is given (bench/domain_adaptation.py)
+DEFAULT_ADAPTATION = "prior"  # what "auto" means when target data is given (bench/domain_adaptation.py)
 
 
 def choices(values):

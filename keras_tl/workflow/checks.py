@@ -61,8 +61,8 @@ def _check_adaptation(config, modality, target):
     if method == "none":
         return
     if method == "adabn" and not modality.batchnorm:
-        raise ValueError(f"domain_adaptation='adabn' (also what 'auto' means) re-estimates BatchNorm statistics; "
-                         f"{modality.name} backbones have none. Use 'coral' or 'dann'. Received: "
+        raise ValueError(f"domain_adaptation='adabn' re-estimates BatchNorm statistics; {modality.name} backbones "
+                         f"have none. Use 'prior', 'coral' or 'dann'. Received: "
                          f"domain_adaptation={config.domain_adaptation!r}")
     backbone_trains = config.strategy == "full" or (config.strategy == "two_phase" and config.epochs > 0)
     if method in ("coral", "dann") and not backbone_trains:
