@@ -20,7 +20,7 @@ BatchNorm statistics have not settled and they predict near chance in inference 
 
     python bench/audio_transfer.py [--seeds 0,1,2] [--fractions 0.1,1] [--monitor val_accuracy]
                                    [--backbones aisfx_cnn9,efficientnet_lite0_mel,mobilenet_v2_mel]
-                                   [--epochs 10+4] [--augment none]
+                                   [--epochs 10+4] [--augment none] [--classes kick,snare,tom,hihat,cymbal]
     python bench/audio_transfer.py --report [same flags]   # the table again, from OUT/audio_transfer.json
 
 `--epochs H+F`: transfer trains H frozen-phase and F fine-tuning epochs, scratch H + F epochs.
@@ -77,15 +77,16 @@ def add_other_source(row, run_dir, other):
     return row
 
 
-def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=4, augment="none", other=None):
+def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=4, augment="none", other=None,
+         classes=datasets.DRUM_CLASSES):
     train_size = len(source.predefined["train"])
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
     config = TrainConfig(backbone=backbone, pooling="max", head_epochs=head_epochs, epochs=epochs, unfreeze="all",
                          head_lr=1e-3, fine_tune_lr=1e-4, batch_size=32, early_stopping_patience=None,
                          labels_per_class=per_class, seed=seed, compare_scratch=True, monitor=monitor,
                          augment=augment, augmented_views=4 if augment != "none" else 0,
-                         out=os.path.join(out, f"{head_epochs}+{epochs}", augment, backbone, f"{fraction:g}",
-                                          f"seed{seed}"))
+                         out=os.path.join(out, f"{head_epochs}+{epochs}", augment, *_classes_folder(classes), backbone,
+                                          f"{fraction:g}", f"seed{seed}"))
     started = time.perf_counter()
     finished = os.path.join(config.out, "metrics.json")
     if os.path.isfile(finished):  # a run an interrupted bench finished but did not record: read, not retrain
@@ -96,12 +97,17 @@ def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=
     with open(os.path.join(config.out, "scratch", "history.json"), encoding="utf-8") as f:
         scratch = json.load(f)["full"]
     row = {"scratch_kept_epoch": kept_epoch(scratch, monitor), "epochs": len(scratch["val_loss"]), "monitor": monitor,
-            "budget": f"{head_epochs}+{epochs}", "augment": augment, "run": config.out,
+            "budget": f"{head_epochs}+{epochs}", "augment": augment, "classes": list(classes), "run": config.out,
             "backbone": backbone, "fraction": fraction, "seed": seed, "labels_per_class": per_class,
             "transfer": 100 * metrics["test_accuracy"], "transfer_f1": metrics["macro_f1"],
             "scratch": 100 * metrics["scratch"]["test_accuracy"], "scratch_f1": metrics["scratch"]["macro_f1"],
             "seconds": round(time.perf_counter() - started, 1)}
     return add_other_source(row, config.out, other) if other is not None else row
+
+
+def _classes_folder(classes):
+    """The five drums (the default) keep the folder layout of earlier runs; other class lists get their own."""
+    return [] if tuple(classes) == datasets.DRUM_CLASSES else ["-".join(classes)]
 
 
 def main():
@@ -115,12 +121,15 @@ def main():
     parser.add_argument("--epochs", default="10+4",
                         help="transfer: frozen-phase + fine-tuning epochs; scratch trains their sum")
     parser.add_argument("--augment", default="none", help="none, light, standard or strong (both arms)")
+    parser.add_argument("--classes", default=",".join(datasets.DRUM_CLASSES),
+                        help="drum classes (load_drumkits: kick, snare, tom, hihat, cymbal, clap, other)")
     parser.add_argument("--report", action="store_true", help="print the table from OUT/audio_transfer.json")
     args = parser.parse_args()
+    classes = args.classes.split(",")
     saved = os.path.join(args.out, "audio_transfer.json")
     def chosen(r):  # the rows of this table: one monitor, schedule and augmentation
         return (r.get("monitor", "val_loss") == args.monitor and r.get("budget", "10+4") == args.epochs
-                and r.get("augment", "none") == args.augment)
+                and r.get("augment", "none") == args.augment and r.get("classes", list(datasets.DRUM_CLASSES)) == classes)
 
     if args.report:
         with open(saved, encoding="utf-8") as f:
@@ -142,8 +151,8 @@ def main():
         seeds = [int(s) for s in args.seeds.split(",")]
         fractions = [float(f) for f in args.fractions.split(",")]
         backbones = args.backbones.split(",")
-        source = datasets.load_drumkits()
-        other = datasets.load_lmms_drums()
+        source = datasets.load_drumkits(classes)
+        other = datasets.load_lmms_drums(classes)
         rows, others = [], []
         if os.path.isfile(saved):
             with open(saved, encoding="utf-8") as f:
@@ -165,7 +174,7 @@ def main():
                         continue
                     head_epochs, epochs = (int(n) for n in args.epochs.split("+"))
                     rows.append(cell(source, backbone, fraction, seed, args.out, args.monitor, head_epochs, epochs,
-                                     args.augment, other))
+                                     args.augment, other, classes))
                     print(json.dumps(rows[-1]), flush=True)
                     with open(saved, "w", encoding="utf-8") as f:
                         json.dump(others + rows, f, indent=1)
@@ -177,7 +186,7 @@ def main():
     fractions = sorted({r["fraction"] for r in rows})
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     monitors = sorted({r.get("monitor", "val_loss") for r in rows})
-    print(f"\nHydrogen drum kits, 5 classes, held-out test kit (90 files); {len(seeds)} seeds {seeds}; "
+    print(f"\nHydrogen drum kits, {len(classes)} classes ({', '.join(classes)}), held-out test kit; {len(seeds)} seeds {seeds}; "
           f"best epoch by {', '.join(monitors)}; transfer {args.epochs} epochs, scratch "
           f"{sum(int(n) for n in args.epochs.split('+'))}; augment {args.augment}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
