@@ -179,10 +179,10 @@ def main():
             finetune_total += finetune_seconds
             accuracy = [r["test_accuracy"] for r in group_rows]
             for score in pooled:
-                tau, concordant, discordant, pairs = transferability.kendall_tau(
+                group_tau, concordant, discordant, pairs = transferability.kendall_tau(
                     [r[score] for r in group_rows], accuracy)
                 pooled[score] = [a + b for a, b in zip(pooled[score], (concordant, discordant, pairs))]
-                taus.setdefault((name, score), []).append(tau)
+                taus.setdefault((name, score), []).append(group_tau)
             print(f"[bench] {name} seed {seed}: rank {rank_seconds:.0f} s ({subsample_seconds:.0f} s on at most "
                   f"{args.rank_examples} examples), fine-tuning {finetune_seconds:.0f} s")
     os.makedirs(args.out, exist_ok=True)
