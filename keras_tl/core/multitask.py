@@ -358,8 +358,8 @@ def callbacks_for(model):
 def loss_and_metrics(model, weights=None, label_smoothing=0.0, class_weights=None):
     """`(loss, metrics)` to compile a multi-task model: `weights` `{head: loss weight}` (default 1),
     `class_weights` `{head: [weight of each class]}` (default 1)."""
-    blocks, kind = blocks_of(model), kinds_of(model)
-    kinds = [kind[h] for h, _, _ in blocks]
+    blocks = blocks_of(model)
+    kinds = [kinds_of(model)[h] for h, _, _ in blocks]
     weights = weights or {}
     per_class = [list((class_weights or {}).get(h, [1.0] * (b - a))) for h, a, b in blocks]
     loss = MaskedHeadLoss(blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class,
