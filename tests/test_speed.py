@@ -43,6 +43,46 @@ def test_cached_phase1_trains_the_same_head_as_the_plain_path(tmp_path, capsys):
         np.testing.assert_allclose(cached, plain, atol=1e-5)
 
 
+def test_text_cached_phase_reads_trimmed_batches_and_keeps_the_split_order(tmp_path, monkeypatch):
+    """The frozen phase reads texts through the trimmed, length-sorted pass, yet caches each split's
+    rows in the split's order with the features of the padded pass (real MiniLM, real glosses)."""
+    from keras_tl import datasets
+    from keras_tl.core import modality as modalities
+    from keras_tl.core import registry
+    from keras_tl.core.config import TrainConfig
+
+    glosses = datasets.load_wordnet_glosses()
+    texts = list(glosses.texts[:60]) + [" ".join(glosses.texts[:20])]  # the last one fills all 64 tokens
+    splits = {"train": core_data.Split(texts[:40], glosses.labels[:40]),
+              "val": core_data.Split(texts[40:], glosses.labels[40:61])}
+    text = modalities.get("text")
+    config = TrainConfig(backbone="minilm_l6", weights="preset", sequence_length=64, batch_size=8,
+                         task="multiclass", head_epochs=1, out=str(tmp_path / "never"))
+    task = text.build_task(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
+                           glosses.class_names)
+    widths, trimmed = [], text.feature_pass
+
+    def spied(*args):  # the batch widths of each pass the cache asks for
+        order, dataset = trimmed(*args)
+        widths.extend(x["token_ids"].shape[1] for x, _ in dataset)
+        return order, dataset
+
+    monkeypatch.setattr(text, "feature_pass", spied)
+    cached = features.cached_phase(task, config, splits, train_dataset=None)
+    assert min(widths) < 32 and max(widths) == 64  # the trimmed pass was the one read
+    extractor, _ = features.split_model(task.model)
+    val_x, val_y = (np.concatenate(parts) for parts in zip(*cached.val.as_numpy_iterator()))
+    padded = extractor.predict(text.dataset(task, splits["val"], config, cache="none").map(lambda x, y: x), verbose=0)
+    np.testing.assert_allclose(val_x, padded, atol=2e-5)  # in the split's order, not by length
+    assert (val_y.argmax(1) == splits["val"].labels).all()
+    train_x = np.concatenate([x for x, _ in cached.train.as_numpy_iterator()])
+    plain = extractor.predict(text.dataset(task, splits["train"], config, cache="none").map(lambda x, y: x),
+                              verbose=0)
+    np.testing.assert_allclose(np.sort(train_x.sum(1)), np.sort(plain.sum(1)), rtol=1e-4)
+    with pytest.raises(ValueError, match="one row per item: 3 items in the order, received 2 rows"):
+        features.in_split_order(np.array([2, 0, 1]), np.zeros((2, 4)), np.zeros((2, 1)))
+
+
 def test_split_model_shares_the_head_and_reproduces_the_model(tmp_path):
     model = tiny_model(tmp_path, dense_units=[8])
     extractor, head = features.split_model(model)

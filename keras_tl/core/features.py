@@ -88,6 +88,17 @@ def extract(extractor, datasets, *, augmented=False, descriptions=None, open_sha
     return results
 
 
+def in_split_order(order, features, targets):
+    """Rows a feature pass read as `split.subset(order)`, put back in the split's own order."""
+    if order is None or np.array_equal(order, np.arange(len(order))):
+        return features, targets
+    if len(order) != len(features):
+        raise ValueError(f"A reordered feature pass must give one row per item: {len(order)} items in the order, "
+                         f"received {len(features)} rows.")
+    inverse = np.argsort(order)
+    return features[inverse], targets[inverse]
+
+
 @dataclass
 class CachedPhase:
     """What the frozen phase trains on when features are cached.
@@ -109,16 +120,18 @@ class CachedPhase:
     repeated: bool = False
 
 
-def cached_phase(task, config, splits, train_dataset, plain_train, val):
+def cached_phase(task, config, splits, train_dataset):
     """The frozen phase on cached backbone features, or None where it must run on raw inputs.
+
+    Unaugmented splits are read through the modality's feature pass (`Modality.feature_pass`: texts
+    by length, each batch trimmed to its longest row), and their features are put back in the
+    split's order, so the head trains on the rows a padded pass would give, at less cost.
 
     Args:
         task: Task. Its model is cut at the pooled features.
         config: TrainConfig.
         splits: dict of `Split`s ("train", "val").
         train_dataset: callable `seed -> dataset`: the (augmented) training pipeline.
-        plain_train: dataset. The training split without shuffling or augmentation.
-        val: dataset. The validation pipeline.
     """
     from keras_tl.core import data  # tf.data: the model side above runs without TensorFlow (JAX).
 
@@ -133,14 +146,15 @@ def cached_phase(task, config, splits, train_dataset, plain_train, val):
     started = time.perf_counter()
     extractor, head = split_model(task.model)
     if augmenting:
-        sources = [train_dataset(config.seed + n) for n in range(config.augmented_views)]
-        names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(sources))]
+        passes = [(None, train_dataset(config.seed + n)) for n in range(config.augmented_views)]
+        names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(passes))]
     else:
-        sources, names = [plain_train], ["training-set features"]
-    *views, (val_x, val_y) = extract(
-        extractor, [data.targets_as_inputs(ds) for ds in sources + [val]],
-        augmented=augmenting and config.augment_on == "model", descriptions=names + ["validation-set features"],
-    )
+        passes, names = [task.modality.feature_pass(task, splits["train"], config)], ["training-set features"]
+    passes.append(task.modality.feature_pass(task, splits["val"], config))
+    extracted = extract(extractor, [data.targets_as_inputs(ds) for _, ds in passes], open_shapes=True,
+                        augmented=augmenting and config.augment_on == "model",
+                        descriptions=names + ["validation-set features"])
+    *views, (val_x, val_y) = [in_split_order(order, *pair) for (order, _), pair in zip(passes, extracted)]
     x = np.concatenate([v[0] for v in views])
     y = np.concatenate([v[1] for v in views])
     if augmenting:  # Views are already shuffled/oversampled; one epoch = one training set's worth.

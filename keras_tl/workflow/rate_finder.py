@@ -49,8 +49,7 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
             return modality.dataset(task, splits["train"], resolved, training=True, seed=seed)
 
         val = modality.dataset(task, splits["val"], resolved)
-        cached = features.cached_phase(task, resolved, splits, train_dataset,
-                                       modality.dataset(task, splits["train"], resolved), val)
+        cached = features.cached_phase(task, resolved, splits, train_dataset)
         if phase == "head":
             set_trainable(task.model, None)
             fit_model, data = (cached.head, cached.train) if cached else (task.model, train_dataset())

@@ -123,12 +123,12 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
             weights = multitask.class_weights(splits["train"].labels, class_names, kinds)
         elif config.class_weight == "balanced" and config.task != "multilabel":
             weights = class_weights(splits["train"].labels, len(class_names))
-        plain_train = modality.dataset(task, splits["train"], config, cache=cache("train"))
         objective = None
         if config.domain_adaptation != "none":
             objective = adapted_objective(task, config, target, cache("target"), splits["train"].labels)
+            plain_train = modality.dataset(task, splits["train"], config, cache=cache("train"))
             objective.before(task.model, plain_train.map(lambda x, y: x))
-        cached = features.cached_phase(task, config, splits, train_dataset, plain_train, val)
+        cached = features.cached_phase(task, config, splits, train_dataset)
         timings = {}
         histories = fine_tune(task, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
                               cached=cached, timings=timings, resume=resume, objective=objective,
