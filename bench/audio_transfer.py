@@ -6,7 +6,7 @@ validates (36), "The Black Pearl 1.0" is the held-out test kit (90 files). A fra
 labels keeps f x (338 / 5) training files per class (all a class has, if fewer); validation and
 test are always the same files.
 
-Backbones, one per family, each with pooling "max" over time (aisfx's own) and 1 s windows:
+Backbones, one per family, each with pooling "max" over time (aisfx's own; `--pooling avg`: the mean) and 1 s windows:
 - `aisfx_cnn9`: a CNN pretrained on sound effects (PyPI aisfx, `keras-tl assets install`);
 - `efficientnet_lite0_mel`, `mobilenet_v2_mel`: ImageNet CNNs on 96 px log-mel images.
 Transfer: 10 epochs on cached features (head lr 1e-3), then 4 epochs with the whole backbone
@@ -21,12 +21,17 @@ BatchNorm statistics have not settled and they predict near chance in inference 
     python bench/audio_transfer.py [--seeds 0,1,2] [--fractions 0.1,1] [--monitor val_accuracy]
                                    [--backbones aisfx_cnn9,efficientnet_lite0_mel,mobilenet_v2_mel]
                                    [--epochs 10+4] [--augment none] [--classes kick,snare,tom,hihat,cymbal]
+                                   [--pooling max] [--deterministic]
     python bench/audio_transfer.py --report [same flags]   # the table again, from OUT/audio_transfer.json
 
 `--epochs H+F`: transfer trains H frozen-phase and F fine-tuning epochs, scratch H + F epochs.
-Cells already in OUT/audio_transfer.json (same monitor, epochs and augmentation) are kept, not
-re-run: an interrupted run continues, and `--fractions 0.1` then `--fractions 1` fill one table;
-other settings' rows stay in the file beside them.
+Cells already in OUT/audio_transfer.json (same monitor, epochs, augmentation, classes, pooling and
+determinism) are kept, not re-run: an interrupted run continues, and `--fractions 0.1` then
+`--fractions 1` fill one table; other settings' rows stay in the file beside them.
+
+`--deterministic` turns on TensorFlow's op determinism (`TrainConfig(deterministic=True)`): without it
+the from-scratch arm's figures move between two runs of one seed on one machine (float sums in
+multi-threaded CPU kernels; 56 epochs from random weights amplify them), the transfer arm's barely.
 
 Second test set: every run (transfer and scratch) is also scored on LMMS's drum samples (Debian
 `lmms-common`, `keras_tl.datasets.load_lmms_drums`: 54 one-shots of another library, other
@@ -78,14 +83,16 @@ def add_other_source(row, run_dir, other):
 
 
 def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=4, augment="none", other=None,
-         classes=datasets.DRUM_CLASSES):
+         classes=datasets.DRUM_CLASSES, pooling="max", deterministic=False):
     train_size = len(source.predefined["train"])
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
-    config = TrainConfig(backbone=backbone, pooling="max", head_epochs=head_epochs, epochs=epochs, unfreeze="all",
+    config = TrainConfig(backbone=backbone, pooling=pooling, head_epochs=head_epochs, epochs=epochs, unfreeze="all",
                          head_lr=1e-3, fine_tune_lr=1e-4, batch_size=32, early_stopping_patience=None,
                          labels_per_class=per_class, seed=seed, compare_scratch=True, monitor=monitor,
-                         augment=augment, augmented_views=4 if augment != "none" else 0,
-                         out=os.path.join(out, f"{head_epochs}+{epochs}", augment, *_classes_folder(classes), backbone,
+                         augment=augment, augmented_views=4 if augment != "none" else 0, deterministic=deterministic,
+                         out=os.path.join(out, f"{head_epochs}+{epochs}", augment, *_classes_folder(classes),
+                                          *([] if pooling == "max" else [f"pool-{pooling}"]),
+                                          *(["deterministic"] if deterministic else []), backbone,
                                           f"{fraction:g}", f"seed{seed}"))
     started = time.perf_counter()
     finished = os.path.join(config.out, "metrics.json")
@@ -97,7 +104,8 @@ def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=
     with open(os.path.join(config.out, "scratch", "history.json"), encoding="utf-8") as f:
         scratch = json.load(f)["full"]
     row = {"scratch_kept_epoch": kept_epoch(scratch, monitor), "epochs": len(scratch["val_loss"]), "monitor": monitor,
-            "budget": f"{head_epochs}+{epochs}", "augment": augment, "classes": list(classes), "run": config.out,
+            "budget": f"{head_epochs}+{epochs}", "augment": augment, "pooling": pooling,
+            "deterministic": deterministic, "classes": list(classes), "run": config.out,
             "backbone": backbone, "fraction": fraction, "seed": seed, "labels_per_class": per_class,
             "transfer": 100 * metrics["test_accuracy"], "transfer_f1": metrics["macro_f1"],
             "scratch": 100 * metrics["scratch"]["test_accuracy"], "scratch_f1": metrics["scratch"]["macro_f1"],
@@ -123,13 +131,18 @@ def main():
     parser.add_argument("--augment", default="none", help="none, light, standard or strong (both arms)")
     parser.add_argument("--classes", default=",".join(datasets.DRUM_CLASSES),
                         help="drum classes (load_drumkits: kick, snare, tom, hihat, cymbal, clap, other)")
+    parser.add_argument("--pooling", default="max", choices=["max", "avg"],
+                        help="over time, after the mean over frequency (both arms); max is aiSFX's own")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow op determinism (keras-tl's deterministic: true): reruns give the same figures")
     parser.add_argument("--report", action="store_true", help="print the table from OUT/audio_transfer.json")
     args = parser.parse_args()
     classes = args.classes.split(",")
     saved = os.path.join(args.out, "audio_transfer.json")
     def chosen(r):  # the rows of this table: one monitor, schedule and augmentation
         return (r.get("monitor", "val_loss") == args.monitor and r.get("budget", "10+4") == args.epochs
-                and r.get("augment", "none") == args.augment and r.get("classes", list(datasets.DRUM_CLASSES)) == classes)
+                and r.get("augment", "none") == args.augment and r.get("classes", list(datasets.DRUM_CLASSES)) == classes
+                and r.get("pooling", "max") == args.pooling and r.get("deterministic", False) == args.deterministic)
 
     if args.report:
         with open(saved, encoding="utf-8") as f:
@@ -174,7 +187,7 @@ def main():
                         continue
                     head_epochs, epochs = (int(n) for n in args.epochs.split("+"))
                     rows.append(cell(source, backbone, fraction, seed, args.out, args.monitor, head_epochs, epochs,
-                                     args.augment, other, classes))
+                                     args.augment, other, classes, args.pooling, args.deterministic))
                     print(json.dumps(rows[-1]), flush=True)
                     with open(saved, "w", encoding="utf-8") as f:
                         json.dump(others + rows, f, indent=1)
@@ -188,7 +201,8 @@ def main():
     monitors = sorted({r.get("monitor", "val_loss") for r in rows})
     print(f"\nHydrogen drum kits, {len(classes)} classes ({', '.join(classes)}), held-out test kit; {len(seeds)} seeds {seeds}; "
           f"best epoch by {', '.join(monitors)}; transfer {args.epochs} epochs, scratch "
-          f"{sum(int(n) for n in args.epochs.split('+'))}; augment {args.augment}; "
+          f"{sum(int(n) for n in args.epochs.split('+'))}; augment {args.augment}; pooling {args.pooling}; "
+          f"{'deterministic ops; ' if args.deterministic else ''}"
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     lmms = all("lmms_transfer" in r for r in rows)
     print("| labels | per class | backbone | transfer: accuracy (macro F1) | scratch: accuracy (macro F1) | "
