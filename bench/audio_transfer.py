@@ -32,10 +32,14 @@ determinism) are kept, not re-run: an interrupted run continues, and `--fraction
 `--deterministic` turns on TensorFlow's op determinism (`TrainConfig(deterministic=True)`): without it
 the from-scratch arm's figures move between two runs of one seed on one machine (float sums in
 multi-threaded CPU kernels; 56 epochs from random weights amplify them), the transfer arm's barely.
+With it, reruns on one machine repeat to the last digit; a fresh machine of the same kind gave the
+transfer arm's figures again and other from-scratch figures (README, audio section).
 
-Second test set: every run (transfer and scratch) is also scored on LMMS's drum samples (Debian
-`lmms-common`, `keras_tl.datasets.load_lmms_drums`: 54 one-shots of another library, other
-recordings and processing), the table's last two columns.
+Two more test sets of other sources: every run (transfer and scratch) is also scored on LMMS's drum
+samples (Debian `lmms-common`, `keras_tl.datasets.load_lmms_drums`: 54 one-shots of another library,
+other recordings and processing) and on Sonic Pi's (Debian `sonic-pi-samples`,
+`keras_tl.datasets.load_sonic_pi_drums`: 44 CC0 one-shots from freesound.org), the table's last four
+columns. Rows saved before a test set existed are scored on it from their saved runs, not retrained.
 
 Its last line is `audio_10pct_transfer_minus_scratch=<points> (<best backbone>, mean of seeds)`.
 """
@@ -76,13 +80,21 @@ def other_source(run_dir, other, scratch=False):
     return 100 * metrics["test_accuracy"], metrics["macro_f1"]
 
 
-def add_other_source(row, run_dir, other):
-    row["lmms_transfer"], row["lmms_transfer_f1"] = other_source(run_dir, other)
-    row["lmms_scratch"], row["lmms_scratch_f1"] = other_source(run_dir, other, scratch=True)
+# Test sets of other sources: row key prefix -> (loader, column title).
+OTHER_SOURCES = {"lmms": (datasets.load_lmms_drums, "LMMS drums (other source)"),
+                 "sonicpi": (datasets.load_sonic_pi_drums, "Sonic Pi drums (other source)")}
+
+
+def add_other_source(row, run_dir, others):
+    """Scores a run on each of `others` ({key: source}) that its row has no figures for yet."""
+    for key, other in others.items():
+        if f"{key}_transfer" not in row:
+            row[f"{key}_transfer"], row[f"{key}_transfer_f1"] = other_source(run_dir, other)
+            row[f"{key}_scratch"], row[f"{key}_scratch_f1"] = other_source(run_dir, other, scratch=True)
     return row
 
 
-def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=4, augment="none", other=None,
+def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=4, augment="none", others=None,
          classes=datasets.DRUM_CLASSES, pooling="max", deterministic=False):
     train_size = len(source.predefined["train"])
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
@@ -110,7 +122,7 @@ def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=
             "transfer": 100 * metrics["test_accuracy"], "transfer_f1": metrics["macro_f1"],
             "scratch": 100 * metrics["scratch"]["test_accuracy"], "scratch_f1": metrics["scratch"]["macro_f1"],
             "seconds": round(time.perf_counter() - started, 1)}
-    return add_other_source(row, config.out, other) if other is not None else row
+    return add_other_source(row, config.out, others) if others else row
 
 
 def _classes_folder(classes):
@@ -134,7 +146,7 @@ def main():
     parser.add_argument("--pooling", default="max", choices=["max", "avg"],
                         help="over time, after the mean over frequency (both arms); max is aiSFX's own")
     parser.add_argument("--deterministic", action="store_true",
-                        help="TensorFlow op determinism (keras-tl's deterministic: true): reruns give the same figures")
+                        help="TensorFlow op determinism (keras-tl's deterministic: true): reruns on one machine give the same figures")
     parser.add_argument("--report", action="store_true", help="print the table from OUT/audio_transfer.json")
     args = parser.parse_args()
     classes = args.classes.split(",")
@@ -165,20 +177,20 @@ def main():
         fractions = [float(f) for f in args.fractions.split(",")]
         backbones = args.backbones.split(",")
         source = datasets.load_drumkits(classes)
-        other = datasets.load_lmms_drums(classes)
-        rows, others = [], []
+        others = {key: load(classes) for key, (load, _) in OTHER_SOURCES.items()}
+        rows, kept = [], []  # this table's rows; other settings' rows, kept in the file
         if os.path.isfile(saved):
             with open(saved, encoding="utf-8") as f:
                 for r in json.load(f):
-                    (rows if chosen(r) else others).append(r)
-        for r in rows:  # rows from before the second test set: evaluate their saved runs on it
+                    (rows if chosen(r) else kept).append(r)
+        for r in rows:  # rows from before a test set existed: evaluate their saved runs on it
             layout = [r["budget"], r["augment"]] if "budget" in r else []  # older rows: OUT/backbone/...
             run_dir = r.get("run") or os.path.join(args.out, *layout, r["backbone"], f"{r['fraction']:g}",
                                                    f"seed{r['seed']}")
-            if "lmms_transfer" not in r and os.path.isdir(os.path.join(run_dir, "scratch")):
-                add_other_source(r, run_dir, other)
+            if any(f"{key}_transfer" not in r for key in others) and os.path.isdir(os.path.join(run_dir, "scratch")):
+                add_other_source(r, run_dir, others)
                 with open(saved, "w", encoding="utf-8") as f:
-                    json.dump(others + rows, f, indent=1)
+                    json.dump(kept + rows, f, indent=1)
         done = {(r["backbone"], r["fraction"], r["seed"]) for r in rows}
         for fraction in fractions:
             for backbone in backbones:
@@ -187,10 +199,10 @@ def main():
                         continue
                     head_epochs, epochs = (int(n) for n in args.epochs.split("+"))
                     rows.append(cell(source, backbone, fraction, seed, args.out, args.monitor, head_epochs, epochs,
-                                     args.augment, other, classes, args.pooling, args.deterministic))
+                                     args.augment, others, classes, args.pooling, args.deterministic))
                     print(json.dumps(rows[-1]), flush=True)
                     with open(saved, "w", encoding="utf-8") as f:
-                        json.dump(others + rows, f, indent=1)
+                        json.dump(kept + rows, f, indent=1)
 
     def stat(values):
         spread = f"{np.std(values, ddof=1):.1f}" if len(values) > 1 else "n/a"
@@ -204,11 +216,11 @@ def main():
           f"{sum(int(n) for n in args.epochs.split('+'))}; augment {args.augment}; pooling {args.pooling}; "
           f"{'deterministic ops; ' if args.deterministic else ''}"
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    lmms = all("lmms_transfer" in r for r in rows)
+    columns = [(key, title) for key, (_, title) in OTHER_SOURCES.items() if all(f"{key}_transfer" in r for r in rows)]
     print("| labels | per class | backbone | transfer: accuracy (macro F1) | scratch: accuracy (macro F1) | "
           "scratch kept epoch | transfer - scratch |"
-          + (" LMMS drums (other source): transfer | LMMS: scratch |" if lmms else ""))
-    print("|---|---|---|---|---|---|---|" + ("---|---|" if lmms else ""))
+          + "".join(f" {title}: transfer | {title.split(' (')[0]}: scratch |" for _, title in columns))
+    print("|---|---|---|---|---|---|---|" + "---|---|" * len(columns))
     gaps = {}
     for fraction in fractions:
         for backbone in backbones:
@@ -223,10 +235,9 @@ def main():
                   f"({np.mean([r['transfer_f1'] for r in cells]):.3f}) | {stat(s)} "
                   f"({np.mean([r['scratch_f1'] for r in cells]):.3f}) | {kept} of {cells[0].get('epochs', 14)} | "
                   f"{gaps[fraction, backbone]:+.1f} ± {np.std(gap, ddof=1) if len(gap) > 1 else float('nan'):.1f} points |"
-                  + (f" {stat([r['lmms_transfer'] for r in cells])} "
-                     f"({np.mean([r['lmms_transfer_f1'] for r in cells]):.3f}) | "
-                     f"{stat([r['lmms_scratch'] for r in cells])} "
-                     f"({np.mean([r['lmms_scratch_f1'] for r in cells]):.3f}) |" if lmms else ""))
+                  + "".join(f" {stat([r[f'{key}_{arm}'] for r in cells])} "
+                            f"({np.mean([r[f'{key}_{arm}_f1'] for r in cells]):.3f}) |"
+                            for key, _ in columns for arm in ("transfer", "scratch")))
     if 0.1 in fractions:  # the best backbone: the highest transfer accuracy at 10% of the labels
         best = max(backbones, key=lambda b: np.mean([r["transfer"] for r in rows
                                                      if r["fraction"] == 0.1 and r["backbone"] == b]))

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -200,6 +201,34 @@ def test_lmms_drums_are_a_second_source_labelled_by_file_name_with_its_bad_file_
     assert "lmms-common" in source.licence
     with pytest.raises(keras_tl.DatasetUnavailableError, match="apt-get install lmms-common"):
         datasets.load_lmms_drums(folder="/nonexistent")
+
+
+def test_sonic_pi_drums_are_a_third_source_labelled_by_its_table_with_missing_files_reported(tmp_path):
+    source = datasets.load_sonic_pi_drums()
+    assert source.class_names == ["kick", "snare", "tom", "hihat", "cymbal"] and source.predefined is None
+    assert np.bincount(source.labels, minlength=5).tolist() == [18, 11, 7, 3, 5] and source.skipped == []
+    names = {os.path.basename(p): source.class_names[label] for p, label in zip(source.paths, source.labels)}
+    # Names the instrument-name rules would get wrong: bd_ is a kick, drum_cymbal_closed a hi-hat.
+    assert names["bd_haus.flac"] == "kick" and names["drum_cymbal_closed.flac"] == "hihat"
+    assert names["drum_splash_hard.flac"] == "cymbal" and names["elec_fuzz_tom.flac"] == "tom"
+    assert "drum_roll.flac" not in names and "drum_cowbell.flac" not in names and "loop_amen.flac" not in names
+    six = datasets.load_sonic_pi_drums(classes=["kick", "snare", "tom", "hihat", "cymbal", "other"])
+    assert np.bincount(six.labels).tolist() == [18, 11, 7, 3, 5, 17]
+    assert "CC0" in source.licence and "sonic-pi-samples" in source.licence
+    # A copy with one listed file missing and one corrupt: both reported, the rest loaded.
+    for name in ("bd_808.flac", "bd_ada.flac", "sn_dub.flac"):
+        shutil.copy(os.path.join(datasets.SONIC_PI_SAMPLES_DIR, name), tmp_path / name)
+    (tmp_path / "bd_ada.flac").write_bytes(b"fLaC not really")
+    partial = datasets.load_sonic_pi_drums(classes=["kick", "snare"], folder=str(tmp_path))
+    assert [os.path.basename(p) for p in partial.paths] == ["bd_808.flac", "sn_dub.flac"]
+    assert partial.labels.tolist() == [0, 1]
+    reasons = {os.path.basename(p): why for p, why in partial.skipped}
+    assert reasons["bd_ada.flac"].startswith("unreadable audio") and reasons["bd_boom.flac"] == "file not found"
+    assert len(reasons) == 18 + 11 - 2
+    with pytest.raises(keras_tl.DatasetUnavailableError, match="apt-get install sonic-pi-samples"):
+        datasets.load_sonic_pi_drums(folder="/nonexistent")
+    with pytest.raises(keras_tl.DatasetUnavailableError, match="No drum samples of classes"):
+        datasets.load_sonic_pi_drums(classes=["clap"])
 
 
 def tiny_drums(per_class=4, classes=("kick", "cymbal")):
