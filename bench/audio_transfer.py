@@ -81,8 +81,8 @@ def other_source(run_dir, other, scratch=False):
 
 
 # Test sets of other sources: row key prefix -> (loader, column title).
-OTHER_SOURCES = {"lmms": (datasets.load_lmms_drums, "LMMS drums (other source)"),
-                 "sonicpi": (datasets.load_sonic_pi_drums, "Sonic Pi drums (other source)")}
+OTHER_SOURCES = {"lmms": (datasets.load_lmms_drums, "LMMS drums"),
+                 "sonicpi": (datasets.load_sonic_pi_drums, "Sonic Pi drums")}
 
 
 def add_other_source(row, run_dir, others):
@@ -219,7 +219,7 @@ def main():
     columns = [(key, title) for key, (_, title) in OTHER_SOURCES.items() if all(f"{key}_transfer" in r for r in rows)]
     print("| labels | per class | backbone | transfer: accuracy (macro F1) | scratch: accuracy (macro F1) | "
           "scratch kept epoch | transfer - scratch |"
-          + "".join(f" {title}: transfer | {title.split(' (')[0]}: scratch |" for _, title in columns))
+          + "".join(f" {title} (other source): transfer | {title}: scratch |" for _, title in columns))
     print("|---|---|---|---|---|---|---|" + "---|---|" * len(columns))
     gaps = {}
     for fraction in fractions:
