@@ -18,7 +18,7 @@ import numpy as np
 import PIL.Image
 
 from keras_tl import workflow
-from keras_tl.core import export
+from keras_tl.core import export, litert
 
 
 def classify(path, images):
@@ -53,7 +53,7 @@ def main():
           "MediaPipe test accuracy | s |")
     print("|---|---|---|---|---|---|")
     for path in args.tflite:
-        litert_top = task.predict(test.items, runner=lambda x: export.tflite_predict(path, x)).argmax(1)
+        litert_top = task.predict(test.items, runner=lambda x: litert.tflite_predict(path, x)).argmax(1)
         for how, images in (("as an app (file)", files if len(files) == len(test) else None),
                             ("at model size", resized)):
             if images is None:

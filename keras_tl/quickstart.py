@@ -15,12 +15,16 @@ import os
 import time
 
 from keras_tl import datasets
+from keras_tl.core import run as runs
 from keras_tl.core.config import TrainConfig
+from keras_tl.core.errors import RunExistsError
 from keras_tl.workflow import export_run, train
+from keras_tl.core.log import log
+
 
 
 def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_lite0", image_size=96,
-        head_epochs=15, epochs=5, seed=0):
+        head_epochs=15, epochs=5, seed=0, overwrite=False):
     """Runs the quickstart and returns `{"transfer": metrics, "scratch": metrics, "seconds": s}`.
 
     Args:
@@ -32,32 +36,63 @@ def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_l
         image_size: int. Defaults to 96 (the cells are 300 px; 96 keeps the run to minutes).
         head_epochs, epochs: int. The two phases; scratch gets `head_epochs + epochs`.
         seed: int.
+        overwrite: bool. Train again over finished runs in `out`. Defaults to False: finished runs are
+            reported as they are (an interrupted one resumes), as `train` does.
     """
     started = time.perf_counter()
     source = datasets.load_elpv()
     common = dict(backbone=backbone, image_size=image_size, seed=seed, batch_size=32,
                   early_stopping_patience=None, labels_per_class=labels_per_class, class_weight="balanced")
-    print(f"== 1/3 transfer: ImageNet {backbone} -> ELPV, {labels_per_class} labels per class ==")
-    transfer = train(TrainConfig(out=os.path.join(out, "transfer"), weights="imagenet", strategy="two_phase",
-                                 head_epochs=head_epochs, epochs=epochs, head_lr=1e-3, fine_tune_lr=1e-4,
-                                 **common), source, overwrite=True)
-    print("== 2/3 the same architecture, labels and epochs, from random weights ==")
-    scratch = train(TrainConfig(out=os.path.join(out, "scratch"), weights="none", strategy="full",
-                                head_epochs=head_epochs + epochs, epochs=0, head_lr=1e-3, **common), source,
-                    overwrite=True)
-    print("== 3/3 export the transfer model to TFLite (checked against Keras) ==")
-    exported = export_run(transfer.run_dir, "tflite", out=os.path.join(out, "exported_models"))
+    log.info(f"== 1/3 transfer: ImageNet {backbone} -> ELPV, {labels_per_class} labels per class ==")
+    t = _trained(TrainConfig(out=os.path.join(out, "transfer"), weights="imagenet", strategy="two_phase",
+                             head_epochs=head_epochs, epochs=epochs, head_lr=1e-3, fine_tune_lr=1e-4, **common),
+                 source, overwrite)
+    log.info("== 2/3 the same architecture, labels and epochs, from random weights ==")
+    s = _trained(TrainConfig(out=os.path.join(out, "scratch"), weights="none", strategy="full",
+                             head_epochs=head_epochs + epochs, epochs=0, head_lr=1e-3, **common), source, overwrite)
+    log.info("== 3/3 export the transfer model to TFLite (checked against Keras) ==")
+    exported = _exported(os.path.join(out, "transfer"), os.path.join(out, "exported_models"), overwrite)
     seconds = time.perf_counter() - started
-    t, s = transfer.metrics, scratch.metrics
-    print(f"\n== keras-tl quickstart: ImageNet {backbone} -> ELPV solar cells (functional / defective) ==")
-    print(f"{image_size}px; {labels_per_class} training labels per class; test split of {t['num_examples']} cells")
-    print(f"data: {source.licence}")
-    print(f"{'':10}{'accuracy':>10}{'macro F1':>10}{'train s':>9}")
-    print(f"{'transfer':10}{t['test_accuracy']:>10.3f}{t['macro_f1']:>10.3f}{t['train_seconds']:>9.0f}")
-    print(f"{'scratch':10}{s['test_accuracy']:>10.3f}{s['macro_f1']:>10.3f}{s['train_seconds']:>9.0f}")
-    print(f"transfer - scratch: {100 * (t['test_accuracy'] - s['test_accuracy']):+.1f} points accuracy, "
-          f"{t['macro_f1'] - s['macro_f1']:+.3f} macro F1")
-    print(f"TFLite: {exported.path} ({exported.size_bytes / 2**20:.1f} MB, test accuracy "
-          f"{exported.evaluation['test_accuracy']:.3f})")
-    print(f"total time {seconds:.0f} s; run directories under {out}/")
-    return {"transfer": t, "scratch": s, "seconds": seconds, "export": exported}
+    return {"transfer": t, "scratch": s, "seconds": seconds, "export": exported, "backbone": backbone,
+            "image_size": image_size, "labels_per_class": labels_per_class, "licence": source.licence, "out": out}
+
+
+def summary(result):
+    """The quickstart's closing table (what `keras-tl quickstart` prints), from `run`'s result."""
+    t, s, exported = result["transfer"], result["scratch"], result["export"]
+    return "\n".join([
+        f"== keras-tl quickstart: ImageNet {result['backbone']} -> ELPV solar cells (functional / defective) ==",
+        f"{result['image_size']}px; {result['labels_per_class']} training labels per class; test split of "
+        f"{t['num_examples']} cells",
+        f"data: {result['licence']}",
+        f"{'':10}{'accuracy':>10}{'macro F1':>10}{'train s':>9}",
+        f"{'transfer':10}{t['test_accuracy']:>10.3f}{t['macro_f1']:>10.3f}{t['train_seconds']:>9.0f}",
+        f"{'scratch':10}{s['test_accuracy']:>10.3f}{s['macro_f1']:>10.3f}{s['train_seconds']:>9.0f}",
+        f"transfer - scratch: {100 * (t['test_accuracy'] - s['test_accuracy']):+.1f} points accuracy, "
+        f"{t['macro_f1'] - s['macro_f1']:+.3f} macro F1",
+        f"TFLite: {exported['path']} ({exported['size_bytes'] / 2**20:.1f} MB, test accuracy "
+        f"{exported['test_accuracy']:.3f})",
+        f"total time {result['seconds']:.0f} s; run directories under {result['out']}/",
+    ])
+
+
+def _trained(config, source, overwrite):
+    """The test metrics of `config`'s run: trained now, or read back from a finished run of it."""
+    try:
+        return train(config, source, overwrite=overwrite).metrics
+    except RunExistsError as error:
+        if not error.finished:
+            raise
+        log.info("%s holds this finished run: its figures are shown (--overwrite trains it again)", config.out)
+        return runs.read_json(config.out, "metrics.json")
+
+
+def _exported(run_dir, out, overwrite):
+    """The run's float32 TFLite export record (`exports.json`): written now, or an earlier one still in place."""
+    if not overwrite:
+        for record in reversed(runs.read_json(run_dir, "exports.json", [])):
+            if record["format"] == "tflite" and record["quantize"] == "none" and os.path.isfile(record["path"]):
+                log.info("%s is in place from an earlier run", record["path"])
+                return record
+    result = export_run(run_dir, "tflite", out=out)
+    return {"path": result.path, "size_bytes": result.size_bytes, **result.evaluation}

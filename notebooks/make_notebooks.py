@@ -116,7 +116,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_tl
-from keras_tl.core import export
+from keras_tl.core import export, litert
 from keras_tl.core import serving
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_export")
@@ -168,7 +168,7 @@ print(f"int8: {result.size_bytes / 1024:.0f} KB, top-1 agreement with Keras {res
 
 What an app does: one image in, class probabilities out."""),
     ("code", """path = f"{EXPORTS}/digits/tflite/digits_int8.tflite"
-probabilities = export.tflite_predict(path, images)
+probabilities = litert.tflite_predict(path, images)
 print("TFLite int8:", [class_names[i] for i in probabilities.argmax(-1)])
 assert (probabilities.argmax(-1) == test.labels[:6]).mean() >= 0.5"""),
 ]

@@ -19,6 +19,7 @@ from keras_tl.core import adaptation, heads
 from keras_tl.core.config import TrainConfig
 from keras_tl.image.data import ImageSource
 from keras_tl.text import data as text_data
+from keras_tl.core import layers
 from keras_tl.workflow import training_run
 
 
@@ -89,7 +90,7 @@ def test_adabn_changes_only_batchnorm_moving_statistics_to_the_target_domain():
 
 
 def test_gradient_reversal_is_the_identity_forward_and_negates_and_scales_gradients():
-    layer = adaptation.GradientReversal(scale=0.5)
+    layer = layers.GradientReversal(scale=0.5)
     x = tf.constant(np.random.default_rng(3).normal(size=(4, 3)), tf.float32)
     w = tf.constant(np.random.default_rng(4).normal(size=(4, 3)), tf.float32)
     for scale in (0.5, 2.0, 0.0):
@@ -100,10 +101,10 @@ def test_gradient_reversal_is_the_identity_forward_and_negates_and_scales_gradie
             loss = tf.reduce_sum(y * w)
         np.testing.assert_allclose(y.numpy(), x.numpy(), atol=1e-5)
         np.testing.assert_allclose(tape.gradient(loss, x).numpy(), -scale * w.numpy(), atol=1e-6)
-    copy = adaptation.GradientReversal.from_config(adaptation.GradientReversal(scale=0.3).get_config())
+    copy = layers.GradientReversal.from_config(layers.GradientReversal(scale=0.3).get_config())
     assert float(copy.scale) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="scale"):
-        adaptation.GradientReversal(scale=-1)
+        layers.GradientReversal(scale=-1)
 
 
 def test_coral_loss_is_the_papers_covariance_distance():

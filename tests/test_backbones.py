@@ -83,9 +83,9 @@ def test_imagenet_download_offline_gives_clear_error():
     with pytest.raises(WeightsUnavailableError) as info:
         backbones.build(spec, "imagenet", 96)
     message = str(info.value)
-    assert "Could not download the ImageNet weights of 'mobilenet_v2'" in message
+    assert "The ImageNet weights of 'mobilenet_v2' are not on this machine" in message
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
-    assert "weights='/path/to/file.h5'" in message
+    assert "Backbones with weights here: efficientnet_lite0, mobilenet_v2_torchvision" in message
 
 
 @pytest.mark.network

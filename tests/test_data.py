@@ -2,6 +2,9 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
+
+import keras_tl
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
@@ -76,6 +79,51 @@ def test_directory_scan_skips_and_reports_bad_files(tmp_path):
     assert reasons["class_1/truncated.png"].startswith("unreadable image")
     assert reasons["class_1/.DS_Store"] == "hidden file"
     assert reasons["empty_class"] == "class folder holds no readable image"
+
+
+def test_odd_files_are_skipped_and_named_not_crashed_on(tmp_path):
+    """TIFF and PPM bytes under image names passed the scan (PIL reads them) and crashed training with
+    TensorFlow's "Unknown image file format"; a symlink loop raised OSError from the scan."""
+    root = write_image_folder(tmp_path / "data", num_classes=2, per_class=4)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.path.join(root, "class_0", "scan.jpg"), format="TIFF")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.path.join(root, "class_1", "frame.png"), format="PPM")
+    os.symlink("loop_b.png", os.path.join(root, "class_0", "loop_a.png"))
+    os.symlink("loop_a.png", os.path.join(root, "class_0", "loop_b.png"))
+    source = data.from_directory(root)
+    reasons = {os.path.relpath(p, root): r for p, r in source.skipped}
+    assert reasons["class_0/scan.jpg"] == "TIFF data under an image name (expected JPEG, MPO, PNG, BMP, GIF, WEBP data)"
+    assert reasons["class_1/frame.png"].startswith("PPM data under an image name")
+    assert reasons["class_0/loop_a.png"].startswith("unreadable")
+    assert {"class_0/loop_a.png", "class_0/loop_b.png"} <= set(reasons)
+    assert len(source.images) == 8
+    ds = data.make_dataset(source.as_split(), image_size=16, batch_size=8, num_classes=2)
+    assert sum(len(x) for x, _ in ds) == 8  # Every kept file decodes.
+
+
+def test_manifests_with_a_bom_a_row_without_path_and_odd_rows_are_read(tmp_path):
+    write_image_folder(tmp_path / "imgs", num_classes=2, per_class=3)
+    files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "imgs").rglob("*.png"))
+    rows = ["path,label"] + [f"{f},{'a' if i % 2 else 'b'}" for i, f in enumerate(files)] + [",a", "lonely"]
+    (tmp_path / "m.csv").write_bytes("\ufeff".encode() + "\n".join(rows).encode() + b"\n")  # Excel's BOM.
+    source = data.from_manifest(str(tmp_path / "m.csv"))
+    assert source.class_names == ["a", "b"] and len(source.images) == 6
+    reasons = dict(source.skipped)
+    assert reasons[f"{tmp_path / 'm.csv'}:8"] == "row 8: no path" and len(source.skipped) == 2
+    (tmp_path / "bad.csv").write_bytes(b"path,label\n\xff\xfe\x00garbage,a\n")
+    with pytest.raises(keras_tl.DataError, match="not a readable CSV manifest"):
+        data.from_manifest(str(tmp_path / "bad.csv"))
+
+
+def test_each_augmentation_layer_draws_with_its_own_seed():
+    """Every image augmentation layer got the run's seed itself: their draws were correlated."""
+    from keras_tl.image import augment
+    from keras_tl.image.config import resolve_augment
+
+    layers = augment.image_layers(resolve_augment("strong"), 32, seed=42)
+    seeds = [layer.seed for layer in layers if getattr(layer, "seed", None) is not None]
+    assert len(seeds) >= 6 and len(set(seeds)) == len(seeds)
+    assert seeds == [layer.seed for layer in augment.image_layers(resolve_augment("strong"), 32, seed=42)
+                     if getattr(layer, "seed", None) is not None]  # Still one run seed: reproducible.
 
 
 def test_pipeline_yields_uint8_at_size_and_augments_training_only():
@@ -171,10 +219,10 @@ def test_oversampling_draws_classes_equally():
 
 
 def test_strong_policy_mixes_targets_and_overrides_apply():
-    from keras_tl.core.config import resolve_augment
+    from keras_tl.image.config import resolve_augment
 
     assert resolve_augment("light", {"rotation": 0.3})["rotation"] == 0.3
-    with pytest.raises(ValueError, match=r"Unknown augmentation parameters \['blur'\]"):
+    with pytest.raises(ValueError, match=r"Unknown image augmentation parameters \['blur'\]"):
         resolve_augment("light", {"blur": 1})
     images = (np.random.default_rng(0).random((16, 32, 32, 3)) * 255).astype(np.uint8)
     split = core_data.Split(images, np.arange(16) % 4)
@@ -187,17 +235,29 @@ def test_strong_policy_mixes_targets_and_overrides_apply():
     assert np.any((y > 0.01) & (y < 0.99))  # MixUp blended some targets.
 
 
-def test_disk_cache_writes_files(tmp_path):
-    split = core_data.Split(np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 0, 1]))
-    ds = data.make_dataset(split, image_size=8, batch_size=2, num_classes=2, cache=str(tmp_path / "c"))
-    assert sum(1 for _ in ds) == 2
-    assert any(f.startswith("c") for f in os.listdir(tmp_path))
+def test_disk_cache_serves_the_decoded_images_after_the_files_change(tmp_path):
+    """The cache holds the decoded pixels: once written, the pipeline reads it, not the image files."""
+    write_image_folder(tmp_path / "imgs", num_classes=2, per_class=2, size=8)
+    files = sorted(str(p) for p in (tmp_path / "imgs").rglob("*.png"))
+    split = core_data.Split(files, np.array([0, 0, 1, 1]))
+    os.makedirs(tmp_path / "cache")
+    ds = data.make_dataset(split, image_size=8, batch_size=4, num_classes=2, cache=str(tmp_path / "cache" / "c"))
+    (first, _), = list(ds)  # One whole pass writes the cache.
+    first = first.numpy()
+    assert any(f.startswith("c") for f in os.listdir(tmp_path / "cache"))
+    for path in files:  # Every file now holds another picture.
+        Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(path)
+    (again, _), = list(ds)
+    again = again.numpy()
+    np.testing.assert_array_equal(again, first)
+    fresh = next(iter(data.make_dataset(split, image_size=8, batch_size=4, num_classes=2, cache="none")))[0].numpy()
+    assert np.all(fresh == 7) and not np.array_equal(fresh, first)  # Without the cache the change shows.
 
 
 def test_tfds_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(data, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    monkeypatch.setattr(core_data, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=30):
         source = data.from_tfds("mnist", split="train")
     assert source.class_names == [str(i) for i in range(10)]
@@ -209,9 +269,9 @@ def test_tfds_source_on_tfds_mock_data(monkeypatch):
 def test_tfds_offline_gives_clear_error_fast(tmp_path):
     import time
 
-    if data.reachable("storage.googleapis.com"):
+    if core_data.reachable("storage.googleapis.com"):
         pytest.skip("network reachable: this test checks the offline error message")
     start = time.perf_counter()
-    with pytest.raises(data.DatasetUnavailableError, match=r"no prepared copy of 'mnist'.*tfds build mnist"):
+    with pytest.raises(keras_tl.DatasetUnavailableError, match=r"no prepared copy of 'mnist'.*tfds build mnist"):
         data.from_tfds("mnist", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 30

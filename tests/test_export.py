@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_tl
 from keras_tl import datasets, workflow
-from keras_tl.core import export
+from keras_tl.core import export, litert
 from keras_tl.core import serving
 from keras_tl.cli import main
 from conftest import fake_tf_serving, local_grpc_serving, local_pretrained_weights, tiny_config
@@ -121,7 +122,7 @@ def test_int8_io_and_size(run_dir, tmp_path):
     float32 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="none")
     int8 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", int8_io=True,
                                min_agreement=0.6)
-    interpreter = export.tflite_interpreter(int8.path)
+    interpreter = litert.load(int8.path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.uint8
     assert int8.size_bytes < 0.35 * float32.size_bytes
@@ -178,7 +179,7 @@ def test_grpc_client_against_local_prediction_service(run_dir, tmp_path, capsys)
         assert main(["predict", "--server", address, "--model", "digits", files[0]]) == 0
         line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert line["image"] == files[0] and line["labels"] == answers[0]["labels"]
-        with pytest.raises(ValueError, match="NOT_FOUND.*'nope'"):
+        with pytest.raises(keras_tl.ServingError, match="NOT_FOUND.*'nope'"):
             serving.predict(address, "nope", files[:1])
     with pytest.raises(ConnectionError, match="Cannot reach TF Serving"):
         serving.predict(address, "digits", files[:1], timeout=5)

@@ -51,7 +51,7 @@ def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path
     err = capsys.readouterr().err
     assert code == 1
     assert "Training diverged: the loss became nan in phase1, epoch 2, batch 1, at learning rate 0.01" in err
-    assert "Try a lower rate, e.g. head_lr=0.001" in err
+    assert "Try a lower rate, e.g. --head-lr 0.001" in err
     failure = json.loads((out / "failure.json").read_text())
     assert (failure["phase"], failure["epoch"], failure["batch"], failure["rate_setting"]) == ("phase1", 2, 1, "head_lr")
     assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()  # nothing NaN published

@@ -83,7 +83,7 @@ def test_head_lr_and_fine_tune_lr_find_inside_a_run(tmp_path, capsys):
     assert "head_lr: find" in recorded and "fine_tune_lr: find" in recorded
     with pytest.raises(keras_tl.RunExistsError, match="finished"):  # the same command again: nothing to redo
         keras_tl.train(config, source)
-    with pytest.raises(ValueError, match="a positive number or 'find'"):
+    with pytest.raises(ValueError, match="a finite positive number or 'find'"):
         keras_tl.TrainConfig(head_lr="auto").validate()
     with pytest.raises(ValueError, match="needs a number for fine_tune_lr; 'find' is resolved by `keras_tl.train`"):
         keras_tl.fine_tune(None, None, None, keras_tl.TrainConfig(fine_tune_lr="find"))

@@ -10,7 +10,7 @@ import yaml
 from conftest import TINY_SIZE, tiny_config
 
 from keras_tl import cli, datasets, workflow
-from keras_tl.core import export, multitask, tflite_metadata
+from keras_tl.core import export, litert, multitask, tflite_metadata
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.evaluate import classification_metrics, evaluate_predictions
 from keras_tl.image.data import ImageSource
@@ -235,7 +235,7 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     assert [s.decode() for s in answer["parity_label"].numpy()] == \
         [["even", "odd"][i] for i in reference[:, 4:6].argmax(1)]
     path = os.path.join(out, "heads", "tflite", "heads_none.tflite")
-    np.testing.assert_allclose(export.tflite_predict(path, images), reference, atol=1e-4)
+    np.testing.assert_allclose(litert.tflite_predict(path, images), reference, atol=1e-4)
     metadata, files = tflite_metadata.read(open(path, "rb").read())
     outputs = {t.name.decode(): t.description.decode() for t in metadata.subgraphMetadata[0].outputTensorMetadata}
     assert set(outputs) == {"digit", "parity", "strokes"} and "multi-label" in outputs["strokes"]
@@ -422,7 +422,7 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
 
     lite = workflow.export_run(result.run_dir, "tflite", out=out, name="drum_heads")
     assert lite.check["top1_agreement"] == 1.0, lite.check
-    np.testing.assert_allclose(export.tflite_predict(lite.path, windows), reference, atol=1e-4)
+    np.testing.assert_allclose(litert.tflite_predict(lite.path, windows), reference, atol=1e-4)
     metadata, files = tflite_metadata.read(open(lite.path, "rb").read())
     assert {t.name.decode() for t in metadata.subgraphMetadata[0].outputTensorMetadata} == {"instrument", "family"}
     assert files["labels_family.txt"] == b"drum\nmetal\n"

@@ -177,9 +177,9 @@ def test_rank_checks_every_config_before_any_work(tmp_path):
             keras_tl.rank(config, ["mobilenet_v2"], datasets.load_digits([0, 1]), max_examples=wrong)
     with pytest.raises(ValueError, match="at least 1 backbone"):
         keras_tl.rank(config, [], datasets.load_digits([0, 1]))
-    with pytest.raises(ValueError, match="`top` must be between 1 and 1"):
+    with pytest.raises(ValueError, match="`top` must be between 1 and 2"):
         keras_tl.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], datasets.load_digits([0, 1]),
-                                   top=2)
+                                   top=3)
     assert not os.path.exists(tmp_path / "x")
 
 

@@ -54,6 +54,46 @@ def test_per_class_f1_and_confident_errors(tmp_path):
     assert _png_size(tmp_path / "err.png")[0] == 1000
 
 
+def test_long_class_names_wrap_inside_their_cell(tmp_path):
+    """confident_errors.png cut titles of long class names: each title now stays inside its own column."""
+    names = ["functional cell without visible cracks", "defective cell with a finger interruption", "c"]
+    images = np.zeros((6, 32, 32, 3), np.uint8)
+    probabilities = np.tile([[0.05, 0.9, 0.05]], (6, 1))
+    fig = plots.confident_errors(images, np.zeros(6, int), probabilities, names, str(tmp_path / "err.png"))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    width = fig.bbox.width
+    for ax in fig.axes:
+        if not ax.get_title():
+            continue
+        box = ax.title.get_window_extent(renderer)
+        cell = ax.get_position().x0 * width, ax.get_position().x1 * width
+        column = width / 4
+        assert box.x0 >= cell[0] - 0.1 * column and box.x1 <= cell[1] + 0.1 * column, ax.get_title()
+        assert box.y1 <= fig.bbox.height
+    assert any("finger" in t for t in plots.figure_texts(fig))
+
+
+def test_lr_find_plot_shows_the_whole_descent():
+    """lr_find.png cut its y-axis at 4x the lowest loss: a descent from 10 to 0.1 was off the chart."""
+    rates = np.geomspace(1e-6, 1, 60)
+    smoothed = np.concatenate([np.geomspace(10, 0.1, 45), np.geomspace(0.1, 1e4, 15)])
+    fig = plots.lr_find({"rates": rates, "losses": smoothed, "smoothed": smoothed, "suggestion": 1e-3})
+    low, high = fig.axes[0].get_ylim()
+    assert low < 0.1 and 10 < high < 20  # The start and the bottom are in; the divergence leaves the top.
+
+
+def test_library_plots_never_switch_the_global_matplotlib_backend():
+    import subprocess
+    import sys
+
+    script = ("import matplotlib; matplotlib.use('svg'); from keras_tl.core import plots, lr_finder; "
+              "plots.per_class_f1({'a': {'f1': 1.0}}); print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"
+
+
 def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, monkeypatch):
     weights_file = local_pretrained_weights(tmp_path)
     starts = []

@@ -11,7 +11,7 @@ from conftest import fake_tf_serving, local_grpc_serving, tiny_bert_preset, tiny
 
 import keras_tl
 from keras_tl import workflow
-from keras_tl.core import serving
+from keras_tl.core import litert, serving
 from keras_tl.core import registry
 from keras_tl.text import backbones as text_backbones
 from keras_tl.text import data as text_data
@@ -79,6 +79,22 @@ def test_token_pooling_masks_padding_and_round_trips():
         TokenPooling("sum")
 
 
+def test_max_token_pooling_stays_finite_in_float16():
+    """`(mask - 1) * 1e9` is -inf in float16 and 0 * inf = NaN at every real token: max pooling was NaN
+    under mixed_float16, the GPU policy (only bfloat16 was tested)."""
+    import keras
+
+    x = np.array([[[1.0, -10.0], [3.0, -30.0], [100.0, 100.0]]], "float32")
+    mask = np.array([[1, 1, 0]])
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        keras.config.set_dtype_policy(policy)
+        try:
+            pooled = keras.ops.convert_to_numpy(TokenPooling("max")(x, padding_mask=mask))
+        finally:
+            keras.config.set_dtype_policy("float32")
+        np.testing.assert_allclose(pooled.astype("float32"), [[3.0, -10.0]], rtol=1e-2)
+
+
 def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     texts, labels = tiny_texts(40)
     config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), head_epochs=10, epochs=4,
@@ -123,7 +139,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
     _check_rest_client(served, queries, keras_top)
     with local_grpc_serving("topics", exported.path) as (address, requests):  # TF Serving's gRPC API
-        answers = keras_tl.core.serving.predict_texts(address, "topics", queries)
+        answers = keras_tl.core.serving.predict(address, "topics", queries, modality="text")
     assert [a["labels"] for a in answers] == keras_top and len(answers[0]["probabilities"]) == 3
     assert [t.decode() for t in tf.make_ndarray(requests[-1].inputs["text"])] == queries
 
@@ -158,7 +174,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
             answers = [classifier.classify(t).classifications[0].categories for t in test_texts]
         scores = np.array([[c.score for c in sorted(row, key=lambda c: c.index)] for row in answers])
         assert [row[0].category_name for row in answers] == [class_names[i] for i in scores.argmax(1)]
-        runtime = task.predict(test_texts, runner=lambda x: keras_tl.core.export.tflite_predict(exported_file.path, x))
+        runtime = task.predict(test_texts, runner=lambda x: keras_tl.core.litert.tflite_predict(exported_file.path, x))
         np.testing.assert_allclose(scores, runtime, atol=1e-4)
     assert np.mean(scores.argmax(1) == task.predict(test_texts).argmax(1)) >= 0.98
 
@@ -168,7 +184,7 @@ def _check_rest_client(signature, queries, expected_labels):
         return {k: v.numpy() for k, v in signature(text=tf.constant(instances)).items()}
 
     with fake_tf_serving(answer) as (url, bodies):
-        answers = serving.predict_texts(url, "topics", queries, version=1)
+        answers = serving.predict(url, "topics", queries, modality="text", version=1)
     assert bodies[-1] == ("/v1/models/topics/versions/1:predict",
                           {"signature_name": "serving_default", "instances": queries})
     assert [a["labels"] for a in answers] == expected_labels
@@ -195,7 +211,7 @@ def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
 @pytest.mark.parametrize("overrides, message", [
     (dict(backbone="bert_tiny_en_uncased", augment="light"), "Augmentation applies to images and audio, not text"),
     (dict(weights="model.weights.h5"), "`weights` for a text encoder"),
-    (dict(data="missing.jsonl"), "Text data file not found"),
+    (dict(data="missing.jsonl"), "Data file not found"),
     (dict(sequence_length=4), "`sequence_length` must be an integer >= 8"),
     (dict(pooling="mean"), "`pooling` must be one of"),
 ])
@@ -218,9 +234,10 @@ def test_missing_minilm_package_names_the_install_command(monkeypatch, tmp_path)
 
 
 def test_cli_lists_text_encoders(capsys):
-    assert cli(["backbones", "--text"]) == 0
+    assert cli(["backbones", "--modality", "text", "--presets"]) == 0
     listing = capsys.readouterr().out
     assert "minilm_l6" in listing and "bert_base_en_uncased" in listing and "roberta_base_en" in listing
+    assert "mobilenet" not in listing
 
 
 def test_unknown_text_backbone_names_what_is_available():

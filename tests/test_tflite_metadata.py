@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_tl import datasets, workflow
-from keras_tl.core import export, tflite_metadata
+from keras_tl.core import export, litert, tflite_metadata
 from keras_tl.core import tflite_metadata_schema as fb
 from keras_tl.core.heads import per_class_model
 from conftest import local_pretrained_weights, tiny_config
@@ -65,7 +65,7 @@ def test_metadata_is_read_back_and_leaves_the_outputs_unchanged(runs, tmp_path):
                                        input_signature=[task.modality.tflite_signature(task)])
     assert tflite_metadata.read(open(bare, "rb").read()) == (None, {})
     images = task.inputs(workflow.load_split(runs["multiclass"], "test").items[:8])
-    np.testing.assert_array_equal(export.tflite_predict(result.path, images), export.tflite_predict(bare, images))
+    np.testing.assert_array_equal(litert.tflite_predict(result.path, images), litert.tflite_predict(bare, images))
 
     again = tflite_metadata.populate(exported, tflite_metadata.metadata_buffer(
         tflite_metadata.About("renamed", "x"), inputs=tflite_metadata.Inputs([tflite_metadata.image_input(32)]),
@@ -80,11 +80,11 @@ def test_a_binary_export_gives_one_score_per_class(runs, tmp_path):
     task = workflow.load_run(runs["binary"])
     assert task.model.output.shape[-1] == 1  # Training keeps one sigmoid.
     result = workflow.export_run(runs["binary"], "tflite", out=str(tmp_path))
-    interpreter = export.tflite_interpreter(result.path)
+    interpreter = litert.load(result.path)
     assert list(interpreter.get_output_details()[0]["shape"]) == [1, 2]
     images = task.inputs(workflow.load_split(runs["binary"], "test").items[:16])
     p = task.model.predict(images.astype("float32"), verbose=0)[:, 0]
-    np.testing.assert_allclose(export.tflite_predict(result.path, images), np.stack([1 - p, p], 1), atol=1e-4)
+    np.testing.assert_allclose(litert.tflite_predict(result.path, images), np.stack([1 - p, p], 1), atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass"])
@@ -98,7 +98,7 @@ def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kin
     images = task.inputs(test.items)
     scores, names = _mediapipe_scores(result.path, images)
     assert scores.shape == (len(test), len(task.class_names))  # A label per score, binary included.
-    runtime = task.predict(test.items, runner=lambda x: export.tflite_predict(result.path, x))
+    runtime = task.predict(test.items, runner=lambda x: litert.tflite_predict(result.path, x))
     assert names == [task.class_names[i] for i in scores.argmax(1)]
     assert np.mean(scores.argmax(1) == runtime.argmax(1)) >= 0.98
     np.testing.assert_allclose(scores, runtime, atol=2e-2 if int8_io else 1e-4)

@@ -1,12 +1,11 @@
-"""Waveform augmentation for the training split: gain, onset delay, polarity, background noise.
+"""Waveform augmentation for the training split: onset delay, polarity, background noise.
 
 Applied in tf.data to batches of windows `(B, samples)` in [-1, 1], after shuffling, for training
 batches only (validation, test, predict and every export hear the sound as it is). The parameters
-are `keras_tl.core.config.AUDIO_AUGMENT_PRESETS` ("light", "standard", "strong") with the run's
-`augment_params` overrides (`keras_tl.core.config.resolve_audio_augment`):
+are `keras_tl.audio.config.AUDIO_AUGMENT_PRESETS` ("light", "standard", "strong") with the run's
+`augment_params` overrides (`keras_tl.audio.config.resolve_audio_augment`; no gain: the front end
+peak-normalizes every window, so a gain would change nothing):
 
-- `gain_db`: each window's level times 10^(g/20), g uniform in [-gain_db, +gain_db] (recordings
-  differ in level; the log-mel front end sees it as a shift);
 - `delay`: the onset moves later by up to `delay` of the window, zeros before it (a one-shot's
   attack is where its class lives, so it is never cut off, only delayed);
 - `invert`: the polarity flips with probability 1/2 (inaudible; a different waveform);
@@ -24,7 +23,7 @@ import tensorflow as tf
 
 def is_identity(params):
     """True if `params` change nothing."""
-    return not (params["gain_db"] or params["delay"] or params["invert"] or params["noise_snr_db"])
+    return not (params["delay"] or params["invert"] or params["noise_snr_db"])
 
 
 def batch_function(params, samples, seed=0):
@@ -43,9 +42,6 @@ def batch_function(params, samples, seed=0):
             delay = generator.uniform([rows, 1], 0, max_delay + 1, dtype=tf.int32)
             source = positions - delay
             x = tf.where(source >= 0, tf.gather(x, tf.maximum(source, 0), batch_dims=1), 0.0)
-        if params["gain_db"]:
-            gain_db = generator.uniform([rows, 1], -params["gain_db"], params["gain_db"])
-            x = x * tf.pow(10.0, gain_db / 20.0)
         if params["invert"]:
             x = x * tf.where(generator.uniform([rows, 1]) < 0.5, -1.0, 1.0)
         if params["noise_snr_db"]:

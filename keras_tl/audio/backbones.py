@@ -1,7 +1,7 @@
-"""Audio backbones: a network pretrained on sound (aisfx) and ImageNet CNNs that look at log-mel
-spectrograms, registered in the one registry (`keras-tl backbones --audio`).
+"""Building audio backbones: a network pretrained on sound (aisfx) and ImageNet CNNs that look at
+log-mel spectrograms (their registry entries: `keras_tl.audio.presets`).
 
-Every audio backbone hears through the same in-graph front end (`keras_tl.audio.layers.FrontEnd`:
+Every audio backbone hears through the same in-graph front end (`keras_tl.audio.presets.FrontEnd`:
 44.1 kHz mono, 2048-sample Hann STFT, hop 1024, 96 HTK mel bands, aisfx's log compression), which is
 the one the aisfx network was trained on. The ImageNet route (Palanisamy et al. 2020, "Rethinking
 CNN models for audio classification") turns the spectrogram into a square RGB image for the CNN.
@@ -11,51 +11,8 @@ import os
 
 import keras
 
+from keras_tl.audio.presets import FRONT_END, PRETRAINED, check_weights, image_backbone, image_weights
 from keras_tl.core.paths import keras_tl_cache
-from keras_tl.core.registry import BackboneSpec, register
-from keras_tl.audio.layers import FrontEnd
-
-FRONT_END = FrontEnd()
-DEFAULT_CLIP_SECONDS = 1.0  # Drum hits and most sound events fit; the networks pool over time.
-PRETRAINED = ("pretrained", "imagenet")  # "imagenet" is the config default; for aisfx it means the same.
-
-register(BackboneSpec(
-    name="aisfx_cnn9", modality="audio", constructor="aisfx", feature_dim=512, min_size=8,
-    block_pattern=r"^(conv_block\d)_", weights_from="aisfx",
-    description="aiSFX 9-layer CNN (4.7 M parameters) pretrained on 9 sound-effects libraries; 512-d",
-    licence="CC BY 4.0 (PyPI aisfx 0.1.2; Ma & Lerch, ISMIR 2022)"))
-register(BackboneSpec(
-    name="efficientnet_lite0_mel", modality="audio", constructor="spectrogram_image", variant="efficientnet_lite0",
-    default_size=96, min_size=32, feature_dim=1280, block_pattern=r"^(block\d+)[a-z]_",
-    weights_from="efficientnet_lite0",
-    description="ImageNet EfficientNet-Lite0 on log-mel spectrogram images (96 px by default)",
-    licence="Apache-2.0"))
-register(BackboneSpec(
-    name="mobilenet_v2_mel", modality="audio", constructor="spectrogram_image", variant="mobilenet_v2_torchvision",
-    default_size=96, min_size=32, feature_dim=1280, block_pattern=r"^(block_\d+)_",
-    weights_from="torchvision_mobilenet_v2",
-    description="ImageNet MobileNetV2 (torchvision) on log-mel spectrogram images (96 px by default)",
-    licence="BSD-3-Clause"))
-
-
-def resolve(name, explicit=False):
-    """Audio backbones are registry names only."""
-    return None
-
-
-def check_weights(spec, weights):
-    """Raises `ValueError` unless `weights` is something `spec` can load; loads nothing."""
-    if weights in PRETRAINED + ("none",):
-        return
-    if not (isinstance(weights, str) and weights.endswith(".weights.h5") and os.path.isfile(weights)):
-        raise ValueError(f"`weights` for the audio backbone {spec.name!r} must be 'pretrained' (or 'imagenet': "
-                         f"its pretrained weights), 'none' or an existing .weights.h5 file of the backbone. "
-                         f"Received: weights={weights!r}")
-
-
-def clip_samples(config):
-    """Samples in one model window at the front end's rate."""
-    return int(round((config.clip_seconds or DEFAULT_CLIP_SECONDS) * FRONT_END.sample_rate))
 
 
 def aisfx_network(frames, mels=FRONT_END.mels):
@@ -104,15 +61,3 @@ def build(spec, weights, frames, image_size=None):
     lender, image_spec = image_backbone(spec)
     before, network = lender.build_backbone(image_spec, image_weights(weights), size)
     return [SpectrogramImage(size, name="spectrogram_image"), *before], network
-
-
-def image_backbone(spec):
-    """`(the image modality, the image spec)` an ImageNet-on-spectrogram backbone borrows, through the
-    plug-in contract (modalities do not import each other)."""
-    from keras_tl.core import modality, registry
-
-    return modality.get("image"), registry.get(spec.variant, modality="image")
-
-
-def image_weights(weights):
-    return "imagenet" if weights in PRETRAINED else weights

@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_tl.audio import AUDIO_EXTENSIONS
 from keras_tl.audio import augment as augment_lib
 from keras_tl.core.data import encode_labels, read_manifest, scan_class_folders, shuffled_batches
+from keras_tl.core.errors import DataError
 QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
 
 
@@ -91,18 +92,6 @@ def load_source(spec):
     return from_manifest(spec) if spec.lower().endswith(".csv") else from_directory(spec)
 
 
-def check_data_path(spec):
-    if spec is None:
-        raise ValueError("No data: set `data` to a folder of class folders of audio files or a .csv manifest "
-                         "(path,label[,split]), or pass a source.")
-    if spec.lower().endswith(".csv"):
-        if not os.path.isfile(spec):
-            raise ValueError(f"Manifest not found: {spec!r}. Expected a CSV file with path,label columns.")
-    elif not os.path.isdir(spec):
-        raise ValueError(f"Audio data not found: {spec!r}. Expected a folder of class folders of audio files "
-                         f"({', '.join(AUDIO_EXTENSIONS)}) or a .csv manifest.")
-
-
 # ---- decoding
 
 _DECODED = OrderedDict()  # (path, mtime, rate) -> mono float32 waveform; least recently used first
@@ -161,7 +150,7 @@ def item_windows(items, samples, sample_rate):
     for index, item in enumerate(items):
         wave = decode(item, sample_rate) if isinstance(item, (str, os.PathLike)) else np.asarray(item, np.float32)
         if wave.ndim != 1:
-            raise ValueError(f"A waveform must be 1-D (mono samples). Received shape {wave.shape} at item {index}.")
+            raise DataError(f"A waveform must be 1-D (mono samples). Received shape {wave.shape} at item {index}.")
         cut = windows(wave, samples)
         parts.append(cut)
         owners.extend([index] * len(cut))
@@ -176,7 +165,7 @@ def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, task="
 
     Every window of a file is an example labelled with the file's label(s). Decoded windows live in
     memory; training batches are reshuffled every epoch (seeded) or drawn class-balanced, then
-    augmented (`augment`: resolved `keras_tl.core.config.resolve_audio_augment` parameters;
+    augmented (`augment`: resolved `keras_tl.audio.config.resolve_audio_augment` parameters;
     training batches only).
     """
     waves, owners = item_windows(split.items, samples, sample_rate)

@@ -10,7 +10,7 @@ returns each file's mean probabilities over its windows.
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.audio.backbones import FRONT_END
+from keras_tl.audio.presets import FRONT_END
 from keras_tl.audio.data import QUIET_RMS
 from keras_tl.audio.model import window_samples
 from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of

@@ -4,39 +4,16 @@ Written with `keras.ops` (STFT, matmul), so it runs on every Keras backend, trai
 same graph, and an exported model takes raw waveforms at the model's sample rate.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_tl.audio.presets import FrontEnd
+from keras_tl.core.errors import ConfigError
+
 AISFX_LOG_MAX = 9.457798957824707  # aisfx's "original" min-max normalization: log10(1 + 1e4 * mel) / max
-
-
-@dataclass(frozen=True)
-class FrontEnd:
-    """How a backbone hears: the sample rate and the log-mel spectrogram it was trained on.
-
-    Attributes:
-        sample_rate: int. Hz; files are resampled and mixed to mono at this rate.
-        n_fft: int. STFT window (Hann, periodic) and FFT length in samples.
-        hop: int. STFT hop in samples.
-        mels: int. Mel bands (HTK scale, each filter's weights summing to 1).
-        fmin, fmax: float. Band edges in Hz.
-        peak_normalize: bool. Scale each window to a peak of 1 first.
-    """
-
-    sample_rate: int = 44100
-    n_fft: int = 2048
-    hop: int = 1024
-    mels: int = 96
-    fmin: float = 0.0
-    fmax: float = 22050.0
-    peak_normalize: bool = True
-
-    def frames(self, samples):
-        """STFT frames of a `samples`-long window (centred frames, as librosa's)."""
-        return 1 + samples // self.hop
 
 
 def hz_to_mel(hz):
@@ -142,7 +119,7 @@ class TimeFrequencyPooling(keras.layers.Layer):
     def __init__(self, mode="avg", **kwargs):
         super().__init__(**kwargs)
         if mode not in ("avg", "max"):
-            raise ValueError(f"`pooling` for audio must be 'avg' or 'max'. Received: {mode!r}")
+            raise ConfigError(f"`pooling` for audio must be 'avg' or 'max'. Received: {mode!r}")
         self.mode = mode
 
     def call(self, x):

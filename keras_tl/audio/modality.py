@@ -1,18 +1,23 @@
-"""The audio modality plug-in: what sound needs that the shared core does not know."""
+"""The audio modality plug-in: what sound needs that the shared core does not know.
+
+Keras-free at import: its config checks run before the CLI imports TensorFlow; the methods that
+build, feed or export a model import what they need when called.
+"""
 
 import os
 
-import keras
 import numpy as np
 
-from keras_tl.audio import augment, backbones, data, export
-from keras_tl.audio.model import FRONT_END_LAYER, build_audio_model, window_samples
-from keras_tl.core import plots, tflite_metadata
-from keras_tl.core.config import resolve_audio_augment
-from keras_tl.core.data import labels_of_targets
-from keras_tl.core.heads import mean_per_item
-from keras_tl.core.modality import Modality
-from keras_tl.core.task import Task
+from keras_tl.audio import AUDIO_EXTENSIONS, presets
+from keras_tl.audio.presets import FRONT_END
+from keras_tl.core import registry
+from keras_tl.audio.config import resolve_audio_augment
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.modality import Modality, ServingRequest
+from keras_tl.core.paths import check_data_path
+from keras_tl.core import quiet
+
+DATA = f"a folder of class folders of audio files ({', '.join(AUDIO_EXTENSIONS)}) or a .csv manifest (path,label[,split])"
 
 MAX_CLIP_SECONDS = 30.0
 
@@ -24,54 +29,79 @@ class AudioModality(Modality):
     default_schedule = "cosine"
     # int8 activations: the front end's FFT has no int8 TFLite kernel.
     tflite_quantizations = ("none", "float16", "dynamic")
+    file_extensions = AUDIO_EXTENSIONS
 
     def check_config(self, config, spec, source=None):
+        if source is None:
+            check_data_path(config.data, expected=DATA, schemes=())
         if config.pooling not in ("avg", "max"):
-            raise ValueError(f"`pooling` for audio must be 'avg' or 'max' (over time, after the mean over "
+            raise ConfigError(f"`pooling` for audio must be 'avg' or 'max' (over time, after the mean over "
                              f"frequency). Received: pooling={config.pooling!r}")
         resolve_audio_augment(config.augment, config.augment_params)
         if config.augment_on != "data":
-            raise ValueError(f"Audio augmentation runs in tf.data on the waveforms. Received: "
+            raise ConfigError(f"Audio augmentation runs in tf.data on the waveforms. Received: "
                              f"augment_on={config.augment_on!r} for an audio run.")
-        seconds = config.clip_seconds or backbones.DEFAULT_CLIP_SECONDS
-        frames = backbones.FRONT_END.frames(int(round(seconds * backbones.FRONT_END.sample_rate)))
+        seconds = config.clip_seconds or presets.DEFAULT_CLIP_SECONDS
+        frames = FRONT_END.frames(int(round(seconds * FRONT_END.sample_rate)))
         if frames < spec.min_size or seconds > MAX_CLIP_SECONDS:
-            raise ValueError(f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
-                             f"(hop {backbones.FRONT_END.hop} at {backbones.FRONT_END.sample_rate} Hz) and be at "
+            raise ConfigError(f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
+                             f"(hop {FRONT_END.hop} at {FRONT_END.sample_rate} Hz) and be at "
                              f"most {MAX_CLIP_SECONDS:g} s. Received: clip_seconds={seconds}")
         if config.image_size is not None and spec.constructor != "spectrogram_image":
-            raise ValueError(f"`image_size` applies to the spectrogram-image backbones; {spec.name!r} reads the "
+            raise ConfigError(f"`image_size` applies to the spectrogram-image backbones; {spec.name!r} reads the "
                              f"spectrogram itself. Received: image_size={config.image_size}")
         if config.image_size is not None and config.image_size < spec.min_size:
-            raise ValueError(f"`image_size` {config.image_size} is smaller than {spec.name!r} allows "
+            raise ConfigError(f"`image_size` {config.image_size} is smaller than {spec.name!r} allows "
                              f"(minimum {spec.min_size}px).")
-        backbones.check_weights(spec, config.weights)
-        if config.weights in backbones.PRETRAINED:
-            # Fail now, with the install command, if the package holding the weights is missing, and
-            # convert them once before the seeded work starts.
-            if spec.constructor == "aisfx":
-                backbones.aisfx_weights()
-            else:
-                lender, image_spec = backbones.image_backbone(spec)
-                lender.prepare_weights(image_spec, backbones.image_weights(config.weights))
-        if source is None:
-            data.check_data_path(config.data)
+        presets.check_weights(spec, config.weights)
+        if config.weights in presets.PRETRAINED and registry.weights_status(spec) == registry.INSTALL:
+            from keras_tl.weights import imports
+
+            imports.locate(spec.weights_from)  # Raises with the install command.
+
+    def import_weights(self, importer, out):
+        """aisfx's checkpoint as a `.weights.h5` of the `aisfx_cnn9` backbone."""
+        from keras_tl.audio import backbones
+        from keras_tl.weights.imports import convert_to_file
+
+        if not out.endswith(".weights.h5"):
+            raise ConfigError(f"The output must be a `.weights.h5` file. Received: {out!r}")
+        return convert_to_file(importer, backbones.aisfx_network(frames=16), out)
+
+    def prepare_weights(self, spec, weights):
+        """Converts the pretrained weights once, before the seeded work starts."""
+        if weights not in presets.PRETRAINED:
+            return
+        if spec.constructor == "aisfx":
+            from keras_tl.audio import backbones
+
+            backbones.aisfx_weights()
+        else:
+            lender, image_spec = presets.image_backbone(spec)
+            lender.prepare_weights(image_spec, presets.image_weights(weights))
 
     def resolve_config(self, config, spec):
         return {"weights": "pretrained" if config.weights == "imagenet" else config.weights,
-                "clip_seconds": float(config.clip_seconds or backbones.DEFAULT_CLIP_SECONDS),
+                "clip_seconds": float(config.clip_seconds or presets.DEFAULT_CLIP_SECONDS),
                 "image_size": (config.image_size or spec.default_size) if spec.constructor == "spectrogram_image" else None}
 
     def input_size(self, config):
-        return f"{config.clip_seconds:g} s windows at {backbones.FRONT_END.sample_rate} Hz"
+        return f"{config.clip_seconds:g} s windows at {FRONT_END.sample_rate} Hz"
 
     def is_source(self, source):
+        from keras_tl.audio import data
+
         return isinstance(source, data.AudioSource)
 
     def load_source(self, config):
+        from keras_tl.audio import data
+
         return data.load_source(config.data)
 
     def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        from keras_tl.audio.model import build_audio_model
+        from keras_tl.core.task import Task
+
         model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
                                   clip_seconds=config.clip_seconds, image_size=config.image_size, task=config.task,
                                   pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
@@ -79,38 +109,57 @@ class AudioModality(Modality):
         return Task(model, self, spec, None, list(class_names), config)
 
     def skeleton(self, spec, config):
-        samples = backbones.clip_samples(config)
-        return backbones.build(spec, "none", backbones.FRONT_END.frames(samples), config.image_size)[1]
+        from keras_tl.audio import backbones
+
+        samples = presets.clip_samples(config)
+        return backbones.build(spec, "none", FRONT_END.frames(samples), config.image_size)[1]
 
     def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+        from keras_tl.audio import data
+
         return data.make_dataset(
-            split, samples=window_samples(task.model), sample_rate=backbones.FRONT_END.sample_rate,
+            split, samples=self.window_samples(task), sample_rate=FRONT_END.sample_rate,
             batch_size=config.batch_size, num_classes=len(task.class_names), task=task.kind, training=training,
             oversample=training and config.class_weight == "oversample", seed=config.seed if seed is None else seed,
             augment=resolve_audio_augment(config.augment, config.augment_params))
 
     def augmenting(self, config):
+        from keras_tl.audio import augment
+
         return not augment.is_identity(resolve_audio_augment(config.augment, config.augment_params))
 
     def read_items(self, items):
+        from keras_tl.audio import data
+
         items = list(items)
         for item in items:
             if isinstance(item, np.ndarray):
                 continue
             reason = data.check_audio_file(item) if os.path.isfile(item) else "no such file"
             if reason:
-                raise ValueError(f"Cannot read audio {item!r}: {reason}. Expected an audio file "
-                                 f"({', '.join(data.AUDIO_EXTENSIONS)}).")
+                raise ConfigError(f"Cannot read audio {item!r}: {reason}. Expected an audio file "
+                                 f"({', '.join(AUDIO_EXTENSIONS)}).")
         return items
 
     def item_windows(self, task, items):
-        return data.item_windows(items, window_samples(task.model), backbones.FRONT_END.sample_rate)
+        from keras_tl.audio import data
+
+        return data.item_windows(items, self.window_samples(task), FRONT_END.sample_rate)
+
+    def row_labels(self, task, split):
+        _, owners = self.item_windows(task, split.items)
+        return np.asarray(split.labels)[owners]
+
+    def window_samples(self, task):
+        from keras_tl.audio.model import window_samples
+
+        return window_samples(task.model)
 
     def model_inputs(self, task, items):
         return self.item_windows(task, items)[0]
 
     def predict_split(self, task, split, config, dataset=None):
-        return task.predict(split.items, batch_size=config.batch_size, verbose=1)
+        return task.predict(split.items, batch_size=config.batch_size, verbose=quiet.predict_verbose())
 
     def describe_items(self, items, limit=200):
         return [os.path.basename(str(item))[:limit] for item in items]
@@ -123,6 +172,8 @@ class AudioModality(Modality):
 
     def mel_images(self, task, windows):
         """Waveform windows `(N, samples)` -> their log-mel spectrograms as images `(N, mels, frames, 3)` uint8."""
+        from keras_tl.audio.model import FRONT_END_LAYER
+
         front_end = task.model.get_layer(FRONT_END_LAYER)
         mel = np.asarray(front_end(np.asarray(windows)))[..., 0] if len(windows) else np.zeros((0, 1, 1))
         import matplotlib
@@ -132,6 +183,9 @@ class AudioModality(Modality):
 
     def show_batch(self, task, dataset, path):
         """A PNG grid of the log-mel spectrograms of one (augmented) training batch, with their labels."""
+        from keras_tl.core import plots
+        from keras_tl.core.data import labels_of_targets
+
         windows, targets = next(iter(dataset))
         labels = labels_of_targets(targets.numpy(), task.kind)
         titles = [" + ".join(task.class_names[i] for i in np.flatnonzero(row)) if task.kind == "multilabel"
@@ -140,6 +194,8 @@ class AudioModality(Modality):
         return path
 
     def confident_errors(self, task, split, probabilities, path_stem):
+        from keras_tl.core import plots
+
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
         images = self.spectrograms(task, split.subset(worst).items)
@@ -148,19 +204,29 @@ class AudioModality(Modality):
         return os.path.basename(path)
 
     def serving_endpoints(self, task, info):
+        from keras_tl.audio import export
+
         return export.serving_endpoints(task, info.class_names)
 
+    def serving_request(self, items):
+        """Whole audio files as 16-bit PCM WAV bytes to `serving_wav`, which cuts and averages windows."""
+        return ServingRequest("serving_wav", "wav_bytes",
+                              [bytes(i) if isinstance(i, (bytes, bytearray)) else pcm16_wav(i) for i in items])
+
     def endpoint_checks(self, task, info):
-        windows, _ = self.item_windows(task, info.check_items)
-        rate = backbones.FRONT_END.sample_rate
-        waves = [data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
-                 for item in info.check_items]
         import tensorflow as tf
 
+        from keras_tl.audio import data, export
+        from keras_tl.core.heads import mean_per_item
+
+        windows, _ = self.item_windows(task, info.check_items)
+        rate = FRONT_END.sample_rate
+        waves = [data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
+                 for item in info.check_items]
         files = [export.encode_wav(wave, rate) for wave in waves]
         # The reference hears what the WAV files hold (16-bit samples), as the signature does.
         heard = [tf.audio.decode_wav(f)[0].numpy()[:, 0] for f in files]
-        wav_windows, wav_owners = data.item_windows(heard, window_samples(task.model), rate)
+        wav_windows, wav_owners = data.item_windows(heard, self.window_samples(task), rate)
         return {
             "serving_default": ({"waveforms": tf.constant(windows)}, task.model.predict(windows, verbose=0)),
             "serving_wav": ({"wav_bytes": tf.constant(files)},
@@ -168,19 +234,50 @@ class AudioModality(Modality):
         }
 
     def card(self, task):
-        samples = window_samples(task.model)
-        return {"sample_rate": backbones.FRONT_END.sample_rate, "window_samples": samples,
-                "window_seconds": round(samples / backbones.FRONT_END.sample_rate, 4)}
+        samples = self.window_samples(task)
+        return {"sample_rate": FRONT_END.sample_rate, "window_samples": samples,
+                "window_seconds": round(samples / FRONT_END.sample_rate, 4)}
 
     def tflite_signature(self, task):
-        return keras.InputSpec(shape=(1, window_samples(task.model)), dtype="float32")
+        import keras
+
+        return keras.InputSpec(shape=(1, self.window_samples(task)), dtype="float32")
 
     def tflite_input_metadata(self, task, inputs, info):
-        return tflite_metadata.Inputs([tflite_metadata.audio_input(window_samples(task.model),
-                                                                   backbones.FRONT_END.sample_rate)])
+        from keras_tl.core import tflite_metadata
+
+        return tflite_metadata.Inputs([tflite_metadata.audio_input(self.window_samples(task),
+                                                                   FRONT_END.sample_rate)])
 
     def tflite_calibration(self, task, items):
         return [[window[None]] for window in self.model_inputs(task, items)[:200]]
+
+
+def pcm16_wav(path):
+    """An audio file's bytes as 16-bit PCM WAV (what an audio export's `serving_wav` decodes).
+
+    A 16-bit PCM WAV file is sent as it is; anything else (FLAC, OGG, MP3, float or 24-bit WAV) is
+    decoded with `soundfile` and re-encoded at its own rate and channel count, which the signature
+    resamples and mixes in the graph.
+    """
+    import io
+
+    import soundfile
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"Cannot read audio {path!r}: no such file.")
+    try:
+        info = soundfile.info(path)
+        if info.format == "WAV" and info.subtype == "PCM_16":
+            with open(path, "rb") as f:
+                return f.read()
+        wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise ConfigError(f"Cannot read audio {path!r}: {error}. Expected an audio file "
+                          f"({', '.join(AUDIO_EXTENSIONS)}).") from None
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(wave, -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 MODALITY = AudioModality()

@@ -9,14 +9,17 @@ from dataclasses import asdict
 
 import keras
 
-from keras_tl.audio import backbones
+from keras_tl.audio import backbones, presets
 from keras_tl.audio.layers import LogMel, TimeFrequencyPooling
 from keras_tl.core import registry
 from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained, short_run_batchnorm
+from keras_tl.core.errors import ConfigError
+from keras_tl.core import quiet
 
 FRONT_END_LAYER = "log_mel"
 
 
+@quiet.tensorflow_started
 def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_seconds=None, image_size=None,
                       task="multiclass", pooling="avg", dense_units=(), dropout=0.2, class_names=(),
                       head_kinds=None):
@@ -26,7 +29,7 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
         backbone: str or BackboneSpec. See `keras-tl backbones --audio`.
         num_classes: int.
         weights: str. "pretrained" ("imagenet" means the same), "none" or a `.weights.h5` file.
-        clip_seconds: float. Window length; defaults to 1 s (`backbones.DEFAULT_CLIP_SECONDS`).
+        clip_seconds: float. Window length; defaults to 1 s (`presets.DEFAULT_CLIP_SECONDS`).
         image_size: int. ImageNet backbones only: the side of the spectrogram image (default 96).
         task: str. "multiclass", "binary" or "multilabel".
         pooling: str. "avg" or "max" over time, after the mean over frequency.
@@ -39,11 +42,11 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
     """
     spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
     check_task(task, num_classes)
-    front_end = backbones.FRONT_END
-    samples = int(round((clip_seconds or backbones.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
+    front_end = presets.FRONT_END
+    samples = int(round((clip_seconds or presets.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
     frames = front_end.frames(samples)
     if frames < spec.min_size:
-        raise ValueError(f"A {samples / front_end.sample_rate:.3f} s window gives {frames} STFT frames; backbone "
+        raise ConfigError(f"A {samples / front_end.sample_rate:.3f} s window gives {frames} STFT frames; backbone "
                          f"{spec.name!r} needs at least {spec.min_size}. Use a longer clip_seconds.")
     before, network = backbones.build(spec, weights, frames, image_size)
     if not is_pretrained(weights):

@@ -39,7 +39,10 @@ import keras
 import numpy as np
 
 from keras_tl.core import heads
+from keras_tl.core.layers import GradientReversal
 from keras_tl.core.transferability import linear_probe
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.log import log
 
 METHODS = ("adabn", "coral", "dann", "prior")  # What `TrainConfig.domain_adaptation` may name besides "none".
 
@@ -57,7 +60,7 @@ def proxy_a_distance(source_features, target_features):
     """
     source, target = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1] or min(len(source), len(target)) < 2:
-        raise ValueError(f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D and "
+        raise ConfigError(f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D and "
                          f"at least 2 rows each. Received: {source.shape} and {target.shape}")
     accuracy, _ = linear_probe(np.concatenate([source, target]),
                                np.r_[np.zeros(len(source), np.int64), np.ones(len(target), np.int64)])
@@ -86,10 +89,10 @@ def coral(source_features, target_features, *, regularization=1.0):
     """
     source, target = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
-        raise ValueError(f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D. "
+        raise ConfigError(f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D. "
                          f"Received: {source.shape} and {target.shape}")
     if not regularization > 0:
-        raise ValueError(f"`regularization` must be > 0. Received: {regularization!r}")
+        raise ConfigError(f"`regularization` must be > 0. Received: {regularization!r}")
     eye = regularization * np.eye(source.shape[1])
     whiten = _sqrtm(np.cov(source, rowvar=False) + eye, -0.5)
     recolour = _sqrtm(np.cov(target, rowvar=False) + eye, 0.5)
@@ -123,7 +126,7 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
         arrays = list(target_inputs) if isinstance(target_inputs, (list, tuple)) else [target_inputs]
         count = len(arrays[0])
         if count < 2:
-            raise ValueError(f"AdaBN needs at least 2 target inputs to estimate statistics. Received: {count}")
+            raise ConfigError(f"AdaBN needs at least 2 target inputs to estimate statistics. Received: {count}")
         chunks = [[a[start:start + batch_size] for a in arrays] for start in range(0, count, batch_size)]
         batches = [c if isinstance(target_inputs, (list, tuple)) else c[0] for c in chunks]
     else:
@@ -153,7 +156,7 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
             if bar is not None:
                 bar.update(seen)
         if seen == 0:
-            raise ValueError("AdaBN needs at least one batch of 2 or more target inputs to estimate statistics.")
+            raise ConfigError("AdaBN needs at least one batch of 2 or more target inputs to estimate statistics.")
     finally:
         for layer, flag in trainable:
             layer.trainable = flag
@@ -162,40 +165,6 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
         for layer, rate in zip(noisy, rates):
             layer.rate = rate
     return len(norms)
-
-
-@keras.saving.register_keras_serializable(package="keras_tl")
-class GradientReversal(keras.layers.Layer):
-    """The identity forward; gradients times `-scale` backward (DANN's gradient-reversal layer).
-
-    Written as `stop_gradient((1 + scale) x) - scale x`, so it works on every Keras backend.
-
-    Args:
-        scale: float >= 0. DANN's lambda. Change it during training with `layer.scale.assign(v)`
-            (Ganin et al. ramp it from 0 to 1: `2 / (1 + exp(-10 p)) - 1` at training progress p).
-
-    Example:
-    >>> reversed_features = keras_tl.core.adaptation.GradientReversal(scale=0.3)(features)
-    >>> domain = keras.layers.Dense(1, activation="sigmoid", name="domain")(reversed_features)
-    """
-
-    def __init__(self, scale=1.0, **kwargs):
-        super().__init__(**kwargs)
-        if not scale >= 0:
-            raise ValueError(f"`scale` must be >= 0. Received: scale={scale!r}")
-        self._initial_scale = float(scale)
-        self.scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(float(scale)),
-                                     trainable=False, name="scale")
-
-    def call(self, inputs):
-        scale = keras.ops.cast(self.scale, inputs.dtype)
-        return keras.ops.stop_gradient((1.0 + scale) * inputs) - scale * inputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self._initial_scale}
 
 
 def coral_loss(source_features, target_features):
@@ -319,7 +288,7 @@ class DomainAdapted(keras.Model):
         from keras_tl.core.features import split_model
 
         if method not in ("coral", "dann"):
-            raise ValueError(f"`method` must be 'coral' or 'dann'. Received: method={method!r}")
+            raise ConfigError(f"`method` must be 'coral' or 'dann'. Received: method={method!r}")
         self.method, self.weight = method, float(weight)
         self.extractor, self.head = split_model(model)
         if method == "dann":
@@ -402,9 +371,9 @@ class Adapted:
 
     def __init__(self, supervised, method, target, weight=1.0, prior=None):
         if method not in METHODS:
-            raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
+            raise ConfigError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
         if method == "prior" and prior is None:
-            raise ValueError("`method='prior'` needs the source training data's class `prior`.")
+            raise ConfigError("`method='prior'` needs the source training data's class `prior`.")
         self.supervised, self.method, self.target, self.weight = supervised, method, target, float(weight)
         self.prior, self.wrapper, self.shifts = prior, None, None
 
@@ -420,7 +389,7 @@ class Adapted:
         callbacks = []
         if self.method == "dann":
             callbacks.append(ReversalRamp(self.wrapper.reversal, self.weight, total_steps, done_steps))
-        print(f"[keras-tl] {phase}: domain adaptation '{self.method}' (weight {self.weight:g}): every source batch "
+        log.info(f"{phase}: domain adaptation '{self.method}' (weight {self.weight:g}): every source batch "
               f"trains beside a batch of target-domain inputs")
         return self.wrapper, paired_batches(train, self.target), callbacks
 
@@ -428,15 +397,15 @@ class Adapted:
         """AdaBN: the BatchNorm statistics of the source training inputs, before any training."""
         if self.method == "adabn":
             count = adabn(model, source_inputs)
-            print(f"[keras-tl] AdaBN: {count} BatchNorm layers now hold the source training data's statistics")
+            log.info(f"AdaBN: {count} BatchNorm layers now hold the source training data's statistics")
 
     def after(self, model):
         """AdaBN: the BatchNorm statistics of the target inputs; prior: the output biases; after training."""
         if self.method == "prior":
             self.shifts = match_prior(model, self.target, self.prior)
             largest = max(float(np.max(np.abs(s))) for s in self.shifts.values())
-            print(f"[keras-tl] prior: output biases shifted (at most {largest:.2f}) so the mean target prediction "
+            log.info(f"prior: output biases shifted (at most {largest:.2f}) so the mean target prediction "
                   f"is the source training data's class frequencies")
         if self.method == "adabn":
             count = adabn(model, self.target)
-            print(f"[keras-tl] AdaBN: {count} BatchNorm layers re-estimated on the target-domain data")
+            log.info(f"AdaBN: {count} BatchNorm layers re-estimated on the target-domain data")

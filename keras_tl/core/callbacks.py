@@ -6,6 +6,7 @@ import os
 import keras
 
 from keras_tl.core.config import MONITORS
+from keras_tl.core.errors import ConfigError
 
 
 def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
@@ -53,7 +54,7 @@ class BestWeights(keras.callbacks.Callback):
     def __init__(self, filepath, target, monitor="val_loss"):
         super().__init__()
         if monitor not in MONITORS:
-            raise ValueError(f"`monitor` must be one of {list(MONITORS)}. Received: monitor={monitor!r}")
+            raise ConfigError(f"`monitor` must be one of {list(MONITORS)}. Received: monitor={monitor!r}")
         self.filepath = filepath
         self.target = target
         self.monitor = monitor
@@ -101,12 +102,14 @@ class BestWeights(keras.callbacks.Callback):
             self.target.set_weights(self.best_weights)
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops at the first batch whose loss is NaN or infinite and puts back the last good weights.
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops at the first batch whose loss is NaN, infinite or exploded, and puts back the last good weights.
 
-    Unlike `keras.callbacks.TerminateOnNaN`, the weights a diverged step wrote never stay in the
-    model: those of the last finished epoch (or of the phase's start) are restored, and `failure`
-    says where it happened, for `fine_tune` to report and raise.
+    "Exploded": more than `EXPLOSION` times the phase's first batch loss (at least 0.1 counted for
+    it), i.e. orders of magnitude above where the phase started; a loss that only rises a little is
+    left to early stopping. Unlike `keras.callbacks.TerminateOnNaN`, the weights a diverged step wrote
+    never stay in the model: those of the last finished epoch (or of the phase's start) are restored,
+    and `failure` says where it happened, for `fine_tune` to report and raise.
 
     Args:
         target: keras.Model. The model being fit (the head alone in a feature-cached phase).
@@ -114,12 +117,15 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         learning_rate: float. The phase's peak rate, for the report.
     """
 
+    EXPLOSION = 100.0
+
     def __init__(self, target, phase, learning_rate):
         super().__init__()
         self.target = target
         self.phase = phase
         self.learning_rate = learning_rate
         self.failure = None
+        self.reference = None
         self._good = None
         self._epoch = 0
 
@@ -135,10 +141,18 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if self.failure is not None or loss is None or math.isfinite(float(loss)):
+        if self.failure is not None or loss is None:
             return
-        self.failure = {"phase": self.phase, "epoch": self._epoch + 1, "batch": batch + 1, "loss": str(float(loss)),
+        loss = float(loss)
+        if math.isfinite(loss) and self.reference is None:
+            self.reference = loss
+        limit = self.EXPLOSION * max(self.reference or 0.0, 0.1)
+        if math.isfinite(loss) and loss <= limit:
+            return
+        self.failure = {"phase": self.phase, "epoch": self._epoch + 1, "batch": batch + 1, "loss": str(loss),
                         "learning_rate": float(self.learning_rate)}
+        if math.isfinite(loss):
+            self.failure["exploded_from"] = self.reference
         self.target.set_weights(self._good)
         self.model.stop_training = True
 

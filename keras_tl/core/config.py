@@ -10,9 +10,12 @@ Keras-free, so `keras-tl --help` starts in well under a second.
 """
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 
 import yaml
+from keras_tl.core.errors import ConfigError
 
 STRATEGIES = ("two_phase", "feature_extraction", "full")
 TASKS = ("auto", "multiclass", "binary", "multilabel", "multitask")
@@ -31,6 +34,8 @@ DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
 EXPORT_FORMATS = ("keras", "saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 UNFREEZE_POLICIES = ("all", "top:N", "fraction:F", "blocks:K", "from:NAME")
+MAX_SEED = 2**32 - 1
+AUGMENT_LEVELS = ("none", "light", "standard", "strong")  # Each modality's presets fill in what each means.
 DOMAIN_ADAPTATIONS = ("auto", "none", "adabn", "coral", "dann", "prior")  # keras_tl.core.adaptation
 DEFAULT_ADAPTATION = "prior"  # what "auto" means when target data is given (bench/domain_adaptation.py)
 
@@ -196,7 +201,7 @@ class TrainConfig:
         _int_at_least("sequence_length", self.sequence_length, 8)
         for name in ("text_column", "label_column"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"`{name}` must be a non-empty string. Received: {name}={getattr(self, name)!r}")
+                raise ConfigError(f"`{name}` must be a non-empty string. Received: {name}={getattr(self, name)!r}")
         _choice("monitor", self.monitor, MONITORS)
         _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
         _choice("cache", self.cache, CACHES)
@@ -204,29 +209,33 @@ class TrainConfig:
         _choice("distribute", self.distribute, DISTRIBUTIONS)
         _choice("domain_adaptation", self.domain_adaptation, DOMAIN_ADAPTATIONS)
         if self.target_data is not None and (not isinstance(self.target_data, str) or not self.target_data):
-            raise ValueError(f"`target_data` must be a path (as `data`). Received: target_data={self.target_data!r}")
-        if isinstance(weight := self.adaptation_weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
-            raise ValueError(f"`adaptation_weight` must be a positive number. Received: {self.adaptation_weight!r}")
+            raise ConfigError(f"`target_data` must be a path (as `data`). Received: target_data={self.target_data!r}")
+        if (isinstance(weight := self.adaptation_weight, bool) or not isinstance(weight, (int, float))
+                or not math.isfinite(weight) or weight <= 0):
+            raise ConfigError(f"`adaptation_weight` must be a positive number. Received: {self.adaptation_weight!r}")
         if self.jit_compile not in (True, False, "auto"):
-            raise ValueError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
+            raise ConfigError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
         for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard", "deterministic"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}")
+                raise ConfigError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}")
         _int_at_least("augmented_views", self.augmented_views, 0)
         _int_at_least("steps_per_execution", self.steps_per_execution, 1)
         if not isinstance(self.augment_params, dict):
-            raise ValueError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
+            raise ConfigError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
         _check_tasks(self.tasks, self.task)
-        check_augment(self.augment, self.augment_params)
+        _choice("augment", self.augment, AUGMENT_LEVELS)  # Each modality checks the parameters (`check_config`).
         for name in ("head_epochs", "epochs"):
             _int_at_least(name, getattr(self, name), 0)
         _int_at_least("batch_size", self.batch_size, 1)
         _int_at_least("seed", self.seed, 0)
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"`seed` must be at most {MAX_SEED} (2**32 - 1, what NumPy and TensorFlow seed with). "
+                              f"Received: seed={self.seed}")
         if self.image_size is not None:
             _int_at_least("image_size", self.image_size, 1)
         if self.clip_seconds is not None and (not isinstance(self.clip_seconds, (int, float))
                                               or isinstance(self.clip_seconds, bool) or not self.clip_seconds > 0):
-            raise ValueError(f"`clip_seconds` must be a positive number of seconds (or null: the backbone's 1 s). "
+            raise ConfigError(f"`clip_seconds` must be a positive number of seconds (or null: the backbone's 1 s). "
                              f"Received: clip_seconds={self.clip_seconds!r}")
         if self.labels_per_class is not None:
             _int_at_least("labels_per_class", self.labels_per_class, 1)
@@ -234,41 +243,42 @@ class TrainConfig:
             _int_at_least("early_stopping_patience", self.early_stopping_patience, 1)
         for name in ("head_lr", "fine_tune_lr"):
             value = getattr(self, name)
-            if value != FIND and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"`{name}` must be a positive number or '{FIND}' (the learning-rate range test "
+            if value != FIND and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or value <= 0):
+                raise ConfigError(f"`{name}` must be a finite positive number or '{FIND}' (the learning-rate range test "
                                  f"picks it). Received: {name}={value!r}")
         decay = self.layer_lr_decay
         if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 < decay <= 1:
-            raise ValueError(f"`layer_lr_decay` must be a number in (0, 1] (1.0: one rate for every block). "
+            raise ConfigError(f"`layer_lr_decay` must be a number in (0, 1] (1.0: one rate for every block). "
                              f"Received: layer_lr_decay={decay!r}")
         if decay != 1.0 and self.strategy != "two_phase":
-            raise ValueError(f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
+            raise ConfigError(f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
                              f"Received: layer_lr_decay={decay!r} with strategy={self.strategy!r}")
         for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0),
                             ("weight_decay", 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < upper:
-                raise ValueError(
+                raise ConfigError(
                     f"`{name}` must be a number in [0, {upper}). Received: {name}={value!r}"
                 )
         for name in ("val_split", "test_split"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise ValueError(f"`{name}` must be in (0, 1). Received: {name}={value!r}")
+                raise ConfigError(f"`{name}` must be in (0, 1). Received: {name}={value!r}")
         if self.val_split + self.test_split >= 1:
-            raise ValueError(
+            raise ConfigError(
                 "`val_split + test_split` must leave images for training (< 1). "
                 f"Received: val_split={self.val_split}, test_split={self.test_split}"
             )
         if not isinstance(self.dense_units, (list, tuple)) or not all(
             isinstance(u, int) and u > 0 for u in self.dense_units
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"`dense_units` must be a list of positive integers. Received: {self.dense_units!r}"
             )
         parse_unfreeze(self.unfreeze)
         if self.strategy == "two_phase" and self.head_epochs == 0 and self.epochs == 0:
-            raise ValueError("`head_epochs` and `epochs` are both 0: nothing would be trained.")
+            raise ConfigError("`head_epochs` and `epochs` are both 0: nothing would be trained.")
         return self
 
     def to_dict(self):
@@ -282,124 +292,75 @@ class TrainConfig:
     def from_dict(cls, values):
         """Builds a config from a mapping, rejecting unknown keys by name."""
         if not isinstance(values, dict):
-            raise ValueError(
+            raise ConfigError(
                 f"A config must be a mapping of field names to values. Received: {type(values).__name__}"
             )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown config keys: {unknown}. Allowed: {sorted(known)}")
+            raise ConfigError(f"Unknown config keys: {unknown}. Allowed: {sorted(known)}")
         return cls(**values)
 
     @classmethod
     def from_yaml(cls, path):
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
+        """Reads a config from a YAML file: a mapping of field names to values.
+
+        Numbers are read as YAML 1.2 reads them (`1e-3` is a number, not the string YAML 1.1 makes
+        of it); a malformed file is a `ConfigError` naming the line and column.
+        """
+        import os
+
+        if not os.path.isfile(path):
+            raise ConfigError(f"Config file not found: {path!r}. Expected a YAML file of TrainConfig fields.")
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = yaml.load(f, Loader=_Loader) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(error, "problem", None) or str(error)
+            raise ConfigError(f"{path!r} is not valid YAML: {where}{problem}. Expected a mapping of TrainConfig "
+                              "fields, e.g. `backbone: mobilenet_v2`.") from None
         return cls.from_dict(values)
 
 
-_OFF = dict(flip="none", rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0, brightness=0.0,
-            crop=1.0, randaugment=False, mixup_alpha=0.0, cutmix=False)
-AUGMENT_PRESETS = {
-    "none": dict(_OFF),
-    "light": {**_OFF, "flip": "horizontal", "rotation": 0.05, "zoom": 0.1},
-    "standard": {**_OFF, "flip": "horizontal", "rotation": 0.1, "zoom": 0.15, "translation": 0.1,
-                 "contrast": 0.2, "brightness": 0.2, "crop": 0.9},
-    "strong": {**_OFF, "flip": "horizontal", "rotation": 0.15, "zoom": 0.2, "translation": 0.1,
-               "contrast": 0.3, "brightness": 0.3, "crop": 0.8, "randaugment": True,
-               "mixup_alpha": 0.2},
-}
-FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: `1e-3`, `1E5` and `.5` are numbers, as people write them."""
 
 
-# Audio (waveform) augmentation, for one-shot sounds and clips alike: a random gain in
-# [-gain_db, +gain_db] dB, the onset delayed by up to `delay` of the window (zeros before it; never
-# cut off the attack), the polarity flipped with probability 1/2 (`invert`; inaudible, doubles the
-# waveforms) and Gaussian noise at a signal-to-noise ratio drawn from `noise_snr_db` [low, high] dB
-# (None: no noise). Implemented in `keras_tl.audio.augment`.
-_AUDIO_OFF = dict(gain_db=0.0, delay=0.0, invert=False, noise_snr_db=None)
-AUDIO_AUGMENT_PRESETS = {
-    "none": dict(_AUDIO_OFF),
-    "light": {**_AUDIO_OFF, "gain_db": 3.0, "delay": 0.05},
-    "standard": {**_AUDIO_OFF, "gain_db": 6.0, "delay": 0.1, "invert": True, "noise_snr_db": [30.0, 50.0]},
-    "strong": {**_AUDIO_OFF, "gain_db": 10.0, "delay": 0.2, "invert": True, "noise_snr_db": [15.0, 40.0]},
-}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
 
 
-def _preset(presets, name, overrides, allowed, kind="augmentation", listing=None):
-    """Preset `name` of `presets` with `overrides` merged in; unknown names and keys are refused."""
+def augment_preset(presets, name, overrides, what):
+    """Preset `name` of a modality's augmentation `presets` with `overrides` merged in; an unknown level or
+    parameter is a `ConfigError` naming the allowed ones (`what`: "image augmentation", ...)."""
     if name not in presets:
-        raise ValueError(f"Unknown augmentation policy {name!r}. Available: {list(presets)}")
-    unknown = sorted(set(overrides or {}) - set(allowed))
+        raise ConfigError(f"`augment` must be one of {list(presets)}. Received: augment={name!r}")
+    unknown = sorted(set(overrides or {}) - set(presets["none"]))
     if unknown:
-        raise ValueError(f"Unknown {kind} parameters {unknown}. Allowed: {listing or sorted(allowed)}")
+        raise ConfigError(f"Unknown {what} parameters {unknown} in `augment_params`. Allowed: {sorted(presets['none'])}")
     return {**presets[name], **(overrides or {})}
-
-
-def check_augment(name, overrides=None):
-    """Raises `ValueError` unless `name` is a preset and every override is an image or an audio parameter.
-
-    The modality then resolves them strictly (`resolve_augment`, `resolve_audio_augment`).
-    """
-    _preset(AUGMENT_PRESETS, name, overrides, {**_OFF, **_AUDIO_OFF},
-            listing=f"images {sorted(_OFF)}, audio {sorted(_AUDIO_OFF)}")
-
-
-def resolve_audio_augment(name, overrides=None):
-    """The audio augmentation parameters of preset `name` with `overrides` applied (strict).
-
-    Example:
-    >>> keras_tl.core.config.resolve_audio_augment("light", {"gain_db": 6})["gain_db"]
-    6.0
-    """
-    params = _preset(AUDIO_AUGMENT_PRESETS, name, overrides, _AUDIO_OFF, "audio augmentation")
-    for key, high in (("gain_db", 40.0), ("delay", 0.9)):
-        value = params[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-            raise ValueError(f"`{key}` must be a number in [0, {high:g}]. Received: {key}={value!r}")
-        params[key] = float(value)
-    if not isinstance(params["invert"], bool):
-        raise ValueError(f"`invert` must be true or false. Received: invert={params['invert']!r}")
-    snr = params["noise_snr_db"]
-    if snr is not None:
-        if (not isinstance(snr, (list, tuple)) or len(snr) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in snr) or snr[0] > snr[1]):
-            raise ValueError(f"`noise_snr_db` must be None or [low, high] dB with low <= high. "
-                             f"Received: noise_snr_db={snr!r}")
-        params["noise_snr_db"] = [float(snr[0]), float(snr[1])]
-    return params
-
-
-def resolve_augment(name, overrides=None):
-    """The parameters of preset `name` with `overrides` applied; unknown keys are refused.
-
-    Example:
-    >>> keras_tl.core.config.resolve_augment("light", {"rotation": 0.2})["rotation"]
-    0.2
-    """
-    params = _preset(AUGMENT_PRESETS, name, overrides, _OFF)
-    if params["flip"] not in FLIPS:
-        raise ValueError(f"`flip` must be one of {list(FLIPS)}. Received: flip={params['flip']!r}")
-    for key in ("rotation", "zoom", "translation", "contrast", "brightness", "mixup_alpha"):
-        if not isinstance(params[key], (int, float)) or not 0 <= params[key] <= 1:
-            raise ValueError(f"`{key}` must be a number in [0, 1]. Received: {key}={params[key]!r}")
-    if not isinstance(params["crop"], (int, float)) or not 0 < params["crop"] <= 1:
-        raise ValueError(f"`crop` (fraction of the side kept) must be in (0, 1]. Received: {params['crop']!r}")
-    return params
 
 
 def _check_tasks(tasks, task):
     """`tasks`: `{head: loss weight}` of a multi-task run (the heads to train; {} means every head)."""
     if not isinstance(tasks, dict):
-        raise ValueError(f"`tasks` must be a mapping of head name to loss weight, e.g. {{grade: 1.0, cell_type: 0.5}}. "
+        raise ConfigError(f"`tasks` must be a mapping of head name to loss weight, e.g. {{grade: 1.0, cell_type: 0.5}}. "
                          f"Received: tasks={tasks!r}")
     for name, weight in tasks.items():
         if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"`tasks` keys are head names (identifiers). Received: {name!r}")
+            raise ConfigError(f"`tasks` keys are head names (identifiers). Received: {name!r}")
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
-            raise ValueError(f"`tasks` values are positive loss weights. Received: tasks[{name!r}]={weight!r}")
+            raise ConfigError(f"`tasks` values are positive loss weights. Received: tasks[{name!r}]={weight!r}")
     if tasks and task not in ("auto", "multitask"):
-        raise ValueError(f"`tasks` names the heads of a multi-task run; task must be 'auto' or 'multitask'. "
+        raise ConfigError(f"`tasks` names the heads of a multi-task run; task must be 'auto' or 'multitask'. "
                          f"Received: task={task!r}")
 
 
@@ -418,12 +379,12 @@ def parse_unfreeze(policy):
     """
     allowed = '"all", "top:N", "fraction:F", "blocks:K" or "from:LAYER_OR_BLOCK"'
     if not isinstance(policy, str):
-        raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+        raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
     if policy == "all":
         return ("all", None)
     kind, sep, value = policy.partition(":")
     if not sep or not value:
-        raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+        raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
     try:
         if kind in ("top", "blocks", "fraction"):
             number = float(value) if kind == "fraction" else int(value)
@@ -431,20 +392,20 @@ def parse_unfreeze(policy):
                 raise ValueError
             return (kind, number)
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"`unfreeze` {kind}: needs a positive {'fraction <= 1' if kind == 'fraction' else 'integer'}. "
             f"Received: unfreeze={policy!r}"
         ) from None
     if kind == "from":
         return (kind, value)
-    raise ValueError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
+    raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
 
 
 def _choice(name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+        raise ConfigError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
 
 
 def _int_at_least(name, value, minimum):
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+        raise ConfigError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")

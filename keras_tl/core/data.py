@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from keras_tl.core.network import reachable
+from keras_tl.core.errors import DataError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -54,14 +57,21 @@ def predefined_indices(split_of):
     return {s: np.flatnonzero(split_of == s) for s in SPLITS if np.any(split_of == s)}
 
 
-def reachable(host, port=443, timeout=3.0):
-    import socket
+def tfds_builder(name, data_dir=None):
+    """The tensorflow-datasets builder of `name`; offline and not prepared, a `DatasetUnavailableError`
+    at once, saying how to prepare it on a machine with internet."""
+    import tensorflow_datasets as tfds
 
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    from keras_tl.core.errors import DatasetUnavailableError
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared() and not reachable("storage.googleapis.com"):
+        raise DatasetUnavailableError(
+            f"tensorflow-datasets has no prepared copy of {name!r} in {builder.data_dir!r} and cannot "
+            f"download it (no network). On a machine with internet run `tfds build {name} "
+            "--data_dir DIR` (or `tfds.load(NAME, data_dir=DIR)`), copy DIR here and set "
+            "TFDS_DATA_DIR=DIR (or pass data_dir=DIR).")
+    return builder
 
 
 def strata(labels):
@@ -88,7 +98,7 @@ def stratified_split(labels, val_split, test_split, seed):
     for label in np.unique(labels):
         idx = np.flatnonzero(labels == label)
         if len(idx) < 3:
-            raise ValueError(
+            raise DataError(
                 f"Class {int(label)} has {len(idx)} image(s); a train/val/test split needs at least "
                 "3 per class. Add images or remove the class."
             )
@@ -129,9 +139,9 @@ def _carve(labels, indices, fraction, seed):
 def split_source(source, *, val_split, test_split, seed, labels_per_class=None):
     """Splits a source into `{"train", "val", "test"}` `Split`s (predefined splits are kept)."""
     if labels_per_class and source.labels.ndim == 2:
-        raise ValueError("`labels_per_class` applies to single-label data only.")
+        raise DataError("`labels_per_class` applies to single-label data only.")
     if len(source.class_names) < 2:
-        raise ValueError(
+        raise DataError(
             f"Classification needs at least 2 classes. Received: {len(source.class_names)} "
             f"({source.class_names})."
         )
@@ -212,7 +222,7 @@ def _oversampled(ds, labels, seed):
     """Every class drawn with equal probability; one epoch = as many images as the split has."""
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError("Oversampling needs single-label data; use class weights for multi-label.")
+        raise DataError("Oversampling needs single-label data; use class weights for multi-label.")
     classes = np.unique(labels)
     label_tensor = tf.constant(labels)
     indexed = ds.enumerate()
@@ -256,15 +266,15 @@ def scan_class_folders(path, check_file, unit="images"):
         `(class_names, paths, labels, predefined, skipped)`.
     """
     if not os.path.isdir(path):
-        raise ValueError(f"Data directory not found: {path!r}. Expected a folder of class folders.")
-    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+        raise DataError(f"Data directory not found: {path!r}. Expected a folder of class folders.")
+    subdirs = sorted(d for d in _listdir(path) if os.path.isdir(os.path.join(path, d)))
     split_layout = "train" in subdirs and ("val" in subdirs or "test" in subdirs)
     roots = {s: os.path.join(path, s) for s in SPLITS if s in subdirs} if split_layout else {None: path}
     class_names = sorted(
         {
             c
             for root in roots.values()
-            for c in os.listdir(root)
+            for c in _listdir(root)
             if os.path.isdir(os.path.join(root, c)) and not c.startswith(".")
         }
     )
@@ -274,11 +284,11 @@ def scan_class_folders(path, check_file, unit="images"):
             folder = os.path.join(root, name)
             if not os.path.isdir(folder):
                 continue
-            for file in sorted(os.listdir(folder)):
+            for file in sorted(_listdir(folder)):
                 full = os.path.join(folder, file)
                 if os.path.isdir(full):
                     continue
-                reason = check_file(full)
+                reason = _reason(check_file, full)
                 if reason:
                     skipped.append((full, reason))
                     continue
@@ -296,11 +306,36 @@ def scan_class_folders(path, check_file, unit="images"):
         labels = np.asarray([remap[int(l)] for l in labels], dtype=np.int64)
         class_names = [class_names[i] for i in keep]
     if len(paths) == 0:
-        raise ValueError(f"No readable {unit} found under {path!r} (skipped {len(skipped)} files).")
+        raise DataError(f"No readable {unit} found under {path!r} (skipped {len(skipped)} files).")
     predefined = None
     if split_layout:
         predefined = predefined_indices(split_of)
     return class_names, paths, labels, predefined, skipped
+
+
+def _listdir(folder):
+    try:
+        return os.listdir(folder)
+    except OSError as error:
+        raise DataError(f"Cannot list {folder!r}: {error.strerror}.") from None
+
+
+def _reason(check_file, path):
+    """`check_file(path)`, an OS error (a symlink loop, no permission) being the reason too."""
+    try:
+        return check_file(path)
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+
+
+CSV_FIELD_LIMIT = 64 << 20  # Characters in one CSV cell (a long text); Python's csv allows 131,072 by default.
+
+
+def csv_reader(text_file):
+    """`csv.DictReader` over an open text file, with cells up to `CSV_FIELD_LIMIT` characters."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+    return csv.DictReader(text_file)
 
 
 def read_manifest(path, check_file, *, unit="images", separator=";"):
@@ -316,13 +351,17 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
         `(class_names, paths, labels, predefined, skipped)`.
     """
     if not os.path.isfile(path):
-        raise ValueError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
+        raise DataError(f"Manifest not found: {path!r}. Expected a CSV file with path,label columns.")
     from keras_tl.core import multitask
 
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        heads = multitask.head_columns(reader.fieldnames or [], required=("path",), what="A manifest")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # A byte-order mark is not part of the header.
+            reader = csv_reader(f)
+            heads = multitask.head_columns(reader.fieldnames or [], required=("path",), what="A manifest")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path!r} is not a readable CSV manifest ({error}). Expected UTF-8 text with a header "
+                        "holding path and label columns.") from None
     if heads:
         for row in rows:
             row["_heads"] = multitask.row_heads(row, heads, separator=separator)
@@ -355,9 +394,11 @@ def _manifest_rows(path, rows, check_file, unit, label_problem):
     root = os.path.dirname(os.path.abspath(path))
     paths, kept, split_of, skipped = [], [], [], []
     for number, row in enumerate(rows, start=2):
-        full = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
+        cell = row.get("path")
+        cell = cell.strip() if isinstance(cell, str) else ""
+        full = "" if not cell else cell if os.path.isabs(cell) else os.path.join(root, cell)
         split = (row.get("split") or "").strip() or None
-        problem = label_problem(row)
+        problem = "no path" if not cell else label_problem(row)
         if problem:
             reason = f"row {number}: {problem}"
         elif split is not None and split not in SPLITS:
@@ -365,18 +406,18 @@ def _manifest_rows(path, rows, check_file, unit, label_problem):
         elif not os.path.isfile(full):
             reason = "file not found"
         else:
-            reason = check_file(full)
+            reason = _reason(check_file, full)
         if reason:
-            skipped.append((full, reason))
+            skipped.append((full or f"{path}:{number}", reason))
             continue
         paths.append(full)
         kept.append(row)
         split_of.append(split)
     if not paths:
-        raise ValueError(f"No readable {unit} listed in {path!r} (skipped {len(skipped)} rows).")
+        raise DataError(f"No readable {unit} listed in {path!r} (skipped {len(skipped)} rows).")
     predefined = None
     if any(s is not None for s in split_of):
         if any(s is None for s in split_of):
-            raise ValueError(f"{path!r}: give a split for every row or for none.")
+            raise DataError(f"{path!r}: give a split for every row or for none.")
         predefined = predefined_indices(split_of)
     return paths, kept, predefined, skipped

@@ -4,30 +4,47 @@
 """
 
 import contextlib
+import json
 import os
-
-import keras
+import sys
 
 from keras_tl.core.config import DISTRIBUTIONS as CHOICES
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.paths import keras_home
+from keras_tl.core.log import log
+
+
+def backend_name():
+    """The Keras backend this process runs (or will run: `KERAS_BACKEND`, else `keras.json`, else
+    TensorFlow), told without importing Keras when it is not imported yet."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    try:
+        with open(os.path.join(keras_home(), "keras.json"), encoding="utf-8") as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 def check(name):
-    """Raises `ValueError` before any work if `name` cannot run on this backend or environment."""
+    """Raises `ConfigError` before any work if `name` cannot run on this backend or environment."""
     if name not in CHOICES:
-        raise ValueError(f"`distribute` must be one of {list(CHOICES)}. Received: distribute={name!r}")
-    backend = keras.backend.backend()
+        raise ConfigError(f"`distribute` must be one of {list(CHOICES)}. Received: distribute={name!r}")
+    backend = backend_name()
     if name == "data_parallel" and backend != "jax":
-        raise ValueError(
+        raise ConfigError(
             "distribute='data_parallel' is the Keras distribution API, which needs KERAS_BACKEND=jax. "
             f"Received backend {backend!r}; on TensorFlow use distribute='mirrored'."
         )
     if name in ("mirrored", "multi_worker") and backend != "tensorflow":
-        raise ValueError(
+        raise ConfigError(
             f"distribute={name!r} uses tf.distribute, which needs KERAS_BACKEND=tensorflow. "
             f"Received backend {backend!r}; on JAX use distribute='data_parallel'."
         )
     if name == "multi_worker" and "TF_CONFIG" not in os.environ:
-        raise ValueError(
+        raise ConfigError(
             "distribute='multi_worker' reads the cluster from the TF_CONFIG environment variable, "
             "which is not set. Expected e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
             "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'."
@@ -59,16 +76,18 @@ def scope(name):
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
     else:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    print(f"[keras-tl] {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas")
+    log.info(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas")
     return strategy.scope()
 
 
 @contextlib.contextmanager
 def _data_parallel():
+    import keras
+
     previous = keras.distribution.distribution()
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    print(f"[keras-tl] keras.distribution.DataParallel: {len(devices)} devices")
+    log.info(f"keras.distribution.DataParallel: {len(devices)} devices")
     try:
         yield
     finally:
@@ -80,7 +99,7 @@ def determinism(enabled):
 
     It lasts for the process. On JAX, CPU runs are deterministic already; nothing to do.
     """
-    if enabled and keras.backend.backend() == "tensorflow":
+    if enabled and backend_name() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
@@ -92,6 +111,8 @@ def precision(mixed):
 
     The previous global policy is restored on exit.
     """
+    import keras
+
     previous = keras.config.dtype_policy().name
     if mixed:
         gpu = _has_gpu()
@@ -103,6 +124,8 @@ def precision(mixed):
 
 
 def _has_gpu():
+    import keras
+
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

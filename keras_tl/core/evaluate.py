@@ -4,6 +4,7 @@ precision / recall / F1, and the confusion matrix."""
 import numpy as np
 
 from keras_tl.core import multitask
+from keras_tl.core.errors import ConfigError
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
@@ -92,7 +93,7 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
     y_true = np.asarray(y_true).astype(bool)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if y_true.shape != probabilities.shape or y_true.shape[1] != len(class_names):
-        raise ValueError(
+        raise ConfigError(
             f"`y_true` and `probabilities` must both be (N, {len(class_names)}). "
             f"Received: {y_true.shape} and {probabilities.shape}"
         )
@@ -139,7 +140,7 @@ def multitask_metrics(labels, probabilities, class_names, head_kinds=None):
     for head, classes, start, stop in multitask.heads_of(class_names):
         rows = truths[head] >= 0
         if not rows.any():
-            raise ValueError(f"No test example labels head {head!r}; the test split must label every head.")
+            raise ConfigError(f"No test example labels head {head!r}; the test split must label every head.")
         if (head_kinds or {}).get(head) == "multilabel":
             row = multilabel_metrics(labels[rows, start:stop], scores[head][rows], classes)
             per_head[head] = {"accuracy": row["subset_accuracy"], **row}

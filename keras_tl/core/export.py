@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -27,9 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core import multitask, quiet, tflite_metadata
+from keras_tl.core import litert, multitask, publish, quiet, tflite_metadata
 from keras_tl.core.config import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
-from keras_tl.core.errors import ExportCheckError, TFLiteConversionError
+from keras_tl.core.errors import ConfigError, ExportCheckError, TFLiteConversionError
 from keras_tl.core.heads import per_class_model, probabilities_of
 from keras_tl.core.task import Task
 
@@ -99,44 +98,11 @@ def _min_agreement(info):
     return info.min_agreement if info.min_agreement is not None else DEFAULT_MIN_AGREEMENT[info.quantize]
 
 
-def next_version(model_dir):
-    """1 + the largest integer version folder in `model_dir` (1 if none)."""
-    if not os.path.isdir(model_dir):
-        return 1
-    return max((int(d) for d in os.listdir(model_dir) if d.isdigit()), default=0) + 1
-
-
-def prune_versions(model_dir, keep):
-    """Deletes all but the `keep` newest integer versions; returns the deleted ones."""
-    versions = sorted(int(d) for d in os.listdir(model_dir) if d.isdigit())
-    doomed = versions[:-keep] if keep and len(versions) > keep else []
-    for version in doomed:
-        shutil.rmtree(os.path.join(model_dir, str(version)))
-    return doomed
-
-
-def write_labels(directory, class_names):
-    with open(os.path.join(directory, "labels.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(class_names) + "\n")
-
-
-def _replace_entries(tmp, destination):
-    """Moves every entry of `tmp` into `destination`, each replacing its old copy atomically."""
-    for entry in os.listdir(tmp):
-        final = os.path.join(destination, entry)
-        if os.path.isdir(final):
-            old = tempfile.mkdtemp(prefix=".old-", dir=destination)
-            os.rename(final, os.path.join(old, entry))
-            os.rename(os.path.join(tmp, entry), final)
-            shutil.rmtree(old)
-        else:
-            os.replace(os.path.join(tmp, entry), final)
-
-
 def export_keras(task, destination, info):
     """Writes `<destination>/<name>.keras` (+ the host preprocessor, labels.txt), checked by reloading."""
     os.makedirs(destination, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=destination)
+    publish.remove_stale(destination)
+    tmp = publish.temporary(destination)
     try:
         task.model.save(os.path.join(tmp, f"{info.name}.keras"))
         task.modality.save_preprocessor(task, os.path.join(tmp, "preprocessor"))
@@ -144,8 +110,9 @@ def export_keras(task, destination, info):
                         task.spec, task.modality.load_preprocessor(os.path.join(tmp, "preprocessor")))
         check = compare(task.predict(info.check_items), reloaded.predict(info.check_items),
                         min_agreement=1.0, what="The reloaded .keras model", task=task)
-        write_labels(tmp, info.class_names)
-        _replace_entries(tmp, destination)
+        publish.write_labels(tmp, info.class_names)
+        publish.readable(tmp)
+        publish.replace_entries(tmp, destination)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     final = os.path.join(destination, f"{info.name}.keras")
@@ -160,8 +127,9 @@ def export_saved_model(task, destination, info):
     model_card.json sit beside saved_model.pb.
     """
     os.makedirs(destination, exist_ok=True)
-    version = next_version(destination)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=destination)
+    publish.remove_stale(destination)
+    version = publish.next_version(destination)
+    tmp = publish.temporary(destination)
     try:
         archive = keras.export.ExportArchive()
         archive.track(task.model)
@@ -171,7 +139,7 @@ def export_saved_model(task, destination, info):
         for name, (function, _) in endpoints.items():
             archive.add_endpoint(name, function)
         archive.write_out(tmp, verbose=False)
-        write_labels(tmp, info.class_names)
+        publish.write_labels(tmp, info.class_names)
         card = {**info.card, **task.modality.card(task), "name": info.name, "classes": info.class_names,
                 "version": version,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -179,13 +147,14 @@ def export_saved_model(task, destination, info):
         with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
         check = check_saved_model(tmp, task, info)
+        publish.readable(tmp)
         final = os.path.join(destination, str(version))
         os.rename(tmp, final)  # Atomic on one filesystem; fails if the version exists.
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    check["pruned_versions"] = prune_versions(destination, info.keep_versions)
-    return ExportResult("saved_model", final, version, _dir_size(final), check)
+    check["pruned_versions"] = publish.prune_versions(destination, info.keep_versions)
+    return ExportResult("saved_model", final, version, publish.dir_size(final), check)
 
 
 def check_saved_model(path, task, info):
@@ -217,7 +186,7 @@ def tflite_converter_options(quantize, calibration=None, int8_io=False):
         options["target_spec"] = {"supported_ops": builtins}
     else:
         if calibration is None or not len(calibration):
-            raise ValueError("int8 quantization needs representative examples from the training split.")
+            raise ConfigError("int8 quantization needs representative examples from the training split.")
 
         def representative():
             yield from calibration
@@ -239,20 +208,23 @@ def export_tflite(task, destination, info):
     checked with the LiteRT interpreter."""
     allowed = task.modality.tflite_quantizations
     if info.quantize not in allowed:
-        raise ValueError(f"TFLite export of a {task.modality.name} model supports quantize in {list(allowed)}. "
+        raise ConfigError(f"TFLite export of a {task.modality.name} model supports quantize in {list(allowed)}. "
                          f"Received: quantize={info.quantize!r}")
     if info.int8_io and info.quantize != "int8":
-        raise ValueError(f"`int8_io` needs quantize='int8'. Received: quantize={info.quantize!r}")
+        raise ConfigError(f"`int8_io` needs quantize='int8'. Received: quantize={info.quantize!r}")
     os.makedirs(destination, exist_ok=True)
+    publish.remove_stale(destination)
     final = os.path.join(destination, tflite_file_name(info))
-    tmp = os.path.join(destination, f".tmp-{os.getpid()}-{time.time_ns()}.tflite")
+    tmp = publish.temporary(destination, ".tflite")
     calibration = (task.modality.tflite_calibration(task, info.calibration_items)
                    if info.quantize == "int8" else None)
     try:
         try:
-            per_class_model(task.model).export(tmp, format="litert", verbose=False,
-                              input_signature=[task.modality.tflite_signature(task)],
-                              **tflite_converter_options(info.quantize, calibration, info.int8_io))
+            with quiet.quietly():  # The converter's native lines (`fully_quantize: 0, ...`).
+                per_class_model(task.model).export(tmp, format="litert", verbose=False,
+                                                   input_signature=[task.modality.tflite_signature(task)],
+                                                   **tflite_converter_options(info.quantize, calibration,
+                                                                              info.int8_io))
         except Exception as error:  # The converter raises its own ConverterError (and others).
             ops = unsupported_ops(str(error))
             if not ops:
@@ -262,13 +234,14 @@ def export_tflite(task, destination, info):
                 "as a SavedModel (format='saved_model'), which runs every TensorFlow op."
             ) from error
         write_tflite_metadata(tmp, task, info)
-        check = compare(task.predict(info.check_items), task.predict(info.check_items, runner=lambda x: tflite_predict(tmp, x)),
+        check = compare(task.predict(info.check_items), task.predict(info.check_items, runner=lambda x: litert.tflite_predict(tmp, x)),
                         min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model", task=task)
+        publish.readable(tmp)
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    write_labels(destination, info.class_names)
+    publish.write_labels(destination, info.class_names)
     task.modality.write_export_assets(task, destination)
     return ExportResult("tflite", final, None, os.path.getsize(final), check)
 
@@ -280,7 +253,7 @@ def write_tflite_metadata(path, task, info):
 
     with open(path, "rb") as f:
         model = f.read()
-    inputs = tflite_interpreter(path).get_input_details()
+    inputs = litert.load(path).get_input_details()
     card, spec = info.card, task.spec
     weights = card.get("weights") or ""
     if weights in ("none", ""):
@@ -303,7 +276,7 @@ def write_tflite_metadata(path, task, info):
     described = task.modality.tflite_input_metadata(task, inputs, info)
     if task.kind == "multitask":  # One output per head, each with its labels, in the file's output order.
         heads = {start: (head, classes) for head, classes, start, _ in multitask.heads_of(info.class_names)}
-        by_index = dict(zip((d["index"] for d in output_details(tflite_interpreter(path))), sorted(heads)))
+        by_index = dict(zip((d["index"] for d in litert.output_details(litert.load(path))), sorted(heads)))
         stored = tflite_metadata.output_order(model)
         outputs, files = [], {}
         for index in stored:
@@ -324,89 +297,6 @@ def unsupported_ops(message):
     return sorted({f"tf.{op}" for op in re.findall(r"\btf\.([A-Z]\w+)", message)} - {"tf.TFText"})
 
 
-def tflite_interpreter(path):
-    from ai_edge_litert.interpreter import Interpreter  # tf.lite.Interpreter is deprecated.
-
-    with quiet.native_stderr_silenced(quiet.is_quiet()):  # LiteRT's XNNPACK line, under the CLI.
-        interpreter = Interpreter(model_path=path)
-        interpreter.allocate_tensors()
-    return interpreter
-
-
-def _examples(inputs):
-    """Model inputs (an array, or a dict of arrays) -> a list of per-example `{name: (1, ...)}` dicts."""
-    if isinstance(inputs, dict):
-        arrays = {k: np.asarray(v) for k, v in inputs.items()}
-        count = len(next(iter(arrays.values())))
-        return [{k: v[i:i + 1] for k, v in arrays.items()} for i in range(count)]
-    return [{None: np.asarray(x)[None]} for x in np.asarray(inputs)]
-
-
-def _set_inputs(interpreter, example):
-    details = interpreter.get_input_details()
-    for detail in details:
-        key = None if None in example else next(k for k in example if k in detail["name"])
-        interpreter.set_tensor(detail["index"], _input_tensor(example[key], detail))
-
-
-def tflite_predict(path, inputs, interpreter=None):
-    """Runs a TFLite model one example at a time; returns float probabilities `(N, C)`.
-
-    Args:
-        inputs: what the Keras model takes: an array (images), or a dict of arrays (token ids).
-    """
-    interpreter = interpreter or tflite_interpreter(path)
-    outputs = output_details(interpreter)
-    results = []
-    for example in _examples(inputs):
-        _set_inputs(interpreter, example)
-        interpreter.invoke()
-        row = []
-        for out in outputs:
-            y = interpreter.get_tensor(out["index"]).astype(np.float32)
-            if out["dtype"] != np.float32:
-                scale, zero = out["quantization"]
-                y = (y - zero) * scale
-            row.append(y[0])
-        results.append(np.concatenate(row))
-    return probabilities_of(np.stack(results))
-
-
-def output_details(interpreter):
-    """The output tensors' details in the Keras model's output order (a multi-task model has one
-    per head; the converter may store them in another order, the signature keeps Keras' order)."""
-    details = {d["index"]: d for d in interpreter.get_output_details()}
-    signatures = interpreter._get_full_signature_list()
-    if len(details) == 1 or len(signatures) != 1:
-        return list(details.values())
-    named = next(iter(signatures.values()))["outputs"]
-    order = sorted(named, key=lambda n: int(re.sub(r"\D", "", n) or 0))
-    return [details[named[n]] for n in order]
-
-
-def _input_tensor(x, detail):
-    """One example as the interpreter's input: its dtype, quantized with its scale and zero point."""
-    if detail["dtype"] in (np.uint8, np.int8) and detail["quantization"][0]:
-        scale, zero = detail["quantization"]
-        limits = np.iinfo(detail["dtype"])
-        x = np.clip(np.round(x.astype(np.float32) / scale + zero), limits.min, limits.max)
-    return x.astype(detail["dtype"])
-
-
-def tflite_latency_ms(path, inputs, repeats=50):
-    """Median batch-1 invoke time of a TFLite model on the first example of `inputs`, in milliseconds."""
-    interpreter = tflite_interpreter(path)
-    example = _examples(inputs)[0]
-    _set_inputs(interpreter, example)
-    interpreter.invoke()  # Warm up.
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
-
 def keras_latency_ms(model, inputs, repeats=30):
     """Median batch-1 `predict_on_batch` time of a Keras model on the first example, in milliseconds."""
     if isinstance(inputs, dict):
@@ -420,10 +310,6 @@ def keras_latency_ms(model, inputs, repeats=30):
         model.predict_on_batch(x)
         times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times))
-
-
-def _dir_size(path):
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
 FORMATS = {"keras": export_keras, "saved_model": export_saved_model, "tflite": export_tflite}

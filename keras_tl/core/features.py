@@ -18,6 +18,9 @@ import keras
 import numpy as np
 
 from keras_tl.core.heads import BACKBONE_LAYER, POOL_LAYER, is_pretrained
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.log import log
+from keras_tl.core import quiet
 
 
 def split_model(model):
@@ -82,8 +85,8 @@ def extract(extractor, datasets, *, augmented=False, descriptions=None, open_sha
     results = []
     for i, dataset in enumerate(datasets):
         description = descriptions[i] if descriptions else f"backbone features {i + 1}/{len(datasets)}"
-        print(f"[keras-tl] computing {description} once")
-        x, y = paired.predict(dataset, verbose=1)
+        log.info(f"computing {description} once")
+        x, y = paired.predict(dataset, verbose=quiet.predict_verbose())
         results.append((np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)))
     return results
 
@@ -93,7 +96,7 @@ def in_split_order(order, features, targets):
     if order is None or np.array_equal(order, np.arange(len(order))):
         return features, targets
     if len(order) != len(features):
-        raise ValueError(f"A reordered feature pass must give one row per item: {len(order)} items in the order, "
+        raise ConfigError(f"A reordered feature pass must give one row per item: {len(order)} items in the order, "
                          f"received {len(features)} rows.")
     inverse = np.argsort(order)
     return features[inverse], targets[inverse]
@@ -140,7 +143,7 @@ def cached_phase(task, config, splits, train_dataset):
         return None
     augmenting = task.modality.augmenting(config)
     if augmenting and config.augmented_views == 0:
-        print("[keras-tl] phase 1 runs on raw inputs: augmentation is on and augmented_views=0 "
+        log.info("phase 1 runs on raw inputs: augmentation is on and augmented_views=0 "
               "(set augmented_views=N to cache the features of N augmented views instead)")
         return None
     started = time.perf_counter()
@@ -168,7 +171,7 @@ def cached_phase(task, config, splits, train_dataset):
     val_features = data.feature_dataset(val_x, val_y, data.labels_of_targets(val_y, task.kind),
                                         batch_size=config.batch_size)
     seconds = time.perf_counter() - started
-    print(f"[keras-tl] features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, "
+    log.info(f"features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, "
           f"{val_x.shape[0]:,} validation")
     return CachedPhase(head, train_features, val_features,
                        steps_per_epoch=max(1, math.ceil(len(views[0][0]) / config.batch_size)),

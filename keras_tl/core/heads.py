@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_tl.core import multitask
 from keras_tl.core.layers import InferenceMode
+from keras_tl.core.errors import ConfigError
 
 BACKBONE_LAYER = "backbone"
 POOL_LAYER = "head_pool"
@@ -26,13 +27,13 @@ def is_pretrained(weights):
 def check_task(task, num_classes):
     """Raises `ValueError` unless `task` is known and fits `num_classes`."""
     if task not in TASKS:
-        raise ValueError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
+        raise ConfigError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
     if task == "multitask":
         return
     if task == "binary" and num_classes != 2:
-        raise ValueError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
+        raise ConfigError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
     if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+        raise ConfigError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
 
 
 def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER, class_names=(), head_kinds=None):
@@ -56,7 +57,7 @@ def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER
     check_task(task, num_classes)
     if task == "multitask":
         if len(class_names) != num_classes:
-            raise ValueError(f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
+            raise ConfigError(f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
                              f"{len(class_names)} class names")
         return multitask.multitask_head(x, class_names, kinds=head_kinds, dense_units=dense_units, dropout=dropout,
                                         name=name)
@@ -134,7 +135,7 @@ def mean_per_item(probabilities, owners, count):
     np.add.at(sums, np.asarray(owners), probabilities)
     counts = np.bincount(np.asarray(owners), minlength=count)[:, None]
     if np.any(counts == 0):
-        raise ValueError(f"Every item needs at least one row; items {np.flatnonzero(counts[:, 0] == 0)[:5]} have none.")
+        raise ConfigError(f"Every item needs at least one row; items {np.flatnonzero(counts[:, 0] == 0)[:5]} have none.")
     return (sums / counts).astype(np.float32)
 
 

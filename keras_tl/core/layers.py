@@ -1,9 +1,13 @@
-"""The layer every transfer model wraps its pretrained backbone in (ships inside saved models).
+"""Keras layers of the shared core that ship inside saved models: `InferenceMode` (every transfer
+model wraps its pretrained backbone in it) and `GradientReversal` (DANN's domain branch).
 
-Registered as `keras_tl>InferenceMode`, the name `.keras` files of earlier versions carry.
+Registered as `keras_tl>...`. Like every module listed in `keras_tl.KERAS_OBJECT_MODULES`, it
+imports only Keras and keras-free keras_tl modules at module level.
 """
 
 import keras
+
+from keras_tl.core.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -47,3 +51,37 @@ class InferenceMode(keras.layers.Layer):
     def from_config(cls, config):
         inner = keras.saving.deserialize_keras_object(config.pop("inner"))
         return cls(inner, **config)
+
+
+@keras.saving.register_keras_serializable(package="keras_tl")
+class GradientReversal(keras.layers.Layer):
+    """The identity forward; gradients times `-scale` backward (DANN's gradient-reversal layer).
+
+    Written as `stop_gradient((1 + scale) x) - scale x`, so it works on every Keras backend.
+
+    Args:
+        scale: float >= 0. DANN's lambda. Change it during training with `layer.scale.assign(v)`
+            (Ganin et al. ramp it from 0 to 1: `2 / (1 + exp(-10 p)) - 1` at training progress p).
+
+    Example:
+    >>> reversed_features = keras_tl.core.adaptation.GradientReversal(scale=0.3)(features)
+    >>> domain = keras.layers.Dense(1, activation="sigmoid", name="domain")(reversed_features)
+    """
+
+    def __init__(self, scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not scale >= 0:
+            raise ConfigError(f"`scale` must be >= 0. Received: scale={scale!r}")
+        self._initial_scale = float(scale)
+        self.scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(float(scale)),
+                                     trainable=False, name="scale")
+
+    def call(self, inputs):
+        scale = keras.ops.cast(self.scale, inputs.dtype)
+        return keras.ops.stop_gradient((1.0 + scale) * inputs) - scale * inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self._initial_scale}

@@ -10,6 +10,8 @@ import math
 
 import keras
 import numpy as np
+from keras_tl.core.errors import ConfigError
+from keras_tl.core import quiet
 
 
 class _RangeTest(keras.callbacks.Callback):
@@ -50,7 +52,7 @@ def suggest(rates, losses):
     finite = np.isfinite(smoothed)
     rates, smoothed = np.asarray(rates)[finite], smoothed[finite]
     if len(smoothed) < 3:
-        raise ValueError(f"The learning-rate sweep diverged after {len(smoothed)} steps; lower `min_lr`.")
+        raise ConfigError(f"The learning-rate sweep diverged after {len(smoothed)} steps; lower `min_lr`.")
     end = int(np.argmin(smoothed)) + 1
     if end < 3:
         end = len(smoothed)
@@ -58,7 +60,7 @@ def suggest(rates, losses):
     return float(rates[int(np.argmin(slopes))])
 
 
-def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.0, verbose=1):
+def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.0, verbose=None):
     """Trains `model` for `steps` batches at rates from `min_lr` to `max_lr` (log-spaced).
 
     Args:
@@ -72,9 +74,9 @@ def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.
         dict with "rates" and "losses" (one per batch run), "smoothed" and "suggestion".
     """
     if not 0 < min_lr < max_lr:
-        raise ValueError(f"Expected 0 < min_lr < max_lr. Received: min_lr={min_lr}, max_lr={max_lr}")
+        raise ConfigError(f"Expected 0 < min_lr < max_lr. Received: min_lr={min_lr}, max_lr={max_lr}")
     if steps < 10:
-        raise ValueError(f"`steps` must be at least 10. Received: steps={steps}")
+        raise ConfigError(f"`steps` must be at least 10. Received: steps={steps}")
     rates = list(np.geomspace(min_lr, max_lr, steps))
     weights = model.get_weights()
     optimizer = model.optimizer
@@ -82,7 +84,8 @@ def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.
         optimizer.build(model.trainable_variables)
     optimizer_state = [v.numpy() for v in optimizer.variables]
     test = _RangeTest(rates, stop_factor)
-    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, callbacks=[test], verbose=verbose, shuffle=False)
+    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, callbacks=[test],
+              verbose=quiet.fit_verbose() if verbose is None else verbose, shuffle=False)
     model.set_weights(weights)
     for variable, value in zip(optimizer.variables, optimizer_state):
         variable.assign(value)
@@ -92,25 +95,8 @@ def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.
 
 
 def plot(result, path, title=""):
-    """Writes the smoothed loss against the rate (log scale) with the suggestion marked."""
-    import matplotlib
+    """Writes the range test's plot (`keras_tl.core.plots.lr_find`); returns `path`."""
+    from keras_tl.core import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(result["rates"], result["losses"], color="0.8", lw=1, label="loss per batch")
-    ax.plot(result["rates"], result["smoothed"], color="C0", lw=2, label="smoothed")
-    ax.axvline(result["suggestion"], color="C3", ls="--", label=f"suggested {result['suggestion']:.2g}")
-    finite = [v for v in result["smoothed"] if math.isfinite(v)]
-    if finite:
-        ax.set_ylim(min(finite) * 0.9, min(max(finite), 4 * min(finite)) * 1.1)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title(title or "learning-rate range test")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.lr_find(result, path, title)
     return path

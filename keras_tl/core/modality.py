@@ -7,10 +7,22 @@ branches on a modality's name: it asks the modality object. A modality is the pa
 """
 
 import importlib
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_tl.core.config import MODALITIES
+from keras_tl.core.errors import ConfigError
+from keras_tl.core import quiet
+
+
+class ServingRequest(NamedTuple):
+    """What a TF Serving request carries for raw items: the signature, its one input's name, and one
+    value per item (`bytes`, sent base64 over REST, or `str`)."""
+
+    signature: str
+    input: str
+    values: list
 
 
 class Modality:
@@ -22,6 +34,8 @@ class Modality:
         default_optimizer, default_schedule: str. What "auto" resolves to for this modality.
         tflite_quantizations: tuple of str. The TFLite quantization modes its export supports.
         batchnorm: bool. Its backbones normalize with BatchNorm (AdaBN can adapt them).
+        file_extensions: tuple of str. The file names its items have (what `predict --server` tells
+            them by); empty when items are not files.
     """
 
     name = ""
@@ -30,6 +44,7 @@ class Modality:
     default_schedule = "cosine"
     tflite_quantizations = ("none", "float16", "dynamic", "int8")
     batchnorm = True
+    file_extensions = ()
 
     # ---- config and data (before any work)
     def check_config(self, config, spec, source=None):
@@ -60,9 +75,12 @@ class Modality:
 
     # ---- backbones another modality may reuse (audio draws spectrograms for ImageNet CNNs)
     def prepare_weights(self, spec, weights):
-        """Raises if `weights` cannot be loaded for `spec` (the error says how to get them); converts
-        weights a package ships once, before any seeded work."""
-        raise NotImplementedError(f"The {self.name} modality does not lend its backbones.")
+        """Heavy work on the weights before any seeded work (converting those a package ships, once); the
+        checks that need none are `check_config`'s. Nothing by default."""
+
+    def import_weights(self, importer, out):
+        """Converts a `keras_tl.weights` importer's checkpoint into a backbone `.weights.h5` file at `out`."""
+        raise ConfigError(f"The {self.name} modality has no weight importers. Received: {importer!r}")
 
     def build_backbone(self, spec, weights, size):
         """`(layers that turn this modality's raw input into what the backbone reads, backbone model)`."""
@@ -100,9 +118,15 @@ class Modality:
         owners, and `Task.predict` averages the rows' probabilities per item."""
         return self.model_inputs(task, items), None
 
+    def row_labels(self, task, split):
+        """The label of every row the model trains on (what balanced class weights count): the split's
+        labels, or (a modality that cuts items into windows) each item's label once per window."""
+        return np.asarray(split.labels)
+
     def predict_split(self, task, split, config, dataset=None):
         """The model's outputs for each item of a split (`dataset`: the split's pipeline, if built)."""
-        return task.model.predict(dataset if dataset is not None else self.dataset(task, split, config, cache="none"))
+        return task.model.predict(dataset if dataset is not None else self.dataset(task, split, config, cache="none"),
+                                  verbose=quiet.predict_verbose())
 
     def confident_errors(self, task, split, probabilities, path_stem):
         """Writes the most confidently wrong test examples; returns the file name written."""
@@ -123,6 +147,10 @@ class Modality:
     # ---- export (see keras_tl.core.export)
     def serving_endpoints(self, task, info):
         """`{signature name: tf.function}` for the SavedModel; "serving_default" first."""
+        raise NotImplementedError
+
+    def serving_request(self, items):
+        """A `ServingRequest` for raw items (files, bytes, texts) to a SavedModel keras-tl exported."""
         raise NotImplementedError
 
     def endpoint_arguments(self, task, info):
@@ -150,7 +178,7 @@ class Modality:
 
     def tflite_calibration(self, task, items):
         """int8 calibration inputs: a list of `[input]` lists, from training items."""
-        raise ValueError(f"int8 TFLite export needs calibration data, which the {self.name} modality does "
+        raise ConfigError(f"int8 TFLite export needs calibration data, which the {self.name} modality does "
                          f"not provide. Supported: {list(self.tflite_quantizations)}")
 
     def card(self, task):
@@ -168,7 +196,7 @@ class Modality:
 def get(name):
     """The plug-in object of modality `name` (imports `keras_tl.<name>.modality`)."""
     if name not in MODALITIES:
-        raise ValueError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={name!r}")
+        raise ConfigError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={name!r}")
     return importlib.import_module(f"keras_tl.{name}.modality").MODALITY
 
 
@@ -180,7 +208,7 @@ def of(config, source=None):
         for name in MODALITIES:
             if get(name).is_source(source):
                 return get(name)
-        raise ValueError(f"Cannot tell the modality of a {type(source).__name__} source; set `modality`. "
+        raise ConfigError(f"Cannot tell the modality of a {type(source).__name__} source; set `modality`. "
                          f"Expected one of {list(MODALITIES)}.")
     from keras_tl.core import registry
 

@@ -29,6 +29,7 @@ import re
 
 import keras
 import numpy as np
+from keras_tl.core.errors import ConfigError
 
 SEPARATOR = ":"
 HEAD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -37,7 +38,7 @@ OUTPUT_PREFIX = "predictions_"
 
 def check_head_name(name):
     if not isinstance(name, str) or not HEAD_NAME.match(name):
-        raise ValueError(f"A head name must be an identifier (letters, digits, '_'; not starting with a digit), "
+        raise ConfigError(f"A head name must be an identifier (letters, digits, '_'; not starting with a digit), "
                          f"since it names a layer and an export output. Received: {name!r}")
     return name
 
@@ -53,10 +54,10 @@ def head_columns(columns, *, required=(), label_column="label", what="A table", 
     heads = [c for c in columns if str(c).startswith(f"{label_column}{SEPARATOR}")]
     if any(c not in columns for c in required) or (label_column not in columns and not heads):
         need = " and ".join(repr(c) for c in (*required, label_column))
-        raise ValueError(f"{what} needs {need} columns (or '{label_column}:<head>' columns, one per head of a "
+        raise ConfigError(f"{what} needs {need} columns (or '{label_column}:<head>' columns, one per head of a "
                          f"multi-task run). Received columns: {columns}{hint}")
     if heads and label_column in columns:
-        raise ValueError(f"{what} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
+        raise ConfigError(f"{what} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
                          f"both. Received columns: {columns}")
     return heads
 
@@ -96,11 +97,11 @@ def labels_from_columns(columns):
     ['grade:0', 'grade:1', 'cell_type:mono', 'cell_type:poly']
     """
     if not isinstance(columns, dict) or len(columns) < 2:
-        raise ValueError(f"A multi-task source needs at least 2 heads ({{head: labels}}). Received: "
+        raise ConfigError(f"A multi-task source needs at least 2 heads ({{head: labels}}). Received: "
                          f"{list(columns) if isinstance(columns, dict) else type(columns).__name__}")
     lengths = {head: len(values) for head, values in columns.items()}
     if len(set(lengths.values())) != 1:
-        raise ValueError(f"Every head needs one label (or None) per example. Received lengths: {lengths}")
+        raise ConfigError(f"Every head needs one label (or None) per example. Received lengths: {lengths}")
     class_names, blocks = [], []
     for head, values in columns.items():
         check_head_name(head)
@@ -108,7 +109,7 @@ def labels_from_columns(columns):
                   {str(v).strip()} - {""} if v is not None else set() for v in values]
         classes = sorted(set().union(*values))
         if len(classes) < 2:
-            raise ValueError(f"Head {head!r} needs at least 2 classes. Received: {classes}")
+            raise ConfigError(f"Head {head!r} needs at least 2 classes. Received: {classes}")
         class_names += [f"{head}{SEPARATOR}{c}" for c in classes]
         index = {c: i for i, c in enumerate(classes)}
         block = np.zeros((len(values), len(classes)), np.int64)
@@ -118,7 +119,7 @@ def labels_from_columns(columns):
     labels = np.concatenate(blocks, axis=1)
     unlabelled = np.flatnonzero(labels.sum(axis=1) == 0)
     if len(unlabelled):
-        raise ValueError(f"{len(unlabelled)} example(s) have no label for any head (first: row {unlabelled[0]}); "
+        raise ConfigError(f"{len(unlabelled)} example(s) have no label for any head (first: row {unlabelled[0]}); "
                          "drop them or label at least one head.")
     return class_names, labels
 
@@ -130,16 +131,16 @@ def heads_of(class_names):
     for i, name in enumerate(class_names):
         head, sep, cls = str(name).partition(SEPARATOR)
         if not sep or not HEAD_NAME.match(head) or not cls:
-            raise ValueError(f"Multi-task class names are 'head:class'. Received: {name!r}")
+            raise ConfigError(f"Multi-task class names are 'head:class'. Received: {name!r}")
         if heads and heads[-1][0] == head:
             heads[-1][1].append(cls)
             heads[-1][3] = i + 1
         elif any(h[0] == head for h in heads):
-            raise ValueError(f"The classes of head {head!r} must be contiguous in class_names.")
+            raise ConfigError(f"The classes of head {head!r} must be contiguous in class_names.")
         else:
             heads.append([head, [cls], i, i + 1])
     if len(heads) < 2 or any(len(h[1]) < 2 for h in heads):
-        raise ValueError(f"A multi-task source needs at least 2 heads of at least 2 classes. Received: "
+        raise ConfigError(f"A multi-task source needs at least 2 heads of at least 2 classes. Received: "
                          f"{[(h[0], h[1]) for h in heads]}")
     return [tuple(h) for h in heads]
 
@@ -177,16 +178,16 @@ def select(class_names, labels, tasks):
     available = [h[0] for h in heads]
     unknown = [t for t in tasks if t not in available]
     if unknown:
-        raise ValueError(f"`tasks` names heads the data does not have: {unknown}. The data's heads: {available}")
+        raise ConfigError(f"`tasks` names heads the data does not have: {unknown}. The data's heads: {available}")
     keep = [h for h in heads if h[0] in tasks]
     if len(keep) < 2:
-        raise ValueError(f"`tasks` must keep at least 2 heads for multi-task training (train one head as a "
+        raise ConfigError(f"`tasks` must keep at least 2 heads for multi-task training (train one head as a "
                          f"single-label run instead). Received: {list(tasks)}")
     columns = np.concatenate([np.arange(start, stop) for _, _, start, stop in keep])
     labels = np.asarray(labels)[:, columns]
     rows = labels.sum(axis=1) > 0
     if not rows.all():
-        raise ValueError(f"{int((~rows).sum())} example(s) have no label for the heads {list(tasks)}.")
+        raise ConfigError(f"{int((~rows).sum())} example(s) have no label for the heads {list(tasks)}.")
     return [class_names[i] for i in columns], labels
 
 

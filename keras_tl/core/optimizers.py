@@ -12,7 +12,7 @@ weight decay is scaled by the same multiplier, as a per-group rate in PyTorch's 
 import keras
 
 from keras_tl.core import registry
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.errors import ConfigError
 
 
 def layer_rate_multipliers(model, spec, decay):
@@ -27,10 +27,12 @@ def layer_rate_multipliers(model, spec, decay):
     Returns:
         `(multipliers, blocks)`: the dict and the block names, bottom first.
     """
+    from keras_tl.core.heads import get_backbone  # Here: this module imports no Keras-importing keras_tl module.
+
     backbone = get_backbone(model)
     starts = registry.block_starts(backbone, spec)
     if not starts:
-        raise ValueError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
+        raise ConfigError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
                          "Use layer_lr_decay=1.0 (one rate) with this backbone.")
     multipliers = {}
     block = -1  # Layers before the first block: the stem.
@@ -54,7 +56,7 @@ class Discriminative:
         super().build(variables)
         paths = [v.path for v in variables]
         if len(set(paths)) != len(paths):
-            raise ValueError("Discriminative learning rates need unique variable paths; the model has repeats: "
+            raise ConfigError("Discriminative learning rates need unique variable paths; the model has repeats: "
                              f"{sorted({p for p in paths if paths.count(p) > 1})[:5]}")
         self._index_multipliers = [self.lr_multipliers.get(p, 1.0) for p in paths]
 
@@ -94,7 +96,7 @@ def make(name, learning_rate, *, weight_decay=0.01, lr_multipliers=None):
     AdamW does not decay biases, LayerNorm and BatchNorm parameters (`bias`, `gamma`, `beta`).
     """
     if name not in ("adam", "adamw"):
-        raise ValueError(f"`optimizer` must be 'adam' or 'adamw'. Received: optimizer={name!r}")
+        raise ConfigError(f"`optimizer` must be 'adam' or 'adamw'. Received: optimizer={name!r}")
     if name == "adamw":
         cls = DiscriminativeAdamW if lr_multipliers else keras.optimizers.AdamW
         extra = {"lr_multipliers": lr_multipliers} if lr_multipliers else {}

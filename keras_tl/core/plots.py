@@ -1,24 +1,31 @@
-"""Plots of a run, as PNG files: learning curves, confusion matrix, per-class F1, confident errors.
+"""Plots of a run, as PNG files: learning curves, confusion matrix, per-class F1, confident errors,
+the learning-rate range test.
 
 Every function draws one figure, saves it when given a path, and returns the figure so callers
-(and tests) can read what it shows. Matplotlib runs on the Agg backend: no display needed.
+(and tests) can read what it shows. Figures are `matplotlib.figure.Figure` objects, not pyplot's:
+no backend is chosen and no global state is touched, so a notebook keeps its inline plots and a
+server without a display needs nothing.
 """
 
-import matplotlib
+import textwrap
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.text
+import numpy as np
+from matplotlib.figure import Figure
 
 DPI = 100
+
+
+def subplots(rows=1, columns=1, *, squeeze=True, **figure_kwargs):
+    """`(figure, axes)` as `pyplot.subplots` gives them, outside pyplot."""
+    fig = Figure(**figure_kwargs)
+    return fig, fig.subplots(rows, columns, squeeze=squeeze)
 
 
 def _finish(fig, path):
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return fig
 
 
@@ -29,7 +36,7 @@ def learning_curves(histories, path=None):
         histories: dict phase -> `History.history` (as `keras_tl.train` returns them).
         path: str. PNG to write. Defaults to None.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         start = 0
         for i, (phase, history) in enumerate(histories.items()):
@@ -55,7 +62,7 @@ def confusion_matrix(matrix, class_names, path=None):
     rows = matrix.sum(axis=1, keepdims=True)
     normalized = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
     size = max(4, 0.5 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = subplots(figsize=(size, size))
     ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, labels=class_names, rotation=45, ha="right")
@@ -75,7 +82,7 @@ def per_class_f1(per_class, path=None):
     """A bar per class of its F1 on the test split."""
     names = list(per_class)
     values = [per_class[n]["f1"] for n in names]
-    fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(names) + 2), 4))
+    fig, ax = subplots(figsize=(max(5, 0.4 * len(names) + 2), 4))
     ax.bar(np.arange(len(names)), values, color="C0")
     ax.set_xticks(np.arange(len(names)), labels=names, rotation=45, ha="right")
     ax.set_ylim(0, 1)
@@ -90,27 +97,27 @@ def confident_errors(images, y_true, probabilities, class_names, path=None, coun
     confidence = probabilities.max(axis=-1)
     wrong = np.flatnonzero(y_pred != y_true)
     order = wrong[np.argsort(-confidence[wrong])][:count]
-    columns = 4
-    rows = max(1, int(np.ceil(len(order) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.7 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, order):
-        ax.imshow(images[index])
-        ax.set_title(f"true {class_names[y_true[index]]}\npred {class_names[y_pred[index]]} "
-                     f"({confidence[index]:.2f})", fontsize=8)
+    titles = [f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]} ({confidence[i]:.2f})" for i in order]
+    fig = image_grid([images[i] for i in order], titles)
     if not len(order):
-        axes[0, 0].text(0, 0.5, "no errors on the test split", fontsize=10)
+        fig.axes[0].text(0, 0.5, "no errors on the test split", fontsize=10)
     return _finish(fig, path)
 
 
+TITLE_CHARACTERS = 28  # What fits across one 2.5-inch grid cell at 8 pt.
+
+
 def image_grid(images, titles, path=None, columns=4):
-    """A grid of uint8 images with a title under each (augmented batches, samples)."""
+    """A grid of uint8 images with a title above each (augmented batches, confident errors); long titles
+    (class names) wrap onto more lines, and each row of the grid is as tall as its titles need."""
     rows = max(1, int(np.ceil(len(images) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.7 * rows), squeeze=False)
+    wrapped = ["\n".join(textwrap.fill(line, TITLE_CHARACTERS, break_long_words=True) for line in str(t).split("\n"))
+               for t in titles]
+    lines = max([w.count("\n") + 1 for w in wrapped] or [1])
+    fig, axes = subplots(rows, columns, figsize=(2.5 * columns, (2.4 + 0.16 * lines) * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, title in zip(axes.flat, images, titles):
+    for ax, image, title in zip(axes.flat, images, wrapped):
         ax.imshow(image)
         ax.set_title(title, fontsize=8)
     return _finish(fig, path)
@@ -118,7 +125,7 @@ def image_grid(images, titles, path=None, columns=4):
 
 def pareto(rows, path=None):
     """Accuracy vs latency of compared backbones; point area = model size on disk."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = subplots(figsize=(6, 4.5))
     sizes = np.array([r["model_mb"] for r in rows], dtype=np.float64)
     area = 40 + 400 * sizes / max(sizes.max(), 1e-9)
     x = [r["keras_latency_ms"] for r in rows]
@@ -135,3 +142,27 @@ def pareto(rows, path=None):
 def figure_texts(fig):
     """All strings drawn on a figure (titles, tick labels, annotations), for checks."""
     return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+def lr_find(result, path=None, title=""):
+    """The learning-rate range test: loss per batch and smoothed against the rate (log scale), the
+    suggestion marked. The y-axis spans the whole descent (from the first smoothed loss down to the
+    lowest); the divergence after it leaves the chart at the top."""
+    fig, ax = subplots(figsize=(6, 4))
+    ax.plot(result["rates"], result["losses"], color="0.8", lw=1, label="loss per batch")
+    ax.plot(result["rates"], result["smoothed"], color="C0", lw=2, label="smoothed")
+    ax.axvline(result["suggestion"], color="C3", ls="--", label=f"suggested {result['suggestion']:.2g}")
+    smoothed = np.asarray(result["smoothed"], np.float64)
+    finite = np.isfinite(smoothed)
+    if finite.any():
+        lowest = int(np.nanargmin(np.where(finite, smoothed, np.nan)))
+        top = float(np.nanmax(np.where(finite[:lowest + 1], smoothed[:lowest + 1], np.nan)))
+        bottom = float(smoothed[lowest])
+        margin = 0.05 * max(top - bottom, abs(top) * 1e-3, 1e-12)
+        ax.set_ylim(bottom - margin, top + margin)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(title or "learning-rate range test")
+    ax.legend()
+    return _finish(fig, path)

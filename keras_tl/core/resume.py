@@ -21,14 +21,19 @@ import os
 
 import keras
 import numpy as np
+from keras_tl.core.errors import ConfigError
 
 STATE_DIR = "resume"
 
 
 def _write_atomic(path, write):
     tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:  # A failed write (a full disk) leaves no half file behind.
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _save_npz(path, arrays):
@@ -91,7 +96,7 @@ def restore_variables(run_dir, fit_model, optimizer=True):
     else:
         values = values[:len(targets)]
     if len(values) != len(targets):
-        raise ValueError(f"The resume state in {run_dir!r} holds {len(values)} variables but the model and "
+        raise ConfigError(f"The resume state in {run_dir!r} holds {len(values)} variables but the model and "
                          f"optimizer have {len(targets)}: it was written by another model. Pass "
                          "overwrite=True (--overwrite) to start the run again.")
     for variable, value in zip(targets, values):

@@ -6,9 +6,12 @@ A run directory holds `config.yaml` (resolved: it records the modality), `classe
 preprocessing adds `preprocessor/` (a text tokenizer).
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 import keras
@@ -21,10 +24,13 @@ from keras_tl.core import registry
 from keras_tl.core import resume as resume_lib
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import Split
-from keras_tl.core.errors import RunExistsError
+from keras_tl.core.errors import ConfigError, RunExistsError
 from keras_tl.core.task import Task
+from keras_tl.core.log import log
 
 MODEL_FILE = "model.keras"
+DONE_FILE = "DONE"
+LOCK_FILE = ".lock"
 PREPROCESSOR_DIR = "preprocessor"
 
 
@@ -43,8 +49,53 @@ class RunResult:
 
 
 def write_json(run_dir, name, value):
-    with open(os.path.join(run_dir, name), "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
+    """Writes `run_dir/name` atomically: a temporary file beside it, then a rename (a kill or a full disk
+    leaves the previous file, never half of one)."""
+    write_atomic(os.path.join(run_dir, name), json.dumps(value, indent=2))
+
+
+def write_atomic(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def finish(run_dir):
+    """Marks a run finished: `DONE`, written last (after metrics, model, plots and report) and atomically."""
+    write_atomic(os.path.join(run_dir, DONE_FILE), time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+
+
+def is_finished(run_dir):
+    return os.path.isfile(os.path.join(run_dir, DONE_FILE))
+
+
+@contextlib.contextmanager
+def hold(run_dir):
+    """Holds the run directory's lock while the block writes it: a second process that would write the
+    same run is refused with the holder's pid, not let in. The lock is the file `.lock` in the run
+    directory (removing a run keeps it), held with `fcntl.flock`, which the kernel releases when the
+    holder dies: a lock file left by a killed process is stale and taken over. A folder that is not a
+    run directory gets no lock file: `check_run_dir` refuses it first."""
+    _check_is_run_dir(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise RunExistsError(f"{run_dir!r} is being written by another keras-tl process (pid {holder}). Wait for it "
+                                 "to finish, or choose another `out`.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
 
 
 def read_json(run_dir, name, default=None):
@@ -56,32 +107,36 @@ def read_json(run_dir, name, default=None):
 
 
 def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
-    """Decides what a run may do with its directory; called before any file of the run is written.
+    """Decides what a run may do with its directory; called, with the directory's lock held (`hold`),
+    before any file of the run is written.
 
     An empty or missing directory is fine. A keras-tl run directory (it has config.yaml) is
-    replaced only with `overwrite=True` (its files are removed first). An unfinished run of the
-    same config resumes from its last finished epoch (`keras_tl.core.resume`). A different config,
-    a finished run and a run stopped by a NaN loss each raise `RunExistsError` saying so. A
-    non-empty folder that is not a run directory is never written into or deleted.
+    replaced with `overwrite=True` (its files are removed first), or when it never finished an epoch
+    (it stopped before training: unavailable weights, bad data; nothing of it is worth keeping). An
+    unfinished run of the same config resumes from its last finished epoch (`keras_tl.core.resume`).
+    A different config, a finished run (`DONE`) and a run stopped by divergence each raise
+    `RunExistsError` saying so. A non-empty folder that is not a run directory is never written
+    into or deleted.
 
     Returns:
         True if the run resumes, False if it starts from the beginning.
     """
-    if not os.path.exists(run_dir) or (os.path.isdir(run_dir) and not os.listdir(run_dir)):
+    if not _entries(run_dir):
         if resume:
-            raise ValueError(f"Nothing to resume: {run_dir!r} holds no run.")
+            raise ConfigError(f"Nothing to resume: {run_dir!r} holds no run.")
         return False
-    if not os.path.isdir(run_dir):
-        raise RunExistsError(f"`out` must be a directory. Received: out={run_dir!r}, which is a file.")
+    _check_is_run_dir(run_dir)
     config_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(config_path):
-        raise RunExistsError(
-            f"{run_dir!r} is not empty and is not a keras-tl run directory (no config.yaml; it holds "
-            f"{sorted(os.listdir(run_dir))[:5]}). keras-tl never writes into or deletes a folder it did not "
-            "create: choose another `out`.")
     if overwrite:
-        shutil.rmtree(run_dir)
-        print(f"[keras-tl] overwrite: removed the previous run in {run_dir}")
+        _empty(run_dir)
+        log.info(f"overwrite: removed the previous run in {run_dir}")
+        return False
+    state = resume_lib.load_state(run_dir)
+    if state is None and not is_finished(run_dir):
+        if resume:
+            raise ConfigError(f"Nothing to resume in {run_dir!r}: it stopped before its first epoch ended.")
+        _empty(run_dir)
+        log.info(f"{run_dir} held a run that never finished an epoch: replaced")
         return False
     with open(config_path, encoding="utf-8") as f:
         previous = yaml.safe_load(f) or {}
@@ -93,8 +148,8 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
         raise RunExistsError(f"{run_dir!r} already holds a run with another config ({'; '.join(changed[:6])}"
                              f"{'; ...' if len(changed) > 6 else ''}). Two runs are never mixed in one directory: "
                              + again)
-    metrics = read_json(run_dir, "metrics.json")
-    if metrics is not None:
+    if is_finished(run_dir):
+        metrics = read_json(run_dir, "metrics.json", {})
         raise RunExistsError(f"{run_dir!r} holds a finished run of this same config (test_accuracy "
                              f"{metrics.get('test_accuracy', float('nan')):.4f}; see report.md). To train it "
                              "again, " + again, finished=True)
@@ -103,15 +158,31 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
         raise RunExistsError(f"{run_dir!r} holds an unfinished run of this same config (it stopped: loss "
                              f"{failure['loss']} in {failure['phase']} epoch {failure['epoch']}; resuming would "
                              "diverge again). Change the learning rate and use another `out`, or " + again)
-    state = resume_lib.load_state(run_dir)
-    if state is None:
-        if resume:
-            raise ValueError(f"Nothing to resume in {run_dir!r}: it was interrupted before its first epoch ended.")
-        print(f"[keras-tl] {run_dir} holds this config's run, interrupted before its first epoch ended: "
-              "starting it again")
-        return False
-    print(f"[keras-tl] resuming the unfinished run in {run_dir} after {state['phase']} epoch {state['epoch']}")
+    log.info(f"resuming the unfinished run in {run_dir} after {state['phase']} epoch {state['epoch']}")
     return True
+
+
+def _entries(run_dir):
+    """What a run directory holds besides its lock file ([] when it does not exist)."""
+    return sorted(e for e in os.listdir(run_dir) if e != LOCK_FILE) if os.path.isdir(run_dir) else []
+
+
+def _check_is_run_dir(run_dir):
+    """Raises unless `run_dir` is missing, empty, or a keras-tl run directory (it has config.yaml)."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise RunExistsError(f"`out` must be a directory. Received: out={run_dir!r}, which is a file.")
+    entries = _entries(run_dir)
+    if entries and "config.yaml" not in entries:
+        raise RunExistsError(
+            f"{run_dir!r} is not empty and is not a keras-tl run directory (no config.yaml; it holds "
+            f"{entries[:5]}). keras-tl never writes into or deletes a folder it did not create: choose another `out`.")
+
+
+def _empty(run_dir):
+    """Removes a run's files, keeping the lock file the caller holds."""
+    for entry in _entries(run_dir):
+        path = os.path.join(run_dir, entry)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
 
 def start(resolved, source, splits, unit):
@@ -129,12 +200,12 @@ def start(resolved, source, splits, unit):
         "licence": source.licence,
     })
     if source.licence:
-        print(f"[keras-tl] data licence: {source.licence}")
-    print(f"[keras-tl] {len(source.class_names)} classes; train/val/test = "
+        log.info(f"data licence: {source.licence}")
+    log.info(f"{len(source.class_names)} classes; train/val/test = "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} {unit}; "
           f"imbalance handled by: {resolved.class_weight}")
     if source.skipped:
-        print(f"[keras-tl] skipped {len(source.skipped)} unusable inputs; see data_report.json "
+        log.info(f"skipped {len(source.skipped)} unusable inputs; see data_report.json "
               f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})")
     return run_dir
 
@@ -172,15 +243,16 @@ def load_split(run_dir, name):
 def load_config(run_dir):
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
-        raise ValueError(f"{run_dir!r} is not a keras-tl run directory: config.yaml is missing.")
+        raise ConfigError(f"{run_dir!r} is not a keras-tl run directory: config.yaml is missing.")
     return TrainConfig.from_yaml(path)
 
 
 def load_task(run_dir):
     """Loads a finished run: a `Task` with its model, preprocessor, class names and config."""
     model_path = os.path.join(run_dir, MODEL_FILE)
-    if not os.path.isfile(model_path):
-        raise ValueError(f"{run_dir!r} is not a finished keras-tl run directory: {MODEL_FILE} is missing.")
+    if not os.path.isfile(model_path) or not is_finished(run_dir):
+        raise ConfigError(f"{run_dir!r} is not a finished keras-tl run directory ({MODEL_FILE if not os.path.isfile(model_path) else DONE_FILE} "
+                          "is missing): train it to the end first (re-running its `train` command resumes it).")
     config = load_config(run_dir)
     name = config.modality
     if name == "auto":  # Runs of earlier versions recorded "auto" for images.
@@ -201,17 +273,13 @@ def class_counts(split, class_names):
 
 
 def _imbalance(config, train, class_names):
-    """How the run handles class imbalance, for the data report."""
-    from keras_tl.core.data import class_weights
-
+    """How the run handles class imbalance, for the data report (the weights themselves, counted on
+    the rows the model trains on, go to metrics.json)."""
     counts = class_counts(train, class_names)
-    report = {"method": config.class_weight,
-              "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
-    if config.class_weight == "balanced" and config.task not in ("multilabel", "multitask"):
-        weights = class_weights(train.labels, len(class_names))
-        report["class_weights"] = {name: weights[i] for i, name in enumerate(class_names)}
-    return report
+    return {"method": config.class_weight,
+            "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
 
 
 def append_export_record(run_dir, record):
-    write_json(run_dir, "exports.json", read_json(run_dir, "exports.json", []) + [record])
+    with hold(run_dir):
+        write_json(run_dir, "exports.json", read_json(run_dir, "exports.json", []) + [record])

@@ -19,6 +19,7 @@ import flatbuffers
 import numpy as np
 
 from keras_tl.core import tflite_metadata_schema as fb
+from keras_tl.core.errors import ConfigError
 
 METADATA_NAME = "TFLITE_METADATA"
 MODEL_IDENTIFIER = b"TFL3"
@@ -192,7 +193,7 @@ def populate(model, metadata, files):
 
     model = bytes(model)
     if model[4:8] != MODEL_IDENTIFIER:
-        raise ValueError(f"Not a TFLite flatbuffer: file identifier {model[4:8]!r}, expected {MODEL_IDENTIFIER!r}.")
+        raise ConfigError(f"Not a TFLite flatbuffer: file identifier {model[4:8]!r}, expected {MODEL_IDENTIFIER!r}.")
     tree = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(metadata, np.uint8)
@@ -230,7 +231,7 @@ def read(model):
         if _text(entry.Name()) == METADATA_NAME:
             blob = root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
             if blob[4:8] != METADATA_IDENTIFIER:
-                raise ValueError(f"The {METADATA_NAME} buffer is not a metadata flatbuffer "
+                raise ConfigError(f"The {METADATA_NAME} buffer is not a metadata flatbuffer "
                                  f"(identifier {blob[4:8]!r}, expected {METADATA_IDENTIFIER!r}).")
             metadata = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(blob, 0))
     files = {}

@@ -19,12 +19,14 @@ from keras_tl.core import multitask
 from keras_tl.core import optimizers
 from keras_tl.core import registry
 from keras_tl.core import resume as resume_lib
-from keras_tl.core.callbacks import BestWeights, StopOnNonFiniteLoss, make_callbacks
+from keras_tl.core.callbacks import BestWeights, DivergenceGuard, make_callbacks
 from keras_tl.core.config import FIND, parse_unfreeze
-from keras_tl.core.errors import TrainingDivergedError
+from keras_tl.core.errors import ConfigError, TrainingDivergedError
 from keras_tl.core.heads import get_backbone, is_pretrained, task_of
 from keras_tl.core.schedules import learning_rate
 from keras_tl.core.task import Task
+from keras_tl.core.log import log
+from keras_tl.core import quiet
 
 
 def set_trainable(model, policy, *, spec=None, freeze_batchnorm=True):
@@ -76,9 +78,9 @@ def unfreeze_start(backbone, policy, spec=None):
     blocks = registry.block_starts(backbone, spec)
     if kind == "blocks":
         if not blocks:
-            raise ValueError("unfreeze='blocks:K' needs a backbone spec with a block pattern.")
+            raise ConfigError("unfreeze='blocks:K' needs a backbone spec with a block pattern.")
         if value > len(blocks):
-            raise ValueError(
+            raise ConfigError(
                 f"unfreeze='blocks:{value}' but the backbone has {len(blocks)} blocks: "
                 f"{[b for b, _ in blocks]}"
             )
@@ -89,7 +91,7 @@ def unfreeze_start(backbone, policy, spec=None):
     for index, layer in enumerate(layers):
         if layer.name == value or layer.name.startswith(value + "_"):
             return index
-    raise ValueError(
+    raise ConfigError(
         f"unfreeze='from:{value}' names no layer or block of the backbone. "
         f"Blocks: {[b for b, _ in blocks]}; layers: {[l.name for l in layers][:10]}..."
     )
@@ -170,6 +172,7 @@ def as_task(model, config):
     return Task(model, modality, spec)
 
 
+@quiet.tensorflow_started
 def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cached=None, train_phase2=None,
               objective=None, steps_per_epoch=None, timings=None, resume=False):
     """Trains a task with the config's strategy, whatever its modality.
@@ -208,7 +211,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
     """
     for name in ("head_lr", "fine_tune_lr"):
         if getattr(config, name) == FIND and (name == "head_lr" or config.strategy == "two_phase"):
-            raise ValueError(f"`fine_tune` needs a number for {name}; 'find' is resolved by `keras_tl.train` (or run "
+            raise ConfigError(f"`fine_tune` needs a number for {name}; 'find' is resolved by `keras_tl.train` (or run "
                              f"`keras_tl.lr_find` and pass its suggestion). Received: {name}='find'")
     task = as_task(task, config)
     model = task.model
@@ -232,7 +235,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
 
     state = resume_lib.load_state(run_dir) if resume and run_dir else None
     if resume and run_dir and state is None:
-        raise ValueError(f"Nothing to resume in {run_dir!r}: it holds no {resume_lib.STATE_DIR}/state.json.")
+        raise ConfigError(f"Nothing to resume in {run_dir!r}: it holds no {resume_lib.STATE_DIR}/state.json.")
     run_state = state or {"phase_epochs": {}, "finished_phases": []}
     if state is not None:
         resume_lib.restore_best(run_dir, checkpoint, state)
@@ -259,14 +262,14 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             if state["phase"] == phase:  # Killed between phases: this phase's end is the model's state.
                 resume_lib.restore_variables(run_dir, fit_model, optimizer=False)
             histories[phase] = resume_lib.phase_history(run_dir, phase)
-            print(f"[keras-tl] {phase}: finished before the interruption ({done} epochs); resuming after it")
+            log.info(f"{phase}: finished before the interruption ({done} epochs); resuming after it")
             epoch += done
             continue
         rate = learning_rate(config, peak_lr, steps * epochs, schedule=schedule)
         multipliers = None
         if phase == "phase2" and config.layer_lr_decay != 1.0:
             multipliers, blocks = optimizers.layer_rate_multipliers(model, task.spec, config.layer_lr_decay)
-            print(f"[keras-tl] phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
+            log.info(f"phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
                   f"block ({blocks[-1]}) and the head, x{config.layer_lr_decay:g} per block below, "
                   f"{peak_lr * min(multipliers.values()):.2g} for the lowest layers")
         unwrapped = fit_model
@@ -283,12 +286,12 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             resume_lib.truncate_history(run_dir, phase, epoch + done)
         if served + done:
             fit_train = _skip_epochs(fit_train, served + done, steps if repeated else None)
-        print(f"[keras-tl] {phase}: {_count_trainable(model):,} trainable parameters, "
+        log.info(f"{phase}: {_count_trainable(model):,} trainable parameters, "
               f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
               + (" (on cached backbone features)" if on_features else "")
               + (f"; resumed after epoch {epoch + done}" if done else ""))
         started = time.perf_counter()
-        guard = StopOnNonFiniteLoss(fit_model, phase, peak_lr)
+        guard = DivergenceGuard(fit_model, phase, peak_lr)
         callbacks = [guard] + extra_callbacks + multitask.callbacks_for(fit_model) + make_callbacks(
             config, run_dir, phase, checkpoint, append=bool(done))
         if run_dir:
@@ -305,6 +308,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             class_weight=class_weight,
             shuffle=False,  # The datasets shuffle themselves (seeded, reshuffled every epoch).
             callbacks=callbacks,
+            verbose=quiet.fit_verbose(),
         )
         if guard.failure is not None:
             _diverged(model, guard.failure, run_dir)
@@ -350,8 +354,10 @@ def _diverged(model, failure, run_dir):
             json.dump({**failure, "rate_setting": rate, "kept": "last_good.weights.h5"}, f, indent=2)
         kept = (f" The weights of the last good epoch are in {os.path.join(run_dir, 'last_good.weights.h5')} "
                 "and no model was saved; failure.json records this.")
+    became = (f"exploded to {float(failure['loss']):.3g} (from {failure['exploded_from']:.3g} at the phase's start)"
+              if "exploded_from" in failure else f"became {failure['loss']}")
     raise TrainingDivergedError(
-        f"Training diverged: the loss became {failure['loss']} in {failure['phase']}, epoch {failure['epoch']}, "
+        f"Training diverged: the loss {became} in {failure['phase']}, epoch {failure['epoch']}, "
         f"batch {failure['batch']}, at learning rate {failure['learning_rate']:g}.{kept} "
         f"Try a lower rate, e.g. {rate}={failure['learning_rate'] / 10:g}.")
 
@@ -359,7 +365,7 @@ def _diverged(model, failure, run_dir):
 def _cardinality(dataset):
     count = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
     if count <= 0:
-        raise ValueError("`steps_per_epoch` is needed: the training dataset's length is unknown "
+        raise ConfigError("`steps_per_epoch` is needed: the training dataset's length is unknown "
                          f"(cardinality {count}). Pass steps_per_epoch=N.")
     return count
 

@@ -19,6 +19,7 @@ Pure numpy: no Keras, no TensorFlow.
 """
 
 import numpy as np
+from keras_tl.core.errors import ConfigError
 
 # The paper's Algorithm 1 iterates "until alpha, beta converge"; here until alpha/beta changes by
 # under 1e-6 (relative). The reference code (github.com/thuml/LogME, `LogME.each_evidence`) stops
@@ -35,7 +36,7 @@ def _targets(labels):
     if labels.ndim == 2:
         return labels.astype(np.float64)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ValueError(f"`labels` must be non-negative int class indices (N,) or multi-hot rows (N, K). "
+        raise ConfigError(f"`labels` must be non-negative int class indices (N,) or multi-hot rows (N, K). "
                          f"Received: dtype={labels.dtype}, shape={labels.shape}")
     return (labels[:, None] == np.arange(labels.max() + 1)[None, :]).astype(np.float64)
 
@@ -82,10 +83,10 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
     y = _targets(labels)
     y = y[:, y.any(axis=0)]  # A class with no example here has no evidence to compute.
     if f.ndim != 2 or len(f) != len(y):
-        raise ValueError(f"`features` must be (N, D) with one row per label. Received: features {f.shape}, "
+        raise ConfigError(f"`features` must be (N, D) with one row per label. Received: features {f.shape}, "
                          f"labels {np.shape(labels)}")
     if not np.all(np.isfinite(f)):
-        raise ValueError(f"`features` contain {int(np.sum(~np.isfinite(f)))} NaN/inf values: the backbone's "
+        raise ConfigError(f"`features` contain {int(np.sum(~np.isfinite(f)))} NaN/inf values: the backbone's "
                          "output is not usable (random weights or an input far outside its range?)")
     n, d = f.shape
     u, sigma = principal(f)  # f = u diag(sigma) v^T; f^T f has eigenvalues sigma^2.
@@ -153,10 +154,10 @@ def linear_probe(features, labels, *, ridges=RIDGES):
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"The linear probe needs single-label int labels (N,). Received: labels {labels.shape}")
+        raise ConfigError(f"The linear probe needs single-label int labels (N,). Received: labels {labels.shape}")
     counts = np.bincount(labels)
     if len(labels) < 3 or counts[counts > 0].min() < 2:
-        raise ValueError(f"The linear probe needs at least 2 examples of every class. Received: class counts "
+        raise ConfigError(f"The linear probe needs at least 2 examples of every class. Received: class counts "
                          f"{counts.tolist()}")
     x = np.asarray(features, np.float64)
     x = x - x.mean(axis=0)

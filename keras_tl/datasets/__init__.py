@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 
-from keras_tl.core.errors import DatasetUnavailableError
+from keras_tl.core.errors import DataError, DatasetUnavailableError
 from keras_tl.datasets.drums import (  # noqa: F401
     DRUM_CLASSES, DRUM_RULES, DRUM_TEST_KITS, DRUM_VAL_KITS, DRUMKITS_DIR, DRUMKITS_LICENCE, LMMS_DRUMS_DIR,
     LMMS_LICENCE, SONIC_PI_DRUMS, SONIC_PI_LICENCE, SONIC_PI_SAMPLES_DIR, drum_class, load_drumkits,
@@ -38,7 +38,7 @@ def load_digits(classes=None):
     classes = list(range(10)) if classes is None else list(classes)
     unknown = sorted(set(classes) - set(range(10)))
     if unknown or len(set(classes)) != len(classes):
-        raise ValueError(f"`classes` must be distinct digits 0-9. Received: {classes}")
+        raise DataError(f"`classes` must be distinct digits 0-9. Received: {classes}")
     keep = np.isin(targets, classes)
     remap = {digit: i for i, digit in enumerate(classes)}
     labels = np.asarray([remap[int(t)] for t in targets[keep]], dtype=np.int64)
@@ -85,11 +85,11 @@ def load_elpv(labels="binary", cell_type=None):
     (['functional', 'defective'], 2624)
     """
     if labels not in ("binary", "probability", "multitask"):
-        raise ValueError(f"`labels` must be 'binary', 'probability' or 'multitask'. Received: labels={labels!r}")
+        raise DataError(f"`labels` must be 'binary', 'probability' or 'multitask'. Received: labels={labels!r}")
     if labels == "multitask" and cell_type is not None:
-        raise ValueError("labels='multitask' predicts the cell type as its second head; use cell_type=None.")
+        raise DataError("labels='multitask' predicts the cell type as its second head; use cell_type=None.")
     if cell_type not in (None, "mono", "poly"):
-        raise ValueError(f"`cell_type` must be 'mono', 'poly' or None. Received: cell_type={cell_type!r}")
+        raise DataError(f"`cell_type` must be 'mono', 'poly' or None. Received: cell_type={cell_type!r}")
     folder = os.path.join(_package_folder("elpv_dataset", "elpv-dataset", "ELPV"), "data")
     paths, probabilities, kinds = [], [], []
     with open(os.path.join(folder, "labels.csv"), encoding="utf-8") as f:
@@ -145,7 +145,7 @@ class _NumpyUnpickler(pickle.Unpickler):
 
 def _plain_array(value):
     if not isinstance(value, np.ndarray) or value.dtype == object:
-        raise ValueError(f"Expected a numeric numpy array in the package's pickle. Received: {type(value).__name__}")
+        raise DataError(f"Expected a numeric numpy array in the package's pickle. Received: {type(value).__name__}")
     return value
 
 
@@ -170,7 +170,7 @@ def load_fashion_mnist(split="train", folder=FASHION_MNIST_DIR):
     """
     prefixes = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}
     if split not in prefixes:
-        raise ValueError(f"`split` must be one of {list(prefixes)}. Received: split={split!r}")
+        raise DataError(f"`split` must be one of {list(prefixes)}. Received: split={split!r}")
     images, labels = [], []
     for prefix in prefixes[split]:
         image_file = os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz")
@@ -185,7 +185,7 @@ def load_fashion_mnist(split="train", folder=FASHION_MNIST_DIR):
         labels.append(read_idx(label_file))
     images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int64)
     if images.ndim != 3 or len(images) != len(labels):
-        raise ValueError(f"Expected (N, 28, 28) images and N labels. Received: {images.shape}, {labels.shape}")
+        raise DataError(f"Expected (N, 28, 28) images and N labels. Received: {images.shape}, {labels.shape}")
     source = from_arrays(images, labels, list(FASHION_CLASSES))
     source.licence = FASHION_MNIST_LICENCE
     return source
@@ -197,12 +197,12 @@ def read_idx(path):
     with opener(path, "rb") as f:
         content = f.read()
     if len(content) < 4 or content[:2] != b"\x00\x00" or content[2] != 0x08:
-        raise ValueError(f"{path!r} is not an idx file of unsigned bytes (magic {content[:4]!r}).")
+        raise DataError(f"{path!r} is not an idx file of unsigned bytes (magic {content[:4]!r}).")
     dims = content[3]
     shape = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
     data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
     if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path!r} holds {data.size} values; its header says {shape}.")
+        raise DataError(f"{path!r} holds {data.size} values; its header says {shape}.")
     return data.reshape(shape)
 
 
@@ -243,7 +243,7 @@ def load_wordnet_glosses(pos="noun", top=10, folder=WORDNET_DIR):
     from keras_tl.text.data import TextSource
 
     if pos not in ("noun", "verb", "adj", "adv"):
-        raise ValueError(f"`pos` must be 'noun', 'verb', 'adj' or 'adv'. Received: pos={pos!r}")
+        raise DataError(f"`pos` must be 'noun', 'verb', 'adj' or 'adv'. Received: pos={pos!r}")
     path = os.path.join(folder, f"data.{pos}")
     if not os.path.isfile(path):
         raise DatasetUnavailableError(

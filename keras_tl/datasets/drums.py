@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from keras_tl.core.errors import DatasetUnavailableError
+from keras_tl.core.errors import DataError, DatasetUnavailableError
 
 DRUMKITS_DIR = "/usr/share/hydrogen/data/drumkits"
 DRUMKITS_LICENCE = ("Hydrogen drum kits (Debian hydrogen-drumkits): per kit GPL, CC0, CC BY 3.0 or CC BY-SA 3.0 "
@@ -48,7 +48,7 @@ def _drum_classes(classes):
     known = ("kick", "snare", "tom", "hihat", "cymbal", "clap", "other")
     classes = list(classes)
     if not classes or any(c not in known for c in classes) or len(set(classes)) != len(classes):
-        raise ValueError(f"`classes` must be distinct names from {list(known)}. Received: {classes}")
+        raise DataError(f"`classes` must be distinct names from {list(known)}. Received: {classes}")
     return classes
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from keras_tl.core.config import resolve_augment
-from keras_tl.core.errors import DatasetUnavailableError
-from keras_tl.core.data import (Split, encode_labels, predefined_indices, reachable, read_manifest,
+from keras_tl.image.config import resolve_augment
+from keras_tl.core.errors import DataError
+from keras_tl.core.data import (Split, encode_labels, predefined_indices, read_manifest, tfds_builder,
                                 scan_class_folders, shuffled_batches)
+from keras_tl.image import IMAGE_EXTENSIONS
 from keras_tl.image import augment as augment_lib
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 @dataclass
 class ImageSource:
@@ -63,7 +63,7 @@ def from_arrays(images, labels, class_names=None):
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(
+        raise DataError(
             "`images` must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3). "
             f"Received: shape={images.shape}"
         )
@@ -72,33 +72,42 @@ def from_arrays(images, labels, class_names=None):
     if images.dtype != np.uint8:
         images = np.clip(np.round(images), 0, 255).astype(np.uint8)
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+        raise DataError(
             f"`labels` must be {len(images)} integer class indices. "
             f"Received: shape={labels.shape}, dtype={labels.dtype}"
         )
     if class_names is None:
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
     if labels.min() < 0 or labels.max() >= len(class_names):
-        raise ValueError(
+        raise DataError(
             f"`labels` must lie in [0, {len(class_names)}). "
             f"Received: min={labels.min()}, max={labels.max()}"
         )
     return ImageSource(list(class_names), images, labels.astype(np.int64))
 
 
+# The formats TensorFlow's `decode_image` decodes (PIL's names; MPO is a multi-picture JPEG). PIL reads
+# more (TIFF, PPM, ...): a file of another format under an image name is skipped at the scan, not a
+# crash mid-epoch.
+DECODABLE_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP")
+
+
 def check_image_file(path):
-    """Returns None if `path` is a readable image, else the reason it is not."""
+    """Returns None if `path` is an image TensorFlow decodes, else the reason it is not."""
     if os.path.basename(path).startswith("."):
         return "hidden file"
     if not path.lower().endswith(IMAGE_EXTENSIONS):
         return f"not an image extension (expected one of {', '.join(IMAGE_EXTENSIONS)})"
-    if os.path.getsize(path) == 0:
-        return "zero-byte file"
     try:
+        if os.path.getsize(path) == 0:
+            return "zero-byte file"
         with Image.open(path) as image:
             image.load()  # Decodes the pixels: catches truncated files that verify() lets through.
+            found = image.format
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         return f"unreadable image: {error}"
+    if found not in DECODABLE_FORMATS:
+        return f"{found} data under an image name (expected {', '.join(DECODABLE_FORMATS)} data)"
     return None
 
 
@@ -148,21 +157,14 @@ def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="
     import tensorflow_datasets as tfds
     from tqdm import tqdm
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared() and not reachable("storage.googleapis.com"):
-        raise DatasetUnavailableError(
-            f"tensorflow-datasets has no prepared copy of {name!r} in {builder.data_dir!r} and cannot "
-            f"download it (no network). On a machine with internet run `tfds build {name} "
-            "--data_dir DIR` (or `tfds.load(NAME, data_dir=DIR)`), copy DIR here and set "
-            "TFDS_DATA_DIR=DIR (or pass data_dir=DIR)."
-        )
+    builder = tfds_builder(name, data_dir)
     label_feature = builder.info.features[label_key]
     class_names = list(getattr(label_feature, "names", None) or range(label_feature.num_classes))
     splits = [split] if split else (list(builder.info.splits) or ["train"])
     images, labels, split_of = [], [], []
     for part in splits:
         ds = tfds.load(name, split=part, data_dir=data_dir)
-        for example in tqdm(tfds.as_numpy(ds), desc=f"tfds {name}[{part}]", unit="img"):
+        for example in tqdm(tfds.as_numpy(ds), desc=f"tfds {name}[{part}]", unit="img", disable=None):
             image = example[image_key]
             if image.ndim == 2 or image.shape[-1] == 1:
                 image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=-1)
@@ -188,19 +190,6 @@ def load_source(spec):
     if spec.lower().endswith(".csv"):
         return from_manifest(spec)
     return from_directory(spec)
-
-
-def check_data_path(spec):
-    """Raises `ValueError` (before any work) if a config's image `data` names nothing that exists."""
-    if spec is None:
-        raise ValueError("No data: set `data` to a directory of class folders, a .csv manifest or tfds:NAME, "
-                         "or pass a source.")
-    if spec.lower().endswith(".csv"):
-        if not os.path.isfile(spec):
-            raise ValueError(f"Manifest not found: {spec!r}. Expected a CSV file.")
-    elif not spec.startswith("tfds:") and not os.path.isdir(spec):
-        raise ValueError(f"Data directory not found: {spec!r}. Expected a folder of class folders, "
-                         "a .csv manifest or tfds:NAME.")
 
 
 def _decode_file(path, image_size):
@@ -277,5 +266,3 @@ def make_dataset(
     if training and not augment_lib.is_identity(params):
         ds = ds.map(augment_lib.batch_function(params, image_size, seed), num_parallel_calls=autotune)
     return ds.prefetch(autotune)
-
-

@@ -15,6 +15,8 @@ from keras_tl.core.paths import keras_tl_cache
 from keras_tl.image.applications import construct
 from keras_tl.image.layers import ImagePreprocessing
 from keras_tl.weights.imports import convert_into, convert_to_file, get, names  # noqa: F401  (names: the CLI's list)
+from keras_tl.core.errors import WeightsError
+from keras_tl.core.log import log
 
 
 def classifier(name, image_size=224):
@@ -26,7 +28,7 @@ def classifier(name, image_size=224):
     """
     importer = get(name)
     if not importer.imagenet_head:
-        raise ValueError(f"{name!r} has no ImageNet classifier ({importer.note}); use import_weights().")
+        raise WeightsError(f"{name!r} has no ImageNet classifier ({importer.note}); use import_weights().")
     spec = registry.get(importer.backbone)
     network = construct(spec, include_top=True, input_shape=(image_size, image_size, 3),
                         classes=1000, classifier_activation="softmax")
@@ -48,11 +50,11 @@ def import_weights(name, out):
     """
     importer = get(name)
     if not out.endswith(".weights.h5"):
-        raise ValueError(f"The output must be a `.weights.h5` file. Received: {out!r}")
+        raise WeightsError(f"The output must be a `.weights.h5` file. Received: {out!r}")
     spec = registry.get(importer.backbone)
     network = construct(spec, include_top=False, input_shape=(spec.default_size, spec.default_size, 3))
     convert_to_file(name, network, out)
-    print(f"[keras-tl] wrote {out}: {importer.note} weights of {importer.backbone!r} from "
+    log.info(f"wrote {out}: {importer.note} weights of {importer.backbone!r} from "
           f"{importer.package} ({importer.licence})")
     return out
 

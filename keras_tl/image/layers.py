@@ -2,6 +2,7 @@
 
 import keras
 from keras import ops
+from keras_tl.core.errors import ConfigError
 
 # Per-channel constants of the Keras Applications `preprocess_input` modes, in RGB order.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -32,7 +33,7 @@ class ImagePreprocessing(keras.layers.Layer):
     def __init__(self, mode="tf", **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {list(MODES)}. Received: mode={mode!r}")
+            raise ConfigError(f"`mode` must be one of {list(MODES)}. Received: mode={mode!r}")
         self.mode = mode
 
     def call(self, inputs):

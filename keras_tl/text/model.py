@@ -15,8 +15,11 @@ from keras_tl.core import registry
 from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained
 from keras_tl.text import backbones
 from keras_tl.text.layers import TokenPooling
+from keras_tl.core.errors import ConfigError
+from keras_tl.core import quiet
 
 
+@quiet.tensorflow_started
 def build_text_model(backbone, *, num_classes, weights="preset", sequence_length=128, task="multiclass",
                      pooling="avg", dense_units=(), dropout=0.1, class_names=(), head_kinds=None):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
@@ -51,7 +54,7 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
     wanted = encoder.input if isinstance(encoder.input, dict) else {"token_ids": encoder.input}
     missing = sorted(set(wanted) - set(inputs))
     if missing:
-        raise ValueError(f"The preprocessor of {spec.name!r} does not produce {missing}, which the encoder needs.")
+        raise ConfigError(f"The preprocessor of {spec.name!r} does not produce {missing}, which the encoder needs.")
     encoder_inputs = {k: inputs[k] for k in wanted}
     if isinstance(encoder.output, dict):
         # BERT-style encoders also output a pooled [CLS] vector through their own Dense pooler;

@@ -13,9 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-import keras
-
-from keras_tl.core.errors import WeightsUnavailableError
+from keras_tl.core.errors import WeightsError, WeightsUnavailableError
 from keras_tl.weights.torch_weights import load_state_dict
 
 
@@ -54,7 +52,7 @@ _IMPORTERS: dict[str, Importer] = {}
 
 def register(importer):
     if importer.name in _IMPORTERS:
-        raise ValueError(f"Importer {importer.name!r} is already registered.")
+        raise WeightsError(f"Importer {importer.name!r} is already registered.")
     _IMPORTERS[importer.name] = importer
     return importer
 
@@ -65,8 +63,14 @@ def names():
 
 def get(name):
     if name not in _IMPORTERS:
-        raise ValueError(f"Unknown weight import {name!r}. Available: {names()}")
+        raise WeightsError(f"Unknown weight import {name!r}. Available: {names()}")
     return _IMPORTERS[name]
+
+
+def is_installed(name):
+    """True if the package that ships importer `name`'s checkpoint is installed (nothing is imported)."""
+    spec = importlib.util.find_spec(get(name).module)
+    return spec is not None and bool(spec.submodule_search_locations)
 
 
 def locate(name):
@@ -133,14 +137,16 @@ class _Mapper:
 
     def take(self, key, shape):
         if key not in self.state:
-            raise ValueError(f"The checkpoint has no tensor {key!r}.")
+            raise WeightsError(f"The checkpoint has no tensor {key!r}.")
         value = self.state[key]
         if value.shape != tuple(shape):
-            raise ValueError(f"Tensor {key!r} has shape {value.shape}; expected {tuple(shape)}.")
+            raise WeightsError(f"Tensor {key!r} has shape {value.shape}; expected {tuple(shape)}.")
         self.used.add(key)
         return value
 
     def conv(self, layer, prefix):
+        import keras  # The registry of importers stays keras-free (`keras-tl backbones`).
+
         layer = self.model.get_layer(layer)
         kernel = layer.kernel
         if isinstance(layer, keras.layers.DepthwiseConv2D):  # torch (C, 1, kh, kw)
@@ -169,7 +175,7 @@ class _Mapper:
     def finish(self, skip_prefixes=()):
         unused = sorted(k for k in set(self.state) - self.used if not k.startswith(tuple(skip_prefixes)))
         if unused:
-            raise ValueError(f"{len(unused)} checkpoint tensors were not mapped: {unused[:8]}")
+            raise WeightsError(f"{len(unused)} checkpoint tensors were not mapped: {unused[:8]}")
 
 
 def _has_layer(model, name):
@@ -264,12 +270,12 @@ def _convert_hed_vgg16(state, model):
             layer = model.get_layer(f"block{block}_conv{k + 1}")
             kernel, bias = state[f"{group}/vars/0"], state[f"{group}/vars/1"]
             if kernel.shape != tuple(layer.kernel.shape):
-                raise ValueError(f"{group} has shape {kernel.shape}; expected {tuple(layer.kernel.shape)}.")
+                raise WeightsError(f"{group} has shape {kernel.shape}; expected {tuple(layer.kernel.shape)}.")
             layer.set_weights([kernel, bias])
             used.update({f"{group}/vars/0", f"{group}/vars/1"})
     unused = sorted(k for k in set(state) - used if k.startswith("block"))
     if unused:
-        raise ValueError(f"{len(unused)} backbone tensors were not mapped: {unused[:8]}")
+        raise WeightsError(f"{len(unused)} backbone tensors were not mapped: {unused[:8]}")
 
 
 register(Importer(

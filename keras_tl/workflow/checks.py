@@ -1,22 +1,22 @@
 """What every whole-run function does first: check the config, load and split the data, resolve "auto".
 
 Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `lr_find` all start here.
+`check_config` is keras-free, so the CLI answers a usage error before TensorFlow is imported;
+`prepare` then does the checks that need the backbone and the data.
 """
 
 import dataclasses
 
-import keras
-
-from keras_tl.core import distribute, multitask, registry
+from keras_tl.core import distribute, registry
 from keras_tl.core import modality as modalities
-from keras_tl.core.config import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, TrainConfig
-from keras_tl.core.data import split_source
-from keras_tl.core.training import unfreeze_start
+from keras_tl.core.config import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS, TrainConfig
+from keras_tl.core.errors import ConfigError
 
 
 def check_config(config, source=None, target=None):
-    """Validates everything about a run before any work or file: fields, backbone, weights, unfreeze
-    policy, data, domain adaptation (`target`: target-domain data from Python). Returns `(modality, spec)`."""
+    """Validates what a run asks for before any work or file, without Keras: fields, backbone, weights
+    (here, downloadable or installable), data path, domain adaptation (`target`: target-domain data
+    from Python). Returns `(modality, spec)`."""
     config.validate()
     distribute.check(config.distribute)
     modality = modalities.of(config, source)
@@ -24,15 +24,25 @@ def check_config(config, source=None, target=None):
     modality.check_config(config, spec, source)
     _check_adaptation(config, modality, target)
     if config.strategy == "two_phase" and config.epochs and config.layer_lr_decay != 1.0 and not spec.block_pattern:
-        raise ValueError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
-                         f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
-                         f"layer_lr_decay={config.layer_lr_decay!r}")
+        raise ConfigError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
+                          f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
+                          f"layer_lr_decay={config.layer_lr_decay!r}")
+    return modality, spec
+
+
+def check_backbone(config, modality, spec):
+    """The checks that need the backbone itself, still before any file: its pretrained weights are
+    converted (once, before the seeded work) and block or layer names of the unfreeze policy exist."""
+    modality.prepare_weights(spec, config.weights)
     if config.strategy == "two_phase" and config.epochs and config.unfreeze.startswith(("blocks:", "from:")):
+        import keras
+
+        from keras_tl.core.training import unfreeze_start
+
         # Block and layer names exist only on a built backbone: check them on a random-weight skeleton
-        # now rather than after phase 1 has trained.
+        # now rather than after phase 1 has trained. Its layers must not shift the run's layer names.
         unfreeze_start(modality.skeleton(spec, config), config.unfreeze, spec)
         keras.backend.clear_session()
-    return modality, spec
 
 
 def adaptation_method(config, has_target=None):
@@ -48,10 +58,10 @@ def adaptation_method(config, has_target=None):
     if method == "auto":
         return DEFAULT_ADAPTATION if has_target else "none"
     if method != "none" and not has_target:
-        raise ValueError(f"domain_adaptation={method!r} needs unlabelled target-domain data: set `target_data` "
+        raise ConfigError(f"domain_adaptation={method!r} needs unlabelled target-domain data: set `target_data` "
                          f"(a folder or manifest) or pass `target=` to keras_tl.train. Received: target_data=None")
     if method == "none" and has_target:
-        raise ValueError("`target_data` is given but domain_adaptation='none': nothing would use it. Choose a method "
+        raise ConfigError("`target_data` is given but domain_adaptation='none': nothing would use it. Choose a method "
                          f"({', '.join(DOMAIN_ADAPTATIONS[2:])}) or 'auto', or drop target_data.")
     return method
 
@@ -61,18 +71,18 @@ def _check_adaptation(config, modality, target):
     if method == "none":
         return
     if method == "adabn" and not modality.batchnorm:
-        raise ValueError(f"domain_adaptation='adabn' re-estimates BatchNorm statistics; {modality.name} backbones "
+        raise ConfigError(f"domain_adaptation='adabn' re-estimates BatchNorm statistics; {modality.name} backbones "
                          f"have none. Use 'prior', 'coral' or 'dann'. Received: "
                          f"domain_adaptation={config.domain_adaptation!r}")
     backbone_trains = config.strategy == "full" or (config.strategy == "two_phase" and config.epochs > 0)
     if method in ("coral", "dann") and not backbone_trains:
-        raise ValueError(f"domain_adaptation={method!r} aligns the features while the backbone trains (phase 2, or "
+        raise ConfigError(f"domain_adaptation={method!r} aligns the features while the backbone trains (phase 2, or "
                          f"strategy='full'); this run never trains it. Received: strategy={config.strategy!r}, "
                          f"epochs={config.epochs!r}. Use 'adabn', or train the backbone.")
     if target is None:
         _check_target_path(config, modality)
     elif not modality.is_source(target):
-        raise ValueError(f"`target` must be a {modality.name} source like the training data. "
+        raise ConfigError(f"`target` must be a {modality.name} source like the training data. "
                          f"Received: {type(target).__name__}")
 
 
@@ -94,23 +104,23 @@ def resolve_task(config, num_classes, multilabel=False, multitask=False):
     if multitask and config.task in ("auto", "multitask"):
         return "multitask"
     if config.task == "multitask":
-        raise ValueError("task='multitask' needs data with several heads: 'head:class' class names with "
+        raise ConfigError("task='multitask' needs data with several heads: 'head:class' class names with "
                          "labels (or none) per head, e.g. a manifest with label:<head> columns or "
                          "keras_tl.core.multitask.labels_from_columns.")
     if config.tasks:
-        raise ValueError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
+        raise ConfigError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
                          f"tasks={config.tasks!r}")
     if multilabel:
         if config.task not in ("auto", "multilabel"):
-            raise ValueError(f"The data has several labels per example; task must be 'auto' or "
+            raise ConfigError(f"The data has several labels per example; task must be 'auto' or "
                              f"'multilabel'. Received: task={config.task!r}")
         return "multilabel"
     if config.task == "multilabel":
-        raise ValueError("task='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
+        raise ConfigError("task='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
     if config.task == "auto":
         return "binary" if num_classes == 2 else "multiclass"
     if config.task == "binary" and num_classes != 2:
-        raise ValueError(f"task='binary' needs exactly 2 classes. Received: {num_classes} classes.")
+        raise ConfigError(f"task='binary' needs exactly 2 classes. Received: {num_classes} classes.")
     return config.task
 
 
@@ -133,7 +143,11 @@ def prepare(config, source=None, target=None):
     Returns:
         `(modality, spec, source, splits, resolved)`: `resolved` has every "auto" made concrete.
     """
+    from keras_tl.core import multitask
+    from keras_tl.core.data import split_source
+
     modality, spec = check_config(config, source, target)
+    check_backbone(config, modality, spec)
     if source is None:
         source = modality.load_source(config)
     source = select_heads(source, config)
@@ -142,7 +156,7 @@ def prepare(config, source=None, target=None):
     task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2,
                         multitask=multitask.looks_multitask(source.class_names, source.labels))
     if config.class_weight == "oversample" and task in ("multilabel", "multitask"):
-        raise ValueError(f"class_weight='oversample' draws single-label classes equally often; a {task} run "
+        raise ConfigError(f"class_weight='oversample' draws single-label classes equally often; a {task} run "
                          f"has several labels per example. Use 'balanced' (per head, in a multi-task run) or "
                          f"'none'. Received: class_weight='oversample'")
     return modality, spec, source, splits, resolve_config(config, modality, spec, task, target)
@@ -150,7 +164,40 @@ def prepare(config, source=None, target=None):
 
 def select_heads(source, config):
     """A multi-task source keeping only the heads `config.tasks` names (all of them when it names none)."""
+    from keras_tl.core import multitask
+
     if not (config.tasks and multitask.looks_multitask(source.class_names, source.labels)):
         return source
     class_names, labels = multitask.select(source.class_names, source.labels, config.tasks)
     return dataclasses.replace(source, class_names=class_names, labels=labels)
+
+
+def check_export_name(name):
+    """Returns `name` if it is a safe model (folder) name, else raises `ValueError`."""
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ConfigError(f"`name` must be letters, digits, '-', '_' or '.'. Received: name={name!r}")
+    return name
+
+
+def check_export(format, quantize, int8_io=False, keep_versions=None):
+    """Raises `ConfigError` for an impossible export request, before anything is loaded or written."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"`format` must be one of {list(EXPORT_FORMATS)}. Received: format={format!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ConfigError(f"`quantize` must be one of {list(QUANTIZATIONS)}. Received: quantize={quantize!r}")
+    if quantize != "none" and format != "tflite":
+        raise ConfigError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
+    if int8_io and quantize != "int8":
+        raise ConfigError(f"`int8_io` (uint8 input/output) needs quantize='int8'. Received: quantize={quantize!r}")
+    if keep_versions is not None and (isinstance(keep_versions, bool) or not isinstance(keep_versions, int)
+                                      or keep_versions < 1):
+        raise ConfigError(f"`keep_versions` must be an integer >= 1 (the new version is always kept), or None to keep "
+                          f"every version. Received: keep_versions={keep_versions!r}")
+
+
+def check_top(names, top=None):
+    """Raises `ConfigError` unless `names` holds 2+ backbones and `top` (if given) is 1..len(names)."""
+    if len(names) < 2:
+        raise ConfigError(f"`compare` needs at least 2 backbones. Received: {names}")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(names)):
+        raise ConfigError(f"`top` must be between 1 and {len(names)} (the backbones given). Received: top={top!r}")

@@ -7,10 +7,14 @@ from keras_tl.core import modality as modalities
 from keras_tl.core.config import TrainConfig
 from keras_tl.workflow.ranking import rank
 from keras_tl.workflow.runs import export_run
-from keras_tl.workflow.checks import check_config
+from keras_tl.workflow.checks import check_config, check_top
 from keras_tl.workflow.training_run import train
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.log import log
+from keras_tl.core import quiet
 
 
+@quiet.tensorflow_started
 def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     """Trains each backbone under one config and budget; writes a ranked table and a Pareto plot.
 
@@ -25,7 +29,8 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
         source: a source from Python. Defaults to reading `config.data`.
         overwrite: bool. Replace runs already in `config.out/<backbone>`. Defaults to False.
         top: int. Rank `names` first (`keras_tl.rank`: LogME on frozen features, seconds per
-            backbone) and fine-tune only the `top` best. Defaults to fine-tuning all.
+            backbone) and fine-tune only the `top` best (at most all of them). Defaults to fine-tuning all,
+            unranked.
 
     Returns:
         The table rows, best test accuracy first (ties: lower Keras latency first).
@@ -33,23 +38,19 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     Example:
     >>> rows = keras_tl.compare_backbones(config, ["mobilenet_v2", "efficientnet_b0"])
     """
-    if len(names) < 2:
-        raise ValueError(f"`compare` needs at least 2 backbones. Received: {names}")
-    if top is not None and not 1 <= top < len(names):
-        raise ValueError(f"`top` must be between 1 and {len(names) - 1} (fewer than the {len(names)} backbones "
-                         f"given). Received: top={top}")
+    check_top(names, top)
     configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n,
                                       "out": os.path.join(config.out, n.replace("/", "_"))}) for n in names]
     kinds = {n: modalities.of(c, source).name for n, c in zip(names, configs)}
     if len(set(kinds.values())) > 1:
-        raise ValueError(f"`compare` ranks backbones of one modality. Received: {kinds}")
+        raise ConfigError(f"`compare` ranks backbones of one modality. Received: {kinds}")
     checked = [check_config(c, source) for c in configs]  # Every config, before the first one trains.
     if source is None:
         source = checked[0][0].load_source(config)
     if top is not None:
         ranked = rank(config, names, source, random_twins=False, out=config.out)
         kept = [r["backbone"] for r in ranked[:top]]
-        print(f"[keras-tl] compare --top {top}: fine-tuning {kept} (best LogME of {len(names)})")
+        log.info(f"compare --top {top}: fine-tuning {kept} (best LogME of {len(names)})")
         configs = [c for c in configs if c.backbone in kept]
     rows = []
     for c in configs:
@@ -84,5 +85,5 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     lines += ["", "![accuracy vs latency](pareto.png)", ""]
     with open(os.path.join(config.out, "compare.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
-    print("\n".join(lines[2:-2]))
+    log.info("\n".join(lines[2:-2]))
     return rows

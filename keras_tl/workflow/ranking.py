@@ -18,8 +18,12 @@ from keras_tl.core import data, distribute, features, run, transferability
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.heads import is_pretrained
 from keras_tl.workflow.checks import check_config, prepare, resolve_config
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.log import log
+from keras_tl.core import quiet
 
 
+@quiet.tensorflow_started
 def rank(config, names, source=None, *, random_twins=True, out=None, max_examples=None):
     """Ranks backbones by LogME on `config`'s data, with a linear probe as a second opinion.
 
@@ -51,14 +55,14 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
     names = list(dict.fromkeys(names))
     if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer))
                                      or max_examples < 2):
-        raise ValueError(f"`max_examples` must be an integer >= 2 (or None: all examples). Received: {max_examples!r}")
+        raise ConfigError(f"`max_examples` must be an integer >= 2 (or None: all examples). Received: {max_examples!r}")
     if not names:
-        raise ValueError("`rank` needs at least 1 backbone name. Received: []")
+        raise ConfigError("`rank` needs at least 1 backbone name. Received: []")
     configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n}) for n in names]
     checked = [check_config(c, source) for c in configs]  # All, before any work.
     kinds = {n: modality.name for n, (modality, _) in zip(names, checked)}
     if len(set(kinds.values())) > 1:
-        raise ValueError(f"`rank` compares backbones of one modality. Received: {kinds}")
+        raise ConfigError(f"`rank` compares backbones of one modality. Received: {kinds}")
     specs = [spec for _, spec in checked]
     modality, _, source, splits, first = prepare(configs[0], source)  # The data and splits, once for all.
     labelled = _joined(splits["train"], splits["val"])  # What training may see; never the test split.
@@ -72,7 +76,7 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
         started = time.perf_counter()
         resolved = resolve_config(TrainConfig.from_dict({**candidate.to_dict(), "weights": weights}), modality, spec,
                                   first.task)
-        print(f"[keras-tl] rank: {candidate.backbone} ({_weights_name(weights)})")
+        log.info(f"rank: {candidate.backbone} ({_weights_name(weights)})")
         keras.utils.set_random_seed(resolved.seed)
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
             task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
@@ -82,7 +86,7 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
                                        descriptions=["training + validation features"], open_shapes=True)
         labels = labelled.labels[order]
         if len(x) <= x.shape[1]:
-            print(f"[keras-tl] rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "
+            log.info(f"rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "
                   "any labelling, so LogME separates backbones less well (more labelled examples help)")
         score = transferability.logme(x, labels)
         probe = transferability.linear_probe(x, labels) if labels.ndim == 1 \
@@ -96,7 +100,7 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
     _flag_negative_transfer(rows)
     rows.sort(key=lambda r: -r["logme"] if np.isfinite(r["logme"]) else np.inf)
     lines = table(rows)
-    print("\n".join(lines))
+    log.info("\n".join(lines))
     if out:
         os.makedirs(out, exist_ok=True)
         run.write_json(out, "rank.json", rows)
@@ -116,7 +120,7 @@ def _subsample(split, max_examples, num_classes, seed):
     class, or its rarest label), seeded; prints what it kept."""
     per_class = max(1, max_examples // num_classes)
     keep = data.limit_per_class(data.strata(split.labels), np.arange(len(split.labels)), per_class, seed)
-    print(f"[keras-tl] rank: scoring {len(keep):,} of {len(split.labels):,} training + validation examples "
+    log.info(f"rank: scoring {len(keep):,} of {len(split.labels):,} training + validation examples "
           f"(max_examples={max_examples}: at most {per_class:,} per class)")
     return split.subset(keep)
 
@@ -148,6 +152,7 @@ def table(rows):
     return lines
 
 
+@quiet.tensorflow_started
 def domain_shift(config, target, source=None, *, max_examples=2000):
     """How far target-domain data is from the training data, seen through the frozen backbone.
 
@@ -185,16 +190,16 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
     if isinstance(target, (str, os.PathLike)):
         target = modality.load_source(target_config)
     elif not modality.is_source(target):
-        raise ValueError(f"`target` must be a path or a {modality.name} source like the training data. "
+        raise ConfigError(f"`target` must be a path or a {modality.name} source like the training data. "
                          f"Received: {type(target).__name__}")
     rng = np.random.default_rng(resolved.seed)
     domains = [_joined(splits["train"], splits["val"]), target.as_split()]
     count = min(len(domains[0].labels), len(domains[1].labels), max_examples)
     if count < 2:
-        raise ValueError(f"`domain_shift` needs at least 2 examples of each domain. Received: "
+        raise ConfigError(f"`domain_shift` needs at least 2 examples of each domain. Received: "
                          f"{len(domains[0].labels)} training + validation, {len(domains[1].labels)} target")
     domains = [d.subset(np.sort(rng.choice(len(d.labels), count, replace=False))) for d in domains]
-    print(f"[keras-tl] domain shift: {resolved.backbone} ({_weights_name(resolved.weights)}), {count:,} examples "
+    log.info(f"domain shift: {resolved.backbone} ({_weights_name(resolved.weights)}), {count:,} examples "
           f"of each domain")
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
@@ -213,6 +218,6 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
                "a moderate shift" if distance < 1.5 else
                "a large shift: a model trained on one domain may fail on the other (label some target data, "
                "or adapt)")
-    print(f"[keras-tl] proxy A-distance {distance:.2f} (0: alike, 2: linearly separable; a linear probe tells "
+    log.info(f"proxy A-distance {distance:.2f} (0: alike, 2: linearly separable; a linear probe tells "
           f"the domains apart {100 * result['domain_probe_accuracy']:.1f}% of the time): {verdict}")
     return result

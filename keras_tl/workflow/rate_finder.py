@@ -10,10 +10,14 @@ from keras_tl.core.config import FIND, TrainConfig
 from keras_tl.core.heads import is_pretrained
 from keras_tl.core.training import Supervised, fine_tune, set_trainable
 from keras_tl.workflow.checks import prepare
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.log import log
+from keras_tl.core import quiet
 
 PHASES = ("head", "fine_tune")
 
 
+@quiet.tensorflow_started
 def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, steps=100, png="lr_find.png"):
     """Sweeps the learning rate of one phase of `config` and suggests one (fastai's `lr_find`).
 
@@ -36,9 +40,9 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
     >>> config = keras_tl.TrainConfig(data="photos/", weights="imagenet", head_lr=result["suggestion"])
     """
     if phase not in PHASES:
-        raise ValueError(f"`phase` must be one of {list(PHASES)}. Received: phase={phase!r}")
+        raise ConfigError(f"`phase` must be one of {list(PHASES)}. Received: phase={phase!r}")
     if phase == "fine_tune" and config.head_lr == FIND:
-        raise ValueError("lr_find(phase='fine_tune') trains the head first and needs a number for head_lr "
+        raise ConfigError("lr_find(phase='fine_tune') trains the head first and needs a number for head_lr "
                          "(run phase='head' to find one). Received: head_lr='find'")
     modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
@@ -60,11 +64,11 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
             fit_model, data = task.model, train_dataset(resolved.seed + 1)
         Supervised().compile(fit_model, learning_rate=min_lr, task=task.kind, optimizer=resolved.optimizer,
                              config=resolved)
-        print(f"[keras-tl] lr-find ({phase}): {steps} batches at rates {min_lr:g} to {max_lr:g}")
+        log.info(f"lr-find ({phase}): {steps} batches at rates {min_lr:g} to {max_lr:g}")
         result = lr_finder.sweep(fit_model, data, min_lr=min_lr, max_lr=max_lr, steps=steps)
     setting = "head_lr" if phase == "head" else "fine_tune_lr"
     lr_finder.plot(result, png, title=f"{resolved.backbone}: {setting} range test")
-    print(f"[keras-tl] suggested {setting}={result['suggestion']:.2g} (steepest fall of the smoothed loss); "
+    log.info(f"suggested {setting}={result['suggestion']:.2g} (steepest fall of the smoothed loss); "
           f"plot: {png}")
     return {**result, "setting": setting, "png": png}
 
@@ -99,6 +103,6 @@ def find_rates(config, source, run_dir):
         found["fine_tune_lr"] = lr_find(with_head, source, phase="fine_tune",
                                         png=os.path.join(run_dir, "lr_find_fine_tune.png"))["suggestion"]
         run.write_json(run_dir, FOUND_FILE, found)
-    print("[keras-tl] learning rates from the range test: "
+    log.info("learning rates from the range test: "
           + ", ".join(f"{k}={v:.3g}" for k, v in found.items()) + f" ({os.path.join(run_dir, FOUND_FILE)})")
     return TrainConfig.from_dict({**config.to_dict(), **found}), found

@@ -4,12 +4,15 @@ import os
 
 import numpy as np
 
-from keras_tl.core import export, multitask, run
-from keras_tl.core.config import EXPORT_FORMATS, QUANTIZATIONS
+from keras_tl.core import export, litert, multitask, run
 from keras_tl.core.evaluate import evaluate_predictions
 from keras_tl.core.heads import get_backbone
+from keras_tl.workflow.checks import check_export, check_export_name
+from keras_tl.core.errors import ConfigError
+from keras_tl.core import quiet
 
 
+@quiet.tensorflow_started
 def load_run(run_dir):
     """Loads a finished run directory as a `Task` (model, modality, preprocessor, class names, config).
 
@@ -20,6 +23,7 @@ def load_run(run_dir):
     return run.load_task(run_dir)
 
 
+@quiet.tensorflow_started
 def evaluate_run(run_dir):
     """Recomputes the test metrics of a run from its saved model and saved test split."""
     task = run.load_task(run_dir)
@@ -30,6 +34,7 @@ def evaluate_run(run_dir):
     return metrics
 
 
+@quiet.tensorflow_started
 def predict(run_dir, items, top_k=3):
     """Top-k `(label, probability)` lists for raw items (image files, texts), using a run's saved model;
     for a multi-task run, a dict `{head: top-k list within the head}` per item.
@@ -51,28 +56,7 @@ def _top(row, class_names, top_k):
     return [(class_names[i], float(row[i])) for i in np.argsort(-row)[:min(top_k, len(class_names))]]
 
 
-predict_files = predict  # The name of earlier versions (image files).
-
-
-def check_export_name(name):
-    """Returns `name` if it is a safe model (folder) name, else raises `ValueError`."""
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise ValueError(f"`name` must be letters, digits, '-', '_' or '.'. Received: name={name!r}")
-    return name
-
-
-def check_export(format, quantize, int8_io):
-    """Raises `ValueError` for an impossible export request, before anything is loaded or written."""
-    if format not in EXPORT_FORMATS:
-        raise ValueError(f"`format` must be one of {list(EXPORT_FORMATS)}. Received: format={format!r}")
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"`quantize` must be one of {list(QUANTIZATIONS)}. Received: quantize={quantize!r}")
-    if quantize != "none" and format != "tflite":
-        raise ValueError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
-    if int8_io and quantize != "int8":
-        raise ValueError(f"`int8_io` (uint8 input/output) needs quantize='int8'. Received: quantize={quantize!r}")
-
-
+@quiet.tensorflow_started
 def export_run(run_dir, format="saved_model", *, out="exported_models", name=None, quantize="none",
                keep_versions=None, int8_io=False, min_agreement=None, check_limit=64):
     """Exports a run's task, checked against Keras on held-out test examples before it is published.
@@ -92,11 +76,11 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
         An `ExportResult` (for TFLite with `evaluation`: test accuracy, macro F1 and batch-1
         latency); its record is appended to `RUN_DIR/exports.json`.
     """
-    check_export(format, quantize, int8_io)
+    check_export(format, quantize, int8_io, keep_versions)
     name = check_export_name(name or os.path.basename(os.path.normpath(run_dir)))
     task = run.load_task(run_dir)
     if format == "tflite" and quantize not in task.modality.tflite_quantizations:
-        raise ValueError(f"TFLite export of a {task.modality.name} model supports quantize in "
+        raise ConfigError(f"TFLite export of a {task.modality.name} model supports quantize in "
                          f"{list(task.modality.tflite_quantizations)}. Received: quantize={quantize!r}")
     test = run.load_split(run_dir, "test")
     metrics = run.read_json(run_dir, "metrics.json", {})
@@ -120,9 +104,9 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
     record = {"format": format, "quantize": quantize, "path": result.path, "version": result.version,
               "size_bytes": result.size_bytes, "check": result.check}
     if format == "tflite":
-        probabilities = task.predict(test.items, runner=lambda inputs: export.tflite_predict(result.path, inputs))
+        probabilities = task.predict(test.items, runner=lambda inputs: litert.tflite_predict(result.path, inputs))
         evaluation = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind, task.head_kinds)
-        latency = export.tflite_latency_ms(result.path, task.inputs(test.subset([0]).items))
+        latency = litert.tflite_latency_ms(result.path, task.inputs(test.subset([0]).items))
         result.evaluation = {"test_accuracy": evaluation["test_accuracy"], "macro_f1": evaluation["macro_f1"],
                              "latency_ms_batch1": latency}
         record.update(result.evaluation)
@@ -142,6 +126,6 @@ def save_backbone_weights(model, path):
         path: str. Must end in `.weights.h5`.
     """
     if not path.endswith(".weights.h5"):
-        raise ValueError(f"The weights path must end in '.weights.h5'. Received: {path!r}")
+        raise ConfigError(f"The weights path must end in '.weights.h5'. Received: {path!r}")
     get_backbone(model).save_weights(path)
     return path

