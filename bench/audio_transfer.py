@@ -98,7 +98,7 @@ def cell(source, backbone, fraction, seed, out, monitor, head_epochs=10, epochs=
          classes=datasets.DRUM_CLASSES, pooling="max", deterministic=False):
     train_size = len(source.predefined["train"])
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
-    config = TrainConfig(backbone=backbone, pooling=pooling, head_epochs=head_epochs, epochs=epochs, unfreeze="all",
+    config = TrainConfig(backbone=backbone, pooling=pooling, head_epochs=head_epochs, fine_tune_epochs=epochs, unfreeze="all",
                          head_lr=1e-3, fine_tune_lr=1e-4, batch_size=32, early_stopping_patience=None,
                          labels_per_class=per_class, seed=seed, compare_scratch=True, monitor=monitor,
                          augment=augment, augmented_views=4 if augment != "none" else 0, deterministic=deterministic,

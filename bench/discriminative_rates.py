@@ -43,10 +43,10 @@ def main():
     results = {d: [] for d in decays}
     for seed in seeds:
         for decay in decays:
-            config = TrainConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=args.size, seed=seed,
-                                 batch_size=32, early_stopping_patience=None, class_weight="balanced",
+            config = TrainConfig(backbone="efficientnet_lite0", weights="pretrained", image_size=args.size, seed=seed,
+                                 batch_size=32, early_stopping_patience=None, balance="class_weights",
                                  labels_per_class=per_class, strategy="two_phase", head_epochs=args.head_epochs,
-                                 epochs=args.epochs, fine_tune_lr=args.fine_tune_lr, unfreeze=args.unfreeze,
+                                 fine_tune_epochs=args.epochs, fine_tune_lr=args.fine_tune_lr, unfreeze=args.unfreeze,
                                  layer_lr_decay=decay, out=os.path.join(args.out, f"decay{decay:g}", str(seed)))
             result = train(config, source, overwrite=True)
             results[decay].append((result.metrics["test_accuracy"], result.metrics["macro_f1"],

@@ -36,7 +36,8 @@ import time
 import numpy as np
 
 from keras_tl import datasets
-from keras_tl.core.config import DEFAULT_ADAPTATION, TrainConfig
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.choices import DEFAULT_ADAPTATION
 from keras_tl.image.data import ImageSource
 from keras_tl.workflow import train
 from multitask import stat  # bench/multitask.py: `python bench/<script>.py` puts bench/ on the path
@@ -134,8 +135,8 @@ def main():
             unlabelled, test = halves(target.labels, seed)
             folder = os.path.join(args.out, f"{args.size}px_{args.head_epochs}+{args.epochs}",
                                   f"{source_kind}_to_{target_kind}", str(seed))
-            base = dict(backbone="efficientnet_lite0", weights="imagenet", image_size=args.size, seed=seed,
-                        batch_size=32, head_epochs=args.head_epochs, epochs=args.epochs, fine_tune_lr=1e-4,
+            base = dict(backbone="efficientnet_lite0", weights="pretrained", image_size=args.size, seed=seed,
+                        batch_size=32, head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, fine_tune_lr=1e-4,
                         early_stopping_patience=None, adaptation_weight=args.weight)
             on_source = joined(source, np.arange(len(source.labels)), target, test, seed)
             unlabelled_target = ImageSource(target.class_names, [target.images[i] for i in unlabelled],

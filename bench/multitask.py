@@ -76,8 +76,8 @@ def main():
     rows = []
     for seed in seeds:
         indices = core_data.stratified_split(source.labels, 0.15, 0.15, seed)
-        base = dict(backbone="efficientnet_lite0", weights="imagenet", image_size=args.size, seed=seed,
-                    batch_size=32, head_epochs=args.head_epochs, epochs=args.epochs, fine_tune_lr=1e-4,
+        base = dict(backbone="efficientnet_lite0", weights="pretrained", image_size=args.size, seed=seed,
+                    batch_size=32, head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, fine_tune_lr=1e-4,
                     early_stopping_patience=None)
         fixed = dataclasses.replace(source, predefined=indices)
         folder = os.path.join(args.out, f"{args.size}px_{args.head_epochs}+{args.epochs}", str(seed))

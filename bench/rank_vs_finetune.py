@@ -112,7 +112,7 @@ def group(name, seed, args):
             return kept["rows"], kept["rank_seconds"], kept["subsample_seconds"], kept["finetune_seconds"]
     source = load(name, args.pool, seed)
     base = dict(seed=seed, batch_size=32, labels_per_class=args.labels_per_class, early_stopping_patience=None,
-                head_epochs=args.head_epochs, epochs=args.epochs, **{"fine_tune_lr": 1e-4, **settings})
+                head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, **{"fine_tune_lr": 1e-4, **settings})
     config = TrainConfig(backbone=names[0], weights=pretrained, out=folder, **base)
     started = time.perf_counter()  # The full rank (the headline) first: it never profits from a warmed-up call.
     ranked = rank(config, list(names), source, out=config.out)

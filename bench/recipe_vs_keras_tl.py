@@ -111,9 +111,9 @@ def main():
     r1, r2, r_acc = recipe(weights, splits, args.size, num_classes, args.head_epochs, args.epochs,
                            args.batch_size, args.seed)
     config = TrainConfig(out=args.out, backbone="mobilenet_v2", weights=weights, image_size=args.size,
-                         head_epochs=args.head_epochs, epochs=args.epochs, batch_size=args.batch_size,
+                         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, batch_size=args.batch_size,
                          head_lr=1e-3, fine_tune_lr=1e-5, schedule="constant", early_stopping_patience=None,
-                         class_weight="none", dropout=0.2, seed=args.seed)
+                         balance="none", dropout=0.2, seed=args.seed)
     result = train(config, source)
     k1, k2 = result.metrics["phase_seconds"]["phase1"], result.metrics["phase_seconds"]["phase2"]
     k_acc = result.metrics["test_accuracy"]

@@ -46,9 +46,9 @@ def main():
     splits = {"train": core_data.Split(texts[:args.train], glosses.labels[picked[:args.train]]),
               "val": core_data.Split(texts[args.train:], glosses.labels[picked[args.train:]])}
     text = modalities.get("text")
-    config = TrainConfig(backbone="minilm_l6", weights="preset", sequence_length=args.sequence_length,
-                         batch_size=args.batch_size, task="multiclass", head_epochs=1, out="never")
-    task = text.build_task(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
+    config = TrainConfig(backbone="minilm_l6", weights="pretrained", sequence_length=args.sequence_length,
+                         batch_size=args.batch_size, problem="multiclass", head_epochs=1, out="never")
+    task = text.build_classifier(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
                            glosses.class_names)
     extractor, _ = features.split_model(task.model)
 

@@ -92,7 +92,7 @@ def main():
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])}")
 
     config = TrainConfig(backbone="minilm_l6", out=os.path.join(args.out, "minilm"), sequence_length=64,
-                         head_epochs=args.head_epochs, epochs=args.epochs, unfreeze=args.unfreeze,
+                         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, unfreeze=args.unfreeze,
                          head_lr=3e-3, fine_tune_lr=args.fine_tune_lr, batch_size=32, seed=args.seed,
                          early_stopping_patience=None)
     result = train(config, source)

@@ -58,7 +58,7 @@ def cell(source, name, fraction, method, seed, args):
     train_size = int(round(len(source.labels) * (1 - 0.3)))
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
     common = dict(backbone="efficientnet_lite0", image_size=args.size or SIZES[name], seed=seed, batch_size=32,
-                  early_stopping_patience=None, class_weight="balanced", labels_per_class=per_class,
+                  early_stopping_patience=None, balance="class_weights", labels_per_class=per_class,
                   out=os.path.join(args.out, f"seed{seed}", name, f"{fraction:g}", method))
     finished = os.path.join(common["out"], "metrics.json")
     if os.path.isfile(finished):  # a cell an earlier (or interrupted) bench finished: read, not retrain
@@ -68,12 +68,12 @@ def cell(source, name, fraction, method, seed, args):
         return row(name, fraction, method, seed, per_class, metrics)
     budget = args.head_epochs + args.epochs
     if method == "feature_extraction":
-        config = TrainConfig(weights="imagenet", strategy="feature_extraction", head_epochs=budget, epochs=0, **common)
+        config = TrainConfig(weights="pretrained", strategy="feature_extraction", head_epochs=budget, fine_tune_epochs=0, **common)
     elif method == "two_phase":
-        config = TrainConfig(weights="imagenet", strategy="two_phase", head_epochs=args.head_epochs,
-                             epochs=args.epochs, fine_tune_lr=1e-4, **common)
+        config = TrainConfig(weights="pretrained", strategy="two_phase", head_epochs=args.head_epochs,
+                             fine_tune_epochs=args.epochs, fine_tune_lr=1e-4, **common)
     else:
-        config = TrainConfig(weights="none", strategy="full", head_epochs=budget, epochs=0, **common)
+        config = TrainConfig(weights="none", strategy="full", head_epochs=budget, fine_tune_epochs=0, **common)
     return row(name, fraction, method, seed, per_class, train(config, source).metrics)
 
 

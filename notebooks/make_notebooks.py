@@ -32,7 +32,7 @@ import keras_tl
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_quickstart")
 COMMON = dict(backbone="efficientnet_lite0", image_size=64, seed=0, batch_size=32,
-              early_stopping_patience=None, labels_per_class=50, class_weight="balanced")"""),
+              early_stopping_patience=None, labels_per_class=50, balance="class_weights")"""),
     ("md", """## The data
 
 `keras_tl.datasets.load_elpv` returns an `ImageSource`: the PNG files and their labels (defect
@@ -66,8 +66,8 @@ them. Phase 2 unfreezes the backbone (BatchNorm layers stay frozen), **recompile
 at a 10x lower learning rate. `labels_per_class=50` keeps 50 training cells per class; the
 validation and test splits stay whole."""),
     ("code", """transfer = keras_tl.train(
-    keras_tl.TrainConfig(out=f"{OUT}/transfer", weights="imagenet", strategy="two_phase",
-                         head_epochs=10, epochs=3, head_lr=1e-3, fine_tune_lr=1e-4, **COMMON),
+    keras_tl.TrainConfig(out=f"{OUT}/transfer", weights="pretrained", strategy="two_phase",
+                         head_epochs=10, fine_tune_epochs=3, head_lr=1e-3, fine_tune_lr=1e-4, **COMMON),
     source,
 )"""),
     ("md", """## The same architecture from scratch
@@ -75,7 +75,7 @@ validation and test splits stay whole."""),
 Same labels, same 13 epochs, random weights."""),
     ("code", """scratch = keras_tl.train(
     keras_tl.TrainConfig(out=f"{OUT}/scratch", weights="none", strategy="full",
-                         head_epochs=13, epochs=0, head_lr=1e-3, **COMMON),
+                         head_epochs=13, fine_tune_epochs=0, head_lr=1e-3, **COMMON),
     source,
 )"""),
     ("md", "## Results on the held-out test split"),
@@ -98,7 +98,7 @@ plt.xlabel("epoch"); plt.ylabel("validation accuracy"); plt.legend(); plt.show()
 Every run directory holds `model.keras`, which takes raw images: preprocessing is inside the graph.
 From the shell: `keras-tl evaluate RUN_DIR` and `keras-tl predict RUN_DIR IMAGE...`."""),
     ("code", """files = source.images[:3] + source.images[-3:]
-for path, top in zip(files, keras_tl.predict_files(transfer.run_dir, files, top_k=1)):
+for path, top in zip(files, keras_tl.predict(transfer.run_dir, files, top_k=1)):
     print(os.path.basename(path), top)"""),
 ]
 
@@ -126,7 +126,7 @@ EXPORTS = os.path.join(OUT, "exported_models")"""),
 All ten digits, MobileNetV2 at 32px trained from scratch (a few epochs are enough here)."""),
     ("code", """run = keras_tl.train(
     keras_tl.TrainConfig(out=f"{OUT}/digits", backbone="mobilenet_v2", weights="none",
-                         strategy="full", image_size=32, head_epochs=5, epochs=0, head_lr=2e-3,
+                         strategy="full", image_size=32, head_epochs=5, fine_tune_epochs=0, head_lr=2e-3,
                          early_stopping_patience=None, seed=0),
     keras_tl.datasets.load_digits(),
 )"""),
@@ -226,7 +226,7 @@ are unfrozen, the model is **recompiled**, and training goes on with AdamW at a 
 with warmup and linear decay (keras-tl's defaults for text)."""),
     ("code", """result = keras_tl.train(
     keras_tl.TrainConfig(backbone="minilm_l6", out=f"{OUT}/wordnet", sequence_length=40,
-                         labels_per_class=30, head_epochs=30, epochs=1, unfreeze="blocks:2",
+                         labels_per_class=30, head_epochs=30, fine_tune_epochs=1, unfreeze="blocks:2",
                          head_lr=3e-3, fine_tune_lr=5e-5, batch_size=32, seed=0,
                          early_stopping_patience=None),
     source,
@@ -328,7 +328,7 @@ once per window, and a new softmax head trains on them. Phase 2: the last convol
 unfrozen, the model is **recompiled**, and training goes on at a low learning rate."""),
     ("code", """result = keras_tl.train(
     keras_tl.TrainConfig(backbone="aisfx_cnn9", out=f"{OUT}/drums", pooling="max", labels_per_class=10,
-                         head_epochs=10, epochs=1, unfreeze="blocks:1", head_lr=1e-3, fine_tune_lr=1e-4,
+                         head_epochs=10, fine_tune_epochs=1, unfreeze="blocks:1", head_lr=1e-3, fine_tune_lr=1e-4,
                          batch_size=32, seed=0, early_stopping_patience=None),
     source,
 )
@@ -390,8 +390,8 @@ ELPV cells, functional vs defective (binary). Training keeps one sigmoid; the ex
 one score per class, `[p(functional), p(defective)]`, in `labels.txt` order, which is what every
 classifier runtime's label map expects."""),
     ("code", """result = keras_tl.train(keras_tl.TrainConfig(
-    backbone="efficientnet_lite0", weights="imagenet", image_size=64, labels_per_class=30,
-    head_epochs=5, epochs=1, unfreeze="blocks:1", fine_tune_lr=1e-4, seed=0, early_stopping_patience=None,
+    backbone="efficientnet_lite0", weights="pretrained", image_size=64, labels_per_class=30,
+    head_epochs=5, fine_tune_epochs=1, unfreeze="blocks:1", fine_tune_lr=1e-4, seed=0, early_stopping_patience=None,
     out=f"{OUT}/cells"), keras_tl.datasets.load_elpv())
 print(result.metrics["test_accuracy"], result.model.output.shape)"""),
     ("md", """## Four quantizations, each checked before it is written
@@ -449,7 +449,7 @@ keep = keras_tl.core.data.limit_per_class(full.labels, np.arange(len(full.labels
 glosses = keras_tl.text.data.TextSource(full.class_names, [full.texts[i] for i in keep], full.labels[keep],
                                         licence=full.licence)
 text_run = keras_tl.train(keras_tl.TrainConfig(
-    backbone="minilm_l6", sequence_length=32, labels_per_class=30, head_epochs=15, epochs=0,
+    backbone="minilm_l6", sequence_length=32, labels_per_class=30, head_epochs=15, fine_tune_epochs=0,
     strategy="feature_extraction", head_lr=3e-3, seed=0, early_stopping_patience=None, out=f"{OUT}/glosses"),
     glosses)
 text_lite = keras_tl.workflow.export_run(text_run.run_dir, "tflite", out=f"{OUT}/exported", name="glosses",
@@ -518,9 +518,9 @@ print(f"{hidden.sum()} of {len(keep)} cells without a grade")"""),
 The same `TrainConfig` as for one task; `task` resolves to "multitask" from the data. `tasks` picks
 the heads and weighs their losses. Two phases as always (the frozen phase on cached features);
 `monitor="val_accuracy"` keeps the epoch with the best accuracy pooled over both heads."""),
-    ("code", """config = keras_tl.TrainConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=48, seed=0,
-                               head_epochs=6, epochs=1, fine_tune_lr=1e-4, early_stopping_patience=None,
-                               tasks={"grade": 1.0, "cell_type": 0.5}, monitor="val_accuracy",
+    ("code", """config = keras_tl.TrainConfig(backbone="efficientnet_lite0", weights="pretrained", image_size=48, seed=0,
+                               head_epochs=6, fine_tune_epochs=1, fine_tune_lr=1e-4, early_stopping_patience=None,
+                               head_weights={"grade": 1.0, "cell_type": 0.5}, monitor="val_accuracy",
                                out=f"{OUT}/elpv_heads")
 result = keras_tl.train(config, small, overwrite=True)
 for head, metrics in result.metrics["heads"].items():
@@ -547,7 +547,7 @@ The proxy A-distance (0: a linear probe cannot tell the domains apart; 2: it alw
 computed from one pass of frozen features, before any training. Two random halves of the same
 domain give about 0."""),
     ("code", """mono, poly = (keras_tl.datasets.load_elpv(labels="probability", cell_type=kind) for kind in ("mono", "poly"))
-probe = keras_tl.TrainConfig(backbone="efficientnet_lite0", weights="imagenet", image_size=48, seed=0)
+probe = keras_tl.TrainConfig(backbone="efficientnet_lite0", weights="pretrained", image_size=48, seed=0)
 shift = keras_tl.domain_shift(probe, poly, source=mono, max_examples=300)
 assert shift["proxy_a_distance"] > 1.5"""),
     ("md", """A large shift: a model trained on mono cells alone is not to be trusted on poly cells.
@@ -573,7 +573,7 @@ mono_to_poly = ImageSource(
     np.concatenate([mono.labels[train_cells], poly.labels[test]]),
     predefined={"train": np.arange(250), "val": np.arange(250, 300), "test": np.arange(300, 500)})
 target = ImageSource(poly.class_names, [poly.images[i] for i in unlabelled], np.zeros(300, np.int64))
-base = dict(backbone="efficientnet_lite0", weights="imagenet", image_size=48, seed=0, head_epochs=10,
+base = dict(backbone="efficientnet_lite0", weights="pretrained", image_size=48, seed=0, head_epochs=10,
             strategy="feature_extraction", early_stopping_patience=None)
 plain = keras_tl.train(keras_tl.TrainConfig(out=f"{OUT}/mono_only", domain_adaptation="none", **base),
                        mono_to_poly, overwrite=True)

@@ -30,7 +30,7 @@ def tiny_config(tmp_path, **overrides):
         weights="none",
         image_size=TINY_SIZE,
         head_epochs=1,
-        epochs=1,
+        fine_tune_epochs=1,
         batch_size=16,
         early_stopping_patience=None,
     )

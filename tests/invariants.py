@@ -25,16 +25,16 @@ from keras_tl.core import export, registry, training
 from keras_tl.core import modality as modalities
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.heads import POOL_LAYER, get_backbone
-from keras_tl.workflow.training_run import resolve_config, resolve_task
+from keras_tl.workflow.checks import resolve_config, resolve_problem
 
 
-def build_task(config, source):
+def build_classifier(config, source):
     """`(task, resolved config, train, val, split)` for `config` on `source`, as a run builds them."""
     modality = modalities.of(config, source)
     spec = registry.get(config.backbone, modality=modality.name)
-    resolved = resolve_config(config, modality, spec, resolve_task(config, len(source.class_names)))
+    resolved = resolve_config(config, modality, spec, resolve_problem(config, len(source.class_names)))
     keras.utils.set_random_seed(resolved.seed)
-    task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
+    task = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
     split = source.as_split()
     train = modality.dataset(task, split, resolved, training=True)
     val = modality.dataset(task, split, resolved)
@@ -121,7 +121,7 @@ def _check_unfreeze_policy(task, policy):
 def _check_phase2_moves_what_it_unfroze(task, config, train, val, split, policy):
     backbone = get_backbone(task.model)
     before = _weights_by_layer(backbone)
-    phase2 = TrainConfig.from_dict({**config.to_dict(), "strategy": "two_phase", "head_epochs": 1, "epochs": 1,
+    phase2 = TrainConfig.from_dict({**config.to_dict(), "strategy": "two_phase", "head_epochs": 1, "fine_tune_epochs": 1,
                                     "unfreeze": policy})
     training.fine_tune(task, train, val, phase2, steps_per_epoch=core_data.steps_per_epoch(split, config.batch_size))
     unfrozen = set(expected_unfrozen(backbone, policy, task.spec))
@@ -168,8 +168,8 @@ def run_transfer_test(config, source, tmp_path, monkeypatch, *, policies, phase2
     Returns:
         The trained task (for modality-specific assertions).
     """
-    task, resolved, train, val, split = build_task(config, source)
-    assert resolved.strategy == "two_phase" and resolved.epochs > 0, "the helper checks both phases"
+    task, resolved, train, val, split = build_classifier(config, source)
+    assert resolved.strategy == "two_phase" and resolved.fine_tune_epochs > 0, "the helper checks both phases"
     items = split.items[:check_items]
     _check_inference_mode(task, items)
     _check_phase1_moves_only_the_head(task, resolved, train, val, split)

@@ -59,7 +59,7 @@ def tiny_model():
     backbone = keras.Model(inner_in, h, name="tiny")
     features = heads.backbone_layer(backbone, x, pretrained=True)
     pooled = keras.layers.GlobalAveragePooling2D(name=heads.POOL_LAYER)(features)
-    model = keras.Model(inputs, heads.head(pooled, num_classes=2, task="multiclass"))
+    model = keras.Model(inputs, heads.head(pooled, num_classes=2, problem="multiclass"))
     backbone.trainable = False
     return model, backbone
 
@@ -161,7 +161,7 @@ def _digits_domains():
 def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, capsys):
     source, target = _digits_domains()
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=2, epochs=0,
+    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=2, fine_tune_epochs=0,
                          domain_adaptation="adabn")
     result = keras_tl.train(config, source, target=target)
     out = capsys.readouterr().out
@@ -172,12 +172,12 @@ def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, c
     norms = [w for w in model.weights if w.path.endswith(("moving_mean", "moving_variance"))]
     adapted = [np.array(w) for w in norms]
     # Re-estimating on the target again changes nothing: the saved statistics are the target's...
-    objective = training_run.adapted_objective(result.task, result.config, target, cache="none")
+    objective = training_run.adapted_objective(result.classifier, result.config, target, cache="none")
     objective.after(model)
     for value, w in zip(adapted, norms):
         np.testing.assert_allclose(np.array(w), value, rtol=1e-4, atol=1e-5)
     # ...and not the pretrained file's (nor the source's, which the head was trained with).
-    objective.before(model, result.task.modality.model_inputs(result.task, source.images[:64]))
+    objective.before(model, result.classifier.modality.model_inputs(result.classifier, source.images[:64]))
     assert not all(np.allclose(np.array(w), value, atol=1e-3) for w, value in zip(norms, adapted))
 
 
@@ -225,7 +225,7 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
 def test_prior_run_ends_predicting_the_source_class_frequencies_on_the_target(tmp_path, capsys):
     source, target = _digits_domains()
     config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction",
-                         head_epochs=2, epochs=0)
+                         head_epochs=2, fine_tune_epochs=0)
     result = keras_tl.train(config, source, target=target)  # domain_adaptation "auto" with target data: prior
     assert "prior: output biases shifted" in capsys.readouterr().out and result.config.domain_adaptation == "prior"
     shifts = result.metrics["domain_adaptation"]["bias_shifts"]
@@ -255,7 +255,7 @@ def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
             keras_tl.train(tiny_config(tmp_path, **overrides), source, target=python_target)
     texts = text_data.from_texts(*tiny_texts(4))  # A text encoder has no BatchNorm for AdaBN.
     with pytest.raises(ValueError, match="text backbones have none. Use 'prior', 'coral' or 'dann'"):
-        keras_tl.train(TrainConfig(backbone="minilm_l6", weights="preset", domain_adaptation="adabn",
+        keras_tl.train(TrainConfig(backbone="minilm_l6", weights="pretrained", domain_adaptation="adabn",
                                    out=str(tmp_path / "run")), texts, target=texts)
     assert not os.path.exists(tmp_path / "run")
 
@@ -267,7 +267,7 @@ def test_dann_from_the_command_line_trains_beside_the_target_folder(tmp_path, ca
     out = str(tmp_path / "run")
     assert cli(["train", "--data", data, "--target-data", target, "--domain-adaptation", "dann",
                 "--adaptation-weight", "0.3", "--backbone", "mobilenet_v2", "--weights", weights, "--image-size",
-                "32", "--head-epochs", "1", "--epochs", "2", "--batch-size", "8", "--out", out]) == 0
+                "32", "--head-epochs", "1", "--fine-tune-epochs", "2", "--batch-size", "8", "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "domain adaptation: dann, 12 target-domain images" in printed
     assert "phase2: domain adaptation 'dann' (weight 0.3)" in printed

@@ -114,8 +114,7 @@ def test_aisfx_port_reproduces_the_original_network_on_real_clips():
     samples = 99 * audio_backbones.FRONT_END.hop  # one 100-frame block, as the reference
     waves = np.stack([np.pad(audio_data.decode(p, RATE), (0, samples - len(audio_data.decode(p, RATE))))
                       for p in paths])
-    model = keras_tl.build_audio_model("aisfx_cnn9", num_classes=3, weights="pretrained",
-                                       clip_seconds=samples / RATE, pooling="max")
+    model = keras_tl.build_classifier("aisfx_cnn9", num_classes=3, clip_seconds=samples / RATE, pooling="max").model
     log_mel = np.asarray(model.get_layer("log_mel")(waves))[..., 0]
     np.testing.assert_allclose(log_mel, reference["log_mel"], rtol=0, atol=1e-5)  # librosa's spectrogram
     embedding = keras.Model(model.input, model.get_layer("head_pool").output).predict(waves, verbose=0)
@@ -325,7 +324,7 @@ def test_audio_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
     from invariants import run_transfer_test
 
     config = TrainConfig(backbone="aisfx_cnn9", out=str(tmp_path / "run"), clip_seconds=0.25, batch_size=4,
-                         head_epochs=1, epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
+                         head_epochs=1, fine_tune_epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
     task = run_transfer_test(config, tiny_drums(), tmp_path, monkeypatch, policies=["all", "top:4", "blocks:1"])
     assert task.model.input_shape == (None, 11025)
 
@@ -367,7 +366,7 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
         writer.writerows(rows)
     run = str(tmp_path / "run")
     keras_tl_cli("train", "--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5",
-                 "--head-epochs", "2", "--epochs", "1", "--batch-size", "8", "--unfreeze", "blocks:1",
+                 "--head-epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--unfreeze", "blocks:1",
                  "--pooling", "max", "--compare-scratch", "--augment", "standard", "--augmented-views", "2", "--out", run)
     metrics = json.load(open(os.path.join(run, "metrics.json")))
     assert "augment: standard" in open(os.path.join(run, "config.yaml")).read()

@@ -81,7 +81,7 @@ def test_imagenet_download_offline_gives_clear_error():
     if _online():
         pytest.skip("network reachable: this test checks the offline error message")
     with pytest.raises(WeightsUnavailableError) as info:
-        backbones.build(spec, "imagenet", 96)
+        backbones.build(spec, "pretrained", 96)
     message = str(info.value)
     assert "The ImageNet weights of 'mobilenet_v2' are not on this machine" in message
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
@@ -95,4 +95,4 @@ def test_remote_keras_hub_preset_offline_gives_clear_error():
     spec = registry.get("kaggle://keras/resnetv2/keras/resnet_50_imagenet")
     assert spec.source == "keras_hub"
     with pytest.raises(WeightsUnavailableError, match="save_to_preset"):
-        backbones.build(spec, "preset", 64)
+        backbones.build(spec, "pretrained", 64)

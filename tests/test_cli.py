@@ -18,14 +18,14 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     config.write_text(yaml.safe_dump({"backbone": "mobilenet_v2", "batch_size": 8, "schedule": "constant"}))
     out = tmp_path / "run"
     code = main(["train", "--config", str(config), "--data", root, "--weights", weights,
-                 "--image-size", "32", "--head-epochs", "1", "--epochs", "1", "--out", str(out)])
+                 "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1", "--out", str(out)])
     assert code == 0
     files = set(os.listdir(out))
     assert {"config.yaml", "classes.json", "splits.json", "data_report.json", "history.json",
             "history_phase1.csv", "history_phase2.csv", "best.weights.h5", "model.keras",
             "metrics.json"} <= files
     resolved = yaml.safe_load((out / "config.yaml").read_text())
-    assert resolved["image_size"] == 32 and resolved["batch_size"] == 8 and resolved["task"] == "multiclass"
+    assert resolved["image_size"] == 32 and resolved["batch_size"] == 8 and resolved["problem"] == "multiclass"
     history = json.loads((out / "history.json").read_text())
     assert set(history) == {"phase1", "phase2"}
     metrics = json.loads((out / "metrics.json").read_text())
@@ -35,7 +35,7 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     assert metrics["macro_f1"] == pytest.approx(np.mean([r["f1"] for r in per_class]))
     assert sum(r["support"] for r in metrics["per_class"].values()) == metrics["num_examples"]
     report = json.loads((out / "data_report.json").read_text())
-    assert report["imbalance"]["method"] == "balanced" and set(metrics["class_weights"]) == {
+    assert report["imbalance"]["method"] == "class_weights" and set(metrics["class_weights"]) == {
         "class_0", "class_1", "class_2"}
     splits = json.loads((out / "splits.json").read_text())
     assert not set(splits["train"]["items"]) & set(splits["test"]["items"])
@@ -57,8 +57,8 @@ def test_bad_config_fails_fast_with_exit_code_2(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path), "--backbone", "resnet9000", "--out", str(tmp_path / "r")])
     assert code == 2
     assert "Unknown backbone 'resnet9000'" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path), "--epochs", "-2"]) == 2
-    assert "`--epochs` must be an integer >= 0. Received: --epochs -2" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--fine-tune-epochs", "-2"]) == 2
+    assert "`--fine-tune-epochs` must be an integer >= 0. Received: --fine-tune-epochs -2" in capsys.readouterr().err
 
 
 def test_backbones_listing_via_console_script():
@@ -91,9 +91,9 @@ def test_multilabel_manifest_trains_end_to_end(tmp_path):
     weights = local_pretrained_weights(tmp_path)
     out = tmp_path / "ml"
     assert main(["train", "--data", str(tmp_path / "m.csv"), "--weights", weights, "--image-size", "32",
-                 "--head-epochs", "1", "--epochs", "1", "--batch-size", "8", "--out", str(out)]) == 0
+                 "--head-epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert yaml.safe_load((out / "config.yaml").read_text())["task"] == "multilabel"
+    assert yaml.safe_load((out / "config.yaml").read_text())["problem"] == "multilabel"
     assert {"subset_accuracy", "hamming_accuracy", "micro_f1", "thresholds"} <= set(metrics)
     assert metrics["test_accuracy"] == metrics["subset_accuracy"]
     assert set(metrics["per_class"]) == {"a", "b", "c"}
@@ -126,11 +126,11 @@ def test_show_batch_refuses_a_text_encoder(tmp_path, capsys):
 
 
 def test_help_lists_every_choice_the_validation_accepts():
-    from keras_tl.core import config as choices
+    from keras_tl.core import choices
 
     help_text = " ".join(subprocess.run([sys.executable, "-m", "keras_tl", "train", "--help"], capture_output=True,
                                         text=True, check=True).stdout.split())
-    for values in (choices.STRATEGIES, choices.TASKS, choices.SCHEDULES, choices.OPTIMIZERS, choices.CLASS_WEIGHTS,
+    for values in (choices.STRATEGIES, choices.PROBLEMS, choices.SCHEDULES, choices.OPTIMIZERS, choices.BALANCES,
                    choices.CACHES, choices.DISTRIBUTIONS, choices.AUGMENT_LEVELS, choices.POOLINGS):
         assert " | ".join(values) in help_text, values
 

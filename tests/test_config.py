@@ -8,7 +8,7 @@ from conftest import tiny_config, write_image_folder
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(epochs=-1), "`epochs` must be an integer >= 0. Received: epochs=-1"),
+        (dict(fine_tune_epochs=-1), "`fine_tune_epochs` must be an integer >= 0. Received: fine_tune_epochs=-1"),
         (dict(head_epochs=1.5), "`head_epochs` must be an integer >= 0"),
         (dict(strategy="fast"), "`strategy` must be one of ['two_phase', 'feature_extraction', 'full']"),
         (dict(unfreeze="top:0"), "Received: unfreeze='top:0'"),
@@ -16,9 +16,9 @@ from conftest import tiny_config, write_image_folder
         (dict(fine_tune_lr=0), "`fine_tune_lr` must be a finite positive number"),
         (dict(head_lr=float("nan")), "`head_lr` must be a finite positive number"),
         (dict(head_lr=float("inf")), "Received: head_lr=inf"),
-        (dict(adaptation_weight=float("nan")), "`adaptation_weight` must be a positive number"),
-        (dict(seed=2**32), "`seed` must be at most 4294967295"),
-        (dict(val_split=0.5, test_split=0.5), "must leave images for training"),
+        (dict(adaptation_weight=float("nan")), "`adaptation_weight` must be a finite number > 0"),
+        (dict(seed=2**32), "`seed` must be an integer >= 0 and <= 4294967295"),
+        (dict(val_split=0.5, test_split=0.5), "must leave examples for training"),
         (dict(dense_units=[0]), "`dense_units` must be a list of positive integers"),
         (dict(monitor="val_f1"), "`monitor` must be one of ['val_loss', 'val_accuracy']. Received: monitor='val_f1'"),
         (dict(augment="heavy"), "`augment` must be one of ['none', 'light', 'standard', 'strong']. Received: augment='heavy'"),
@@ -96,7 +96,7 @@ def test_auto_modality_picks_text_for_text_encoders(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(weights="preset"), r"weights='preset'.*mobilenet_v2"),
+    (dict(weights="imagenet"), r"`weights` is 'pretrained' for every backbone's own pretrained weights"),
     (dict(unfreeze="from:typo"), r"unfreeze='from:typo' names no layer or block.*block_16"),
     (dict(unfreeze="blocks:99"), r"unfreeze='blocks:99' but the backbone has 16 blocks: \['block_1'"),
 ])

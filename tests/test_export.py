@@ -19,7 +19,7 @@ from conftest import fake_tf_serving, local_grpc_serving, local_pretrained_weigh
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export_run")
     weights = local_pretrained_weights(tmp)
-    config = tiny_config(tmp, weights=weights, head_epochs=3, epochs=1, head_lr=5e-3,
+    config = tiny_config(tmp, weights=weights, head_epochs=3, fine_tune_epochs=1, head_lr=5e-3,
                          fine_tune_lr=1e-4, out=str(tmp / "digits3"))
     workflow.train(config, datasets.load_digits([0, 1, 2]))
     return str(tmp / "digits3")

@@ -47,7 +47,7 @@ def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path
     out = tmp_path / "run"
     code = main(["train", "--data", root, "--backbone", "mobilenet_v2", "--weights",
                  local_pretrained_weights(tmp_path), "--image-size", "32", "--batch-size", "16",
-                 "--head-epochs", "5", "--epochs", "1", "--head-lr", "0.01", "--out", str(out)])
+                 "--head-epochs", "5", "--fine-tune-epochs", "1", "--head-lr", "0.01", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1
     assert "Training diverged: the loss became nan in phase1, epoch 2, batch 1, at learning rate 0.01" in err
@@ -59,8 +59,8 @@ def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path
     rows = [r.split(",") for r in (out / "history_phase1.csv").read_text().splitlines()]
     epoch1, epoch2 = dict(zip(rows[0], rows[1])), dict(zip(rows[0], rows[2]))
     assert len(rows) == 3 and epoch1["loss"] != "nan" and epoch2["loss"] == "nan"
-    model = keras_tl.build_model("mobilenet_v2", num_classes=3, weights=local_pretrained_weights(tmp_path),
-                                 image_size=32)
+    model = keras_tl.build_classifier("mobilenet_v2", num_classes=3, weights=local_pretrained_weights(tmp_path),
+                                      image_size=32).model
     model.load_weights(str(out / "last_good.weights.h5"))
     assert all(np.isfinite(w).all() for w in model.get_weights())
     val = keras_tl.core.run.load_split(str(out), "val")
@@ -72,7 +72,7 @@ def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path
     # Re-running the same command says what the directory holds instead of mixing a second run in.
     assert main(["train", "--data", root, "--backbone", "mobilenet_v2", "--weights",
                  local_pretrained_weights(tmp_path), "--image-size", "32", "--batch-size", "16",
-                 "--head-epochs", "5", "--epochs", "1", "--head-lr", "0.01", "--out", str(out)]) == 2
+                 "--head-epochs", "5", "--fine-tune-epochs", "1", "--head-lr", "0.01", "--out", str(out)]) == 2
     assert "holds an unfinished run of this same config (it stopped: loss nan in phase1 epoch 2;" in (
         capsys.readouterr().err)
 
@@ -144,7 +144,7 @@ def on_epoch_end(self, epoch, logs=None):
 
 resume.SaveState.on_epoch_end = on_epoch_end
 config = TrainConfig(backbone="mobilenet_v2", weights={weights!r}, image_size=32, batch_size=8, head_epochs=3,
-                     epochs=3, unfreeze="blocks:2", early_stopping_patience=2, out=sys.argv[2], {extra})
+                     fine_tune_epochs=3, unfreeze="blocks:2", early_stopping_patience=2, out=sys.argv[2], {extra})
 other_images, other_labels = tiny_arrays(3, 12, seed=1)  # Inverted scans: the target domain (labels unused).
 target = from_arrays(255 - other_images, other_labels) if config.domain_adaptation != "auto" else None
 keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)), target=target)
@@ -201,7 +201,7 @@ from keras_tl.core.config import TrainConfig
 from keras_tl.image.data import from_arrays
 from conftest import tiny_arrays
 
-config = TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8, head_epochs=2, epochs=0,
+config = TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8, head_epochs=2, fine_tune_epochs=0,
                      strategy="full", early_stopping_patience=None, deterministic=True, out=sys.argv[1])
 keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)))
 """

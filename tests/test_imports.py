@@ -67,7 +67,7 @@ def test_imported_weights_label_real_photos(importer, params, offline):
 def test_imported_backbone_fine_tunes_in_two_phases(tmp_path, monkeypatch, offline):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # converted on first use
     images, labels = tiny_arrays(3, 12)
-    config = tiny_config(tmp_path, backbone="mobilenet_v2_torchvision", weights="imagenet", head_epochs=2)
+    config = tiny_config(tmp_path, backbone="mobilenet_v2_torchvision", weights="pretrained", head_epochs=2)
     state = load_state_dict(imports.locate("torchvision_mobilenet_v2"))
     result = workflow.train(config, data.from_arrays(images, labels))
     assert os.path.isfile(tmp_path / "keras_home" / "keras_tl" / "mobilenet_v2_torchvision_imagenet.weights.h5")

@@ -36,14 +36,14 @@ def test_local_preset_spec_reads_its_image_size(local_preset):
 
 def test_local_preset_loads_its_weights_and_fine_tunes(tmp_path, local_preset):
     path, original = local_preset
-    model = build_model(path, num_classes=3, weights="preset")
+    model = build_model(path, num_classes=3, weights="pretrained")
     loaded = get_backbone(model)
     for a, b in zip(original.weights, loaded.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     images, labels = tiny_arrays(3, 8)
     split = core_data.Split(images, labels)
     kwargs = dict(image_size=40, batch_size=8, num_classes=3)
-    config = tiny_config(tmp_path, backbone=path, weights="preset", image_size=40, unfreeze="top:10")
+    config = tiny_config(tmp_path, backbone=path, weights="pretrained", image_size=40, unfreeze="top:10")
     before = [w.numpy().copy() for w in loaded.weights]
     histories = fine_tune(model, data.make_dataset(split, training=True, **kwargs),
                           data.make_dataset(split, **kwargs), config, steps_per_epoch=3)

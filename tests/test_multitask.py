@@ -155,15 +155,15 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
 
 
 def test_config_and_data_errors_fail_before_work(tmp_path):
-    with pytest.raises(ValueError, match="positive loss weights"):
-        TrainConfig(tasks={"grade": 0}).validate()
-    with pytest.raises(ValueError, match="task must be 'auto' or 'multitask'"):
-        TrainConfig(tasks={"grade": 1.0}, task="multiclass").validate()
+    with pytest.raises(ValueError, match=r"`head_weights` must be a mapping of names to a finite number > 0"):
+        TrainConfig(head_weights={"grade": 0}).validate()
+    with pytest.raises(ValueError, match="`problem` must be 'auto' or 'multitask'"):
+        TrainConfig(head_weights={"grade": 1.0}, problem="multiclass").validate()
     source = _digit_heads()
     with pytest.raises(ValueError, match=r"heads the data does not have: \['colour'\]"):
-        workflow.train(tiny_config(tmp_path, tasks={"digit": 1.0, "colour": 1.0}), source)
+        workflow.train(tiny_config(tmp_path, head_weights={"digit": 1.0, "colour": 1.0}), source)
     with pytest.raises(ValueError, match="several heads"):
-        workflow.train(tiny_config(tmp_path, task="multitask"), datasets.load_digits([0, 1, 2]))
+        workflow.train(tiny_config(tmp_path, problem="multitask"), datasets.load_digits([0, 1, 2]))
     assert not os.path.exists(tmp_path / "run")
     manifest = tmp_path / "both.csv"
     manifest.write_text("path,label,label:grade\nx.png,a,b\n")
@@ -191,12 +191,12 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     """One backbone, three heads (one with missing labels, one multi-label): cached frozen phase,
     unfrozen phase, per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports
     that agree with Keras per head; MediaPipe's ImageClassifier reads every head with its labels."""
-    config = tiny_config(tmp_path, backbone="efficientnet_lite0", weights="imagenet", head_epochs=3, epochs=1,
-                         tasks={"digit": 1.0, "parity": 0.5, "strokes": 1.0}, monitor="val_accuracy",
+    config = tiny_config(tmp_path, backbone="efficientnet_lite0", weights="pretrained", head_epochs=3, fine_tune_epochs=1,
+                         head_weights={"digit": 1.0, "parity": 0.5, "strokes": 1.0}, monitor="val_accuracy",
                          compare_scratch=True)
     result = workflow.train(config, _digit_heads())
     metrics = result.metrics
-    assert result.config.task == "multitask" and set(metrics["heads"]) == {"digit", "parity", "strokes"}
+    assert result.config.problem == "multitask" and set(metrics["heads"]) == {"digit", "parity", "strokes"}
     assert multitask.kinds_of(result.model) == {"digit": "multiclass", "parity": "multiclass", "strokes": "multilabel"}
     strokes = metrics["heads"]["strokes"]  # Multi-label metrics; better than predicting no stroke at all.
     assert strokes["accuracy"] == strokes["subset_accuracy"] and strokes["macro_f1"] > 0.5, strokes
@@ -288,12 +288,12 @@ def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
     assert tagged.labels.tolist() == [[1, 0, 1, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]]
     out = tmp_path / "cli_run"
     code = cli.main(["train", "--data", str(tmp_path / "data.csv"), "--backbone", "mobilenet_v2", "--weights", "none",
-                     "--image-size", str(TINY_SIZE), "--head-epochs", "1", "--epochs", "0", "--out", str(out),
-                     "--tasks", "digit=1,size=0.5"])
+                     "--image-size", str(TINY_SIZE), "--head-epochs", "1", "--fine-tune-epochs", "0", "--out", str(out),
+                     "--head-weights", "digit=1,size=0.5"])
     assert code == 0
     metrics = json.load(open(out / "metrics.json"))
     assert set(metrics["heads"]) == {"digit", "size"}
-    assert yaml.safe_load(open(out / "config.yaml"))["tasks"] == {"digit": 1.0, "size": 0.5}
+    assert yaml.safe_load(open(out / "config.yaml"))["head_weights"] == {"digit": 1.0, "size": 0.5}
 
 
 def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
@@ -302,7 +302,7 @@ def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
     from conftest import tiny_model
 
     from keras_tl.core.data import Split
-    from keras_tl.core.task import Task
+    from keras_tl.core.classifier import Classifier
     from keras_tl.image.modality import MODALITY
 
     source = datasets.load_digits([0, 1])
@@ -310,7 +310,7 @@ def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
     for i in range(4):
         paths.append(str(tmp_path / f"{i}.png"))
         tf.io.write_file(paths[-1], tf.io.encode_png(source.images[i]))
-    task = Task(tiny_model(tmp_path, num_classes=2), MODALITY, class_names=["0", "1"])
+    task = Classifier(tiny_model(tmp_path, num_classes=2), MODALITY, class_names=["0", "1"])
     labels = source.labels[:4]
     perfect = np.eye(2, dtype=np.float32)[labels]
     written = MODALITY.confident_errors(task, Split(paths, labels), perfect, str(tmp_path / "errors"))
@@ -354,11 +354,11 @@ def test_text_multitask_run_and_its_exports(tmp_path):
     assert multitask.head_kinds(several.class_names, several.labels) == {"topic": "multilabel", "article": "multiclass"}
 
     preset = tiny_bert_preset(tmp_path / "preset", texts)
-    config = TrainConfig(data=str(tmp_path / "texts.csv"), backbone=preset, weights="preset", sequence_length=32,
-                         head_epochs=10, epochs=1, head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
+    config = TrainConfig(data=str(tmp_path / "texts.csv"), backbone=preset, weights="pretrained", sequence_length=32,
+                         head_epochs=10, fine_tune_epochs=1, head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
                          early_stopping_patience=None, out=str(tmp_path / "run"))
     result = workflow.train(config)
-    assert result.config.task == "multitask" and set(result.metrics["heads"]) == {"topic", "article"}
+    assert result.config.problem == "multitask" and set(result.metrics["heads"]) == {"topic", "article"}
     topic = result.metrics["heads"]["topic"]
     assert topic["accuracy"] > 0.5, topic  # 3 balanced topics: chance is 1/3.
     (answer,) = workflow.predict(result.run_dir, ["a cat and a dog"], top_k=2)
@@ -395,10 +395,10 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     config = TrainConfig(data=str(manifest), backbone="aisfx_cnn9", clip_seconds=0.5, pooling="max", batch_size=8,
-                         head_epochs=3, epochs=1, unfreeze="blocks:1", early_stopping_patience=None,
+                         head_epochs=3, fine_tune_epochs=1, unfreeze="blocks:1", early_stopping_patience=None,
                          out=str(tmp_path / "run"))
     result = workflow.train(config)
-    assert result.config.task == "multitask" and set(result.metrics["heads"]) == {"instrument", "family"}
+    assert result.config.problem == "multitask" and set(result.metrics["heads"]) == {"instrument", "family"}
     task = workflow.load_run(result.run_dir)
     assert task.class_names == ["instrument:cymbal", "instrument:hihat", "instrument:kick", "instrument:snare",
                                 "family:drum", "family:metal"]

@@ -140,13 +140,13 @@ def test_rank_cli_on_an_image_folder_with_real_imagenet_weights(tmp_path, capsys
     data = write_image_folder(tmp_path / "digits", num_classes=3, per_class=14, size=32)
     out = tmp_path / "ranked"
     code = cli(["rank", "--data", data, "--backbones", "efficientnet_lite0,mobilenet_v2_torchvision",
-                "--weights", "imagenet", "--image-size", "32", "--out", str(out), "--max-examples", "30"])
+                "--weights", "pretrained", "--image-size", "32", "--out", str(out), "--max-examples", "30"])
     printed = capsys.readouterr().out
     assert code == 0
     rows = json.loads((out / "rank.json").read_text())
     assert len(rows) == 4
     assert {(r["backbone"], r["weights"]) for r in rows} == {
-        (b, w) for b in ("efficientnet_lite0", "mobilenet_v2_torchvision") for w in ("imagenet", "random")}
+        (b, w) for b in ("efficientnet_lite0", "mobilenet_v2_torchvision") for w in ("pretrained", "random")}
     assert [r["logme"] for r in rows] == sorted((r["logme"] for r in rows), reverse=True)
     for r in rows:  # Train + validation splits only (the test split is never read).
         assert r["feature_dim"] == 1280 and r["seconds"] > 0 and 0 <= r["probe_accuracy"] <= 1
@@ -162,9 +162,9 @@ def test_rank_cli_on_an_image_folder_with_real_imagenet_weights(tmp_path, capsys
 def test_rank_text_encoders_through_the_same_registry(tmp_path):
     texts, labels = tiny_texts(20)
     preset = tiny_bert_preset(tmp_path / "preset", texts)
-    config = TrainConfig(backbone=preset, weights="preset", sequence_length=16, batch_size=16, out=str(tmp_path))
+    config = TrainConfig(backbone=preset, weights="pretrained", sequence_length=16, batch_size=16, out=str(tmp_path))
     rows = keras_tl.rank(config, [preset], text_data.from_texts(texts, labels))
-    assert len(rows) == 2 and {r["weights"] for r in rows} == {"preset", "random"}
+    assert len(rows) == 2 and {r["weights"] for r in rows} == {"pretrained", "random"}
     assert all(r["feature_dim"] == 32 and np.isfinite(r["logme"]) for r in rows)
 
 
@@ -184,7 +184,7 @@ def test_rank_checks_every_config_before_any_work(tmp_path):
 
 
 def test_compare_top_fine_tunes_only_the_best_ranked(tmp_path):
-    config = TrainConfig(weights="none", image_size=32, head_epochs=1, epochs=0, strategy="feature_extraction",
+    config = TrainConfig(weights="none", image_size=32, head_epochs=1, fine_tune_epochs=0, strategy="feature_extraction",
                          batch_size=32, early_stopping_patience=None, out=str(tmp_path / "cmp"))
     source = datasets.load_digits([0, 1, 2])
     rows = keras_tl.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], source, top=1)
@@ -236,9 +236,9 @@ def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path)
     text = modalities.get("text")
     spec = registry.get("minilm_l6", modality="text")
     for pooling in ("avg", "cls"):
-        config = TrainConfig(backbone="minilm_l6", weights="preset", sequence_length=64, batch_size=16,
-                             pooling=pooling, task="multiclass", out=str(tmp_path / "never"))
-        task = text.build_task(spec, config, len(glosses.class_names), glosses.class_names)
+        config = TrainConfig(backbone="minilm_l6", weights="pretrained", sequence_length=64, batch_size=16,
+                             pooling=pooling, problem="multiclass", out=str(tmp_path / "never"))
+        task = text.build_classifier(spec, config, len(glosses.class_names), glosses.class_names)
         order, trimmed = text.feature_pass(task, split, config)
         assert sorted(order) == list(range(48)) and [len(texts[i]) for i in order] == sorted(map(len, texts))
         widths = [batch[0]["token_ids"].shape[1] for batch in trimmed]

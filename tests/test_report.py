@@ -119,7 +119,7 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
     # The scratch twin writes only its own model files; config and splits are the parent's.
     assert not os.path.exists(os.path.join(result.run_dir, "scratch", "config.yaml"))
     history = json.loads(open(os.path.join(result.run_dir, "scratch", "history.json")).read())
-    assert list(history) == ["full"] and len(history["full"]["loss"]) == config.head_epochs + config.epochs
+    assert list(history) == ["full"] and len(history["full"]["loss"]) == config.head_epochs + config.fine_tune_epochs
     report = open(os.path.join(result.run_dir, "report.md")).read()
     assert "## Transfer vs training from scratch" in report
     for png in ("learning_curves.png", "confusion_matrix.png", "per_class_f1.png", "confident_errors.png"):
@@ -127,7 +127,7 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
 
 
 def test_compare_ranks_two_backbones_and_writes_table_and_plot(tmp_path):
-    config = tiny_config(tmp_path, out=str(tmp_path / "cmp"), head_epochs=1, epochs=0, strategy="full")
+    config = tiny_config(tmp_path, out=str(tmp_path / "cmp"), head_epochs=1, fine_tune_epochs=0, strategy="full")
     rows = workflow.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"],
                                       data.from_arrays(*tiny_arrays(3, 20)))
     assert {r["backbone"] for r in rows} == {"mobilenet_v2", "mobilenet_v3_small"}

@@ -92,7 +92,7 @@ def test_an_exploding_loss_stops_the_run_like_a_nan_and_exits_1(tmp_path, capsys
     root = write_image_folder(tmp_path / "data", num_classes=3, per_class=10, size=32)
     out = tmp_path / "run"
     code = main(["train", "--data", root, "--weights", local_pretrained_weights(tmp_path), "--image-size", "32",
-                 "--batch-size", "8", "--head-epochs", "3", "--epochs", "1", "--head-lr", "1e9", "--out", str(out)])
+                 "--batch-size", "8", "--head-epochs", "3", "--fine-tune-epochs", "1", "--head-lr", "1e9", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1, err
     assert "Training diverged: the loss exploded to" in err and "--head-lr 1e+08" in err
@@ -111,7 +111,7 @@ def test_learning_rates_must_be_finite_and_positive(tmp_path, capsys, flag, valu
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(seed=2**32), "`seed` must be at most 4294967295"),
+    (dict(seed=2**32), "`seed` must be an integer >= 0 and <= 4294967295"),
     (dict(weights="corrupt.weights.h5"), "not a readable HDF5 weights file"),
     (dict(weights="notes.txt"), "must be a Keras weights file ending in"),
     (dict(backbone="a_folder"), "is a folder, but no image or text or audio backbone reads it"),
@@ -219,7 +219,7 @@ def test_export_out_must_be_a_folder_and_top_k_positive(tmp_path, capsys):
 def test_keras_objects_register_whichever_of_keras_and_keras_tl_comes_first(tmp_path):
     """`keras.saving.load_model` of a run's model.keras failed after `import keras, keras_tl`
     ("Could not locate class 'ImagePreprocessing'")."""
-    model = keras_tl.build_model("mobilenet_v2", num_classes=2, weights="none", image_size=32)
+    model = keras_tl.build_classifier("mobilenet_v2", num_classes=2, weights="none", image_size=32).model
     path = str(tmp_path / "m.keras")
     model.save(path)
     x = np.full((1, 32, 32, 3), 100, np.float32)

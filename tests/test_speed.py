@@ -56,9 +56,9 @@ def test_text_cached_phase_reads_trimmed_batches_and_keeps_the_split_order(tmp_p
     splits = {"train": core_data.Split(texts[:40], glosses.labels[:40]),
               "val": core_data.Split(texts[40:], glosses.labels[40:61])}
     text = modalities.get("text")
-    config = TrainConfig(backbone="minilm_l6", weights="preset", sequence_length=64, batch_size=8,
-                         task="multiclass", head_epochs=1, out=str(tmp_path / "never"))
-    task = text.build_task(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
+    config = TrainConfig(backbone="minilm_l6", weights="pretrained", sequence_length=64, batch_size=8,
+                         problem="multiclass", head_epochs=1, out=str(tmp_path / "never"))
+    task = text.build_classifier(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
                            glosses.class_names)
     widths, trimmed = [], text.feature_pass
 
@@ -97,7 +97,7 @@ def test_split_model_shares_the_head_and_reproduces_the_model(tmp_path):
 
 def test_cached_phase_then_phase2_saves_a_model_that_reloads(tmp_path):
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, head_epochs=2, epochs=1)
+    config = tiny_config(tmp_path, weights=weights, head_epochs=2, fine_tune_epochs=1)
     result = workflow.train(config, _source(12))
     reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     images, _ = tiny_arrays(3, 2)
@@ -178,7 +178,7 @@ MIRRORED = textwrap.dedent("""
     tmp = pathlib.Path(sys.argv[1])
     weights = local_pretrained_weights(tmp)
     images, labels = tiny_arrays(3, 12)
-    config = tiny_config(tmp, weights=weights, distribute="mirrored", head_epochs=1, epochs=1)
+    config = tiny_config(tmp, weights=weights, distribute="mirrored", head_epochs=1, fine_tune_epochs=1)
     result = workflow.train(config, data.from_arrays(images, labels))
     reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     x = keras.ops.image.resize(images[:4].astype("float32"), (TINY_SIZE, TINY_SIZE))
@@ -218,7 +218,7 @@ JAX_DATA_PARALLEL = textwrap.dedent("""
     tmp = pathlib.Path(sys.argv[1])
     weights = local_pretrained_weights(tmp)
     images, labels = tiny_arrays(3, 12)
-    config = tiny_config(tmp, weights=weights, distribute="data_parallel", head_epochs=2, epochs=1)
+    config = tiny_config(tmp, weights=weights, distribute="data_parallel", head_epochs=2, fine_tune_epochs=1)
     result = workflow.train(config, data.from_arrays(images, labels))
     reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     x = keras.ops.image.resize(images[:4].astype("float32"), (TINY_SIZE, TINY_SIZE))
@@ -247,7 +247,7 @@ def test_jax_backend_trains_two_phases_with_data_parallel_on_two_cpu_devices(tmp
 
 def test_best_weights_over_both_phases_are_the_ones_kept(tmp_path):
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, head_epochs=3, epochs=2, head_lr=3e-2)
+    config = tiny_config(tmp_path, weights=weights, head_epochs=3, fine_tune_epochs=2, head_lr=3e-2)
     source = _source(12)
     result = workflow.train(config, source)
     val_losses = result.histories["phase1"]["val_loss"] + result.histories["phase2"]["val_loss"]

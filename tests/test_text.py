@@ -97,13 +97,13 @@ def test_max_token_pooling_stays_finite_in_float16():
 
 def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     texts, labels = tiny_texts(40)
-    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), head_epochs=10, epochs=4,
+    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), head_epochs=10, fine_tune_epochs=4,
                          unfreeze="blocks:1", head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
                          sequence_length=32, early_stopping_patience=None)
     result = keras_tl.train(config, text_data.from_texts(texts, labels))
     resolved = result.config
     assert (resolved.modality, resolved.optimizer, resolved.schedule, resolved.weights) == (
-        "text", "adamw", "linear", "preset")
+        "text", "adamw", "linear", "pretrained")
     assert set(result.histories) == {"phase1", "phase2"}
     assert result.histories["phase1"]["loss"][-1] < result.histories["phase1"]["loss"][0]
     assert result.metrics["test_accuracy"] > 0.5  # 3 balanced classes: chance is 1/3
@@ -279,7 +279,7 @@ def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monke
     assert similarity[0, 1] > 0.6 and abs(similarity[0, 2]) < 0.2  # paraphrase vs unrelated
 
     texts, labels = tiny_texts(10, seed=2)
-    config = TrainConfig(backbone="minilm_l6", out=str(tmp_path / "run"), head_epochs=2, epochs=1,
+    config = TrainConfig(backbone="minilm_l6", out=str(tmp_path / "run"), head_epochs=2, fine_tune_epochs=1,
                          unfreeze="blocks:2", fine_tune_lr=3e-5, batch_size=16, sequence_length=16,
                          early_stopping_patience=None)
     result = keras_tl.train(config, text_data.from_texts(texts, labels))
@@ -313,7 +313,7 @@ def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
                            "tf.FastWordpieceTokenizeWithOffsets {device = \"\"}, tf.RaggedTensorToTensor")
 
     monkeypatch.setattr(type(model), "export", refuse)
-    task = keras_tl.Task(model, keras_tl.core.modality.get("text"), None, preprocessor, ["a", "b", "c"])
+    task = keras_tl.Classifier(model, keras_tl.core.modality.get("text"), None, preprocessor, ["a", "b", "c"])
     info = keras_tl.core.export.ExportInfo(name="m", class_names=["a", "b", "c"], check_items=["a cat"],
                                            quantize="dynamic")
     with pytest.raises(keras_tl.core.errors.TFLiteConversionError,
@@ -353,7 +353,7 @@ def test_text_task_keeps_every_transfer_invariant(tmp_path, preset, monkeypatch)
 
     texts, labels = tiny_texts(8)
     config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), sequence_length=16, batch_size=8,
-                         head_epochs=1, epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
+                         head_epochs=1, fine_tune_epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
     task = run_transfer_test(config, text_data.from_texts(texts, labels), tmp_path, monkeypatch,
                              policies=["all", "top:3", "from:transformer_layer_1", "blocks:1"])
     assert task.modality.name == "text" and task.preprocessor is not None
@@ -366,12 +366,12 @@ def test_text_run_mirrored_mixed_precision_with_scratch_baseline(tmp_path, prese
 
     texts, labels = tiny_texts(10, seed=2)
     config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), distribute="mirrored", mixed_precision=True,
-                         compare_scratch=True, head_epochs=1, epochs=1, sequence_length=16, batch_size=8,
+                         compare_scratch=True, head_epochs=1, fine_tune_epochs=1, sequence_length=16, batch_size=8,
                          early_stopping_patience=None)
     result = keras_tl.train(config, text_data.from_texts(texts, labels))
     assert get_backbone(result.model).compute_dtype == "bfloat16"
     assert result.model.output.dtype == "float32"
-    probabilities = result.task.predict(texts[:4])
+    probabilities = result.classifier.predict(texts[:4])
     assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(-1), 1, atol=1e-3)
     scratch = result.metrics["scratch"]
     assert set(scratch) == {"test_accuracy", "macro_f1", "train_seconds"}

@@ -20,7 +20,7 @@ def runs(tmp_path_factory):
     weights = local_pretrained_weights(tmp)
     made = {}
     for name, digits in (("binary", [0, 1]), ("multiclass", [0, 1, 2])):
-        config = tiny_config(tmp, weights=weights, head_epochs=3, epochs=1, head_lr=5e-3, fine_tune_lr=1e-4,
+        config = tiny_config(tmp, weights=weights, head_epochs=3, fine_tune_epochs=1, head_lr=5e-3, fine_tune_lr=1e-4,
                              out=str(tmp / name))
         workflow.train(config, datasets.load_digits(digits))
         made[name] = str(tmp / name)

@@ -82,7 +82,7 @@ def test_phase1_changes_no_backbone_weight(tmp_path):
 
 
 def test_phase2_keeps_batchnorm_statistics_and_trains_the_rest(tmp_path):
-    model, config, train, val, steps = _run(tmp_path, head_epochs=1, epochs=2, unfreeze="all")
+    model, config, train, val, steps = _run(tmp_path, head_epochs=1, fine_tune_epochs=2, unfreeze="all")
     backbone = get_backbone(model)
     stats_before = _bn_statistics(backbone)
     kernels_before = {w.path: w.numpy().copy() for w in backbone.weights if "kernel" in w.path}
@@ -121,7 +121,7 @@ def test_phase2_compiles_with_the_low_learning_rate(tmp_path, schedule):
     if schedule == "constant":
         assert float(rate.numpy()) == pytest.approx(3e-5)
     else:
-        peak = max(float(rate(step)) for step in range(steps * config.epochs + 1))
+        peak = max(float(rate(step)) for step in range(steps * config.fine_tune_epochs + 1))
         assert peak == pytest.approx(3e-5, rel=1e-4)
 
 
@@ -166,7 +166,7 @@ def test_unknown_from_name_lists_blocks(tmp_path):
 
 
 def test_full_strategy_trains_everything_from_the_start(tmp_path):
-    model, config, train, val, steps = _run(tmp_path, strategy="full", head_epochs=1, epochs=0)
+    model, config, train, val, steps = _run(tmp_path, strategy="full", head_epochs=1, fine_tune_epochs=0)
     histories = fine_tune(model, train, val, config, steps_per_epoch=steps)
     assert list(histories) == ["full"]
     backbone = get_backbone(model)

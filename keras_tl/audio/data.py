@@ -159,7 +159,7 @@ def item_windows(items, samples, sample_rate):
     return np.concatenate(parts), np.asarray(owners, np.int64)
 
 
-def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, task="multiclass", training=False,
+def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, problem="multiclass", training=False,
                  oversample=False, seed=0, cache="memory", augment=None):
     """The tf.data pipeline of one split: `(waveform windows (B, samples), float targets)` batches.
 
@@ -170,7 +170,7 @@ def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, task="
     """
     waves, owners = item_windows(split.items, samples, sample_rate)
     labels = np.asarray(split.labels)[owners]
-    targets = encode_labels(labels, num_classes, task)
+    targets = encode_labels(labels, num_classes, problem)
     ds = tf.data.Dataset.from_tensor_slices((waves, targets))
     ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
     if training and augment and not augment_lib.is_identity(augment):

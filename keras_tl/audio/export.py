@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_tl.audio.presets import FRONT_END
 from keras_tl.audio.data import QUIET_RMS
 from keras_tl.audio.model import window_samples
-from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
+from keras_tl.core.heads import probabilities_graph, serving_outputs, problem_of
 
 
 def resample_linear(samples, rate, target):
@@ -41,14 +41,14 @@ def file_windows(mono, samples):
     return tf.boolean_mask(frames, keep)
 
 
-def serving_endpoints(task, class_names, top_k=5):
+def serving_endpoints(classifier, class_names, top_k=5):
     """`{name: (tf.function, description)}`: "serving_default" on waveform windows, "serving_wav" on WAV files."""
-    model = task.model
+    model = classifier.model
     samples = window_samples(model)
     rate = FRONT_END.sample_rate
 
     def outputs(probs):
-        return serving_outputs(probs, class_names, task_of(model), top_k)
+        return serving_outputs(probs, class_names, problem_of(model), top_k)
 
     @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name="waveforms")])
     def serve_waveforms(waveforms):

@@ -81,8 +81,7 @@ class AudioModality(Modality):
             lender.prepare_weights(image_spec, presets.image_weights(weights))
 
     def resolve_config(self, config, spec):
-        return {"weights": "pretrained" if config.weights == "imagenet" else config.weights,
-                "clip_seconds": float(config.clip_seconds or presets.DEFAULT_CLIP_SECONDS),
+        return {"clip_seconds": float(config.clip_seconds or presets.DEFAULT_CLIP_SECONDS),
                 "image_size": (config.image_size or spec.default_size) if spec.constructor == "spectrogram_image" else None}
 
     def input_size(self, config):
@@ -98,15 +97,15 @@ class AudioModality(Modality):
 
         return data.load_source(config.data)
 
-    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
+    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
         from keras_tl.audio.model import build_audio_model
-        from keras_tl.core.task import Task
+        from keras_tl.core.classifier import Classifier
 
         model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
-                                  clip_seconds=config.clip_seconds, image_size=config.image_size, task=config.task,
+                                  clip_seconds=config.clip_seconds, image_size=config.image_size, problem=config.problem,
                                   pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
                                   class_names=list(class_names), head_kinds=head_kinds)
-        return Task(model, self, spec, None, list(class_names), config)
+        return Classifier(model, self, spec, None, list(class_names), config)
 
     def skeleton(self, spec, config):
         from keras_tl.audio import backbones
@@ -114,13 +113,13 @@ class AudioModality(Modality):
         samples = presets.clip_samples(config)
         return backbones.build(spec, "none", FRONT_END.frames(samples), config.image_size)[1]
 
-    def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+    def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
         from keras_tl.audio import data
 
         return data.make_dataset(
-            split, samples=self.window_samples(task), sample_rate=FRONT_END.sample_rate,
-            batch_size=config.batch_size, num_classes=len(task.class_names), task=task.kind, training=training,
-            oversample=training and config.class_weight == "oversample", seed=config.seed if seed is None else seed,
+            split, samples=self.window_samples(classifier), sample_rate=FRONT_END.sample_rate,
+            batch_size=config.batch_size, num_classes=len(classifier.class_names), problem=classifier.problem, training=training,
+            oversample=training and config.balance == "oversample", seed=config.seed if seed is None else seed,
             augment=resolve_audio_augment(config.augment, config.augment_params))
 
     def augmenting(self, config):
@@ -141,116 +140,116 @@ class AudioModality(Modality):
                                  f"({', '.join(AUDIO_EXTENSIONS)}).")
         return items
 
-    def item_windows(self, task, items):
+    def item_windows(self, classifier, items):
         from keras_tl.audio import data
 
-        return data.item_windows(items, self.window_samples(task), FRONT_END.sample_rate)
+        return data.item_windows(items, self.window_samples(classifier), FRONT_END.sample_rate)
 
-    def row_labels(self, task, split):
-        _, owners = self.item_windows(task, split.items)
+    def row_labels(self, classifier, split):
+        _, owners = self.item_windows(classifier, split.items)
         return np.asarray(split.labels)[owners]
 
-    def window_samples(self, task):
+    def window_samples(self, classifier):
         from keras_tl.audio.model import window_samples
 
-        return window_samples(task.model)
+        return window_samples(classifier.model)
 
-    def model_inputs(self, task, items):
-        return self.item_windows(task, items)[0]
+    def model_inputs(self, classifier, items):
+        return self.item_windows(classifier, items)[0]
 
-    def predict_split(self, task, split, config, dataset=None):
-        return task.predict(split.items, batch_size=config.batch_size, verbose=quiet.predict_verbose())
+    def predict_split(self, classifier, split, config, dataset=None):
+        return classifier.predict(split.items, batch_size=config.batch_size, verbose=quiet.predict_verbose())
 
     def describe_items(self, items, limit=200):
         return [os.path.basename(str(item))[:limit] for item in items]
 
-    def spectrograms(self, task, items):
+    def spectrograms(self, classifier, items):
         """The first window of each item as the model hears it: log-mel images `(N, mels, frames, 3)` uint8."""
-        windows, owners = self.item_windows(task, items)
+        windows, owners = self.item_windows(classifier, items)
         first = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else np.zeros(0, int)
-        return self.mel_images(task, windows[first])
+        return self.mel_images(classifier, windows[first])
 
-    def mel_images(self, task, windows):
+    def mel_images(self, classifier, windows):
         """Waveform windows `(N, samples)` -> their log-mel spectrograms as images `(N, mels, frames, 3)` uint8."""
         from keras_tl.audio.model import FRONT_END_LAYER
 
-        front_end = task.model.get_layer(FRONT_END_LAYER)
+        front_end = classifier.model.get_layer(FRONT_END_LAYER)
         mel = np.asarray(front_end(np.asarray(windows)))[..., 0] if len(windows) else np.zeros((0, 1, 1))
         import matplotlib
 
         colours = matplotlib.colormaps["magma"](np.clip(mel, 0, 1).transpose(0, 2, 1)[:, ::-1])[..., :3]
         return (255 * colours).astype(np.uint8)
 
-    def show_batch(self, task, dataset, path):
+    def show_batch(self, classifier, dataset, path):
         """A PNG grid of the log-mel spectrograms of one (augmented) training batch, with their labels."""
         from keras_tl.core import plots
         from keras_tl.core.data import labels_of_targets
 
         windows, targets = next(iter(dataset))
-        labels = labels_of_targets(targets.numpy(), task.kind)
-        titles = [" + ".join(task.class_names[i] for i in np.flatnonzero(row)) if task.kind == "multilabel"
-                  else task.class_names[row] for row in labels]
-        plots.image_grid(self.mel_images(task, windows.numpy()), titles, path)
+        labels = labels_of_targets(targets.numpy(), classifier.problem)
+        titles = [" + ".join(classifier.class_names[i] for i in np.flatnonzero(row)) if classifier.problem == "multilabel"
+                  else classifier.class_names[row] for row in labels]
+        plots.image_grid(self.mel_images(classifier, windows.numpy()), titles, path)
         return path
 
-    def confident_errors(self, task, split, probabilities, path_stem):
+    def confident_errors(self, classifier, split, probabilities, path_stem):
         from keras_tl.core import plots
 
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
-        images = self.spectrograms(task, split.subset(worst).items)
+        images = self.spectrograms(classifier, split.subset(worst).items)
         path = f"{path_stem}.png"
-        plots.confident_errors(images, split.labels[worst], probabilities[worst], task.class_names, path)
+        plots.confident_errors(images, split.labels[worst], probabilities[worst], classifier.class_names, path)
         return os.path.basename(path)
 
-    def serving_endpoints(self, task, info):
+    def serving_endpoints(self, classifier, info):
         from keras_tl.audio import export
 
-        return export.serving_endpoints(task, info.class_names)
+        return export.serving_endpoints(classifier, info.class_names)
 
     def serving_request(self, items):
         """Whole audio files as 16-bit PCM WAV bytes to `serving_wav`, which cuts and averages windows."""
         return ServingRequest("serving_wav", "wav_bytes",
                               [bytes(i) if isinstance(i, (bytes, bytearray)) else pcm16_wav(i) for i in items])
 
-    def endpoint_checks(self, task, info):
+    def endpoint_checks(self, classifier, info):
         import tensorflow as tf
 
         from keras_tl.audio import data, export
         from keras_tl.core.heads import mean_per_item
 
-        windows, _ = self.item_windows(task, info.check_items)
+        windows, _ = self.item_windows(classifier, info.check_items)
         rate = FRONT_END.sample_rate
         waves = [data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
                  for item in info.check_items]
         files = [export.encode_wav(wave, rate) for wave in waves]
         # The reference hears what the WAV files hold (16-bit samples), as the signature does.
         heard = [tf.audio.decode_wav(f)[0].numpy()[:, 0] for f in files]
-        wav_windows, wav_owners = data.item_windows(heard, self.window_samples(task), rate)
+        wav_windows, wav_owners = data.item_windows(heard, self.window_samples(classifier), rate)
         return {
-            "serving_default": ({"waveforms": tf.constant(windows)}, task.model.predict(windows, verbose=0)),
+            "serving_default": ({"waveforms": tf.constant(windows)}, classifier.model.predict(windows, verbose=0)),
             "serving_wav": ({"wav_bytes": tf.constant(files)},
-                            mean_per_item(task.model.predict(wav_windows, verbose=0), wav_owners, len(files))),
+                            mean_per_item(classifier.model.predict(wav_windows, verbose=0), wav_owners, len(files))),
         }
 
-    def card(self, task):
-        samples = self.window_samples(task)
+    def card(self, classifier):
+        samples = self.window_samples(classifier)
         return {"sample_rate": FRONT_END.sample_rate, "window_samples": samples,
                 "window_seconds": round(samples / FRONT_END.sample_rate, 4)}
 
-    def tflite_signature(self, task):
+    def tflite_signature(self, classifier):
         import keras
 
-        return keras.InputSpec(shape=(1, self.window_samples(task)), dtype="float32")
+        return keras.InputSpec(shape=(1, self.window_samples(classifier)), dtype="float32")
 
-    def tflite_input_metadata(self, task, inputs, info):
+    def tflite_input_metadata(self, classifier, inputs, info):
         from keras_tl.core import tflite_metadata
 
-        return tflite_metadata.Inputs([tflite_metadata.audio_input(self.window_samples(task),
+        return tflite_metadata.Inputs([tflite_metadata.audio_input(self.window_samples(classifier),
                                                                    FRONT_END.sample_rate)])
 
-    def tflite_calibration(self, task, items):
-        return [[window[None]] for window in self.model_inputs(task, items)[:200]]
+    def tflite_calibration(self, classifier, items):
+        return [[window[None]] for window in self.model_inputs(classifier, items)[:200]]
 
 
 def pcm16_wav(path):

@@ -12,7 +12,7 @@ import keras
 from keras_tl.audio import backbones, presets
 from keras_tl.audio.layers import LogMel, TimeFrequencyPooling
 from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained, short_run_batchnorm
+from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
 from keras_tl.core.errors import ConfigError
 from keras_tl.core import quiet
 
@@ -21,17 +21,17 @@ FRONT_END_LAYER = "log_mel"
 
 @quiet.tensorflow_started
 def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_seconds=None, image_size=None,
-                      task="multiclass", pooling="avg", dense_units=(), dropout=0.2, class_names=(),
+                      problem="multiclass", pooling="avg", dense_units=(), dropout=0.2, class_names=(),
                       head_kinds=None):
     """Builds a sound classifier that takes waveforms of one window length.
 
     Args:
         backbone: str or BackboneSpec. See `keras-tl backbones --audio`.
         num_classes: int.
-        weights: str. "pretrained" ("imagenet" means the same), "none" or a `.weights.h5` file.
+        weights: str. "pretrained", "none" or a `.weights.h5` file.
         clip_seconds: float. Window length; defaults to 1 s (`presets.DEFAULT_CLIP_SECONDS`).
         image_size: int. ImageNet backbones only: the side of the spectrogram image (default 96).
-        task: str. "multiclass", "binary" or "multilabel".
+        problem: str. "multiclass", "binary" or "multilabel".
         pooling: str. "avg" or "max" over time, after the mean over frequency.
         dense_units: list of int. Extra Dense+ReLU layers in the head.
         dropout: float. Dropout before the output layer. Defaults to 0.2.
@@ -41,7 +41,7 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
     >>> model.predict(waveforms)  # (N, 44100) float32 at 44.1 kHz
     """
     spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
-    check_task(task, num_classes)
+    check_problem(problem, num_classes)
     front_end = presets.FRONT_END
     samples = int(round((clip_seconds or presets.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
     frames = front_end.frames(samples)
@@ -58,7 +58,7 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
         x = layer(x)
     x = backbone_layer(network, x, is_pretrained(weights))
     pooled = TimeFrequencyPooling(pooling, name=POOL_LAYER)(x)
-    outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout,
+    outputs = head(pooled, num_classes=num_classes, problem=problem, dense_units=dense_units, dropout=dropout,
                    class_names=class_names, head_kinds=head_kinds)
     return keras.Model(inputs, outputs, name=f"keras_tl_audio_{spec.name}"[:60])
 

@@ -42,7 +42,7 @@ class FrontEnd:
 
 FRONT_END = FrontEnd()
 DEFAULT_CLIP_SECONDS = 1.0  # Drum hits and most sound events fit; the networks pool over time.
-PRETRAINED = ("pretrained", "imagenet")  # "imagenet" is the config default; for aisfx it means the same.
+PRETRAINED = ("pretrained",)
 
 register(BackboneSpec(
     name="aisfx_cnn9", modality="audio", constructor="aisfx", feature_dim=512, min_size=8,
@@ -93,7 +93,7 @@ def image_backbone(spec):
 
 
 def image_weights(weights):
-    return "imagenet" if weights in PRETRAINED else weights
+    return weights
 
 
 def weights_status(spec):

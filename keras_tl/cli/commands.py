@@ -118,7 +118,7 @@ def run(args):
     if command == "predict":
         return _predict(args)
     if command == "export":
-        from keras_tl.workflow.runs import check_export, check_export_name
+        from keras_tl.workflow.checks import check_export, check_export_name
 
         check_export(args.format, args.quantize, args.int8_io, args.keep_versions)
         check_export_name(args.name or os.path.basename(os.path.normpath(args.run_dir)))

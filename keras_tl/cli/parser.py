@@ -5,9 +5,8 @@ Keras-free and cheap to build: `keras-tl --help` and usage errors answer at once
 
 import argparse
 
-from keras_tl.core import config as choices
+from keras_tl.core import choices
 
-_C = choices.choices
 RANK_OUT = "runs/rank"
 
 
@@ -20,17 +19,18 @@ _rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type
 
 
 def _pairs(kind):
-    """`a=1,b=2` -> a dict; values through `kind` (YAML's scalars for `augment_params`)."""
+    """`a=1,b=2` -> a dict, each value through `kind`."""
 
     def parse(value):
         pairs = {}
         for part in filter(None, (p.strip() for p in value.split(","))):
             name, sep, text = part.partition("=")
-            if not sep and kind is not float:
+            if not sep:
                 raise argparse.ArgumentTypeError(f"expected name=value pairs, got {part!r}")
-            pairs[name.strip()] = kind(text) if sep else 1.0
+            pairs[name.strip()] = kind(text)
         return pairs
 
+    parse.__name__ = "name=value,..."
     return parse
 
 
@@ -40,20 +40,6 @@ def _yaml_scalar(text):
     return yaml.safe_load(text)
 
 
-def _tasks(value):
-    return _pairs(float)(value)
-
-
-_tasks.__name__ = "head list (head=weight,...)"
-
-
-def _params(value):
-    return _pairs(_yaml_scalar)(value)
-
-
-_params.__name__ = "parameters (name=value,...)"
-
-
 def _ints(value):
     return [int(v) for v in value.split(",") if v.strip()]
 
@@ -61,84 +47,37 @@ def _ints(value):
 _ints.__name__ = "comma-separated integers"
 
 
-def _patience(value):
-    return None if value.lower() in ("none", "off") else int(value)
+def _optional(kind):
+    """`kind`, or None for 'none' / 'null' (a field whose null means "off" or "the default")."""
+
+    def parse(value):
+        return None if value.lower() in ("none", "null") else kind(value)
+
+    parse.__name__ = f"{kind.__name__} or 'none'"
+    return parse
 
 
-_patience.__name__ = "an integer or 'none'"
-
-
-def _jit(value):
+def _switch(value):
     if value not in ("auto", "true", "false"):
         raise argparse.ArgumentTypeError(f"expected auto, true or false, got {value!r}")
     return value if value == "auto" else value == "true"
 
 
-_jit.__name__ = "auto | true | false"
-_BOOL = "bool"
+_switch.__name__ = "auto | true | false"
 
-# Every TrainConfig field, as a flag (the flag is the field with dashes); each choice list comes from
-# keras_tl.core.config, so `--help` and validation never disagree. `_BOOL` fields get --x / --no-x.
-FLAGS = {
-    "data": (str, "images: folder of class folders, .csv manifest, tfds:NAME; text: .csv, .jsonl, folder of class "
-                  "folders of .txt files, tfds:NAME; audio: folder of class folders of audio files, .csv manifest"),
-    "modality": (str, f"{_C(('auto',) + choices.MODALITIES)} (auto: from --backbone)"),
-    "out": (str, "run directory to write"),
-    "backbone": (str, "backbone name (`keras-tl backbones`), KerasHub preset or handle, or a local preset folder"),
-    "weights": (str, "imagenet | none | path to a weights file | preset (KerasHub) | pretrained (audio)"),
-    "image_size": (int, "square input side in pixels (default: the backbone's)"),
-    "task": (str, f"{_C(choices.TASKS)} (auto: from the data; multitask: 'head:class' labels, e.g. a manifest "
-                  f"with label:<head> columns)"),
-    "tasks": (_tasks, "multi-task: the heads to train and their loss weights, head=weight,... (default: every "
-                      "head, weight 1)"),
-    "pooling": (str, f"{_C(choices.POOLINGS)} (cls: text, first token)"),
-    "dense_units": (_ints, "hidden Dense layers of the head, e.g. 256,128 (default: none)"),
-    "dropout": (float, "dropout before the output layer"),
-    "sequence_length": (int, "text: tokens per example (default 128)"),
-    "text_column": (str, "text: CSV column / JSONL key of the text (default text)"),
-    "label_column": (str, "text: CSV column / JSONL key of the label (default label)"),
-    "clip_seconds": (float, "audio: seconds per model window (default 1; longer files are cut and averaged)"),
-    "strategy": (str, _C(choices.STRATEGIES)),
-    "head_epochs": (int, "phase 1 epochs (frozen backbone)"),
-    "epochs": (int, "phase 2 epochs (unfrozen backbone)"),
-    "unfreeze": (str, _C(choices.UNFREEZE_POLICIES)),
-    "batch_size": (int, "batch size"),
-    "head_lr": (_rate, "phase 1 learning rate, or 'find' (the range test picks it)"),
-    "fine_tune_lr": (_rate, "phase 2 learning rate, or 'find' (the range test picks it)"),
-    "layer_lr_decay": (float, "phase 2: each backbone block below the top trains at this times the rate of the "
-                              "block above (default 1.0: one rate)"),
-    "optimizer": (str, f"{_C(choices.OPTIMIZERS)} (auto: AdamW for text, Adam otherwise)"),
-    "weight_decay": (float, "AdamW weight decay"),
-    "schedule": (str, f"{_C(choices.SCHEDULES)} (auto: linear for text, cosine otherwise)"),
-    "warmup_fraction": (float, "fraction of a phase's steps spent warming the rate up"),
-    "early_stopping_patience": (_patience, "stop a phase after this many epochs without a better --monitor "
-                                           "('none': never)"),
-    "monitor": (str, f"{_C(choices.MONITORS)}: the best epoch, whose weights are kept (default val_loss)"),
-    "class_weight": (str, _C(choices.CLASS_WEIGHTS)),
-    "label_smoothing": (float, "label smoothing"),
-    "seed": (int, "random seed"),
-    "mixed_precision": (_BOOL, "mixed float16 (GPU) / bfloat16 (CPU) compute"),
-    "tensorboard": (_BOOL, "write TensorBoard logs into the run directory"),
-    "compare_scratch": (_BOOL, "also train the same architecture from random weights and compare"),
-    "deterministic": (_BOOL, "TensorFlow op determinism: bit-identical reruns on one machine (slower)"),
-    "val_split": (float, "fraction of the data for validation (when the data has no val split)"),
-    "test_split": (float, "fraction of the data for testing (when the data has no test split)"),
-    "labels_per_class": (int, "use at most this many training examples per class"),
-    "augment": (str, f"{_C(choices.AUGMENT_LEVELS)}: training split only (images: flips, rotation, ...; "
-                     f"audio: onset delay, polarity, noise)"),
-    "augment_params": (_params, "overrides of the augmentation preset, name=value,... e.g. rotation=0.2"),
-    "cache": (str, _C(choices.CACHES)),
-    "feature_cache": (_BOOL, "frozen phase on cached backbone features (default on)"),
-    "augmented_views": (int, "augmented copies of the training set whose features are cached"),
-    "augment_on": (str, f"{_C(choices.AUGMENT_ON)} (data: tf.data; model: on the accelerator)"),
-    "jit_compile": (_jit, "XLA-compile the train step (auto: on for JAX and TensorFlow GPUs)"),
-    "steps_per_execution": (int, "batches per compiled call"),
-    "distribute": (str, f"{_C(choices.DISTRIBUTIONS)} (data_parallel: JAX)"),
-    "domain_adaptation": (str, f"{_C(choices.DOMAIN_ADAPTATIONS)}: adapt to --target-data (auto: "
-                               f"{choices.DEFAULT_ADAPTATION} when --target-data is given, else none)"),
-    "target_data": (str, "unlabelled target-domain data (a folder or manifest as --data; labels unused) to adapt to"),
-    "adaptation_weight": (float, "coral: the loss weight; dann: the largest gradient-reversal scale (default 1)"),
-}
+
+def flag_type(check):
+    """The argparse `type` of a config field's declared check (None: a --x / --no-x switch)."""
+    from keras_tl.core import config
+
+    kinds = {config.Flag: None, config.Rate: _rate, config.PositiveIntegers: _ints, config.Switch: _switch,
+             config.Integer: int, config.Number: float}
+    if isinstance(check, config.Mapping):
+        return _pairs(float if check.values is not None else _yaml_scalar)
+    kind = kinds.get(type(check), str)
+    return _optional(kind) if kind is not None and getattr(check, "optional", False) else kind
+
+
 _NOT_FOR = {  # Config flags a command has no use for.
     "compare": ("backbone",),
     "rank": ("backbone",),
@@ -151,16 +90,25 @@ def flag(field):
 
 
 def add_config_flags(parser, command, help_overrides=None):
+    """`--config` and one flag per TrainConfig field (its declaration gives the type, the help and, for
+    choices, the list), less those `command` has no use for."""
+    import dataclasses
+
+    from keras_tl.core import config
+
     parser.add_argument("--config", help="YAML file of config fields; flags override it")
-    for name, (kind, help_text) in FLAGS.items():
-        if name in _NOT_FOR.get(command, ()):
+    for field in dataclasses.fields(config.TrainConfig):
+        if field.name in _NOT_FOR.get(command, ()):
             continue
-        help_text = (help_overrides or {}).get(name, help_text)
-        if kind == _BOOL:
-            parser.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=help_text)
+        check, help_text = field.metadata["check"], (help_overrides or {}).get(field.name, field.metadata["help"])
+        if isinstance(check, config.Choice):
+            help_text = f"{choices.choices(check.values)}: {help_text}"
+        kind = flag_type(check)
+        if kind is None:
+            parser.add_argument(flag(field.name), dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text.replace("%", "%%"))
         else:
-            parser.add_argument(flag(name), dest=name, type=kind, help=help_text)
+            parser.add_argument(flag(field.name), dest=field.name, type=kind, help=help_text.replace("%", "%%"))
 
 
 def build():

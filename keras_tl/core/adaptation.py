@@ -233,7 +233,7 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
         layers = [(model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b, kinds[h] == "multilabel")
                   for h, a, b in multitask.blocks_of(model)]
     else:
-        layers = [(output, 0, p.shape[1], heads.task_of(model) in ("multilabel", "binary"))]
+        layers = [(output, 0, p.shape[1], heads.problem_of(model) in ("multilabel", "binary"))]
     shifts = {}
     for layer, a, b, sigmoid in layers:
         block, target = p[:, a:b], prior[a:b]

@@ -5,7 +5,7 @@ import os
 
 import keras
 
-from keras_tl.core.config import MONITORS
+from keras_tl.core.choices import MONITORS
 from keras_tl.core.errors import ConfigError
 
 

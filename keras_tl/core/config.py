@@ -1,284 +1,308 @@
-"""Run configuration: one dataclass, validated before any work starts.
+"""Run configuration: one dataclass, declared field by field and validated before any work starts.
 
-Every default lives here, once, as a dataclass field. The CLI, YAML files and the Python API all
-build a `TrainConfig`; `validate()` checks ranges and choices and names the bad value and what is
-allowed. Checks that need other modules (is the backbone known, is the image size big enough for
-it, does the data exist) are made by `keras_tl.workflow.check_config`, still before any work.
-
-Every choice list lives here once and feeds validation, the CLI's `--help` and its error messages.
-Keras-free, so `keras-tl --help` starts in well under a second.
+Every field is declared once, with its default, what it means and what values it takes
+(`option(...)`); from that one declaration come `validate()`, the CLI's flags (`keras-tl train
+--help`: every field is a flag) and the configuration reference (`docs/guides/configuration.md`,
+`reference()`). Checks that need other modules (is the backbone known, do its weights exist, does
+the data exist) are the modality plug-ins', made by `keras_tl.workflow.checks.check_config`, still
+before any work. Keras-free, so `keras-tl --help` starts at once.
 """
 
 import dataclasses
 import math
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
+
+from keras_tl.core.choices import (AUGMENT_LEVELS, AUGMENT_ON, BALANCES, CACHES, DISTRIBUTIONS, DOMAIN_ADAPTATIONS,
+                                   FIND, MAX_SEED, MODALITIES, MONITORS, OPTIMIZERS, POOLINGS, PRETRAINED, PROBLEMS,
+                                   SCHEDULES, STRATEGIES, choices)
 from keras_tl.core.errors import ConfigError
 
-STRATEGIES = ("two_phase", "feature_extraction", "full")
-TASKS = ("auto", "multiclass", "binary", "multilabel", "multitask")
-POOLINGS = ("avg", "max", "cls")
-SCHEDULES = ("auto", "cosine", "linear", "plateau", "constant")
-OPTIMIZERS = ("auto", "adam", "adamw")
-# The one registration line of a modality: each name is a package `keras_tl.<name>` with a
-# `backbones` module (its registry entries) and a `modality` module (its plug-in object).
-MODALITIES = ("image", "text", "audio")
-MONITORS = ("val_loss", "val_accuracy")  # what "best epoch" means (weights kept, early stopping)
-CLASS_WEIGHTS = ("none", "balanced", "oversample")
-CACHES = ("memory", "disk", "none")
-FIND = "find"  # head_lr / fine_tune_lr: chosen by the learning-rate range test at the start of a run
-AUGMENT_ON = ("data", "model")
-DISTRIBUTIONS = ("none", "mirrored", "multi_worker", "data_parallel")
-EXPORT_FORMATS = ("keras", "saved_model", "tflite")
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-UNFREEZE_POLICIES = ("all", "top:N", "fraction:F", "blocks:K", "from:NAME")
-MAX_SEED = 2**32 - 1
-AUGMENT_LEVELS = ("none", "light", "standard", "strong")  # Each modality's presets fill in what each means.
-DOMAIN_ADAPTATIONS = ("auto", "none", "adabn", "coral", "dann", "prior")  # keras_tl.core.adaptation
-DEFAULT_ADAPTATION = "prior"  # what "auto" means when target data is given (bench/domain_adaptation.py)
+
+class Check:
+    """What values a field takes: `check(name, value)` raises `ConfigError` naming both; `describe()`
+    says it in words (the reference, `--help`)."""
+
+    optional = False
+
+    def __call__(self, name, value):
+        if value is None and self.optional:
+            return
+        if value is None or not self.valid(value):
+            raise ConfigError(f"`{name}` must be {self.describe()}. Received: {name}={value!r}")
+
+    def valid(self, value):
+        raise NotImplementedError
+
+    def describe(self):
+        raise NotImplementedError
+
+    def _or_none(self, text):
+        return f"{text} or null" if self.optional else text
 
 
-def choices(values):
-    """`a | b | c`: how `--help` and messages show a choice list."""
-    return " | ".join(values)
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Choice(Check):
+    values: tuple
+
+    def valid(self, value):
+        return isinstance(value, str) and value in self.values
+
+    def describe(self):
+        return f"one of {list(self.values)}"
+
+
+@dataclass(frozen=True)
+class Integer(Check):
+    low: int = 0
+    high: int | None = None
+    optional: bool = False
+
+    def valid(self, value):
+        return (isinstance(value, int) and not isinstance(value, bool) and value >= self.low
+                and (self.high is None or value <= self.high))
+
+    def describe(self):
+        bound = f"an integer >= {self.low}" + (f" and <= {self.high}" if self.high is not None else "")
+        return self._or_none(bound)
+
+
+@dataclass(frozen=True)
+class Number(Check):
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = True
+    optional: bool = False
+
+    def valid(self, value):
+        if not _number(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self):
+        if self.high is None:
+            text = f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = (f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        return self._or_none(text)
+
+
+@dataclass(frozen=True)
+class Text(Check):
+    optional: bool = False
+
+    def valid(self, value):
+        return isinstance(value, str) and bool(value)
+
+    def describe(self):
+        return self._or_none("a non-empty string")
+
+
+@dataclass(frozen=True)
+class Flag(Check):
+    def valid(self, value):
+        return isinstance(value, bool)
+
+    def describe(self):
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class Switch(Check):
+    """true, false or "auto"."""
+
+    def valid(self, value):
+        return isinstance(value, bool) or value == "auto"
+
+    def describe(self):
+        return "true, false or 'auto'"
+
+
+@dataclass(frozen=True)
+class Rate(Check):
+    """A learning rate: a finite positive number, or "find" (the range test picks it)."""
+
+    def valid(self, value):
+        return value == FIND or (_number(value) and value > 0)
+
+    def describe(self):
+        return f"a finite positive number or '{FIND}' (the learning-rate range test picks it)"
+
+
+@dataclass(frozen=True)
+class PositiveIntegers(Check):
+    def valid(self, value):
+        return isinstance(value, (list, tuple)) and all(isinstance(u, int) and not isinstance(u, bool) and u > 0
+                                                       for u in value)
+
+    def describe(self):
+        return "a list of positive integers"
+
+
+@dataclass(frozen=True)
+class Mapping(Check):
+    """A mapping; `values`, if given, checks each value (the per-head weights)."""
+
+    values: Check | None = None
+
+    def valid(self, value):
+        return isinstance(value, dict) and all(isinstance(k, str) and (self.values is None or self.values.valid(v))
+                                               for k, v in value.items())
+
+    def describe(self):
+        return "a mapping of names to " + (self.values.describe() if self.values else "values")
+
+
+@dataclass(frozen=True)
+class Unfreeze(Check):
+    def __call__(self, name, value):
+        parse_unfreeze(value)
+
+    def describe(self):
+        return '"all", "top:N" (layers), "fraction:F", "blocks:K" or "from:NAME" (a layer or block)'
+
+
+def option(default, help, check, group):
+    """A config field: its default, what it means (the reference and `--help`), what it takes, its group."""
+    kwargs = {"default_factory": type(default)} if isinstance(default, (dict, list)) else {"default": default}
+    return dataclasses.field(**kwargs, metadata={"help": help, "check": check, "group": group})
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs, with its defaults.
+    """Everything a training run needs, with its defaults; every field is described in
+    `docs/guides/configuration.md` (generated from the declarations below: `reference()`)."""
 
-    Args:
-        data: str. Images: a directory of class folders, a CSV manifest (`path,label[,split]`;
-            labels joined by ";" for multi-label) or "tfds:NAME[:SPLIT]". Text: a `.csv` or
-            `.jsonl` file (columns `text_column`, `label_column`), a directory of class folders of
-            `.txt` files, or "tfds:NAME[:SPLIT]". Defaults to None (pass a source from Python).
-        modality: str. "image", "text" or "auto" (text when `backbone` is a text encoder:
-            `keras-tl backbones --text`). Defaults to "auto".
-        backbone: str. A name from `keras-tl backbones` (images) or `keras-tl backbones --text`
-            (text encoders, KerasHub text presets, local Hugging Face or KerasHub directories),
-            or a KerasHub image preset handle. Defaults to "mobilenet_v2".
-        weights: str. "imagenet", "none", a local weights file, or (KerasHub) "preset". For text
-            encoders "imagenet" and "preset" both mean the preset's pretrained weights.
-            Defaults to "imagenet".
-        task: str. "auto" (from the data), "multiclass", "binary", "multilabel" or "multitask"
-            (several heads: "head:class" class names, e.g. a manifest with `label:<head>` columns;
-            `keras_tl.core.multitask`). Defaults to "auto".
-        tasks: dict. Multi-task: `{head: loss weight}`, the heads to train (all when empty) and
-            the weight of each head's masked cross-entropy. Defaults to {} (every head, weight 1).
-        pooling: str. "avg" or "max" over the feature map (images) or the tokens (text, padding
-            masked out), or "cls" (text: the first token). Defaults to "avg".
-        sequence_length: int. Text: tokens per example after the preprocessor's truncation and
-            padding. Defaults to 128.
-        text_column, label_column: str. Text: the CSV columns / JSONL keys. Defaults to "text"
-            and "label".
-        clip_seconds: float. Audio: the length of one model window; longer files are cut into
-            half-overlapping windows and their predictions averaged. None means 1 s.
-        optimizer: str. "adam", "adamw" (decoupled weight decay `weight_decay`) or "auto": AdamW
-            for text encoders, Adam for images. Defaults to "auto".
-        schedule: str. "cosine" (warmup + cosine decay), "linear" (warmup + linear decay to 0,
-            as BERT was fine-tuned), "plateau", "constant" or "auto": linear for text, cosine for
-            images. Defaults to "auto".
-        image_size: int. Side of the square model input; None means the backbone's default.
-        strategy: str. "two_phase", "feature_extraction" (phase 1 only) or "full"
-            (everything trainable from the start). Defaults to "two_phase".
-        head_epochs: int. Phase 1 epochs (frozen backbone). Defaults to 5.
-        epochs: int. Phase 2 epochs (unfrozen backbone). Defaults to 5.
-        unfreeze: str. Phase 2 policy: "all", "top:N" (layers), "fraction:F",
-            "blocks:K" or "from:NAME" (a layer name or block prefix). Defaults to "all".
-        head_lr: float or "find". Phase 1 learning rate; "find" runs the range test
-            (`keras_tl.lr_find`) at the start of the run and uses its suggestion (recorded in the
-            run directory's `lr_find.json`). Defaults to 1e-3.
-        fine_tune_lr: float or "find". Phase 2 learning rate, kept low; "find": as for `head_lr`,
-            after a head-training pass. Defaults to 1e-5.
-        layer_lr_decay: float in (0, 1]. Discriminative rates in phase 2: the top backbone block
-            trains at `fine_tune_lr`, each block below at `layer_lr_decay` times the rate of the
-            block above it (the head at `fine_tune_lr`). 1.0 means one rate. Defaults to 1.0.
-        augment: str. "none", "light", "standard" or "strong". Images: flips, rotation, zoom, ...
-            ("strong" adds RandAugment and MixUp; `AUGMENT_PRESETS`). Audio: gain, onset delay,
-            polarity and background noise on the waveform (`AUDIO_AUGMENT_PRESETS`). Training split
-            only; `augment_params` overrides single parameters of the preset.
-        early_stopping_patience: int or None. Stop a phase after this many epochs without a better
-            `monitor` value (the best epoch's weights are kept either way). None: no early stopping.
-            Defaults to 3.
-        monitor: str. What the best epoch is, whose weights the run keeps (over all phases) and
-            early stopping watches: "val_loss" (lowest) or "val_accuracy" (highest; ties: lower
-            loss). Prefer accuracy for a from-scratch network on few labels, whose near-uniform
-            first epochs have the lowest loss. Defaults to "val_loss".
-        class_weight: str. "balanced" class weights, "oversample" (equal class draws in tf.data)
-            or "none". Defaults to "balanced".
-        cache: str. Decoded images cached in "memory", on "disk" (in the run directory) or "none".
-        compare_scratch: bool. Also train the same architecture from random weights with the same
-            data and epoch budget, and report both. Defaults to False.
-        deterministic: bool. Run TensorFlow ops deterministically
-            (`tf.config.experimental.enable_op_determinism`; slower, for the process's lifetime).
-            Defaults to False.
-        feature_cache: bool. In the frozen phase of a pretrained backbone, compute the backbone's
-            features once and train the head on them (much faster; the same head). Defaults to True.
-        augmented_views: int. With augmentation on, the number of augmented copies of the training
-            set whose features are cached; 0 runs the frozen phase on images. Defaults to 0.
-        augment_on: str. "data" (tf.data, on the CPU) or "model" (the per-image augmentation
-            layers run inside the model, on the accelerator; inactive at inference). Defaults to "data".
-        jit_compile: bool or "auto". XLA-compile the train step. "auto" is Keras' choice: on
-            for JAX and for TensorFlow on GPUs, off for TensorFlow on CPUs. Defaults to "auto".
-        steps_per_execution: int. Batches per compiled call (fewer host round trips). Defaults to 1.
-        domain_adaptation: str. "adabn", "coral", "dann", "prior" (`keras_tl.core.adaptation`), "none", "auto"
-            (DEFAULT_ADAPTATION with target data). `target_data`: unlabelled data read as `data` is.
-        adaptation_weight: float > 0. CORAL's loss weight, or DANN's largest reversal scale.
-        distribute: str. "none", "mirrored" (all local GPUs, `tf.distribute.MirroredStrategy`),
-            "multi_worker" (`MultiWorkerMirroredStrategy`, from `TF_CONFIG`) or "data_parallel"
-            (JAX backend: `keras.distribution.DataParallel`). Defaults to "none".
-    """
-
-    data: str | None = None
-    modality: str = "auto"
-    out: str = "runs/run"
-    backbone: str = "mobilenet_v2"
-    weights: str = "imagenet"
-    image_size: int | None = None
-    task: str = "auto"
-    tasks: dict = field(default_factory=dict)
-    # head
-    pooling: str = "avg"
-    dense_units: list[int] = field(default_factory=list)
-    dropout: float = 0.2
-    # text
-    sequence_length: int = 128
-    text_column: str = "text"
-    label_column: str = "label"
-    # audio
-    clip_seconds: float | None = None
-    # training
-    strategy: str = "two_phase"
-    head_epochs: int = 5
-    epochs: int = 5
-    unfreeze: str = "all"
-    batch_size: int = 32
-    head_lr: float | str = 1e-3
-    fine_tune_lr: float | str = 1e-5
-    layer_lr_decay: float = 1.0
-    optimizer: str = "auto"
-    weight_decay: float = 0.01
-    schedule: str = "auto"
-    warmup_fraction: float = 0.1
-    early_stopping_patience: int | None = 3
-    monitor: str = "val_loss"
-    class_weight: str = "balanced"
-    label_smoothing: float = 0.0
-    seed: int = 42
-    mixed_precision: bool = False
-    tensorboard: bool = False
-    compare_scratch: bool = False
-    deterministic: bool = False
-    # data
-    val_split: float = 0.15
-    test_split: float = 0.15
-    labels_per_class: int | None = None
-    augment: str = "none"
-    augment_params: dict = field(default_factory=dict)
-    cache: str = "memory"
-    # speed and scale
-    feature_cache: bool = True
-    augmented_views: int = 0
-    augment_on: str = "data"
-    jit_compile: bool | str = "auto"
-    steps_per_execution: int = 1
-    distribute: str = "none"
-    # domain adaptation
-    domain_adaptation: str = "auto"
-    target_data: str | None = None
-    adaptation_weight: float = 1.0
+    data: str | None = option(None, "What to train on. Images: a folder of class folders, a .csv manifest "
+                              "(`path,label[,split]`) or `tfds:NAME[:SPLIT]`. Text: a .csv or .jsonl file, a folder of "
+                              "class folders of .txt files or `tfds:NAME`. Audio: a folder of class folders of audio "
+                              "files or a .csv manifest. Null: a source passed from Python.", Text(optional=True), "data")
+    modality: str = option("auto", "`image`, `text`, `audio`, or `auto` (the backbone's).",
+                           Choice(("auto",) + MODALITIES), "data")
+    out: str = option("runs/run", "The run directory to write.", Text(), "data")
+    backbone: str = option("mobilenet_v2", "A name from `keras-tl backbones`, a KerasHub preset name or handle, or a "
+                           "local KerasHub preset / Hugging Face checkpoint folder.", Text(), "model")
+    weights: str = option(PRETRAINED, f"`{PRETRAINED}` (the backbone's own: ImageNet, the preset's, aiSFX's), `none` "
+                          "(random), or a `.weights.h5` / Keras Applications `.h5` file of the backbone.", Text(),
+                          "model")
+    image_size: int | None = option(None, "Images (and audio on image backbones): the side of the square input; null "
+                                    "is the backbone's.", Integer(1, optional=True), "model")
+    problem: str = option("auto", "`multiclass`, `binary`, `multilabel`, `multitask` (several heads: `head:class` "
+                          "labels), or `auto` (from the data).", Choice(PROBLEMS), "model")
+    head_weights: dict = option({}, "Multi-task: `{head: loss weight}`, the heads to train and the weight of each "
+                                "one's loss ({}: every head, weight 1).",
+                                Mapping(Number(0.0, low_open=True)), "model")
+    pooling: str = option("avg", "`avg` or `max` over the feature map, the time axis (audio) or the tokens "
+                          "(text, padding masked out), or `cls` (text: the first token).", Choice(POOLINGS), "model")
+    dense_units: list = option([], "Hidden Dense + ReLU layers of the head, e.g. [256].", PositiveIntegers(), "model")
+    dropout: float = option(0.2, "Dropout before the output layer.", Number(0.0, 1.0), "model")
+    sequence_length: int = option(128, "Text: tokens per example after truncation and padding.", Integer(8), "model")
+    text_column: str = option("text", "Text: the CSV column / JSONL key of the text.", Text(), "data")
+    label_column: str = option("label", "Text: the CSV column / JSONL key of the label.", Text(), "data")
+    clip_seconds: float | None = option(None, "Audio: seconds in one model window (null: 1 s); longer files are cut "
+                                        "into half-overlapping windows and their predictions averaged.",
+                                        Number(0.0, low_open=True, optional=True), "data")
+    strategy: str = option("two_phase", "`two_phase` (frozen backbone, then unfrozen), `feature_extraction` (phase "
+                           "1 only) or `full` (everything trainable from the start).", Choice(STRATEGIES), "training")
+    head_epochs: int = option(5, "Phase 1 epochs: the new head on the frozen backbone.", Integer(0), "training")
+    fine_tune_epochs: int = option(5, "Phase 2 epochs: the backbone unfrozen by `unfreeze`.", Integer(0), "training")
+    unfreeze: str = option("all", "What phase 2 unfreezes: `all`, `top:N` (layers), `fraction:F`, `blocks:K` (the "
+                           "backbone's named blocks) or `from:NAME` (a layer or block).", Unfreeze(), "training")
+    batch_size: int = option(32, "The global batch size.", Integer(1), "training")
+    head_lr: float | str = option(1e-3, f"Phase 1 learning rate, or `{FIND}` (the range test picks it at the start of "
+                                  "the run).", Rate(), "training")
+    fine_tune_lr: float | str = option(1e-5, f"Phase 2 learning rate, kept low, or `{FIND}`.", Rate(), "training")
+    layer_lr_decay: float = option(1.0, "Phase 2: each backbone block below the top trains at this times the rate of "
+                                   "the block above (1.0: one rate).", Number(0.0, 1.0, low_open=True,
+                                                                               high_open=False), "training")
+    optimizer: str = option("auto", "`adam`, `adamw`, or `auto` (AdamW for text, Adam otherwise).",
+                            Choice(OPTIMIZERS), "training")
+    weight_decay: float = option(0.01, "AdamW's decoupled weight decay.", Number(0.0, 1.0), "training")
+    schedule: str = option("auto", "`cosine` (warmup + cosine decay), `linear` (warmup + linear decay), `plateau`, "
+                           "`constant`, or `auto` (linear for text, cosine otherwise).", Choice(SCHEDULES), "training")
+    warmup_fraction: float = option(0.1, "The share of a phase's steps spent warming the rate up.",
+                                    Number(0.0, 1.0), "training")
+    early_stopping_patience: int | None = option(3, "Stop a phase after this many epochs without a better `monitor` "
+                                                 "(null: never).", Integer(1, optional=True), "training")
+    monitor: str = option("val_loss", "The best epoch, whose weights the run keeps and early stopping watches: "
+                          "`val_loss` (lowest) or `val_accuracy` (highest; prefer it from scratch on few labels).",
+                          Choice(MONITORS), "training")
+    balance: str = option("class_weights", "Class imbalance: `class_weights` (balanced, counted on the rows the model "
+                          "trains on), `oversample` (equal class draws) or `none`.", Choice(BALANCES), "training")
+    label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy.", Number(0.0, 1.0), "training")
+    seed: int = option(42, "Seeds the split, the head's initialization, shuffles and augmentation.",
+                       Integer(0, MAX_SEED), "training")
+    deterministic: bool = option(False, "TensorFlow op determinism: bit-identical reruns on one machine (slower).",
+                                 Flag(), "training")
+    compare_scratch: bool = option(False, "Also train the same architecture from random weights with the same data "
+                                   "and epochs, and report both.", Flag(), "training")
+    tensorboard: bool = option(False, "Write TensorBoard logs into the run directory.", Flag(), "training")
+    val_split: float = option(0.15, "The validation share of the data (when it brings no validation split).",
+                              Number(0.0, 1.0, low_open=True), "data")
+    test_split: float = option(0.15, "The test share of the data (when it brings no test split).",
+                               Number(0.0, 1.0, low_open=True), "data")
+    labels_per_class: int | None = option(None, "Keep at most this many training examples per class (null: all).",
+                                          Integer(1, optional=True), "data")
+    augment: str = option("none", "Training-split augmentation: `none`, `light`, `standard` or `strong` (each "
+                          "modality's presets: images flip, rotate, zoom, ...; audio delays, inverts, adds noise).",
+                          Choice(AUGMENT_LEVELS), "data")
+    augment_params: dict = option({}, "Overrides of the augmentation preset's parameters, e.g. {rotation: 0.2}.",
+                                  Mapping(), "data")
+    cache: str = option("memory", "Decoded training data cached in `memory`, on `disk` (in the run directory) or "
+                        "`none`.", Choice(CACHES), "speed")
+    feature_cache: bool = option(True, "Train the frozen phase's head on backbone features computed once.", Flag(),
+                                 "speed")
+    augmented_views: int = option(0, "With augmentation, the augmented copies of the training set whose features are "
+                                  "cached (0: the frozen phase runs on the data).", Integer(0), "speed")
+    augment_on: str = option("data", "`data` (augment in tf.data) or `model` (the per-image layers inside the model, "
+                             "on the accelerator).", Choice(AUGMENT_ON), "speed")
+    mixed_precision: bool = option(False, "Mixed float16 (GPUs) or bfloat16 (CPUs) compute; outputs stay float32.",
+                                   Flag(), "speed")
+    jit_compile: bool | str = option("auto", "XLA-compile the train step (`auto`: Keras' choice, on for JAX and "
+                                     "TensorFlow GPUs).", Switch(), "speed")
+    steps_per_execution: int = option(1, "Batches per compiled call.", Integer(1), "speed")
+    distribute: str = option("none", "`mirrored` (all local GPUs or CPUs), `multi_worker` (from `TF_CONFIG`), "
+                             "`data_parallel` (JAX) or `none`.", Choice(DISTRIBUTIONS), "speed")
+    domain_adaptation: str = option("auto", "`prior`, `adabn`, `coral`, `dann`, `none`, or `auto` (`prior` when "
+                                    "`target_data` is given, else `none`).", Choice(DOMAIN_ADAPTATIONS), "domains")
+    target_data: str | None = option(None, "Unlabelled target-domain data to adapt to, read as `data` is.",
+                                     Text(optional=True), "domains")
+    adaptation_weight: float = option(1.0, "CORAL's loss weight, or DANN's largest gradient-reversal scale.",
+                                      Number(0.0, low_open=True), "domains")
 
     def validate(self):
-        """Checks types, ranges and choices; raises `ValueError` naming the bad field."""
-        _choice("strategy", self.strategy, STRATEGIES)
-        _choice("task", self.task, TASKS)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("modality", self.modality, ("auto",) + MODALITIES)
-        _int_at_least("sequence_length", self.sequence_length, 8)
-        for name in ("text_column", "label_column"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigError(f"`{name}` must be a non-empty string. Received: {name}={getattr(self, name)!r}")
-        _choice("monitor", self.monitor, MONITORS)
-        _choice("class_weight", self.class_weight, CLASS_WEIGHTS)
-        _choice("cache", self.cache, CACHES)
-        _choice("augment_on", self.augment_on, AUGMENT_ON)
-        _choice("distribute", self.distribute, DISTRIBUTIONS)
-        _choice("domain_adaptation", self.domain_adaptation, DOMAIN_ADAPTATIONS)
-        if self.target_data is not None and (not isinstance(self.target_data, str) or not self.target_data):
-            raise ConfigError(f"`target_data` must be a path (as `data`). Received: target_data={self.target_data!r}")
-        if (isinstance(weight := self.adaptation_weight, bool) or not isinstance(weight, (int, float))
-                or not math.isfinite(weight) or weight <= 0):
-            raise ConfigError(f"`adaptation_weight` must be a positive number. Received: {self.adaptation_weight!r}")
-        if self.jit_compile not in (True, False, "auto"):
-            raise ConfigError(f"`jit_compile` must be true, false or 'auto'. Received: jit_compile={self.jit_compile!r}")
-        for name in ("feature_cache", "mixed_precision", "compare_scratch", "tensorboard", "deterministic"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}")
-        _int_at_least("augmented_views", self.augmented_views, 0)
-        _int_at_least("steps_per_execution", self.steps_per_execution, 1)
-        if not isinstance(self.augment_params, dict):
-            raise ConfigError(f"`augment_params` must be a mapping. Received: {self.augment_params!r}")
-        _check_tasks(self.tasks, self.task)
-        _choice("augment", self.augment, AUGMENT_LEVELS)  # Each modality checks the parameters (`check_config`).
-        for name in ("head_epochs", "epochs"):
-            _int_at_least(name, getattr(self, name), 0)
-        _int_at_least("batch_size", self.batch_size, 1)
-        _int_at_least("seed", self.seed, 0)
-        if self.seed > MAX_SEED:
-            raise ConfigError(f"`seed` must be at most {MAX_SEED} (2**32 - 1, what NumPy and TensorFlow seed with). "
-                              f"Received: seed={self.seed}")
-        if self.image_size is not None:
-            _int_at_least("image_size", self.image_size, 1)
-        if self.clip_seconds is not None and (not isinstance(self.clip_seconds, (int, float))
-                                              or isinstance(self.clip_seconds, bool) or not self.clip_seconds > 0):
-            raise ConfigError(f"`clip_seconds` must be a positive number of seconds (or null: the backbone's 1 s). "
-                             f"Received: clip_seconds={self.clip_seconds!r}")
-        if self.labels_per_class is not None:
-            _int_at_least("labels_per_class", self.labels_per_class, 1)
-        if self.early_stopping_patience is not None:
-            _int_at_least("early_stopping_patience", self.early_stopping_patience, 1)
-        for name in ("head_lr", "fine_tune_lr"):
-            value = getattr(self, name)
-            if value != FIND and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                  or not math.isfinite(value) or value <= 0):
-                raise ConfigError(f"`{name}` must be a finite positive number or '{FIND}' (the learning-rate range test "
-                                 f"picks it). Received: {name}={value!r}")
-        decay = self.layer_lr_decay
-        if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 < decay <= 1:
-            raise ConfigError(f"`layer_lr_decay` must be a number in (0, 1] (1.0: one rate for every block). "
-                             f"Received: layer_lr_decay={decay!r}")
-        if decay != 1.0 and self.strategy != "two_phase":
-            raise ConfigError(f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
-                             f"Received: layer_lr_decay={decay!r} with strategy={self.strategy!r}")
-        for name, upper in (("dropout", 1.0), ("label_smoothing", 1.0), ("warmup_fraction", 1.0),
-                            ("weight_decay", 1.0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < upper:
-                raise ConfigError(
-                    f"`{name}` must be a number in [0, {upper}). Received: {name}={value!r}"
-                )
-        for name in ("val_split", "test_split"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise ConfigError(f"`{name}` must be in (0, 1). Received: {name}={value!r}")
+        """Checks every field against its declaration, then the fields against each other; raises
+        `ConfigError` naming the field, what it takes and what it got. Returns the config."""
+        for f in dataclasses.fields(self):
+            f.metadata["check"](f.name, getattr(self, f.name))
+        if self.weights in ("imagenet", "preset"):
+            raise ConfigError(f"`weights` is 'pretrained' for every backbone's own pretrained weights (ImageNet, a KerasHub "
+                              f"preset's, aiSFX's), 'none' or a weights file. Received: weights={self.weights!r}")
+        if self.head_weights and self.problem not in ("auto", "multitask"):
+            raise ConfigError(f"`head_weights` weighs the heads of a multi-task run; `problem` must be 'auto' or "
+                              f"'multitask'. Received: problem={self.problem!r}")
+        for head in self.head_weights:
+            if not head.isidentifier():
+                raise ConfigError(f"`head_weights` keys are head names (identifiers). Received: {head!r}")
         if self.val_split + self.test_split >= 1:
-            raise ConfigError(
-                "`val_split + test_split` must leave images for training (< 1). "
-                f"Received: val_split={self.val_split}, test_split={self.test_split}"
-            )
-        if not isinstance(self.dense_units, (list, tuple)) or not all(
-            isinstance(u, int) and u > 0 for u in self.dense_units
-        ):
-            raise ConfigError(
-                f"`dense_units` must be a list of positive integers. Received: {self.dense_units!r}"
-            )
-        parse_unfreeze(self.unfreeze)
-        if self.strategy == "two_phase" and self.head_epochs == 0 and self.epochs == 0:
-            raise ConfigError("`head_epochs` and `epochs` are both 0: nothing would be trained.")
+            raise ConfigError("`val_split + test_split` must leave examples for training (< 1). "
+                              f"Received: val_split={self.val_split}, test_split={self.test_split}")
+        if self.layer_lr_decay != 1.0 and self.strategy != "two_phase":
+            raise ConfigError(f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
+                              f"Received: layer_lr_decay={self.layer_lr_decay!r} with strategy={self.strategy!r}")
+        if self.strategy == "two_phase" and self.head_epochs == 0 and self.fine_tune_epochs == 0:
+            raise ConfigError("`head_epochs` and `fine_tune_epochs` are both 0: nothing would be trained.")
         return self
 
     def to_dict(self):
@@ -292,9 +316,7 @@ class TrainConfig:
     def from_dict(cls, values):
         """Builds a config from a mapping, rejecting unknown keys by name."""
         if not isinstance(values, dict):
-            raise ConfigError(
-                f"A config must be a mapping of field names to values. Received: {type(values).__name__}"
-            )
+            raise ConfigError(f"A config must be a mapping of field names to values. Received: {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -308,8 +330,6 @@ class TrainConfig:
         Numbers are read as YAML 1.2 reads them (`1e-3` is a number, not the string YAML 1.1 makes
         of it); a malformed file is a `ConfigError` naming the line and column.
         """
-        import os
-
         if not os.path.isfile(path):
             raise ConfigError(f"Config file not found: {path!r}. Expected a YAML file of TrainConfig fields.")
         try:
@@ -337,6 +357,40 @@ _Loader.add_implicit_resolver(
                    |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."))
 
+GROUPS = {"data": "Data", "model": "Model", "training": "Training", "speed": "Speed and scale",
+          "domains": "Domain adaptation"}
+
+
+def reference():
+    """The configuration reference (`docs/guides/configuration.md`): every field, its flag, default,
+    values and meaning, by group; a test checks the committed file is this text."""
+    lines = ["# Configuration reference", "",
+             "Every field of `keras_tl.TrainConfig`, the same in Python, YAML (`keras-tl train --config run.yaml`)",
+             "and on the command line (the field with dashes: `head_lr` is `--head-lr`; a true/false field is",
+             "`--x` / `--no-x`; a mapping is `--x name=value,...`; a list `--x 256,128`). Generated from the",
+             "declarations in `keras_tl/core/config.py`.", "",
+             "A YAML file holds any of them (`keras-tl train --config run.yaml --data photos/`; flags override it):", "",
+             "```yaml", "backbone: efficientnet_lite0", "weights: pretrained", "image_size: 96", "head_epochs: 10",
+             "fine_tune_epochs: 3", "head_lr: 1e-3", "fine_tune_lr: 1e-4", "augment: light",
+             "augment_params: {rotation: 0.2}", "monitor: val_accuracy", "```", ""]
+    for group, title in GROUPS.items():
+        lines += [f"## {title}", "", "| field | flag | default | takes | meaning |", "|---|---|---|---|---|"]
+        for f in dataclasses.fields(TrainConfig):
+            if f.metadata["group"] != group:
+                continue
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            lines.append(f"| `{f.name}` | `--{f.name.replace('_', '-')}` | `{_shown(default)}` | "
+                         f"{f.metadata['check'].describe()} | {f.metadata['help']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _shown(value):
+    """A default as YAML spells it (`null`, `true`, `[]`, `0.001`)."""
+    if value is None or isinstance(value, (bool, dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return str(value)
+
 
 def augment_preset(presets, name, overrides, what):
     """Preset `name` of a modality's augmentation `presets` with `overrides` merged in; an unknown level or
@@ -347,21 +401,6 @@ def augment_preset(presets, name, overrides, what):
     if unknown:
         raise ConfigError(f"Unknown {what} parameters {unknown} in `augment_params`. Allowed: {sorted(presets['none'])}")
     return {**presets[name], **(overrides or {})}
-
-
-def _check_tasks(tasks, task):
-    """`tasks`: `{head: loss weight}` of a multi-task run (the heads to train; {} means every head)."""
-    if not isinstance(tasks, dict):
-        raise ConfigError(f"`tasks` must be a mapping of head name to loss weight, e.g. {{grade: 1.0, cell_type: 0.5}}. "
-                         f"Received: tasks={tasks!r}")
-    for name, weight in tasks.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ConfigError(f"`tasks` keys are head names (identifiers). Received: {name!r}")
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0:
-            raise ConfigError(f"`tasks` values are positive loss weights. Received: tasks[{name!r}]={weight!r}")
-    if tasks and task not in ("auto", "multitask"):
-        raise ConfigError(f"`tasks` names the heads of a multi-task run; task must be 'auto' or 'multitask'. "
-                         f"Received: task={task!r}")
 
 
 def parse_unfreeze(policy):
@@ -385,27 +424,18 @@ def parse_unfreeze(policy):
     kind, sep, value = policy.partition(":")
     if not sep or not value:
         raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
-    try:
-        if kind in ("top", "blocks", "fraction"):
+    if kind in ("top", "blocks", "fraction"):
+        try:
             number = float(value) if kind == "fraction" else int(value)
-            if not (0 < number <= 1 if kind == "fraction" else number >= 1):
-                raise ValueError
-            return (kind, number)
-    except ValueError:
-        raise ConfigError(
-            f"`unfreeze` {kind}: needs a positive {'fraction <= 1' if kind == 'fraction' else 'integer'}. "
-            f"Received: unfreeze={policy!r}"
-        ) from None
+        except ValueError:
+            number = None
+        if number is None or not (0 < number <= 1 if kind == "fraction" else number >= 1):
+            raise ConfigError(f"`unfreeze` {kind}: needs a positive {'fraction <= 1' if kind == 'fraction' else 'integer'}. "
+                              f"Received: unfreeze={policy!r}")
+        return (kind, number)
     if kind == "from":
         return (kind, value)
     raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
-
-
-def _int_at_least(name, value, minimum):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+__all__ = ["TrainConfig", "choices", "parse_unfreeze", "reference", "augment_preset"]

@@ -169,13 +169,13 @@ def class_weights(labels, num_classes):
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def encode_labels(labels, num_classes, task):
+def encode_labels(labels, num_classes, problem):
     """Labels -> float targets: one-hot (multiclass), `(N, 1)` (binary), multi-hot as is (multilabel,
     and multitask: one-hot blocks per head, zeros where a head's label is missing)."""
     labels = np.asarray(labels)
-    if task in ("multilabel", "multitask"):
+    if problem in ("multilabel", "multitask"):
         return labels.astype(np.float32)
-    if task == "binary":
+    if problem == "binary":
         return labels.astype(np.float32)[:, None]
     return np.eye(num_classes, dtype=np.float32)[labels]
 
@@ -237,12 +237,12 @@ def _oversampled(ds, labels, seed):
     return mixed.take(len(labels))
 
 
-def labels_of_targets(targets, task):
+def labels_of_targets(targets, problem):
     """Encoded targets -> the labels they encode (int indices, or multi-hot rows for multi-label)."""
     targets = np.asarray(targets)
-    if task in ("multilabel", "multitask"):
+    if problem in ("multilabel", "multitask"):
         return (targets > 0.5).astype(np.int64)
-    if task == "binary":
+    if problem == "binary":
         return (targets.reshape(len(targets), -1)[:, 0] > 0.5).astype(np.int64)
     return targets.argmax(axis=-1).astype(np.int64)
 

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from keras_tl.core.config import DISTRIBUTIONS as CHOICES
+from keras_tl.core.choices import DISTRIBUTIONS as CHOICES
 from keras_tl.core.errors import ConfigError
 from keras_tl.core.paths import keras_home
 from keras_tl.core.log import log
@@ -61,7 +61,7 @@ def scope(name):
 
     Example:
     >>> with keras_tl.core.distribute.scope("mirrored"):
-    ...     model = keras_tl.build_model("mobilenet_v2", num_classes=3, weights="none")
+    ...     classifier = keras_tl.build_classifier("mobilenet_v2", num_classes=3, weights="none")
     """
     check(name)
     if name == "none":

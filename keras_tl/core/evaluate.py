@@ -175,14 +175,14 @@ def format_metrics(metrics):
     return "\n".join(lines)
 
 
-def evaluate_predictions(labels, probabilities, class_names, task, head_kinds=None):
+def evaluate_predictions(labels, probabilities, class_names, problem, head_kinds=None):
     """Single-label metrics, multi-label ones with "accuracy" = subset accuracy, or multi-task ones
     (each head's metrics under "heads", `head_kinds` saying which heads are multi-label; "accuracy"
     and "macro_f1" the mean over heads); "test_accuracy" and "macro_f1" first (what reports and
     tables lead with)."""
-    if task == "multitask":
+    if problem == "multitask":
         metrics = multitask_metrics(labels, probabilities, class_names, head_kinds)
-    elif task == "multilabel":
+    elif problem == "multilabel":
         metrics = multilabel_metrics(labels, probabilities, class_names)
         metrics = {"accuracy": metrics["subset_accuracy"], **metrics}
     else:

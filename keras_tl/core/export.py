@@ -1,10 +1,10 @@
-"""Export a task: `.keras`, SavedModel for TensorFlow Serving, TFLite (LiteRT) — any modality.
+"""Export a classifier: `.keras`, SavedModel for TensorFlow Serving, TFLite (LiteRT) — any modality.
 
-A closed dict of formats, one function per format, one contract: `(task, destination, info)`.
+A closed dict of formats, one function per format, one contract: `(classifier, destination, info)`.
 Each writes into a temporary path beside its destination, checks the written artifact against
 the Keras model on held-out examples, and only then moves it into place with an atomic rename —
 TF Serving never sees a half-written or unchecked version. What differs per modality (serving
-signatures, the TFLite input, calibration data, files an app needs) comes from the task's
+signatures, the TFLite input, calibration data, files an app needs) comes from the classifier's
 modality object.
 
 Layout under `out` (default `exported_models/`):
@@ -27,10 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl.core import litert, multitask, publish, quiet, tflite_metadata
-from keras_tl.core.config import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
+from keras_tl.core.choices import QUANTIZATIONS  # noqa: F401  (the choice list, re-exported)
 from keras_tl.core.errors import ConfigError, ExportCheckError, TFLiteConversionError
 from keras_tl.core.heads import per_class_model, probabilities_of
-from keras_tl.core.task import Task
+from keras_tl.core.classifier import Classifier
 
 DEFAULT_MIN_AGREEMENT = {"none": 0.98, "float16": 0.95, "dynamic": 0.9, "int8": 0.85}
 SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras"}
@@ -38,7 +38,7 @@ SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras"}
 
 @dataclass(frozen=True)
 class ExportInfo:
-    """What every exporter needs besides the task.
+    """What every exporter needs besides the classifier.
 
     Args:
         name: str. The model's name: file names and the card use it.
@@ -75,14 +75,14 @@ class ExportResult:
     evaluation: dict = field(default_factory=dict)  # TFLite: test accuracy, macro F1, batch-1 ms.
 
 
-def compare(reference, candidate, *, min_agreement, what, task=None):
+def compare(reference, candidate, *, min_agreement, what, classifier=None):
     """Top-1 agreement and max abs difference; raises `ExportCheckError` below `min_agreement`.
 
-    For a multi-task `task` the agreement is that of its worst head (top-1 within each head)."""
+    For a multi-task `classifier` the agreement is that of its worst head (top-1 within each head)."""
     reference, candidate = probabilities_of(reference), probabilities_of(candidate)
     blocks = [(0, reference.shape[-1])]
-    if task is not None and task.kind == "multitask":
-        blocks = [(start, stop) for _, start, stop in multitask.blocks_of(task.model)]
+    if classifier is not None and classifier.problem == "multitask":
+        blocks = [(start, stop) for _, start, stop in multitask.blocks_of(classifier.model)]
     agreement = min(float(np.mean(reference[:, a:b].argmax(-1) == candidate[:, a:b].argmax(-1))) for a, b in blocks)
     max_abs = float(np.max(np.abs(reference - candidate)))
     check = {"top1_agreement": agreement, "max_abs_diff": max_abs, "n": int(len(reference))}
@@ -98,18 +98,18 @@ def _min_agreement(info):
     return info.min_agreement if info.min_agreement is not None else DEFAULT_MIN_AGREEMENT[info.quantize]
 
 
-def export_keras(task, destination, info):
+def export_keras(classifier, destination, info):
     """Writes `<destination>/<name>.keras` (+ the host preprocessor, labels.txt), checked by reloading."""
     os.makedirs(destination, exist_ok=True)
     publish.remove_stale(destination)
     tmp = publish.temporary(destination)
     try:
-        task.model.save(os.path.join(tmp, f"{info.name}.keras"))
-        task.modality.save_preprocessor(task, os.path.join(tmp, "preprocessor"))
-        reloaded = Task(keras.saving.load_model(os.path.join(tmp, f"{info.name}.keras")), task.modality,
-                        task.spec, task.modality.load_preprocessor(os.path.join(tmp, "preprocessor")))
-        check = compare(task.predict(info.check_items), reloaded.predict(info.check_items),
-                        min_agreement=1.0, what="The reloaded .keras model", task=task)
+        classifier.model.save(os.path.join(tmp, f"{info.name}.keras"))
+        classifier.modality.save_preprocessor(classifier, os.path.join(tmp, "preprocessor"))
+        reloaded = Classifier(keras.saving.load_model(os.path.join(tmp, f"{info.name}.keras")), classifier.modality,
+                        classifier.spec, classifier.modality.load_preprocessor(os.path.join(tmp, "preprocessor")))
+        check = compare(classifier.predict(info.check_items), reloaded.predict(info.check_items),
+                        min_agreement=1.0, what="The reloaded .keras model", classifier=classifier)
         publish.write_labels(tmp, info.class_names)
         publish.readable(tmp)
         publish.replace_entries(tmp, destination)
@@ -119,7 +119,7 @@ def export_keras(task, destination, info):
     return ExportResult("keras", final, None, os.path.getsize(final), check)
 
 
-def export_saved_model(task, destination, info):
+def export_saved_model(classifier, destination, info):
     """Writes the next integer version `<destination>/<version>/` for TF Serving.
 
     The signatures are the modality's (images: encoded bytes and float images; text: raw
@@ -132,21 +132,21 @@ def export_saved_model(task, destination, info):
     tmp = publish.temporary(destination)
     try:
         archive = keras.export.ExportArchive()
-        archive.track(task.model)
-        if task.preprocessor is not None:
-            archive.track(task.preprocessor)  # Its lookup tables become SavedModel resources.
-        endpoints = task.modality.serving_endpoints(task, info)
+        archive.track(classifier.model)
+        if classifier.preprocessor is not None:
+            archive.track(classifier.preprocessor)  # Its lookup tables become SavedModel resources.
+        endpoints = classifier.modality.serving_endpoints(classifier, info)
         for name, (function, _) in endpoints.items():
             archive.add_endpoint(name, function)
         archive.write_out(tmp, verbose=False)
         publish.write_labels(tmp, info.class_names)
-        card = {**info.card, **task.modality.card(task), "name": info.name, "classes": info.class_names,
+        card = {**info.card, **classifier.modality.card(classifier), "name": info.name, "classes": info.class_names,
                 "version": version,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "signatures": {name: about for name, (_, about) in endpoints.items()}}
         with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
-        check = check_saved_model(tmp, task, info)
+        check = check_saved_model(tmp, classifier, info)
         publish.readable(tmp)
         final = os.path.join(destination, str(version))
         os.rename(tmp, final)  # Atomic on one filesystem; fails if the version exists.
@@ -157,14 +157,14 @@ def export_saved_model(task, destination, info):
     return ExportResult("saved_model", final, version, publish.dir_size(final), check)
 
 
-def check_saved_model(path, task, info):
+def check_saved_model(path, classifier, info):
     """Calls every signature of a written SavedModel on the check examples and compares it with Keras."""
     loaded = tf.saved_model.load(path)
     checks = {}
-    for name, (arguments, reference) in task.modality.endpoint_checks(task, info).items():
+    for name, (arguments, reference) in classifier.modality.endpoint_checks(classifier, info).items():
         served = loaded.signatures[name](**arguments)
         checks[name] = compare(reference, served["probabilities"].numpy(), min_agreement=_min_agreement(info),
-                               what=f"The SavedModel's {name} signature", task=task)
+                               what=f"The SavedModel's {name} signature", classifier=classifier)
     return checks
 
 
@@ -203,12 +203,12 @@ def tflite_file_name(info):
     return f"{info.name}_{info.quantize}{'_uint8io' if info.int8_io else ''}.tflite"
 
 
-def export_tflite(task, destination, info):
+def export_tflite(classifier, destination, info):
     """Writes `<destination>/<name>_<quantize>.tflite` (+ labels.txt and the modality's assets),
     checked with the LiteRT interpreter."""
-    allowed = task.modality.tflite_quantizations
+    allowed = classifier.modality.tflite_quantizations
     if info.quantize not in allowed:
-        raise ConfigError(f"TFLite export of a {task.modality.name} model supports quantize in {list(allowed)}. "
+        raise ConfigError(f"TFLite export of a {classifier.modality.name} model supports quantize in {list(allowed)}. "
                          f"Received: quantize={info.quantize!r}")
     if info.int8_io and info.quantize != "int8":
         raise ConfigError(f"`int8_io` needs quantize='int8'. Received: quantize={info.quantize!r}")
@@ -216,13 +216,13 @@ def export_tflite(task, destination, info):
     publish.remove_stale(destination)
     final = os.path.join(destination, tflite_file_name(info))
     tmp = publish.temporary(destination, ".tflite")
-    calibration = (task.modality.tflite_calibration(task, info.calibration_items)
+    calibration = (classifier.modality.tflite_calibration(classifier, info.calibration_items)
                    if info.quantize == "int8" else None)
     try:
         try:
             with quiet.quietly():  # The converter's native lines (`fully_quantize: 0, ...`).
-                per_class_model(task.model).export(tmp, format="litert", verbose=False,
-                                                   input_signature=[task.modality.tflite_signature(task)],
+                per_class_model(classifier.model).export(tmp, format="litert", verbose=False,
+                                                   input_signature=[classifier.modality.tflite_signature(classifier)],
                                                    **tflite_converter_options(info.quantize, calibration,
                                                                               info.int8_io))
         except Exception as error:  # The converter raises its own ConverterError (and others).
@@ -233,20 +233,20 @@ def export_tflite(task, destination, info):
                 f"The TFLite converter could not convert this model: unsupported op(s) {ops}. Serve it "
                 "as a SavedModel (format='saved_model'), which runs every TensorFlow op."
             ) from error
-        write_tflite_metadata(tmp, task, info)
-        check = compare(task.predict(info.check_items), task.predict(info.check_items, runner=lambda x: litert.tflite_predict(tmp, x)),
-                        min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model", task=task)
+        write_tflite_metadata(tmp, classifier, info)
+        check = compare(classifier.predict(info.check_items), classifier.predict(info.check_items, runner=lambda x: litert.tflite_predict(tmp, x)),
+                        min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model", classifier=classifier)
         publish.readable(tmp)
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     publish.write_labels(destination, info.class_names)
-    task.modality.write_export_assets(task, destination)
+    classifier.modality.write_export_assets(classifier, destination)
     return ExportResult("tflite", final, None, os.path.getsize(final), check)
 
 
-def write_tflite_metadata(path, task, info):
+def write_tflite_metadata(path, classifier, info):
     """Adds the metadata MediaPipe Tasks reads (inputs from the modality, labels.txt on the output,
     name, description, version, licences) to the TFLite file at `path`, in place."""
     import keras_tl
@@ -254,7 +254,7 @@ def write_tflite_metadata(path, task, info):
     with open(path, "rb") as f:
         model = f.read()
     inputs = litert.load(path).get_input_details()
-    card, spec = info.card, task.spec
+    card, spec = info.card, classifier.spec
     weights = card.get("weights") or ""
     if weights in ("none", ""):
         start = "trained from random weights" if weights == "none" else "trained"
@@ -268,13 +268,13 @@ def write_tflite_metadata(path, task, info):
     classes = ", ".join(info.class_names[:10]) + (", ..." if len(info.class_names) > 10 else "")
     about = tflite_metadata.About(
         name=info.name,
-        description=(f"{task.modality.name.capitalize()} classifier, {len(info.class_names)} classes ({classes}); "
+        description=(f"{classifier.modality.name.capitalize()} classifier, {len(info.class_names)} classes ({classes}); "
                      f"backbone {card.get('backbone') or (spec.name if spec else 'unknown')}, {start} with keras-tl; "
                      f"TFLite {info.quantize}."),
         version=f"keras-tl {keras_tl.__version__}",
         licence="; ".join(licences))
-    described = task.modality.tflite_input_metadata(task, inputs, info)
-    if task.kind == "multitask":  # One output per head, each with its labels, in the file's output order.
+    described = classifier.modality.tflite_input_metadata(classifier, inputs, info)
+    if classifier.problem == "multitask":  # One output per head, each with its labels, in the file's output order.
         heads = {start: (head, classes) for head, classes, start, _ in multitask.heads_of(info.class_names)}
         by_index = dict(zip((d["index"] for d in litert.output_details(litert.load(path))), sorted(heads)))
         stored = tflite_metadata.output_order(model)
@@ -282,10 +282,10 @@ def write_tflite_metadata(path, task, info):
         for index in stored:
             head, classes = heads[by_index[index]]
             outputs.append(tflite_metadata.scores_output(classes, name=head, labels_file=f"labels_{head}.txt",
-                                                         multilabel=task.head_kinds[head] == "multilabel"))
+                                                         multilabel=classifier.head_kinds[head] == "multilabel"))
             files[f"labels_{head}.txt"] = "".join(f"{c}\n" for c in classes).encode("utf-8")
     else:
-        outputs = [tflite_metadata.scores_output(info.class_names, multilabel=task.kind == "multilabel")]
+        outputs = [tflite_metadata.scores_output(info.class_names, multilabel=classifier.problem == "multilabel")]
         files = {tflite_metadata.LABELS_FILE: "".join(f"{name}\n" for name in info.class_names).encode("utf-8")}
     blob = tflite_metadata.metadata_buffer(about, inputs=described, outputs=outputs)
     with open(path, "wb") as f:

@@ -123,7 +123,7 @@ class CachedPhase:
     repeated: bool = False
 
 
-def cached_phase(task, config, splits, train_dataset):
+def cached_phase(classifier, config, splits, train_dataset):
     """The frozen phase on cached backbone features, or None where it must run on raw inputs.
 
     Unaugmented splits are read through the modality's feature pass (`Modality.feature_pass`: texts
@@ -131,7 +131,7 @@ def cached_phase(task, config, splits, train_dataset):
     split's order, so the head trains on the rows a padded pass would give, at less cost.
 
     Args:
-        task: Task. Its model is cut at the pooled features.
+        classifier: Classifier. Its model is cut at the pooled features.
         config: TrainConfig.
         splits: dict of `Split`s ("train", "val").
         train_dataset: callable `seed -> dataset`: the (augmented) training pipeline.
@@ -141,19 +141,19 @@ def cached_phase(task, config, splits, train_dataset):
     frozen_phase = config.strategy != "full" and config.head_epochs > 0
     if not (config.feature_cache and frozen_phase and is_pretrained(config.weights)):
         return None
-    augmenting = task.modality.augmenting(config)
+    augmenting = classifier.modality.augmenting(config)
     if augmenting and config.augmented_views == 0:
         log.info("phase 1 runs on raw inputs: augmentation is on and augmented_views=0 "
               "(set augmented_views=N to cache the features of N augmented views instead)")
         return None
     started = time.perf_counter()
-    extractor, head = split_model(task.model)
+    extractor, head = split_model(classifier.model)
     if augmenting:
         passes = [(None, train_dataset(config.seed + n)) for n in range(config.augmented_views)]
         names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(passes))]
     else:
-        passes, names = [task.modality.feature_pass(task, splits["train"], config)], ["training-set features"]
-    passes.append(task.modality.feature_pass(task, splits["val"], config))
+        passes, names = [classifier.modality.feature_pass(classifier, splits["train"], config)], ["training-set features"]
+    passes.append(classifier.modality.feature_pass(classifier, splits["val"], config))
     extracted = extract(extractor, [data.targets_as_inputs(ds) for _, ds in passes], open_shapes=True,
                         augmented=augmenting and config.augment_on == "model",
                         descriptions=names + ["validation-set features"])
@@ -165,10 +165,10 @@ def cached_phase(task, config, splits, train_dataset):
                                               training=True, seed=config.seed, repeat=True)
     else:
         # Rows, not items: a modality may cut an item into several rows (audio windows).
-        train_features = data.feature_dataset(x, y, data.labels_of_targets(y, task.kind), batch_size=config.batch_size,
-                                              training=True, oversample=config.class_weight == "oversample",
+        train_features = data.feature_dataset(x, y, data.labels_of_targets(y, classifier.problem), batch_size=config.batch_size,
+                                              training=True, oversample=config.balance == "oversample",
                                               seed=config.seed)
-    val_features = data.feature_dataset(val_x, val_y, data.labels_of_targets(val_y, task.kind),
+    val_features = data.feature_dataset(val_x, val_y, data.labels_of_targets(val_y, classifier.problem),
                                         batch_size=config.batch_size)
     seconds = time.perf_counter() - started
     log.info(f"features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, "

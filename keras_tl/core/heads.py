@@ -1,4 +1,4 @@
-"""What every transfer model shares after its backbone: the layer names, the new head, the task kind.
+"""What every transfer model shares after its backbone: the layer names, the new head, the problem kind.
 
 A keras-tl model, whatever its modality, is `inputs -> [in-graph preprocessing] -> backbone (layer
 "backbone", in inference mode when pretrained) -> pooling (layer "head_pool") -> head`, whose
@@ -16,7 +16,7 @@ from keras_tl.core.errors import ConfigError
 BACKBONE_LAYER = "backbone"
 POOL_LAYER = "head_pool"
 OUTPUT_LAYER = "predictions"
-TASKS = ("multiclass", "binary", "multilabel", "multitask")
+PROBLEMS = ("multiclass", "binary", "multilabel", "multitask")
 
 
 def is_pretrained(weights):
@@ -24,19 +24,19 @@ def is_pretrained(weights):
     return weights not in (None, "none")
 
 
-def check_task(task, num_classes):
-    """Raises `ValueError` unless `task` is known and fits `num_classes`."""
-    if task not in TASKS:
-        raise ConfigError(f"`task` must be one of {list(TASKS)}. Received: task={task!r}")
-    if task == "multitask":
+def check_problem(problem, num_classes):
+    """Raises `ValueError` unless `problem` is known and fits `num_classes`."""
+    if problem not in PROBLEMS:
+        raise ConfigError(f"`problem` must be one of {list(PROBLEMS)}. Received: problem={problem!r}")
+    if problem == "multitask":
         return
-    if task == "binary" and num_classes != 2:
-        raise ConfigError(f"task='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
+    if problem == "binary" and num_classes != 2:
+        raise ConfigError(f"problem='binary' needs exactly 2 classes. Received: num_classes={num_classes}")
     if num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
 
 
-def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER, class_names=(), head_kinds=None):
+def head(x, *, num_classes, problem, dense_units=(), dropout=0.2, name=OUTPUT_LAYER, class_names=(), head_kinds=None):
     """The new classification head on pooled features `x`.
 
     Optional Dense+ReLU layers, dropout, and the output layer `name` (softmax, or sigmoid for
@@ -45,7 +45,7 @@ def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER
     Args:
         x: KerasTensor `(B, D)`. Pooled backbone features.
         num_classes: int.
-        task: str. "multiclass", "binary" (one sigmoid unit) or "multilabel" (one sigmoid a class).
+        problem: str. "multiclass", "binary" (one sigmoid unit) or "multilabel" (one sigmoid a class).
         dense_units: list of int. Extra Dense+ReLU layers. Defaults to none.
         dropout: float. Dropout before the output layer. Defaults to 0.2.
         name: str. The output layer's name. Defaults to "predictions".
@@ -54,8 +54,8 @@ def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER
         head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs
             (`keras_tl.core.multitask.head_kinds`); the others are softmax.
     """
-    check_task(task, num_classes)
-    if task == "multitask":
+    check_problem(problem, num_classes)
+    if problem == "multitask":
         if len(class_names) != num_classes:
             raise ConfigError(f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
                              f"{len(class_names)} class names")
@@ -68,8 +68,8 @@ def head(x, *, num_classes, task, dense_units=(), dropout=0.2, name=OUTPUT_LAYER
     if dropout and not dense_units:
         x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
     return keras.layers.Dense(
-        1 if task == "binary" else num_classes,
-        activation="softmax" if task == "multiclass" else "sigmoid",
+        1 if problem == "binary" else num_classes,
+        activation="softmax" if problem == "multiclass" else "sigmoid",
         dtype="float32",
         name=name,
     )(x)
@@ -101,7 +101,7 @@ def short_run_batchnorm(backbone, momentum=0.9):
             layer.momentum = momentum
 
 
-def task_of(model, output=OUTPUT_LAYER):
+def problem_of(model, output=OUTPUT_LAYER):
     """"binary", "multilabel", "multiclass" or "multitask", read off a built model's output layer."""
     layer = model.get_layer(output)
     if isinstance(layer, multitask.HeadConcat):
@@ -145,10 +145,10 @@ def per_class_model(model):
     What leaves Python (TFLite) gives one score per label in labels.txt order, as every
     classifier runtime (MediaPipe Tasks' label map) expects; training keeps its single sigmoid.
     """
-    if task_of(model) == "multitask":  # One output tensor per head, in the heads' order.
+    if problem_of(model) == "multitask":  # One output tensor per head, in the heads' order.
         return keras.Model(model.input, [model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}").output
                                          for h, _, _ in multitask.blocks_of(model)], name=f"{model.name}_per_head")
-    if task_of(model) != "binary":
+    if problem_of(model) != "binary":
         return model
     score = model.outputs[0]
     both = keras.layers.Concatenate(name="probabilities")([keras.ops.subtract(1.0, score), score])
@@ -168,7 +168,7 @@ def probabilities_graph(outputs):
 def serving_outputs(probabilities, class_names, kind, top_k=5):
     """What every SavedModel signature returns for graph probabilities `(N, C)`.
 
-    `kind` is the model's `task_of`. Single task: `probabilities`, `top_classes` (N, k) int32 and `labels` (N,) string of the top
+    `kind` is the model's `problem_of`. Single problem: `probabilities`, `top_classes` (N, k) int32 and `labels` (N,) string of the top
     class. Multi-task: `probabilities` (every head side by side, as labels.txt lists them) and, per
     head, `<head>_probabilities`, `<head>_top_classes` (indices within the head) and `<head>_label`.
     """

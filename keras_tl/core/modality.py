@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_tl.core.config import MODALITIES
+from keras_tl.core.choices import MODALITIES
 from keras_tl.core.errors import ConfigError
 from keras_tl.core import quiet
 
@@ -64,8 +64,8 @@ class Modality:
         raise NotImplementedError
 
     # ---- model and pipelines
-    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        """A `Task` for `spec` under `config` (inside the caller's precision/distribution scope);
+    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        """A `Classifier` for `spec` under `config` (inside the caller's precision/distribution scope);
         `head_kinds`: a multi-task source's `keras_tl.core.multitask.head_kinds`."""
         raise NotImplementedError
 
@@ -86,18 +86,18 @@ class Modality:
         """`(layers that turn this modality's raw input into what the backbone reads, backbone model)`."""
         raise NotImplementedError(f"The {self.name} modality does not lend its backbones.")
 
-    def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+    def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
         """A tf.data pipeline of `(inputs, targets)` batches for one split."""
         raise NotImplementedError
 
-    def feature_pass(self, task, split, config):
+    def feature_pass(self, classifier, split, config):
         """`(order, dataset)` for one pass of frozen features over `split` (`rank`, `domain_shift`).
 
         The dataset yields `split.subset(order)`'s batches, unshuffled and unaugmented; a modality
         may reorder the split so the pass costs less (text: by length, each batch trimmed to its
         longest row). Defaults to the split's own order and `dataset`.
         """
-        return np.arange(len(split.labels)), self.dataset(task, split, config, cache="none")
+        return np.arange(len(split.labels)), self.dataset(classifier, split, config, cache="none")
 
     def augmenting(self, config):
         """True if the config augments training examples (the feature cache then needs views)."""
@@ -108,27 +108,27 @@ class Modality:
         """Validates raw items from a user (image files, texts); raises `ValueError` naming the bad one."""
         return list(items)
 
-    def model_inputs(self, task, items):
-        """Raw items (or a split's items) -> what `task.model` takes, as arrays."""
+    def model_inputs(self, classifier, items):
+        """Raw items (or a split's items) -> what `classifier.model` takes, as arrays."""
         raise NotImplementedError
 
-    def item_windows(self, task, items):
+    def item_windows(self, classifier, items):
         """`(model inputs, owners)`: `owners[i]` is the item that input row `i` comes from, or None when
         each item is one row. A modality that cuts an item into several rows (audio windows) returns
-        owners, and `Task.predict` averages the rows' probabilities per item."""
-        return self.model_inputs(task, items), None
+        owners, and `Classifier.predict` averages the rows' probabilities per item."""
+        return self.model_inputs(classifier, items), None
 
-    def row_labels(self, task, split):
+    def row_labels(self, classifier, split):
         """The label of every row the model trains on (what balanced class weights count): the split's
         labels, or (a modality that cuts items into windows) each item's label once per window."""
         return np.asarray(split.labels)
 
-    def predict_split(self, task, split, config, dataset=None):
+    def predict_split(self, classifier, split, config, dataset=None):
         """The model's outputs for each item of a split (`dataset`: the split's pipeline, if built)."""
-        return task.model.predict(dataset if dataset is not None else self.dataset(task, split, config, cache="none"),
+        return classifier.model.predict(dataset if dataset is not None else self.dataset(classifier, split, config, cache="none"),
                                   verbose=quiet.predict_verbose())
 
-    def confident_errors(self, task, split, probabilities, path_stem):
+    def confident_errors(self, classifier, split, probabilities, path_stem):
         """Writes the most confidently wrong test examples; returns the file name written."""
         raise NotImplementedError
 
@@ -137,15 +137,15 @@ class Modality:
         return [str(item)[:limit] for item in items]
 
     # ---- host-side preprocessing kept in a run directory
-    def save_preprocessor(self, task, directory):
-        """Writes the task's host-side preprocessor into `directory` (nothing if it has none)."""
+    def save_preprocessor(self, classifier, directory):
+        """Writes the classifier's host-side preprocessor into `directory` (nothing if it has none)."""
 
     def load_preprocessor(self, directory):
         """The host-side preprocessor a run directory holds, or None."""
         return None
 
     # ---- export (see keras_tl.core.export)
-    def serving_endpoints(self, task, info):
+    def serving_endpoints(self, classifier, info):
         """`{signature name: tf.function}` for the SavedModel; "serving_default" first."""
         raise NotImplementedError
 
@@ -153,20 +153,20 @@ class Modality:
         """A `ServingRequest` for raw items (files, bytes, texts) to a SavedModel keras-tl exported."""
         raise NotImplementedError
 
-    def endpoint_arguments(self, task, info):
+    def endpoint_arguments(self, classifier, info):
         """`{signature name: {argument: tensor}}` that call each endpoint on `info.check_items`."""
         raise NotImplementedError
 
-    def endpoint_checks(self, task, info):
+    def endpoint_checks(self, classifier, info):
         """`{signature name: (arguments, Keras probabilities they must reproduce)}` for the SavedModel check."""
-        reference = task.predict(info.check_items)
-        return {name: (arguments, reference) for name, arguments in self.endpoint_arguments(task, info).items()}
+        reference = classifier.predict(info.check_items)
+        return {name: (arguments, reference) for name, arguments in self.endpoint_arguments(classifier, info).items()}
 
-    def tflite_signature(self, task):
+    def tflite_signature(self, classifier):
         """The `input_signature` of the TFLite model (batch 1)."""
         raise NotImplementedError
 
-    def tflite_input_metadata(self, task, inputs, info):
+    def tflite_input_metadata(self, classifier, inputs, info):
         """`keras_tl.core.tflite_metadata.Inputs`: the metadata of each model input, in the order of
         `inputs` (the interpreter's input details), and any tokenizer unit and files. The default
         names and describes them."""
@@ -176,19 +176,19 @@ class Modality:
             detail["name"], f"{self.name} model input, shape {list(detail['shape'])}, {detail['dtype'].__name__}")
             for detail in inputs])
 
-    def tflite_calibration(self, task, items):
+    def tflite_calibration(self, classifier, items):
         """int8 calibration inputs: a list of `[input]` lists, from training items."""
         raise ConfigError(f"int8 TFLite export needs calibration data, which the {self.name} modality does "
                          f"not provide. Supported: {list(self.tflite_quantizations)}")
 
-    def card(self, task):
+    def card(self, classifier):
         """Model-card fields that describe the input (image size, sequence length)."""
         return {}
 
-    def write_export_assets(self, task, directory):
+    def write_export_assets(self, classifier, directory):
         """Files an app needs beside an exported model (a vocabulary); labels.txt is written for all."""
 
-    def save_export_preprocessor(self, task, directory):
+    def save_export_preprocessor(self, classifier, directory):
         """Writes the host preprocessor beside an exported `.keras` file; returns the paths written."""
         return []
 

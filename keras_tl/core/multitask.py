@@ -171,17 +171,17 @@ def kinds_of(model, output="predictions"):
 
 
 def select(class_names, labels, tasks):
-    """Keeps the heads `tasks` names (dict or list; all when None); raises naming the available heads."""
+    """Keeps the heads `tasks` (the config's `head_weights`) names (dict or list; all when None); raises naming the available heads."""
     heads = heads_of(class_names)
     if not tasks:
         return list(class_names), np.asarray(labels)
     available = [h[0] for h in heads]
     unknown = [t for t in tasks if t not in available]
     if unknown:
-        raise ConfigError(f"`tasks` names heads the data does not have: {unknown}. The data's heads: {available}")
+        raise ConfigError(f"`head_weights` names heads the data does not have: {unknown}. The data's heads: {available}")
     keep = [h for h in heads if h[0] in tasks]
     if len(keep) < 2:
-        raise ConfigError(f"`tasks` must keep at least 2 heads for multi-task training (train one head as a "
+        raise ConfigError(f"`head_weights` must keep at least 2 heads for multi-task training (train one head as a "
                          f"single-label run instead). Received: {list(tasks)}")
     columns = np.concatenate([np.arange(start, stop) for _, _, start, stop in keep])
     labels = np.asarray(labels)[:, columns]

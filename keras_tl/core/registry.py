@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from keras_tl.core.config import MODALITIES
+from keras_tl.core.choices import MODALITIES
 from keras_tl.core.errors import ConfigError
 
 

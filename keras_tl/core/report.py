@@ -23,7 +23,7 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
         f"# keras-tl run: {os.path.basename(os.path.normpath(run_dir))}",
         "",
         f"Backbone `{config.backbone}` (weights `{config.weights}`), {size}, "
-        f"strategy `{config.strategy}` ({config.head_epochs} head + {config.epochs} fine-tune epochs, "
+        f"strategy `{config.strategy}` ({config.head_epochs} head + {config.fine_tune_epochs} fine-tune epochs, "
         f"unfreeze `{config.unfreeze}`), {metrics['train_examples']} training {unit}, "
         f"{metrics['train_seconds']} s.",
         *(["", f"Data licence: {metrics['data_licence']}."] if metrics.get("data_licence") else []),

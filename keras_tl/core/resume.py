@@ -8,7 +8,7 @@ schedule's position included); `best.npz` and `early_stopping.npz` hold the best
 when they change. Files are written beside their final name and moved into place with
 `os.replace`, so a kill at any instant leaves the previous epoch's state whole.
 
-Resuming rebuilds the task exactly as the first start did (same seed), skips the finished phases,
+Resuming rebuilds the classifier exactly as the first start did (same seed), skips the finished phases,
 restores the variables, and re-creates the training dataset's iterators it had used (a seeded
 tf.data shuffle draws a new order for each iterator), so the finished run is the same as an
 uninterrupted one. `fine_tune(..., resume=True)` does it; `keras_tl.train` chooses it when its

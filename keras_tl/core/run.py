@@ -25,7 +25,7 @@ from keras_tl.core import resume as resume_lib
 from keras_tl.core.config import TrainConfig
 from keras_tl.core.data import Split
 from keras_tl.core.errors import ConfigError, RunExistsError
-from keras_tl.core.task import Task
+from keras_tl.core.classifier import Classifier
 from keras_tl.core.log import log
 
 MODEL_FILE = "model.keras"
@@ -45,7 +45,7 @@ class RunResult:
     metrics: dict
     class_names: list
     seconds: float
-    task: Task = None
+    classifier: Classifier = None
 
 
 def write_json(run_dir, name, value):
@@ -203,17 +203,17 @@ def start(resolved, source, splits, unit):
         log.info(f"data licence: {source.licence}")
     log.info(f"{len(source.class_names)} classes; train/val/test = "
           f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} {unit}; "
-          f"imbalance handled by: {resolved.class_weight}")
+          f"imbalance handled by: {resolved.balance}")
     if source.skipped:
         log.info(f"skipped {len(source.skipped)} unusable inputs; see data_report.json "
               f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})")
     return run_dir
 
 
-def save_task(run_dir, task):
-    """Writes `model.keras` and the task's host-side preprocessor, if any."""
-    task.model.save(os.path.join(run_dir, MODEL_FILE))
-    task.modality.save_preprocessor(task, os.path.join(run_dir, PREPROCESSOR_DIR))
+def save_classifier(run_dir, classifier):
+    """Writes `model.keras` and the classifier's host-side preprocessor, if any."""
+    classifier.model.save(os.path.join(run_dir, MODEL_FILE))
+    classifier.modality.save_preprocessor(classifier, os.path.join(run_dir, PREPROCESSOR_DIR))
 
 
 def save_splits(run_dir, splits):
@@ -247,8 +247,8 @@ def load_config(run_dir):
     return TrainConfig.from_yaml(path)
 
 
-def load_task(run_dir):
-    """Loads a finished run: a `Task` with its model, preprocessor, class names and config."""
+def load_classifier(run_dir):
+    """Loads a finished run: a `Classifier` with its model, preprocessor, class names and config."""
     model_path = os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(model_path) or not is_finished(run_dir):
         raise ConfigError(f"{run_dir!r} is not a finished keras-tl run directory ({MODEL_FILE if not os.path.isfile(model_path) else DONE_FILE} "
@@ -264,7 +264,7 @@ def load_task(run_dir):
         spec = None
     model = keras.saving.load_model(model_path)
     preprocessor = modality.load_preprocessor(os.path.join(run_dir, PREPROCESSOR_DIR))
-    return Task(model, modality, spec, preprocessor, read_json(run_dir, "classes.json"), config)
+    return Classifier(model, modality, spec, preprocessor, read_json(run_dir, "classes.json"), config)
 
 
 def class_counts(split, class_names):
@@ -276,7 +276,7 @@ def _imbalance(config, train, class_names):
     """How the run handles class imbalance, for the data report (the weights themselves, counted on
     the rows the model trains on, go to metrics.json)."""
     counts = class_counts(train, class_names)
-    return {"method": config.class_weight,
+    return {"method": config.balance,
             "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
 
 

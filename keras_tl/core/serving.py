@@ -22,7 +22,7 @@ import urllib.parse
 
 import numpy as np
 
-from keras_tl.core.config import MODALITIES
+from keras_tl.core.choices import MODALITIES
 from keras_tl.core.errors import ConfigError, ServingError, ServingUnavailableError
 
 SCHEMES = ("http", "https", "grpc")

@@ -3,7 +3,7 @@
 Choosing which layers to unfreeze (`set_trainable`) and recompiling (`compile_model`) are separate
 steps; `fine_tune` calls them in order, so every `trainable` change is followed by a recompile.
 BatchNorm layers stay frozen when the backbone is pretrained. One `fine_tune` serves every
-modality: it takes a `Task` (its spec says where the blocks are, its modality what "auto" means)
+modality: it takes a `Classifier` (its spec says where the blocks are, its modality what "auto" means)
 and an objective (supervised cross-entropy unless given another).
 """
 
@@ -20,11 +20,12 @@ from keras_tl.core import optimizers
 from keras_tl.core import registry
 from keras_tl.core import resume as resume_lib
 from keras_tl.core.callbacks import BestWeights, DivergenceGuard, make_callbacks
-from keras_tl.core.config import FIND, parse_unfreeze
+from keras_tl.core.config import parse_unfreeze
+from keras_tl.core.choices import FIND
 from keras_tl.core.errors import ConfigError, TrainingDivergedError
-from keras_tl.core.heads import get_backbone, is_pretrained, task_of
+from keras_tl.core.heads import get_backbone, is_pretrained, problem_of
 from keras_tl.core.schedules import learning_rate
-from keras_tl.core.task import Task
+from keras_tl.core.classifier import Classifier
 from keras_tl.core.log import log
 from keras_tl.core import quiet
 
@@ -97,9 +98,9 @@ def unfreeze_start(backbone, policy, spec=None):
     )
 
 
-def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.0, jit_compile="auto",
+def compile_model(model, *, learning_rate, problem="multiclass", label_smoothing=0.0, jit_compile="auto",
                   steps_per_execution=1, optimizer="adam", weight_decay=0.01, lr_multipliers=None,
-                  task_weights=None, head_class_weights=None):
+                  head_weights=None, head_class_weights=None):
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
     Args:
@@ -107,21 +108,21 @@ def compile_model(model, *, learning_rate, task="multiclass", label_smoothing=0.
         optimizer: str. "adam" or "adamw" (decoupled weight decay, as transformer encoders are
             fine-tuned; biases, LayerNorm and BatchNorm parameters are not decayed).
         weight_decay: float. AdamW only. Defaults to 0.01.
-        task: str. "multiclass" (one-hot targets), "binary" (targets `(N, 1)`) or "multilabel"
-            (multi-hot targets; accuracy is label-wise).
+        problem: str. "multiclass" (one-hot targets), "binary" (targets `(N, 1)`), "multilabel"
+            (multi-hot targets; accuracy is label-wise) or "multitask".
         label_smoothing: float. Defaults to 0.
         jit_compile: bool or "auto". XLA. "auto" (Keras' default) compiles on JAX and on
             TensorFlow GPUs, not on TensorFlow CPUs, where compiling costs more than it saves.
         steps_per_execution: int. Batches per compiled call. Defaults to 1.
         lr_multipliers: dict. `{variable path: multiplier}` of the learning rate (discriminative
             rates, `keras_tl.core.optimizers.layer_rate_multipliers`). Defaults to one rate.
-        task_weights: dict. "multitask": `{head: loss weight}` (default 1 each); the loss is
+        head_weights: dict. "multitask": `{head: loss weight}` (default 1 each); the loss is
             `keras_tl.core.multitask.MaskedHeadLoss`, the metrics pooled and per-head accuracy.
-        head_class_weights: dict. "multitask": `{head: [weight of each class]}` ("balanced").
+        head_class_weights: dict. "multitask": `{head: [weight of each class]}` (`balance: class_weights`).
     """
-    if task == "multitask":
-        loss, metrics = multitask.loss_and_metrics(model, task_weights, label_smoothing, head_class_weights)
-    elif task in ("binary", "multilabel"):
+    if problem == "multitask":
+        loss, metrics = multitask.loss_and_metrics(model, head_weights, label_smoothing, head_class_weights)
+    elif problem in ("binary", "multilabel"):
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
     else:
@@ -148,20 +149,20 @@ class Supervised:
     def __init__(self, head_class_weights=None):
         self.head_class_weights = head_class_weights  # Multi-task: {head: [weight per class]}.
 
-    def compile(self, model, *, learning_rate, task, optimizer, config, lr_multipliers=None):
-        return compile_model(model, learning_rate=learning_rate, task=task, label_smoothing=config.label_smoothing,
+    def compile(self, model, *, learning_rate, problem, optimizer, config, lr_multipliers=None):
+        return compile_model(model, learning_rate=learning_rate, problem=problem, label_smoothing=config.label_smoothing,
                              jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
                              optimizer=optimizer, weight_decay=config.weight_decay, lr_multipliers=lr_multipliers,
-                             task_weights=config.tasks, head_class_weights=self.head_class_weights)
+                             head_weights=config.head_weights, head_class_weights=self.head_class_weights)
 
     def for_phase(self, phase, model, train, total_steps, done_steps=0):
         """What one phase fits: `(model, training dataset, extra callbacks)`; unchanged here."""
         return model, train, []
 
 
-def as_task(model, config):
-    """A `Task` for a bare keras-tl model, its modality and spec taken from the config."""
-    if isinstance(model, Task):
+def as_classifier(model, config):
+    """A `Classifier` for a bare keras-tl model, its modality and spec taken from the config."""
+    if isinstance(model, Classifier):
         return model
     if config.modality != "auto":
         modality = modalities.get(config.modality)
@@ -169,21 +170,21 @@ def as_task(model, config):
     else:
         spec = registry.get(config.backbone)
         modality = modalities.get(spec.modality)
-    return Task(model, modality, spec)
+    return Classifier(model, modality, spec)
 
 
 @quiet.tensorflow_started
-def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cached=None, train_phase2=None,
+def fine_tune(classifier, train, val, config, *, run_dir=None, class_weight=None, cached=None, train_phase2=None,
               objective=None, steps_per_epoch=None, timings=None, resume=False):
-    """Trains a task with the config's strategy, whatever its modality.
+    """Trains a classifier with the config's strategy, whatever its modality.
 
     "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
     `fine_tune_lr` for `epochs`. "feature_extraction": phase 1 only. "full": everything trainable
     from the start for `head_epochs + epochs` at `head_lr`. "auto" optimizer and schedule resolve
-    to the task's modality defaults (Adam + cosine for images, AdamW + linear for text).
+    to the classifier's modality defaults (Adam + cosine for images, AdamW + linear for text).
 
     Args:
-        task: Task, or a keras-tl `keras.Model` (its spec is then looked up from `config.backbone`).
+        classifier: Classifier, or a keras-tl `keras.Model` (its spec is then looked up from `config.backbone`).
         train, val: tf.data.Dataset. Batches of `(inputs, targets)`.
         config: TrainConfig.
         run_dir: str. Where the CSV logs and `best.weights.h5` go. Defaults to None (no files).
@@ -207,31 +208,31 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         dict phase name -> `History.history` ("phase1", "phase2" or "full").
 
     Example:
-    >>> histories = keras_tl.fine_tune(model, train_ds, val_ds, keras_tl.TrainConfig(weights="imagenet"))
+    >>> histories = keras_tl.fine_tune(model, train_ds, val_ds, keras_tl.TrainConfig(weights="pretrained"))
     """
     for name in ("head_lr", "fine_tune_lr"):
         if getattr(config, name) == FIND and (name == "head_lr" or config.strategy == "two_phase"):
             raise ConfigError(f"`fine_tune` needs a number for {name}; 'find' is resolved by `keras_tl.train` (or run "
                              f"`keras_tl.lr_find` and pass its suggestion). Received: {name}='find'")
-    task = as_task(task, config)
-    model = task.model
-    kind = task_of(model)
-    if kind == "multitask":  # Per-head class weights live in the masked loss, not in `fit`.
+    classifier = as_classifier(classifier, config)
+    model = classifier.model
+    problem = problem_of(model)
+    if problem == "multitask":  # Per-head class weights live in the masked loss, not in `fit`.
         if objective is not None and getattr(objective, "supervised", None) is not None:
             objective.supervised.head_class_weights = class_weight
         objective, class_weight = objective or Supervised(head_class_weights=class_weight), None
     objective = objective or Supervised()
-    optimizer = task.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
-    schedule = task.modality.default_schedule if config.schedule == "auto" else config.schedule
+    optimizer = classifier.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
+    schedule = classifier.modality.default_schedule if config.schedule == "auto" else config.schedule
     steps_per_epoch = steps_per_epoch or _cardinality(train)
     pretrained = is_pretrained(config.weights)
     checkpoint = BestWeights(os.path.join(run_dir, "best.weights.h5"), model, config.monitor) if run_dir else None
     if config.strategy == "full":
-        phases = [("full", "all", config.head_lr, config.head_epochs + config.epochs)]
+        phases = [("full", "all", config.head_lr, config.head_epochs + config.fine_tune_epochs)]
     else:
         phases = [("phase1", None, config.head_lr, config.head_epochs)]
         if config.strategy == "two_phase":
-            phases.append(("phase2", config.unfreeze, config.fine_tune_lr, config.epochs))
+            phases.append(("phase2", config.unfreeze, config.fine_tune_lr, config.fine_tune_epochs))
 
     state = resume_lib.load_state(run_dir) if resume and run_dir else None
     if resume and run_dir and state is None:
@@ -246,7 +247,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
     for phase, policy, peak_lr, epochs in phases:
         if epochs == 0:
             continue
-        set_trainable(model, policy, spec=task.spec, freeze_batchnorm=pretrained)
+        set_trainable(model, policy, spec=classifier.spec, freeze_batchnorm=pretrained)
         fit_model, fit_train, fit_val, steps = model, train, val, steps_per_epoch
         if phase == "phase2" and train_phase2 is not None:
             fit_train = train_phase2
@@ -268,7 +269,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         rate = learning_rate(config, peak_lr, steps * epochs, schedule=schedule)
         multipliers = None
         if phase == "phase2" and config.layer_lr_decay != 1.0:
-            multipliers, blocks = optimizers.layer_rate_multipliers(model, task.spec, config.layer_lr_decay)
+            multipliers, blocks = optimizers.layer_rate_multipliers(model, classifier.spec, config.layer_lr_decay)
             log.info(f"phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
                   f"block ({blocks[-1]}) and the head, x{config.layer_lr_decay:g} per block below, "
                   f"{peak_lr * min(multipliers.values()):.2g} for the lowest layers")
@@ -279,7 +280,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
             wrapped = True
             if checkpoint is not None and not done:
                 checkpoint.start_over()  # The run keeps an adapted epoch, the best of this phase.
-        objective.compile(fit_model, learning_rate=rate, task=kind, optimizer=optimizer, config=config,
+        objective.compile(fit_model, learning_rate=rate, problem=problem, optimizer=optimizer, config=config,
                           lr_multipliers=multipliers)
         if done:
             resume_lib.restore_variables(run_dir, fit_model)
@@ -322,7 +323,7 @@ def fine_tune(task, train, val, config, *, run_dir=None, class_weight=None, cach
         # The discriminative optimizer is keras-tl's class (and a domain-adapted phase compiled its
         # wrapper, not the model): recompile with the plain one, so the saved model.keras (and every
         # .keras export) loads wherever Keras does, keras-tl installed or not.
-        objective.compile(model, learning_rate=config.fine_tune_lr, task=kind, optimizer=optimizer, config=config)
+        objective.compile(model, learning_rate=config.fine_tune_lr, problem=problem, optimizer=optimizer, config=config)
         model.optimizer.build(model.trainable_variables)  # Its slots match what load_model builds.
     if checkpoint is not None:
         checkpoint.restore()  # Best validation loss (or accuracy: `config.monitor`) over all phases.

@@ -1,4 +1,4 @@
-"""Transferability scores: how well a frozen backbone's features suit a task, before any training.
+"""Transferability scores: how well a frozen backbone's features suit a classifier, before any training.
 
 - `logme`: LogME (You, Liu, Wang, Long, "LogME: Practical Assessment of Pre-trained Models for
   Transfer Learning", ICML 2021). For each class (one-vs-rest target `y`), a Bayesian linear model
@@ -63,7 +63,7 @@ def principal(features):
 
 
 def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATIONS):
-    """LogME of `features` for a classification task (You et al., ICML 2021).
+    """LogME of `features` for a classification classifier (You et al., ICML 2021).
 
     Args:
         features: float array `(N, D)`. One row per example (e.g. a frozen backbone's pooled output).

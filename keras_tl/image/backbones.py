@@ -12,13 +12,13 @@ from keras_tl.image.layers import ImagePreprocessing
 from keras_tl.image.presets import check_weights, unavailable_message
 
 
-def build(spec, weights="imagenet", image_size=None):
+def build(spec, weights="pretrained", image_size=None):
     """Builds the backbone (without top) and the layer that preprocesses raw pixels for it.
 
     Args:
         spec: BackboneSpec. From `keras_tl.core.registry.get(...)`.
-        weights: str or None. "imagenet", "none"/None, a local weights file
-            (`.weights.h5` or a Keras Applications `.h5`), or for KerasHub "preset"/"none".
+        weights: str or None. "pretrained" (ImageNet, or a KerasHub preset's own), "none"/None, or a
+            local weights file (`.weights.h5` or a Keras Applications `.h5`).
         image_size: int. Input side; defaults to `spec.default_size`.
 
     Returns:
@@ -41,13 +41,13 @@ def build(spec, weights="imagenet", image_size=None):
     kwargs = dict(include_top=False, input_shape=(size, size, 3))
     if weights == "none":
         backbone = construct(spec, **kwargs)
-    elif weights == "imagenet" and spec.weights_from != "keras":
+    elif weights == "pretrained" and spec.weights_from != "keras":
         from keras_tl.image import imported  # Converts weights a package ships (once, cached).
 
         backbone = construct(spec, **kwargs)
         backbone.load_weights(imported.imagenet_weights(spec.weights_from))
-    elif weights == "imagenet":
-        backbone = _download_guard(spec, lambda: construct(spec, weights="imagenet", **kwargs))
+    elif weights == "pretrained":
+        backbone = _download_guard(spec, lambda: construct(spec, weights="imagenet", **kwargs))  # Keras' word.
     else:
         backbone = construct(spec, **kwargs)
         load_weights_file(backbone, weights, spec)

@@ -212,7 +212,7 @@ def make_dataset(
     image_size,
     batch_size,
     num_classes,
-    task="multiclass",
+    problem="multiclass",
     training=False,
     augment="none",
     augment_params=None,
@@ -232,7 +232,7 @@ def make_dataset(
         image_size: int. Side the images are resized to.
         batch_size: int.
         num_classes: int.
-        task: str. "multiclass", "binary" or "multilabel" (labels `(N, C)` multi-hot).
+        problem: str. "multiclass", "binary" or "multilabel" (labels `(N, C)` multi-hot).
         training: bool. Shuffle and augment. Defaults to False.
         augment: str. An `augment` preset ("none", "light", "standard", "strong").
         augment_params: dict. Overrides of the preset's parameters.
@@ -246,7 +246,7 @@ def make_dataset(
     Images stay uint8 up to the model, which casts them on the device: a quarter of the bytes
     of float32 to move per batch.
     """
-    targets = encode_labels(split.labels, num_classes, task)
+    targets = encode_labels(split.labels, num_classes, problem)
     autotune = tf.data.AUTOTUNE
     if isinstance(split.images, np.ndarray):
         ds = tf.data.Dataset.from_tensor_slices((split.images, targets))

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
+from keras_tl.core.heads import probabilities_graph, serving_outputs, problem_of
 
 
 def image_size_of(model):
@@ -11,7 +11,7 @@ def image_size_of(model):
     return int(model.input_shape[1])
 
 
-def serving_endpoints(task, class_names, top_k=5):
+def serving_endpoints(classifier, class_names, top_k=5):
     """`{name: (tf.function, description)}`: "serving_default" takes encoded image bytes,
     "serving_images" a float image tensor.
 
@@ -19,11 +19,11 @@ def serving_endpoints(task, class_names, top_k=5):
     string of the top class. Decoding (JPEG, PNG, GIF, BMP), resizing and the backbone's
     preprocessing all happen in the graph.
     """
-    model = task.model
+    model = classifier.model
     size = image_size_of(model)
 
     def outputs(images):
-        return serving_outputs(probabilities_graph(model(images, training=False)), class_names, task_of(model), top_k)
+        return serving_outputs(probabilities_graph(model(images, training=False)), class_names, problem_of(model), top_k)
 
     def decode(data):
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)

@@ -2,7 +2,7 @@
 
 The weights side (`keras_tl.weights.imports`) reads checkpoints and maps tensors; this module builds
 the matching image network from the registry, caches converted weights in `$KERAS_HOME/keras_tl/`
-(so `weights="imagenet"` on such a backbone works offline once the package is installed) and offers
+(so `weights="pretrained"` on such a backbone works offline once the package is installed) and offers
 the imported network with its ImageNet head.
 """
 

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from keras_tl.core import registry
+from keras_tl.core.choices import PRETRAINED
 from keras_tl.image.config import resolve_augment
 from keras_tl.core.errors import ConfigError, WeightsUnavailableError
 from keras_tl.core.modality import Modality, ServingRequest
@@ -43,7 +44,7 @@ class ImageModality(Modality):
         """Raises unless `weights` can be loaded here: a readable file, or pretrained weights that are
         here, downloadable (network reachable), or in a package that says how to install it."""
         presets.check_weights(spec, weights)
-        if weights not in ("imagenet", "preset"):
+        if weights != PRETRAINED:
             return
         status = registry.weights_status(spec)
         if status == registry.INSTALL:
@@ -71,8 +72,8 @@ class ImageModality(Modality):
 
         return data.load_source(config.data)
 
-    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        from keras_tl.core.task import Task
+    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        from keras_tl.core.classifier import Classifier
         from keras_tl.image import augment
         from keras_tl.image.model import build_model
 
@@ -81,14 +82,14 @@ class ImageModality(Modality):
             params = resolve_augment(config.augment, config.augment_params)
             in_model = augment.image_layers(params, config.image_size, config.seed)
         model = build_model(spec, num_classes=num_classes, weights=config.weights, image_size=config.image_size,
-                            task=config.task, pooling=config.pooling, dense_units=config.dense_units,
+                            problem=config.problem, pooling=config.pooling, dense_units=config.dense_units,
                             dropout=config.dropout, augmentation=in_model, class_names=list(class_names),
                             head_kinds=head_kinds)
-        return Task(model, self, spec, None, list(class_names), config)
+        return Classifier(model, self, spec, None, list(class_names), config)
 
     def prepare_weights(self, spec, weights):
         self.check_weights(spec, weights)
-        if weights == "imagenet" and spec.weights_from not in ("keras", "keras_hub"):
+        if weights == PRETRAINED and spec.weights_from not in ("keras", "keras_hub"):
             # Weights a package ships: convert them (once) before the seeded work starts, so a first
             # run and a later one train identically.
             from keras_tl.image import imported
@@ -111,14 +112,14 @@ class ImageModality(Modality):
 
         return backbones.build(spec, weights="none", image_size=config.image_size or spec.default_size)[1]
 
-    def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+    def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
         from keras_tl.image import data, export
 
         return data.make_dataset(
-            split, image_size=export.image_size_of(task.model), batch_size=config.batch_size,
-            num_classes=len(task.class_names), task=task.kind, training=training,
+            split, image_size=export.image_size_of(classifier.model), batch_size=config.batch_size,
+            num_classes=len(classifier.class_names), problem=classifier.problem, training=training,
             augment=config.augment, augment_params=config.augment_params, augment_on=config.augment_on,
-            oversample=training and config.class_weight == "oversample", cache=cache,
+            oversample=training and config.balance == "oversample", cache=cache,
             seed=config.seed if seed is None else seed)
 
     def augmenting(self, config):
@@ -136,67 +137,67 @@ class ImageModality(Modality):
                                   f"({', '.join(IMAGE_EXTENSIONS)}).")
         return list(items)
 
-    def model_inputs(self, task, items):
+    def model_inputs(self, classifier, items):
         """uint8 images `(N, S, S, 3)` at the model's size, from arrays of any size or image files."""
         from keras_tl.core.data import Split
         from keras_tl.image import data, export
 
-        size = export.image_size_of(task.model)
+        size = export.image_size_of(classifier.model)
         if len(items) == 0:  # No item (a perfect test split has no confident errors to draw).
             return np.zeros((0, size, size, 3), np.uint8)
         split = Split(items, np.zeros(len(items), dtype=np.int64))
-        ds = data.make_dataset(split, image_size=size, batch_size=64, num_classes=2, task="binary", cache=False)
+        ds = data.make_dataset(split, image_size=size, batch_size=64, num_classes=2, problem="binary", cache=False)
         batches = [x.numpy() for x, _ in ds]
         return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
 
-    def confident_errors(self, task, split, probabilities, path_stem):
+    def confident_errors(self, classifier, split, probabilities, path_stem):
         from keras_tl.core import plots
 
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
-        images = self.model_inputs(task, split.subset(worst).items)
+        images = self.model_inputs(classifier, split.subset(worst).items)
         path = f"{path_stem}.png"
-        plots.confident_errors(images, split.labels[worst], probabilities[worst], task.class_names, path)
+        plots.confident_errors(images, split.labels[worst], probabilities[worst], classifier.class_names, path)
         return os.path.basename(path)
 
-    def serving_endpoints(self, task, info):
+    def serving_endpoints(self, classifier, info):
         from keras_tl.image import export
 
-        return export.serving_endpoints(task, info.class_names)
+        return export.serving_endpoints(classifier, info.class_names)
 
     def serving_request(self, items):
         """Encoded image files (or their bytes) to `serving_default`, which decodes and resizes in the graph."""
         return ServingRequest("serving_default", "image_bytes", [_read_bytes(item) for item in items])
 
-    def endpoint_arguments(self, task, info):
+    def endpoint_arguments(self, classifier, info):
         from keras_tl.image import export
 
-        return export.endpoint_arguments(self.model_inputs(task, info.check_items))
+        return export.endpoint_arguments(self.model_inputs(classifier, info.check_items))
 
-    def card(self, task):
+    def card(self, classifier):
         from keras_tl.image import export
 
-        return {"input_size": export.image_size_of(task.model)}
+        return {"input_size": export.image_size_of(classifier.model)}
 
-    def tflite_signature(self, task):
+    def tflite_signature(self, classifier):
         import keras
 
         from keras_tl.image import export
 
-        size = export.image_size_of(task.model)
+        size = export.image_size_of(classifier.model)
         return keras.InputSpec(shape=(1, size, size, 3), dtype="float32")
 
-    def tflite_input_metadata(self, task, inputs, info):
+    def tflite_input_metadata(self, classifier, inputs, info):
         from keras_tl.core import tflite_metadata
         from keras_tl.image import export
 
-        return tflite_metadata.Inputs([tflite_metadata.image_input(export.image_size_of(task.model),
+        return tflite_metadata.Inputs([tflite_metadata.image_input(export.image_size_of(classifier.model),
                                                                    quantized=info.int8_io)])
 
-    def tflite_calibration(self, task, items):
-        return [[image[None].astype(np.float32)] for image in self.model_inputs(task, items)]
+    def tflite_calibration(self, classifier, items):
+        return [[image[None].astype(np.float32)] for image in self.model_inputs(classifier, items)]
 
-    def show_batch(self, task, dataset, path):
+    def show_batch(self, classifier, dataset, path):
         """A PNG grid of one augmented training batch with its (possibly mixed) labels."""
         from keras_tl.core import plots
 
@@ -205,7 +206,7 @@ class ImageModality(Modality):
         for row in targets.numpy():
             if row.shape[-1] == 1:
                 row = np.array([1 - row[0], row[0]])
-            shown = [(task.class_names[i], row[i]) for i in np.argsort(-row) if row[i] > 0.01][:2]
+            shown = [(classifier.class_names[i], row[i]) for i in np.argsort(-row) if row[i] > 0.01][:2]
             titles.append(" + ".join(f"{n} {w:.2f}" if w < 0.99 else n for n, w in shown))
         plots.image_grid(images.numpy(), titles, path)
         return path

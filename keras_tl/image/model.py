@@ -3,7 +3,7 @@
 import keras
 
 from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained, short_run_batchnorm
+from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
 from keras_tl.image import backbones
 from keras_tl.core import quiet
 
@@ -15,9 +15,9 @@ def build_model(
     backbone="mobilenet_v2",
     *,
     num_classes,
-    weights="imagenet",
+    weights="pretrained",
     image_size=None,
-    task="multiclass",
+    problem="multiclass",
     pooling="avg",
     dense_units=(),
     dropout=0.2,
@@ -35,10 +35,10 @@ def build_model(
 
     Args:
         backbone: str or BackboneSpec. A name from `keras-tl backbones` or a KerasHub handle.
-        num_classes: int. Number of classes (2 with task="binary" gives one sigmoid output).
-        weights: str. "imagenet", "none", a weights file, or "preset" for KerasHub.
+        num_classes: int. Number of classes (2 with problem="binary" gives one sigmoid output).
+        weights: str. "pretrained", "none" or a weights file.
         image_size: int. Input side; defaults to the backbone's default size.
-        task: str. "multiclass" (softmax), "binary" (one sigmoid unit) or "multilabel" (one
+        problem: str. "multiclass" (softmax), "binary" (one sigmoid unit) or "multilabel" (one
             sigmoid per class).
         pooling: str. "avg" or "max" over the feature map.
         dense_units: list of int. Extra Dense+ReLU layers in the head. Defaults to none.
@@ -55,7 +55,7 @@ def build_model(
     """
     spec = registry.get(backbone, modality="image") if isinstance(backbone, str) else backbone
     size = image_size or spec.default_size
-    check_task(task, num_classes)
+    check_problem(problem, num_classes)
     preprocess, base = backbones.build(spec, weights=weights, image_size=size)
 
     if not is_pretrained(weights):
@@ -65,7 +65,7 @@ def build_model(
     if augmentation:
         x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
     x = backbone_layer(base, preprocess(x), is_pretrained(weights))
-    outputs = head(_pool(x, pooling), num_classes=num_classes, task=task, dense_units=dense_units,
+    outputs = head(_pool(x, pooling), num_classes=num_classes, problem=problem, dense_units=dense_units,
                    dropout=dropout, class_names=class_names, head_kinds=head_kinds)
     return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
 

@@ -3,7 +3,7 @@ networks), KerasHub image preset handles, and where each one's pretrained weight
 
 Keras-free: registering, resolving and checking a backbone imports no Keras or TensorFlow, so
 `keras-tl backbones` and the CLI's usage errors answer at once. Building is `keras_tl.image.backbones`.
-Where "imagenet" weights come from is a tag on the spec (`weights_from`): Keras' download (its
+Where pretrained (ImageNet) weights come from is a tag on the spec (`weights_from`): Keras' download (its
 cached file is `weights_file` under `$KERAS_HOME/models/`), or a `keras_tl.weights` importer of a
 package that ships them.
 """
@@ -17,7 +17,7 @@ from keras_tl.core.errors import ConfigError
 from keras_tl.core.paths import check_weights_file, keras_models_cache, keras_tl_cache
 from keras_tl.core.registry import BackboneSpec, register
 
-WEIGHT_CHOICES = ("imagenet", "none", "<path to a weights file>", "preset")
+WEIGHT_CHOICES = ("pretrained", "none", "<path to a weights file>")
 HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
 KERAS_WEIGHTS_HOST = "storage.googleapis.com"  # Where Keras downloads Applications weights from.
 
@@ -49,17 +49,14 @@ def check_weights(spec, weights):
     """Raises `ConfigError` unless `weights` is something `spec` can load, and `WeightsError` for a
     weights file that is not a readable HDF5 file; loads nothing."""
     if spec.source == "keras_hub":
-        if weights not in ("preset", "imagenet", "none"):
-            raise ConfigError(f"`weights` for the KerasHub preset {spec.name!r} must be 'preset' (the preset's "
+        if weights not in ("pretrained", "none"):
+            raise ConfigError(f"`weights` for the KerasHub preset {spec.name!r} must be 'pretrained' (the preset's "
                               f"own weights) or 'none'. Received: weights={weights!r}")
         return
-    if weights == "preset":
-        raise ConfigError(f"weights='preset' is for KerasHub presets; {spec.name!r} is a Keras Applications "
-                          "backbone. Expected 'imagenet', 'none' or a weights file.")
-    if weights in ("imagenet", "none"):
+    if weights in ("pretrained", "none"):
         return
     if not isinstance(weights, str) or not os.path.isfile(weights):
-        raise ConfigError(f"`weights` for {spec.name!r} must be 'imagenet', 'none' or an existing weights file; "
+        raise ConfigError(f"`weights` for {spec.name!r} must be 'pretrained', 'none' or an existing weights file; "
                           f"no file exists at {weights!r}. Received: weights={weights!r}")
     check_weights_file(weights)
 

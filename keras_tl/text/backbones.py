@@ -33,12 +33,12 @@ def preset_path(spec):
     return _asset_dir(spec)
 
 
-def load(spec, *, weights="preset", sequence_length=128):
+def load(spec, *, weights="pretrained", sequence_length=128):
     """Loads the encoder and its preprocessor.
 
     Args:
         spec: BackboneSpec. From `keras_tl.core.registry.get(name, modality="text")`.
-        weights: str. "preset" (or "imagenet": the preset's pretrained weights) or "none"
+        weights: str. "pretrained" (the preset's weights) or "none"
             (the same architecture, randomly initialized).
         sequence_length: int. Tokens per example; at most the encoder's maximum.
 
@@ -49,7 +49,7 @@ def load(spec, *, weights="preset", sequence_length=128):
         WeightsUnavailableError: the preset cannot be fetched (no network); the message says how
             to supply a local copy.
     """
-    if weights not in ("preset", "imagenet", "none"):
+    if weights not in ("pretrained", "none"):
         raise ConfigError(
             "`weights` for a text encoder must be 'preset' (its pretrained weights; 'imagenet' "
             f"means the same) or 'none' (random initialization). Received: weights={weights!r}"

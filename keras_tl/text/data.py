@@ -199,7 +199,7 @@ def load_text_source(spec, *, text_column="text", label_column="label"):
     return from_folder(spec)
 
 
-def make_text_dataset(split, preprocessor, *, batch_size, num_classes, task="multiclass", training=False,
+def make_text_dataset(split, preprocessor, *, batch_size, num_classes, problem="multiclass", training=False,
                       oversample=False, seed=0, cache=True, trim=False):
     """The tf.data pipeline of one split: `(token dict, float targets)` batches.
 
@@ -210,7 +210,7 @@ def make_text_dataset(split, preprocessor, *, batch_size, num_classes, task="mul
     `TRIM_MULTIPLE`, so few shapes are traced): only padding goes, and an encoder with an attention
     mask gives the same outputs on fewer positions (`TextModality.feature_pass`).
     """
-    targets = data.encode_labels(split.labels, num_classes, task)
+    targets = data.encode_labels(split.labels, num_classes, problem)
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(split.images), tf.string), targets))
     ds = data.shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
                                 oversample=oversample, seed=seed)

@@ -10,7 +10,7 @@ FastWordpieceTokenizeWithOffsets, ...), so an app tokenizes with the vocabulary 
 import keras
 import tensorflow as tf
 
-from keras_tl.core.heads import probabilities_graph, serving_outputs, task_of
+from keras_tl.core.heads import probabilities_graph, serving_outputs, problem_of
 
 
 
@@ -19,7 +19,7 @@ def serving_function(model, preprocessor, class_names, top_k=5):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        return serving_outputs(probabilities_graph(model(preprocessor(text), training=False)), class_names, task_of(model), top_k)
+        return serving_outputs(probabilities_graph(model(preprocessor(text), training=False)), class_names, problem_of(model), top_k)
 
     return serve
 

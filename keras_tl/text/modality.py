@@ -33,7 +33,7 @@ class TextModality(Modality):
         if config.augment != "none" or config.augmented_views:
             raise ConfigError(f"Augmentation applies to images and audio, not text. Received: augment={config.augment!r}, "
                              f"augmented_views={config.augmented_views} for a text run.")
-        if config.weights not in ("imagenet", "preset", "none"):
+        if config.weights not in ("pretrained", "none"):
             raise ConfigError("`weights` for a text encoder must be 'preset' (its pretrained weights) or "
                               f"'none' (random initialization). Received: weights={config.weights!r}")
         self.check_weights(spec, config.weights)
@@ -57,7 +57,7 @@ class TextModality(Modality):
                 "pass it as the backbone (a Hugging Face checkpoint folder works too).")
 
     def resolve_config(self, config, spec):
-        return {"weights": "preset" if config.weights == "imagenet" else config.weights, "image_size": None}
+        return {"image_size": None}
 
     def input_size(self, config):
         return f"{config.sequence_length} tokens"
@@ -72,30 +72,30 @@ class TextModality(Modality):
 
         return data.load_text_source(config.data, text_column=config.text_column, label_column=config.label_column)
 
-    def build_task(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        from keras_tl.core.task import Task
+    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        from keras_tl.core.classifier import Classifier
         from keras_tl.text.model import build_text_model
 
         model, preprocessor = build_text_model(
             spec, num_classes=num_classes, weights=config.weights, sequence_length=config.sequence_length,
-            task=config.task, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
+            problem=config.problem, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
             class_names=list(class_names), head_kinds=head_kinds)
-        return Task(model, self, spec, preprocessor, list(class_names), config)
+        return Classifier(model, self, spec, preprocessor, list(class_names), config)
 
     def skeleton(self, spec, config):
         from keras_tl.text import backbones
 
         return backbones.load(spec, weights="none", sequence_length=config.sequence_length)[0]
 
-    def dataset(self, task, split, config, *, training=False, seed=None, cache="memory"):
+    def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
         from keras_tl.text import data
 
         return data.make_text_dataset(
-            split, task.preprocessor, batch_size=config.batch_size, num_classes=len(task.class_names),
-            task=task.kind, training=training, oversample=training and config.class_weight == "oversample",
+            split, classifier.preprocessor, batch_size=config.batch_size, num_classes=len(classifier.class_names),
+            problem=classifier.problem, training=training, oversample=training and config.balance == "oversample",
             seed=config.seed if seed is None else seed, cache=cache not in (False, None, "none"))
 
-    def feature_pass(self, task, split, config):
+    def feature_pass(self, classifier, split, config):
         """Texts by length (characters, a cheap stand-in for tokens), each batch trimmed to its
         longest row: the encoder's attention mask makes the features those of the padded pass (to
         float rounding) at a fraction of the positions, as most texts are far shorter than
@@ -104,8 +104,8 @@ class TextModality(Modality):
 
         order = np.argsort([len(t) for t in split.items], kind="stable")
         return order, data.make_text_dataset(
-            split.subset(order), task.preprocessor, batch_size=config.batch_size, num_classes=len(task.class_names),
-            task=task.kind, cache=False, trim=True)
+            split.subset(order), classifier.preprocessor, batch_size=config.batch_size, num_classes=len(classifier.class_names),
+            problem=classifier.problem, cache=False, trim=True)
 
     def read_items(self, items):
         items = list(items)
@@ -114,16 +114,16 @@ class TextModality(Modality):
             raise ConfigError(f"Expected non-empty texts. Received an empty one at position {empty[0]}.")
         return items
 
-    def model_inputs(self, task, items):
+    def model_inputs(self, classifier, items):
         import tensorflow as tf
 
-        tokens = task.preprocessor(tf.constant(list(items)))
+        tokens = classifier.preprocessor(tf.constant(list(items)))
         return {k: np.asarray(v) for k, v in tokens.items()}
 
-    def confident_errors(self, task, split, probabilities, path_stem):
+    def confident_errors(self, classifier, split, probabilities, path_stem):
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:20]
-        names = task.class_names
+        names = classifier.class_names
         lines = ["# Most confidently wrong test texts", "", "| text | true | predicted | probability |",
                  "|---|---|---|---|"]
         for i in worst:
@@ -135,58 +135,58 @@ class TextModality(Modality):
             f.write("\n".join(lines) + "\n")
         return os.path.basename(path)
 
-    def save_preprocessor(self, task, directory):
-        task.preprocessor.save_to_preset(directory)
+    def save_preprocessor(self, classifier, directory):
+        classifier.preprocessor.save_to_preset(directory)
 
     def load_preprocessor(self, directory):
         from keras_tl.text import backbones
 
         return backbones.load_saved_preprocessor(directory)
 
-    def serving_endpoints(self, task, info):
+    def serving_endpoints(self, classifier, info):
         from keras_tl.text import export
 
-        return {"serving_default": (export.serving_function(task.model, task.preprocessor, info.class_names),
+        return {"serving_default": (export.serving_function(classifier.model, classifier.preprocessor, info.class_names),
                                     "text: string [N] (raw UTF-8 text; tokenized in the graph)")}
 
     def serving_request(self, items):
         """Raw strings to `serving_default`, which tokenizes in the graph."""
         return ServingRequest("serving_default", "text", [str(t) for t in self.read_items(items)])
 
-    def endpoint_arguments(self, task, info):
+    def endpoint_arguments(self, classifier, info):
         import tensorflow as tf
 
         return {"serving_default": {"text": tf.constant(list(info.check_items))}}
 
-    def card(self, task):
-        return {"sequence_length": self.sequence_length(task)}
+    def card(self, classifier):
+        return {"sequence_length": self.sequence_length(classifier)}
 
-    def sequence_length(self, task):
-        return int(task.model.input["token_ids"].shape[1])
+    def sequence_length(self, classifier):
+        return int(classifier.model.input["token_ids"].shape[1])
 
-    def tflite_signature(self, task):
+    def tflite_signature(self, classifier):
         from keras_tl.text import export
 
-        return export.tflite_signature(task.model, self.sequence_length(task))
+        return export.tflite_signature(classifier.model, self.sequence_length(classifier))
 
-    def tflite_input_metadata(self, task, inputs, info):
+    def tflite_input_metadata(self, classifier, inputs, info):
         """BERT tokenizer metadata (MediaPipe `TextClassifier` then takes raw strings) for a WordPiece
         encoder taking token ids, padding mask and segment ids; otherwise the inputs by name."""
         from keras_hub.tokenizers import WordPieceTokenizer
 
         from keras_tl.core import tflite_metadata
 
-        tokenizer = getattr(task.preprocessor, "tokenizer", None)
+        tokenizer = getattr(classifier.preprocessor, "tokenizer", None)
         if isinstance(tokenizer, WordPieceTokenizer):
             bert = tflite_metadata.bert_inputs(inputs, tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase)
             if bert is not None:
                 return bert
-        return super().tflite_input_metadata(task, inputs, info)
+        return super().tflite_input_metadata(classifier, inputs, info)
 
-    def write_export_assets(self, task, directory):
+    def write_export_assets(self, classifier, directory):
         from keras_tl.text import export
 
-        export.write_vocabulary(task.preprocessor, os.path.join(directory, "vocab.txt"))
+        export.write_vocabulary(classifier.preprocessor, os.path.join(directory, "vocab.txt"))
 
 
 MODALITY = TextModality()

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_task, head, is_pretrained
+from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained
 from keras_tl.text import backbones
 from keras_tl.text.layers import TokenPooling
 from keras_tl.core.errors import ConfigError
@@ -20,7 +20,7 @@ from keras_tl.core import quiet
 
 
 @quiet.tensorflow_started
-def build_text_model(backbone, *, num_classes, weights="preset", sequence_length=128, task="multiclass",
+def build_text_model(backbone, *, num_classes, weights="pretrained", sequence_length=128, problem="multiclass",
                      pooling="avg", dense_units=(), dropout=0.1, class_names=(), head_kinds=None):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
 
@@ -31,9 +31,9 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
     Args:
         backbone: str or BackboneSpec. See `keras-tl backbones --text`.
         num_classes: int.
-        weights: str. "preset" ("imagenet" means the same) or "none" (random initialization).
+        weights: str. "pretrained" (the preset's) or "none" (random initialization).
         sequence_length: int. Tokens per example. Defaults to 128.
-        task: str. "multiclass", "binary" or "multilabel".
+        problem: str. "multiclass", "binary" or "multilabel".
         pooling: str. "avg" (masked mean over tokens), "max" or "cls" (first token).
         dense_units: list of int. Extra Dense+ReLU layers in the head.
         dropout: float. Dropout before the output layer. Defaults to 0.1.
@@ -47,7 +47,7 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
     >>> model.predict(preprocessor(["a bird in the hand"]))
     """
     spec = registry.get(backbone, modality="text") if isinstance(backbone, str) else backbone
-    check_task(task, num_classes)
+    check_problem(problem, num_classes)
     encoder, preprocessor = backbones.load(spec, weights=weights, sequence_length=sequence_length)
     keys = sorted(preprocessor(tf.constant(["x"])).keys())
     inputs = {k: keras.Input((sequence_length,), dtype="int32", name=k) for k in keys}
@@ -63,7 +63,7 @@ def build_text_model(backbone, *, num_classes, weights="preset", sequence_length
         encoder = keras.Model(encoder.input, encoder.output["sequence_output"], name=encoder.name)
     x = backbone_layer(encoder, encoder_inputs, is_pretrained(weights))
     pooled = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
-    outputs = head(pooled, num_classes=num_classes, task=task, dense_units=dense_units, dropout=dropout,
+    outputs = head(pooled, num_classes=num_classes, problem=problem, dense_units=dense_units, dropout=dropout,
                    class_names=class_names, head_kinds=head_kinds)
     name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
     return keras.Model(inputs, outputs, name=name), preprocessor

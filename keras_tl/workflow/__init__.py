@@ -18,13 +18,14 @@ _NAMES = {
     "load_run": "keras_tl.workflow.runs",
     "predict": "keras_tl.workflow.runs",
     "save_backbone_weights": "keras_tl.workflow.runs",
+    "build_classifier": "keras_tl.workflow.build",
     "check_config": "keras_tl.workflow.checks",
     "check_export_name": "keras_tl.workflow.checks",
-    "resolve_task": "keras_tl.workflow.checks",
+    "resolve_problem": "keras_tl.workflow.checks",
     "show_batch": "keras_tl.workflow.training_run",
     "train": "keras_tl.workflow.training_run",
 }
-_SUBMODULES = ("checks", "compare", "ranking", "rate_finder", "runs", "training_run")
+_SUBMODULES = ("build", "checks", "compare", "ranking", "rate_finder", "runs", "training_run")
 
 
 def __getattr__(name):

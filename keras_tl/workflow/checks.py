@@ -9,7 +9,8 @@ import dataclasses
 
 from keras_tl.core import distribute, registry
 from keras_tl.core import modality as modalities
-from keras_tl.core.config import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS, TrainConfig
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
 from keras_tl.core.errors import ConfigError
 
 
@@ -23,7 +24,7 @@ def check_config(config, source=None, target=None):
     spec = registry.get(config.backbone, modality=modality.name)
     modality.check_config(config, spec, source)
     _check_adaptation(config, modality, target)
-    if config.strategy == "two_phase" and config.epochs and config.layer_lr_decay != 1.0 and not spec.block_pattern:
+    if config.strategy == "two_phase" and config.fine_tune_epochs and config.layer_lr_decay != 1.0 and not spec.block_pattern:
         raise ConfigError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
                           f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
                           f"layer_lr_decay={config.layer_lr_decay!r}")
@@ -34,7 +35,7 @@ def check_backbone(config, modality, spec):
     """The checks that need the backbone itself, still before any file: its pretrained weights are
     converted (once, before the seeded work) and block or layer names of the unfreeze policy exist."""
     modality.prepare_weights(spec, config.weights)
-    if config.strategy == "two_phase" and config.epochs and config.unfreeze.startswith(("blocks:", "from:")):
+    if config.strategy == "two_phase" and config.fine_tune_epochs and config.unfreeze.startswith(("blocks:", "from:")):
         import keras
 
         from keras_tl.core.training import unfreeze_start
@@ -74,11 +75,11 @@ def _check_adaptation(config, modality, target):
         raise ConfigError(f"domain_adaptation='adabn' re-estimates BatchNorm statistics; {modality.name} backbones "
                          f"have none. Use 'prior', 'coral' or 'dann'. Received: "
                          f"domain_adaptation={config.domain_adaptation!r}")
-    backbone_trains = config.strategy == "full" or (config.strategy == "two_phase" and config.epochs > 0)
+    backbone_trains = config.strategy == "full" or (config.strategy == "two_phase" and config.fine_tune_epochs > 0)
     if method in ("coral", "dann") and not backbone_trains:
         raise ConfigError(f"domain_adaptation={method!r} aligns the features while the backbone trains (phase 2, or "
                          f"strategy='full'); this run never trains it. Received: strategy={config.strategy!r}, "
-                         f"epochs={config.epochs!r}. Use 'adabn', or train the backbone.")
+                         f"fine_tune_epochs={config.fine_tune_epochs!r}. Use 'adabn', or train the backbone.")
     if target is None:
         _check_target_path(config, modality)
     elif not modality.is_source(target):
@@ -98,38 +99,38 @@ def load_target(config, modality, target=None):
     return modality.load_source(TrainConfig.from_dict({**config.to_dict(), "data": config.target_data}))
 
 
-def resolve_task(config, num_classes, multilabel=False, multitask=False):
-    """The concrete task ("multiclass", "binary", "multilabel", "multitask") of a config on data with
+def resolve_problem(config, num_classes, multilabel=False, multitask=False):
+    """The concrete problem ("multiclass", "binary", "multilabel", "multitask") of a config on data with
     `num_classes`; `multitask`: the data has "head:class" names (`keras_tl.core.multitask`)."""
-    if multitask and config.task in ("auto", "multitask"):
+    if multitask and config.problem in ("auto", "multitask"):
         return "multitask"
-    if config.task == "multitask":
-        raise ConfigError("task='multitask' needs data with several heads: 'head:class' class names with "
+    if config.problem == "multitask":
+        raise ConfigError("problem='multitask' needs data with several heads: 'head:class' class names with "
                          "labels (or none) per head, e.g. a manifest with label:<head> columns or "
                          "keras_tl.core.multitask.labels_from_columns.")
-    if config.tasks:
+    if config.head_weights:
         raise ConfigError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
-                         f"tasks={config.tasks!r}")
+                         f"tasks={config.head_weights!r}")
     if multilabel:
-        if config.task not in ("auto", "multilabel"):
-            raise ConfigError(f"The data has several labels per example; task must be 'auto' or "
-                             f"'multilabel'. Received: task={config.task!r}")
+        if config.problem not in ("auto", "multilabel"):
+            raise ConfigError(f"The data has several labels per example; problem must be 'auto' or "
+                             f"'multilabel'. Received: problem={config.problem!r}")
         return "multilabel"
-    if config.task == "multilabel":
-        raise ConfigError("task='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
-    if config.task == "auto":
+    if config.problem == "multilabel":
+        raise ConfigError("problem='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
+    if config.problem == "auto":
         return "binary" if num_classes == 2 else "multiclass"
-    if config.task == "binary" and num_classes != 2:
-        raise ConfigError(f"task='binary' needs exactly 2 classes. Received: {num_classes} classes.")
-    return config.task
+    if config.problem == "binary" and num_classes != 2:
+        raise ConfigError(f"problem='binary' needs exactly 2 classes. Received: {num_classes} classes.")
+    return config.problem
 
 
-def resolve_config(config, modality, spec, task, target=None):
+def resolve_config(config, modality, spec, problem, target=None):
     """The config with every "auto" made concrete (what config.yaml records); `target`: target-domain
     data from Python."""
     has_target = target is not None or config.target_data is not None
     return TrainConfig.from_dict({
-        **config.to_dict(), "modality": modality.name, "task": task,
+        **config.to_dict(), "modality": modality.name, "problem": problem,
         "domain_adaptation": adaptation_method(config, has_target=has_target),
         "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
         "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
@@ -153,22 +154,22 @@ def prepare(config, source=None, target=None):
     source = select_heads(source, config)
     splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
                           labels_per_class=config.labels_per_class)
-    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2,
+    problem = resolve_problem(config, len(source.class_names), multilabel=source.labels.ndim == 2,
                         multitask=multitask.looks_multitask(source.class_names, source.labels))
-    if config.class_weight == "oversample" and task in ("multilabel", "multitask"):
-        raise ConfigError(f"class_weight='oversample' draws single-label classes equally often; a {task} run "
-                         f"has several labels per example. Use 'balanced' (per head, in a multi-task run) or "
-                         f"'none'. Received: class_weight='oversample'")
-    return modality, spec, source, splits, resolve_config(config, modality, spec, task, target)
+    if config.balance == "oversample" and problem in ("multilabel", "multitask"):
+        raise ConfigError(f"balance='oversample' draws single-label classes equally often; a {problem} run "
+                         f"has several labels per example. Use 'class_weights' (per head, in a multi-task run) or "
+                         f"'none'. Received: balance='oversample'")
+    return modality, spec, source, splits, resolve_config(config, modality, spec, problem, target)
 
 
 def select_heads(source, config):
-    """A multi-task source keeping only the heads `config.tasks` names (all of them when it names none)."""
+    """A multi-task source keeping only the heads `config.head_weights` names (all of them when it names none)."""
     from keras_tl.core import multitask
 
-    if not (config.tasks and multitask.looks_multitask(source.class_names, source.labels)):
+    if not (config.head_weights and multitask.looks_multitask(source.class_names, source.labels)):
         return source
-    class_names, labels = multitask.select(source.class_names, source.labels, config.tasks)
+    class_names, labels = multitask.select(source.class_names, source.labels, config.head_weights)
     return dataclasses.replace(source, class_names=class_names, labels=labels)
 
 

@@ -56,7 +56,7 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     for c in configs:
         result = train(c, source, overwrite=overwrite)
         exported = export_run(result.run_dir, "tflite", out=os.path.join(result.run_dir, "exports"))
-        sample = result.task.inputs(run.load_split(result.run_dir, "test").items[:1])
+        sample = result.classifier.inputs(run.load_split(result.run_dir, "test").items[:1])
         rows.append({
             "backbone": c.backbone,
             "test_accuracy": result.metrics["test_accuracy"],
@@ -75,7 +75,7 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     header = ("| rank | backbone | test accuracy | macro F1 | parameters | TFLite MB | .keras MB | "
               "Keras batch-1 ms | TFLite batch-1 ms | training s |")
     lines = [f"# Backbone comparison ({config.image_size or 'default'}px, {config.head_epochs} + "
-             f"{config.epochs} epochs, weights `{config.weights}`)", "", header, "|" + "---|" * 10]
+             f"{config.fine_tune_epochs} epochs, weights `{config.weights}`)", "", header, "|" + "---|" * 10]
     for position, r in enumerate(rows, 1):
         lines.append(
             f"| {position} | {r['backbone']} | {100 * r['test_accuracy']:.1f}% | {r['macro_f1']:.3f} | "

@@ -1,4 +1,4 @@
-"""`rank`: score candidate backbones on a task from one pass of frozen features, before training any.
+"""`rank`: score candidate backbones on a classifier from one pass of frozen features, before training any.
 
 For each backbone (and, by default, its random-weight twin, so negative transfer shows), the
 training and validation splits go once through the frozen backbone (the feature cache's extractor
@@ -37,7 +37,7 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
         source: a source from Python. Defaults to reading `config.data`.
         random_twins: bool. Also score each backbone with random weights (when `config.weights`
             is pretrained); a pretrained backbone whose LogME is not above its twin's is flagged
-            (its features carry no more about this task than a random network's). Defaults to True.
+            (its features carry no more about this classifier than a random network's). Defaults to True.
         out: str. A folder to write `rank.md` and `rank.json` into. Defaults to writing nothing.
         max_examples: int. Score on at most this many training + validation examples, drawn per
             class (seeded, each class keeps `max_examples // classes`, so rare classes keep all they
@@ -49,7 +49,7 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
         "probe_se", "feature_dim", "examples", "seconds", "flag".
 
     Example:
-    >>> rows = keras_tl.rank(keras_tl.TrainConfig(data="photos/", weights="imagenet", image_size=96),
+    >>> rows = keras_tl.rank(keras_tl.TrainConfig(data="photos/", weights="pretrained", image_size=96),
     ...                      ["efficientnet_lite0", "mobilenet_v2_torchvision"])
     """
     names = list(dict.fromkeys(names))
@@ -75,13 +75,13 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
     for candidate, spec, weights in candidates:
         started = time.perf_counter()
         resolved = resolve_config(TrainConfig.from_dict({**candidate.to_dict(), "weights": weights}), modality, spec,
-                                  first.task)
+                                  first.problem)
         log.info(f"rank: {candidate.backbone} ({_weights_name(weights)})")
         keras.utils.set_random_seed(resolved.seed)
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-            task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
-            extractor, _ = features.split_model(task.model)
-            order, pipeline = modality.feature_pass(task, labelled, resolved)
+            classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
+            extractor, _ = features.split_model(classifier.model)
+            order, pipeline = modality.feature_pass(classifier, labelled, resolved)
             (x, _), = features.extract(extractor, [data.targets_as_inputs(pipeline)],
                                        descriptions=["training + validation features"], open_shapes=True)
         labels = labelled.labels[order]
@@ -176,7 +176,7 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
 
     Example:
     >>> keras_tl.domain_shift(keras_tl.TrainConfig(data="mono/", backbone="efficientnet_lite0",
-    ...                                            weights="imagenet", image_size=96), "poly/")
+    ...                                            weights="pretrained", image_size=96), "poly/")
     """
     from keras_tl.core.adaptation import proxy_a_distance
 
@@ -203,9 +203,9 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
           f"of each domain")
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-        task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
-        extractor, _ = features.split_model(task.model)
-        pipelines = [data.targets_as_inputs(modality.feature_pass(task, d, resolved)[1]) for d in domains]
+        classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
+        extractor, _ = features.split_model(classifier.model)
+        pipelines = [data.targets_as_inputs(modality.feature_pass(classifier, d, resolved)[1]) for d in domains]
         (a, _), (b, _) = features.extract(extractor, pipelines, descriptions=["training-data features",
                                                                                "target-data features"],
                                               open_shapes=True)

@@ -6,7 +6,8 @@ import os
 import keras
 
 from keras_tl.core import distribute, features, lr_finder, run
-from keras_tl.core.config import FIND, TrainConfig
+from keras_tl.core.config import TrainConfig
+from keras_tl.core.choices import FIND
 from keras_tl.core.heads import is_pretrained
 from keras_tl.core.training import Supervised, fine_tune, set_trainable
 from keras_tl.workflow.checks import prepare
@@ -36,8 +37,8 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
         "fine_tune_lr"), "png".
 
     Example:
-    >>> result = keras_tl.lr_find(keras_tl.TrainConfig(data="photos/", weights="imagenet"))
-    >>> config = keras_tl.TrainConfig(data="photos/", weights="imagenet", head_lr=result["suggestion"])
+    >>> result = keras_tl.lr_find(keras_tl.TrainConfig(data="photos/", weights="pretrained"))
+    >>> config = keras_tl.TrainConfig(data="photos/", weights="pretrained", head_lr=result["suggestion"])
     """
     if phase not in PHASES:
         raise ConfigError(f"`phase` must be one of {list(PHASES)}. Received: phase={phase!r}")
@@ -47,22 +48,22 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
     modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-        task = modality.build_task(spec, resolved, len(source.class_names), source.class_names)
+        classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
 
         def train_dataset(seed=resolved.seed):
-            return modality.dataset(task, splits["train"], resolved, training=True, seed=seed)
+            return modality.dataset(classifier, splits["train"], resolved, training=True, seed=seed)
 
-        val = modality.dataset(task, splits["val"], resolved)
-        cached = features.cached_phase(task, resolved, splits, train_dataset)
+        val = modality.dataset(classifier, splits["val"], resolved)
+        cached = features.cached_phase(classifier, resolved, splits, train_dataset)
         if phase == "head":
-            set_trainable(task.model, None)
-            fit_model, data = (cached.head, cached.train) if cached else (task.model, train_dataset())
+            set_trainable(classifier.model, None)
+            fit_model, data = (cached.head, cached.train) if cached else (classifier.model, train_dataset())
         else:
             head_only = TrainConfig.from_dict({**resolved.to_dict(), "strategy": "feature_extraction"})
-            fine_tune(task, train_dataset(), val, head_only, cached=cached)
-            set_trainable(task.model, resolved.unfreeze, spec=spec, freeze_batchnorm=is_pretrained(resolved.weights))
-            fit_model, data = task.model, train_dataset(resolved.seed + 1)
-        Supervised().compile(fit_model, learning_rate=min_lr, task=task.kind, optimizer=resolved.optimizer,
+            fine_tune(classifier, train_dataset(), val, head_only, cached=cached)
+            set_trainable(classifier.model, resolved.unfreeze, spec=spec, freeze_batchnorm=is_pretrained(resolved.weights))
+            fit_model, data = classifier.model, train_dataset(resolved.seed + 1)
+        Supervised().compile(fit_model, learning_rate=min_lr, problem=classifier.problem, optimizer=resolved.optimizer,
                              config=resolved)
         log.info(f"lr-find ({phase}): {steps} batches at rates {min_lr:g} to {max_lr:g}")
         result = lr_finder.sweep(fit_model, data, min_lr=min_lr, max_lr=max_lr, steps=steps)

@@ -14,22 +14,22 @@ from keras_tl.core import quiet
 
 @quiet.tensorflow_started
 def load_run(run_dir):
-    """Loads a finished run directory as a `Task` (model, modality, preprocessor, class names, config).
+    """Loads a finished run directory as a `Classifier` (model, modality, preprocessor, class names, config).
 
     Example:
-    >>> task = keras_tl.load_run("runs/photos")
-    >>> task.predict(["cat.jpg"])
+    >>> classifier = keras_tl.load_run("runs/photos")
+    >>> classifier.predict(["cat.jpg"])
     """
-    return run.load_task(run_dir)
+    return run.load_classifier(run_dir)
 
 
 @quiet.tensorflow_started
 def evaluate_run(run_dir):
     """Recomputes the test metrics of a run from its saved model and saved test split."""
-    task = run.load_task(run_dir)
+    classifier = run.load_classifier(run_dir)
     test = run.load_split(run_dir, "test")
-    probabilities = task.modality.predict_split(task, test, task.config)
-    metrics = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind, task.head_kinds)
+    probabilities = classifier.modality.predict_split(classifier, test, classifier.config)
+    metrics = evaluate_predictions(test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds)
     run.write_json(run_dir, "metrics_evaluate.json", metrics)
     return metrics
 
@@ -43,13 +43,13 @@ def predict(run_dir, items, top_k=3):
     >>> keras_tl.predict("runs/photos", ["cat.jpg"])
     [[('cat', 0.93), ('dog', 0.05), ('bird', 0.02)]]
     """
-    task = run.load_task(run_dir)
-    items = task.modality.read_items(items)
-    probabilities = task.predict(items)
-    if task.kind == "multitask":  # {head: top-k within the head} per item.
+    classifier = run.load_classifier(run_dir)
+    items = classifier.modality.read_items(items)
+    probabilities = classifier.predict(items)
+    if classifier.problem == "multitask":  # {head: top-k within the head} per item.
         return [{head: _top(row[start:stop], classes, top_k) for head, classes, start, stop
-                 in multitask.heads_of(task.class_names)} for row in probabilities]
-    return [_top(row, task.class_names, top_k) for row in probabilities]
+                 in multitask.heads_of(classifier.class_names)} for row in probabilities]
+    return [_top(row, classifier.class_names, top_k) for row in probabilities]
 
 
 def _top(row, class_names, top_k):
@@ -59,7 +59,7 @@ def _top(row, class_names, top_k):
 @quiet.tensorflow_started
 def export_run(run_dir, format="saved_model", *, out="exported_models", name=None, quantize="none",
                keep_versions=None, int8_io=False, min_agreement=None, check_limit=64):
-    """Exports a run's task, checked against Keras on held-out test examples before it is published.
+    """Exports a run's classifier, checked against Keras on held-out test examples before it is published.
 
     Args:
         run_dir: str. A finished run directory (images or text).
@@ -78,35 +78,35 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
     """
     check_export(format, quantize, int8_io, keep_versions)
     name = check_export_name(name or os.path.basename(os.path.normpath(run_dir)))
-    task = run.load_task(run_dir)
-    if format == "tflite" and quantize not in task.modality.tflite_quantizations:
-        raise ConfigError(f"TFLite export of a {task.modality.name} model supports quantize in "
-                         f"{list(task.modality.tflite_quantizations)}. Received: quantize={quantize!r}")
+    classifier = run.load_classifier(run_dir)
+    if format == "tflite" and quantize not in classifier.modality.tflite_quantizations:
+        raise ConfigError(f"TFLite export of a {classifier.modality.name} model supports quantize in "
+                         f"{list(classifier.modality.tflite_quantizations)}. Received: quantize={quantize!r}")
     test = run.load_split(run_dir, "test")
     metrics = run.read_json(run_dir, "metrics.json", {})
-    config = task.config
+    config = classifier.config
     info = export.ExportInfo(
         name=name,
-        class_names=task.class_names,
+        class_names=classifier.class_names,
         check_items=_first(test, check_limit).items,
         quantize=quantize,
         calibration_items=_first(run.load_split(run_dir, "train"), 200).items if quantize == "int8" else None,
         int8_io=int8_io,
         min_agreement=min_agreement,
         keep_versions=keep_versions,
-        card={"backbone": config.backbone, "weights": config.weights, "task": config.task,
-              "modality": task.modality.name, "data_licence": metrics.get("data_licence", ""),
+        card={"backbone": config.backbone, "weights": config.weights, "problem": config.problem,
+              "modality": classifier.modality.name, "data_licence": metrics.get("data_licence", ""),
               "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
               "config": config.to_dict()},
     )
     destination = os.path.join(out, name, export.SUBDIRS[format])
-    result = export.FORMATS[format](task, destination, info)
+    result = export.FORMATS[format](classifier, destination, info)
     record = {"format": format, "quantize": quantize, "path": result.path, "version": result.version,
               "size_bytes": result.size_bytes, "check": result.check}
     if format == "tflite":
-        probabilities = task.predict(test.items, runner=lambda inputs: litert.tflite_predict(result.path, inputs))
-        evaluation = evaluate_predictions(test.labels, probabilities, task.class_names, task.kind, task.head_kinds)
-        latency = litert.tflite_latency_ms(result.path, task.inputs(test.subset([0]).items))
+        probabilities = classifier.predict(test.items, runner=lambda inputs: litert.tflite_predict(result.path, inputs))
+        evaluation = evaluate_predictions(test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds)
+        latency = litert.tflite_latency_ms(result.path, classifier.inputs(test.subset([0]).items))
         result.evaluation = {"test_accuracy": evaluation["test_accuracy"], "macro_f1": evaluation["macro_f1"],
                              "latency_ms_batch1": latency}
         record.update(result.evaluation)

@@ -1,4 +1,4 @@
-"""The whole run in order, for every modality: check config -> data -> task -> fine-tune -> evaluate.
+"""The whole run in order, for every modality: check config -> data -> classifier -> fine-tune -> evaluate.
 
 Only this package and `cli.py` know the whole order. What differs per modality is asked of the
 modality object (`keras_tl.core.modality`); the run directory is `keras_tl.core.run`'s.
@@ -18,7 +18,7 @@ from keras_tl.core.evaluate import evaluate_predictions, format_metrics
 from keras_tl.core.heads import probabilities_of
 from keras_tl.core.report import write_report
 from keras_tl.core.training import Supervised, fine_tune
-from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_task  # noqa: F401
+from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_problem  # noqa: F401
 from keras_tl.workflow.rate_finder import find_rates
 from keras_tl.core.errors import ConfigError
 from keras_tl.core.log import log
@@ -46,7 +46,7 @@ def train(config, source=None, *, target=None, overwrite=False, resume=False):
 
     Example:
     >>> config = keras_tl.TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32,
-    ...                               head_epochs=1, epochs=1, out="runs/demo")
+    ...                               head_epochs=1, fine_tune_epochs=1, out="runs/demo")
     >>> result = keras_tl.train(config, keras_tl.datasets.load_digits())
     """
     started = time.perf_counter()
@@ -93,19 +93,19 @@ def _run(resolved, modality, spec, source, splits, target, resuming, started):
 def scratch_baseline(config):
     """The from-scratch twin of a config: random weights, everything trainable, same total epochs."""
     return TrainConfig.from_dict({
-        **config.to_dict(), "weights": "none", "strategy": "full", "head_epochs": config.head_epochs + config.epochs,
-        "epochs": 0, "compare_scratch": False, "out": os.path.join(config.out, "scratch"),
+        **config.to_dict(), "weights": "none", "strategy": "full", "head_epochs": config.head_epochs + config.fine_tune_epochs,
+        "fine_tune_epochs": 0, "compare_scratch": False, "out": os.path.join(config.out, "scratch"),
         "domain_adaptation": "none", "target_data": None,  # The baseline of transfer: no adaptation either.
     })
 
 
 def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resume=False, target=None):
-    """Builds, trains and evaluates one task; writes its history, model, metrics and plots.
+    """Builds, trains and evaluates one classifier; writes its history, model, metrics and plots.
 
     `target`: the target-domain source of a domain-adapted run (`config.domain_adaptation`).
 
     Returns:
-        `((task, histories), metrics)`.
+        `((classifier, histories), metrics)`.
     """
     started = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
@@ -120,38 +120,38 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
 
     with distribute.precision(config.mixed_precision), distribute.scope(config.distribute):
         kinds = None
-        if config.task == "multitask":  # From every split's labels, so a resumed run builds the same heads.
+        if config.problem == "multitask":  # From every split's labels, so a resumed run builds the same heads.
             kinds = multitask.head_kinds(class_names, np.concatenate([s.labels for s in splits.values()]))
-        task = modality.build_task(spec, config, len(class_names), class_names, kinds)
+        classifier = modality.build_classifier(spec, config, len(class_names), class_names, kinds)
 
         def train_dataset(seed=config.seed):
-            return modality.dataset(task, splits["train"], config, training=True, seed=seed, cache=cache("train"))
+            return modality.dataset(classifier, splits["train"], config, training=True, seed=seed, cache=cache("train"))
 
-        val = modality.dataset(task, splits["val"], config, cache=cache("val"))
-        test = modality.dataset(task, splits["test"], config, cache=cache("test"))
+        val = modality.dataset(classifier, splits["val"], config, cache=cache("val"))
+        test = modality.dataset(classifier, splits["test"], config, cache=cache("test"))
         weights = None
-        if config.class_weight == "balanced" and config.task == "multitask":
+        if config.balance == "class_weights" and config.problem == "multitask":
             weights = multitask.class_weights(splits["train"].labels, class_names, kinds)
-        elif config.class_weight == "balanced" and config.task != "multilabel":
+        elif config.balance == "class_weights" and config.problem != "multilabel":
             # Counted on the rows `fit` sees (an audio file is one row per window), not on the items.
-            weights = class_weights(modality.row_labels(task, splits["train"]), len(class_names))
+            weights = class_weights(modality.row_labels(classifier, splits["train"]), len(class_names))
         objective = None
         if config.domain_adaptation != "none":
-            objective = adapted_objective(task, config, target, cache("target"), splits["train"].labels)
-            plain_train = modality.dataset(task, splits["train"], config, cache=cache("train"))
-            objective.before(task.model, plain_train.map(lambda x, y: x))
-        cached = features.cached_phase(task, config, splits, train_dataset)
+            objective = adapted_objective(classifier, config, target, cache("target"), splits["train"].labels)
+            plain_train = modality.dataset(classifier, splits["train"], config, cache=cache("train"))
+            objective.before(classifier.model, plain_train.map(lambda x, y: x))
+        cached = features.cached_phase(classifier, config, splits, train_dataset)
         timings = {}
-        histories = fine_tune(task, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
+        histories = fine_tune(classifier, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
                               cached=cached, timings=timings, resume=resume, objective=objective,
                               train_phase2=train_dataset() if config.strategy == "two_phase" else None)
         if objective is not None:
-            objective.after(task.model)
+            objective.after(classifier.model)
     run.write_json(run_dir, "history.json", histories)
-    run.save_task(run_dir, task)
+    run.save_classifier(run_dir, classifier)
     log.info("evaluating on the test split")
-    probabilities = modality.predict_split(task, splits["test"], config, dataset=test)
-    evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.task, kinds)
+    probabilities = modality.predict_split(classifier, splits["test"], config, dataset=test)
+    evaluation = evaluate_predictions(splits["test"].labels, probabilities, class_names, config.problem, kinds)
     metrics = {
         "test_accuracy": evaluation["test_accuracy"],
         "macro_f1": evaluation["macro_f1"],
@@ -160,56 +160,56 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
         **evaluation,
     }
-    if weights and config.task != "multitask":  # (A multi-task run's are per head, in its masked loss.)
+    if weights and config.problem != "multitask":  # (A multi-task run's are per head, in its masked loss.)
         metrics["class_weights"] = {class_names[i]: w for i, w in weights.items()}
     if config.domain_adaptation != "none":
         metrics["domain_adaptation"] = {"method": config.domain_adaptation, "target_examples": len(target.labels)}
         if objective.shifts:
             metrics["domain_adaptation"]["bias_shifts"] = {k: np.round(v, 4).tolist()
                                                            for k, v in objective.shifts.items()}
-    metrics["plots"] = plot_run(run_dir, task, histories, metrics, splits["test"], probabilities)
+    metrics["plots"] = plot_run(run_dir, classifier, histories, metrics, splits["test"], probabilities)
     run.write_json(run_dir, "metrics.json", metrics)
-    return (task, histories), metrics
+    return (classifier, histories), metrics
 
 
-def adapted_objective(task, config, target, cache, source_labels=None):
+def adapted_objective(classifier, config, target, cache, source_labels=None):
     """The `keras_tl.core.adaptation.Adapted` objective of `config.domain_adaptation` on `target`'s inputs.
 
     The target pipeline is the training pipeline (shuffled, augmented as the source) for the methods
     that train on it, the plain one for AdaBN's statistics; its labels are placeholders, never read.
     """
     split = target.as_split()
-    shape = (len(split),) + ((len(task.class_names),) if task.kind in ("multilabel", "multitask") else ())
+    shape = (len(split),) + ((len(classifier.class_names),) if classifier.problem in ("multilabel", "multitask") else ())
     split = dataclasses.replace(split, labels=np.zeros(shape, np.int64))
-    plain = TrainConfig.from_dict({**config.to_dict(), "class_weight": "none"})
+    plain = TrainConfig.from_dict({**config.to_dict(), "balance": "none"})
     training = config.domain_adaptation not in ("adabn", "prior")
-    inputs = task.modality.dataset(task, split, plain, training=training, seed=config.seed + 1,
+    inputs = classifier.modality.dataset(classifier, split, plain, training=training, seed=config.seed + 1,
                                    cache=cache).map(lambda x, y: x)
-    prior = adaptation.class_prior(source_labels, task.class_names, task.kind, task.head_kinds) \
+    prior = adaptation.class_prior(source_labels, classifier.class_names, classifier.problem, classifier.head_kinds) \
         if config.domain_adaptation == "prior" else None
     return adaptation.Adapted(Supervised(), config.domain_adaptation, inputs, config.adaptation_weight, prior)
 
 
-def plot_run(run_dir, task, histories, metrics, test, probabilities):
+def plot_run(run_dir, classifier, histories, metrics, test, probabilities):
     """Learning curves, per-class F1, and (single-label) the confusion matrix and the most confidently
     wrong test examples (the modality draws them). Returns `{title: file name}`."""
     files = {"Learning curves": "learning_curves.png", "Per-class F1": "per_class_f1.png"}
     plots.learning_curves(histories, os.path.join(run_dir, files["Learning curves"]))
     plots.per_class_f1(metrics["per_class"], os.path.join(run_dir, files["Per-class F1"]))
-    if task.kind == "multitask":
+    if classifier.problem == "multitask":
         for head, row in metrics["heads"].items():
             if "confusion_matrix" not in row:  # A multi-label head.
                 continue
             files[f"Confusion matrix: {head}"] = f"confusion_matrix_{head}.png"
             plots.confusion_matrix(row["confusion_matrix"], list(row["per_class"]),
                                    os.path.join(run_dir, files[f"Confusion matrix: {head}"]))
-    elif task.kind != "multilabel":
+    elif classifier.problem != "multilabel":
         files["Confusion matrix"] = "confusion_matrix.png"
-        plots.confusion_matrix(metrics["confusion_matrix"], task.class_names,
+        plots.confusion_matrix(metrics["confusion_matrix"], classifier.class_names,
                                os.path.join(run_dir, files["Confusion matrix"]))
-        written = task.modality.confident_errors(task, test, probabilities_of(probabilities),
+        written = classifier.modality.confident_errors(classifier, test, probabilities_of(probabilities),
                                                  os.path.join(run_dir, "confident_errors"))
-        files[f"Most confidently wrong test {task.modality.unit}"] = written
+        files[f"Most confidently wrong test {classifier.modality.unit}"] = written
     return files
 
 
@@ -231,9 +231,9 @@ def show_batch(config, path, source=None, count=16):
     source = source if source is not None else modality.load_source(config)
     splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
                           labels_per_class=config.labels_per_class)
-    task = resolve_task(config, len(source.class_names), multilabel=source.labels.ndim == 2)
-    shown = TrainConfig.from_dict({**resolve_config(config, modality, spec, task).to_dict(), "weights": "none",
+    classifier = resolve_problem(config, len(source.class_names), multilabel=source.labels.ndim == 2)
+    shown = TrainConfig.from_dict({**resolve_config(config, modality, spec, classifier).to_dict(), "weights": "none",
                                    "augment_on": "data", "batch_size": count})
-    built = modality.build_task(spec, shown, len(source.class_names), source.class_names)
+    built = modality.build_classifier(spec, shown, len(source.class_names), source.class_names)
     dataset = modality.dataset(built, splits["train"], shown, training=True, cache="none")
     return modality.show_batch(built, dataset, path)

@@ -1,10 +1,12 @@
-"""A Task (keras-hub's word): one trainable model with everything needed to feed it raw data.
+"""A Classifier: one trainable model with everything needed to feed it raw data, for any modality.
 
-`Task.model` takes what the modality's pipeline produces (images, token ids, waveforms) and holds
+`Classifier.model` takes what the modality's pipeline produces (images, token ids, waveforms) and holds
 its in-graph preprocessing, the backbone (in inference mode when pretrained), the pooling and the
-head(s). `Task.preprocessor` is the host-side part where one exists (a text tokenizer); the
+head(s). `Classifier.preprocessor` is the host-side part where one exists (a text tokenizer); the
 modality object knows how to turn raw items (image files or arrays, strings) into model inputs.
-Training (`keras_tl.core.training.fine_tune`), the run directory and every export take a Task.
+Training (`keras_tl.core.training.fine_tune`), the run directory and every export take a Classifier.
+(Not KerasHub's `Task`, a `keras.Model` subclass: the model is `Classifier.model`, a plain
+functional `keras.Model` that loads wherever Keras does.)
 """
 
 from dataclasses import dataclass, field
@@ -13,17 +15,17 @@ from keras_tl.core import heads, multitask
 
 
 @dataclass
-class Task:
+class Classifier:
     """A model plus what makes it usable on raw inputs.
 
     Args:
-        model: keras.Model. Built by a modality's `build_model` (or loaded from a run).
+        model: keras.Model. Built by `keras_tl.build_classifier` (or loaded from a run).
         modality: Modality. The plug-in object (`keras_tl.core.modality.get(name)`).
         spec: BackboneSpec. Its registry entry; None for a model loaded from a run whose backbone
             handle no longer resolves here.
         preprocessor: object. Host-side preprocessing (KerasHub text preprocessor), or None.
         class_names: list of str.
-        config: TrainConfig. The (resolved) config the task was built from, where known.
+        config: TrainConfig. The (resolved) config the classifier was built from, where known.
     """
 
     model: object
@@ -34,14 +36,14 @@ class Task:
     config: object = None
 
     @property
-    def kind(self):
+    def problem(self):
         """"multiclass", "binary", "multilabel" or "multitask"."""
-        return heads.task_of(self.model)
+        return heads.problem_of(self.model)
 
     @property
     def head_kinds(self):
         """A multi-task model's `{head: "multiclass" or "multilabel"}`; None for one head."""
-        return multitask.kinds_of(self.model) if self.kind == "multitask" else None
+        return multitask.kinds_of(self.model) if self.problem == "multitask" else None
 
     @property
     def backbone(self):
