@@ -56,8 +56,8 @@ import numpy as np
 import keras
 
 from keras_tl import datasets
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.evaluate import evaluate_predictions
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.evaluation.evaluate import evaluate_predictions
 from keras_tl.workflow import load_run, train
 
 
@@ -74,7 +74,7 @@ def other_source(run_dir, other, scratch=False):
     task = load_run(run_dir)
     if scratch:  # the twin's folder holds its model and metrics; the run's task says how to feed it
         task = dataclasses.replace(task, model=keras.saving.load_model(os.path.join(run_dir, "scratch", "model.keras")))
-    metrics = evaluate_predictions(other.labels, task.predict(other.paths, batch_size=64), other.class_names,
+    metrics = evaluate_predictions(other.labels, task.predict(other.items, batch_size=64), other.class_names,
                                    "multiclass")
     keras.backend.clear_session()
     return 100 * metrics["test_accuracy"], metrics["macro_f1"]

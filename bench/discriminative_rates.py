@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from keras_tl import datasets
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.workflow import train
 
 

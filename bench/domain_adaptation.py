@@ -20,7 +20,7 @@ read instead of retrained.
     python bench/domain_adaptation.py [--seeds 0,1,2] [--methods prior,adabn,coral,dann] [--size 64]
 
 Prints the table (test accuracy and macro F1, mean ± sd over seeds); its last lines are
-`mono_to_poly_accuracy=` (the default method, `keras_tl.core.config.DEFAULT_ADAPTATION`, mean of
+`mono_to_poly_accuracy=` (the default method, `keras_tl.core.contract.choices.DEFAULT_ADAPTATION`, mean of
 seeds), `worst_direction_minus_source_only=` (points; the lower of the two directions) and
 `multitask_max_head_drop=` (read from `bench/multitask.py`'s finished runs under --multitask-out,
 when they exist).
@@ -36,9 +36,9 @@ import time
 import numpy as np
 
 from keras_tl import datasets
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.choices import DEFAULT_ADAPTATION
-from keras_tl.image.data import ImageSource
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.choices import DEFAULT_ADAPTATION
+from keras_tl.core.data import Source
 from keras_tl.workflow import train
 from multitask import stat  # bench/multitask.py: `python bench/<script>.py` puts bench/ on the path
 
@@ -71,11 +71,11 @@ def train_val(labels, seed):
 def joined(first, first_indices, second, second_indices, seed):
     """One source whose train / val come from `first[first_indices]` and test is `second[second_indices]`."""
     train, val = train_val(first.labels[first_indices], seed)
-    images = [first.images[i] for i in first_indices] + [second.images[i] for i in second_indices]
+    images = [first.items[i] for i in first_indices] + [second.items[i] for i in second_indices]
     labels = np.concatenate([first.labels[first_indices], second.labels[second_indices]])
     test = np.arange(len(first_indices), len(images))
-    return ImageSource(first.class_names, images, labels, predefined={"train": train, "val": val, "test": test},
-                       licence=first.licence)
+    return Source(first.class_names, images, labels, predefined={"train": train, "val": val, "test": test},
+                       licence=first.licence, modality="image")
 
 
 def run_or_read(config, source, target=None):
@@ -139,8 +139,8 @@ def main():
                         batch_size=32, head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, fine_tune_lr=1e-4,
                         early_stopping_patience=None, adaptation_weight=args.weight)
             on_source = joined(source, np.arange(len(source.labels)), target, test, seed)
-            unlabelled_target = ImageSource(target.class_names, [target.images[i] for i in unlabelled],
-                                            np.zeros(len(unlabelled), np.int64))
+            unlabelled_target = Source(target.class_names, [target.items[i] for i in unlabelled],
+                                            np.zeros(len(unlabelled), np.int64), modality="image")
             for row in rows:
                 if row == "source-only":
                     config, data, adapt_to = TrainConfig(domain_adaptation="none", **base), on_source, None

@@ -18,11 +18,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.image import backbones
 from keras_tl.image import data
 from keras_tl.image.model import build_model
-from keras_tl.core.training import compile_model, set_trainable
+from keras_tl.core.train.training import compile_model, set_trainable
 
 CLASSES = ("waves", "rings", "stripes", "blobs")
 

@@ -18,7 +18,7 @@ import numpy as np
 import PIL.Image
 
 from keras_tl import workflow
-from keras_tl.core import export, litert
+from keras_tl.core.export import litert
 
 
 def classify(path, images):

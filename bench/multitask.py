@@ -31,8 +31,9 @@ import numpy as np
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core import export, multitask
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.export import formats as export
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.workflow import load_run, train
 
 HEADS = ("grade", "cell_type")
@@ -40,7 +41,7 @@ HEADS = ("grade", "cell_type")
 
 def single_task(source, head, splits):
     """The source with only `head`'s labels (int classes) and the multi-task run's splits."""
-    (_, classes, start, stop), = [h for h in multitask.heads_of(source.class_names) if h[0] == head]
+    (_, classes, start, stop), = [h for h in multitask_labels.heads_of(source.class_names) if h[0] == head]
     labels = source.labels[:, start:stop].argmax(axis=1)
     return dataclasses.replace(source, class_names=list(classes), labels=labels, predefined=splits)
 

@@ -31,7 +31,7 @@ The default budget is the transfer table's (bench/transfer_table.py): all traini
 Every candidate is ranked twice: on at most `--rank-examples` training + validation examples
 (`keras-tl rank --max-examples`, drawn per class; default 1000) and on all of them; the table gives
 both. A finished (data set, seed) group is read back from OUT/<data set>/<seed>/group.json (its
-rank calls run again if `keras_tl.core.transferability` / `keras_tl.workflow.ranking` changed).
+rank calls run again if `keras_tl.core.evaluation.transferability` / `keras_tl.workflow.ranking` changed).
 
 Prints the table; its last lines are `kendall_tau=<x>` and `rank_speedup=<x>` for rank on every
 example (its default); a line before them gives both for the subsampled rank.
@@ -47,10 +47,9 @@ import numpy as np
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core import transferability
-from keras_tl.core.config import TrainConfig
-from keras_tl.image.data import ImageSource
-from keras_tl.text.data import TextSource
+from keras_tl.core.evaluation import transferability
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.data import Source
 from keras_tl.workflow import rank, train
 from keras_tl.workflow.training_run import scratch_baseline
 
@@ -73,10 +72,10 @@ def load(name, pool, seed):
               "wordnet": datasets.load_wordnet_glosses}[name]()
     keep = core_data.limit_per_class(source.labels, np.arange(len(source.labels)), pool // len(source.class_names),
                                      seed)
-    if isinstance(source, TextSource):
-        return TextSource(source.class_names, [source.texts[i] for i in keep], source.labels[keep],
-                          licence=source.licence)
-    return ImageSource(source.class_names, source.images[keep], source.labels[keep], licence=source.licence)
+    if source.modality == "text":
+        return Source(source.class_names, [source.items[i] for i in keep], source.labels[keep],
+                          licence=source.licence, modality="text")
+    return Source(source.class_names, source.items[keep], source.labels[keep], licence=source.licence, modality="image")
 
 
 def rank_code():

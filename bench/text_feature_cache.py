@@ -24,9 +24,10 @@ import numpy as np
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core import features, registry
-from keras_tl.core import modality as modalities
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.train import features
+from keras_tl.core.contract import registry
+from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract.config import TrainConfig
 
 
 def main():
@@ -42,7 +43,7 @@ def main():
     per_class = -(-(args.train + args.val) // len(glosses.class_names))
     picked = core_data.limit_per_class(glosses.labels, np.arange(len(glosses.labels)), per_class, seed=0)
     picked = np.random.default_rng(0).permutation(picked)[:args.train + args.val]
-    texts = [glosses.texts[i] for i in picked]
+    texts = [glosses.items[i] for i in picked]
     splits = {"train": core_data.Split(texts[:args.train], glosses.labels[picked[:args.train]]),
               "val": core_data.Split(texts[args.train:], glosses.labels[picked[args.train:]])}
     text = modalities.get("text")

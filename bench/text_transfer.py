@@ -19,9 +19,11 @@ Prints both test accuracies and, last, `minilm_minus_cnn_points=<points>` (goal:
 """
 
 import argparse
+import json
 import os
 import platform
 import time
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -29,7 +31,8 @@ from sklearn.metrics import f1_score
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.errors import RunExistsError
 from keras_tl.workflow import train
 
 
@@ -49,7 +52,7 @@ def split(source, per_class, val_per_class, test, seed):
 
 def text_cnn(source, splits, seed, epochs):
     keras.utils.set_random_seed(seed)
-    texts = {s: np.asarray(splits[s].images, dtype=object) for s in splits}
+    texts = {s: np.asarray(splits[s].items, dtype=object) for s in splits}
     vectorize = keras.layers.TextVectorization(max_tokens=20000, output_sequence_length=64)
     vectorize.adapt(texts["train"])
     model = keras.Sequential([
@@ -95,7 +98,13 @@ def main():
                          head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, unfreeze=args.unfreeze,
                          head_lr=3e-3, fine_tune_lr=args.fine_tune_lr, batch_size=32, seed=args.seed,
                          early_stopping_patience=None)
-    result = train(config, source)
+    try:
+        result = train(config, source)
+    except RunExistsError as error:  # a finished run of this config: read it, do not retrain
+        if not error.finished:
+            raise
+        result = SimpleNamespace(metrics=json.loads(open(os.path.join(config.out, "metrics.json")).read()))
+        print(f"[bench] reusing the finished run {config.out}")
     cnn_accuracy, cnn_f1, cnn_seconds = text_cnn(source, splits, args.seed, args.cnn_epochs)
 
     minilm = result.metrics["test_accuracy"]

@@ -35,9 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from multitask import stat  # noqa: E402  (bench/multitask.py: mean ± sample sd)
 
 from keras_tl import datasets  # noqa: E402
-from keras_tl.core import data as core_data
-from keras_tl.image import data
-from keras_tl.core.config import TrainConfig  # noqa: E402
+from keras_tl.core import data as core_data  # noqa: E402
+from keras_tl.core.contract.config import TrainConfig  # noqa: E402
+from keras_tl.core.data import Source  # noqa: E402
 from keras_tl.workflow import train  # noqa: E402
 
 METHODS = ("feature_extraction", "two_phase", "scratch")
@@ -51,7 +51,7 @@ def load(name, pool, seed):
         return datasets.load_animal_silhouettes()
     source = datasets.load_fashion_mnist("all")
     keep = core_data.limit_per_class(source.labels, np.arange(len(source.labels)), pool // 10, seed)
-    return data.ImageSource(source.class_names, source.images[keep], source.labels[keep], licence=source.licence)
+    return Source(source.class_names, source.items[keep], source.labels[keep], licence=source.licence, modality="image")
 
 
 def cell(source, name, fraction, method, seed, args):

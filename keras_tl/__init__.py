@@ -15,9 +15,10 @@ Example:
 
 import importlib
 
-from keras_tl.core import quiet as _quiet
+from keras_tl.core.utils import lazy as _lazy
+from keras_tl.core.utils import quiet as _quiet
 
-__version__ = "0.2.0"
+from keras_tl.core.utils.version import __version__  # noqa: F401  (written in that one place)
 
 # The modules whose import registers keras-tl's Keras classes (layers, optimizers, schedules): a
 # `.keras` file keras-tl wrote loads with plain `keras.saving.load_model` once `keras_tl` is imported,
@@ -25,7 +26,7 @@ __version__ = "0.2.0"
 # keras-free keras_tl modules (tests/test_architecture.py holds that), so registering them while
 # another keras_tl module is half-way through importing Keras is safe.
 KERAS_OBJECT_MODULES = (
-    "keras_tl.core.layers", "keras_tl.core.multitask", "keras_tl.core.optimizers", "keras_tl.core.schedules",
+    "keras_tl.core.models.layers", "keras_tl.core.models.multitask", "keras_tl.core.models.optimizers", "keras_tl.core.models.schedules",
     "keras_tl.image.layers", "keras_tl.text.layers", "keras_tl.audio.layers",
 )
 
@@ -40,25 +41,25 @@ _quiet.on_import("keras", after=_register_keras_objects)
 
 # Public name -> the module that defines it; imported on first use.
 _PUBLIC = {
-    "TrainConfig": "keras_tl.core.config",
-    "Classifier": "keras_tl.core.classifier",
-    "KerasTLError": "keras_tl.core.errors",
-    "ConfigError": "keras_tl.core.errors",
-    "DataError": "keras_tl.core.errors",
-    "DatasetUnavailableError": "keras_tl.core.errors",
-    "WeightsError": "keras_tl.core.errors",
-    "WeightsUnavailableError": "keras_tl.core.errors",
-    "RunExistsError": "keras_tl.core.errors",
-    "TrainingDivergedError": "keras_tl.core.errors",
-    "ExportError": "keras_tl.core.errors",
-    "ExportCheckError": "keras_tl.core.errors",
-    "TFLiteConversionError": "keras_tl.core.errors",
-    "ServingError": "keras_tl.core.errors",
-    "ServingUnavailableError": "keras_tl.core.errors",
+    "TrainConfig": "keras_tl.core.contract.config",
+    "Classifier": "keras_tl.core.models.classifier",
+    "KerasTLError": "keras_tl.core.contract.errors",
+    "ConfigError": "keras_tl.core.contract.errors",
+    "DataError": "keras_tl.core.contract.errors",
+    "DatasetUnavailableError": "keras_tl.core.contract.errors",
+    "WeightsError": "keras_tl.core.contract.errors",
+    "WeightsUnavailableError": "keras_tl.core.contract.errors",
+    "RunExistsError": "keras_tl.core.contract.errors",
+    "TrainingDivergedError": "keras_tl.core.contract.errors",
+    "ExportError": "keras_tl.core.contract.errors",
+    "ExportCheckError": "keras_tl.core.contract.errors",
+    "TFLiteConversionError": "keras_tl.core.contract.errors",
+    "ServingError": "keras_tl.core.contract.errors",
+    "ServingUnavailableError": "keras_tl.core.contract.errors",
     "build_classifier": "keras_tl.workflow",
-    "set_trainable": "keras_tl.core.training",
-    "compile_model": "keras_tl.core.training",
-    "fine_tune": "keras_tl.core.training",
+    "set_trainable": "keras_tl.core.train.training",
+    "compile_model": "keras_tl.core.train.training",
+    "fine_tune": "keras_tl.core.train.training",
     "train": "keras_tl.workflow",
     "compare_backbones": "keras_tl.workflow",
     "lr_find": "keras_tl.workflow",
@@ -72,16 +73,14 @@ _PUBLIC = {
     "predict_files": "keras_tl.workflow",
     "save_backbone_weights": "keras_tl.workflow",
 }
-_SUBPACKAGES = ("assets", "audio", "cli", "core", "datasets", "image", "quickstart", "text", "weights", "workflow")
+_submodule, _submodules = _lazy.lazy_names(__name__, __path__)
 
 
 def __getattr__(name):
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"keras_tl.{name}")
-    raise AttributeError(f"module 'keras_tl' has no attribute {name!r}")
+    return _submodule(name)  # keras_tl.image, keras_tl.workflow, ...
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_PUBLIC) + list(_SUBPACKAGES))
+    return sorted(set(globals()) | set(_PUBLIC) | set(_submodules()))

@@ -8,7 +8,7 @@ installs them into the running Python, `keras-tl assets` lists what is there.
 import importlib.util
 import subprocess
 import sys
-from keras_tl.core.log import log
+from keras_tl.core.utils.log import log
 from dataclasses import dataclass
 
 

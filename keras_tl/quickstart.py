@@ -15,11 +15,11 @@ import os
 import time
 
 from keras_tl import datasets
-from keras_tl.core import run as runs
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.errors import RunExistsError
+from keras_tl.workflow import rundir as runs
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.errors import RunExistsError
 from keras_tl.workflow import export_run, train
-from keras_tl.core.log import log
+from keras_tl.core.utils.log import log
 
 
 

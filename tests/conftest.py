@@ -14,9 +14,9 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from keras_tl import datasets  # noqa: E402
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.image import backbones
-from keras_tl.core.config import TrainConfig  # noqa: E402
+from keras_tl.core.contract.config import TrainConfig  # noqa: E402
 from keras_tl.image.model import build_model  # noqa: E402
 
 TINY_SIZE = 32
@@ -66,7 +66,7 @@ def tiny_arrays(num_classes=3, per_class=12, size=TINY_SIZE, seed=0):
     keep = np.concatenate(
         [rng.choice(np.flatnonzero(source.labels == c), per_class, replace=False) for c in range(num_classes)]
     )
-    return source.images[keep], source.labels[keep]
+    return source.items[keep], source.labels[keep]
 
 
 def write_image_folder(root, num_classes=3, per_class=8, size=40, fmt="png"):

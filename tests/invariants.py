@@ -21,10 +21,12 @@ import keras
 import numpy as np
 
 from keras_tl.core import data as core_data
-from keras_tl.core import export, registry, training
-from keras_tl.core import modality as modalities
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.heads import POOL_LAYER, get_backbone
+from keras_tl.core.export import formats as export
+from keras_tl.core.contract import registry
+from keras_tl.core.train import training
+from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.models.heads import POOL_LAYER, get_backbone
 from keras_tl.workflow.checks import resolve_config, resolve_problem
 
 

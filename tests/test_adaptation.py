@@ -1,4 +1,4 @@
-"""Domain adaptation (`keras_tl.core.adaptation`): the proxy A-distance, CORAL, AdaBN (only BatchNorm
+"""Domain adaptation (`keras_tl.core.adapt.adaptation`): the proxy A-distance, CORAL, AdaBN (only BatchNorm
 moving statistics change), the gradient-reversal layer, Deep CORAL / DANN training beside target
 batches, and `domain_adaptation` runs (config errors before any work, the CLI, AdaBN's statistics)."""
 
@@ -15,11 +15,12 @@ from conftest import local_pretrained_weights, tiny_config, tiny_texts, write_im
 import keras_tl
 from keras_tl import datasets
 from keras_tl.cli import main as cli
-from keras_tl.core import adaptation, heads
-from keras_tl.core.config import TrainConfig
-from keras_tl.image.data import ImageSource
+from keras_tl.core.adapt import adaptation
+from keras_tl.core.models import heads
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.data import Source
 from keras_tl.text import data as text_data
-from keras_tl.core import layers
+from keras_tl.core.models import layers
 from keras_tl.workflow import training_run
 
 
@@ -153,8 +154,8 @@ def _digits_domains():
     digits = datasets.load_digits([0, 1, 2])
     order = np.random.default_rng(0).permutation(len(digits.labels))
     first, second = order[:150], order[150:300]
-    source = ImageSource(digits.class_names, digits.images[first], digits.labels[first])
-    target = ImageSource(digits.class_names, 255 - digits.images[second], np.zeros(150, np.int64))
+    source = Source(digits.class_names, digits.items[first], digits.labels[first], modality="image")
+    target = Source(digits.class_names, 255 - digits.items[second], np.zeros(150, np.int64), modality="image")
     return source, target
 
 
@@ -177,14 +178,14 @@ def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, c
     for value, w in zip(adapted, norms):
         np.testing.assert_allclose(np.array(w), value, rtol=1e-4, atol=1e-5)
     # ...and not the pretrained file's (nor the source's, which the head was trained with).
-    objective.before(model, result.classifier.modality.model_inputs(result.classifier, source.images[:64]))
+    objective.before(model, result.classifier.modality.model_inputs(result.classifier, source.items[:64]))
     assert not all(np.allclose(np.array(w), value, atol=1e-3) for w, value in zip(norms, adapted))
 
 
 def test_prior_matching_moves_only_output_biases_until_the_mean_target_prediction_is_the_prior():
     """Softmax (single and per head of a multi-task model) and sigmoid outputs: after `match_prior`
     the mean prediction over target inputs is the prior, and only the output biases changed."""
-    from keras_tl.core import multitask
+    from keras_tl.core.models import multitask
 
     rng = np.random.default_rng(0)
     target = tf.data.Dataset.from_tensor_slices(rng.normal(1.5, 1.0, (200, 6)).astype("float32")).batch(32)
@@ -232,7 +233,7 @@ def test_prior_run_ends_predicting_the_source_class_frequencies_on_the_target(tm
     assert list(shifts) == ["predictions"] and len(shifts["predictions"]) == 3
     train_labels = keras_tl.workflow.load_split(result.run_dir, "train").labels
     saved = keras_tl.load_run(result.run_dir)  # The shift is in the saved model.
-    np.testing.assert_allclose(saved.predict(target.images).mean(axis=0),
+    np.testing.assert_allclose(saved.predict(target.items).mean(axis=0),
                                np.bincount(train_labels, minlength=3) / len(train_labels), atol=2e-3)
 
 
@@ -248,7 +249,8 @@ def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
         (dict(domain_adaptation="coral", target_data=str(tmp_path / "nowhere")), None, "nowhere"),
         (dict(domain_adaptation="coral", adaptation_weight=0), target, "adaptation_weight"),
         (dict(domain_adaptation="coral", adaptation_weight=True), target, "adaptation_weight"),
-        (dict(domain_adaptation="coral"), np.zeros((3, 8, 8, 3)), "must be a image source"),
+        (dict(domain_adaptation="coral"), np.zeros((3, 8, 8, 3)),
+         r"`target` must be a keras_tl.core.data.Source of images \(modality='image'\).*Received: ndarray"),
     ]
     for overrides, python_target, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -285,7 +287,7 @@ def test_dann_from_the_command_line_trains_beside_the_target_folder(tmp_path, ca
 def test_an_adapted_phase_keeps_its_own_best_epoch_not_an_earlier_unadapted_one(tmp_path):
     """Alignment costs some source validation loss, so an unadapted phase-1 epoch would always win
     the run's best-epoch choice and silently undo the adaptation: the adapted phase starts over."""
-    from keras_tl.core.callbacks import BestWeights
+    from keras_tl.core.train.callbacks import BestWeights
 
     model, _ = tiny_model()
     best = BestWeights(str(tmp_path / "best.weights.h5"), model)

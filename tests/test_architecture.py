@@ -1,17 +1,44 @@
-"""The package's shape: one-way imports, no cycles, small modules, modalities as plug-ins.
-
-These read the source (ast) rather than trusting a diagram, so a change that adds a cycle or a
-modality fork outside the plug-in folders fails here first.
-"""
+"""The package's shape: layers that import only downward, modalities as plug-ins, small modules, a
+documented tree. These read the source (ast) rather than trusting a diagram, so a change that adds an
+upward import, a cycle or a fork on a modality's name fails here first."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
 
+import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "keras_tl")
 MAX_LINES = 450
+GENERATED = ("keras_tl._vendor",)  # flatc output, vendored unmodified: no line cap, no linter.
+PLUGINS = ("keras_tl.image", "keras_tl.text", "keras_tl.audio")
+MODALITY_NAMES = ("image", "text", "audio")
+
+# Each group's layer: a module may import its own group, or any group of a lower layer.
+#   utils <- contract <- data <- models <- train, evaluation, export <- adapt <- weights
+#   <- plug-ins <- datasets <- workflow <- cli (and the package's own entry points)
+LAYERS = [
+    ("keras_tl.core.utils", 0), ("keras_tl._vendor", 0),
+    ("keras_tl.core.contract", 1), ("keras_tl.assets", 1),
+    ("keras_tl.core.data", 2),
+    ("keras_tl.core.models", 3),
+    ("keras_tl.core.train", 4), ("keras_tl.core.evaluation", 4), ("keras_tl.core.export", 4),
+    ("keras_tl.core.adapt", 5),
+    ("keras_tl.weights", 6),
+    ("keras_tl.image", 7), ("keras_tl.text", 7), ("keras_tl.audio", 7),
+    ("keras_tl.datasets", 8),
+    ("keras_tl.workflow", 9),
+    ("keras_tl.cli", 10), ("keras_tl.quickstart", 10), ("keras_tl.__main__", 10), ("keras_tl", 10),
+]
+TOP = 10  # the entry points (root package, CLI, quickstart) may use one another
+
+
+# Lines outside the plug-ins where one of the words is not a modality: (module, the line's start).
+NOT_A_MODALITY = {
+    ("keras_tl.core.contract.config", "text_column: str"),  # the default CSV column / JSONL key, "text"
+}
 
 
 def _modules():
@@ -27,7 +54,7 @@ def _modules():
 
 
 def _imports(module, path, known):
-    """keras_tl modules that `module` imports at module level or inside functions."""
+    """keras_tl modules that `module` imports, at module level or inside functions."""
     tree = ast.parse(open(path).read(), path)
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     targets = set()
@@ -40,12 +67,16 @@ def _imports(module, path, known):
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # `from package import name`: the submodule `package.name` where there is one, else the
+            # package (its __init__) itself.
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
             if node.args and isinstance(node.args[0], ast.Constant):
                 names = [node.args[0].value]
         for name in names:
-            if name in known and name != module:
+            while name and name not in known:  # `import a.b.c` of a non-module attribute path
+                name = name.rpartition(".")[0]
+            if name and name != module:
                 targets.add(name)
     return targets
 
@@ -53,6 +84,36 @@ def _imports(module, path, known):
 def _graph():
     known = _modules()
     return {m: _imports(m, p, known) for m, p in known.items()}
+
+
+def _group(module):
+    """`(group, layer)` of a module: the longest group name it falls under."""
+    return max(((g, layer) for g, layer in LAYERS if module == g or module.startswith(g + ".")), key=lambda x: len(x[0]))
+
+
+def layer_violations(graph):
+    """Imports that go up a layer, or sideways into another group of the same layer."""
+    found = []
+    for module, targets in graph.items():
+        group, layer = _group(module)
+        for target in targets:
+            if group == "keras_tl" and target.count(".") == 1:  # The root package's lazy public API.
+                continue
+            other, other_layer = _group(target)
+            if other != group and (other_layer > layer or (other_layer == layer and layer != TOP)):
+                found.append(f"{module} -> {target}")
+    return sorted(found)
+
+
+def modality_forks(source, where="<snippet>"):
+    """Lines where code outside the plug-ins names a modality in a literal ("image", "text", "audio"):
+    comparisons, conditional expressions, dict keys and lookups, arguments. Docstrings may name them."""
+    tree = ast.parse(source, where)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                   and node.value in MODALITY_NAMES and id(node) not in docstrings})
 
 
 def _cycle(graph):
@@ -84,9 +145,26 @@ def _cycle(graph):
     return None
 
 
+def test_every_module_has_a_layer_and_imports_only_downward():
+    graph = _graph()
+    assert len(graph) > 60  # the walk found the package
+    assert all(_group(m) for m in graph)
+    assert layer_violations(graph) == []
+
+
+def test_the_layer_check_can_fail():
+    graph = {"keras_tl.core.utils.paths": {"keras_tl.core.train.training"},  # up
+             "keras_tl.core.train.training": {"keras_tl.core.evaluation.plots"},  # sideways, same layer
+             "keras_tl.image.data": {"keras_tl.text.data"},  # one plug-in into another
+             "keras_tl.core.models.heads": {"keras_tl.core.contract.errors"},  # down: fine
+             "keras_tl.core.train.features": {"keras_tl.core.train.resume"}}  # own group: fine
+    assert layer_violations(graph) == ["keras_tl.core.train.training -> keras_tl.core.evaluation.plots",
+                                       "keras_tl.core.utils.paths -> keras_tl.core.train.training",
+                                       "keras_tl.image.data -> keras_tl.text.data"]
+
+
 def test_no_import_cycle():
     graph = _graph()
-    assert len(graph) > 40  # the walk found the package
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
 
 
@@ -95,50 +173,92 @@ def test_the_cycle_check_can_fail():
     assert _cycle(graph) == ["a", "b", "c", "a"]
 
 
-def test_core_never_imports_a_modality_or_the_workflow():
-    """Data flows one way: core knows no modality folder, no workflow, no CLI."""
-    upward = ("keras_tl.image", "keras_tl.text", "keras_tl.audio", "keras_tl.workflow", "keras_tl.cli",
-              "keras_tl.datasets")
-    for module, targets in _graph().items():
-        if module.startswith("keras_tl.core"):
-            bad = sorted(t for t in targets if t.startswith(upward))
-            assert not bad, f"{module} imports {bad}"
-        if module.startswith("keras_tl.weights"):
-            bad = sorted(t for t in targets if t.startswith(("keras_tl.core.registry",) + upward))
-            assert not bad, f"{module} imports {bad}"
+def test_nothing_outside_the_plugins_names_a_modality():
+    """The core, the workflow, the CLI and the converters reach a modality through its plug-in object,
+    never by a literal name (the one registration line, `keras_tl.core.contract.choices.MODALITIES`,
+    excepted)."""
+    offenders = {}
+    for module, path in _modules().items():
+        if module.startswith(PLUGINS + GENERATED) or module in ("keras_tl.core.contract.choices", "keras_tl.datasets",
+                                                                 "keras_tl.datasets.drums"):
+            continue
+        source = open(path).read().splitlines()
+        lines = [n for n in modality_forks("\n".join(source), path)
+                 if (module, source[n - 1].strip().split("=")[0].strip()) not in NOT_A_MODALITY]
+        if lines:
+            offenders[module] = lines
+    assert offenders == {}
 
 
-def test_modalities_do_not_import_each_other():
-    for module, targets in _graph().items():
-        plugins = ("keras_tl.image", "keras_tl.text", "keras_tl.audio")
-        for mine in plugins:
-            if module.startswith(mine):
-                bad = sorted(t for t in targets if t.startswith(tuple(p for p in plugins if p != mine)))
-                assert not bad, f"{module} imports {bad}"
+@pytest.mark.parametrize("snippet", [
+    'if modality.name == "text":\n    pass',
+    'kind = "text" if has_tokenizer else "image"',
+    'default = {"image": 224, "text": 128}[name]',
+    'ok = name in ("image", "audio")',
+    'plugin = get("audio")',
+    'key = {"auto": "image"}.get(config.modality, config.modality)',
+])
+def test_the_modality_check_catches_every_kind_of_fork(snippet):
+    assert modality_forks(snippet) == [1]
 
 
-GENERATED = {"keras_tl.core.tflite_metadata_schema"}  # flatc output, vendored unmodified (see its header)
+def test_the_modality_check_lets_docstrings_and_words_be():
+    assert modality_forks('def f():\n    """Reads image and text files."""\n    return "images"\n') == []
+
+
+def test_keras_objects_modules_import_nothing_that_imports_keras_half_way():
+    """`keras_tl.KERAS_OBJECT_MODULES` are imported the moment Keras finishes importing, possibly while
+    another keras_tl module is half-way through its own `import keras`: at module level they import only
+    keras-free keras_tl modules (utils, contract, a plug-in's presets)."""
+    import keras_tl
+
+    graph, paths = _graph(), _modules()
+    keras_free = ("keras_tl.core.utils", "keras_tl.core.contract", "keras_tl.image.presets", "keras_tl.text.presets",
+                  "keras_tl.audio.presets", "keras_tl.assets", "keras_tl.core.data.multitask_labels")
+    for module in keras_tl.KERAS_OBJECT_MODULES:
+        tree = ast.parse(open(paths[module]).read())
+        top = {alias.name if isinstance(node, ast.Import) else node.module
+               for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        bad = sorted(t for t in top if t and t.startswith("keras_tl") and not t.startswith(keras_free))
+        assert not bad, f"{module} imports {bad} at module level"
+        assert module in graph
 
 
 def test_no_module_over_the_line_limit():
     long = {m: n for m, p in _modules().items()
-            if m not in GENERATED and (n := sum(1 for _ in open(p))) > MAX_LINES}
+            if not m.startswith(GENERATED) and (n := sum(1 for _ in open(p))) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
-def test_no_modality_string_forks_outside_the_plugins():
-    """Nothing outside a modality's folder compares against "image"/"text" (dispatch through the
-    plug-in object instead). Choice lists and docs may name them; comparisons may not."""
-    offenders = []
-    for module, path in _modules().items():
-        if module.startswith(("keras_tl.image", "keras_tl.text", "keras_tl.audio")):
+def documented_files(text):
+    """The `.py` files the first code block of docs/ARCHITECTURE.md lists: a tree indented two spaces a
+    level, folders ending in `/`, a line naming one or more files (`a.py b.py`) before its description."""
+    files, folders = set(), []
+    for line in text.split("```")[1].splitlines():
+        if not line.strip():
             continue
-        for node in ast.walk(ast.parse(open(path).read(), path)):
-            if isinstance(node, ast.Compare):
-                for part in [node.left] + node.comparators:
-                    if isinstance(part, ast.Constant) and part.value in ("image", "text", "audio"):
-                        offenders.append(f"{module}:{node.lineno}")
-    assert not offenders, f"modality forks outside the plug-ins: {offenders}"
+        depth = (len(line) - len(line.lstrip())) // 2
+        folders = folders[:depth]
+        words = line.split()
+        if words[0].endswith("/"):
+            folders.append(words[0].rstrip("/"))
+            continue
+        for word in words:
+            if not word.endswith(".py"):
+                break
+            files.add("/".join(folders + [word]))
+    return files
+
+
+def test_the_architecture_document_lists_the_tree():
+    """docs/ARCHITECTURE.md names every module of the package, and only modules that exist."""
+    with open(os.path.join(os.path.dirname(ROOT), "docs", "ARCHITECTURE.md"), encoding="utf-8") as f:
+        listed = documented_files(f.read())
+    actual = {os.path.relpath(p, os.path.dirname(ROOT)).replace(os.sep, "/") for p in _modules().values()}
+    package_files = ("/__init__.py", "/__main__.py")  # listed where they say something, not required
+    actual = {f for f in actual if not f.endswith(package_files)}
+    listed = {f for f in listed if not f.endswith(package_files) or f in actual}
+    assert sorted(actual - listed) == [] and sorted(listed - actual) == []
 
 
 def test_every_module_imports_on_its_own():
@@ -161,3 +281,73 @@ def test_every_module_imports_on_its_own():
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(modules))
+
+
+def test_private_apis_of_other_libraries_are_named_in_one_place():
+    """Keras', LiteRT's and argparse's private names are used only in `keras_tl.core.utils.private`,
+    which says why each is needed."""
+    offenders = []
+    pattern = re.compile(r"\b(?:keras|interpreter|parser|argparse|layer|backbone|model|self|base)\._[a-z]\w*|"
+                         r"from keras\.src|import keras\.src")
+    for module, path in _modules().items():
+        if module == "keras_tl.core.utils.private" or module.startswith(GENERATED):
+            continue
+        for number, line in enumerate(open(path), 1):
+            code = line.split("#")[0]
+            if pattern.search(code) and "self._" not in code:
+                offenders.append(f"{module}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def _modality_uses():
+    """Attributes the shared code (outside the plug-ins) reads on a modality object: `modality.x`,
+    `classifier.modality.x`, `modalities.get(name).x`."""
+    used = set()
+    for module, path in _modules().items():
+        if module.startswith(PLUGINS + GENERATED):
+            continue
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if not isinstance(node, ast.Attribute):
+                continue
+            value = node.value
+            if (isinstance(value, ast.Name) and value.id == "modality") or \
+                    (isinstance(value, ast.Attribute) and value.attr == "modality") or \
+                    (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "get"
+                     and isinstance(value.func.value, ast.Name) and value.func.value.id == "modalities"):
+                used.add(node.attr)
+    return used
+
+
+def test_the_modality_contract_is_what_the_shared_code_calls():
+    """Every attribute the shared code reads on a modality is declared on `Modality`, and every abstract
+    method is one the shared code calls: the contract and its use cannot drift apart."""
+    from keras_tl.core.contract.modality import Modality
+
+    used = _modality_uses()
+    assert {"dataset", "build_classifier", "serving_endpoints", "tflite_signature"} <= used  # the walk finds them
+    declared = {name for name in dir(Modality) if not name.startswith("_")}
+    assert sorted(used - declared) == []
+    assert sorted(Modality.__abstractmethods__ - used) == []
+
+
+def test_a_plugin_missing_a_method_fails_when_it_is_made():
+    from keras_tl.core.contract.modality import Modality
+    from keras_tl.image.modality import ImageModality
+
+    class Incomplete(ImageModality):
+        pass
+
+    Incomplete.serving_request = None  # what a plug-in that never wrote it looks like to the ABC
+    Incomplete.__abstractmethods__ = frozenset({"serving_request"})
+    with pytest.raises(TypeError, match="serving_request"):
+        Incomplete()
+
+    class Bare(Modality):
+        name = "bare"
+
+    with pytest.raises(TypeError, match="abstract method"):
+        Bare()
+    for name in ("image", "text", "audio"):
+        from keras_tl.core.contract import modality
+
+        assert not type(modality.get(name)).__abstractmethods__

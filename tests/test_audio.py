@@ -16,11 +16,12 @@ import pytest
 import soundfile
 
 import keras_tl
+from keras_tl.core.data import Source
 from keras_tl import datasets
 from keras_tl.audio import backbones as audio_backbones
 from keras_tl.audio import data as audio_data
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.heads import mean_per_item
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.models.heads import mean_per_item
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "aisfx_reference.npz")
 RATE = audio_backbones.FRONT_END.sample_rate
@@ -89,7 +90,7 @@ def test_bad_audio_files_are_skipped_and_reported(tmp_path):
     (tmp_path / "tone" / "notes.txt").write_text("not audio")
     soundfile.write(str(tmp_path / "tone" / ".hidden.wav"), sine(16000), 16000)
     source = audio_data.from_directory(str(tmp_path))
-    assert source.class_names == ["hum", "tone"] and len(source.paths) == 6
+    assert source.class_names == ["hum", "tone"] and len(source.items) == 6
     reasons = {os.path.basename(p): r for p, r in source.skipped}
     assert reasons["empty.wav"] == "empty file (0 bytes)"
     assert reasons["corrupt.flac"].startswith("unreadable audio")
@@ -99,7 +100,7 @@ def test_bad_audio_files_are_skipped_and_reported(tmp_path):
     manifest = tmp_path / "clips.csv"
     manifest.write_text("path,label\nhum/good0.wav,hum\nhum/missing.wav,hum\ntone/good0.wav,tone\n")
     listed = audio_data.from_manifest(str(manifest))
-    assert len(listed.paths) == 2 and listed.skipped == [(str(tmp_path / "hum" / "missing.wav"), "file not found")]
+    assert len(listed.items) == 2 and listed.skipped == [(str(tmp_path / "hum" / "missing.wav"), "file not found")]
 
 
 def test_aisfx_port_reproduces_the_original_network_on_real_clips():
@@ -176,7 +177,7 @@ def test_drumkits_are_labelled_by_instrument_and_split_by_kit():
     assert source.class_names == ["kick", "snare", "tom", "hihat", "cymbal"]
     counts = {s: np.bincount(source.labels[i], minlength=5).tolist() for s, i in source.predefined.items()}
     assert counts["test"] == [5, 10, 15, 30, 30] and sum(counts["train"]) == 338 and sum(counts["val"]) == 36
-    kits = {s: {p.split(os.sep)[-2] for p in np.asarray(source.paths)[i]} for s, i in source.predefined.items()}
+    kits = {s: {p.split(os.sep)[-2] for p in np.asarray(source.items)[i]} for s, i in source.predefined.items()}
     assert kits["test"] == {"The Black Pearl 1.0"} and kits["val"] == {"Millo_MultiLayered3"}
     assert not kits["train"] & (kits["test"] | kits["val"]) and len(kits["train"]) == 10
     assert "hydrogen-drumkits" in source.licence and not source.skipped
@@ -192,7 +193,7 @@ def test_lmms_drums_are_a_second_source_labelled_by_file_name_with_its_bad_file_
     source = datasets.load_lmms_drums()
     assert source.class_names == ["kick", "snare", "tom", "hihat", "cymbal"] and source.predefined is None
     assert np.bincount(source.labels, minlength=5).tolist() == [16, 17, 8, 9, 4]
-    names = {os.path.basename(p): source.class_names[label] for p, label in zip(source.paths, source.labels)}
+    names = {os.path.basename(p): source.class_names[label] for p, label in zip(source.items, source.labels)}
     assert names["bassdrum01.ogg"] == "kick" and names["hihat_opened02.ogg"] == "hihat"
     assert names["ride01.ogg"] == "cymbal" and names["tom_low01.ogg"] == "tom" and "shaker01.ogg" not in names
     # kick04.ogg is a malformed WAV file named .ogg: skipped and reported, not silently dropped.
@@ -206,7 +207,7 @@ def test_sonic_pi_drums_are_a_third_source_labelled_by_its_table_with_missing_fi
     source = datasets.load_sonic_pi_drums()
     assert source.class_names == ["kick", "snare", "tom", "hihat", "cymbal"] and source.predefined is None
     assert np.bincount(source.labels, minlength=5).tolist() == [18, 11, 7, 3, 5] and source.skipped == []
-    names = {os.path.basename(p): source.class_names[label] for p, label in zip(source.paths, source.labels)}
+    names = {os.path.basename(p): source.class_names[label] for p, label in zip(source.items, source.labels)}
     # Names the instrument-name rules would get wrong: bd_ is a kick, drum_cymbal_closed a hi-hat.
     assert names["bd_haus.flac"] == "kick" and names["drum_cymbal_closed.flac"] == "hihat"
     assert names["drum_splash_hard.flac"] == "cymbal" and names["elec_fuzz_tom.flac"] == "tom"
@@ -219,7 +220,7 @@ def test_sonic_pi_drums_are_a_third_source_labelled_by_its_table_with_missing_fi
         shutil.copy(os.path.join(datasets.SONIC_PI_SAMPLES_DIR, name), tmp_path / name)
     (tmp_path / "bd_ada.flac").write_bytes(b"fLaC not really")
     partial = datasets.load_sonic_pi_drums(classes=["kick", "snare"], folder=str(tmp_path))
-    assert [os.path.basename(p) for p in partial.paths] == ["bd_808.flac", "sn_dub.flac"]
+    assert [os.path.basename(p) for p in partial.items] == ["bd_808.flac", "sn_dub.flac"]
     assert partial.labels.tolist() == [0, 1]
     reasons = {os.path.basename(p): why for p, why in partial.skipped}
     assert reasons["bd_ada.flac"].startswith("unreadable audio") and reasons["bd_boom.flac"] == "file not found"
@@ -235,7 +236,7 @@ def tiny_drums(per_class=4, classes=("kick", "cymbal")):
     source = datasets.load_drumkits(classes=list(classes))
     train = source.predefined["train"]
     keep = np.concatenate([train[source.labels[train] == c][:per_class] for c in range(len(classes))])
-    return audio_data.AudioSource(list(classes), [source.paths[i] for i in keep], source.labels[keep])
+    return Source(list(classes), [source.items[i] for i in keep], source.labels[keep], modality="audio")
 
 
 def test_waveform_augmentation_delays_inverts_and_adds_noise_on_training_batches_only():
@@ -292,11 +293,11 @@ def test_balanced_class_weights_count_windows_not_files(tmp_path):
     groups = {name: sorted(f for f in os.listdir(folder) if f.startswith(f"{name}_"))[:8] for name in ("ambi", "elec")}
     paths = [os.path.join(folder, f) for name in groups for f in groups[name]]
     labels = np.repeat([0, 1], [len(groups["ambi"]), len(groups["elec"])])
-    source = audio_data.AudioSource(["ambi", "elec"], paths, labels)
+    source = Source(["ambi", "elec"], paths, labels, modality="audio")
     config = TrainConfig(backbone="aisfx_cnn9", out=str(tmp_path / "run"), clip_seconds=0.5, batch_size=16,
                          strategy="feature_extraction", head_epochs=1, val_split=0.25, test_split=0.25)
     result = keras_tl.train(config, source)
-    train = keras_tl.core.run.load_split(result.run_dir, "train")
+    train = keras_tl.workflow.rundir.load_split(result.run_dir, "train")
     _, owners = audio_data.item_windows(train.items, int(0.5 * RATE), RATE)
     windows = class_weights(train.labels[owners], 2)
     assert result.metrics["class_weights"] == pytest.approx({"ambi": windows[0], "elec": windows[1]})
@@ -358,7 +359,7 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     for split, indices in source.predefined.items():
         for c in range(3):
             for i in indices[source.labels[indices] == c][:5 if split == "train" else 2]:
-                rows.append({"path": source.paths[i], "label": source.class_names[c], "split": split})
+                rows.append({"path": source.items[i], "label": source.class_names[c], "split": split})
     manifest = tmp_path / "drums.csv"
     with open(manifest, "w", newline="") as f:
         writer = csv.DictWriter(f, ["path", "label", "split"])
@@ -417,7 +418,7 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
 
     from conftest import fake_tf_serving
 
-    from keras_tl.core import serving
+    from keras_tl.core.export import serving
 
     signature = tf.saved_model.load(served.path).signatures["serving_wav"]
 

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.image import backbones
-from keras_tl.core.errors import WeightsUnavailableError
+from keras_tl.core.contract.errors import WeightsUnavailableError
 
 HEAVY = {"nasnet_large", "convnext_large", "convnext_xlarge", "efficientnet_b7", "efficientnet_v2_l",
          "efficientnet_v2_m", "resnet152", "resnet152_v2", "inception_resnet_v2", "densenet201"}

@@ -126,7 +126,7 @@ def test_show_batch_refuses_a_text_encoder(tmp_path, capsys):
 
 
 def test_help_lists_every_choice_the_validation_accepts():
-    from keras_tl.core import choices
+    from keras_tl.core.contract import choices
 
     help_text = " ".join(subprocess.run([sys.executable, "-m", "keras_tl", "train", "--help"], capture_output=True,
                                         text=True, check=True).stdout.split())
@@ -137,7 +137,7 @@ def test_help_lists_every_choice_the_validation_accepts():
 
 def test_tensorflow_start_up_lines_stay_out_of_the_terminal():
     """The native lines (cudart_stub, cpu_feature_guard, absl) that TF_CPP_MIN_LOG_LEVEL alone misses."""
-    script = "from keras_tl.core import quiet; quiet.start_tensorflow(); import tensorflow as tf; print(tf.add(1, 2))"
+    script = "from keras_tl.core.utils import quiet; quiet.start_tensorflow(); import tensorflow as tf; print(tf.add(1, 2))"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert quiet.returncode == 0 and "3" in quiet.stdout

@@ -1,6 +1,6 @@
 import pytest
 
-from keras_tl.core.config import TrainConfig, parse_unfreeze
+from keras_tl.core.contract.config import TrainConfig, parse_unfreeze
 from keras_tl.workflow import check_config, train
 from conftest import tiny_config, write_image_folder
 
@@ -84,7 +84,7 @@ def test_token_pooling_is_refused_for_images(tmp_path):
 
 
 def test_auto_modality_picks_text_for_text_encoders(tmp_path):
-    from keras_tl.core import modality
+    from keras_tl.core.contract import modality
 
     def is_text(config):
         return modality.of(config).name == "text"

@@ -47,9 +47,9 @@ def test_balanced_class_weights_on_known_imbalance():
 def test_digits_loader_counts_and_classes():
     source = datasets.load_digits([5, 6, 7, 8, 9])
     assert source.class_names == ["5", "6", "7", "8", "9"]
-    assert source.images.shape == (len(source.labels), 8, 8, 3) and source.images.dtype == np.uint8
+    assert source.items.shape == (len(source.labels), 8, 8, 3) and source.items.dtype == np.uint8
     assert np.bincount(source.labels).tolist() == [182, 181, 179, 174, 180]  # scikit-learn digits 5-9.
-    assert source.images.max() == 255
+    assert source.items.max() == 255
 
 
 def test_directory_scan_skips_and_reports_bad_files(tmp_path):
@@ -71,7 +71,7 @@ def test_directory_scan_skips_and_reports_bad_files(tmp_path):
     os.makedirs(os.path.join(root, "empty_class"))
     source = data.from_directory(root)
     assert source.class_names == ["class_0", "class_1"]
-    assert len(source.images) == 10
+    assert len(source.items) == 10
     reasons = {os.path.relpath(p, root): r for p, r in source.skipped}
     assert reasons["class_0/empty.png"] == "zero-byte file"
     assert reasons["class_0/notes.txt"].startswith("not an image extension")
@@ -95,7 +95,7 @@ def test_odd_files_are_skipped_and_named_not_crashed_on(tmp_path):
     assert reasons["class_1/frame.png"].startswith("PPM data under an image name")
     assert reasons["class_0/loop_a.png"].startswith("unreadable")
     assert {"class_0/loop_a.png", "class_0/loop_b.png"} <= set(reasons)
-    assert len(source.images) == 8
+    assert len(source.items) == 8
     ds = data.make_dataset(source.as_split(), image_size=16, batch_size=8, num_classes=2)
     assert sum(len(x) for x, _ in ds) == 8  # Every kept file decodes.
 
@@ -106,7 +106,7 @@ def test_manifests_with_a_bom_a_row_without_path_and_odd_rows_are_read(tmp_path)
     rows = ["path,label"] + [f"{f},{'a' if i % 2 else 'b'}" for i, f in enumerate(files)] + [",a", "lonely"]
     (tmp_path / "m.csv").write_bytes("\ufeff".encode() + "\n".join(rows).encode() + b"\n")  # Excel's BOM.
     source = data.from_manifest(str(tmp_path / "m.csv"))
-    assert source.class_names == ["a", "b"] and len(source.images) == 6
+    assert source.class_names == ["a", "b"] and len(source.items) == 6
     reasons = dict(source.skipped)
     assert reasons[f"{tmp_path / 'm.csv'}:8"] == "row 8: no path" and len(source.skipped) == 2
     (tmp_path / "bad.csv").write_bytes(b"path,label\n\xff\xfe\x00garbage,a\n")
@@ -169,11 +169,11 @@ def test_every_image_kind_decodes_to_rgb_through_the_pipeline(tmp_path):
     for rel, (image, fmt, kwargs) in files.items():
         _write(str(root / rel), image, fmt, **kwargs)
     source = data.from_directory(str(root))
-    assert not source.skipped and len(source.images) == len(files)
+    assert not source.skipped and len(source.items) == len(files)
     ds = data.make_dataset(source.as_split(), image_size=16, batch_size=32, num_classes=2)
     images = next(iter(ds))[0].numpy()
     assert images.shape == (len(files), 16, 16, 3) and images.dtype == np.uint8
-    by_name = dict(zip([os.path.relpath(p, root) for p in source.images], images))
+    by_name = dict(zip([os.path.relpath(p, root) for p in source.items], images))
     reference = np.asarray(rgb.resize((16, 16), Image.BILINEAR), dtype=np.float64)
     for name in ("b/image.webp", "b/bitmap.bmp", "b/rgba.png", "a/cmyk.jpg", "a/photo.jpg"):
         error = np.abs(by_name[name].astype(np.float64) - reference).mean()
@@ -257,11 +257,11 @@ def test_disk_cache_serves_the_decoded_images_after_the_files_change(tmp_path):
 def test_tfds_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(core_data, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    monkeypatch.setattr(core_data.sources, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=30):
         source = data.from_tfds("mnist", split="train")
     assert source.class_names == [str(i) for i in range(10)]
-    assert source.images.shape == (30, 28, 28, 3) and source.images.dtype == np.uint8
+    assert source.items.shape == (30, 28, 28, 3) and source.items.dtype == np.uint8
     assert len(source.labels) == 30 and source.labels.max() < 10
 
 
@@ -269,7 +269,7 @@ def test_tfds_source_on_tfds_mock_data(monkeypatch):
 def test_tfds_offline_gives_clear_error_fast(tmp_path):
     import time
 
-    if core_data.reachable("storage.googleapis.com"):
+    if core_data.sources.reachable("storage.googleapis.com"):
         pytest.skip("network reachable: this test checks the offline error message")
     start = time.perf_counter()
     with pytest.raises(keras_tl.DatasetUnavailableError, match=r"no prepared copy of 'mnist'.*tfds build mnist"):

@@ -83,17 +83,17 @@ def docs_workspace(tmp_path_factory):
         source = datasets.load_elpv(cell_type=cell_type) if cell_type else datasets.load_elpv()
         for label, name in enumerate(source.class_names):
             os.makedirs(root / folder / name)
-            picked = [p for p, l in zip(source.images, source.labels) if l == label][:per_class]
+            picked = [p for p, l in zip(source.items, source.labels) if l == label][:per_class]
             for i, path in enumerate(picked):
                 Image.open(path).convert("L").save(root / folder / name / f"cell_{i:02d}.png")
     glosses = datasets.load_wordnet_glosses()
     rows = ["text,label"]
     for label, name in enumerate(glosses.class_names[:3]):
-        texts = [t for t, l in zip(glosses.texts, glosses.labels) if l == label][:12]
+        texts = [t for t, l in zip(glosses.items, glosses.labels) if l == label][:12]
         rows += ['"' + t.replace('"', "'") + f'",{name}' for t in texts]
     (root / "texts.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     drums = datasets.load_sonic_pi_drums(classes=["kick", "snare", "tom"])
-    for path, label in zip(drums.paths, drums.labels):
+    for path, label in zip(drums.items, drums.labels):
         os.makedirs(root / "sounds" / drums.class_names[label], exist_ok=True)
         shutil.copy(path, root / "sounds" / drums.class_names[label])
     return root
@@ -111,7 +111,7 @@ def test_documents_have_blocks_and_the_workspace_has_what_they_name(docs_workspa
 def test_every_block_runs_as_written(document, docs_workspace, monkeypatch, capsys):
     from keras_tl.cli import main
     from keras_tl.cli import parser as cli_parser
-    from keras_tl.core.config import TrainConfig
+    from keras_tl.core.contract.config import TrainConfig
 
     monkeypatch.chdir(docs_workspace)
     namespace = {"__name__": "__docs__"}
@@ -142,9 +142,61 @@ def test_every_block_runs_as_written(document, docs_workspace, monkeypatch, caps
 
 
 def test_the_configuration_reference_is_the_one_the_config_declares():
-    from keras_tl.core.config import reference
+    from keras_tl.core.contract.config import reference
 
     with open(os.path.join(ROOT, "docs", "guides", "configuration.md"), encoding="utf-8") as f:
         committed = f.read()
     assert committed == reference() + "\n", ("docs/guides/configuration.md is stale: regenerate it with "
-                                             "python -c \"from keras_tl.core.config import reference; print(reference())\"")
+                                             "python -c \"from keras_tl.core.contract.config import reference; print(reference())\"")
+
+
+DOTTED = re.compile(r"\bkeras_tl(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def resolves(name):
+    """True if `keras_tl.a.b.c` names a module, or an attribute (or dataclass field) of one."""
+    import dataclasses
+    import importlib
+
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for attribute in parts[end:]:
+            fields = {f.name for f in dataclasses.fields(found)} if dataclasses.is_dataclass(found) else set()
+            if not hasattr(found, attribute) and attribute not in fields:
+                return False
+            found = getattr(found, attribute, None)
+        return True
+    return False
+
+
+def cited_names():
+    """`{file: dotted keras_tl names}` the prose and code cite: README, guides, ARCHITECTURE,
+    CONTRIBUTING, the notebooks' generator, bench scripts and the package's own docstrings and
+    comments (CHANGELOG names the old names on purpose)."""
+    files = ["README.md", "CONTRIBUTING.md", "docs/ARCHITECTURE.md", "docs/benchmarks.md", "notebooks/make_notebooks.py"]
+    files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "guides", "*.md"))]
+    files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "bench", "*.py"))]
+    files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "keras_tl", "**", "*.py"), recursive=True)
+              if "_vendor" not in p]
+    cited = {}
+    for path in files:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            cited[path] = sorted({m.rstrip(".") for m in DOTTED.findall(f.read())})
+    return cited
+
+
+def test_every_keras_tl_name_the_docs_and_code_cite_exists():
+    """A rename leaves no stale `keras_tl.x.y` behind in a guide, a notebook, a bench or a docstring."""
+    cited = cited_names()
+    assert sum(len(names) for names in cited.values()) > 100  # the scan found the citations
+    stale = {path: [n for n in names if not resolves(n)] for path, names in cited.items()}
+    assert {path: names for path, names in stale.items() if names} == {}
+
+
+def test_the_name_check_can_fail():
+    assert resolves("keras_tl.core.data.Source.modality") and resolves("keras_tl.workflow.train")
+    assert not resolves("keras_tl.imports") and not resolves("keras_tl.core.data.TextSource")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_tl.core.evaluate import classification_metrics
+from keras_tl.core.evaluation.evaluate import classification_metrics
 
 
 def test_metrics_match_hand_computation_with_a_never_predicted_class():
@@ -31,7 +31,7 @@ def test_binary_threshold_and_top_k():
 
 
 def test_multilabel_metrics_by_hand_with_per_class_thresholds():
-    from keras_tl.core.evaluate import multilabel_metrics
+    from keras_tl.core.evaluation.evaluate import multilabel_metrics
 
     y_true = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
     probs = np.array([[0.9, 0.2, 0.4], [0.6, 0.8, 0.1], [0.7, 0.3, 0.2], [0.1, 0.1, 0.35]])

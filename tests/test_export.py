@@ -9,8 +9,9 @@ import tensorflow as tf
 
 import keras_tl
 from keras_tl import datasets, workflow
-from keras_tl.core import export, litert
-from keras_tl.core import serving
+from keras_tl.core.export import formats as export
+from keras_tl.core.export import litert
+from keras_tl.core.export import serving
 from keras_tl.cli import main
 from conftest import fake_tf_serving, local_grpc_serving, local_pretrained_weights, tiny_config
 

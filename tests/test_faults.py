@@ -11,7 +11,7 @@ from PIL import Image
 
 import keras_tl
 from keras_tl.cli import main
-from keras_tl.core import training
+from keras_tl.core.train import training
 from keras_tl.image.data import from_arrays
 from conftest import local_pretrained_weights, tiny_arrays, tiny_config, write_image_folder
 
@@ -63,7 +63,7 @@ def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path
                                       image_size=32).model
     model.load_weights(str(out / "last_good.weights.h5"))
     assert all(np.isfinite(w).all() for w in model.get_weights())
-    val = keras_tl.core.run.load_split(str(out), "val")
+    val = keras_tl.workflow.rundir.load_split(str(out), "val")
     images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in val.items])
     targets = keras.utils.to_categorical(val.labels, 3)
     loss = keras.losses.categorical_crossentropy(targets, model.predict(images, verbose=0))
@@ -129,8 +129,8 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras_tl
-from keras_tl.core import resume
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.train import resume
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.image.data import from_arrays
 from conftest import tiny_arrays
 
@@ -197,7 +197,7 @@ import os, sys
 sys.path.insert(0, {tests!r})
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras_tl
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.image.data import from_arrays
 from conftest import tiny_arrays
 

@@ -54,7 +54,7 @@ def test_every_keras_application_names_the_file_keras_caches(monkeypatch):
     import keras
     from keras.src.utils import file_utils
 
-    from keras_tl.core import registry
+    from keras_tl.core.contract import registry
     from keras_tl.image import applications
 
     asked = []

@@ -13,13 +13,13 @@ import keras_tl
 from PIL import Image
 
 from keras_tl import datasets, workflow
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.image import backbones
 from keras_tl.core import data as core_data
 from keras_tl.image import data
 from keras_tl.image import imported
 from keras_tl.weights import imports
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.models.heads import get_backbone
 from keras_tl.weights.torch_weights import load_state_dict
 from conftest import tiny_arrays, tiny_config
 
@@ -119,20 +119,20 @@ def test_torch_reader_refuses_code_in_a_checkpoint(tmp_path):
 def test_elpv_loader_counts_and_classes(offline):
     source = datasets.load_elpv()
     assert source.class_names == ["functional", "defective"]
-    assert len(source.images) == 2624
+    assert len(source.items) == 2624
     assert np.bincount(source.labels).tolist() == [1803, 821]
     assert "CC BY-NC-SA 4.0" in source.licence
     assert len(datasets.load_elpv(cell_type="mono").labels) == 1074
     four = datasets.load_elpv(labels="probability", cell_type="poly")
     assert four.class_names == ["0", "1/3", "2/3", "1"]
     assert np.bincount(four.labels).tolist() == [920, 178, 50, 402]
-    with Image.open(source.images[0]) as image:
+    with Image.open(source.items[0]) as image:
         assert image.size == (300, 300)
 
 
 def test_elpv_images_decode_through_the_pipeline(offline):
     source = datasets.load_elpv()
-    split = core_data.Split(source.images[:8], source.labels[:8])
+    split = core_data.Split(source.items[:8], source.labels[:8])
     images, targets = next(iter(data.make_dataset(split, image_size=64, batch_size=8, num_classes=2)))
     assert images.shape == (8, 64, 64, 3) and images.dtype == "uint8"
     assert np.ptp(np.asarray(images)) > 50  # real pictures, not blank
@@ -140,7 +140,7 @@ def test_elpv_images_decode_through_the_pipeline(offline):
 
 def test_animal_silhouettes_loader_counts_and_classes(offline):
     source = datasets.load_animal_silhouettes()
-    assert source.images.shape == (10000, 28, 28, 3)
+    assert source.items.shape == (10000, 28, 28, 3)
     assert np.bincount(source.labels).tolist() == [1000] * 10
     assert source.class_names[0] == "bear" and source.class_names[-1] == "zebra"
 
@@ -246,8 +246,8 @@ def test_fashion_mnist_loader_reads_idx_files(tmp_path):
     _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([9, 8, 7, 6, 5]))
     source = datasets.load_fashion_mnist("all", folder=str(tmp_path))
-    assert source.images.shape == (17, 28, 28, 3)
-    np.testing.assert_array_equal(source.images[12:, :, :, 0], test)
+    assert source.items.shape == (17, 28, 28, 3)
+    np.testing.assert_array_equal(source.items[12:, :, :, 0], test)
     assert source.labels.tolist() == [i % 10 for i in range(12)] + [9, 8, 7, 6, 5]
     assert source.class_names[9] == "ankle boot" and "MIT" in source.licence
     with pytest.raises(keras_tl.DatasetUnavailableError, match="apt-get install dataset-fashion-mnist"):

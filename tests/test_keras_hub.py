@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.core import data as core_data
 from keras_tl.image import data
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.models.heads import get_backbone
 from keras_tl.image.model import build_model
-from keras_tl.core.training import fine_tune
+from keras_tl.core.train.training import fine_tune
 from conftest import tiny_arrays, tiny_config
 
 

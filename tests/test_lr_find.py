@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_tl.cli import main
-from keras_tl.core import lr_finder
+from keras_tl.core.train import lr_finder
 from conftest import local_pretrained_weights, write_image_folder
 
 

@@ -10,36 +10,40 @@ import yaml
 from conftest import TINY_SIZE, tiny_config
 
 from keras_tl import cli, datasets, workflow
-from keras_tl.core import export, litert, multitask, tflite_metadata
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.evaluate import classification_metrics, evaluate_predictions
-from keras_tl.image.data import ImageSource
+from keras_tl.core.export import formats as export
+from keras_tl.core.export import litert
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.models import multitask
+from keras_tl.core.export import tflite_metadata
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.evaluation.evaluate import classification_metrics, evaluate_predictions
+from keras_tl.core.data import Source
 
 
 def test_labels_from_columns_blocks_and_missing_labels():
-    names, labels = multitask.labels_from_columns({"grade": ["0", "1", None, "1"],
+    names, labels = multitask_labels.labels_from_columns({"grade": ["0", "1", None, "1"],
                                                    "kind": ["mono", "poly", "poly", ""]})
     assert names == ["grade:0", "grade:1", "kind:mono", "kind:poly"]
     assert labels.tolist() == [[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 1], [0, 1, 0, 0]]
-    assert multitask.heads_of(names) == [("grade", ["0", "1"], 0, 2), ("kind", ["mono", "poly"], 2, 4)]
-    assert multitask.looks_multitask(names, labels)
-    assert not multitask.looks_multitask(["a", "b"], np.eye(2, dtype=int))
-    assert {h: v.tolist() for h, v in multitask.head_labels(labels, names).items()} == \
+    assert multitask_labels.heads_of(names) == [("grade", ["0", "1"], 0, 2), ("kind", ["mono", "poly"], 2, 4)]
+    assert multitask_labels.looks_multitask(names, labels)
+    assert not multitask_labels.looks_multitask(["a", "b"], np.eye(2, dtype=int))
+    assert {h: v.tolist() for h, v in multitask_labels.head_labels(labels, names).items()} == \
         {"grade": [0, 1, -1, 1], "kind": [0, 1, 1, -1]}
     with pytest.raises(ValueError, match="no label for any head"):
-        multitask.labels_from_columns({"a": ["x", "y", None], "b": ["u", "v", None]})
+        multitask_labels.labels_from_columns({"a": ["x", "y", None], "b": ["u", "v", None]})
     with pytest.raises(ValueError, match="identifier"):
-        multitask.labels_from_columns({"a b": ["x", "y"], "c": ["u", "v"]})
+        multitask_labels.labels_from_columns({"a b": ["x", "y"], "c": ["u", "v"]})
     with pytest.raises(ValueError, match="at least 2 heads"):
-        multitask.labels_from_columns({"a": ["x", "y"]})
+        multitask_labels.labels_from_columns({"a": ["x", "y"]})
     # A list of classes gives one row several classes of a head, which makes that head multi-label.
-    names, labels = multitask.labels_from_columns({"grade": ["0", "1", None], "tags": [["crack", "finger"], "crack",
+    names, labels = multitask_labels.labels_from_columns({"grade": ["0", "1", None], "tags": [["crack", "finger"], "crack",
                                                                                          ["dark"]]})
     assert names == ["grade:0", "grade:1", "tags:crack", "tags:dark", "tags:finger"]
     assert labels.tolist() == [[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0]]
-    assert multitask.head_kinds(names, labels) == {"grade": "multiclass", "tags": "multilabel"}
-    assert multitask.looks_multitask(names, labels)
-    assert multitask.row_heads({"label:a": " x ; y ;", "label:b": "", "label:c": ["u"]},
+    assert multitask_labels.head_kinds(names, labels) == {"grade": "multiclass", "tags": "multilabel"}
+    assert multitask_labels.looks_multitask(names, labels)
+    assert multitask_labels.row_heads({"label:a": " x ; y ;", "label:b": "", "label:c": ["u"]},
                                ["label:a", "label:b", "label:c"]) == {"a": ["x", "y"], "b": None, "c": "u"}
 
 
@@ -114,7 +118,7 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
     gradient from rows that lack its labels, label-wise accuracy and multi-label test metrics."""
     import tensorflow as tf
 
-    from keras_tl.core.evaluate import multilabel_metrics
+    from keras_tl.core.evaluation.evaluate import multilabel_metrics
 
     names = ["a:0", "a:1", "a:2", "tags:x", "tags:y"]
     keras.utils.set_random_seed(0)
@@ -180,11 +184,11 @@ def _digit_heads(missing=0.3):
     source = datasets.load_digits([0, 1, 2, 3])
     digits = [source.class_names[i] for i in source.labels]
     drop = np.random.default_rng(0).random(len(digits)) < missing
-    names, labels = multitask.labels_from_columns({
+    names, labels = multitask_labels.labels_from_columns({
         "digit": [None if d else x for x, d in zip(digits, drop)],
         "parity": ["even" if int(x) % 2 == 0 else "odd" for x in digits],
         "strokes": [STROKES[x] for x in digits]})
-    return ImageSource(names, source.images, labels)
+    return Source(names, source.items, labels, modality="image")
 
 
 def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
@@ -262,8 +266,8 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
 def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
     source = datasets.load_digits([0, 1, 2])
     rows = ["path,label:digit,label:size"]
-    middle = np.median(source.images[:60].mean(axis=(1, 2, 3)))
-    for i, image in enumerate(source.images[:60]):
+    middle = np.median(source.items[:60].mean(axis=(1, 2, 3)))
+    for i, image in enumerate(source.items[:60]):
         name = f"{i}.png"
         import tensorflow as tf
 
@@ -278,7 +282,7 @@ def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
     loaded = load_source(str(tmp_path / "data.csv"))
     assert loaded.class_names[:3] == ["digit:0", "digit:1", "digit:2"] and loaded.class_names[3:] == ["size:big",
                                                                                                      "size:small"]
-    assert multitask.looks_multitask(loaded.class_names, loaded.labels)
+    assert multitask_labels.looks_multitask(loaded.class_names, loaded.labels)
     assert loaded.labels[0, :3].sum() == 0 and loaded.labels[1, :3].sum() == 1
     assert [(os.path.basename(p), reason) for p, reason in loaded.skipped] == [
         ("missing.png", "file not found"), ("0.png", "row 63: no label in any of ['digit', 'size']")]
@@ -302,14 +306,14 @@ def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
     from conftest import tiny_model
 
     from keras_tl.core.data import Split
-    from keras_tl.core.classifier import Classifier
+    from keras_tl.core.models.classifier import Classifier
     from keras_tl.image.modality import MODALITY
 
     source = datasets.load_digits([0, 1])
     paths = []
     for i in range(4):
         paths.append(str(tmp_path / f"{i}.png"))
-        tf.io.write_file(paths[-1], tf.io.encode_png(source.images[i]))
+        tf.io.write_file(paths[-1], tf.io.encode_png(source.items[i]))
     task = Classifier(tiny_model(tmp_path, num_classes=2), MODALITY, class_names=["0", "1"])
     labels = source.labels[:4]
     perfect = np.eye(2, dtype=np.float32)[labels]
@@ -339,7 +343,7 @@ def test_text_multitask_run_and_its_exports(tmp_path):
         writer.writerow(["", topics[0], "a"])
     source = from_csv(str(tmp_path / "texts.csv"))
     assert source.class_names == ["topic:animals", "topic:food", "topic:vehicles", "article:a", "article:other"]
-    assert multitask.looks_multitask(source.class_names, source.labels) and len(source.texts) == len(texts)
+    assert multitask_labels.looks_multitask(source.class_names, source.labels) and len(source.items) == len(texts)
     assert source.labels[3, :3].sum() == 0 and source.labels[3, 3:].sum() == 1  # topic missing, article kept
     assert [reason for _, reason in source.skipped] == ["no label in any of ['topic', 'article']", "empty text"]
     (tmp_path / "texts.jsonl").write_text("\n".join(json.dumps({"text": t, "label:topic": str(c), "label:article": a})
@@ -351,7 +355,7 @@ def test_text_multitask_run_and_its_exports(tmp_path):
     (tmp_path / "several.csv").write_text("text,label:topic,label:article\nhello,0;1,a\nbye,1,other\n")
     several = from_csv(str(tmp_path / "several.csv"))  # "0;1": the topic head is multi-label
     assert several.labels.tolist() == [[1, 1, 1, 0], [0, 1, 0, 1]]
-    assert multitask.head_kinds(several.class_names, several.labels) == {"topic": "multilabel", "article": "multiclass"}
+    assert multitask_labels.head_kinds(several.class_names, several.labels) == {"topic": "multilabel", "article": "multiclass"}
 
     preset = tiny_bert_preset(tmp_path / "preset", texts)
     config = TrainConfig(data=str(tmp_path / "texts.csv"), backbone=preset, weights="pretrained", sequence_length=32,
@@ -387,7 +391,7 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
         for c, name in enumerate(source.class_names):
             for n, i in enumerate(indices[source.labels[indices] == c][:6 if split == "train" else 2]):
                 missing = split == "train" and n % 3 == 2  # Every third training clip lacks its instrument.
-                rows.append({"path": source.paths[i], "label:instrument": "" if missing else name,
+                rows.append({"path": source.items[i], "label:instrument": "" if missing else name,
                              "label:family": family[name], "split": split})
     manifest = tmp_path / "drums.csv"
     with open(manifest, "w", newline="") as f:

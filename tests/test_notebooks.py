@@ -1,13 +1,18 @@
-"""Every tutorial notebook runs top to bottom (its own assert cells included)."""
+"""Every tutorial notebook runs top to bottom (its own assert cells included), and the committed
+notebooks are what `notebooks/make_notebooks.py` writes, with the outputs a reader on GitHub sees."""
 
 import glob
 import os
+import sys
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebooks")
+NOTEBOOKS = sorted(glob.glob(os.path.join(HERE, "*.ipynb")))
+sys.path.insert(0, HERE)
+import make_notebooks  # noqa: E402  (notebooks/make_notebooks.py)
 
 
 def test_there_are_notebooks():
@@ -25,3 +30,74 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+
+
+def test_the_generator_writes_every_committed_notebook():
+    assert sorted(make_notebooks.NOTEBOOKS) == sorted(os.path.basename(p) for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_committed_notebook_is_what_the_generator_writes(path):
+    """Cell for cell (type, id, source): a change to make_notebooks.py is regenerated, not forgotten."""
+    committed = nbformat.read(path, as_version=4)
+    assert make_notebooks.sources(committed) == make_notebooks.sources(make_notebooks.build(os.path.basename(path)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_committed_notebook_has_its_outputs(path):
+    """Executed top to bottom in one kernel (counts 1, 2, ...), no error, and every cell that shows a
+    plot carries its PNG."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
+    outputs = [o for c in cells for o in c.outputs]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
+    for cell in cells:
+        if "plt.show()" in cell.source:
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source[:80]
+
+
+def test_the_output_check_can_fail():
+    notebook = make_notebooks.build("01_quickstart.ipynb")  # as generated: no outputs yet
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] != list(range(1, len(cells) + 1))
+
+
+def _requirement_names(requirements):
+    import re
+
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].strip().lower().replace("_", "-") for r in requirements}
+
+
+def test_the_notebooks_extra_brings_what_the_notebooks_import():
+    """`pip install "keras-tl[notebooks]"` gives every module a notebook imports: each comes from a
+    dependency of keras-tl or of the extra, or from one of theirs (IPython from ipykernel)."""
+    import ast
+    import importlib.metadata as metadata
+    import tomllib
+
+    with open(os.path.join(HERE, "..", "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    declared = _requirement_names(project["dependencies"] + project["optional-dependencies"]["notebooks"])
+    reachable = set(declared)
+    for name in declared:
+        try:
+            reachable |= _requirement_names(r for r in (metadata.requires(name) or []) if "extra ==" not in r)
+        except metadata.PackageNotFoundError:  # not installed here (jupyterlab): its own name is declared
+            pass
+    owners = metadata.packages_distributions()
+    missing = {}
+    for name, cells in make_notebooks.NOTEBOOKS.items():
+        for kind, source in cells:
+            if kind != "code":
+                continue
+            for node in ast.walk(ast.parse(source)):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top in sys.stdlib_module_names or top == "keras_tl":
+                        continue
+                    dists = {d.lower().replace("_", "-") for d in owners.get(top, [])}
+                    if not dists & reachable:
+                        missing.setdefault(name, []).append(top)
+    assert missing == {}

@@ -8,10 +8,11 @@ import pytest
 from conftest import tiny_bert_preset, tiny_texts, write_image_folder
 
 import keras_tl
+from keras_tl.core.data import Source
 from keras_tl import datasets
 from keras_tl.cli import main as cli
-from keras_tl.core import transferability
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.evaluation import transferability
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.text import data as text_data
 from keras_tl.workflow import ranking
 
@@ -205,8 +206,8 @@ def test_domain_shift_tells_a_shifted_domain_from_the_same_one_before_any_traini
     first, second = order[:240], order[240:480]
 
     def part(indices, invert=False):
-        images = digits.images[indices]
-        return image_data.ImageSource(digits.class_names, 255 - images if invert else images, digits.labels[indices])
+        images = digits.items[indices]
+        return Source(digits.class_names, 255 - images if invert else images, digits.labels[indices], modality="image")
 
     config = TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=64, val_split=0.2,
                          test_split=0.2, out=str(tmp_path / "never"))
@@ -227,11 +228,12 @@ def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path)
     """rank's text pass (sorted by length, each batch cut after its last real token) gives the features
     of the padded pass, on real glosses through the real MiniLM encoder, for mean and [CLS] pooling."""
     from keras_tl.core import data as core_data
-    from keras_tl.core import features, registry
-    from keras_tl.core import modality as modalities
+    from keras_tl.core.train import features
+    from keras_tl.core.contract import registry
+    from keras_tl.core.contract import modality as modalities
 
     glosses = datasets.load_wordnet_glosses()
-    texts = list(glosses.texts[:47]) + [" ".join(glosses.texts[:20])]  # the last one is truncated at 64 tokens
+    texts = list(glosses.items[:47]) + [" ".join(glosses.items[:20])]  # the last one is truncated at 64 tokens
     split = core_data.Split(texts, glosses.labels[:48])
     text = modalities.get("text")
     spec = registry.get("minilm_l6", modality="text")

@@ -12,9 +12,10 @@ from conftest import local_pretrained_weights, tiny_arrays, tiny_config, tiny_mo
 
 import keras_tl
 from keras_tl import datasets
-from keras_tl.core import optimizers, registry
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.training import compile_model, set_trainable
+from keras_tl.core.models import optimizers
+from keras_tl.core.contract import registry
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.train.training import compile_model, set_trainable
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])

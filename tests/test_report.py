@@ -9,8 +9,8 @@ from PIL import Image
 
 from keras_tl import workflow
 from keras_tl.image import data
-from keras_tl.core import plots
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.evaluation import plots
+from keras_tl.core.models.heads import get_backbone
 from keras_tl.image.model import build_model
 from keras_tl.workflow import training_run as train_module
 from conftest import local_pretrained_weights, tiny_arrays, tiny_config
@@ -88,7 +88,7 @@ def test_library_plots_never_switch_the_global_matplotlib_backend():
     import subprocess
     import sys
 
-    script = ("import matplotlib; matplotlib.use('svg'); from keras_tl.core import plots, lr_finder; "
+    script = ("import matplotlib; matplotlib.use('svg'); from keras_tl.core.evaluation import plots; from keras_tl.core.train import lr_finder; "
               "plots.per_class_f1({'a': {'f1': 1.0}}); print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "svg"

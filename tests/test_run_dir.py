@@ -13,7 +13,8 @@ import pytest
 
 import keras_tl
 from keras_tl.cli import main
-from keras_tl.core import publish, run
+from keras_tl.core.export import publish
+from keras_tl.workflow import rundir as run
 from keras_tl.image.data import from_arrays
 from keras_tl.workflow import training_run
 from conftest import local_pretrained_weights, tiny_arrays, tiny_config, write_image_folder
@@ -29,7 +30,7 @@ def _config(tmp_path, **overrides):
 def test_a_second_writer_is_refused_while_the_first_lives_and_a_dead_ones_lock_is_stale(tmp_path):
     out = str(tmp_path / "run")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom keras_tl.core import run\nwith run.hold(sys.argv[1]):\n"
+        [sys.executable, "-c", "import sys, time\nfrom keras_tl.workflow import rundir as run\nwith run.hold(sys.argv[1]):\n"
                                "    print('held', flush=True)\n    time.sleep(120)\n", out],
         stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(TESTS))
     try:
@@ -171,7 +172,7 @@ def test_errors_that_are_not_keras_tl_errors_keep_their_traceback(tmp_path, monk
 
 def test_killed_exports_leave_nothing_and_versions_are_readable_by_another_user(tmp_path):
     """A killed export's `.tmp-*` folders were never removed; versions were drwx------ (mkdtemp)."""
-    from keras_tl.core import export
+    from keras_tl.core.export import formats as export
 
     dest = tmp_path / "exports" / "m"
     dest.mkdir(parents=True)
@@ -225,7 +226,7 @@ def test_keras_objects_register_whichever_of_keras_and_keras_tl_comes_first(tmp_
     x = np.full((1, 32, 32, 3), 100, np.float32)
     expected = model.predict(x, verbose=0)
     np.save(tmp_path / "x.npy", x)
-    for imports in ("import keras, keras_tl", "import keras_tl, keras", "import keras_tl.core.layers, keras"):
+    for imports in ("import keras, keras_tl", "import keras_tl, keras", "import keras_tl.core.models.layers, keras"):
         script = (f"{imports}\nimport numpy as np, sys\nm = keras.saving.load_model(sys.argv[1])\n"
                   "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))\n"
                   "assert keras_tl.audio.presets.FRONT_END.sample_rate == 44100\n")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import keras_tl
-from keras_tl.core import serving
+from keras_tl.core.export import serving
 from keras_tl.weights import torch_weights
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -186,7 +186,7 @@ def _rows(count):
 
 def test_a_well_behaved_server_answers(tmp_path):
     with hostile_server(lambda h, body: _answer(h, 200, _rows(len(body["instances"])))) as url:
-        rows = serving.predict(url, "m", [b"x", b"y"])
+        rows = serving.predict(url, "m", [b"x", b"y"], modality="image")
     assert [r["labels"] for r in rows] == ["a", "a"]
 
 
@@ -208,7 +208,7 @@ def test_an_answer_larger_than_the_limit_is_not_read(tmp_path):
     for behaviour in (huge, unannounced):
         with hostile_server(behaviour) as url:
             with pytest.raises(keras_tl.ServingError, match="max_bytes"):
-                serving.predict(url, "m", [b"x"], max_bytes=1 << 20, timeout=20)
+                serving.predict(url, "m", [b"x"], modality="image", max_bytes=1 << 20, timeout=20)
 
 
 def test_a_server_that_dribbles_is_cut_off_at_the_deadline():
@@ -228,20 +228,20 @@ def test_a_server_that_dribbles_is_cut_off_at_the_deadline():
         with hostile_server(behaviour) as url:
             started = time.monotonic()
             with pytest.raises(keras_tl.ServingError, match="within 1.5 s"):
-                serving.predict(url, "m", [b"x"], timeout=1.5)
+                serving.predict(url, "m", [b"x"], modality="image", timeout=1.5)
             assert time.monotonic() - started < 5
 
 
 def test_an_answer_must_hold_one_prediction_per_item():
     with hostile_server(lambda h, body: _answer(h, 200, _rows(0))) as url:
         with pytest.raises(keras_tl.ServingError, match="0 predictions for 2 items"):
-            serving.predict(url, "m", [b"x", b"y"])
+            serving.predict(url, "m", [b"x", b"y"], modality="image")
 
 
 def test_an_error_body_is_cut_and_the_status_named():
     with hostile_server(lambda h, body: _answer(h, 500, b"E" * (5 << 20))) as url:
         with pytest.raises(keras_tl.ServingError) as info:
-            serving.predict(url, "m", [b"x"])
+            serving.predict(url, "m", [b"x"], modality="image")
     message = str(info.value)
     assert "answered 500" in message and len(message) < 600 and "5,242,880 characters" in message
 
@@ -249,7 +249,7 @@ def test_an_error_body_is_cut_and_the_status_named():
 @pytest.mark.parametrize("server", ["file:///etc/passwd", "ftp://example.com/m", "localhost:8501", "http://"])
 def test_only_http_https_and_grpc_addresses_are_used(server):
     with pytest.raises(keras_tl.ConfigError, match="`server` must be"):
-        serving.predict(server, "m", [b"x"])
+        serving.predict(server, "m", [b"x"], modality="image")
 
 
 def test_nobody_listening_is_a_serving_unavailable_error():
@@ -259,4 +259,4 @@ def test_nobody_listening_is_a_serving_unavailable_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # Bound, not listening: connections are refused.
         with pytest.raises(keras_tl.ServingUnavailableError, match="Cannot reach TF Serving"):
-            serving.predict(f"http://127.0.0.1:{port}", "m", [b"x"], timeout=5)
+            serving.predict(f"http://127.0.0.1:{port}", "m", [b"x"], modality="image", timeout=5)

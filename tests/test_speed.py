@@ -14,7 +14,8 @@ import pytest
 from keras_tl import workflow
 from keras_tl.core import data as core_data
 from keras_tl.image import data
-from keras_tl.core import features, run
+from keras_tl.core.train import features
+from keras_tl.workflow import rundir as run
 from keras_tl.image.model import AUGMENTATION_LAYER, build_model
 from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
 
@@ -47,12 +48,12 @@ def test_text_cached_phase_reads_trimmed_batches_and_keeps_the_split_order(tmp_p
     """The frozen phase reads texts through the trimmed, length-sorted pass, yet caches each split's
     rows in the split's order with the features of the padded pass (real MiniLM, real glosses)."""
     from keras_tl import datasets
-    from keras_tl.core import modality as modalities
-    from keras_tl.core import registry
-    from keras_tl.core.config import TrainConfig
+    from keras_tl.core.contract import modality as modalities
+    from keras_tl.core.contract import registry
+    from keras_tl.core.contract.config import TrainConfig
 
     glosses = datasets.load_wordnet_glosses()
-    texts = list(glosses.texts[:60]) + [" ".join(glosses.texts[:20])]  # the last one fills all 64 tokens
+    texts = list(glosses.items[:60]) + [" ".join(glosses.items[:20])]  # the last one fills all 64 tokens
     splits = {"train": core_data.Split(texts[:40], glosses.labels[:40]),
               "val": core_data.Split(texts[40:], glosses.labels[40:61])}
     text = modalities.get("text")
@@ -128,7 +129,7 @@ def test_augmented_views_are_cached_in_model_augmentation_is_inference_safe(tmp_
     assert "48 x 1,280 training" in out
     model = result.model
     assert isinstance(model.get_layer(AUGMENTATION_LAYER), keras.Sequential)
-    images = keras.ops.image.resize(source.images[:4].astype("float32"), (TINY_SIZE, TINY_SIZE))
+    images = keras.ops.image.resize(source.items[:4].astype("float32"), (TINY_SIZE, TINY_SIZE))
     np.testing.assert_array_equal(model.predict(images, verbose=0), model.predict(images, verbose=0))
     augmented = model.get_layer(AUGMENTATION_LAYER)(images, training=True)
     assert np.abs(np.asarray(augmented) - np.asarray(images)).max() > 1  # active in training only
@@ -174,7 +175,7 @@ MIRRORED = textwrap.dedent("""
     from keras_tl import workflow
     from keras_tl.core import data as core_data
     from keras_tl.image import data
-    from keras_tl.core import run
+    from keras_tl.workflow import rundir as run
     tmp = pathlib.Path(sys.argv[1])
     weights = local_pretrained_weights(tmp)
     images, labels = tiny_arrays(3, 12)
@@ -203,9 +204,9 @@ JAX_DATA_PARALLEL = textwrap.dedent("""
     import json, os, sys
     import keras
     import keras_tl
-    from keras_tl.core import features  # the model side
+    from keras_tl.core.train import features  # the model side
     from keras_tl.image import model
-    from keras_tl.core import training
+    from keras_tl.core.train import training
     tf_after_model_side = "tensorflow" in sys.modules
     import numpy as np
     sys.path.insert(0, sys.argv[2])
@@ -214,7 +215,7 @@ JAX_DATA_PARALLEL = textwrap.dedent("""
     from keras_tl import workflow
     from keras_tl.core import data as core_data
     from keras_tl.image import data
-    from keras_tl.core import run
+    from keras_tl.workflow import rundir as run
     tmp = pathlib.Path(sys.argv[1])
     weights = local_pretrained_weights(tmp)
     images, labels = tiny_arrays(3, 12)

@@ -11,15 +11,16 @@ from conftest import fake_tf_serving, local_grpc_serving, tiny_bert_preset, tiny
 
 import keras_tl
 from keras_tl import workflow
-from keras_tl.core import litert, serving
-from keras_tl.core import registry
+from keras_tl.core.export import litert
+from keras_tl.core.export import serving
+from keras_tl.core.contract import registry
 from keras_tl.text import backbones as text_backbones
 from keras_tl.text import data as text_data
-from keras_tl.core.errors import WeightsUnavailableError
+from keras_tl.core.contract.errors import WeightsUnavailableError
 from keras_tl.cli import main as cli
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.text.layers import TokenPooling
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.models.heads import get_backbone
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_csv_jsonl_and_folders_skip_bad_rows_and_say_why(tmp_path):
         + "awful,neg\n".encode() + "\"quoted, with comma\",neg\n".encode())
     source = text_data.from_csv(str(csv_path))
     assert source.class_names == ["neg", "pos"]
-    assert source.texts == ["a fine day", "\u00e9t\u00e9 superbe", "awful", "quoted, with comma"]
+    assert source.items == ["a fine day", "\u00e9t\u00e9 superbe", "awful", "quoted, with comma"]
     assert source.labels.tolist() == [1, 1, 0, 0]
     reasons = sorted(r.split(" (")[0] for _, r in source.skipped)
     assert reasons == ["empty text", "no label", "not UTF-8"]
@@ -139,7 +140,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
     _check_rest_client(served, queries, keras_top)
     with local_grpc_serving("topics", exported.path) as (address, requests):  # TF Serving's gRPC API
-        answers = keras_tl.core.serving.predict(address, "topics", queries, modality="text")
+        answers = keras_tl.core.export.serving.predict(address, "topics", queries, modality="text")
     assert [a["labels"] for a in answers] == keras_top and len(answers[0]["probabilities"]) == 3
     assert [t.decode() for t in tf.make_ndarray(requests[-1].inputs["text"])] == queries
 
@@ -153,7 +154,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     with pytest.raises(ConverterError) as refused:
         converter.convert()
     assert {"tf.FastWordpieceTokenizeWithOffsets", "tf.CaseFoldUTF8"} <= set(
-        keras_tl.core.export.unsupported_ops(str(refused.value)))
+        keras_tl.core.export.formats.unsupported_ops(str(refused.value)))
 
     tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics",
                                  quantize="dynamic")
@@ -174,7 +175,7 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
             answers = [classifier.classify(t).classifications[0].categories for t in test_texts]
         scores = np.array([[c.score for c in sorted(row, key=lambda c: c.index)] for row in answers])
         assert [row[0].category_name for row in answers] == [class_names[i] for i in scores.argmax(1)]
-        runtime = task.predict(test_texts, runner=lambda x: keras_tl.core.litert.tflite_predict(exported_file.path, x))
+        runtime = task.predict(test_texts, runner=lambda x: keras_tl.core.export.litert.tflite_predict(exported_file.path, x))
         np.testing.assert_allclose(scores, runtime, atol=1e-4)
     assert np.mean(scores.argmax(1) == task.predict(test_texts).argmax(1)) >= 0.98
 
@@ -292,18 +293,18 @@ def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monke
 def test_tfds_text_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(keras_tl.core.data, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    monkeypatch.setattr(keras_tl.core.data.sources, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=12):
         source = text_data.load_text_source("tfds:imdb_reviews:train")
     assert source.class_names == ["neg", "pos"]
-    assert len(source.texts) + len(source.skipped) == 12
-    assert all(isinstance(t, str) and t for t in source.texts)
+    assert len(source.items) + len(source.skipped) == 12
+    assert all(isinstance(t, str) and t for t in source.items)
 
 
 def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
-    import keras_tl.core.errors
-    import keras_tl.core.export
-    import keras_tl.core.modality
+    import keras_tl.core.contract.errors
+    import keras_tl.core.export.formats
+    import keras_tl.core.contract.modality
     from keras_tl.text.model import build_text_model
 
     model, preprocessor = build_text_model(preset, num_classes=3, sequence_length=16)
@@ -313,23 +314,23 @@ def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
                            "tf.FastWordpieceTokenizeWithOffsets {device = \"\"}, tf.RaggedTensorToTensor")
 
     monkeypatch.setattr(type(model), "export", refuse)
-    task = keras_tl.Classifier(model, keras_tl.core.modality.get("text"), None, preprocessor, ["a", "b", "c"])
-    info = keras_tl.core.export.ExportInfo(name="m", class_names=["a", "b", "c"], check_items=["a cat"],
+    task = keras_tl.Classifier(model, keras_tl.core.contract.modality.get("text"), None, preprocessor, ["a", "b", "c"])
+    info = keras_tl.core.export.formats.ExportInfo(name="m", class_names=["a", "b", "c"], check_items=["a cat"],
                                            quantize="dynamic")
-    with pytest.raises(keras_tl.core.errors.TFLiteConversionError,
+    with pytest.raises(keras_tl.core.contract.errors.TFLiteConversionError,
                        match=r"\['tf.FastWordpieceTokenizeWithOffsets', 'tf.RaggedTensorToTensor'\].*saved_model"):
-        keras_tl.core.export.export_tflite(task, str(tmp_path / "tflite"), info)
+        keras_tl.core.export.formats.export_tflite(task, str(tmp_path / "tflite"), info)
     assert not [f for f in os.listdir(tmp_path / "tflite") if f.endswith(".tflite")]  # nothing published
 
 
 def test_wordnet_glosses_supersenses():
     source = keras_tl.datasets.load_wordnet_glosses()
-    assert len(source.texts) == 63_245 and len(source.class_names) == 10
+    assert len(source.items) == 63_245 and len(source.class_names) == 10
     assert source.class_names[:3] == ["noun.artifact", "noun.person", "noun.plant"]
     counts = np.bincount(source.labels)
     assert counts.tolist() == sorted(counts.tolist(), reverse=True) and counts[0] == 11_587
     assert "WordNet 3.0" in source.licence
-    everything = sum(len(keras_tl.datasets.load_wordnet_glosses(pos, top=None).texts)
+    everything = sum(len(keras_tl.datasets.load_wordnet_glosses(pos, top=None).items)
                      for pos in ("noun", "verb", "adj", "adv"))
     assert everything == 117_659  # every synset of WordNet 3.0 has one gloss
 
@@ -340,7 +341,7 @@ def test_wordnet_missing_names_the_debian_package(tmp_path):
 
 
 def test_warmup_linear_decay_schedule():
-    from keras_tl.core.schedules import WarmupLinearDecay
+    from keras_tl.core.models.schedules import WarmupLinearDecay
 
     rate = WarmupLinearDecay(2e-5, warmup_steps=10, total_steps=100)
     values = [float(rate(step)) for step in (0, 5, 10, 55, 100, 120)]

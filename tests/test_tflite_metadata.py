@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 from keras_tl import datasets, workflow
-from keras_tl.core import export, litert, tflite_metadata
-from keras_tl.core import tflite_metadata_schema as fb
-from keras_tl.core.heads import per_class_model
+from keras_tl.image import export as image_export
+from keras_tl.text import export as text_export
+from keras_tl.core.export import litert
+from keras_tl.core.export import tflite_metadata
+from keras_tl._vendor import tflite_metadata_schema as fb
+from keras_tl.core.models.heads import per_class_model
 from conftest import local_pretrained_weights, tiny_config
 
 
@@ -68,7 +71,7 @@ def test_metadata_is_read_back_and_leaves_the_outputs_unchanged(runs, tmp_path):
     np.testing.assert_array_equal(litert.tflite_predict(result.path, images), litert.tflite_predict(bare, images))
 
     again = tflite_metadata.populate(exported, tflite_metadata.metadata_buffer(
-        tflite_metadata.About("renamed", "x"), inputs=tflite_metadata.Inputs([tflite_metadata.image_input(32)]),
+        tflite_metadata.About("renamed", "x"), inputs=tflite_metadata.Inputs([image_export.tflite_input(32)]),
         outputs=[tflite_metadata.scores_output(["a", "b", "c"])]), {"labels.txt": b"a\nb\nc\n"})
     metadata, files = tflite_metadata.read(again)  # Populating twice replaces, never stacks.
     assert metadata.name == b"renamed" and files == {"labels.txt": b"a\nb\nc\n"}
@@ -110,7 +113,7 @@ def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kin
 def test_bert_inputs_follow_the_interpreter_order_and_need_a_lowercasing_wordpiece():
     details = [{"name": f"serving_default_{n}:0", "shape": np.array([1, 16])}
                for n in ("segment_ids", "token_ids", "padding_mask")]
-    bert = tflite_metadata.bert_inputs(details, ["[PAD]", "cat"], lowercase=True)
+    bert = text_export.tflite_bert_inputs(details, ["[PAD]", "cat"], lowercase=True)
     assert [t.name for t in bert.tensors] == ["segment_ids", "ids", "mask"]
     assert bert.process_units[0].optionsType == fb.ProcessUnitOptions.BertTokenizerOptions
     assert bert.files == {"vocab.txt": b"[PAD]\ncat\n"}
@@ -118,5 +121,5 @@ def test_bert_inputs_follow_the_interpreter_order_and_need_a_lowercasing_wordpie
                                            outputs=[tflite_metadata.scores_output(["a", "b"])])
     parsed = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(blob, 0))
     assert parsed.minParserVersion == b"1.1.0"  # BertTokenizerOptions came with schema 1.1.0
-    assert tflite_metadata.bert_inputs(details, ["[PAD]"], lowercase=False) is None  # MediaPipe lower-cases
-    assert tflite_metadata.bert_inputs(details[1:], ["[PAD]"], lowercase=True) is None  # no segment ids
+    assert text_export.tflite_bert_inputs(details, ["[PAD]"], lowercase=False) is None  # MediaPipe lower-cases
+    assert text_export.tflite_bert_inputs(details[1:], ["[PAD]"], lowercase=True) is None  # no segment ids

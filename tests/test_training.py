@@ -5,13 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.core import data as core_data
 from keras_tl.image import data
-from keras_tl.core import training
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.train import training
+from keras_tl.core.models.heads import get_backbone
 from keras_tl.image.model import build_model
-from keras_tl.core.training import fine_tune, set_trainable
+from keras_tl.core.train.training import fine_tune, set_trainable
 from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
 
 
@@ -196,7 +196,7 @@ def test_image_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
 def test_best_weights_keeps_the_epoch_the_monitor_names(tmp_path, monitor, kept):
     """A near-uniform first epoch has the lowest loss; by accuracy a later epoch wins, ties going to
     the lower loss."""
-    from keras_tl.core.callbacks import BestWeights
+    from keras_tl.core.train.callbacks import BestWeights
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     keeper = BestWeights(str(tmp_path / "best.weights.h5"), model, monitor)

@@ -12,7 +12,7 @@ import os
 import keras
 
 from keras_tl.audio.presets import FRONT_END, PRETRAINED, check_weights, image_backbone, image_weights
-from keras_tl.core.paths import keras_tl_cache
+from keras_tl.core.utils.paths import keras_tl_cache
 
 
 def aisfx_network(frames, mels=FRONT_END.mels):

@@ -10,8 +10,8 @@ every window (`keras_tl.audio.presets.FrontEnd.peak_normalize`), so a model hear
 at every level and a random gain would change nothing.
 """
 
-from keras_tl.core.config import augment_preset
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.contract.config import augment_preset
+from keras_tl.core.contract.errors import ConfigError
 
 _AUDIO_OFF = dict(delay=0.0, invert=False, noise_snr_db=None)
 AUDIO_AUGMENT_PRESETS = {

@@ -13,7 +13,6 @@ a training example, and a file's prediction is the mean over its kept windows.
 import math
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -21,35 +20,13 @@ import tensorflow as tf
 
 from keras_tl.audio import AUDIO_EXTENSIONS
 from keras_tl.audio import augment as augment_lib
-from keras_tl.core.data import encode_labels, read_manifest, scan_class_folders, shuffled_batches
-from keras_tl.core.errors import DataError
+from keras_tl.core.data import Source, encode_labels, read_manifest, scan_class_folders, shuffled_batches
+from keras_tl.core.contract.errors import DataError
 QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
 
 
-@dataclass
-class AudioSource:
-    """Labelled audio files, before splitting.
-
-    Attributes:
-        class_names: list of str, index = label.
-        paths: list of str. Audio files.
-        labels: int array `(N,)`, or multi-hot `(N, C)` for multi-label data.
-        predefined: dict split name -> indices, when the data came with its own splits.
-        skipped: list of `(path, reason)` for files left out.
-        licence: str. The data's licence, where the loader knows it.
-    """
-
-    class_names: list
-    paths: list
-    labels: np.ndarray
-    predefined: dict | None = None
-    skipped: list = field(default_factory=list)
-    licence: str = ""
-
-    def as_split(self):
-        from keras_tl.core.data import Split
-
-        return Split(list(self.paths), self.labels)
+def _audio(class_names, paths, labels, predefined, skipped):
+    return class_names, paths, labels, "audio", predefined, skipped
 
 
 def check_audio_file(path):
@@ -78,13 +55,13 @@ def check_audio_file(path):
 
 def from_directory(path):
     """Scans a folder of class folders of audio files (or `train/`, `val/`, `test/` each holding them)."""
-    return AudioSource(*scan_class_folders(path, check_audio_file, unit="audio files"))
+    return Source(*_audio(*scan_class_folders(path, check_audio_file, unit="audio files")))
 
 
 def from_manifest(path, *, separator=";"):
     """Reads a CSV manifest with `path` and `label` columns (and optionally `split`); paths are relative
     to the CSV's folder unless absolute; labels joined by `separator` make a multi-label row."""
-    return AudioSource(*read_manifest(path, check_audio_file, unit="audio files", separator=separator))
+    return Source(*_audio(*read_manifest(path, check_audio_file, unit="audio files", separator=separator)))
 
 
 def load_source(spec):

@@ -13,7 +13,9 @@ import tensorflow as tf
 from keras_tl.audio.presets import FRONT_END
 from keras_tl.audio.data import QUIET_RMS
 from keras_tl.audio.model import window_samples
-from keras_tl.core.heads import probabilities_graph, serving_outputs, problem_of
+from keras_tl.core.models.heads import probabilities_graph, serving_outputs, problem_of
+from keras_tl._vendor import tflite_metadata_schema as fb
+from keras_tl.core.export import tflite_metadata
 
 
 def resample_linear(samples, rate, target):
@@ -76,3 +78,15 @@ def encode_wav(wave, rate):
     """A mono float waveform -> 16-bit PCM WAV bytes."""
     clipped = np.clip(np.asarray(wave, np.float32), -1.0, 1.0)[:, None]
     return tf.audio.encode_wav(tf.constant(clipped), rate).numpy()
+
+
+def tflite_input(samples, sample_rate, channels=1):
+    """A waveform input `[1, samples]` (float32, -1..1) at `sample_rate` Hz."""
+    tensor = fb.TensorMetadataT()
+    tensor.name = "audio_clip"
+    tensor.description = (f"Mono waveform, {samples} samples at {sample_rate} Hz, float32 in [-1, 1] "
+                          f"(the model computes its log-mel spectrogram inside its graph).")
+    properties = fb.AudioPropertiesT()
+    properties.sampleRate, properties.channels = int(sample_rate), int(channels)
+    tensor.content = tflite_metadata.content(fb.ContentProperties.AudioProperties, properties)
+    return tensor

@@ -11,7 +11,7 @@ import numpy as np
 from keras import ops
 
 from keras_tl.audio.presets import FrontEnd
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.contract.errors import ConfigError
 
 AISFX_LOG_MAX = 9.457798957824707  # aisfx's "original" min-max normalization: log10(1 + 1e4 * mel) / max
 

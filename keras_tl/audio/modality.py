@@ -10,12 +10,12 @@ import numpy as np
 
 from keras_tl.audio import AUDIO_EXTENSIONS, presets
 from keras_tl.audio.presets import FRONT_END
-from keras_tl.core import registry
+from keras_tl.core.contract import registry
 from keras_tl.audio.config import resolve_audio_augment
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.modality import Modality, ServingRequest
-from keras_tl.core.paths import check_data_path
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.modality import Modality, ServingRequest
+from keras_tl.core.contract.files import check_data_path
+from keras_tl.core.utils import quiet
 
 DATA = f"a folder of class folders of audio files ({', '.join(AUDIO_EXTENSIONS)}) or a .csv manifest (path,label[,split])"
 
@@ -30,6 +30,7 @@ class AudioModality(Modality):
     # int8 activations: the front end's FFT has no int8 TFLite kernel.
     tflite_quantizations = ("none", "float16", "dynamic")
     file_extensions = AUDIO_EXTENSIONS
+    batch_preview = True
 
     def check_config(self, config, spec, source=None):
         if source is None:
@@ -87,10 +88,6 @@ class AudioModality(Modality):
     def input_size(self, config):
         return f"{config.clip_seconds:g} s windows at {FRONT_END.sample_rate} Hz"
 
-    def is_source(self, source):
-        from keras_tl.audio import data
-
-        return isinstance(source, data.AudioSource)
 
     def load_source(self, config):
         from keras_tl.audio import data
@@ -99,7 +96,7 @@ class AudioModality(Modality):
 
     def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
         from keras_tl.audio.model import build_audio_model
-        from keras_tl.core.classifier import Classifier
+        from keras_tl.core.models.classifier import Classifier
 
         model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
                                   clip_seconds=config.clip_seconds, image_size=config.image_size, problem=config.problem,
@@ -160,9 +157,6 @@ class AudioModality(Modality):
     def predict_split(self, classifier, split, config, dataset=None):
         return classifier.predict(split.items, batch_size=config.batch_size, verbose=quiet.predict_verbose())
 
-    def describe_items(self, items, limit=200):
-        return [os.path.basename(str(item))[:limit] for item in items]
-
     def spectrograms(self, classifier, items):
         """The first window of each item as the model hears it: log-mel images `(N, mels, frames, 3)` uint8."""
         windows, owners = self.item_windows(classifier, items)
@@ -182,7 +176,7 @@ class AudioModality(Modality):
 
     def show_batch(self, classifier, dataset, path):
         """A PNG grid of the log-mel spectrograms of one (augmented) training batch, with their labels."""
-        from keras_tl.core import plots
+        from keras_tl.core.evaluation import plots
         from keras_tl.core.data import labels_of_targets
 
         windows, targets = next(iter(dataset))
@@ -193,7 +187,7 @@ class AudioModality(Modality):
         return path
 
     def confident_errors(self, classifier, split, probabilities, path_stem):
-        from keras_tl.core import plots
+        from keras_tl.core.evaluation import plots
 
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
@@ -216,7 +210,7 @@ class AudioModality(Modality):
         import tensorflow as tf
 
         from keras_tl.audio import data, export
-        from keras_tl.core.heads import mean_per_item
+        from keras_tl.core.models.heads import mean_per_item
 
         windows, _ = self.item_windows(classifier, info.check_items)
         rate = FRONT_END.sample_rate
@@ -243,10 +237,10 @@ class AudioModality(Modality):
         return keras.InputSpec(shape=(1, self.window_samples(classifier)), dtype="float32")
 
     def tflite_input_metadata(self, classifier, inputs, info):
-        from keras_tl.core import tflite_metadata
+        from keras_tl.audio import export
+        from keras_tl.core.export import tflite_metadata
 
-        return tflite_metadata.Inputs([tflite_metadata.audio_input(self.window_samples(classifier),
-                                                                   FRONT_END.sample_rate)])
+        return tflite_metadata.Inputs([export.tflite_input(self.window_samples(classifier), FRONT_END.sample_rate)])
 
     def tflite_calibration(self, classifier, items):
         return [[window[None]] for window in self.model_inputs(classifier, items)[:200]]

@@ -11,10 +11,10 @@ import keras
 
 from keras_tl.audio import backbones, presets
 from keras_tl.audio.layers import LogMel, TimeFrequencyPooling
-from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
-from keras_tl.core.errors import ConfigError
-from keras_tl.core import quiet
+from keras_tl.core.contract import registry
+from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils import quiet
 
 FRONT_END_LAYER = "log_mel"
 

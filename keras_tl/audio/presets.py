@@ -8,10 +8,11 @@ Keras-free; building is `keras_tl.audio.backbones`, the front end's layer `keras
 import os
 from dataclasses import dataclass
 
-from keras_tl.core import registry
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.paths import check_weights_file, keras_tl_cache
-from keras_tl.core.registry import BackboneSpec, register
+from keras_tl.core.contract import registry
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.files import check_weights_file
+from keras_tl.core.utils.paths import keras_tl_cache
+from keras_tl.core.contract.registry import BackboneSpec, register
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def clip_samples(config):
 def image_backbone(spec):
     """`(the image modality, the image spec)` an ImageNet-on-spectrogram backbone borrows, through the
     plug-in contract (modalities do not import each other)."""
-    from keras_tl.core import modality
+    from keras_tl.core.contract import modality
 
     return modality.get("image"), registry.get(spec.variant, modality="image")
 

@@ -2,7 +2,7 @@
 export, serving-config, backbones, assets, import-weights, quickstart.
 
 Every flag and every config is checked before TensorFlow is imported, so a usage error answers at
-once; only keras-tl's own errors (`keras_tl.core.errors.KerasTLError`) become one-line messages
+once; only keras-tl's own errors (`keras_tl.core.contract.errors.KerasTLError`) become one-line messages
 (exit 2: a request to change; exit 1: a run, an export or a server that failed), naming flags as
 the command line spells them. Anything else is a bug and keeps its traceback.
 """
@@ -14,13 +14,13 @@ import sys
 
 from keras_tl.cli import parser as cli_parser
 from keras_tl.cli.parser import flag
-from keras_tl.core.errors import KerasTLError, RunExistsError
+from keras_tl.core.contract.errors import KerasTLError, RunExistsError
 
 
 def main(argv=None):
     args = cli_parser.build().parse_args(argv)
     if args.verbose:
-        from keras_tl.core import quiet
+        from keras_tl.core.utils import quiet
 
         os.environ[quiet.VERBOSE_ENV] = "1"
     try:

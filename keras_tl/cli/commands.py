@@ -6,13 +6,13 @@ import json
 import os
 
 from keras_tl.cli.parser import RANK_OUT
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.contract.errors import ConfigError
 from keras_tl.workflow.checks import check_config
 
 
 def _train_config(args):
     """The TrainConfig of `--config` and the flags (flags win), validated: still no TensorFlow."""
-    from keras_tl.core.config import TrainConfig
+    from keras_tl.core.contract.config import TrainConfig
 
     values = {}
     if args.config:
@@ -30,7 +30,7 @@ def _checked(args):
 
 
 def _start_tensorflow():
-    from keras_tl.core import quiet
+    from keras_tl.core.utils import quiet
 
     quiet.start_tensorflow()
 
@@ -47,7 +47,7 @@ def run(args):
         print("\n".join(assets.status()))
         return 0
     if command == "serving-config":
-        from keras_tl.core import serving
+        from keras_tl.core.export import serving
 
         print(serving.models_config(args.root, base_path=args.base_path), end="")
         return 0
@@ -80,7 +80,7 @@ def run(args):
         return 0
     if command == "domain-shift":
         config = _checked(args)
-        from keras_tl.core.paths import check_data_path
+        from keras_tl.core.contract.files import check_data_path
 
         check_data_path(args.target_data, expected="a folder or manifest, as --data")
         _start_tensorflow()
@@ -111,7 +111,7 @@ def run(args):
         _check_run_dir(args.run_dir)
         _start_tensorflow()
         from keras_tl import workflow
-        from keras_tl.core.evaluate import format_metrics
+        from keras_tl.core.evaluation.evaluate import format_metrics
 
         print(format_metrics(workflow.evaluate_run(args.run_dir)))
         return 0
@@ -145,9 +145,10 @@ def run(args):
         imports.locate(args.name)  # The package is installed, before TensorFlow starts.
         out = args.out or f"{args.name}.weights.h5"
         _start_tensorflow()
-        from keras_tl.core import modality, registry
+        from keras_tl.core.contract import modality as modalities
+        from keras_tl.core.contract import registry
 
-        print(modality.get(registry.get(importer.backbone).modality).import_weights(args.name, out))
+        print(modalities.get(registry.get(importer.backbone).modality).import_weights(args.name, out))
         return 0
     if command == "quickstart":
         if args.labels_per_class < 1:
@@ -182,7 +183,7 @@ def _check_out(out):
 
 def _train(args):
     if args.resume:
-        from keras_tl.core.run import load_config
+        from keras_tl.workflow.rundir import load_config
 
         _check_run_dir(args.resume)
         config, resume = load_config(args.resume), True
@@ -202,7 +203,7 @@ def _predict(args):
     if args.top_k < 1:
         raise ConfigError(f"`--top-k` must be an integer >= 1. Received: --top-k {args.top_k}")
     if args.server:
-        from keras_tl.core import serving
+        from keras_tl.core.export import serving
 
         if not args.model:
             raise ConfigError("`predict --server` needs --model NAME (the served model's name).")
@@ -216,8 +217,8 @@ def _predict(args):
         raise ConfigError("`predict` needs RUN_DIR ITEM... (or --server URL --model NAME ITEM...).")
     run_dir, items = args.paths[0], args.paths[1:]
     _check_run_dir(run_dir)
-    from keras_tl.core.modality import get
-    from keras_tl.core.run import load_config
+    from keras_tl.core.contract.modality import get
+    from keras_tl.workflow.rundir import load_config
 
     modality = get(load_config(run_dir).modality)
     items = modality.read_items(items)  # Unreadable items are named before TensorFlow starts.
@@ -232,7 +233,7 @@ def _predict(args):
 
 
 def _list_backbones(args):
-    from keras_tl.core import registry
+    from keras_tl.core.contract import registry
 
     rows = []
     for name in registry.names(args.pattern, modality=args.modality):

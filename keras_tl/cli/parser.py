@@ -5,7 +5,7 @@ Keras-free and cheap to build: `keras-tl --help` and usage errors answer at once
 
 import argparse
 
-from keras_tl.core import choices
+from keras_tl.core.contract import choices
 
 RANK_OUT = "runs/rank"
 
@@ -68,7 +68,7 @@ _switch.__name__ = "auto | true | false"
 
 def flag_type(check):
     """The argparse `type` of a config field's declared check (None: a --x / --no-x switch)."""
-    from keras_tl.core import config
+    from keras_tl.core.contract import config
 
     kinds = {config.Flag: None, config.Rate: _rate, config.PositiveIntegers: _ints, config.Switch: _switch,
              config.Integer: int, config.Number: float}
@@ -94,7 +94,7 @@ def add_config_flags(parser, command, help_overrides=None):
     choices, the list), less those `command` has no use for."""
     import dataclasses
 
-    from keras_tl.core import config
+    from keras_tl.core.contract import config
 
     parser.add_argument("--config", help="YAML file of config fields; flags override it")
     for field in dataclasses.fields(config.TrainConfig):
@@ -217,6 +217,7 @@ def build():
 def option_names():
     """Every `--long-option` of every command, as the Python keyword it stands for (`head_lr`)."""
     parser = build()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
-    return {option[2:].replace("-", "_") for command in [parser, *commands] for action in command._actions
-            for option in action.option_strings if option.startswith("--") and len(option) > 3} - {"help"}
+    from keras_tl.core.utils import private
+
+    return {option[2:].replace("-", "_") for command in [parser, *private.subcommand_parsers(parser)]
+            for option in private.option_strings(command) if option.startswith("--") and len(option) > 3} - {"help"}

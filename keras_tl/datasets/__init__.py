@@ -7,12 +7,13 @@ import pickle
 
 import numpy as np
 
-from keras_tl.core.errors import DataError, DatasetUnavailableError
+from keras_tl.core.contract.errors import DataError, DatasetUnavailableError
 from keras_tl.datasets.drums import (  # noqa: F401
     DRUM_CLASSES, DRUM_RULES, DRUM_TEST_KITS, DRUM_VAL_KITS, DRUMKITS_DIR, DRUMKITS_LICENCE, LMMS_DRUMS_DIR,
     LMMS_LICENCE, SONIC_PI_DRUMS, SONIC_PI_LICENCE, SONIC_PI_SAMPLES_DIR, drum_class, load_drumkits,
     load_lmms_drums, load_sonic_pi_drums)
-from keras_tl.image.data import ImageSource, from_arrays
+from keras_tl.core.data import Source
+from keras_tl.image.data import from_arrays
 
 
 def load_digits(classes=None):
@@ -23,7 +24,7 @@ def load_digits(classes=None):
             Defaults to all ten.
 
     Returns:
-        An `ImageSource` of uint8 RGB images `(N, 8, 8, 3)`; class names are the digits.
+        A `keras_tl.core.data.Source` of uint8 RGB images `(N, 8, 8, 3)`; class names are the digits.
 
     Example:
     >>> source = keras_tl.datasets.load_digits(classes=[5, 6, 7, 8, 9])
@@ -72,12 +73,12 @@ def load_elpv(labels="binary", cell_type=None):
     Args:
         labels: str. "binary" ("functional": probability < 0.5, "defective": >= 0.5) or
             "probability" (4 classes "0", "1/3", "2/3", "1") or "multitask" (two heads: "grade",
-            those 4 classes, and "cell_type", "mono" / "poly"; `keras_tl.core.multitask`).
+            those 4 classes, and "cell_type", "mono" / "poly"; `keras_tl.core.models.multitask`).
             Defaults to "binary".
         cell_type: str. "mono", "poly" or None (both). Defaults to None.
 
     Returns:
-        An `ImageSource` of PNG file paths (decoded to RGB by the pipeline).
+        A `keras_tl.core.data.Source` of PNG file paths (decoded to RGB by the pipeline).
 
     Example:
     >>> source = keras_tl.datasets.load_elpv()
@@ -107,12 +108,12 @@ def load_elpv(labels="binary", cell_type=None):
         names = ["grade:0", "grade:1/3", "grade:2/3", "grade:1", "cell_type:mono", "cell_type:poly"]
         targets = np.concatenate([np.eye(4, dtype=np.int64)[np.round(probabilities * 3).astype(np.int64)],
                                   np.eye(2, dtype=np.int64)[(np.asarray(kinds) == "poly").astype(np.int64)]], axis=1)
-        return ImageSource(names, paths, targets, licence=ELPV_LICENCE)
+        return Source(names, paths, targets, "image", licence=ELPV_LICENCE)
     if labels == "binary":
         names, targets = ["functional", "defective"], (probabilities >= 0.5).astype(np.int64)
     else:
         names, targets = ["0", "1/3", "2/3", "1"], np.round(probabilities * 3).astype(np.int64)
-    return ImageSource(names, paths, targets, licence=ELPV_LICENCE)
+    return Source(names, paths, targets, "image", licence=ELPV_LICENCE)
 
 
 def load_animal_silhouettes():
@@ -121,7 +122,7 @@ def load_animal_silhouettes():
     The package's pickles are read directly (its loader imports TensorFlow's MNIST downloads).
 
     Returns:
-        An `ImageSource` of uint8 RGB arrays `(10000, 28, 28, 3)`; classes "bear" ... "zebra".
+        A `keras_tl.core.data.Source` of uint8 RGB arrays `(10000, 28, 28, 3)`; classes "bear" ... "zebra".
     """
     folder = os.path.join(_package_folder("animal_mnist", "animal-mnist", "Animal silhouettes"),
                           "data", "Animal_MNIST")
@@ -166,7 +167,7 @@ def load_fashion_mnist(split="train", folder=FASHION_MNIST_DIR):
         folder: str. Where the idx files are. Defaults to the Debian package's folder.
 
     Returns:
-        An `ImageSource` of uint8 RGB arrays `(N, 28, 28, 3)`.
+        A `keras_tl.core.data.Source` of uint8 RGB arrays `(N, 28, 28, 3)`.
     """
     prefixes = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}
     if split not in prefixes:
@@ -233,14 +234,13 @@ def load_wordnet_glosses(pos="noun", top=10, folder=WORDNET_DIR):
         folder: str. Where `data.<pos>` lives. Defaults to Debian's /usr/share/wordnet.
 
     Returns:
-        A `keras_tl.text.data.TextSource`; class names in order of size, largest first.
+        A text `keras_tl.core.data.Source`; class names in order of size, largest first.
 
     Example:
     >>> source = keras_tl.datasets.load_wordnet_glosses()
     >>> source.class_names[:3]
     ['noun.artifact', 'noun.person', 'noun.plant']
     """
-    from keras_tl.text.data import TextSource
 
     if pos not in ("noun", "verb", "adj", "adv"):
         raise DataError(f"`pos` must be 'noun', 'verb', 'adj' or 'adv'. Received: pos={pos!r}")
@@ -263,6 +263,6 @@ def load_wordnet_glosses(pos="noun", top=10, folder=WORDNET_DIR):
     kept = [str(names[i]) for i in order[:top]] if top else [str(names[i]) for i in order]
     index = {name: i for i, name in enumerate(kept)}
     rows = [(g, index[c]) for g, c in zip(glosses, classes) if c in index]
-    return TextSource(kept, [g for g, _ in rows], np.asarray([c for _, c in rows], np.int64),
+    return Source(kept, [g for g, _ in rows], np.asarray([c for _, c in rows], np.int64), "text",
                       licence=WORDNET_LICENCE)
 

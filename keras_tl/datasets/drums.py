@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from keras_tl.core.errors import DataError, DatasetUnavailableError
+from keras_tl.core.contract.errors import DataError, DatasetUnavailableError
 
 DRUMKITS_DIR = "/usr/share/hydrogen/data/drumkits"
 DRUMKITS_LICENCE = ("Hydrogen drum kits (Debian hydrogen-drumkits): per kit GPL, CC0, CC BY 3.0 or CC BY-SA 3.0 "
@@ -74,7 +74,7 @@ def load_drumkits(classes=DRUM_CLASSES, folder=DRUMKITS_DIR):
         folder: str. Where the kits are. Defaults to Debian's location.
 
     Returns:
-        An `keras_tl.audio.data.AudioSource` with predefined train/val/test splits.
+        An audio `keras_tl.core.data.Source` with predefined train/val/test splits.
 
     Example:
     >>> source = keras_tl.datasets.load_drumkits()
@@ -122,7 +122,7 @@ def load_lmms_drums(classes=DRUM_CLASSES, folder=LMMS_DRUMS_DIR):
         folder: str. Where the samples are. Defaults to Debian's location.
 
     Returns:
-        A `keras_tl.audio.data.AudioSource`.
+        A audio `keras_tl.core.data.Source`.
 
     Example:
     >>> keras_tl.datasets.load_lmms_drums().class_names
@@ -147,7 +147,7 @@ def load_sonic_pi_drums(classes=DRUM_CLASSES, folder=SONIC_PI_SAMPLES_DIR):
         folder: str. A folder holding Sonic Pi's .flac samples. Defaults to Debian's.
 
     Returns:
-        A `keras_tl.audio.data.AudioSource` of test files, with no predefined splits.
+        A audio `keras_tl.core.data.Source` of test files, with no predefined splits.
 
     Example:
     >>> keras_tl.datasets.load_sonic_pi_drums().class_names
@@ -159,7 +159,7 @@ def load_sonic_pi_drums(classes=DRUM_CLASSES, folder=SONIC_PI_SAMPLES_DIR):
 
 
 def _one_shots(classes, folder, names, label_of, package, licence):
-    """An `AudioSource` of the files `names` in `folder` (None: all it holds) that `label_of(name)` puts in `classes`.
+    """An audio source of the files `names` in `folder` (None: all it holds) that `label_of(name)` puts in `classes`.
 
     `package` is `(what, Debian package, what else to pass as folder)` for the error when `folder` is missing.
     """
@@ -170,9 +170,10 @@ def _one_shots(classes, folder, names, label_of, package, licence):
 
 
 def _collect(samples, classes, folder, licence):
-    """An `AudioSource` of the `(path, class, split or None)` samples of `classes`; a missing or bad file
+    """An audio source of the `(path, class, split or None)` samples of `classes`; a missing or bad file
     is skipped and reported in `skipped`. Splits become predefined splits when any sample has one."""
-    from keras_tl.audio.data import AudioSource, check_audio_file
+    from keras_tl.audio.data import check_audio_file
+    from keras_tl.core.data import Source
     from keras_tl.core.data import predefined_indices
 
     paths, labels, splits, skipped = [], [], [], []
@@ -189,4 +190,4 @@ def _collect(samples, classes, folder, licence):
     if not paths:
         raise DatasetUnavailableError(f"No drum samples of classes {classes} found under {folder!r}.")
     predefined = predefined_indices(splits) if any(splits) else None
-    return AudioSource(classes, paths, np.asarray(labels, np.int64), predefined, skipped, licence)
+    return Source(classes, paths, np.asarray(labels, np.int64), "audio", predefined, skipped, licence)

@@ -6,7 +6,7 @@ Which backbones exist, and where their weights are, is `keras_tl.image.presets` 
 
 import re
 
-from keras_tl.core.errors import ConfigError, WeightsError, WeightsUnavailableError
+from keras_tl.core.contract.errors import ConfigError, WeightsError, WeightsUnavailableError
 from keras_tl.image.applications import construct
 from keras_tl.image.layers import ImagePreprocessing
 from keras_tl.image.presets import check_weights, unavailable_message
@@ -16,7 +16,7 @@ def build(spec, weights="pretrained", image_size=None):
     """Builds the backbone (without top) and the layer that preprocesses raw pixels for it.
 
     Args:
-        spec: BackboneSpec. From `keras_tl.core.registry.get(...)`.
+        spec: BackboneSpec. From `keras_tl.core.contract.registry.get(...)`.
         weights: str or None. "pretrained" (ImageNet, or a KerasHub preset's own), "none"/None, or a
             local weights file (`.weights.h5` or a Keras Applications `.h5`).
         image_size: int. Input side; defaults to `spec.default_size`.
@@ -25,7 +25,7 @@ def build(spec, weights="pretrained", image_size=None):
         A tuple `(preprocessing_layer, backbone_model)`.
 
     Example:
-    >>> spec = keras_tl.core.registry.get("mobilenet_v2")
+    >>> spec = keras_tl.core.contract.registry.get("mobilenet_v2")
     >>> preprocess, backbone = keras_tl.image.backbones.build(spec, weights="none", image_size=64)
     """
     size = image_size or spec.default_size

@@ -4,8 +4,8 @@ Keras-free (the CLI checks a config before TensorFlow is imported); the layers t
 `keras_tl.image.augment`.
 """
 
-from keras_tl.core.config import augment_preset
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.contract.config import augment_preset
+from keras_tl.core.contract.errors import ConfigError
 
 _OFF = dict(flip="none", rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0, brightness=0.0,
             crop=1.0, randaugment=False, mixup_alpha=0.0, cutmix=False)

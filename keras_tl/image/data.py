@@ -8,42 +8,20 @@ and the model does its own preprocessing.
 """
 
 import os
-from dataclasses import dataclass, field
-
 import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from keras_tl.image.config import resolve_augment
-from keras_tl.core.errors import DataError
-from keras_tl.core.data import (Split, encode_labels, predefined_indices, read_manifest, tfds_builder,
+from keras_tl.core.contract.errors import DataError
+from keras_tl.core.data import (Source, encode_labels, predefined_indices, read_manifest, tfds_builder,
                                 scan_class_folders, shuffled_batches)
 from keras_tl.image import IMAGE_EXTENSIONS
 from keras_tl.image import augment as augment_lib
 
 
-@dataclass
-class ImageSource:
-    """Where the images come from, before splitting.
-
-    Attributes:
-        class_names: list of str, index = label.
-        images: a uint8 array `(N, H, W, 3)` or a list of file paths.
-        labels: int array `(N,)`.
-        predefined: dict split name -> indices, when the directory already had train/val/test.
-        skipped: list of `(path, reason)` for files left out by the scan.
-        licence: str. The data's licence, where a loader knows it; recorded in every run's report.
-    """
-
-    class_names: list
-    images: object
-    labels: np.ndarray
-    predefined: dict | None = None
-    skipped: list = field(default_factory=list)
-    licence: str = ""
-
-    def as_split(self):
-        return Split(self.images, self.labels)
+def _source(class_names, items, labels, predefined, skipped):
+    return Source(class_names, items, labels, "image", predefined, skipped)
 
 
 def from_arrays(images, labels, class_names=None):
@@ -83,7 +61,7 @@ def from_arrays(images, labels, class_names=None):
             f"`labels` must lie in [0, {len(class_names)}). "
             f"Received: min={labels.min()}, max={labels.max()}"
         )
-    return ImageSource(list(class_names), images, labels.astype(np.int64))
+    return Source(list(class_names), images, labels.astype(np.int64), "image")
 
 
 # The formats TensorFlow's `decode_image` decodes (PIL's names; MPO is a multi-picture JPEG). PIL reads
@@ -121,9 +99,9 @@ def from_directory(path):
         path: str. `path/<class>/<image>` or `path/<split>/<class>/<image>`.
 
     Returns:
-        An `ImageSource`.
+        A `keras_tl.core.data.Source` of image files.
     """
-    return ImageSource(*scan_class_folders(path, check_image_file, unit="images"))
+    return _source(*scan_class_folders(path, check_image_file, unit="images"))
 
 
 def from_manifest(path, *, separator=";"):
@@ -136,7 +114,7 @@ def from_manifest(path, *, separator=";"):
     Example:
     >>> source = keras_tl.image.data.from_manifest("photos/labels.csv")
     """
-    return ImageSource(*read_manifest(path, check_image_file, unit="images", separator=separator))
+    return _source(*read_manifest(path, check_image_file, unit="images", separator=separator))
 
 
 def from_tfds(name, *, split=None, data_dir=None, image_key="image", label_key="label"):
@@ -248,11 +226,11 @@ def make_dataset(
     """
     targets = encode_labels(split.labels, num_classes, problem)
     autotune = tf.data.AUTOTUNE
-    if isinstance(split.images, np.ndarray):
-        ds = tf.data.Dataset.from_tensor_slices((split.images, targets))
+    if isinstance(split.items, np.ndarray):
+        ds = tf.data.Dataset.from_tensor_slices((split.items, targets))
         ds = ds.map(lambda x, y: (_resize(x, image_size), y), num_parallel_calls=autotune)
     else:
-        ds = tf.data.Dataset.from_tensor_slices((list(split.images), targets))
+        ds = tf.data.Dataset.from_tensor_slices((list(split.items), targets))
         ds = ds.map(lambda p, y: (_decode_file(p, image_size), y), num_parallel_calls=autotune)
     if cache is True or cache == "memory":
         ds = ds.cache()

@@ -3,7 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core.heads import probabilities_graph, serving_outputs, problem_of
+from keras_tl.core.models.heads import probabilities_graph, serving_outputs, problem_of
+from keras_tl._vendor import tflite_metadata_schema as fb
+from keras_tl.core.export import tflite_metadata
 
 
 def image_size_of(model):
@@ -54,3 +56,23 @@ def endpoint_arguments(images):
     """The arguments that call each serving signature on uint8 `images`."""
     return {"serving_images": {"images": tf.constant(images, tf.float32)},
             "serving_default": {"image_bytes": tf.constant(encode_png(images))}}
+
+
+def tflite_input(size, *, quantized=False):
+    """An RGB image input `[1, size, size, 3]` of raw 0-255 values: the model rescales inside its graph,
+    so the normalization MediaPipe applies is the identity (mean 0, std 1)."""
+    tensor = fb.TensorMetadataT()
+    tensor.name = "image"
+    tensor.description = f"RGB image, {size}x{size} pixels, values 0-255 (the model normalizes inside its graph)."
+    properties = fb.ImagePropertiesT()
+    properties.colorSpace = fb.ColorSpaceType.RGB
+    tensor.content = tflite_metadata.content(fb.ContentProperties.ImageProperties, properties)
+    if not quantized:  # A uint8 input carries its own scale and zero point: no normalization unit.
+        normalization = fb.NormalizationOptionsT()
+        normalization.mean, normalization.std = [0.0], [1.0]
+        unit = fb.ProcessUnitT()
+        unit.optionsType = fb.ProcessUnitOptions.NormalizationOptions
+        unit.options = normalization
+        tensor.processUnits = [unit]
+    tensor.stats = tflite_metadata.stats(0.0, 255.0)
+    return tensor

@@ -10,13 +10,13 @@ import os
 
 import keras
 
-from keras_tl.core import registry
-from keras_tl.core.paths import keras_tl_cache
+from keras_tl.core.contract import registry
+from keras_tl.core.utils.paths import keras_tl_cache
 from keras_tl.image.applications import construct
 from keras_tl.image.layers import ImagePreprocessing
 from keras_tl.weights.imports import convert_into, convert_to_file, get, names  # noqa: F401  (names: the CLI's list)
-from keras_tl.core.errors import WeightsError
-from keras_tl.core.log import log
+from keras_tl.core.contract.errors import WeightsError
+from keras_tl.core.utils.log import log
 
 
 def classifier(name, image_size=224):

@@ -2,7 +2,7 @@
 
 import keras
 from keras import ops
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.contract.errors import ConfigError
 
 # Per-channel constants of the Keras Applications `preprocess_input` modes, in RGB order.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

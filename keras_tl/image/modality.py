@@ -8,13 +8,13 @@ import os
 
 import numpy as np
 
-from keras_tl.core import registry
-from keras_tl.core.choices import PRETRAINED
+from keras_tl.core.contract import registry
+from keras_tl.core.contract.choices import PRETRAINED
 from keras_tl.image.config import resolve_augment
-from keras_tl.core.errors import ConfigError, WeightsUnavailableError
-from keras_tl.core.modality import Modality, ServingRequest
-from keras_tl.core.network import reachable
-from keras_tl.core.paths import check_data_path
+from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.contract.modality import Modality, ServingRequest
+from keras_tl.core.utils.network import reachable
+from keras_tl.core.contract.files import check_data_path
 from keras_tl.image import IMAGE_EXTENSIONS, presets
 
 DATA = "a folder of class folders of images, a .csv manifest (path,label[,split]) or tfds:NAME"
@@ -26,6 +26,7 @@ class ImageModality(Modality):
     default_optimizer = "adam"
     default_schedule = "cosine"
     file_extensions = IMAGE_EXTENSIONS
+    batch_preview = True
 
     def check_config(self, config, spec, source=None):
         if source is None:
@@ -62,10 +63,6 @@ class ImageModality(Modality):
     def input_size(self, config):
         return f"{config.image_size}px"
 
-    def is_source(self, source):
-        from keras_tl.image import data
-
-        return isinstance(source, data.ImageSource)
 
     def load_source(self, config):
         from keras_tl.image import data
@@ -73,7 +70,7 @@ class ImageModality(Modality):
         return data.load_source(config.data)
 
     def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        from keras_tl.core.classifier import Classifier
+        from keras_tl.core.models.classifier import Classifier
         from keras_tl.image import augment
         from keras_tl.image.model import build_model
 
@@ -151,7 +148,7 @@ class ImageModality(Modality):
         return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
 
     def confident_errors(self, classifier, split, probabilities, path_stem):
-        from keras_tl.core import plots
+        from keras_tl.core.evaluation import plots
 
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
@@ -188,18 +185,18 @@ class ImageModality(Modality):
         return keras.InputSpec(shape=(1, size, size, 3), dtype="float32")
 
     def tflite_input_metadata(self, classifier, inputs, info):
-        from keras_tl.core import tflite_metadata
+        from keras_tl.core.export import tflite_metadata
         from keras_tl.image import export
 
-        return tflite_metadata.Inputs([tflite_metadata.image_input(export.image_size_of(classifier.model),
-                                                                   quantized=info.int8_io)])
+        return tflite_metadata.Inputs([export.tflite_input(export.image_size_of(classifier.model),
+                                                           quantized=info.int8_io)])
 
     def tflite_calibration(self, classifier, items):
         return [[image[None].astype(np.float32)] for image in self.model_inputs(classifier, items)]
 
     def show_batch(self, classifier, dataset, path):
         """A PNG grid of one augmented training batch with its (possibly mixed) labels."""
-        from keras_tl.core import plots
+        from keras_tl.core.evaluation import plots
 
         images, targets = next(iter(dataset))
         titles = []

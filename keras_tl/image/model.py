@@ -2,10 +2,10 @@
 
 import keras
 
-from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
+from keras_tl.core.contract import registry
+from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
 from keras_tl.image import backbones
-from keras_tl.core import quiet
+from keras_tl.core.utils import quiet
 
 AUGMENTATION_LAYER = "augmentation"
 
@@ -28,7 +28,7 @@ def build_model(
     """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
 
     With pretrained weights the backbone always runs in inference mode (the Keras transfer-learning
-    guide's `training=False`, enforced by `keras_tl.core.layers.InferenceMode`, since Keras 3 would
+    guide's `training=False`, enforced by `keras_tl.core.models.layers.InferenceMode`, since Keras 3 would
     otherwise pass `fit`'s `training=True` through): BatchNorm keeps its moving statistics and
     dropout/stochastic depth stay off, frozen or not. With `weights="none"` there are no
     statistics to protect: the backbone trains normally, as any network trained from scratch does.
@@ -51,7 +51,7 @@ def build_model(
         A `keras.Model`; its backbone is the layer named "backbone".
 
     Example:
-    >>> model = keras_tl.build_model("mobilenet_v2", num_classes=5, weights="none", image_size=64)
+    >>> model = keras_tl.image.model.build_model("mobilenet_v2", num_classes=5, weights="none", image_size=64)
     """
     spec = registry.get(backbone, modality="image") if isinstance(backbone, str) else backbone
     size = image_size or spec.default_size

@@ -12,10 +12,11 @@ import glob
 import json
 import os
 
-from keras_tl.core import registry
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.paths import check_weights_file, keras_models_cache, keras_tl_cache
-from keras_tl.core.registry import BackboneSpec, register
+from keras_tl.core.contract import registry
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.files import check_weights_file
+from keras_tl.core.utils.paths import keras_models_cache, keras_tl_cache
+from keras_tl.core.contract.registry import BackboneSpec, register
 
 WEIGHT_CHOICES = ("pretrained", "none", "<path to a weights file>")
 HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")

@@ -22,8 +22,8 @@ import shutil
 import tempfile
 import zipfile
 
-from keras_tl.core.errors import ConfigError, WeightsUnavailableError
-from keras_tl.core.paths import keras_tl_cache
+from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.utils.paths import keras_tl_cache
 from keras_tl.text.presets import asset_requirement
 
 def preset_path(spec):
@@ -37,7 +37,7 @@ def load(spec, *, weights="pretrained", sequence_length=128):
     """Loads the encoder and its preprocessor.
 
     Args:
-        spec: BackboneSpec. From `keras_tl.core.registry.get(name, modality="text")`.
+        spec: BackboneSpec. From `keras_tl.core.contract.registry.get(name, modality="text")`.
         weights: str. "pretrained" (the preset's weights) or "none"
             (the same architecture, randomly initialized).
         sequence_length: int. Tokens per example; at most the encoder's maximum.

@@ -1,8 +1,8 @@
 """Text data: sources (CSV, JSONL, folders of .txt files, TFDS, Python lists) and tf.data pipelines.
 
-A `TextSource` is the text counterpart of `keras_tl.image.data.ImageSource`: texts, labels (int class
-indices, or multi-hot rows for multi-label data), class names and what was skipped. It splits
-with the same seeded stratified `keras_tl.core.data.split_source`. Rows that cannot be used (empty
+A text source is a `keras_tl.core.data.Source` whose items are the texts (labels: int class indices,
+or multi-hot rows for multi-label data). It splits with the same seeded stratified
+`keras_tl.core.data.split_source` as every modality's. Rows that cannot be used (empty
 text, bytes that are not UTF-8, a missing label) are skipped and reported with their location,
 never silently dropped. Tokenization runs in tf.data through the encoder preset's preprocessor.
 """
@@ -11,40 +11,15 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core import data, multitask
-from keras_tl.core.errors import DataError
+from keras_tl.core import data
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.contract.errors import DataError
 
 TEXT_EXTENSIONS = (".txt",)
-
-
-@dataclass
-class TextSource:
-    """Labelled texts, before splitting.
-
-    Attributes:
-        class_names: list of str, index = label.
-        texts: list of str.
-        labels: int array `(N,)`, or multi-hot `(N, C)` for multi-label data.
-        predefined: dict split name -> indices, when the data came with its own splits.
-        skipped: list of `(location, reason)` for rows left out.
-        licence: str. The data's licence, where the loader knows it.
-    """
-
-    class_names: list
-    texts: list
-    labels: np.ndarray
-    predefined: dict | None = None
-    skipped: list = field(default_factory=list)
-    licence: str = ""
-
-    def as_split(self):
-        # `Split.images` holds the texts: splitting and subsetting are the same for both kinds.
-        return data.Split(list(self.texts), self.labels)
 
 
 def from_texts(texts, labels, class_names=None):
@@ -66,7 +41,7 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
     """Reads a CSV file with a header; labels joined by `separator` make a multi-label row.
 
     An optional `split` column (train/val/test) keeps predefined splits. `label:<head>` columns
-    instead of `label` (`<label_column>:<head>`) make a multi-task source (`keras_tl.core.multitask`:
+    instead of `label` (`<label_column>:<head>`) make a multi-task source (`keras_tl.core.models.multitask`:
     "head:class" names; an empty cell means that head's label is missing for the row).
     """
     rows, skipped, splits = [], [], []
@@ -83,7 +58,7 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
     reader = data.csv_reader(io.StringIO("\n".join(decoded)))
     try:
         header = reader.fieldnames or []
-        heads = multitask.head_columns(header, required=(text_column,), label_column=label_column, what=repr(path),
+        heads = multitask_labels.head_columns(header, required=(text_column,), label_column=label_column, what=repr(path),
                                        hint=". Set `text_column` / `label_column`.")
         for row in reader:
             where = f"{path}:{reader.line_num}"
@@ -97,7 +72,7 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
 def _row_labels(row, heads, label_column, separator):
     """A row's labels: a list of class names, or for a multi-task file `{head: class(es) or None}`."""
     if heads:
-        return multitask.row_heads(row, heads, label_column=label_column, separator=separator)
+        return multitask_labels.row_heads(row, heads, label_column=label_column, separator=separator)
     value = row.get(label_column)
     return value if isinstance(value, list) else _labels(value, separator)
 
@@ -211,7 +186,7 @@ def make_text_dataset(split, preprocessor, *, batch_size, num_classes, problem="
     mask gives the same outputs on fewer positions (`TextModality.feature_pass`).
     """
     targets = data.encode_labels(split.labels, num_classes, problem)
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(split.images), tf.string), targets))
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(split.items), tf.string), targets))
     ds = data.shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
                                 oversample=oversample, seed=seed)
     ds = ds.map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -241,14 +216,14 @@ def _labels(value, separator=";"):
 
 
 def _build(rows, skipped=None, *, class_names=None, splits=None):
-    """Rows of `(text, [labels], location)` -> a TextSource; unusable rows go to `skipped`."""
+    """Rows of `(text, [labels], location)` -> a text source; unusable rows go to `skipped`."""
     skipped = list(skipped or [])
     kept, kept_splits = [], []
     for i, (text, labels, where) in enumerate(rows):
         if not isinstance(text, str) or not text.strip():
             skipped.append((where, "empty text" if not text or isinstance(text, str) else f"text is {type(text).__name__}"))
             continue
-        problem = (multitask.unlabelled(labels) if isinstance(labels, dict) else None if labels else "no label")
+        problem = (multitask_labels.unlabelled(labels) if isinstance(labels, dict) else None if labels else "no label")
         if problem:
             skipped.append((where, problem))
             continue
@@ -264,8 +239,8 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
                          "or multi-task.")
     if kinds == {True}:  # label:<head> columns: a multi-task source
         heads = list(dict.fromkeys(head for _, labels in kept for head in labels))
-        class_names, labels = multitask.labels_from_columns({head: [row.get(head) for _, row in kept] for head in heads})
-        return _with_splits(TextSource(class_names, [t for t, _ in kept], labels, skipped=skipped), kept_splits)
+        class_names, labels = multitask_labels.labels_from_columns({head: [row.get(head) for _, row in kept] for head in heads})
+        return _with_splits(data.Source(class_names, [t for t, _ in kept], labels, "text", skipped=skipped), kept_splits)
     multilabel = any(len(labels) > 1 for _, labels in kept)
     if class_names is None:
         values = {l for _, labels in kept for l in labels}
@@ -288,7 +263,7 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
             labels[row, [position(n) for n in names]] = 1
     else:
         labels = np.asarray([position(names[0]) for _, names in kept], np.int64)
-    return _with_splits(TextSource(list(class_names), [t for t, _ in kept], labels, skipped=skipped), kept_splits)
+    return _with_splits(data.Source(list(class_names), [t for t, _ in kept], labels, "text", skipped=skipped), kept_splits)
 
 
 def _with_splits(source, kept_splits):

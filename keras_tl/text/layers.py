@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.contract.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")

@@ -8,11 +8,11 @@ import os
 
 import numpy as np
 
-from keras_tl.core import registry
-from keras_tl.core.errors import ConfigError, WeightsUnavailableError
-from keras_tl.core.modality import Modality, ServingRequest
-from keras_tl.core.network import reachable
-from keras_tl.core.paths import check_data_path
+from keras_tl.core.contract import registry
+from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.contract.modality import Modality, ServingRequest
+from keras_tl.core.utils.network import reachable
+from keras_tl.core.contract.files import check_data_path
 from keras_tl.text import presets
 
 DATA = "a .csv or .jsonl file (text and label columns), a folder of class folders of .txt files, or tfds:NAME"
@@ -62,10 +62,6 @@ class TextModality(Modality):
     def input_size(self, config):
         return f"{config.sequence_length} tokens"
 
-    def is_source(self, source):
-        from keras_tl.text import data
-
-        return isinstance(source, data.TextSource)
 
     def load_source(self, config):
         from keras_tl.text import data
@@ -73,7 +69,7 @@ class TextModality(Modality):
         return data.load_text_source(config.data, text_column=config.text_column, label_column=config.label_column)
 
     def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        from keras_tl.core.classifier import Classifier
+        from keras_tl.core.models.classifier import Classifier
         from keras_tl.text.model import build_text_model
 
         model, preprocessor = build_text_model(
@@ -174,14 +170,15 @@ class TextModality(Modality):
         encoder taking token ids, padding mask and segment ids; otherwise the inputs by name."""
         from keras_hub.tokenizers import WordPieceTokenizer
 
-        from keras_tl.core import tflite_metadata
+        from keras_tl.core.export import tflite_metadata
+        from keras_tl.text import export
 
         tokenizer = getattr(classifier.preprocessor, "tokenizer", None)
         if isinstance(tokenizer, WordPieceTokenizer):
-            bert = tflite_metadata.bert_inputs(inputs, tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase)
+            bert = export.tflite_bert_inputs(inputs, tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase)
             if bert is not None:
                 return bert
-        return super().tflite_input_metadata(classifier, inputs, info)
+        return tflite_metadata.named_inputs(inputs, self.name)
 
     def write_export_assets(self, classifier, directory):
         from keras_tl.text import export

@@ -4,19 +4,19 @@ The model takes the preprocessor's token dict (`token_ids`, `padding_mask`, and 
 where the encoder uses them); the preprocessor itself runs in tf.data for training and in the
 exported SavedModel's graph for serving (`keras_tl.text.modality`), so a served model takes raw
 strings. As for images, the layer named "backbone" is the encoder, the pooled features come out
-of the layer named "head_pool" (so the frozen phase can cache them: `keras_tl.core.features`), and the
+of the layer named "head_pool" (so the frozen phase can cache them: `keras_tl.core.train.features`), and the
 layer named "predictions" is the output.
 """
 
 import keras
 import tensorflow as tf
 
-from keras_tl.core import registry
-from keras_tl.core.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained
+from keras_tl.core.contract import registry
+from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained
 from keras_tl.text import backbones
 from keras_tl.text.layers import TokenPooling
-from keras_tl.core.errors import ConfigError
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started
@@ -24,8 +24,8 @@ def build_text_model(backbone, *, num_classes, weights="pretrained", sequence_le
                      pooling="avg", dense_units=(), dropout=0.1, class_names=(), head_kinds=None):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
 
-    With pretrained weights the encoder runs in inference mode (`keras_tl.core.layers.InferenceMode`),
-    frozen or not (`keras_tl.core.heads.backbone_layer`): its dropout stays off, as the backbone's BatchNorm does for images, and the
+    With pretrained weights the encoder runs in inference mode (`keras_tl.core.models.layers.InferenceMode`),
+    frozen or not (`keras_tl.core.models.heads.backbone_layer`): its dropout stays off, as the backbone's BatchNorm does for images, and the
     frozen phase's features are the same every epoch (which is what makes caching them exact).
 
     Args:

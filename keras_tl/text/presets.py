@@ -9,8 +9,8 @@ import importlib.util
 import os
 
 from keras_tl import assets
-from keras_tl.core import registry
-from keras_tl.core.registry import BackboneSpec, register
+from keras_tl.core.contract import registry
+from keras_tl.core.contract.registry import BackboneSpec, register
 
 HANDLE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model",

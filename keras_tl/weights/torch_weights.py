@@ -15,7 +15,7 @@ import struct
 import zipfile
 
 import numpy as np
-from keras_tl.core.errors import WeightsError
+from keras_tl.core.contract.errors import WeightsError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_DTYPES = {

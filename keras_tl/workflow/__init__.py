@@ -7,8 +7,8 @@ Names load on first use (`keras_tl.workflow.checks` stays keras-free for the CLI
 import importlib
 
 _NAMES = {
-    "RunResult": "keras_tl.core.run",
-    "load_split": "keras_tl.core.run",
+    "RunResult": "keras_tl.workflow.rundir",
+    "load_split": "keras_tl.workflow.rundir",
     "compare_backbones": "keras_tl.workflow.compare",
     "lr_find": "keras_tl.workflow.rate_finder",
     "domain_shift": "keras_tl.workflow.ranking",

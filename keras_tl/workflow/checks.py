@@ -7,11 +7,12 @@ Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `
 
 import dataclasses
 
-from keras_tl.core import distribute, registry
-from keras_tl.core import modality as modalities
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
-from keras_tl.core.errors import ConfigError
+from keras_tl.core.train import distribute
+from keras_tl.core.contract import registry
+from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
+from keras_tl.core.contract.errors import ConfigError
 
 
 def check_config(config, source=None, target=None):
@@ -38,7 +39,7 @@ def check_backbone(config, modality, spec):
     if config.strategy == "two_phase" and config.fine_tune_epochs and config.unfreeze.startswith(("blocks:", "from:")):
         import keras
 
-        from keras_tl.core.training import unfreeze_start
+        from keras_tl.core.train.training import unfreeze_start
 
         # Block and layer names exist only on a built backbone: check them on a random-weight skeleton
         # now rather than after phase 1 has trained. Its layers must not shift the run's layer names.
@@ -82,9 +83,10 @@ def _check_adaptation(config, modality, target):
                          f"fine_tune_epochs={config.fine_tune_epochs!r}. Use 'adabn', or train the backbone.")
     if target is None:
         _check_target_path(config, modality)
-    elif not modality.is_source(target):
-        raise ConfigError(f"`target` must be a {modality.name} source like the training data. "
-                         f"Received: {type(target).__name__}")
+    elif getattr(target, "modality", None) != modality.name:
+        raise ConfigError(f"`target` must be a keras_tl.core.data.Source of {modality.unit} (modality={modality.name!r}) "
+                          f"like the training data. Received: {type(target).__name__} "
+                          f"(modality={getattr(target, 'modality', None)!r})")
 
 
 def _check_target_path(config, modality):
@@ -101,13 +103,13 @@ def load_target(config, modality, target=None):
 
 def resolve_problem(config, num_classes, multilabel=False, multitask=False):
     """The concrete problem ("multiclass", "binary", "multilabel", "multitask") of a config on data with
-    `num_classes`; `multitask`: the data has "head:class" names (`keras_tl.core.multitask`)."""
+    `num_classes`; `multitask`: the data has "head:class" names (`keras_tl.core.models.multitask`)."""
     if multitask and config.problem in ("auto", "multitask"):
         return "multitask"
     if config.problem == "multitask":
         raise ConfigError("problem='multitask' needs data with several heads: 'head:class' class names with "
                          "labels (or none) per head, e.g. a manifest with label:<head> columns or "
-                         "keras_tl.core.multitask.labels_from_columns.")
+                         "keras_tl.core.data.multitask_labels.labels_from_columns.")
     if config.head_weights:
         raise ConfigError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
                          f"tasks={config.head_weights!r}")
@@ -144,7 +146,7 @@ def prepare(config, source=None, target=None):
     Returns:
         `(modality, spec, source, splits, resolved)`: `resolved` has every "auto" made concrete.
     """
-    from keras_tl.core import multitask
+    from keras_tl.core.data import multitask_labels
     from keras_tl.core.data import split_source
 
     modality, spec = check_config(config, source, target)
@@ -155,7 +157,7 @@ def prepare(config, source=None, target=None):
     splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
                           labels_per_class=config.labels_per_class)
     problem = resolve_problem(config, len(source.class_names), multilabel=source.labels.ndim == 2,
-                        multitask=multitask.looks_multitask(source.class_names, source.labels))
+                        multitask=multitask_labels.looks_multitask(source.class_names, source.labels))
     if config.balance == "oversample" and problem in ("multilabel", "multitask"):
         raise ConfigError(f"balance='oversample' draws single-label classes equally often; a {problem} run "
                          f"has several labels per example. Use 'class_weights' (per head, in a multi-task run) or "
@@ -165,11 +167,11 @@ def prepare(config, source=None, target=None):
 
 def select_heads(source, config):
     """A multi-task source keeping only the heads `config.head_weights` names (all of them when it names none)."""
-    from keras_tl.core import multitask
+    from keras_tl.core.data import multitask_labels
 
-    if not (config.head_weights and multitask.looks_multitask(source.class_names, source.labels)):
+    if not (config.head_weights and multitask_labels.looks_multitask(source.class_names, source.labels)):
         return source
-    class_names, labels = multitask.select(source.class_names, source.labels, config.head_weights)
+    class_names, labels = multitask_labels.select(source.class_names, source.labels, config.head_weights)
     return dataclasses.replace(source, class_names=class_names, labels=labels)
 
 

@@ -2,16 +2,18 @@
 
 import os
 
-from keras_tl.core import export, plots, run
-from keras_tl.core import modality as modalities
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.export import formats as export
+from keras_tl.core.evaluation import plots
+from keras_tl.workflow import rundir as run
+from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.workflow.ranking import rank
 from keras_tl.workflow.runs import export_run
 from keras_tl.workflow.checks import check_config, check_top
 from keras_tl.workflow.training_run import train
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.log import log
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils.log import log
+from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started

@@ -3,7 +3,7 @@
 For each backbone (and, by default, its random-weight twin, so negative transfer shows), the
 training and validation splits go once through the frozen backbone (the feature cache's extractor
 and progress bar); LogME and a leave-one-out ridge linear probe score the features
-(`keras_tl.core.transferability`). The test split is never read. Any modality: the backbones come
+(`keras_tl.core.evaluation.transferability`). The test split is never read. Any modality: the backbones come
 from the one registry and the pass from their modality (`Modality.feature_pass`: texts go by length,
 each batch cut after its longest row, so short texts cost their own length, not `sequence_length`).
 """
@@ -14,13 +14,18 @@ import time
 import keras
 import numpy as np
 
-from keras_tl.core import data, distribute, features, run, transferability
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.heads import is_pretrained
+from keras_tl.core import data
+from keras_tl.core.contract import modality as modalities
+from keras_tl.core.train import distribute
+from keras_tl.core.train import features
+from keras_tl.workflow import rundir as run
+from keras_tl.core.evaluation import transferability
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.models.heads import is_pretrained
 from keras_tl.workflow.checks import check_config, prepare, resolve_config
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.log import log
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils.log import log
+from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started
@@ -156,7 +161,7 @@ def table(rows):
 def domain_shift(config, target, source=None, *, max_examples=2000):
     """How far target-domain data is from the training data, seen through the frozen backbone.
 
-    The proxy A-distance (`keras_tl.core.adaptation.proxy_a_distance`; Ben-David et al. 2007):
+    The proxy A-distance (`keras_tl.core.adapt.adaptation.proxy_a_distance`; Ben-David et al. 2007):
     `2 (1 - 2 err)` with `err` the leave-one-out error of a linear classifier telling the training
     and validation examples from the target examples, on the backbone's pooled features; the two
     sets are subsampled to the same size (seeded). Nothing is trained and the test split is never
@@ -178,7 +183,7 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
     >>> keras_tl.domain_shift(keras_tl.TrainConfig(data="mono/", backbone="efficientnet_lite0",
     ...                                            weights="pretrained", image_size=96), "poly/")
     """
-    from keras_tl.core.adaptation import proxy_a_distance
+    from keras_tl.core.adapt.adaptation import proxy_a_distance
 
     # The target is this function's argument; a config's own target_data / domain_adaptation (a
     # training run's) play no part in measuring the shift.
@@ -189,7 +194,7 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
     modality, spec, source, splits, resolved = prepare(config, source)
     if isinstance(target, (str, os.PathLike)):
         target = modality.load_source(target_config)
-    elif not modality.is_source(target):
+    elif modalities.source_modality(target) != modality.name:
         raise ConfigError(f"`target` must be a path or a {modality.name} source like the training data. "
                          f"Received: {type(target).__name__}")
     rng = np.random.default_rng(resolved.seed)

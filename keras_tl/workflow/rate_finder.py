@@ -5,15 +5,19 @@ import os
 
 import keras
 
-from keras_tl.core import distribute, features, lr_finder, run
-from keras_tl.core.config import TrainConfig
-from keras_tl.core.choices import FIND
-from keras_tl.core.heads import is_pretrained
-from keras_tl.core.training import Supervised, fine_tune, set_trainable
+from keras_tl.core.train import distribute
+from keras_tl.core.train import features
+from keras_tl.core.evaluation import plots
+from keras_tl.core.train import lr_finder
+from keras_tl.workflow import rundir as run
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.choices import FIND
+from keras_tl.core.models.heads import is_pretrained
+from keras_tl.core.train.training import Supervised, fine_tune, set_trainable
 from keras_tl.workflow.checks import prepare
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.log import log
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils.log import log
+from keras_tl.core.utils import quiet
 
 PHASES = ("head", "fine_tune")
 
@@ -68,7 +72,7 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
         log.info(f"lr-find ({phase}): {steps} batches at rates {min_lr:g} to {max_lr:g}")
         result = lr_finder.sweep(fit_model, data, min_lr=min_lr, max_lr=max_lr, steps=steps)
     setting = "head_lr" if phase == "head" else "fine_tune_lr"
-    lr_finder.plot(result, png, title=f"{resolved.backbone}: {setting} range test")
+    plots.lr_find(result, png, title=f"{resolved.backbone}: {setting} range test")
     log.info(f"suggested {setting}={result['suggestion']:.2g} (steepest fall of the smoothed loss); "
           f"plot: {png}")
     return {**result, "setting": setting, "png": png}

@@ -4,12 +4,15 @@ import os
 
 import numpy as np
 
-from keras_tl.core import export, litert, multitask, run
-from keras_tl.core.evaluate import evaluate_predictions
-from keras_tl.core.heads import get_backbone
+from keras_tl.core.export import formats as export
+from keras_tl.core.export import litert
+from keras_tl.core.data import multitask_labels
+from keras_tl.workflow import rundir as run
+from keras_tl.core.evaluation.evaluate import evaluate_predictions
+from keras_tl.core.models.heads import get_backbone
 from keras_tl.workflow.checks import check_export, check_export_name
-from keras_tl.core.errors import ConfigError
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started
@@ -48,7 +51,7 @@ def predict(run_dir, items, top_k=3):
     probabilities = classifier.predict(items)
     if classifier.problem == "multitask":  # {head: top-k within the head} per item.
         return [{head: _top(row[start:stop], classes, top_k) for head, classes, start, stop
-                 in multitask.heads_of(classifier.class_names)} for row in probabilities]
+                 in multitask_labels.heads_of(classifier.class_names)} for row in probabilities]
     return [_top(row, classifier.class_names, top_k) for row in probabilities]
 
 

@@ -1,7 +1,7 @@
 """The whole run in order, for every modality: check config -> data -> classifier -> fine-tune -> evaluate.
 
 Only this package and `cli.py` know the whole order. What differs per modality is asked of the
-modality object (`keras_tl.core.modality`); the run directory is `keras_tl.core.run`'s.
+modality object (`keras_tl.core.contract.modality`); the run directory is `keras_tl.workflow.rundir`'s.
 """
 
 import dataclasses
@@ -11,18 +11,23 @@ import time
 import keras
 import numpy as np
 
-from keras_tl.core import adaptation, distribute, features, multitask, plots, run
-from keras_tl.core.config import TrainConfig
+from keras_tl.core.adapt import adaptation
+from keras_tl.core.train import distribute
+from keras_tl.core.train import features
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.evaluation import plots
+from keras_tl.workflow import rundir as run
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import class_weights, split_source
-from keras_tl.core.evaluate import evaluate_predictions, format_metrics
-from keras_tl.core.heads import probabilities_of
-from keras_tl.core.report import write_report
-from keras_tl.core.training import Supervised, fine_tune
+from keras_tl.core.evaluation.evaluate import evaluate_predictions, format_metrics
+from keras_tl.core.models.heads import probabilities_of
+from keras_tl.core.evaluation.report import write_report
+from keras_tl.core.train.training import Supervised, fine_tune
 from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_problem  # noqa: F401
 from keras_tl.workflow.rate_finder import find_rates
-from keras_tl.core.errors import ConfigError
-from keras_tl.core.log import log
-from keras_tl.core import quiet
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils.log import log
+from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started
@@ -42,7 +47,7 @@ def train(config, source=None, *, target=None, overwrite=False, resume=False):
         resume: bool. Require resuming (fail if `config.out` holds nothing to resume). Defaults to False.
 
     Returns:
-        A `keras_tl.core.run.RunResult`.
+        A `keras_tl.workflow.rundir.RunResult`.
 
     Example:
     >>> config = keras_tl.TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32,
@@ -121,7 +126,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
     with distribute.precision(config.mixed_precision), distribute.scope(config.distribute):
         kinds = None
         if config.problem == "multitask":  # From every split's labels, so a resumed run builds the same heads.
-            kinds = multitask.head_kinds(class_names, np.concatenate([s.labels for s in splits.values()]))
+            kinds = multitask_labels.head_kinds(class_names, np.concatenate([s.labels for s in splits.values()]))
         classifier = modality.build_classifier(spec, config, len(class_names), class_names, kinds)
 
         def train_dataset(seed=config.seed):
@@ -131,7 +136,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         test = modality.dataset(classifier, splits["test"], config, cache=cache("test"))
         weights = None
         if config.balance == "class_weights" and config.problem == "multitask":
-            weights = multitask.class_weights(splits["train"].labels, class_names, kinds)
+            weights = multitask_labels.class_weights(splits["train"].labels, class_names, kinds)
         elif config.balance == "class_weights" and config.problem != "multilabel":
             # Counted on the rows `fit` sees (an audio file is one row per window), not on the items.
             weights = class_weights(modality.row_labels(classifier, splits["train"]), len(class_names))
@@ -173,7 +178,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
 
 
 def adapted_objective(classifier, config, target, cache, source_labels=None):
-    """The `keras_tl.core.adaptation.Adapted` objective of `config.domain_adaptation` on `target`'s inputs.
+    """The `keras_tl.core.adapt.adaptation.Adapted` objective of `config.domain_adaptation` on `target`'s inputs.
 
     The target pipeline is the training pipeline (shuffled, augmented as the source) for the methods
     that train on it, the plain one for AdaBN's statistics; its labels are placeholders, never read.
@@ -225,7 +230,7 @@ def show_batch(config, path, source=None, count=16):
     """
     config = dataclasses.replace(config, weights="none")  # Samples are drawn before any backbone: no weights needed.
     modality, spec = check_config(config, source)
-    if not hasattr(modality, "show_batch"):
+    if not modality.batch_preview:
         raise ConfigError(f"`show-batch` draws augmented training samples (images, audio spectrograms); a {modality.name} run has none to show. "
                          f"Received: backbone={config.backbone!r} ({modality.name}).")
     source = source if source is not None else modality.load_source(config)

@@ -1,0 +1,1 @@
+"""Generated or vendored code, kept apart from hand-written modules (excluded from line caps and linters)."""

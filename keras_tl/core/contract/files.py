@@ -1,0 +1,47 @@
+"""Checks of the paths a config names, before anything is read or written: data that exists, a
+weights file that is one (raising the contract's errors, one line each)."""
+
+import os
+
+from keras_tl.core.contract.errors import ConfigError, DataError, WeightsError
+
+
+def check_data_path(data, *, expected, files=(".csv",), schemes=("tfds:",)):
+    """Raises `DataError` unless `data` names something that exists: a folder, a file ending in one of
+    `files`, or a name starting with one of `schemes` (resolved when read).
+
+    Args:
+        data: str. A config's `data`.
+        expected: str. What the modality reads, for the message ("a folder of class folders, ...").
+    """
+    if data is None:
+        raise DataError(f"No data: set `data` to {expected}, or pass a source.")
+    if not isinstance(data, str) or not data:
+        raise DataError(f"`data` must be a path. Expected {expected}. Received: data={data!r}")
+    if data.startswith(tuple(schemes)):
+        return
+    if data.lower().endswith(tuple(files)):
+        if not os.path.isfile(data):
+            raise DataError(f"Data file not found: {data!r}. Expected {expected}.")
+    elif not os.path.isdir(data):
+        raise DataError(f"Data not found: {data!r}. Expected {expected}.")
+
+
+def check_weights_file(path, *, suffixes=(".weights.h5", ".h5")):
+    """Raises unless `path` is an existing, readable Keras HDF5 weights file (whether it fits an
+    architecture is checked when it is loaded): `ConfigError` for a missing file or another
+    extension, `WeightsError` for a corrupt or truncated one."""
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise ConfigError(f"No weights file exists at {path!r}. Received: weights={path!r}")
+    if not path.endswith(tuple(suffixes)):
+        raise ConfigError(f"`weights` must be a Keras weights file ending in {' or '.join(suffixes)}. "
+                          f"Received: weights={path!r}")
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visit(lambda name: None)  # Walks the file's index: a truncated file fails here.
+    except (OSError, RuntimeError, ValueError) as error:
+        raise WeightsError(f"{path!r} is not a readable HDF5 weights file ({str(error)[:120]}): corrupt, truncated "
+                           "or another format. Expected a file written by `save_weights` or a Keras Applications "
+                           ".h5 download.") from None

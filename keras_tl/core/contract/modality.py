@@ -1,0 +1,229 @@
+"""The modality plug-in contract: what an image, text or audio folder fills in, and nothing more.
+
+The shared machinery (`keras_tl.workflow`, `keras_tl.workflow.rundir`, `keras_tl.core.export`) never
+branches on a modality's name: it asks the modality object. A modality is the package
+`keras_tl.<name>` (listed once in `keras_tl.core.contract.config.MODALITIES`) whose `modality` module defines
+`MODALITY`, an instance of a `Modality` subclass. See docs/ARCHITECTURE.md, "How to add a modality".
+"""
+
+import abc
+import importlib
+from typing import NamedTuple
+
+import numpy as np
+
+from keras_tl.core.contract.choices import MODALITIES
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils import quiet
+
+
+class ServingRequest(NamedTuple):
+    """What a TF Serving request carries for raw items: the signature, its one input's name, and one
+    value per item (`bytes`, sent base64 over REST, or `str`)."""
+
+    signature: str
+    input: str
+    values: list
+
+
+class Modality(abc.ABC):
+    """Base class of the plug-ins. The abstract methods are what the shared code calls on every
+    modality: a plug-in that lacks one cannot be instantiated, so it fails when its module is
+    imported (`MODALITY = ...()`), not mid-run. The others have defaults a modality may override.
+
+    Attributes:
+        name: str. "image", "text", ...
+        unit: str. What one example is called in messages ("images", "texts").
+        default_optimizer, default_schedule: str. What "auto" resolves to for this modality.
+        tflite_quantizations: tuple of str. The TFLite quantization modes its export supports.
+        batchnorm: bool. Its backbones normalize with BatchNorm (AdaBN can adapt them).
+        file_extensions: tuple of str. The file names its items have (what `predict --server` tells
+            them by); empty when items are not files.
+        batch_preview: bool. It draws training batches (`show_batch`): images, spectrograms.
+    """
+
+    name = ""
+    unit = "examples"
+    default_optimizer = "adam"
+    default_schedule = "cosine"
+    tflite_quantizations = ("none", "float16", "dynamic", "int8")
+    batchnorm = True
+    file_extensions = ()
+    batch_preview = False
+
+    # ---- config and data (before any work)
+    @abc.abstractmethod
+    def check_config(self, config, spec, source=None):
+        """Raises `ValueError` for anything this modality cannot run; called before any file is written."""
+        raise NotImplementedError
+
+    def resolve_config(self, config, spec):
+        """The config fields this modality makes concrete (dict), e.g. the image size."""
+        return {}
+
+    @abc.abstractmethod
+    def input_size(self, config):
+        """The input size for reports and model cards ("224px", "128 tokens", "1 s windows at 16000 Hz")."""
+
+    def load_source(self, config):
+        """The labelled source named by `config.data`."""
+        raise NotImplementedError
+
+    # ---- model and pipelines
+    @abc.abstractmethod
+    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
+        """A `Classifier` for `spec` under `config` (inside the caller's precision/distribution scope);
+        `head_kinds`: a multi-task source's `keras_tl.core.data.multitask_labels.head_kinds`."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def skeleton(self, spec, config):
+        """The backbone's architecture with random weights (to check unfreeze policies early)."""
+        raise NotImplementedError
+
+    # ---- backbones another modality may reuse (audio draws spectrograms for ImageNet CNNs)
+    def prepare_weights(self, spec, weights):
+        """Heavy work on the weights before any seeded work (converting those a package ships, once); the
+        checks that need none are `check_config`'s. Nothing by default."""
+
+    def import_weights(self, importer, out):
+        """Converts a `keras_tl.weights` importer's checkpoint into a backbone `.weights.h5` file at `out`."""
+        raise ConfigError(f"The {self.name} modality has no weight importers. Received: {importer!r}")
+
+    def build_backbone(self, spec, weights, size):
+        """`(layers that turn this modality's raw input into what the backbone reads, backbone model)`."""
+        raise NotImplementedError(f"The {self.name} modality does not lend its backbones.")
+
+    @abc.abstractmethod
+    def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
+        """A tf.data pipeline of `(inputs, targets)` batches for one split."""
+        raise NotImplementedError
+
+    def feature_pass(self, classifier, split, config):
+        """`(order, dataset)` for one pass of frozen features over `split` (`rank`, `domain_shift`).
+
+        The dataset yields `split.subset(order)`'s batches, unshuffled and unaugmented; a modality
+        may reorder the split so the pass costs less (text: by length, each batch trimmed to its
+        longest row). Defaults to the split's own order and `dataset`.
+        """
+        return np.arange(len(split.labels)), self.dataset(classifier, split, config, cache="none")
+
+    def augmenting(self, config):
+        """True if the config augments training examples (the feature cache then needs views)."""
+        return False
+
+    # ---- raw items (predict, evaluation, export checks)
+    def read_items(self, items):
+        """Validates raw items from a user (image files, texts); raises `ValueError` naming the bad one."""
+        return list(items)
+
+    @abc.abstractmethod
+    def model_inputs(self, classifier, items):
+        """Raw items (or a split's items) -> what `classifier.model` takes, as arrays."""
+        raise NotImplementedError
+
+    def item_windows(self, classifier, items):
+        """`(model inputs, owners)`: `owners[i]` is the item that input row `i` comes from, or None when
+        each item is one row. A modality that cuts an item into several rows (audio windows) returns
+        owners, and `Classifier.predict` averages the rows' probabilities per item."""
+        return self.model_inputs(classifier, items), None
+
+    def row_labels(self, classifier, split):
+        """The label of every row the model trains on (what balanced class weights count): the split's
+        labels, or (a modality that cuts items into windows) each item's label once per window."""
+        return np.asarray(split.labels)
+
+    def predict_split(self, classifier, split, config, dataset=None):
+        """The model's outputs for each item of a split (`dataset`: the split's pipeline, if built)."""
+        return classifier.model.predict(dataset if dataset is not None else self.dataset(classifier, split, config, cache="none"),
+                                  verbose=quiet.predict_verbose())
+
+    @abc.abstractmethod
+    def confident_errors(self, classifier, split, probabilities, path_stem):
+        """Writes the most confidently wrong test examples; returns the file name written."""
+        raise NotImplementedError
+
+    def show_batch(self, classifier, dataset, path):
+        """Writes a PNG of one (augmented) training batch of `dataset` with its labels; returns `path`.
+        Only for a modality with `batch_preview`."""
+        raise ConfigError(f"The {self.name} modality has no training batches to draw.")
+
+    # ---- host-side preprocessing kept in a run directory
+    def save_preprocessor(self, classifier, directory):
+        """Writes the classifier's host-side preprocessor into `directory` (nothing if it has none)."""
+
+    def load_preprocessor(self, directory):
+        """The host-side preprocessor a run directory holds, or None."""
+        return None
+
+    # ---- export (see keras_tl.core.export)
+    @abc.abstractmethod
+    def serving_endpoints(self, classifier, info):
+        """`{signature name: (tf.function, description of its input)}` for the SavedModel;
+        "serving_default" first."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def serving_request(self, items):
+        """A `ServingRequest` for raw items (files, bytes, texts) to a SavedModel keras-tl exported."""
+        raise NotImplementedError
+
+    def endpoint_arguments(self, classifier, info):
+        """`{signature name: {argument: tensor}}` that call each endpoint on `info.check_items`."""
+        raise NotImplementedError
+
+    def endpoint_checks(self, classifier, info):
+        """`{signature name: (arguments, Keras probabilities they must reproduce)}` for the SavedModel check."""
+        reference = classifier.predict(info.check_items)
+        return {name: (arguments, reference) for name, arguments in self.endpoint_arguments(classifier, info).items()}
+
+    @abc.abstractmethod
+    def tflite_signature(self, classifier):
+        """The `input_signature` of the TFLite model (batch 1)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def tflite_input_metadata(self, classifier, inputs, info):
+        """`keras_tl.core.export.tflite_metadata.Inputs`: the metadata of each model input, in the order of
+        `inputs` (the interpreter's input details), and any tokenizer unit and files
+        (`tflite_metadata.named_inputs` names and describes them when nothing more fits)."""
+        raise NotImplementedError
+
+    def tflite_calibration(self, classifier, items):
+        """int8 calibration inputs: a list of `[input]` lists, from training items."""
+        raise ConfigError(f"int8 TFLite export needs calibration data, which the {self.name} modality does "
+                         f"not provide. Supported: {list(self.tflite_quantizations)}")
+
+    def card(self, classifier):
+        """Model-card fields that describe the input (image size, sequence length)."""
+        return {}
+
+    def write_export_assets(self, classifier, directory):
+        """Files an app needs beside an exported model (a vocabulary); labels.txt is written for all."""
+
+
+def get(name):
+    """The plug-in object of modality `name` (imports `keras_tl.<name>.modality`)."""
+    if name not in MODALITIES:
+        raise ConfigError(f"`modality` must be one of {list(MODALITIES)}. Received: modality={name!r}")
+    return importlib.import_module(f"keras_tl.{name}.modality").MODALITY
+
+
+def source_modality(source):
+    """The modality whose items a source holds (`keras_tl.core.data.Source.modality`)."""
+    name = getattr(source, "modality", None)
+    if name not in MODALITIES:
+        raise ConfigError(f"A source must be a keras_tl.core.data.Source of one of {list(MODALITIES)}. Received: "
+                          f"{type(source).__name__} (modality={name!r})")
+    return name
+
+
+def of(config, source=None):
+    """The modality of a run: `config.modality`, else the source's, else the backbone's."""
+    if config.modality != "auto":
+        return get(config.modality)
+    if source is not None:
+        return get(source_modality(source))
+    from keras_tl.core.contract import registry
+
+    return get(registry.get(config.backbone).modality)

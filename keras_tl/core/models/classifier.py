@@ -1,0 +1,72 @@
+"""A Classifier: one trainable model with everything needed to feed it raw data, for any modality.
+
+`Classifier.model` takes what the modality's pipeline produces (images, token ids, waveforms) and holds
+its in-graph preprocessing, the backbone (in inference mode when pretrained), the pooling and the
+head(s). `Classifier.preprocessor` is the host-side part where one exists (a text tokenizer); the
+modality object knows how to turn raw items (image files or arrays, strings) into model inputs.
+Training (`keras_tl.core.train.training.fine_tune`), the run directory and every export take a Classifier.
+(Not KerasHub's `Task`, a `keras.Model` subclass: the model is `Classifier.model`, a plain
+functional `keras.Model` that loads wherever Keras does.)
+"""
+
+from dataclasses import dataclass, field
+
+from keras_tl.core.models import heads
+from keras_tl.core.models import multitask
+
+
+@dataclass
+class Classifier:
+    """A model plus what makes it usable on raw inputs.
+
+    Args:
+        model: keras.Model. Built by `keras_tl.build_classifier` (or loaded from a run).
+        modality: Modality. The plug-in object (`keras_tl.core.contract.modality.get(name)`).
+        spec: BackboneSpec. Its registry entry; None for a model loaded from a run whose backbone
+            handle no longer resolves here.
+        preprocessor: object. Host-side preprocessing (KerasHub text preprocessor), or None.
+        class_names: list of str.
+        config: TrainConfig. The (resolved) config the classifier was built from, where known.
+    """
+
+    model: object
+    modality: object
+    spec: object = None
+    preprocessor: object = None
+    class_names: list = field(default_factory=list)
+    config: object = None
+
+    @property
+    def problem(self):
+        """"multiclass", "binary", "multilabel" or "multitask"."""
+        return heads.problem_of(self.model)
+
+    @property
+    def head_kinds(self):
+        """A multi-task model's `{head: "multiclass" or "multilabel"}`; None for one head."""
+        return multitask.kinds_of(self.model) if self.problem == "multitask" else None
+
+    @property
+    def backbone(self):
+        return heads.get_backbone(self.model)
+
+    def inputs(self, items):
+        """Raw items (image arrays or paths, strings, ...) -> what `model` takes."""
+        return self.modality.model_inputs(self, items)
+
+    def predict(self, items, batch_size=32, verbose=0, runner=None):
+        """Class probabilities `(N, C)` for raw items (binary models give two columns).
+
+        Args:
+            runner: callable. Model inputs -> outputs, to run another copy of the model (a TFLite
+                file) the same way; defaults to `self.model.predict`. Items cut into several rows
+                (audio windows) get the mean of their rows' probabilities either way.
+        """
+        inputs, owners = self.modality.item_windows(self, items)
+        if runner is None:
+            outputs = self.model.predict(inputs, batch_size=batch_size, verbose=verbose)
+        else:
+            outputs = runner(inputs)
+        if owners is None:
+            return heads.probabilities_of(outputs)
+        return heads.mean_per_item(outputs, owners, len(items))
