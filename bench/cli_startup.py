@@ -55,11 +55,22 @@ def tiny_run(folder):
 
     source = datasets.load_digits([0, 1, 2])
     picked = np.concatenate([np.flatnonzero(source.labels == c)[:8] for c in range(3)])
-    source = keras_tl.core.data.Source(source.class_names, [source.items[i] for i in picked], source.labels[picked],
-                                       modality="image")
-    config = keras_tl.TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, head_epochs=1,
-                                  fine_tune_epochs=0, strategy="full", batch_size=8, out=os.path.join(folder, "run"),
-                                  early_stopping_patience=None, val_split=0.25, test_split=0.25)
+    source = keras_tl.core.data.Source(
+        source.class_names, [source.items[i] for i in picked], source.labels[picked], modality="image"
+    )
+    config = keras_tl.TrainConfig(
+        backbone="mobilenet_v2",
+        weights="none",
+        image_size=32,
+        head_epochs=1,
+        fine_tune_epochs=0,
+        strategy="full",
+        batch_size=8,
+        out=os.path.join(folder, "run"),
+        early_stopping_patience=None,
+        val_split=0.25,
+        test_split=0.25,
+    )
     result = keras_tl.train(config, source)
     image = os.path.join(folder, "one.png")
     Image.fromarray(np.asarray(source.items[0]).astype(np.uint8)).save(image)

@@ -43,28 +43,51 @@ def main():
     results = {d: [] for d in decays}
     for seed in seeds:
         for decay in decays:
-            config = TrainConfig(backbone="efficientnet_lite0", weights="pretrained", image_size=args.size, seed=seed,
-                                 batch_size=32, early_stopping_patience=None, balance="class_weights",
-                                 labels_per_class=per_class, strategy="two_phase", head_epochs=args.head_epochs,
-                                 fine_tune_epochs=args.epochs, fine_tune_lr=args.fine_tune_lr, unfreeze=args.unfreeze,
-                                 layer_lr_decay=decay, out=os.path.join(args.out, f"decay{decay:g}", str(seed)))
+            config = TrainConfig(
+                backbone="efficientnet_lite0",
+                weights="pretrained",
+                image_size=args.size,
+                seed=seed,
+                batch_size=32,
+                early_stopping_patience=None,
+                balance="class_weights",
+                labels_per_class=per_class,
+                strategy="two_phase",
+                head_epochs=args.head_epochs,
+                fine_tune_epochs=args.epochs,
+                fine_tune_lr=args.fine_tune_lr,
+                unfreeze=args.unfreeze,
+                layer_lr_decay=decay,
+                out=os.path.join(args.out, f"decay{decay:g}", str(seed)),
+            )
             result = train(config, source, overwrite=True)
-            results[decay].append((result.metrics["test_accuracy"], result.metrics["macro_f1"],
-                                   result.metrics["train_seconds"]))
-            print(f"[bench] decay {decay:g} seed {seed}: accuracy {result.metrics['test_accuracy']:.4f} "
-                  f"macro F1 {result.metrics['macro_f1']:.4f}", flush=True)
+            results[decay].append(
+                (result.metrics["test_accuracy"], result.metrics["macro_f1"], result.metrics["train_seconds"])
+            )
+            print(
+                f"[bench] decay {decay:g} seed {seed}: accuracy {result.metrics['test_accuracy']:.4f} "
+                f"macro F1 {result.metrics['macro_f1']:.4f}",
+                flush=True,
+            )
 
-    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV "
-          f"{args.fraction:.0%} of the labels ({per_class} per class), {args.size} px, EfficientNet-Lite0 (ImageNet), "
-          f"{args.head_epochs} + {args.epochs} epochs, unfreeze {args.unfreeze}, fine_tune_lr {args.fine_tune_lr:g}; "
-          f"seeds {seeds}")
+    print(
+        f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV "
+        f"{args.fraction:.0%} of the labels ({per_class} per class), {args.size} px, EfficientNet-Lite0 (ImageNet), "
+        f"{args.head_epochs} + {args.epochs} epochs, unfreeze {args.unfreeze}, fine_tune_lr {args.fine_tune_lr:g}; "
+        f"seeds {seeds}"
+    )
     print("| layer_lr_decay | test accuracy | macro F1 | per seed | training s |\n|---|---|---|---|---|")
     for decay in decays:
         acc, f1, seconds = (np.array(v) for v in zip(*results[decay]))
-        spread = (lambda v, scale: f" ± {scale * v.std(ddof=1):.{1 if scale == 100 else 3}f}") if len(seeds) > 1 \
+        spread = (
+            (lambda v, scale: f" ± {scale * v.std(ddof=1):.{1 if scale == 100 else 3}f}")
+            if len(seeds) > 1
             else (lambda v, scale: "")
-        print(f"| {decay:g} | {100 * acc.mean():.1f}%{spread(acc, 100)} | {f1.mean():.3f}{spread(f1, 1)} | "
-              f"{', '.join(f'{100 * a:.1f}' for a in acc)} | {seconds.mean():.0f} |")
+        )
+        print(
+            f"| {decay:g} | {100 * acc.mean():.1f}%{spread(acc, 100)} | {f1.mean():.3f}{spread(f1, 1)} | "
+            f"{', '.join(f'{100 * a:.1f}' for a in acc)} | {seconds.mean():.0f} |"
+        )
     gain = 100 * (np.mean([r[0] for r in results[decays[-1]]]) - np.mean([r[0] for r in results[decays[0]]]))
     print(f"layer_lr_decay_gain_points={gain:.1f}")
 

@@ -34,13 +34,13 @@ import platform
 import time
 
 import numpy as np
+from multitask import stat  # bench/multitask.py: `python bench/<script>.py` puts bench/ on the path
 
 from keras_tl import datasets
-from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.choices import DEFAULT_ADAPTATION
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import Source
 from keras_tl.workflow import train
-from multitask import stat  # bench/multitask.py: `python bench/<script>.py` puts bench/ on the path
 
 DIRECTIONS = (("mono", "poly"), ("poly", "mono"))
 
@@ -52,7 +52,7 @@ def halves(labels, seed):
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
         first.extend(members[: len(members) // 2])
-        second.extend(members[len(members) // 2:])
+        second.extend(members[len(members) // 2 :])
     return np.sort(first), np.sort(second)
 
 
@@ -74,8 +74,14 @@ def joined(first, first_indices, second, second_indices, seed):
     images = [first.items[i] for i in first_indices] + [second.items[i] for i in second_indices]
     labels = np.concatenate([first.labels[first_indices], second.labels[second_indices]])
     test = np.arange(len(first_indices), len(images))
-    return Source(first.class_names, images, labels, predefined={"train": train, "val": val, "test": test},
-                       licence=first.licence, modality="image")
+    return Source(
+        first.class_names,
+        images,
+        labels,
+        predefined={"train": train, "val": val, "test": test},
+        licence=first.licence,
+        modality="image",
+    )
 
 
 def run_or_read(config, source, target=None):
@@ -133,14 +139,31 @@ def main():
         for source_kind, target_kind in directions:
             source, target = domains[source_kind], domains[target_kind]
             unlabelled, test = halves(target.labels, seed)
-            folder = os.path.join(args.out, f"{args.size}px_{args.head_epochs}+{args.epochs}",
-                                  f"{source_kind}_to_{target_kind}", str(seed))
-            base = dict(backbone="efficientnet_lite0", weights="pretrained", image_size=args.size, seed=seed,
-                        batch_size=32, head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, fine_tune_lr=1e-4,
-                        early_stopping_patience=None, adaptation_weight=args.weight)
+            folder = os.path.join(
+                args.out,
+                f"{args.size}px_{args.head_epochs}+{args.epochs}",
+                f"{source_kind}_to_{target_kind}",
+                str(seed),
+            )
+            base = dict(
+                backbone="efficientnet_lite0",
+                weights="pretrained",
+                image_size=args.size,
+                seed=seed,
+                batch_size=32,
+                head_epochs=args.head_epochs,
+                fine_tune_epochs=args.epochs,
+                fine_tune_lr=1e-4,
+                early_stopping_patience=None,
+                adaptation_weight=args.weight,
+            )
             on_source = joined(source, np.arange(len(source.labels)), target, test, seed)
-            unlabelled_target = Source(target.class_names, [target.items[i] for i in unlabelled],
-                                            np.zeros(len(unlabelled), np.int64), modality="image")
+            unlabelled_target = Source(
+                target.class_names,
+                [target.items[i] for i in unlabelled],
+                np.zeros(len(unlabelled), np.int64),
+                modality="image",
+            )
             for row in rows:
                 if row == "source-only":
                     config, data, adapt_to = TrainConfig(domain_adaptation="none", **base), on_source, None
@@ -149,18 +172,23 @@ def main():
                     data = joined(target, unlabelled, target, test, seed)
                 else:
                     config, data, adapt_to = TrainConfig(domain_adaptation=row, **base), on_source, unlabelled_target
-                name = row.replace(" ", "_").replace("-", "_") + (f"_w{args.weight:g}" if row in ("coral", "dann")
-                                                                     else "")
+                name = row.replace(" ", "_").replace("-", "_") + (
+                    f"_w{args.weight:g}" if row in ("coral", "dann") else ""
+                )
                 config = TrainConfig.from_dict({**config.to_dict(), "out": os.path.join(folder, name)})
                 accuracy, f1, seconds = run_or_read(config, data, adapt_to)
                 results[(source_kind, target_kind)][row].append((accuracy, f1, seconds))
-                print(f"[bench] seed {seed} {source_kind} -> {target_kind} {row}: accuracy {100 * accuracy:.1f}%, "
-                      f"macro F1 {f1:.3f}, {seconds:.0f} s")
+                print(
+                    f"[bench] seed {seed} {source_kind} -> {target_kind} {row}: accuracy {100 * accuracy:.1f}%, "
+                    f"macro F1 {f1:.3f}, {seconds:.0f} s"
+                )
 
-    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV "
-          f"functional / defective, EfficientNet-Lite0 (ImageNet) at {args.size} px, two-phase {args.head_epochs} + "
-          f"{args.epochs} epochs; seeds {seeds}; test = half of the target domain "
-          + ", ".join(f"({len(halves(domains[t].labels, 0)[1])} {t} cells)" for _, t in directions))
+    print(
+        f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV "
+        f"functional / defective, EfficientNet-Lite0 (ImageNet) at {args.size} px, two-phase {args.head_epochs} + "
+        f"{args.epochs} epochs; seeds {seeds}; test = half of the target domain "
+        + ", ".join(f"({len(halves(domains[t].labels, 0)[1])} {t} cells)" for _, t in directions)
+    )
     print("| direction | method | test accuracy | macro F1 | minus source-only (points, paired) | seconds |")
     print("|---|---|---|---|---|---|")
     gains = {}
@@ -171,17 +199,21 @@ def main():
             accuracy = [a for a, _, _ in values]
             gain = np.subtract(accuracy, base_accuracy)
             gains[(direction, row)] = 100 * gain.mean()
-            print(f"| {direction[0]} -> {direction[1]} | {row} | {stat(accuracy)}% | "
-                  f"{stat([f for _, f, _ in values], 1, 3)} | {'' if row == 'source-only' else stat(gain)} | "
-                  f"{stat([s for _, _, s in values], 1, 0)} |")
+            print(
+                f"| {direction[0]} -> {direction[1]} | {row} | {stat(accuracy)}% | "
+                f"{stat([f for _, f, _ in values], 1, 3)} | {'' if row == 'source-only' else stat(gain)} | "
+                f"{stat([s for _, _, s in values], 1, 0)} |"
+            )
     for direction in directions:
         source_only = np.mean([a for a, _, _ in results[direction]["source-only"]])
         oracle = np.mean([a for a, _, _ in results[direction]["target oracle"]])
         for method in methods:
             adapted = np.mean([a for a, _, _ in results[direction][method]])
             closed = (adapted - source_only) / (oracle - source_only) if oracle != source_only else float("nan")
-            print(f"{direction[0]} -> {direction[1]} {method}: closes {100 * closed:.0f}% of the gap between "
-                  f"source-only and the target oracle")
+            print(
+                f"{direction[0]} -> {direction[1]} {method}: closes {100 * closed:.0f}% of the gap between "
+                f"source-only and the target oracle"
+            )
     if DEFAULT_ADAPTATION in methods:
         if ("mono", "poly") in directions:
             mono_to_poly = np.mean([a for a, _, _ in results[("mono", "poly")][DEFAULT_ADAPTATION]])
@@ -189,8 +221,11 @@ def main():
         worst = min(gains[(d, DEFAULT_ADAPTATION)] for d in directions)
         print(f"worst_direction_minus_source_only={worst:+.1f} ({DEFAULT_ADAPTATION})")
     drop = multitask_drop(args.multitask_out)
-    print(f"multitask_max_head_drop={drop[0]:.1f} (bench/multitask.py, {drop[1]} seeds)" if drop else
-          f"multitask_max_head_drop=n/a (no finished runs of bench/multitask.py under {args.multitask_out})")
+    print(
+        f"multitask_max_head_drop={drop[0]:.1f} (bench/multitask.py, {drop[1]} seeds)"
+        if drop
+        else f"multitask_max_head_drop=n/a (no finished runs of bench/multitask.py under {args.multitask_out})"
+    )
 
 
 if __name__ == "__main__":

@@ -48,18 +48,32 @@ def main():
     keras_ms = keras_predict_latency_ms(model, image)
     rows = []
     for quantize in ("none", "float16", "dynamic", "int8"):
-        result = workflow.export_run(run_dir, "tflite", out=os.path.join(args.out, "exported_models"),
-                                     name="quickstart", quantize=quantize)
-        rows.append((quantize, result.size_bytes, result.evaluation["test_accuracy"],
-                     result.check["top1_agreement"], result.evaluation["latency_ms_batch1"]))
+        result = workflow.export_run(
+            run_dir, "tflite", out=os.path.join(args.out, "exported_models"), name="quickstart", quantize=quantize
+        )
+        rows.append(
+            (
+                quantize,
+                result.size_bytes,
+                result.evaluation["test_accuracy"],
+                result.check["top1_agreement"],
+                result.evaluation["latency_ms_batch1"],
+            )
+        )
     float32_size = rows[0][1]
-    print(f"Keras model: test accuracy {keras_accuracy:.4f}, predict batch-1 {keras_ms:.2f} ms "
-          f"({len(test)} test images, {config.backbone} at {config.image_size}px)")
-    print(f"{'variant':10}{'bytes':>12}{'size/f32':>10}{'accuracy':>10}{'drop pts':>10}{'agree':>8}"
-          f"{'ms':>8}{'ms/keras':>10}")
+    print(
+        f"Keras model: test accuracy {keras_accuracy:.4f}, predict batch-1 {keras_ms:.2f} ms "
+        f"({len(test)} test images, {config.backbone} at {config.image_size}px)"
+    )
+    print(
+        f"{'variant':10}{'bytes':>12}{'size/f32':>10}{'accuracy':>10}{'drop pts':>10}{'agree':>8}"
+        f"{'ms':>8}{'ms/keras':>10}"
+    )
     for quantize, size, accuracy, agreement, ms in rows:
-        print(f"{quantize:10}{size:>12,}{size / float32_size:>10.3f}{accuracy:>10.4f}"
-              f"{100 * (keras_accuracy - accuracy):>10.2f}{agreement:>8.3f}{ms:>8.3f}{ms / keras_ms:>10.4f}")
+        print(
+            f"{quantize:10}{size:>12,}{size / float32_size:>10.3f}{accuracy:>10.4f}"
+            f"{100 * (keras_accuracy - accuracy):>10.2f}{agreement:>8.3f}{ms:>8.3f}{ms / keras_ms:>10.4f}"
+        )
     print(f"int8_size_ratio={rows[-1][1] / float32_size:.3f}")
 
 

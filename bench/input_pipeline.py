@@ -19,10 +19,9 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_tl.core.contract import registry
-from keras_tl.image import backbones
-from keras_tl.image import data
-from keras_tl.image.model import build_model
 from keras_tl.core.train.training import compile_model, set_trainable
+from keras_tl.image import backbones, data
+from keras_tl.image.model import build_model
 
 CLASSES = ("waves", "rings", "stripes", "blobs")
 
@@ -47,7 +46,7 @@ def generate(root, count, size=224, seed=0):
         else:
             base = np.sin(2 * np.pi * f * xx + phase) * np.sin(2 * np.pi * f * yy)
         color = rng.uniform(0.3, 1.0, 3)
-        pixels = (127.5 * (1 + base[..., None] * color) + rng.normal(0, 8, (size, size, 3)))
+        pixels = 127.5 * (1 + base[..., None] * color) + rng.normal(0, 8, (size, size, 3))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
 
@@ -89,8 +88,10 @@ def main():
     kwargs = dict(image_size=args.image_size, batch_size=args.batch_size, num_classes=len(CLASSES))
     pipeline = data.make_dataset(split, training=True, augment=args.augment, **kwargs)
     cold, warm, warm2 = timed_epochs(pipeline, 3)
-    print(f"pipeline alone: epoch 1 (decode+resize+cache) {cold:,.0f} img/s; "
-          f"epochs 2-3 (cache+shuffle+augment={args.augment}) {warm:,.0f} / {warm2:,.0f} img/s")
+    print(
+        f"pipeline alone: epoch 1 (decode+resize+cache) {cold:,.0f} img/s; "
+        f"epochs 2-3 (cache+shuffle+augment={args.augment}) {warm:,.0f} / {warm2:,.0f} img/s"
+    )
 
     spec = registry.get("mobilenet_v3_small")
     _, base = backbones.build(spec, "none", args.image_size)
@@ -101,9 +102,14 @@ def main():
     compile_model(model, learning_rate=1e-5)
 
     batches = [b for b, _ in zip(pipeline, range(8))]
-    memory = tf.data.Dataset.from_tensor_slices(
-        (tf.concat([x for x, _ in batches], 0), tf.concat([y for _, y in batches], 0))
-    ).batch(args.batch_size).cache().prefetch(tf.data.AUTOTUNE)
+    memory = (
+        tf.data.Dataset.from_tensor_slices(
+            (tf.concat([x for x, _ in batches], 0), tf.concat([y for _, y in batches], 0))
+        )
+        .batch(args.batch_size)
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+    )
     reals, helds = [], []
     for _ in range(args.repeats):  # Alternate the two feeds so drift on the machine hits both alike.
         reals.append(step_time(model, pipeline, args.steps))
@@ -113,9 +119,11 @@ def main():
     # of the alternated repeats compares the feeds, the medians are printed alongside.
     print(f"median ms/step: pipeline {1000 * np.median(reals):.1f}, memory {1000 * np.median(helds):.1f}")
     real, held = min(reals), min(helds)
-    print(f"MobileNetV3Small phase 2 at {args.image_size}px, batch {args.batch_size}: "
-          f"best {1000 * real:.1f} ms/step fed by the pipeline, {1000 * held:.1f} ms/step from memory "
-          f"({args.batch_size / real:,.0f} vs {args.batch_size / held:,.0f} img/s)")
+    print(
+        f"MobileNetV3Small phase 2 at {args.image_size}px, batch {args.batch_size}: "
+        f"best {1000 * real:.1f} ms/step fed by the pipeline, {1000 * held:.1f} ms/step from memory "
+        f"({args.batch_size / real:,.0f} vs {args.batch_size / held:,.0f} img/s)"
+    )
     print(f"pipeline_overhead_ratio={real / held:.3f}")
 
 

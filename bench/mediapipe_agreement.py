@@ -49,20 +49,26 @@ def main():
     resized = task.inputs(test.items)
     files = [item for item in test.items if isinstance(item, str)]
     print(f"{args.run_dir}: {len(test)} test items, classes {task.class_names}")
-    print("| TFLite file | handed to MediaPipe | agreement with Keras | agreement with keras-tl's LiteRT run | "
-          "MediaPipe test accuracy | s |")
+    print(
+        "| TFLite file | handed to MediaPipe | agreement with Keras | agreement with keras-tl's LiteRT run | "
+        "MediaPipe test accuracy | s |"
+    )
     print("|---|---|---|---|---|---|")
     for path in args.tflite:
-        litert_top = task.predict(test.items, runner=lambda x: litert.tflite_predict(path, x)).argmax(1)
-        for how, images in (("as an app (file)", files if len(files) == len(test) else None),
-                            ("at model size", resized)):
+        litert_top = task.predict(test.items, runner=lambda x, path=path: litert.tflite_predict(path, x)).argmax(1)
+        for how, images in (
+            ("as an app (file)", files if len(files) == len(test) else None),
+            ("at model size", resized),
+        ):
             if images is None:
                 continue
             started = time.perf_counter()
             top = classify(path, images).argmax(1)
-            print(f"| {path.rsplit('/', 1)[-1]} | {how} | {np.mean(top == keras_top):.3f} | "
-                  f"{np.mean(top == litert_top):.3f} | {np.mean(top == np.asarray(test.labels)):.3f} | "
-                  f"{time.perf_counter() - started:.1f} |")
+            print(
+                f"| {path.rsplit('/', 1)[-1]} | {how} | {np.mean(top == keras_top):.3f} | "
+                f"{np.mean(top == litert_top):.3f} | {np.mean(top == np.asarray(test.labels)):.3f} | "
+                f"{time.perf_counter() - started:.1f} |"
+            )
 
 
 if __name__ == "__main__":

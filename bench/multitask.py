@@ -31,9 +31,9 @@ import numpy as np
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core.export import formats as export
-from keras_tl.core.data import multitask_labels
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.export import formats as export
 from keras_tl.workflow import load_run, train
 
 HEADS = ("grade", "cell_type")
@@ -41,7 +41,7 @@ HEADS = ("grade", "cell_type")
 
 def single_task(source, head, splits):
     """The source with only `head`'s labels (int classes) and the multi-task run's splits."""
-    (_, classes, start, stop), = [h for h in multitask_labels.heads_of(source.class_names) if h[0] == head]
+    ((_, classes, start, stop),) = [h for h in multitask_labels.heads_of(source.class_names) if h[0] == head]
     labels = source.labels[:, start:stop].argmax(axis=1)
     return dataclasses.replace(source, class_names=list(classes), labels=labels, predefined=splits)
 
@@ -77,51 +77,84 @@ def main():
     rows = []
     for seed in seeds:
         indices = core_data.stratified_split(source.labels, 0.15, 0.15, seed)
-        base = dict(backbone="efficientnet_lite0", weights="pretrained", image_size=args.size, seed=seed,
-                    batch_size=32, head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, fine_tune_lr=1e-4,
-                    early_stopping_patience=None)
+        base = dict(
+            backbone="efficientnet_lite0",
+            weights="pretrained",
+            image_size=args.size,
+            seed=seed,
+            batch_size=32,
+            head_epochs=args.head_epochs,
+            fine_tune_epochs=args.epochs,
+            fine_tune_lr=1e-4,
+            early_stopping_patience=None,
+        )
         fixed = dataclasses.replace(source, predefined=indices)
         folder = os.path.join(args.out, f"{args.size}px_{args.head_epochs}+{args.epochs}", str(seed))
         multi = run_or_reuse(TrainConfig(out=os.path.join(folder, "multitask"), **base), fixed)
         seconds = {"multitask": multi.metrics["train_seconds"]}
         single = {}
         for head in HEADS:
-            single[head] = run_or_reuse(TrainConfig(out=os.path.join(folder, head), **base),
-                                        single_task(source, head, indices))
+            single[head] = run_or_reuse(
+                TrainConfig(out=os.path.join(folder, head), **base), single_task(source, head, indices)
+            )
             seconds[head] = single[head].metrics["train_seconds"]
         x = multi.task.inputs(fixed.as_split().subset(indices["test"][:1]).items)
-        latency = {"multitask": export.keras_latency_ms(multi.model, x),
-                   "single": sum(export.keras_latency_ms(single[h].model, x) for h in HEADS)}
-        row = {"seed": seed, "latency_ms": latency, "seconds": seconds,
-               "params": {"multitask": multi.model.count_params(),
-                          "single": sum(single[h].model.count_params() for h in HEADS)}}
+        latency = {
+            "multitask": export.keras_latency_ms(multi.model, x),
+            "single": sum(export.keras_latency_ms(single[h].model, x) for h in HEADS),
+        }
+        row = {
+            "seed": seed,
+            "latency_ms": latency,
+            "seconds": seconds,
+            "params": {
+                "multitask": multi.model.count_params(),
+                "single": sum(single[h].model.count_params() for h in HEADS),
+            },
+        }
         for head in HEADS:
-            row[head] = {"multitask": (multi.metrics["heads"][head]["accuracy"], multi.metrics["heads"][head]["macro_f1"]),
-                         "single": (single[head].metrics["test_accuracy"], single[head].metrics["macro_f1"])}
+            row[head] = {
+                "multitask": (multi.metrics["heads"][head]["accuracy"], multi.metrics["heads"][head]["macro_f1"]),
+                "single": (single[head].metrics["test_accuracy"], single[head].metrics["macro_f1"]),
+            }
         rows.append(row)
-        print(f"[bench] seed {seed}: " + ", ".join(
-            f"{h} multi {100 * row[h]['multitask'][0]:.1f} / single {100 * row[h]['single'][0]:.1f}" for h in HEADS)
-            + f"; batch-1 ms multi {latency['multitask']:.1f} vs two singles {latency['single']:.1f}")
+        print(
+            f"[bench] seed {seed}: "
+            + ", ".join(
+                f"{h} multi {100 * row[h]['multitask'][0]:.1f} / single {100 * row[h]['single'][0]:.1f}" for h in HEADS
+            )
+            + f"; batch-1 ms multi {latency['multitask']:.1f} vs two singles {latency['single']:.1f}"
+        )
 
-    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV, "
-          f"EfficientNet-Lite0 (ImageNet) at {args.size} px, two-phase {args.head_epochs} + {args.epochs} epochs; "
-          f"seeds {seeds}; test cells per seed: {len(indices['test'])}")
-    print("| head | multi-task accuracy | single-task accuracy | multi-task macro F1 | single-task macro F1 | "
-          "multi - single (points) |")
+    print(
+        f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); ELPV, "
+        f"EfficientNet-Lite0 (ImageNet) at {args.size} px, two-phase {args.head_epochs} + {args.epochs} epochs; "
+        f"seeds {seeds}; test cells per seed: {len(indices['test'])}"
+    )
+    print(
+        "| head | multi-task accuracy | single-task accuracy | multi-task macro F1 | single-task macro F1 | "
+        "multi - single (points) |"
+    )
     print("|---|---|---|---|---|---|")
     drops = {}
     for head in HEADS:
         multi_acc = [r[head]["multitask"][0] for r in rows]
         single_acc = [r[head]["single"][0] for r in rows]
         drops[head] = 100 * (np.mean(single_acc) - np.mean(multi_acc))
-        print(f"| {head} | {stat(multi_acc)}% | {stat(single_acc)}% | {stat([r[head]['multitask'][1] for r in rows], 1, 3)} "
-              f"| {stat([r[head]['single'][1] for r in rows], 1, 3)} | "
-              f"{stat(np.subtract(multi_acc, single_acc))} |")
-    print(f"batch-1 Keras latency: multi-task {stat([r['latency_ms']['multitask'] for r in rows], 1)} ms, two single-task "
-          f"models {stat([r['latency_ms']['single'] for r in rows], 1)} ms; parameters {rows[0]['params']['multitask']:,} "
-          f"vs {rows[0]['params']['single']:,}")
-    print(f"training seconds: multi-task {stat([r['seconds']['multitask'] for r in rows], 1, 0)}, single-task "
-          f"{' + '.join(stat([r['seconds'][h] for r in rows], 1, 0) for h in HEADS)}")
+        print(
+            f"| {head} | {stat(multi_acc)}% | {stat(single_acc)}% | {stat([r[head]['multitask'][1] for r in rows], 1, 3)} "
+            f"| {stat([r[head]['single'][1] for r in rows], 1, 3)} | "
+            f"{stat(np.subtract(multi_acc, single_acc))} |"
+        )
+    print(
+        f"batch-1 Keras latency: multi-task {stat([r['latency_ms']['multitask'] for r in rows], 1)} ms, two single-task "
+        f"models {stat([r['latency_ms']['single'] for r in rows], 1)} ms; parameters {rows[0]['params']['multitask']:,} "
+        f"vs {rows[0]['params']['single']:,}"
+    )
+    print(
+        f"training seconds: multi-task {stat([r['seconds']['multitask'] for r in rows], 1, 0)}, single-task "
+        f"{' + '.join(stat([r['seconds'][h] for r in rows], 1, 0) for h in HEADS)}"
+    )
     print(f"multitask_max_head_drop={max(drops.values()):.1f}")
 
 

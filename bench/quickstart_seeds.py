@@ -23,11 +23,21 @@ def main():
     rows = []
     for seed in args.seeds:
         result = quickstart.run(os.path.join(args.out, f"seed{seed}"), seed=seed)
-        rows.append((seed, result["transfer"]["test_accuracy"], result["transfer"]["macro_f1"],
-                     result["scratch"]["test_accuracy"], result["scratch"]["macro_f1"],
-                     result["export"].evaluation["test_accuracy"], result["seconds"]))
-    print(f"\n{'seed':>5}{'transfer acc':>14}{'macro F1':>10}{'scratch acc':>13}{'macro F1':>10}{'TFLite acc':>12}"
-          f"{'seconds':>9}")
+        rows.append(
+            (
+                seed,
+                result["transfer"]["test_accuracy"],
+                result["transfer"]["macro_f1"],
+                result["scratch"]["test_accuracy"],
+                result["scratch"]["macro_f1"],
+                result["export"].evaluation["test_accuracy"],
+                result["seconds"],
+            )
+        )
+    print(
+        f"\n{'seed':>5}{'transfer acc':>14}{'macro F1':>10}{'scratch acc':>13}{'macro F1':>10}{'TFLite acc':>12}"
+        f"{'seconds':>9}"
+    )
     for row in rows:
         print(f"{row[0]:>5}{row[1]:>14.3f}{row[2]:>10.3f}{row[3]:>13.3f}{row[4]:>10.3f}{row[5]:>12.3f}{row[6]:>9.0f}")
     values = np.array([r[1:6] for r in rows])

@@ -47,9 +47,9 @@ import numpy as np
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core.evaluation import transferability
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import Source
+from keras_tl.core.evaluation import transferability
 from keras_tl.workflow import rank, train
 from keras_tl.workflow.training_run import scratch_baseline
 
@@ -58,8 +58,11 @@ SETTINGS = {  # data set -> (backbones, pretrained weights, input settings)
     "elpv": (IMAGE_BACKBONES, "imagenet", {"image_size": 64}),
     "fashion": (IMAGE_BACKBONES, "imagenet", {"image_size": 32}),
     "animals": (IMAGE_BACKBONES, "imagenet", {"image_size": 32}),
-    "wordnet": (("minilm_l6",), "preset", {"sequence_length": 64, "head_lr": 3e-3, "fine_tune_lr": 5e-5,
-                                            "unfreeze": "all"}),
+    "wordnet": (
+        ("minilm_l6",),
+        "preset",
+        {"sequence_length": 64, "head_lr": 3e-3, "fine_tune_lr": 5e-5, "unfreeze": "all"},
+    ),
 }
 
 
@@ -67,14 +70,22 @@ def load(name, pool, seed):
     """The data set, stratified-subsampled to `pool` examples (ELPV is used whole: 2,624 cells)."""
     if name == "elpv":
         return datasets.load_elpv()
-    source = {"fashion": lambda: datasets.load_fashion_mnist("all"),
-              "animals": datasets.load_animal_silhouettes,
-              "wordnet": datasets.load_wordnet_glosses}[name]()
-    keep = core_data.limit_per_class(source.labels, np.arange(len(source.labels)), pool // len(source.class_names),
-                                     seed)
+    source = {
+        "fashion": lambda: datasets.load_fashion_mnist("all"),
+        "animals": datasets.load_animal_silhouettes,
+        "wordnet": datasets.load_wordnet_glosses,
+    }[name]()
+    keep = core_data.limit_per_class(
+        source.labels, np.arange(len(source.labels)), pool // len(source.class_names), seed
+    )
     if source.modality == "text":
-        return Source(source.class_names, [source.items[i] for i in keep], source.labels[keep],
-                          licence=source.licence, modality="text")
+        return Source(
+            source.class_names,
+            [source.items[i] for i in keep],
+            source.labels[keep],
+            licence=source.licence,
+            modality="text",
+        )
     return Source(source.class_names, source.items[keep], source.labels[keep], licence=source.licence, modality="image")
 
 
@@ -104,21 +115,31 @@ def group(name, seed, args):
         with open(finished, encoding="utf-8") as f:
             kept = json.load(f)
         if kept["rank_examples"] != args.rank_examples or kept.get("rank_code") != rank_code():
-            print(f"[bench] {name} seed {seed}: fine-tuning read back from {finished}; rank measured again "
-                  "(other --rank-examples or rank code)")
+            print(
+                f"[bench] {name} seed {seed}: fine-tuning read back from {finished}; rank measured again "
+                "(other --rank-examples or rank code)"
+            )
         else:
             print(f"[bench] {name} seed {seed}: read back from {finished}")
             return kept["rows"], kept["rank_seconds"], kept["subsample_seconds"], kept["finetune_seconds"]
     source = load(name, args.pool, seed)
-    base = dict(seed=seed, batch_size=32, labels_per_class=args.labels_per_class, early_stopping_patience=None,
-                head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, **{"fine_tune_lr": 1e-4, **settings})
+    base = dict(
+        seed=seed,
+        batch_size=32,
+        labels_per_class=args.labels_per_class,
+        early_stopping_patience=None,
+        head_epochs=args.head_epochs,
+        fine_tune_epochs=args.epochs,
+        **{"fine_tune_lr": 1e-4, **settings},
+    )
     config = TrainConfig(backbone=names[0], weights=pretrained, out=folder, **base)
     started = time.perf_counter()  # The full rank (the headline) first: it never profits from a warmed-up call.
     ranked = rank(config, list(names), source, out=config.out)
     rank_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    subsampled = {(r["backbone"], r["weights"]): r for r in rank(config, list(names), source,
-                                                                  max_examples=args.rank_examples)}
+    subsampled = {
+        (r["backbone"], r["weights"]): r for r in rank(config, list(names), source, max_examples=args.rank_examples)
+    }
     subsample_seconds = time.perf_counter() - started
     rows, finetune_seconds = [], 0.0
     trained = {(r["backbone"], r["weights"]): r for r in kept["rows"]} if kept else {}
@@ -137,14 +158,32 @@ def group(name, seed, args):
             result_metrics = train(candidate, source, overwrite=True).metrics
             seconds = time.perf_counter() - started
         finetune_seconds += seconds
-        rows.append({**r, "dataset": name, "seed": seed, "test_accuracy": result_metrics["test_accuracy"],
-                     "macro_f1": result_metrics["macro_f1"], "finetune_seconds": seconds,
-                     "logme_subsample": sub["logme"], "subsample_examples": sub["examples"],
-                     "subsample_seconds": sub["seconds"]})
+        rows.append(
+            {
+                **r,
+                "dataset": name,
+                "seed": seed,
+                "test_accuracy": result_metrics["test_accuracy"],
+                "macro_f1": result_metrics["macro_f1"],
+                "finetune_seconds": seconds,
+                "logme_subsample": sub["logme"],
+                "subsample_examples": sub["examples"],
+                "subsample_seconds": sub["seconds"],
+            }
+        )
     with open(finished, "w", encoding="utf-8") as f:
-        json.dump({"rank_examples": args.rank_examples, "rank_code": rank_code(), "rows": rows,
-                   "rank_seconds": rank_seconds, "subsample_seconds": subsample_seconds,
-                   "finetune_seconds": finetune_seconds}, f, indent=2)
+        json.dump(
+            {
+                "rank_examples": args.rank_examples,
+                "rank_code": rank_code(),
+                "rows": rows,
+                "rank_seconds": rank_seconds,
+                "subsample_seconds": subsample_seconds,
+                "finetune_seconds": finetune_seconds,
+            },
+            f,
+            indent=2,
+        )
     return rows, rank_seconds, subsample_seconds, finetune_seconds
 
 
@@ -156,8 +195,12 @@ def main():
     parser.add_argument("--pool", type=int, default=2000, help="examples kept of Fashion-MNIST, silhouettes, WordNet")
     parser.add_argument("--head-epochs", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rank-examples", type=int, default=1000,
-                        help="the second rank call's max_examples (`keras-tl rank --max-examples`)")
+    parser.add_argument(
+        "--rank-examples",
+        type=int,
+        default=1000,
+        help="the second rank call's max_examples (`keras-tl rank --max-examples`)",
+    )
     parser.add_argument("--out", default="runs/rank_vs_finetune")
     args = parser.parse_args()
     names = [n for n in args.datasets.split(",") if n]
@@ -179,26 +222,36 @@ def main():
             accuracy = [r["test_accuracy"] for r in group_rows]
             for score in pooled:
                 group_tau, concordant, discordant, pairs = transferability.kendall_tau(
-                    [r[score] for r in group_rows], accuracy)
+                    [r[score] for r in group_rows], accuracy
+                )
                 pooled[score] = [a + b for a, b in zip(pooled[score], (concordant, discordant, pairs))]
                 taus.setdefault((name, score), []).append(group_tau)
-            print(f"[bench] {name} seed {seed}: rank {rank_seconds:.0f} s ({subsample_seconds:.0f} s on at most "
-                  f"{args.rank_examples} examples), fine-tuning {finetune_seconds:.0f} s")
+            print(
+                f"[bench] {name} seed {seed}: rank {rank_seconds:.0f} s ({subsample_seconds:.0f} s on at most "
+                f"{args.rank_examples} examples), fine-tuning {finetune_seconds:.0f} s"
+            )
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "rows.json"), "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=2)
 
     labels = f"{args.labels_per_class} training labels per class" if args.labels_per_class else "all training labels"
-    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); seeds "
-          f"{seeds}; {labels}; pretrained: two-phase {args.head_epochs} + {args.epochs} epochs; random twins: "
-          f"{args.head_epochs + args.epochs} epochs from scratch")
-    print(f"| data set | backbone | weights | LogME | LogME, {args.rank_examples} examples | linear probe "
-          "(leave-one-out) | fine-tuned test accuracy | rank s | rank s, subsample | fine-tune s |")
+    print(
+        f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); seeds "
+        f"{seeds}; {labels}; pretrained: two-phase {args.head_epochs} + {args.epochs} epochs; random twins: "
+        f"{args.head_epochs + args.epochs} epochs from scratch"
+    )
+    print(
+        f"| data set | backbone | weights | LogME | LogME, {args.rank_examples} examples | linear probe "
+        "(leave-one-out) | fine-tuned test accuracy | rank s | rank s, subsample | fine-tune s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
-        keys = sorted({(r["backbone"], r["weights"]) for r in rows if r["dataset"] == name},
-                      key=lambda k: -np.mean([r["logme"] for r in rows if (r["backbone"], r["weights"]) == k
-                                              and r["dataset"] == name]))
+        keys = sorted(
+            {(r["backbone"], r["weights"]) for r in rows if r["dataset"] == name},
+            key=lambda k: (
+                -np.mean([r["logme"] for r in rows if (r["backbone"], r["weights"]) == k and r["dataset"] == name])
+            ),
+        )
         for backbone, weights in keys:
             mine = [r for r in rows if r["dataset"] == name and (r["backbone"], r["weights"]) == (backbone, weights)]
 
@@ -207,23 +260,35 @@ def main():
                 spread = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
                 return f"{values.mean():.{digits}f}{spread}"
 
-            print(f"| {name} | {backbone} | {weights} | {stat('logme', digits=4)} | "
-                  f"{stat('logme_subsample', digits=4)} | {stat('probe_accuracy', 100)}% "
-                  f"| {stat('test_accuracy', 100)}% | {stat('seconds', digits=0)} | "
-                  f"{stat('subsample_seconds', digits=0)} | {stat('finetune_seconds', digits=0)} |")
-    print(f"\n| data set | Kendall tau, LogME vs fine-tuned accuracy | LogME on {args.rank_examples} examples | "
-          "linear probe |")
+            print(
+                f"| {name} | {backbone} | {weights} | {stat('logme', digits=4)} | "
+                f"{stat('logme_subsample', digits=4)} | {stat('probe_accuracy', 100)}% "
+                f"| {stat('test_accuracy', 100)}% | {stat('seconds', digits=0)} | "
+                f"{stat('subsample_seconds', digits=0)} | {stat('finetune_seconds', digits=0)} |"
+            )
+    print(
+        f"\n| data set | Kendall tau, LogME vs fine-tuned accuracy | LogME on {args.rank_examples} examples | "
+        "linear probe |"
+    )
     print("|---|---|---|---|")
     for name in names:
-        print(f"| {name} | {np.mean(taus[(name, 'logme')]):+.2f} | {np.mean(taus[(name, 'logme_subsample')]):+.2f} | "
-              f"{np.mean(taus[(name, 'probe_accuracy')]):+.2f} |")
+        print(
+            f"| {name} | {np.mean(taus[(name, 'logme')]):+.2f} | {np.mean(taus[(name, 'logme_subsample')]):+.2f} | "
+            f"{np.mean(taus[(name, 'probe_accuracy')]):+.2f} |"
+        )
     for score, (concordant, discordant, pairs) in pooled.items():
-        print(f"pooled over {pairs} pairs, {score}: {concordant} concordant, {discordant} discordant, "
-              f"tau {(concordant - discordant) / pairs:+.3f}")
-    print(f"rank: {rank_total:.0f} s in all on every example, {subsample_total:.0f} s on at most "
-          f"{args.rank_examples}; fine-tuning (compare): {finetune_total:.0f} s in all")
-    print(f"with max_examples={args.rank_examples}: Kendall tau {tau(pooled['logme_subsample']):.3f}, rank "
-          f"{finetune_total / subsample_total:.1f}x faster than fine-tuning")
+        print(
+            f"pooled over {pairs} pairs, {score}: {concordant} concordant, {discordant} discordant, "
+            f"tau {(concordant - discordant) / pairs:+.3f}"
+        )
+    print(
+        f"rank: {rank_total:.0f} s in all on every example, {subsample_total:.0f} s on at most "
+        f"{args.rank_examples}; fine-tuning (compare): {finetune_total:.0f} s in all"
+    )
+    print(
+        f"with max_examples={args.rank_examples}: Kendall tau {tau(pooled['logme_subsample']):.3f}, rank "
+        f"{finetune_total / subsample_total:.1f}x faster than fine-tuning"
+    )
     print("on every example (keras-tl rank's default; the last two lines):")
     print(f"kendall_tau={tau(pooled['logme']):.3f}")
     print(f"rank_speedup={finetune_total / rank_total:.1f}")

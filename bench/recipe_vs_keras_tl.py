@@ -27,10 +27,10 @@ import keras
 import tensorflow as tf
 
 from keras_tl import datasets
-from keras_tl.core.contract import registry
-from keras_tl.image import backbones
 from keras_tl.core import data as core_data
+from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.image import backbones
 from keras_tl.workflow import train
 
 
@@ -84,8 +84,10 @@ def random_weights(train_split, size, seed):
     base(preprocess(images), training=True)
     path = os.path.join(tempfile.mkdtemp(), "random_mobilenet_v2.weights.h5")
     base.save_weights(path)
-    print("weights: random MobileNetV2 backbone, BatchNorm statistics from the training images "
-          "(no ImageNet offline; pass --weights for real ones)")
+    print(
+        "weights: random MobileNetV2 backbone, BatchNorm statistics from the training images "
+        "(no ImageNet offline; pass --weights for real ones)"
+    )
     return path
 
 
@@ -104,16 +106,31 @@ def main():
     splits = core_data.split_source(source, val_split=0.15, test_split=0.15, seed=args.seed)
     weights = args.weights or random_weights(splits["train"], args.size, args.seed)
     num_classes = len(source.class_names)
-    print(f"data: digits, {num_classes} classes, train/val/test {len(splits['train'])}/"
-          f"{len(splits['val'])}/{len(splits['test'])} at {args.size}px; {args.head_epochs} frozen + "
-          f"{args.epochs} unfrozen epochs, batch {args.batch_size}")
+    print(
+        f"data: digits, {num_classes} classes, train/val/test {len(splits['train'])}/"
+        f"{len(splits['val'])}/{len(splits['test'])} at {args.size}px; {args.head_epochs} frozen + "
+        f"{args.epochs} unfrozen epochs, batch {args.batch_size}"
+    )
 
-    r1, r2, r_acc = recipe(weights, splits, args.size, num_classes, args.head_epochs, args.epochs,
-                           args.batch_size, args.seed)
-    config = TrainConfig(out=args.out, backbone="mobilenet_v2", weights=weights, image_size=args.size,
-                         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, batch_size=args.batch_size,
-                         head_lr=1e-3, fine_tune_lr=1e-5, schedule="constant", early_stopping_patience=None,
-                         balance="none", dropout=0.2, seed=args.seed)
+    r1, r2, r_acc = recipe(
+        weights, splits, args.size, num_classes, args.head_epochs, args.epochs, args.batch_size, args.seed
+    )
+    config = TrainConfig(
+        out=args.out,
+        backbone="mobilenet_v2",
+        weights=weights,
+        image_size=args.size,
+        head_epochs=args.head_epochs,
+        fine_tune_epochs=args.epochs,
+        batch_size=args.batch_size,
+        head_lr=1e-3,
+        fine_tune_lr=1e-5,
+        schedule="constant",
+        early_stopping_patience=None,
+        balance="none",
+        dropout=0.2,
+        seed=args.seed,
+    )
     result = train(config, source, overwrite=True)  # both sides are timed afresh on every run
     k1, k2 = result.metrics["phase_seconds"]["phase1"], result.metrics["phase_seconds"]["phase2"]
     k_acc = result.metrics["test_accuracy"]

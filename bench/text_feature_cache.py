@@ -24,10 +24,10 @@ import numpy as np
 
 from keras_tl import datasets
 from keras_tl.core import data as core_data
-from keras_tl.core.train import features
-from keras_tl.core.contract import registry
 from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.train import features
 
 
 def main():
@@ -42,21 +42,35 @@ def main():
     glosses = datasets.load_wordnet_glosses()
     per_class = -(-(args.train + args.val) // len(glosses.class_names))
     picked = core_data.limit_per_class(glosses.labels, np.arange(len(glosses.labels)), per_class, seed=0)
-    picked = np.random.default_rng(0).permutation(picked)[:args.train + args.val]
+    picked = np.random.default_rng(0).permutation(picked)[: args.train + args.val]
     texts = [glosses.items[i] for i in picked]
-    splits = {"train": core_data.Split(texts[:args.train], glosses.labels[picked[:args.train]]),
-              "val": core_data.Split(texts[args.train:], glosses.labels[picked[args.train:]])}
+    splits = {
+        "train": core_data.Split(texts[: args.train], glosses.labels[picked[: args.train]]),
+        "val": core_data.Split(texts[args.train :], glosses.labels[picked[args.train :]]),
+    }
     text = modalities.get("text")
-    config = TrainConfig(backbone="minilm_l6", weights="pretrained", sequence_length=args.sequence_length,
-                         batch_size=args.batch_size, problem="multiclass", head_epochs=1, out="never")
-    task = text.build_classifier(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
-                           glosses.class_names)
+    config = TrainConfig(
+        backbone="minilm_l6",
+        weights="pretrained",
+        sequence_length=args.sequence_length,
+        batch_size=args.batch_size,
+        problem="multiclass",
+        head_epochs=1,
+        out="never",
+    )
+    task = text.build_classifier(
+        registry.get("minilm_l6", modality="text"), config, len(glosses.class_names), glosses.class_names
+    )
     extractor, _ = features.split_model(task.model)
 
     def padded():
-        return features.extract(extractor, [core_data.targets_as_inputs(text.dataset(task, splits[s], config,
-                                                                                     cache="none"))
-                                            for s in ("train", "val")])
+        return features.extract(
+            extractor,
+            [
+                core_data.targets_as_inputs(text.dataset(task, splits[s], config, cache="none"))
+                for s in ("train", "val")
+            ],
+        )
 
     def trimmed():
         cached = features.cached_phase(task, config, splits, train_dataset=None)
@@ -71,9 +85,11 @@ def main():
             seconds[name].append(time.perf_counter() - started)
     difference = float(np.abs(results["padded"][1][0] - results["trimmed"][0][0]).max())
     best = {name: min(s) for name, s in seconds.items()}
-    print(f"\nWordNet glosses, {args.train} training + {args.val} validation, all-MiniLM-L6-v2, sequence_length "
-          f"{args.sequence_length}, batch {args.batch_size}; best of {args.repeats}; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"\nWordNet glosses, {args.train} training + {args.val} validation, all-MiniLM-L6-v2, sequence_length "
+        f"{args.sequence_length}, batch {args.batch_size}; best of {args.repeats}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
     for name in ("padded", "trimmed"):
         print(f"{name:8} feature pass: {best[name]:.1f} s (runs: {', '.join(f'{s:.1f}' for s in seconds[name])})")
     print(f"largest difference of a validation feature: {difference:.2e}")

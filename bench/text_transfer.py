@@ -44,9 +44,12 @@ def split(source, per_class, val_per_class, test, seed):
     for c in range(len(source.class_names)):
         idx = rng.permutation(rest[source.labels[rest] == c])
         train_idx.append(idx[:per_class])
-        val_idx.append(idx[per_class:per_class + val_per_class])
-    source.predefined = {"train": np.sort(np.concatenate(train_idx)), "val": np.sort(np.concatenate(val_idx)),
-                         "test": np.sort(test_idx)}
+        val_idx.append(idx[per_class : per_class + val_per_class])
+    source.predefined = {
+        "train": np.sort(np.concatenate(train_idx)),
+        "val": np.sort(np.concatenate(val_idx)),
+        "test": np.sort(test_idx),
+    }
     return source
 
 
@@ -55,21 +58,29 @@ def text_cnn(source, splits, seed, epochs):
     texts = {s: np.asarray(splits[s].items, dtype=object) for s in splits}
     vectorize = keras.layers.TextVectorization(max_tokens=20000, output_sequence_length=64)
     vectorize.adapt(texts["train"])
-    model = keras.Sequential([
-        keras.Input((64,), dtype="int64"),
-        keras.layers.Embedding(vectorize.vocabulary_size(), 128),
-        keras.layers.Dropout(0.2),
-        keras.layers.Conv1D(128, 5, activation="relu", padding="same"),
-        keras.layers.GlobalMaxPooling1D(),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(len(source.class_names), activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((64,), dtype="int64"),
+            keras.layers.Embedding(vectorize.vocabulary_size(), 128),
+            keras.layers.Dropout(0.2),
+            keras.layers.Conv1D(128, 5, activation="relu", padding="same"),
+            keras.layers.GlobalMaxPooling1D(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(len(source.class_names), activation="softmax"),
+        ]
+    )
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     x = {s: vectorize(texts[s]).numpy() for s in texts}
     started = time.perf_counter()
-    model.fit(x["train"], splits["train"].labels, validation_data=(x["val"], splits["val"].labels),
-              epochs=epochs, batch_size=32, verbose=2,
-              callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
+    model.fit(
+        x["train"],
+        splits["train"].labels,
+        validation_data=(x["val"], splits["val"].labels),
+        epochs=epochs,
+        batch_size=32,
+        verbose=2,
+        callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)],
+    )
     seconds = time.perf_counter() - started
     predicted = model.predict(x["test"], verbose=0).argmax(-1)
     accuracy = float(np.mean(predicted == splits["test"].labels))
@@ -91,13 +102,24 @@ def main():
 
     source = split(datasets.load_wordnet_glosses(), args.per_class, 50, args.test, args.seed)
     splits = core_data.split_source(source, val_split=0.1, test_split=0.1, seed=args.seed)
-    print(f"WordNet noun supersenses: {len(source.class_names)} classes; train/val/test = "
-          f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])}")
+    print(
+        f"WordNet noun supersenses: {len(source.class_names)} classes; train/val/test = "
+        f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])}"
+    )
 
-    config = TrainConfig(backbone="minilm_l6", out=os.path.join(args.out, "minilm"), sequence_length=64,
-                         head_epochs=args.head_epochs, fine_tune_epochs=args.epochs, unfreeze=args.unfreeze,
-                         head_lr=3e-3, fine_tune_lr=args.fine_tune_lr, batch_size=32, seed=args.seed,
-                         early_stopping_patience=None)
+    config = TrainConfig(
+        backbone="minilm_l6",
+        out=os.path.join(args.out, "minilm"),
+        sequence_length=64,
+        head_epochs=args.head_epochs,
+        fine_tune_epochs=args.epochs,
+        unfreeze=args.unfreeze,
+        head_lr=3e-3,
+        fine_tune_lr=args.fine_tune_lr,
+        batch_size=32,
+        seed=args.seed,
+        early_stopping_patience=None,
+    )
     try:
         result = train(config, source)
     except RunExistsError as error:  # a finished run of this config: read it, do not retrain
@@ -108,12 +130,16 @@ def main():
     cnn_accuracy, cnn_f1, cnn_seconds = text_cnn(source, splits, args.seed, args.cnn_epochs)
 
     minilm = result.metrics["test_accuracy"]
-    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
-          f"{len(splits['train'])} training labels, {len(splits['test'])} test glosses")
+    print(
+        f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
+        f"{len(splits['train'])} training labels, {len(splits['test'])} test glosses"
+    )
     print("| model | test accuracy | macro F1 | training s |\n|---|---|---|---|")
-    print(f"| MiniLM-L6 two-phase ({args.head_epochs} + {args.epochs} epochs, unfreeze {args.unfreeze}, "
-          f"fine_tune_lr {args.fine_tune_lr:g}) | {100 * minilm:.1f}% | "
-          f"{result.metrics['macro_f1']:.3f} | {result.metrics['train_seconds']:.0f} |")
+    print(
+        f"| MiniLM-L6 two-phase ({args.head_epochs} + {args.epochs} epochs, unfreeze {args.unfreeze}, "
+        f"fine_tune_lr {args.fine_tune_lr:g}) | {100 * minilm:.1f}% | "
+        f"{result.metrics['macro_f1']:.3f} | {result.metrics['train_seconds']:.0f} |"
+    )
     print(f"| text CNN from scratch | {100 * cnn_accuracy:.1f}% | {cnn_f1:.3f} | {cnn_seconds:.0f} |")
     print(f"phase seconds: {result.metrics['phase_seconds']}")
     print(f"minilm_minus_cnn_points={100 * (minilm - cnn_accuracy):.1f}")

@@ -57,9 +57,16 @@ def load(name, pool, seed):
 def cell(source, name, fraction, method, seed, args):
     train_size = int(round(len(source.labels) * (1 - 0.3)))
     per_class = max(1, int(round(fraction * train_size / len(source.class_names))))
-    common = dict(backbone="efficientnet_lite0", image_size=args.size or SIZES[name], seed=seed, batch_size=32,
-                  early_stopping_patience=None, balance="class_weights", labels_per_class=per_class,
-                  out=os.path.join(args.out, f"seed{seed}", name, f"{fraction:g}", method))
+    common = dict(
+        backbone="efficientnet_lite0",
+        image_size=args.size or SIZES[name],
+        seed=seed,
+        batch_size=32,
+        early_stopping_patience=None,
+        balance="class_weights",
+        labels_per_class=per_class,
+        out=os.path.join(args.out, f"seed{seed}", name, f"{fraction:g}", method),
+    )
     finished = os.path.join(common["out"], "metrics.json")
     if os.path.isfile(finished):  # a cell an earlier (or interrupted) bench finished: read, not retrain
         print(f"[table] reusing the finished run {common['out']}", flush=True)
@@ -68,19 +75,35 @@ def cell(source, name, fraction, method, seed, args):
         return row(name, fraction, method, seed, per_class, metrics)
     budget = args.head_epochs + args.epochs
     if method == "feature_extraction":
-        config = TrainConfig(weights="pretrained", strategy="feature_extraction", head_epochs=budget, fine_tune_epochs=0, **common)
+        config = TrainConfig(
+            weights="pretrained", strategy="feature_extraction", head_epochs=budget, fine_tune_epochs=0, **common
+        )
     elif method == "two_phase":
-        config = TrainConfig(weights="pretrained", strategy="two_phase", head_epochs=args.head_epochs,
-                             fine_tune_epochs=args.epochs, fine_tune_lr=1e-4, **common)
+        config = TrainConfig(
+            weights="pretrained",
+            strategy="two_phase",
+            head_epochs=args.head_epochs,
+            fine_tune_epochs=args.epochs,
+            fine_tune_lr=1e-4,
+            **common,
+        )
     else:
         config = TrainConfig(weights="none", strategy="full", head_epochs=budget, fine_tune_epochs=0, **common)
     return row(name, fraction, method, seed, per_class, train(config, source).metrics)
 
 
 def row(name, fraction, method, seed, per_class, metrics):
-    return {"dataset": name, "fraction": fraction, "method": method, "seed": seed, "labels_per_class": per_class,
-            "train_examples": metrics["train_examples"], "test_accuracy": metrics["test_accuracy"],
-            "macro_f1": metrics["macro_f1"], "seconds": metrics["train_seconds"]}
+    return {
+        "dataset": name,
+        "fraction": fraction,
+        "method": method,
+        "seed": seed,
+        "labels_per_class": per_class,
+        "train_examples": metrics["train_examples"],
+        "test_accuracy": metrics["test_accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "seconds": metrics["train_seconds"],
+    }
 
 
 def main():
@@ -93,8 +116,12 @@ def main():
     parser.add_argument("--out", default="runs/transfer_table")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--size", type=int, help="image side for every dataset (default: elpv 64, others 32)")
-    parser.add_argument("--previous", nargs="*", default=[],
-                        help="table.json files of earlier runs (other datasets) to include in the table")
+    parser.add_argument(
+        "--previous",
+        nargs="*",
+        default=[],
+        help="table.json files of earlier runs (other datasets) to include in the table",
+    )
     args = parser.parse_args()
     names = args.datasets.split(",")
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -119,8 +146,10 @@ def main():
 
     def cells(name, fraction, method):
         """The cell's rows, one per seed, in seed order."""
-        found = sorted((r for r in rows if (r["dataset"], r["fraction"], r["method"]) == (name, fraction, method)),
-                       key=lambda r: r.get("seed", 0))
+        found = sorted(
+            (r for r in rows if (r["dataset"], r["fraction"], r["method"]) == (name, fraction, method)),
+            key=lambda r: r.get("seed", 0),
+        )
         return found
 
     def mean(name, fraction, method, key="test_accuracy"):
@@ -130,24 +159,34 @@ def main():
         tp, sc = cells(name, fraction, "two_phase"), cells(name, fraction, "scratch")
         return [t["test_accuracy"] - s["test_accuracy"] for t, s in zip(tp, sc)]
 
-    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
-             f"EfficientNet-Lite0 (ImageNet) at {f'{args.size} px' if args.size else '64 px (ELPV), 32 px (others)'}; {args.head_epochs} + {args.epochs} epochs "
-             f"for two-phase, "
-             f"{args.head_epochs + args.epochs} for the others; seeds {args.seeds}; test accuracy (macro F1), "
-             "mean ± sample sd over the seeds.", "",
-             "| dataset | labels | per class | feature extraction | two-phase | scratch | two-phase - scratch (per seed) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores ({platform.machine()}); "
+        f"EfficientNet-Lite0 (ImageNet) at {f'{args.size} px' if args.size else '64 px (ELPV), 32 px (others)'}; {args.head_epochs} + {args.epochs} epochs "
+        f"for two-phase, "
+        f"{args.head_epochs + args.epochs} for the others; seeds {args.seeds}; test accuracy (macro F1), "
+        "mean ± sample sd over the seeds.",
+        "",
+        "| dataset | labels | per class | feature extraction | two-phase | scratch | two-phase - scratch (per seed) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     holds = True
     for name in names:
         for fraction in fractions:
-            holds &= mean(name, fraction, "two_phase") >= mean(name, fraction, "feature_extraction") \
+            holds &= (
+                mean(name, fraction, "two_phase")
+                >= mean(name, fraction, "feature_extraction")
                 >= mean(name, fraction, "scratch")
+            )
             per_seed = ", ".join(f"{100 * g:+.1f}" for g in gaps(name, fraction))
             lines.append(
                 f"| {name} | {fraction:.0%} | {cells(name, fraction, 'two_phase')[0]['labels_per_class']} | "
-                + " | ".join(f"{stat([r['test_accuracy'] for r in cells(name, fraction, m)])}% "
-                             f"({stat([r['macro_f1'] for r in cells(name, fraction, m)], 1, 3)})" for m in METHODS)
-                + f" | {stat(gaps(name, fraction))} ({per_seed}) |")
+                + " | ".join(
+                    f"{stat([r['test_accuracy'] for r in cells(name, fraction, m)])}% "
+                    f"({stat([r['macro_f1'] for r in cells(name, fraction, m)], 1, 3)})"
+                    for m in METHODS
+                )
+                + f" | {stat(gaps(name, fraction))} ({per_seed}) |"
+            )
     table = "\n".join(lines)
     with open(os.path.join(args.out, "table.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
@@ -157,10 +196,14 @@ def main():
     for ax, name in zip(axes[0], names):
         x = np.arange(len(fractions))
         for i, method in enumerate(METHODS):
-            ax.bar(x + (i - 1) * 0.27, [100 * mean(name, f, method) for f in fractions], 0.27,
-                   label=method.replace("_", " "))
+            ax.bar(
+                x + (i - 1) * 0.27,
+                [100 * mean(name, f, method) for f in fractions],
+                0.27,
+                label=method.replace("_", " "),
+            )
         ax.set_xticks(x, [f"{f:.0%}" for f in fractions])
-        ax.set_title(name); ax.set_xlabel("labels used"); ax.set_ylabel("test accuracy (%)")
+        ax.set(title=name, xlabel="labels used", ylabel="test accuracy (%)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "table.png"), dpi=100)

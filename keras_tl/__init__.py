@@ -17,7 +17,6 @@ import importlib
 
 from keras_tl.core.utils import lazy as _lazy
 from keras_tl.core.utils import quiet as _quiet
-
 from keras_tl.core.utils.version import __version__  # noqa: F401  (written in that one place)
 
 # The modules whose import registers keras-tl's Keras classes (layers, optimizers, schedules): a
@@ -26,8 +25,13 @@ from keras_tl.core.utils.version import __version__  # noqa: F401  (written in t
 # keras-free keras_tl modules (tests/test_architecture.py holds that), so registering them while
 # another keras_tl module is half-way through importing Keras is safe.
 KERAS_OBJECT_MODULES = (
-    "keras_tl.core.models.layers", "keras_tl.core.models.multitask", "keras_tl.core.models.optimizers", "keras_tl.core.models.schedules",
-    "keras_tl.image.layers", "keras_tl.text.layers", "keras_tl.audio.layers",
+    "keras_tl.core.models.layers",
+    "keras_tl.core.models.multitask",
+    "keras_tl.core.models.optimizers",
+    "keras_tl.core.models.schedules",
+    "keras_tl.image.layers",
+    "keras_tl.text.layers",
+    "keras_tl.audio.layers",
 )
 
 

@@ -15,16 +15,24 @@ import os
 import time
 
 from keras_tl import datasets
-from keras_tl.workflow import rundir as runs
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import RunExistsError
-from keras_tl.workflow import export_run, train
 from keras_tl.core.utils.log import log
+from keras_tl.workflow import export_run, train
+from keras_tl.workflow import rundir as runs
 
 
-
-def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_lite0", image_size=96,
-        head_epochs=15, fine_tune_epochs=5, seed=0, overwrite=False):
+def run(
+    out="runs/quickstart",
+    *,
+    labels_per_class=100,
+    backbone="efficientnet_lite0",
+    image_size=96,
+    head_epochs=15,
+    fine_tune_epochs=5,
+    seed=0,
+    overwrite=False,
+):
     """Runs the quickstart and returns `{"transfer": metrics, "scratch": metrics, "seconds": s}`.
 
     Args:
@@ -41,39 +49,79 @@ def run(out="runs/quickstart", *, labels_per_class=100, backbone="efficientnet_l
     """
     started = time.perf_counter()
     source = datasets.load_elpv()
-    common = dict(backbone=backbone, image_size=image_size, seed=seed, batch_size=32,
-                  early_stopping_patience=None, labels_per_class=labels_per_class, balance="class_weights")
+    common = dict(
+        backbone=backbone,
+        image_size=image_size,
+        seed=seed,
+        batch_size=32,
+        early_stopping_patience=None,
+        labels_per_class=labels_per_class,
+        balance="class_weights",
+    )
     log.info(f"== 1/3 transfer: ImageNet {backbone} -> ELPV, {labels_per_class} labels per class ==")
-    t = _trained(TrainConfig(out=os.path.join(out, "transfer"), weights="pretrained", strategy="two_phase",
-                             head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs, head_lr=1e-3, fine_tune_lr=1e-4, **common),
-                 source, overwrite)
+    t = _trained(
+        TrainConfig(
+            out=os.path.join(out, "transfer"),
+            weights="pretrained",
+            strategy="two_phase",
+            head_epochs=head_epochs,
+            fine_tune_epochs=fine_tune_epochs,
+            head_lr=1e-3,
+            fine_tune_lr=1e-4,
+            **common,
+        ),
+        source,
+        overwrite,
+    )
     log.info("== 2/3 the same architecture, labels and epochs, from random weights ==")
-    s = _trained(TrainConfig(out=os.path.join(out, "scratch"), weights="none", strategy="full",
-                             head_epochs=head_epochs + fine_tune_epochs, fine_tune_epochs=0, head_lr=1e-3, **common), source, overwrite)
+    s = _trained(
+        TrainConfig(
+            out=os.path.join(out, "scratch"),
+            weights="none",
+            strategy="full",
+            head_epochs=head_epochs + fine_tune_epochs,
+            fine_tune_epochs=0,
+            head_lr=1e-3,
+            **common,
+        ),
+        source,
+        overwrite,
+    )
     log.info("== 3/3 export the transfer model to TFLite (checked against Keras) ==")
     exported = _exported(os.path.join(out, "transfer"), os.path.join(out, "exported_models"), overwrite)
     seconds = time.perf_counter() - started
-    return {"transfer": t, "scratch": s, "seconds": seconds, "export": exported, "backbone": backbone,
-            "image_size": image_size, "labels_per_class": labels_per_class, "licence": source.licence, "out": out}
+    return {
+        "transfer": t,
+        "scratch": s,
+        "seconds": seconds,
+        "export": exported,
+        "backbone": backbone,
+        "image_size": image_size,
+        "labels_per_class": labels_per_class,
+        "licence": source.licence,
+        "out": out,
+    }
 
 
 def summary(result):
     """The quickstart's closing table (what `keras-tl quickstart` prints), from `run`'s result."""
     t, s, exported = result["transfer"], result["scratch"], result["export"]
-    return "\n".join([
-        f"== keras-tl quickstart: ImageNet {result['backbone']} -> ELPV solar cells (functional / defective) ==",
-        f"{result['image_size']}px; {result['labels_per_class']} training labels per class; test split of "
-        f"{t['num_examples']} cells",
-        f"data: {result['licence']}",
-        f"{'':10}{'accuracy':>10}{'macro F1':>10}{'train s':>9}",
-        f"{'transfer':10}{t['test_accuracy']:>10.3f}{t['macro_f1']:>10.3f}{t['train_seconds']:>9.0f}",
-        f"{'scratch':10}{s['test_accuracy']:>10.3f}{s['macro_f1']:>10.3f}{s['train_seconds']:>9.0f}",
-        f"transfer - scratch: {100 * (t['test_accuracy'] - s['test_accuracy']):+.1f} points accuracy, "
-        f"{t['macro_f1'] - s['macro_f1']:+.3f} macro F1",
-        f"TFLite: {exported['path']} ({exported['size_bytes'] / 2**20:.1f} MB, test accuracy "
-        f"{exported['test_accuracy']:.3f})",
-        f"total time {result['seconds']:.0f} s; run directories under {result['out']}/",
-    ])
+    return "\n".join(
+        [
+            f"== keras-tl quickstart: ImageNet {result['backbone']} -> ELPV solar cells (functional / defective) ==",
+            f"{result['image_size']}px; {result['labels_per_class']} training labels per class; test split of "
+            f"{t['num_examples']} cells",
+            f"data: {result['licence']}",
+            f"{'':10}{'accuracy':>10}{'macro F1':>10}{'train s':>9}",
+            f"{'transfer':10}{t['test_accuracy']:>10.3f}{t['macro_f1']:>10.3f}{t['train_seconds']:>9.0f}",
+            f"{'scratch':10}{s['test_accuracy']:>10.3f}{s['macro_f1']:>10.3f}{s['train_seconds']:>9.0f}",
+            f"transfer - scratch: {100 * (t['test_accuracy'] - s['test_accuracy']):+.1f} points accuracy, "
+            f"{t['macro_f1'] - s['macro_f1']:+.3f} macro F1",
+            f"TFLite: {exported['path']} ({exported['size_bytes'] / 2**20:.1f} MB, test accuracy "
+            f"{exported['test_accuracy']:.3f})",
+            f"total time {result['seconds']:.0f} s; run directories under {result['out']}/",
+        ]
+    )
 
 
 def _trained(config, source, overwrite):

@@ -15,8 +15,8 @@ from PIL import Image  # noqa: E402
 
 from keras_tl import datasets  # noqa: E402
 from keras_tl.core.contract import registry
-from keras_tl.image import backbones
 from keras_tl.core.contract.config import TrainConfig  # noqa: E402
+from keras_tl.image import backbones
 from keras_tl.image.model import build_model  # noqa: E402
 
 TINY_SIZE = 32
@@ -81,8 +81,7 @@ def write_image_folder(root, num_classes=3, per_class=8, size=40, fmt="png"):
 
 def tiny_model(tmp_path, num_classes=3, weights=None, **kwargs):
     weights = weights or local_pretrained_weights(tmp_path)
-    return build_model("mobilenet_v2", num_classes=num_classes, weights=weights,
-                       image_size=TINY_SIZE, **kwargs)
+    return build_model("mobilenet_v2", num_classes=num_classes, weights=weights, image_size=TINY_SIZE, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -100,8 +99,29 @@ TOPICS = {
     "food": ["bread", "cheese", "apple", "soup", "rice", "cake", "pasta", "salad"],
     "vehicles": ["car", "truck", "bicycle", "train", "boat", "plane", "tractor", "scooter"],
 }
-_FILLERS = ["the", "a", "big", "small", "old", "new", "red", "quiet", "near", "the", "house", "today",
-            "is", "was", "seen", "by", "river", "in", "morning", "with", "friends"]
+_FILLERS = [
+    "the",
+    "a",
+    "big",
+    "small",
+    "old",
+    "new",
+    "red",
+    "quiet",
+    "near",
+    "the",
+    "house",
+    "today",
+    "is",
+    "was",
+    "seen",
+    "by",
+    "river",
+    "in",
+    "morning",
+    "with",
+    "friends",
+]
 
 
 def tiny_texts(per_class=30, seed=0):
@@ -125,13 +145,21 @@ def tiny_bert_preset(path, texts, sequence_length=32, vocabulary_size=120, seed=
 
     keras.utils.set_random_seed(seed)
     vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
-        tf.data.Dataset.from_tensor_slices(texts).batch(32), vocabulary_size,
-        reserved_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], lowercase=True)
+        tf.data.Dataset.from_tensor_slices(texts).batch(32),
+        vocabulary_size,
+        reserved_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        lowercase=True,
+    )
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2,
-                                             hidden_dim=32, intermediate_dim=64,
-                                             max_sequence_length=sequence_length)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        max_sequence_length=sequence_length,
+    )
     # Unit-scale token embeddings (BERT initializes them at 0.02): the frozen encoder's pooled
     # features then tell tokens apart, as a pretrained encoder's do, so the head can learn in phase 1.
     embedding = backbone.token_embedding.embeddings
@@ -155,8 +183,10 @@ def fake_tf_serving(answer):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             bodies.append((self.path, body))
             out = {k: np.asarray(v) for k, v in answer(body["instances"]).items()}
-            rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
-                    for i in range(len(body["instances"]))]
+            rows = [
+                {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].tolist()) for k, v in out.items()}
+                for i in range(len(body["instances"]))
+            ]
             payload = json.dumps({"predictions": rows}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -195,10 +225,12 @@ def local_grpc_serving(name, saved_model_dir):
         def Predict(self, request, context):
             requests.append(request)
             if request.model_spec.name != name:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
+                context.abort(
+                    grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})"
+                )
             signature = request.model_spec.signature_name or "serving_default"
             if signature not in loaded.signatures:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"Serving signature name: \"{signature}\" not found")
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature name: "{signature}" not found')
             inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
             outputs = loaded.signatures[signature](**inputs)
             response = predict_pb2.PredictResponse()
@@ -221,9 +253,18 @@ def local_grpc_serving(name, saved_model_dir):
 # `--no-loadscope-reorder` (pyproject addopts) makes xdist hand units out in this collection order
 # (without it, pytest-xdist 3.8 orders --dist loadfile units by their test count). Longest first,
 # from the durations of the full runs of 2026-12-03/04; everything else after, in file order.
-LONGEST_FIRST = ("test_notebooks.py::test_notebook_executes", "test_faults.py", "test_multitask.py", "test_audio.py",
-                 "test_text.py", "test_export.py", "test_report.py", "test_adaptation.py", "test_training.py",
-                 "test_tflite_metadata.py")
+LONGEST_FIRST = (
+    "test_notebooks.py::test_notebook_executes",
+    "test_faults.py",
+    "test_multitask.py",
+    "test_audio.py",
+    "test_text.py",
+    "test_export.py",
+    "test_report.py",
+    "test_adaptation.py",
+    "test_training.py",
+    "test_tflite_metadata.py",
+)
 
 
 def pytest_collection_modifyitems(items):

@@ -21,12 +21,12 @@ import keras
 import numpy as np
 
 from keras_tl.core import data as core_data
-from keras_tl.core.export import formats as export
-from keras_tl.core.contract import registry
-from keras_tl.core.train import training
 from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.export import formats as export
 from keras_tl.core.models.heads import POOL_LAYER, get_backbone
+from keras_tl.core.train import training
 from keras_tl.workflow.checks import resolve_config, resolve_problem
 
 
@@ -56,8 +56,9 @@ def _check_inference_mode(task, items):
     backbone.trainable = True  # The hard case: unfrozen, BatchNorm and dropout included.
     pooled = keras.Model(task.model.inputs, task.model.get_layer(POOL_LAYER).output)
     inputs = task.inputs(items)
-    np.testing.assert_allclose(np.asarray(pooled(inputs, training=True)), np.asarray(pooled(inputs, training=False)),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(pooled(inputs, training=True)), np.asarray(pooled(inputs, training=False)), rtol=0, atol=1e-6
+    )
     backbone.trainable = False
 
 
@@ -86,7 +87,9 @@ def _check_recompile_after_every_trainable_change(task, config, train, val, spli
         patch.setattr(training, "set_trainable", lambda *a, **k: (events.append("trainable"), real_set(*a, **k))[1])
         patch.setattr(training, "compile_model", lambda *a, **k: (events.append("compile"), real_compile(*a, **k))[1])
         patch.setattr(keras.Model, "fit", fake_fit)
-        training.fine_tune(task, train, val, config, steps_per_epoch=core_data.steps_per_epoch(split, config.batch_size))
+        training.fine_tune(
+            task, train, val, config, steps_per_epoch=core_data.steps_per_epoch(split, config.batch_size)
+        )
     assert events == ["trainable", "compile", "fit", "trainable", "compile", "fit"], events
 
 
@@ -104,8 +107,11 @@ def expected_unfrozen(backbone, policy, spec):
         start = registry.block_starts(backbone, spec)[-int(value)][1]
     else:
         start = [layer.name for layer in layers].index(value)
-    return [layer.name for layer in layers[start:]
-            if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer.name
+        for layer in layers[start:]
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 def _check_unfreeze_policy(task, policy):
@@ -123,8 +129,9 @@ def _check_unfreeze_policy(task, policy):
 def _check_phase2_moves_what_it_unfroze(task, config, train, val, split, policy):
     backbone = get_backbone(task.model)
     before = _weights_by_layer(backbone)
-    phase2 = TrainConfig.from_dict({**config.to_dict(), "strategy": "two_phase", "head_epochs": 1, "fine_tune_epochs": 1,
-                                    "unfreeze": policy})
+    phase2 = TrainConfig.from_dict(
+        {**config.to_dict(), "strategy": "two_phase", "head_epochs": 1, "fine_tune_epochs": 1, "unfreeze": policy}
+    )
     training.fine_tune(task, train, val, phase2, steps_per_epoch=core_data.steps_per_epoch(split, config.batch_size))
     unfrozen = set(expected_unfrozen(backbone, policy, task.spec))
     after = _weights_by_layer(backbone)
@@ -143,8 +150,12 @@ def _check_save_load_and_exports(task, items, tmp_path):
     path = os.path.join(tmp_path, "round_trip.keras")
     task.model.save(path)
     reloaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(reloaded.predict(task.inputs(items), verbose=0), task.model.predict(
-        task.inputs(items), verbose=0), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded.predict(task.inputs(items), verbose=0),
+        task.model.predict(task.inputs(items), verbose=0),
+        rtol=0,
+        atol=1e-6,
+    )
     info = export.ExportInfo(name="invariants", class_names=task.class_names, check_items=items)
     kept = export.export_keras(task, os.path.join(tmp_path, "keras"), info)
     assert kept.check["top1_agreement"] == 1.0 and kept.check["max_abs_diff"] < 1e-6

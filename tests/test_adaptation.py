@@ -16,11 +16,10 @@ import keras_tl
 from keras_tl import datasets
 from keras_tl.cli import main as cli
 from keras_tl.core.adapt import adaptation
-from keras_tl.core.models import heads
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import Source
+from keras_tl.core.models import heads, layers
 from keras_tl.text import data as text_data
-from keras_tl.core.models import layers
 from keras_tl.workflow import training_run
 
 
@@ -111,11 +110,13 @@ def test_gradient_reversal_is_the_identity_forward_and_negates_and_scales_gradie
 def test_coral_loss_is_the_papers_covariance_distance():
     rng = np.random.default_rng(5)
     source, target = rng.normal(size=(16, 5)), 2.0 * rng.normal(size=(12, 5)) + 1.0
-    expected = np.sum((np.cov(source, rowvar=False) - np.cov(target, rowvar=False)) ** 2) / (4 * 5 ** 2)
+    expected = np.sum((np.cov(source, rowvar=False) - np.cov(target, rowvar=False)) ** 2) / (4 * 5**2)
     assert float(adaptation.coral_loss(source.astype("float32"), target.astype("float32"))) == pytest.approx(
-        expected, rel=1e-4)
+        expected, rel=1e-4
+    )
     assert float(adaptation.coral_loss(source.astype("float32"), source.astype("float32") + 3.0)) == pytest.approx(
-        0.0, abs=1e-6)  # A shift of the mean alone: the covariances agree.
+        0.0, abs=1e-6
+    )  # A shift of the mean alone: the covariances agree.
 
 
 def test_domain_adapted_adds_its_loss_only_beside_target_batches_and_trains_the_shared_model():
@@ -162,8 +163,14 @@ def _digits_domains():
 def test_adabn_run_ends_with_the_target_domains_batchnorm_statistics(tmp_path, capsys):
     source, target = _digits_domains()
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=2, fine_tune_epochs=0,
-                         domain_adaptation="adabn")
+    config = tiny_config(
+        tmp_path,
+        weights=weights,
+        strategy="feature_extraction",
+        head_epochs=2,
+        fine_tune_epochs=0,
+        domain_adaptation="adabn",
+    )
     result = keras_tl.train(config, source, target=target)
     out = capsys.readouterr().out
     assert "AdaBN: 52 BatchNorm layers now hold the source" in out and "re-estimated on the target" in out
@@ -200,19 +207,28 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
     np.testing.assert_allclose(adaptation.class_prior(labels, names, "multitask"), [1 / 3, 2 / 3, 0, 1 / 4, 3 / 4])
     # A multi-label head's prior: each class's share of positives over the rows that label the head.
     tagged = np.array([[1, 0, 1, 1], [0, 1, 1, 0], [0, 1, 0, 0]])
-    np.testing.assert_allclose(adaptation.class_prior(tagged, ["g:0", "g:1", "t:a", "t:b"], "multitask",
-                                                      {"t": "multilabel"}), [1 / 3, 2 / 3, 1.0, 0.5])
+    np.testing.assert_allclose(
+        adaptation.class_prior(tagged, ["g:0", "g:1", "t:a", "t:b"], "multitask", {"t": "multilabel"}),
+        [1 / 3, 2 / 3, 1.0, 0.5],
+    )
     np.testing.assert_allclose(adaptation.class_prior(np.array([0, 1, 1, 1]), ["a", "b"], "binary"), [0.75])
-    np.testing.assert_allclose(adaptation.class_prior(np.array([0, 2, 2, 1]), ["a", "b", "c"], "multiclass"),
-                               [0.25, 0.25, 0.5])
+    np.testing.assert_allclose(
+        adaptation.class_prior(np.array([0, 2, 2, 1]), ["a", "b", "c"], "multiclass"), [0.25, 0.25, 0.5]
+    )
     cases = [
         (lambda x: keras.layers.Dense(3, activation="softmax", name="predictions")(x), [0.2, 0.3, 0.5]),
-        (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "type:a", "type:b", "type:c"], dropout=0),
-         [0.7, 0.3, 0.1, 0.1, 0.8]),
+        (
+            lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "type:a", "type:b", "type:c"], dropout=0),
+            [0.7, 0.3, 0.1, 0.1, 0.8],
+        ),
         (lambda x: keras.layers.Dense(2, activation="sigmoid", name="predictions")(x), [0.1, 0.6]),
         (lambda x: keras.layers.Dense(1, activation="sigmoid", name="predictions")(x), [0.3]),  # binary
-        (lambda x: multitask.multitask_head(x, ["grade:0", "grade:1", "tags:a", "tags:b"], dropout=0,
-                                            kinds={"tags": "multilabel"}), [0.4, 0.6, 0.2, 0.9]),
+        (
+            lambda x: multitask.multitask_head(
+                x, ["grade:0", "grade:1", "tags:a", "tags:b"], dropout=0, kinds={"tags": "multilabel"}
+            ),
+            [0.4, 0.6, 0.2, 0.9],
+        ),
     ]
     for output, prior in cases:
         net = model(output)
@@ -225,16 +241,22 @@ def test_prior_matching_moves_only_output_biases_until_the_mean_target_predictio
 
 def test_prior_run_ends_predicting_the_source_class_frequencies_on_the_target(tmp_path, capsys):
     source, target = _digits_domains()
-    config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction",
-                         head_epochs=2, fine_tune_epochs=0)
+    config = tiny_config(
+        tmp_path,
+        weights=local_pretrained_weights(tmp_path),
+        strategy="feature_extraction",
+        head_epochs=2,
+        fine_tune_epochs=0,
+    )
     result = keras_tl.train(config, source, target=target)  # domain_adaptation "auto" with target data: prior
     assert "prior: output biases shifted" in capsys.readouterr().out and result.config.domain_adaptation == "prior"
     shifts = result.metrics["domain_adaptation"]["bias_shifts"]
     assert list(shifts) == ["predictions"] and len(shifts["predictions"]) == 3
     train_labels = keras_tl.workflow.load_split(result.run_dir, "train").labels
     saved = keras_tl.load_run(result.run_dir)  # The shift is in the saved model.
-    np.testing.assert_allclose(saved.predict(target.items).mean(axis=0),
-                               np.bincount(train_labels, minlength=3) / len(train_labels), atol=2e-3)
+    np.testing.assert_allclose(
+        saved.predict(target.items).mean(axis=0), np.bincount(train_labels, minlength=3) / len(train_labels), atol=2e-3
+    )
 
 
 def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
@@ -243,22 +265,33 @@ def test_domain_adaptation_config_errors_come_before_any_work(tmp_path):
     cases = [
         (dict(domain_adaptation="coral"), None, "needs unlabelled target-domain data"),
         (dict(domain_adaptation="none", target_data=folder), None, "nothing would use it"),
-        (dict(domain_adaptation="mmd", target_data=folder), None,
-         "domain_adaptation.*'adabn', 'coral', 'dann', 'prior'"),
+        (
+            dict(domain_adaptation="mmd", target_data=folder),
+            None,
+            "domain_adaptation.*'adabn', 'coral', 'dann', 'prior'",
+        ),
         (dict(domain_adaptation="dann", strategy="feature_extraction"), target, "never trains it"),
         (dict(domain_adaptation="coral", target_data=str(tmp_path / "nowhere")), None, "nowhere"),
         (dict(domain_adaptation="coral", adaptation_weight=0), target, "adaptation_weight"),
         (dict(domain_adaptation="coral", adaptation_weight=True), target, "adaptation_weight"),
-        (dict(domain_adaptation="coral"), np.zeros((3, 8, 8, 3)),
-         r"`target` must be a keras_tl.core.data.Source of images \(modality='image'\).*Received: ndarray"),
+        (
+            dict(domain_adaptation="coral"),
+            np.zeros((3, 8, 8, 3)),
+            r"`target` must be a keras_tl.core.data.Source of images \(modality='image'\).*Received: ndarray",
+        ),
     ]
     for overrides, python_target, message in cases:
         with pytest.raises(ValueError, match=message):
             keras_tl.train(tiny_config(tmp_path, **overrides), source, target=python_target)
     texts = text_data.from_texts(*tiny_texts(4))  # A text encoder has no BatchNorm for AdaBN.
     with pytest.raises(ValueError, match="text backbones have none. Use 'prior', 'coral' or 'dann'"):
-        keras_tl.train(TrainConfig(backbone="minilm_l6", weights="pretrained", domain_adaptation="adabn",
-                                   out=str(tmp_path / "run")), texts, target=texts)
+        keras_tl.train(
+            TrainConfig(
+                backbone="minilm_l6", weights="pretrained", domain_adaptation="adabn", out=str(tmp_path / "run")
+            ),
+            texts,
+            target=texts,
+        )
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -267,9 +300,36 @@ def test_dann_from_the_command_line_trains_beside_the_target_folder(tmp_path, ca
     target = write_image_folder(tmp_path / "target", num_classes=2, per_class=6, size=56)
     weights = local_pretrained_weights(tmp_path)
     out = str(tmp_path / "run")
-    assert cli(["train", "--data", data, "--target-data", target, "--domain-adaptation", "dann",
-                "--adaptation-weight", "0.3", "--backbone", "mobilenet_v2", "--weights", weights, "--image-size",
-                "32", "--head-epochs", "1", "--fine-tune-epochs", "2", "--batch-size", "8", "--out", out]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--data",
+                data,
+                "--target-data",
+                target,
+                "--domain-adaptation",
+                "dann",
+                "--adaptation-weight",
+                "0.3",
+                "--backbone",
+                "mobilenet_v2",
+                "--weights",
+                weights,
+                "--image-size",
+                "32",
+                "--head-epochs",
+                "1",
+                "--fine-tune-epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "domain adaptation: dann, 12 target-domain images" in printed
     assert "phase2: domain adaptation 'dann' (weight 0.3)" in printed

@@ -20,17 +20,26 @@ MODALITY_NAMES = ("image", "text", "audio")
 #   utils <- contract <- data <- models <- train, evaluation, export <- adapt <- weights
 #   <- plug-ins <- datasets <- workflow <- cli (and the package's own entry points)
 LAYERS = [
-    ("keras_tl.core.utils", 0), ("keras_tl._vendor", 0),
-    ("keras_tl.core.contract", 1), ("keras_tl.assets", 1),
+    ("keras_tl.core.utils", 0),
+    ("keras_tl._vendor", 0),
+    ("keras_tl.core.contract", 1),
+    ("keras_tl.assets", 1),
     ("keras_tl.core.data", 2),
     ("keras_tl.core.models", 3),
-    ("keras_tl.core.train", 4), ("keras_tl.core.evaluation", 4), ("keras_tl.core.export", 4),
+    ("keras_tl.core.train", 4),
+    ("keras_tl.core.evaluation", 4),
+    ("keras_tl.core.export", 4),
     ("keras_tl.core.adapt", 5),
     ("keras_tl.weights", 6),
-    ("keras_tl.image", 7), ("keras_tl.text", 7), ("keras_tl.audio", 7),
+    ("keras_tl.image", 7),
+    ("keras_tl.text", 7),
+    ("keras_tl.audio", 7),
     ("keras_tl.datasets", 8),
     ("keras_tl.workflow", 9),
-    ("keras_tl.cli", 10), ("keras_tl.quickstart", 10), ("keras_tl.__main__", 10), ("keras_tl", 10),
+    ("keras_tl.cli", 10),
+    ("keras_tl.quickstart", 10),
+    ("keras_tl.__main__", 10),
+    ("keras_tl", 10),
 ]
 TOP = 10  # the entry points (root package, CLI, quickstart) may use one another
 
@@ -88,7 +97,9 @@ def _graph():
 
 def _group(module):
     """`(group, layer)` of a module: the longest group name it falls under."""
-    return max(((g, layer) for g, layer in LAYERS if module == g or module.startswith(g + ".")), key=lambda x: len(x[0]))
+    return max(
+        ((g, layer) for g, layer in LAYERS if module == g or module.startswith(g + ".")), key=lambda x: len(x[0])
+    )
 
 
 def layer_violations(graph):
@@ -109,11 +120,21 @@ def modality_forks(source, where="<snippet>"):
     """Lines where code outside the plug-ins names a modality in a literal ("image", "text", "audio"):
     comparisons, conditional expressions, dict keys and lookups, arguments. Docstrings may name them."""
     tree = ast.parse(source, where)
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
-    return sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Constant)
-                   and node.value in MODALITY_NAMES and id(node) not in docstrings})
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return sorted(
+        {
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in MODALITY_NAMES and id(node) not in docstrings
+        }
+    )
 
 
 def _cycle(graph):
@@ -128,7 +149,7 @@ def _cycle(graph):
             if child.startswith(node + "."):
                 continue
             if state.get(child) == "open":
-                return stack[stack.index(child):] + [child]
+                return stack[stack.index(child) :] + [child]
             if child not in state:
                 found = visit(child, stack)
                 if found:
@@ -153,14 +174,18 @@ def test_every_module_has_a_layer_and_imports_only_downward():
 
 
 def test_the_layer_check_can_fail():
-    graph = {"keras_tl.core.utils.paths": {"keras_tl.core.train.training"},  # up
-             "keras_tl.core.train.training": {"keras_tl.core.evaluation.plots"},  # sideways, same layer
-             "keras_tl.image.data": {"keras_tl.text.data"},  # one plug-in into another
-             "keras_tl.core.models.heads": {"keras_tl.core.contract.errors"},  # down: fine
-             "keras_tl.core.train.features": {"keras_tl.core.train.resume"}}  # own group: fine
-    assert layer_violations(graph) == ["keras_tl.core.train.training -> keras_tl.core.evaluation.plots",
-                                       "keras_tl.core.utils.paths -> keras_tl.core.train.training",
-                                       "keras_tl.image.data -> keras_tl.text.data"]
+    graph = {
+        "keras_tl.core.utils.paths": {"keras_tl.core.train.training"},  # up
+        "keras_tl.core.train.training": {"keras_tl.core.evaluation.plots"},  # sideways, same layer
+        "keras_tl.image.data": {"keras_tl.text.data"},  # one plug-in into another
+        "keras_tl.core.models.heads": {"keras_tl.core.contract.errors"},  # down: fine
+        "keras_tl.core.train.features": {"keras_tl.core.train.resume"},
+    }  # own group: fine
+    assert layer_violations(graph) == [
+        "keras_tl.core.train.training -> keras_tl.core.evaluation.plots",
+        "keras_tl.core.utils.paths -> keras_tl.core.train.training",
+        "keras_tl.image.data -> keras_tl.text.data",
+    ]
 
 
 def test_no_import_cycle():
@@ -179,25 +204,34 @@ def test_nothing_outside_the_plugins_names_a_modality():
     excepted)."""
     offenders = {}
     for module, path in _modules().items():
-        if module.startswith(PLUGINS + GENERATED) or module in ("keras_tl.core.contract.choices", "keras_tl.datasets",
-                                                                 "keras_tl.datasets.drums"):
+        if module.startswith(PLUGINS + GENERATED) or module in (
+            "keras_tl.core.contract.choices",
+            "keras_tl.datasets",
+            "keras_tl.datasets.drums",
+        ):
             continue
         source = open(path).read().splitlines()
-        lines = [n for n in modality_forks("\n".join(source), path)
-                 if (module, source[n - 1].strip().split("=")[0].strip()) not in NOT_A_MODALITY]
+        lines = [
+            n
+            for n in modality_forks("\n".join(source), path)
+            if (module, source[n - 1].strip().split("=")[0].strip()) not in NOT_A_MODALITY
+        ]
         if lines:
             offenders[module] = lines
     assert offenders == {}
 
 
-@pytest.mark.parametrize("snippet", [
-    'if modality.name == "text":\n    pass',
-    'kind = "text" if has_tokenizer else "image"',
-    'default = {"image": 224, "text": 128}[name]',
-    'ok = name in ("image", "audio")',
-    'plugin = get("audio")',
-    'key = {"auto": "image"}.get(config.modality, config.modality)',
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'if modality.name == "text":\n    pass',
+        'kind = "text" if has_tokenizer else "image"',
+        'default = {"image": 224, "text": 128}[name]',
+        'ok = name in ("image", "audio")',
+        'plugin = get("audio")',
+        'key = {"auto": "image"}.get(config.modality, config.modality)',
+    ],
+)
 def test_the_modality_check_catches_every_kind_of_fork(snippet):
     assert modality_forks(snippet) == [1]
 
@@ -213,20 +247,34 @@ def test_keras_objects_modules_import_nothing_that_imports_keras_half_way():
     import keras_tl
 
     graph, paths = _graph(), _modules()
-    keras_free = ("keras_tl.core.utils", "keras_tl.core.contract", "keras_tl.image.presets", "keras_tl.text.presets",
-                  "keras_tl.audio.presets", "keras_tl.assets", "keras_tl.core.data.multitask_labels")
+    keras_free = (
+        "keras_tl.core.utils",
+        "keras_tl.core.contract",
+        "keras_tl.image.presets",
+        "keras_tl.text.presets",
+        "keras_tl.audio.presets",
+        "keras_tl.assets",
+        "keras_tl.core.data.multitask_labels",
+    )
     for module in keras_tl.KERAS_OBJECT_MODULES:
         tree = ast.parse(open(paths[module]).read())
-        top = {alias.name if isinstance(node, ast.Import) else node.module
-               for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        top = {
+            alias.name if isinstance(node, ast.Import) else node.module
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
         bad = sorted(t for t in top if t and t.startswith("keras_tl") and not t.startswith(keras_free))
         assert not bad, f"{module} imports {bad} at module level"
         assert module in graph
 
 
 def test_no_module_over_the_line_limit():
-    long = {m: n for m, p in _modules().items()
-            if not m.startswith(GENERATED) and (n := sum(1 for _ in open(p))) > MAX_LINES}
+    long = {
+        m: n
+        for m, p in _modules().items()
+        if not m.startswith(GENERATED) and (n := sum(1 for _ in open(p))) > MAX_LINES
+    }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
@@ -277,8 +325,9 @@ def test_every_module_imports_on_its_own():
         "        sys.exit(name + ': ' + traceback.format_exc()[-2000:])\n"
         "print(len(" + repr(modules) + "))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(modules))
 
@@ -287,8 +336,10 @@ def test_private_apis_of_other_libraries_are_named_in_one_place():
     """Keras', LiteRT's and argparse's private names are used only in `keras_tl.core.utils.private`,
     which says why each is needed."""
     offenders = []
-    pattern = re.compile(r"\b(?:keras|interpreter|parser|argparse|layer|backbone|model|self|base)\._[a-z]\w*|"
-                         r"from keras\.src|import keras\.src")
+    pattern = re.compile(
+        r"\b(?:keras|interpreter|parser|argparse|layer|backbone|model|self|base)\._[a-z]\w*|"
+        r"from keras\.src|import keras\.src"
+    )
     for module, path in _modules().items():
         if module == "keras_tl.core.utils.private" or module.startswith(GENERATED):
             continue
@@ -310,10 +361,17 @@ def _modality_uses():
             if not isinstance(node, ast.Attribute):
                 continue
             value = node.value
-            if (isinstance(value, ast.Name) and value.id == "modality") or \
-                    (isinstance(value, ast.Attribute) and value.attr == "modality") or \
-                    (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "get"
-                     and isinstance(value.func.value, ast.Name) and value.func.value.id == "modalities"):
+            if (
+                (isinstance(value, ast.Name) and value.id == "modality")
+                or (isinstance(value, ast.Attribute) and value.attr == "modality")
+                or (
+                    isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == "get"
+                    and isinstance(value.func.value, ast.Name)
+                    and value.func.value.id == "modalities"
+                )
+            ):
                 used.add(node.attr)
     return used
 

@@ -16,11 +16,11 @@ import pytest
 import soundfile
 
 import keras_tl
-from keras_tl.core.data import Source
 from keras_tl import datasets
 from keras_tl.audio import backbones as audio_backbones
 from keras_tl.audio import data as audio_data
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.data import Source
 from keras_tl.core.models.heads import mean_per_item
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "aisfx_reference.npz")
@@ -37,9 +37,18 @@ def dominant_hz(wave, rate):
     return np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()]
 
 
-@pytest.mark.parametrize("fmt,subtype,lossless", [
-    ("WAV", "PCM_16", True), ("WAV", "PCM_24", True), ("WAV", "FLOAT", True), ("FLAC", "PCM_16", True),
-    ("AIFF", "PCM_16", True), ("OGG", "VORBIS", False), ("MP3", "MPEG_LAYER_III", False)])
+@pytest.mark.parametrize(
+    "fmt,subtype,lossless",
+    [
+        ("WAV", "PCM_16", True),
+        ("WAV", "PCM_24", True),
+        ("WAV", "FLOAT", True),
+        ("FLAC", "PCM_16", True),
+        ("AIFF", "PCM_16", True),
+        ("OGG", "VORBIS", False),
+        ("MP3", "MPEG_LAYER_III", False),
+    ],
+)
 @pytest.mark.parametrize("rate,channels", [(44100, 1), (48000, 2), (22050, 2)])
 def test_decodes_every_format_rate_and_channel_count(tmp_path, fmt, subtype, lossless, rate, channels):
     if fmt == "MP3" and rate == 22050:
@@ -82,7 +91,9 @@ def test_bad_audio_files_are_skipped_and_reported(tmp_path):
     for label in ("hum", "tone"):
         (tmp_path / label).mkdir()
         for i in range(3):
-            soundfile.write(str(tmp_path / label / f"good{i}.wav"), sine(16000, hz=220 if label == "hum" else 880), 16000)
+            soundfile.write(
+                str(tmp_path / label / f"good{i}.wav"), sine(16000, hz=220 if label == "hum" else 880), 16000
+            )
     (tmp_path / "hum" / "empty.wav").write_bytes(b"")
     (tmp_path / "hum" / "corrupt.flac").write_bytes(rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
     soundfile.write(str(tmp_path / "hum" / "silent.wav"), np.zeros(8000, np.float32), 16000)
@@ -113,8 +124,9 @@ def test_aisfx_port_reproduces_the_original_network_on_real_clips():
         with open(path, "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == str(digest), f"{path} is not the clip the reference used"
     samples = 99 * audio_backbones.FRONT_END.hop  # one 100-frame block, as the reference
-    waves = np.stack([np.pad(audio_data.decode(p, RATE), (0, samples - len(audio_data.decode(p, RATE))))
-                      for p in paths])
+    waves = np.stack(
+        [np.pad(audio_data.decode(p, RATE), (0, samples - len(audio_data.decode(p, RATE)))) for p in paths]
+    )
     model = keras_tl.build_classifier("aisfx_cnn9", num_classes=3, clip_seconds=samples / RATE, pooling="max").model
     log_mel = np.asarray(model.get_layer("log_mel")(waves))[..., 0]
     np.testing.assert_allclose(log_mel, reference["log_mel"], rtol=0, atol=1e-5)  # librosa's spectrogram
@@ -155,7 +167,9 @@ def test_missing_aisfx_package_says_how_to_install_it(tmp_path, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no converted weights cached there
-    monkeypatch.setattr(imports.importlib.util, "find_spec", lambda name, *a: None if name == "aisfx" else real(name, *a))
+    monkeypatch.setattr(
+        imports.importlib.util, "find_spec", lambda name, *a: None if name == "aisfx" else real(name, *a)
+    )
     with pytest.raises(keras_tl.WeightsUnavailableError, match=r"keras-tl assets install.*pip install --no-deps aisfx"):
         audio_backbones.aisfx_weights()
 
@@ -262,7 +276,7 @@ def test_waveform_augmentation_delays_inverts_and_adds_noise_on_training_batches
     tone[0] = 0  # A silent window stays silent.
     noisy = run({"noise_snr_db": [20.0, 30.0]}, waves=tone)
     noise = noisy[1:] - tone[1:]
-    snr = 10 * np.log10(np.mean(tone[1:] ** 2, axis=1) / np.mean(noise ** 2, axis=1))
+    snr = 10 * np.log10(np.mean(tone[1:] ** 2, axis=1) / np.mean(noise**2, axis=1))
     assert np.all(noisy[0] == 0) and 19.0 < snr.min() and snr.max() < 31.0 and snr.max() - snr.min() > 5
     # Fresh draws every epoch, the same sequence for the same seed, clipped to [-1, 1].
     params = resolve_audio_augment("strong")
@@ -294,8 +308,16 @@ def test_balanced_class_weights_count_windows_not_files(tmp_path):
     paths = [os.path.join(folder, f) for name in groups for f in groups[name]]
     labels = np.repeat([0, 1], [len(groups["ambi"]), len(groups["elec"])])
     source = Source(["ambi", "elec"], paths, labels, modality="audio")
-    config = TrainConfig(backbone="aisfx_cnn9", out=str(tmp_path / "run"), clip_seconds=0.5, batch_size=16,
-                         strategy="feature_extraction", head_epochs=1, val_split=0.25, test_split=0.25)
+    config = TrainConfig(
+        backbone="aisfx_cnn9",
+        out=str(tmp_path / "run"),
+        clip_seconds=0.5,
+        batch_size=16,
+        strategy="feature_extraction",
+        head_epochs=1,
+        val_split=0.25,
+        test_split=0.25,
+    )
     result = keras_tl.train(config, source)
     train = keras_tl.workflow.rundir.load_split(result.run_dir, "train")
     _, owners = audio_data.item_windows(train.items, int(0.5 * RATE), RATE)
@@ -324,18 +346,33 @@ def test_gain_is_refused_because_the_front_end_hears_every_level_alike():
 def test_audio_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
     from invariants import run_transfer_test
 
-    config = TrainConfig(backbone="aisfx_cnn9", out=str(tmp_path / "run"), clip_seconds=0.25, batch_size=4,
-                         head_epochs=1, fine_tune_epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
+    config = TrainConfig(
+        backbone="aisfx_cnn9",
+        out=str(tmp_path / "run"),
+        clip_seconds=0.25,
+        batch_size=4,
+        head_epochs=1,
+        fine_tune_epochs=1,
+        unfreeze="blocks:1",
+        early_stopping_patience=None,
+    )
     task = run_transfer_test(config, tiny_drums(), tmp_path, monkeypatch, policies=["all", "top:4", "blocks:1"])
     assert task.model.input_shape == (None, 11025)
 
 
-@pytest.mark.parametrize("changes,match", [
-    ({"image_size": 64}, "image_size"), ({"augment_params": {"rotation": 0.1}}, "audio augmentation parameters"),
-    ({"augment_params": {"noise_snr_db": [40, 20]}}, "noise_snr_db"), ({"augment_on": "model"}, "augment_on"),
-    ({"clip_seconds": 0.1}, "clip_seconds"),
-    ({"pooling": "cls"}, "pooling"), ({"weights": "imagenet.h5"}, "weights"), ({"data": "nowhere/"}, "not found"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"image_size": 64}, "image_size"),
+        ({"augment_params": {"rotation": 0.1}}, "audio augmentation parameters"),
+        ({"augment_params": {"noise_snr_db": [40, 20]}}, "noise_snr_db"),
+        ({"augment_on": "model"}, "augment_on"),
+        ({"clip_seconds": 0.1}, "clip_seconds"),
+        ({"pooling": "cls"}, "pooling"),
+        ({"weights": "imagenet.h5"}, "weights"),
+        ({"data": "nowhere/"}, "not found"),
+    ],
+)
 def test_audio_configs_are_checked_before_any_work(tmp_path, changes, match):
     config = TrainConfig(**{"backbone": "aisfx_cnn9", "data": str(tmp_path), "out": str(tmp_path / "run"), **changes})
     with pytest.raises(ValueError, match=match):
@@ -358,7 +395,7 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     rows = []
     for split, indices in source.predefined.items():
         for c in range(3):
-            for i in indices[source.labels[indices] == c][:5 if split == "train" else 2]:
+            for i in indices[source.labels[indices] == c][: 5 if split == "train" else 2]:
                 rows.append({"path": source.items[i], "label": source.class_names[c], "split": split})
     manifest = tmp_path / "drums.csv"
     with open(manifest, "w", newline="") as f:
@@ -366,16 +403,50 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
         writer.writeheader()
         writer.writerows(rows)
     run = str(tmp_path / "run")
-    keras_tl_cli("train", "--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5",
-                 "--head-epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--unfreeze", "blocks:1",
-                 "--pooling", "max", "--compare-scratch", "--augment", "standard", "--augmented-views", "2", "--out", run)
+    keras_tl_cli(
+        "train",
+        "--data",
+        str(manifest),
+        "--backbone",
+        "aisfx_cnn9",
+        "--clip-seconds",
+        "0.5",
+        "--head-epochs",
+        "2",
+        "--fine-tune-epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--unfreeze",
+        "blocks:1",
+        "--pooling",
+        "max",
+        "--compare-scratch",
+        "--augment",
+        "standard",
+        "--augmented-views",
+        "2",
+        "--out",
+        run,
+    )
     metrics = json.load(open(os.path.join(run, "metrics.json")))
     assert "augment: standard" in open(os.path.join(run, "config.yaml")).read()
     assert metrics["confusion_matrix"] and sum(map(sum, metrics["confusion_matrix"])) == 6  # files, not windows
     assert "scratch" in metrics and os.path.isfile(os.path.join(run, "confident_errors.png"))
     grid = str(tmp_path / "batch.png")
-    keras_tl_cli("show-batch", "--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5",
-                 "--augment", "strong", "--png", grid)
+    keras_tl_cli(
+        "show-batch",
+        "--data",
+        str(manifest),
+        "--backbone",
+        "aisfx_cnn9",
+        "--clip-seconds",
+        "0.5",
+        "--augment",
+        "strong",
+        "--png",
+        grid,
+    )
     assert os.path.getsize(grid) > 10_000
     clip = [r["path"] for r in rows if r["split"] == "test"][0]
     printed = json.loads(keras_tl_cli("predict", run, clip, "--top-k", "2").strip().splitlines()[-1])
@@ -397,8 +468,9 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     options = mp_audio.AudioClassifierOptions(base_options=BaseOptions(model_asset_path=result.path))
     with mp_audio.AudioClassifier.create_from_options(options) as classifier:
         answers = [classifier.classify(AudioData.create_from_array(w, 44100))[0] for w in windows]
-    scores = np.array([[c.score for c in sorted(a.classifications[0].categories, key=lambda c: c.index)]
-                       for a in answers])
+    scores = np.array(
+        [[c.score for c in sorted(a.classifications[0].categories, key=lambda c: c.index)] for a in answers]
+    )
     names = [a.classifications[0].categories[0].category_name for a in answers]
     reference = task.predict(windows)
     np.testing.assert_allclose(scores, reference, atol=1e-4)
@@ -417,8 +489,6 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     import base64
 
     from conftest import fake_tf_serving
-
-    from keras_tl.core.export import serving
 
     signature = tf.saved_model.load(served.path).signatures["serving_wav"]
 

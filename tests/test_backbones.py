@@ -5,11 +5,21 @@ import numpy as np
 import pytest
 
 from keras_tl.core.contract import registry
-from keras_tl.image import backbones
 from keras_tl.core.contract.errors import WeightsUnavailableError
+from keras_tl.image import backbones
 
-HEAVY = {"nasnet_large", "convnext_large", "convnext_xlarge", "efficientnet_b7", "efficientnet_v2_l",
-         "efficientnet_v2_m", "resnet152", "resnet152_v2", "inception_resnet_v2", "densenet201"}
+HEAVY = {
+    "nasnet_large",
+    "convnext_large",
+    "convnext_xlarge",
+    "efficientnet_b7",
+    "efficientnet_v2_l",
+    "efficientnet_v2_m",
+    "resnet152",
+    "resnet152_v2",
+    "inception_resnet_v2",
+    "densenet201",
+}
 
 
 def test_registry_covers_every_keras_application():

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from conftest import local_pretrained_weights, write_image_folder
 
 from keras_tl.cli import main
-from conftest import local_pretrained_weights, write_image_folder
 
 
 def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, capsys):
@@ -17,13 +17,39 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"backbone": "mobilenet_v2", "batch_size": 8, "schedule": "constant"}))
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--data", root, "--weights", weights,
-                 "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(config),
+            "--data",
+            root,
+            "--weights",
+            weights,
+            "--image-size",
+            "32",
+            "--head-epochs",
+            "1",
+            "--fine-tune-epochs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     files = set(os.listdir(out))
-    assert {"config.yaml", "classes.json", "splits.json", "data_report.json", "history.json",
-            "history_phase1.csv", "history_phase2.csv", "best.weights.h5", "model.keras",
-            "metrics.json"} <= files
+    assert {
+        "config.yaml",
+        "classes.json",
+        "splits.json",
+        "data_report.json",
+        "history.json",
+        "history_phase1.csv",
+        "history_phase2.csv",
+        "best.weights.h5",
+        "model.keras",
+        "metrics.json",
+    } <= files
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["image_size"] == 32 and resolved["batch_size"] == 8 and resolved["problem"] == "multiclass"
     history = json.loads((out / "history.json").read_text())
@@ -36,7 +62,10 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     assert sum(r["support"] for r in metrics["per_class"].values()) == metrics["num_examples"]
     report = json.loads((out / "data_report.json").read_text())
     assert report["imbalance"]["method"] == "class_weights" and set(metrics["class_weights"]) == {
-        "class_0", "class_1", "class_2"}
+        "class_0",
+        "class_1",
+        "class_2",
+    }
     splits = json.loads((out / "splits.json").read_text())
     assert not set(splits["train"]["items"]) & set(splits["test"]["items"])
 
@@ -62,8 +91,9 @@ def test_bad_config_fails_fast_with_exit_code_2(tmp_path, capsys):
 
 
 def test_backbones_listing_via_console_script():
-    result = subprocess.run([sys.executable, "-m", "keras_tl", "backbones", "efficientnet_b*"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_tl", "backbones", "efficientnet_b*"], capture_output=True, text=True, check=True
+    )
     rows = [l.split() for l in result.stdout.strip().splitlines()[1:] if l.split()[1:2] == ["image"]]
     assert [r[0] for r in rows] == [f"efficientnet_b{i}" for i in range(8)]
 
@@ -75,8 +105,7 @@ def test_show_batch_writes_a_grid(tmp_path):
     grids = {}
     for augment in ("none", "strong"):
         png = tmp_path / f"batch_{augment}.png"
-        assert main(["show-batch", "--data", root, "--augment", augment, "--image-size", "32",
-                     "--png", str(png)]) == 0
+        assert main(["show-batch", "--data", root, "--augment", augment, "--image-size", "32", "--png", str(png)]) == 0
         with Image.open(png) as image:
             grids[augment] = np.asarray(image.convert("L"), np.float32)
     assert grids["none"].shape == grids["strong"].shape and grids["none"].std() > 10  # Not a blank page.
@@ -90,8 +119,28 @@ def test_multilabel_manifest_trains_end_to_end(tmp_path):
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     weights = local_pretrained_weights(tmp_path)
     out = tmp_path / "ml"
-    assert main(["train", "--data", str(tmp_path / "m.csv"), "--weights", weights, "--image-size", "32",
-                 "--head-epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "m.csv"),
+                "--weights",
+                weights,
+                "--image-size",
+                "32",
+                "--head-epochs",
+                "1",
+                "--fine-tune-epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert yaml.safe_load((out / "config.yaml").read_text())["problem"] == "multilabel"
     assert {"subset_accuracy", "hamming_accuracy", "micro_f1", "thresholds"} <= set(metrics)
@@ -105,10 +154,10 @@ def test_impossible_requests_are_usage_errors_before_any_work(tmp_path, capsys):
     assert main(["train", "--config", str(bad_yaml), "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert f"{str(bad_yaml)!r} is not valid YAML" in capsys.readouterr().err
     # --int8-io without int8 used to write a float file named _uint8io.
-    assert main(["export", str(tmp_path / "no_run"), "--format", "tflite", "--quantize", "dynamic",
-                 "--int8-io"]) == 2
+    assert main(["export", str(tmp_path / "no_run"), "--format", "tflite", "--quantize", "dynamic", "--int8-io"]) == 2
     assert "`--int8-io` (uint8 input/output) needs --quantize 'int8'. Received: --quantize 'dynamic'" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "r").exists() and not os.path.exists("exported_models/no_run")
 
 
@@ -128,22 +177,37 @@ def test_show_batch_refuses_a_text_encoder(tmp_path, capsys):
 def test_help_lists_every_choice_the_validation_accepts():
     from keras_tl.core.contract import choices
 
-    help_text = " ".join(subprocess.run([sys.executable, "-m", "keras_tl", "train", "--help"], capture_output=True,
-                                        text=True, check=True).stdout.split())
-    for values in (choices.STRATEGIES, choices.PROBLEMS, choices.SCHEDULES, choices.OPTIMIZERS, choices.BALANCES,
-                   choices.CACHES, choices.DISTRIBUTIONS, choices.AUGMENT_LEVELS, choices.POOLINGS):
+    help_text = " ".join(
+        subprocess.run(
+            [sys.executable, "-m", "keras_tl", "train", "--help"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    for values in (
+        choices.STRATEGIES,
+        choices.PROBLEMS,
+        choices.SCHEDULES,
+        choices.OPTIMIZERS,
+        choices.BALANCES,
+        choices.CACHES,
+        choices.DISTRIBUTIONS,
+        choices.AUGMENT_LEVELS,
+        choices.POOLINGS,
+    ):
         assert " | ".join(values) in help_text, values
 
 
 def test_tensorflow_start_up_lines_stay_out_of_the_terminal():
     """The native lines (cudart_stub, cpu_feature_guard, absl) that TF_CPP_MIN_LOG_LEVEL alone misses."""
-    script = "from keras_tl.core.utils import quiet; quiet.start_tensorflow(); import tensorflow as tf; print(tf.add(1, 2))"
+    script = (
+        "from keras_tl.core.utils import quiet; quiet.start_tensorflow(); import tensorflow as tf; print(tf.add(1, 2))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert quiet.returncode == 0 and "3" in quiet.stdout
     assert quiet.stderr == ""
-    loud = subprocess.run([sys.executable, "-c", "import tensorflow as tf; print(tf.add(1, 2))"],
-                          capture_output=True, text=True, env=env)
+    loud = subprocess.run(
+        [sys.executable, "-c", "import tensorflow as tf; print(tf.add(1, 2))"], capture_output=True, text=True, env=env
+    )
     assert loud.stderr.strip(), "plain TensorFlow prints start-up lines here; the check above must mean something"
 
 

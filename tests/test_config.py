@@ -1,8 +1,9 @@
 import pytest
-
-from keras_tl.core.contract.config import TrainConfig, parse_unfreeze
-from keras_tl.workflow import check_config, train
 from conftest import tiny_config, write_image_folder
+
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.fields import parse_unfreeze
+from keras_tl.workflow import check_config, train
 
 
 @pytest.mark.parametrize(
@@ -21,7 +22,10 @@ from conftest import tiny_config, write_image_folder
         (dict(val_split=0.5, test_split=0.5), "must leave examples for training"),
         (dict(dense_units=[0]), "`dense_units` must be a list of positive integers"),
         (dict(monitor="val_f1"), "`monitor` must be one of ['val_loss', 'val_accuracy']. Received: monitor='val_f1'"),
-        (dict(augment="heavy"), "`augment` must be one of ['none', 'light', 'standard', 'strong']. Received: augment='heavy'"),
+        (
+            dict(augment="heavy"),
+            "`augment` must be one of ['none', 'light', 'standard', 'strong']. Received: augment='heavy'",
+        ),
     ],
 )
 def test_bad_fields_name_value_and_allowed(overrides, message):
@@ -53,7 +57,9 @@ def test_unknown_backbone_lists_available(tmp_path):
 
 def test_image_size_below_backbone_minimum(tmp_path):
     config = tiny_config(tmp_path, backbone="inception_v3", image_size=64, data=str(tmp_path))
-    with pytest.raises(ValueError, match=r"`image_size` 64 is smaller than backbone 'inception_v3' allows \(minimum 75px\)"):
+    with pytest.raises(
+        ValueError, match=r"`image_size` 64 is smaller than backbone 'inception_v3' allows \(minimum 75px\)"
+    ):
         check_config(config)
 
 
@@ -95,11 +101,14 @@ def test_auto_modality_picks_text_for_text_encoders(tmp_path):
     assert is_text(tiny_config(tmp_path, backbone="mobilenet_v2", modality="text"))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(weights="imagenet"), r"`weights` is 'pretrained' for every backbone's own pretrained weights"),
-    (dict(unfreeze="from:typo"), r"unfreeze='from:typo' names no layer or block.*block_16"),
-    (dict(unfreeze="blocks:99"), r"unfreeze='blocks:99' but the backbone has 16 blocks: \['block_1'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(weights="imagenet"), r"`weights` is 'pretrained' for every backbone's own pretrained weights"),
+        (dict(unfreeze="from:typo"), r"unfreeze='from:typo' names no layer or block.*block_16"),
+        (dict(unfreeze="blocks:99"), r"unfreeze='blocks:99' but the backbone has 16 blocks: \['block_1'"),
+    ],
+)
 def test_late_errors_now_fail_before_any_file_is_written(tmp_path, overrides, message):
     """Each of these used to fail only after the run directory (or phase 1) existed."""
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=6)
@@ -112,8 +121,14 @@ def test_late_errors_now_fail_before_any_file_is_written(tmp_path, overrides, me
 def test_an_image_run_refuses_audio_augmentation_parameters_before_work(tmp_path):
     import keras_tl
 
-    config = TrainConfig(data=str(tmp_path), backbone="mobilenet_v3_small", weights="none", out=str(tmp_path / "run"),
-                         augment="light", augment_params={"gain_db": 3})
+    config = TrainConfig(
+        data=str(tmp_path),
+        backbone="mobilenet_v3_small",
+        weights="none",
+        out=str(tmp_path / "run"),
+        augment="light",
+        augment_params={"gain_db": 3},
+    )
     with pytest.raises(keras_tl.ConfigError, match=r"Unknown image augmentation parameters \['gain_db'\]"):
         keras_tl.train(config)
     assert not (tmp_path / "run").exists()

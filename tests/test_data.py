@@ -2,14 +2,13 @@ import os
 
 import numpy as np
 import pytest
+from conftest import write_image_folder
 from PIL import Image
 
 import keras_tl
-
 from keras_tl import datasets
 from keras_tl.core import data as core_data
 from keras_tl.image import data
-from conftest import write_image_folder
 
 
 def test_split_is_stratified_and_reproducible():
@@ -122,8 +121,11 @@ def test_each_augmentation_layer_draws_with_its_own_seed():
     layers = augment.image_layers(resolve_augment("strong"), 32, seed=42)
     seeds = [layer.seed for layer in layers if getattr(layer, "seed", None) is not None]
     assert len(seeds) >= 6 and len(set(seeds)) == len(seeds)
-    assert seeds == [layer.seed for layer in augment.image_layers(resolve_augment("strong"), 32, seed=42)
-                     if getattr(layer, "seed", None) is not None]  # Still one run seed: reproducible.
+    assert seeds == [
+        layer.seed
+        for layer in augment.image_layers(resolve_augment("strong"), 32, seed=42)
+        if getattr(layer, "seed", None) is not None
+    ]  # Still one run seed: reproducible.
 
 
 def test_pipeline_yields_uint8_at_size_and_augments_training_only():
@@ -204,15 +206,25 @@ def test_manifest_multilabel_with_splits_and_a_missing_file(tmp_path):
 
 def test_manifest_without_label_column_is_refused(tmp_path):
     (tmp_path / "m.csv").write_text("file,class\na.png,x\n")
-    with pytest.raises(ValueError, match=r"needs 'path' and 'label' columns \(or 'label:<head>' columns.*Received columns: \['file', 'class'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"needs 'path' and 'label' columns \(or 'label:<head>' columns.*Received columns: \['file', 'class'\]",
+    ):
         data.from_manifest(str(tmp_path / "m.csv"))
 
 
 def test_oversampling_draws_classes_equally():
     labels = np.array([0] * 90 + [1] * 10)
     images = np.zeros((100, 8, 8, 3), np.uint8)
-    ds = data.make_dataset(core_data.Split(images, labels), image_size=8, batch_size=100, num_classes=2,
-                           training=True, oversample=True, seed=3)
+    ds = data.make_dataset(
+        core_data.Split(images, labels),
+        image_size=8,
+        batch_size=100,
+        num_classes=2,
+        training=True,
+        oversample=True,
+        seed=3,
+    )
     drawn = np.concatenate([y.numpy().argmax(-1) for _ in range(5) for _, y in ds])
     assert len(drawn) == 500
     assert 0.4 < drawn.mean() < 0.6  # Class 1 is 10% of the data but ~half of the draws.
@@ -226,8 +238,16 @@ def test_strong_policy_mixes_targets_and_overrides_apply():
         resolve_augment("light", {"blur": 1})
     images = (np.random.default_rng(0).random((16, 32, 32, 3)) * 255).astype(np.uint8)
     split = core_data.Split(images, np.arange(16) % 4)
-    ds = data.make_dataset(split, image_size=32, batch_size=16, num_classes=4, training=True,
-                           augment="strong", augment_params={"mixup_alpha": 0.4}, seed=0)
+    ds = data.make_dataset(
+        split,
+        image_size=32,
+        batch_size=16,
+        num_classes=4,
+        training=True,
+        augment="strong",
+        augment_params={"mixup_alpha": 0.4},
+        seed=0,
+    )
     x, y = next(iter(ds))
     y = y.numpy()
     assert x.dtype == np.uint8 and x.shape == (16, 32, 32, 3)
@@ -242,12 +262,12 @@ def test_disk_cache_serves_the_decoded_images_after_the_files_change(tmp_path):
     split = core_data.Split(files, np.array([0, 0, 1, 1]))
     os.makedirs(tmp_path / "cache")
     ds = data.make_dataset(split, image_size=8, batch_size=4, num_classes=2, cache=str(tmp_path / "cache" / "c"))
-    (first, _), = list(ds)  # One whole pass writes the cache.
+    ((first, _),) = list(ds)  # One whole pass writes the cache.
     first = first.numpy()
     assert any(f.startswith("c") for f in os.listdir(tmp_path / "cache"))
     for path in files:  # Every file now holds another picture.
         Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(path)
-    (again, _), = list(ds)
+    ((again, _),) = list(ds)
     again = again.numpy()
     np.testing.assert_array_equal(again, first)
     fresh = next(iter(data.make_dataset(split, image_size=8, batch_size=4, num_classes=2, cache="none")))[0].numpy()

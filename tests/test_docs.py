@@ -18,7 +18,9 @@ import shutil
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCUMENTS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "guides", "*.md")))
+DOCUMENTS = ["README.md"] + sorted(
+    os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "guides", "*.md"))
+)
 BLOCK = re.compile(r"(?:<!-- docs-test: (?P<note>.*?) -->\n)?```(?P<lang>[\w-]*)\n(?P<code>.*?)^```", re.S | re.M)
 
 # What the tests change in a block so that it runs in seconds: fewer epochs, smaller inputs.
@@ -101,8 +103,15 @@ def docs_workspace(tmp_path_factory):
 
 def test_documents_have_blocks_and_the_workspace_has_what_they_name(docs_workspace):
     assert len(DOCUMENTS) >= 9 and all(blocks(d) for d in DOCUMENTS)
-    for name in ("photos/defective/cell_00.png", "photos/functional/cell_00.png", "texts.csv",
-                 "sounds/kick/bd_haus.flac", "sounds/snare/sn_dolf.flac", "mono/functional", "poly/defective"):
+    for name in (
+        "photos/defective/cell_00.png",
+        "photos/functional/cell_00.png",
+        "texts.csv",
+        "sounds/kick/bd_haus.flac",
+        "sounds/snare/sn_dolf.flac",
+        "mono/functional",
+        "poly/defective",
+    ):
         assert os.path.exists(docs_workspace / name), name
 
 
@@ -123,7 +132,7 @@ def test_every_block_runs_as_written(document, docs_workspace, monkeypatch, caps
             elif lang == "bash":
                 for words in commands(code):
                     if "keras-tl" in words:
-                        cli_parser.build().parse_args(words[words.index("keras-tl") + 1:])
+                        cli_parser.build().parse_args(words[words.index("keras-tl") + 1 :])
             continue
         code = shrink(code)
         if lang == "python":
@@ -146,8 +155,10 @@ def test_the_configuration_reference_is_the_one_the_config_declares():
 
     with open(os.path.join(ROOT, "docs", "guides", "configuration.md"), encoding="utf-8") as f:
         committed = f.read()
-    assert committed == reference() + "\n", ("docs/guides/configuration.md is stale: regenerate it with "
-                                             "python -c \"from keras_tl.core.contract.config import reference; print(reference())\"")
+    assert committed == reference() + "\n", (
+        "docs/guides/configuration.md is stale: regenerate it with "
+        'python -c "from keras_tl.core.contract.config import reference; print(reference())"'
+    )
 
 
 DOTTED = re.compile(r"\bkeras_tl(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -177,11 +188,20 @@ def cited_names():
     """`{file: dotted keras_tl names}` the prose and code cite: README, guides, ARCHITECTURE,
     CONTRIBUTING, the notebooks' generator, bench scripts and the package's own docstrings and
     comments (CHANGELOG names the old names on purpose)."""
-    files = ["README.md", "CONTRIBUTING.md", "docs/ARCHITECTURE.md", "docs/benchmarks.md", "notebooks/make_notebooks.py"]
+    files = [
+        "README.md",
+        "CONTRIBUTING.md",
+        "docs/ARCHITECTURE.md",
+        "docs/benchmarks.md",
+        "notebooks/make_notebooks.py",
+    ]
     files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "guides", "*.md"))]
     files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "bench", "*.py"))]
-    files += [os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "keras_tl", "**", "*.py"), recursive=True)
-              if "_vendor" not in p]
+    files += [
+        os.path.relpath(p, ROOT)
+        for p in glob.glob(os.path.join(ROOT, "keras_tl", "**", "*.py"), recursive=True)
+        if "_vendor" not in p
+    ]
     cited = {}
     for path in files:
         with open(os.path.join(ROOT, path), encoding="utf-8") as f:

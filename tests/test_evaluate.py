@@ -21,8 +21,9 @@ def test_metrics_match_hand_computation_with_a_never_predicted_class():
 
 
 def test_binary_threshold_and_top_k():
-    m = classification_metrics(np.array([0, 1, 1, 0]), np.array([[0.2], [0.7], [0.4], [0.6]]), ["no", "yes"],
-                               threshold=0.5)
+    m = classification_metrics(
+        np.array([0, 1, 1, 0]), np.array([[0.2], [0.7], [0.4], [0.6]]), ["no", "yes"], threshold=0.5
+    )
     assert m["threshold"] == 0.5 and m["accuracy"] == 0.5
     assert m["confusion_matrix"] == [[1, 1], [1, 1]]
     probs = np.array([[0.5, 0.3, 0.1, 0.05, 0.03, 0.02]] * 2)

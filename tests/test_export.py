@@ -6,22 +6,28 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import fake_tf_serving, local_grpc_serving, local_pretrained_weights, tiny_config
 
 import keras_tl
 from keras_tl import datasets, workflow
-from keras_tl.core.export import formats as export
-from keras_tl.core.export import litert
-from keras_tl.core.export import serving
 from keras_tl.cli import main
-from conftest import fake_tf_serving, local_grpc_serving, local_pretrained_weights, tiny_config
+from keras_tl.core.export import formats as export
+from keras_tl.core.export import litert, serving
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export_run")
     weights = local_pretrained_weights(tmp)
-    config = tiny_config(tmp, weights=weights, head_epochs=3, fine_tune_epochs=1, head_lr=5e-3,
-                         fine_tune_lr=1e-4, out=str(tmp / "digits3"))
+    config = tiny_config(
+        tmp,
+        weights=weights,
+        head_epochs=3,
+        fine_tune_epochs=1,
+        head_lr=5e-3,
+        fine_tune_lr=1e-4,
+        out=str(tmp / "digits3"),
+    )
     workflow.train(config, datasets.load_digits([0, 1, 2]))
     return str(tmp / "digits3")
 
@@ -121,8 +127,7 @@ def test_tflite_variants_agree_and_are_evaluated(run_dir, tmp_path, quantize):
 
 def test_int8_io_and_size(run_dir, tmp_path):
     float32 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="none")
-    int8 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", int8_io=True,
-                               min_agreement=0.6)
+    int8 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", int8_io=True, min_agreement=0.6)
     interpreter = litert.load(int8.path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.uint8
@@ -172,7 +177,10 @@ def test_grpc_client_against_local_prediction_service(run_dir, tmp_path, capsys)
         answers = serving.predict(address, "digits", files, version=1)
         request = requests[-1]
         assert (request.model_spec.name, request.model_spec.signature_name, request.model_spec.version.value) == (
-            "digits", "serving_default", 1)
+            "digits",
+            "serving_default",
+            1,
+        )
         assert tf.make_ndarray(request.inputs["image_bytes"]).shape == (3,)
         reference = model.predict(images, verbose=0)
         np.testing.assert_allclose([a["probabilities"] for a in answers], reference, atol=1e-4)

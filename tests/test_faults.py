@@ -7,13 +7,13 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from conftest import local_pretrained_weights, tiny_arrays, tiny_config, write_image_folder
 from PIL import Image
 
 import keras_tl
 from keras_tl.cli import main
 from keras_tl.core.train import training
 from keras_tl.image.data import from_arrays
-from conftest import local_pretrained_weights, tiny_arrays, tiny_config, write_image_folder
 
 
 def _loss_turning_nan_after(batches):
@@ -45,22 +45,48 @@ def nan_after_three_batches(monkeypatch):
 def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path, nan_after_three_batches, capsys):
     root = write_image_folder(tmp_path / "data", num_classes=3, per_class=10, size=32)
     out = tmp_path / "run"
-    code = main(["train", "--data", root, "--backbone", "mobilenet_v2", "--weights",
-                 local_pretrained_weights(tmp_path), "--image-size", "32", "--batch-size", "16",
-                 "--head-epochs", "5", "--fine-tune-epochs", "1", "--head-lr", "0.01", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--data",
+            root,
+            "--backbone",
+            "mobilenet_v2",
+            "--weights",
+            local_pretrained_weights(tmp_path),
+            "--image-size",
+            "32",
+            "--batch-size",
+            "16",
+            "--head-epochs",
+            "5",
+            "--fine-tune-epochs",
+            "1",
+            "--head-lr",
+            "0.01",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "Training diverged: the loss became nan in phase1, epoch 2, batch 1, at learning rate 0.01" in err
     assert "Try a lower rate, e.g. --head-lr 0.001" in err
     failure = json.loads((out / "failure.json").read_text())
-    assert (failure["phase"], failure["epoch"], failure["batch"], failure["rate_setting"]) == ("phase1", 2, 1, "head_lr")
+    assert (failure["phase"], failure["epoch"], failure["batch"], failure["rate_setting"]) == (
+        "phase1",
+        2,
+        1,
+        "head_lr",
+    )
     assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()  # nothing NaN published
     # The kept weights are those of the end of epoch 1: the saved file gives epoch 1's val_loss again.
     rows = [r.split(",") for r in (out / "history_phase1.csv").read_text().splitlines()]
     epoch1, epoch2 = dict(zip(rows[0], rows[1])), dict(zip(rows[0], rows[2]))
     assert len(rows) == 3 and epoch1["loss"] != "nan" and epoch2["loss"] == "nan"
-    model = keras_tl.build_classifier("mobilenet_v2", num_classes=3, weights=local_pretrained_weights(tmp_path),
-                                      image_size=32).model
+    model = keras_tl.build_classifier(
+        "mobilenet_v2", num_classes=3, weights=local_pretrained_weights(tmp_path), image_size=32
+    ).model
     model.load_weights(str(out / "last_good.weights.h5"))
     assert all(np.isfinite(w).all() for w in model.get_weights())
     val = keras_tl.workflow.rundir.load_split(str(out), "val")
@@ -70,16 +96,39 @@ def test_nan_loss_stops_the_run_keeps_the_last_good_weights_and_exits_1(tmp_path
     assert float(np.mean(loss)) == pytest.approx(float(epoch1["val_loss"]), rel=1e-3)
 
     # Re-running the same command says what the directory holds instead of mixing a second run in.
-    assert main(["train", "--data", root, "--backbone", "mobilenet_v2", "--weights",
-                 local_pretrained_weights(tmp_path), "--image-size", "32", "--batch-size", "16",
-                 "--head-epochs", "5", "--fine-tune-epochs", "1", "--head-lr", "0.01", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                root,
+                "--backbone",
+                "mobilenet_v2",
+                "--weights",
+                local_pretrained_weights(tmp_path),
+                "--image-size",
+                "32",
+                "--batch-size",
+                "16",
+                "--head-epochs",
+                "5",
+                "--fine-tune-epochs",
+                "1",
+                "--head-lr",
+                "0.01",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "holds an unfinished run of this same config (it stopped: loss nan in phase1 epoch 2;" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def _config(tmp_path, **overrides):
-    return tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction",
-                       **overrides)
+    return tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction", **overrides)
 
 
 def test_existing_run_directory_is_never_overwritten_or_mixed(tmp_path, capsys):
@@ -88,8 +137,11 @@ def test_existing_run_directory_is_never_overwritten_or_mixed(tmp_path, capsys):
     model_file = os.path.join(first.run_dir, "model.keras")
     stamp = os.stat(model_file).st_mtime_ns
 
-    with pytest.raises(keras_tl.RunExistsError, match=r"already holds a run with another config \(head_lr: "
-                                                      r"0\.001 -> 0\.01\)") as other:
+    with pytest.raises(
+        keras_tl.RunExistsError,
+        match=r"already holds a run with another config \(head_lr: "
+        r"0\.001 -> 0\.01\)",
+    ) as other:
         keras_tl.train(_config(tmp_path, head_lr=0.01), source)
     assert not other.value.finished
     with pytest.raises(keras_tl.RunExistsError, match="holds a finished run of this same config") as same:
@@ -108,8 +160,23 @@ def test_existing_run_directory_is_never_overwritten_or_mixed(tmp_path, capsys):
 
     # The CLI reports a finished run as a success with nothing to do.
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=6, size=32)
-    args = ["train", "--data", root, "--backbone", "mobilenet_v2", "--weights", "none", "--image-size", "32",
-            "--strategy", "feature_extraction", "--head-epochs", "1", "--out", str(tmp_path / "cli_run")]
+    args = [
+        "train",
+        "--data",
+        root,
+        "--backbone",
+        "mobilenet_v2",
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--strategy",
+        "feature_extraction",
+        "--head-epochs",
+        "1",
+        "--out",
+        str(tmp_path / "cli_run"),
+    ]
     assert main(args) == 0
     capsys.readouterr()
     assert main(args) == 0
@@ -152,8 +219,9 @@ keras_tl.train(config, from_arrays(*tiny_arrays(3, 12)), target=target)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", ["feature_cache=True",
-                                   "feature_cache=False, monitor='val_accuracy', domain_adaptation='dann'"])
+@pytest.mark.parametrize(
+    "extra", ["feature_cache=True", "feature_cache=False, monitor='val_accuracy', domain_adaptation='dann'"]
+)
 def test_a_run_killed_in_each_phase_resumes_to_the_same_weights(tmp_path, extra):
     """kill -9 after phase 1's 2nd epoch, again after phase 2's 1st (epoch 5), then the same command:
     the finished run equals an uninterrupted one (weights, histories); the second case without the

@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
-
-import keras_tl
-from keras_tl.cli import main
 from conftest import write_image_folder
+
+from keras_tl.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,16 +18,28 @@ def _python(script, *args):
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=ROOT)
 
 
-@pytest.mark.parametrize("argv", [
-    ["--help"], ["backbones"], ["backbones", "--offline"], ["train", "--data", "/no/such/folder"],
-    ["train", "--data", ".", "--backbone", "resnet9000"], ["train", "--data", ".", "--fine-tune-epochs", "-1"],
-    ["export", "no_run", "--keep-versions", "0"], ["predict", "no_run", "x.png"], ["train", "--head-lr=nan"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["backbones"],
+        ["backbones", "--offline"],
+        ["train", "--data", "/no/such/folder"],
+        ["train", "--data", ".", "--backbone", "resnet9000"],
+        ["train", "--data", ".", "--fine-tune-epochs", "-1"],
+        ["export", "no_run", "--keep-versions", "0"],
+        ["predict", "no_run", "x.png"],
+        ["train", "--head-lr=nan"],
+    ],
+)
 def test_usage_errors_and_listings_answer_without_importing_tensorflow(argv):
     """A usage error took 7-15 s: TensorFlow was imported before the arguments were checked."""
-    done = _python("import sys\nfrom keras_tl.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
-                   "except SystemExit as e:\n    code = e.code\n"
-                   "print('tensorflow' in sys.modules, 'keras' in sys.modules, code)", *argv)
+    done = _python(
+        "import sys\nfrom keras_tl.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, code)",
+        *argv,
+    )
     assert done.stdout.strip().splitlines()[-1] in ("False False 0", "False False 2"), (argv, done.stdout, done.stderr)
 
 
@@ -99,8 +110,7 @@ def test_quickstart_reports_finished_runs_instead_of_retraining(tmp_path, monkey
 def test_rank_writes_its_table_where_it_says(tmp_path, capsys, monkeypatch):
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=6, size=32)
     monkeypatch.chdir(tmp_path)
-    assert main(["rank", "--backbones", "efficientnet_lite0", "--data", root, "--image-size", "32",
-                 "--no-random"]) == 0
+    assert main(["rank", "--backbones", "efficientnet_lite0", "--data", root, "--image-size", "32", "--no-random"]) == 0
     out = capsys.readouterr().out
     assert "rank table: runs/rank/rank.md" in out
     rows = json.loads((tmp_path / "runs" / "rank" / "rank.json").read_text())
@@ -109,9 +119,11 @@ def test_rank_writes_its_table_where_it_says(tmp_path, capsys, monkeypatch):
 
 def test_the_python_api_keeps_tensorflow_quiet(tmp_path):
     """`import keras_tl` then any call printed TensorFlow's start-up lines and `cuInit` twice."""
-    script = ("import keras_tl, numpy as np\n"
-              "m = keras_tl.build_classifier('efficientnet_lite0', num_classes=2, image_size=32).model\n"
-              "print(m.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape)\n")
+    script = (
+        "import keras_tl, numpy as np\n"
+        "m = keras_tl.build_classifier('efficientnet_lite0', num_classes=2, image_size=32).model\n"
+        "print(m.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape)\n"
+    )
     done = _python(script)
     assert done.returncode == 0 and "(1, 1)" in done.stdout, done.stderr[-2000:]  # Two classes: one sigmoid.
     assert done.stderr == "", done.stderr[-2000:]
@@ -122,9 +134,30 @@ def test_progress_bars_write_no_escape_codes_into_a_log(tmp_path):
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=6, size=32)
     log = tmp_path / "train.log"
     with open(log, "w") as f:
-        done = subprocess.run([sys.executable, "-m", "keras_tl", "train", "--data", root, "--weights", "none",
-                               "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1", "--out",
-                               str(tmp_path / "run")], stdout=f, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "keras_tl",
+                "train",
+                "--data",
+                root,
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--head-epochs",
+                "1",
+                "--fine-tune-epochs",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
     text = log.read_text()
     assert done.returncode == 0, done.stderr[-1000:]
     assert "Epoch 2/2" in text and " - val_loss: " in text  # One plain line per epoch.

@@ -8,20 +8,17 @@ import socket
 import keras
 import numpy as np
 import pytest
-
-import keras_tl
+from conftest import tiny_arrays, tiny_config
 from PIL import Image
 
+import keras_tl
 from keras_tl import datasets, workflow
-from keras_tl.core.contract import registry
-from keras_tl.image import backbones
 from keras_tl.core import data as core_data
-from keras_tl.image import data
-from keras_tl.image import imported
-from keras_tl.weights import imports
+from keras_tl.core.contract import registry
 from keras_tl.core.models.heads import get_backbone
+from keras_tl.image import backbones, data, imported
+from keras_tl.weights import imports
 from keras_tl.weights.torch_weights import load_state_dict
-from conftest import tiny_arrays, tiny_config
 
 # ImageNet class indices (the sorted-synset order Keras and torchvision share).
 EXPECTED = {
@@ -34,6 +31,7 @@ EXPECTED = {
 @pytest.fixture
 def offline(monkeypatch):
     """Any attempt to open a network connection fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args}")
 
@@ -52,8 +50,9 @@ def _photo(name, size=224):
     return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
-@pytest.mark.parametrize("importer, params", [("torchvision_mobilenet_v2", 3_538_984),
-                                             ("efficientnet_lite0", 4_694_024)])
+@pytest.mark.parametrize(
+    "importer, params", [("torchvision_mobilenet_v2", 3_538_984), ("efficientnet_lite0", 4_694_024)]
+)
 def test_imported_weights_label_real_photos(importer, params, offline):
     model = imported.classifier(importer)
     assert model.count_params() == params  # every checkpoint tensor (incl. BN statistics), nothing else
@@ -74,8 +73,9 @@ def test_imported_backbone_fine_tunes_in_two_phases(tmp_path, monkeypatch, offli
     assert set(result.histories) == {"phase1", "phase2"}
     backbone = get_backbone(result.model)
     # BatchNorm is frozen in phase 2, so its statistics are still torchvision's.
-    np.testing.assert_allclose(backbone.get_layer("bn_Conv1").moving_mean.numpy(),
-                               state["features.0.1.running_mean"], rtol=1e-6)
+    np.testing.assert_allclose(
+        backbone.get_layer("bn_Conv1").moving_mean.numpy(), state["features.0.1.running_mean"], rtol=1e-6
+    )
     assert backbone.get_layer("bn_Conv1").epsilon == 1e-5
 
 
@@ -163,7 +163,7 @@ def _torch_conv(x, weight, stride, pad, groups=1):
     out = np.zeros((height, width, out_channels), np.float64)
     for i in range(kh):
         for j in range(kw):
-            patch = x[i:i + stride * height:stride, j:j + stride * width:stride]  # (H, W, C)
+            patch = x[i : i + stride * height : stride, j : j + stride * width : stride]  # (H, W, C)
             if groups == 1:
                 out += patch @ weight[:, :, i, j].T
             else:  # depthwise: one filter per channel
@@ -179,12 +179,34 @@ def _bn_relu6(x, state, prefix, eps):
 @pytest.mark.parametrize(
     "importer, mode, layers, stem_pad, eps",
     [
-        ("torchvision_mobilenet_v2", "torch",
-         ("Conv1_relu", "features.0.0", "features.0.1", "expanded_conv_depthwise_relu", "features.1.conv.0.0",
-          "features.1.conv.0.1"), ((1, 1), (1, 1)), 1e-5),
-        ("efficientnet_lite0", "lite",
-         ("stem_activation", "_conv_stem", "_bn0", "block1a_activation", "_blocks.0._depthwise_conv",
-          "_blocks.0._bn1"), ((0, 1), (0, 1)), 1e-3),
+        (
+            "torchvision_mobilenet_v2",
+            "torch",
+            (
+                "Conv1_relu",
+                "features.0.0",
+                "features.0.1",
+                "expanded_conv_depthwise_relu",
+                "features.1.conv.0.0",
+                "features.1.conv.0.1",
+            ),
+            ((1, 1), (1, 1)),
+            1e-5,
+        ),
+        (
+            "efficientnet_lite0",
+            "lite",
+            (
+                "stem_activation",
+                "_conv_stem",
+                "_bn0",
+                "block1a_activation",
+                "_blocks.0._depthwise_conv",
+                "_blocks.0._bn1",
+            ),
+            ((0, 1), (0, 1)),
+            1e-3,
+        ),
     ],
 )
 def test_imported_first_layers_match_a_numpy_reference(importer, mode, layers, stem_pad, eps, offline):
@@ -196,8 +218,9 @@ def test_imported_first_layers_match_a_numpy_reference(importer, mode, layers, s
     photo = _photo("chelsea", 64).astype(np.float32)
     x = np.asarray(keras_tl_preprocess(mode)(photo[None]))[0].astype(np.float64)
     stem = _bn_relu6(_torch_conv(x, state[f"{stem_conv}.weight"], 2, stem_pad), state, stem_bn, eps)
-    dw = _bn_relu6(_torch_conv(stem, state[f"{dw_conv}.weight"], 1, ((1, 1), (1, 1)), groups=stem.shape[-1]),
-                   state, dw_bn, eps)
+    dw = _bn_relu6(
+        _torch_conv(stem, state[f"{dw_conv}.weight"], 1, ((1, 1), (1, 1)), groups=stem.shape[-1]), state, dw_bn, eps
+    )
     probe = keras.Model(network.input, [network.get_layer(stem_out).output, network.get_layer(dw_out).output])
     keras_stem, keras_dw = probe.predict(x[None].astype(np.float32), verbose=0)
     np.testing.assert_allclose(keras_stem[0], stem, atol=2e-4)
@@ -215,10 +238,12 @@ def test_hed_vgg16_import_loads_every_conv_into_vgg16(tmp_path, offline):
     state = imports.read_keras_weights(imports.locate("hed_vgg16"))
     model = keras_tl_build("vgg16", path)
     backbone = get_backbone(model)
-    np.testing.assert_array_equal(backbone.get_layer("block1_conv1").kernel.numpy(),
-                                  state["block1/layers/conv2d/vars/0"])
-    np.testing.assert_array_equal(backbone.get_layer("block5_conv3").bias.numpy(),
-                                  state["block5/layers/conv2d_2/vars/1"])
+    np.testing.assert_array_equal(
+        backbone.get_layer("block1_conv1").kernel.numpy(), state["block1/layers/conv2d/vars/0"]
+    )
+    np.testing.assert_array_equal(
+        backbone.get_layer("block5_conv3").bias.numpy(), state["block5/layers/conv2d_2/vars/1"]
+    )
     with pytest.raises(ValueError, match="no ImageNet classifier"):
         imported.classifier("hed_vgg16")
 

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-
-from keras_tl.core.contract import registry
-from keras_tl.core import data as core_data
-from keras_tl.image import data
-from keras_tl.core.models.heads import get_backbone
-from keras_tl.image.model import build_model
-from keras_tl.core.train.training import fine_tune
 from conftest import tiny_arrays, tiny_config
+
+from keras_tl.core import data as core_data
+from keras_tl.core.contract import registry
+from keras_tl.core.models.heads import get_backbone
+from keras_tl.core.train.training import fine_tune
+from keras_tl.image import data
+from keras_tl.image.model import build_model
 
 
 @pytest.fixture
@@ -17,8 +17,12 @@ def local_preset(tmp_path):
     import keras_hub
 
     backbone = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 32],
-        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
         image_shape=(None, None, 3),
     )
     converter = keras_hub.layers.ResNetImageConverter(image_size=(40, 40), scale=1 / 255.0)
@@ -45,8 +49,13 @@ def test_local_preset_loads_its_weights_and_fine_tunes(tmp_path, local_preset):
     kwargs = dict(image_size=40, batch_size=8, num_classes=3)
     config = tiny_config(tmp_path, backbone=path, weights="pretrained", image_size=40, unfreeze="top:10")
     before = [w.numpy().copy() for w in loaded.weights]
-    histories = fine_tune(model, data.make_dataset(split, training=True, **kwargs),
-                          data.make_dataset(split, **kwargs), config, steps_per_epoch=3)
+    histories = fine_tune(
+        model,
+        data.make_dataset(split, training=True, **kwargs),
+        data.make_dataset(split, **kwargs),
+        config,
+        steps_per_epoch=3,
+    )
     assert set(histories) == {"phase1", "phase2"}
     changed = [not np.array_equal(a, w.numpy()) for a, w in zip(before, loaded.weights)]
     assert any(changed) and not changed[0]  # top:10 left the stem convolution frozen.

@@ -5,10 +5,10 @@ import os
 import keras
 import numpy as np
 import pytest
+from conftest import local_pretrained_weights, write_image_folder
 
 from keras_tl.cli import main
 from keras_tl.core.train import lr_finder
-from conftest import local_pretrained_weights, write_image_folder
 
 
 def test_smoothing_and_suggestion_on_a_known_curve():
@@ -31,8 +31,10 @@ def test_sweep_records_each_batch_loss_and_puts_the_model_back():
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(keras.optimizers.Adam(1e-7), "categorical_crossentropy")
     before = [w.copy() for w in model.get_weights()]
-    expected = [float(np.mean(keras.losses.categorical_crossentropy(y[i:i + 16], model.predict(x[i:i + 16], verbose=0))))
-                for i in range(0, 64, 16)]
+    expected = [
+        float(np.mean(keras.losses.categorical_crossentropy(y[i : i + 16], model.predict(x[i : i + 16], verbose=0))))
+        for i in range(0, 64, 16)
+    ]
     result = lr_finder.sweep(model, dataset, min_lr=1e-7, max_lr=10, steps=60, verbose=0)
     # At 1e-7 the weights barely move: the first batches' losses are those of the initial model.
     np.testing.assert_allclose(result["losses"][:4], expected, rtol=1e-3)
@@ -49,9 +51,28 @@ def test_sweep_records_each_batch_loss_and_puts_the_model_back():
 def test_lr_find_cli_plots_and_prints_a_rate(tmp_path, capsys):
     root = write_image_folder(tmp_path / "data", num_classes=3, per_class=10, size=32)
     png = tmp_path / "lr.png"
-    assert main(["lr-find", "--data", root, "--backbone", "mobilenet_v2", "--weights",
-                 local_pretrained_weights(tmp_path), "--image-size", "32", "--batch-size", "8",
-                 "--steps", "30", "--png", str(png)]) == 0
+    assert (
+        main(
+            [
+                "lr-find",
+                "--data",
+                root,
+                "--backbone",
+                "mobilenet_v2",
+                "--weights",
+                local_pretrained_weights(tmp_path),
+                "--image-size",
+                "32",
+                "--batch-size",
+                "8",
+                "--steps",
+                "30",
+                "--png",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "suggested head_lr=" in out and png.is_file() and os.path.getsize(png) > 10_000
     rate = float(out.split("suggested head_lr=")[1].split()[0])
@@ -64,12 +85,14 @@ def test_lr_find_cli_plots_and_prints_a_rate(tmp_path, capsys):
 def test_head_lr_and_fine_tune_lr_find_inside_a_run(tmp_path, capsys):
     import json
 
-    import keras_tl
     from conftest import tiny_config
+
+    import keras_tl
     from keras_tl import datasets
 
-    config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), head_lr="find", fine_tune_lr="find",
-                         batch_size=8)
+    config = tiny_config(
+        tmp_path, weights=local_pretrained_weights(tmp_path), head_lr="find", fine_tune_lr="find", batch_size=8
+    )
     source = datasets.load_digits([0, 1, 2])
     result = keras_tl.train(config, source)
     found = json.loads(open(os.path.join(result.run_dir, "lr_find.json")).read())

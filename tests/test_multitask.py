@@ -10,26 +10,26 @@ import yaml
 from conftest import TINY_SIZE, tiny_config
 
 from keras_tl import cli, datasets, workflow
-from keras_tl.core.export import formats as export
-from keras_tl.core.export import litert
-from keras_tl.core.data import multitask_labels
-from keras_tl.core.models import multitask
-from keras_tl.core.export import tflite_metadata
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.data import Source, multitask_labels
 from keras_tl.core.evaluation.evaluate import classification_metrics, evaluate_predictions
-from keras_tl.core.data import Source
+from keras_tl.core.export import litert, tflite_metadata
+from keras_tl.core.models import multitask
 
 
 def test_labels_from_columns_blocks_and_missing_labels():
-    names, labels = multitask_labels.labels_from_columns({"grade": ["0", "1", None, "1"],
-                                                   "kind": ["mono", "poly", "poly", ""]})
+    names, labels = multitask_labels.labels_from_columns(
+        {"grade": ["0", "1", None, "1"], "kind": ["mono", "poly", "poly", ""]}
+    )
     assert names == ["grade:0", "grade:1", "kind:mono", "kind:poly"]
     assert labels.tolist() == [[1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 1], [0, 1, 0, 0]]
     assert multitask_labels.heads_of(names) == [("grade", ["0", "1"], 0, 2), ("kind", ["mono", "poly"], 2, 4)]
     assert multitask_labels.looks_multitask(names, labels)
     assert not multitask_labels.looks_multitask(["a", "b"], np.eye(2, dtype=int))
-    assert {h: v.tolist() for h, v in multitask_labels.head_labels(labels, names).items()} == \
-        {"grade": [0, 1, -1, 1], "kind": [0, 1, 1, -1]}
+    assert {h: v.tolist() for h, v in multitask_labels.head_labels(labels, names).items()} == {
+        "grade": [0, 1, -1, 1],
+        "kind": [0, 1, 1, -1],
+    }
     with pytest.raises(ValueError, match="no label for any head"):
         multitask_labels.labels_from_columns({"a": ["x", "y", None], "b": ["u", "v", None]})
     with pytest.raises(ValueError, match="identifier"):
@@ -37,14 +37,16 @@ def test_labels_from_columns_blocks_and_missing_labels():
     with pytest.raises(ValueError, match="at least 2 heads"):
         multitask_labels.labels_from_columns({"a": ["x", "y"]})
     # A list of classes gives one row several classes of a head, which makes that head multi-label.
-    names, labels = multitask_labels.labels_from_columns({"grade": ["0", "1", None], "tags": [["crack", "finger"], "crack",
-                                                                                         ["dark"]]})
+    names, labels = multitask_labels.labels_from_columns(
+        {"grade": ["0", "1", None], "tags": [["crack", "finger"], "crack", ["dark"]]}
+    )
     assert names == ["grade:0", "grade:1", "tags:crack", "tags:dark", "tags:finger"]
     assert labels.tolist() == [[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0]]
     assert multitask_labels.head_kinds(names, labels) == {"grade": "multiclass", "tags": "multilabel"}
     assert multitask_labels.looks_multitask(names, labels)
-    assert multitask_labels.row_heads({"label:a": " x ; y ;", "label:b": "", "label:c": ["u"]},
-                               ["label:a", "label:b", "label:c"]) == {"a": ["x", "y"], "b": None, "c": "u"}
+    assert multitask_labels.row_heads(
+        {"label:a": " x ; y ;", "label:b": "", "label:c": ["u"]}, ["label:a", "label:b", "label:c"]
+    ) == {"a": ["x", "y"], "b": None, "c": "u"}
 
 
 def _tiny_multitask_model(blocks=((3,), (2,))):
@@ -67,8 +69,7 @@ def test_masked_loss_sends_no_gradient_from_rows_missing_a_heads_label():
     def grads(rows):
         with tf.GradientTape() as tape:
             value = tf.reduce_sum(loss.call(tf.constant(y[rows]), model(x[rows])))
-        return {v.path: g for v, g in zip(model.trainable_variables,
-                                          tape.gradient(value, model.trainable_variables))}
+        return {v.path: g for v, g in zip(model.trainable_variables, tape.gradient(value, model.trainable_variables))}
 
     only_b = grads(slice(3, 6))  # No row labels head a: its layer gets exactly zero gradient.
     assert np.all(only_b["predictions_a/kernel"].numpy() == 0) and np.any(only_b["predictions_b/kernel"].numpy() != 0)
@@ -80,8 +81,9 @@ def test_masked_loss_sends_no_gradient_from_rows_missing_a_heads_label():
     expected = np.where(np.arange(6) < 3, 2.0 * -np.log(p[:, 0]), 0.5 * -np.log(p[:, 4]))
     np.testing.assert_allclose(weighted.numpy(), expected, rtol=1e-5)
     # Class weights (balanced) count while training and not while validating, as `fit(class_weight=)`.
-    balanced = multitask.MaskedHeadLoss(multitask.blocks_of(model), [1.0, 1.0],
-                                        class_weights=[[3.0, 1.0, 1.0], [1.0, 0.25]])
+    balanced = multitask.MaskedHeadLoss(
+        multitask.blocks_of(model), [1.0, 1.0], class_weights=[[3.0, 1.0, 1.0], [1.0, 0.25]]
+    )
     model.compile(loss=balanced)
     (switch,) = multitask.callbacks_for(model)
     training = balanced.call(tf.constant(y), tf.constant(p)).numpy()
@@ -97,7 +99,9 @@ def test_masked_loss_sends_no_gradient_from_rows_missing_a_heads_label():
 def test_head_accuracy_and_evaluation_against_hand_counts():
     names = ["a:0", "a:1", "a:2", "b:no", "b:yes"]
     y = np.array([[1, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]])
-    p = np.array([[.8, .1, .1, .3, .7], [.6, .3, .1, .5, .5], [.1, .1, .8, .9, .1], [.3, .3, .4, .6, .4]])
+    p = np.array(
+        [[0.8, 0.1, 0.1, 0.3, 0.7], [0.6, 0.3, 0.1, 0.5, 0.5], [0.1, 0.1, 0.8, 0.9, 0.1], [0.3, 0.3, 0.4, 0.6, 0.4]]
+    )
     blocks = [("a", 0, 3), ("b", 3, 5)]
     pooled, per_a = multitask.HeadAccuracy(blocks), multitask.HeadAccuracy(blocks[:1], name="a_accuracy")
     for metric in (pooled, per_a):
@@ -141,8 +145,17 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
     bce = -np.mean(y[:, 3:] * np.log(p[:, 3:]) + (1 - y[:, 3:]) * np.log(1 - p[:, 3:]), axis=1)
     expected = np.where(np.arange(6) < 3, -np.log(p[:, 1]), 2.0 * bce)
     np.testing.assert_allclose(loss.call(tf.constant(y), tf.constant(p)).numpy(), expected, rtol=1e-5)
-    q = np.array([[.1, .8, .1, .9, .9], [.7, .2, .1, .1, .1], [.2, .7, .1, .1, .1],
-                  [.3, .3, .4, .9, .2], [.3, .3, .4, .6, .4], [.3, .3, .4, .4, .6]], "float32")
+    q = np.array(
+        [
+            [0.1, 0.8, 0.1, 0.9, 0.9],
+            [0.7, 0.2, 0.1, 0.1, 0.1],
+            [0.2, 0.7, 0.1, 0.1, 0.1],
+            [0.3, 0.3, 0.4, 0.9, 0.2],
+            [0.3, 0.3, 0.4, 0.6, 0.4],
+            [0.3, 0.3, 0.4, 0.4, 0.6],
+        ],
+        "float32",
+    )
     pooled, tags = metrics[0], metrics[2]
     for metric in (pooled, tags):
         metric.update_state(y, q)
@@ -184,10 +197,13 @@ def _digit_heads(missing=0.3):
     source = datasets.load_digits([0, 1, 2, 3])
     digits = [source.class_names[i] for i in source.labels]
     drop = np.random.default_rng(0).random(len(digits)) < missing
-    names, labels = multitask_labels.labels_from_columns({
-        "digit": [None if d else x for x, d in zip(digits, drop)],
-        "parity": ["even" if int(x) % 2 == 0 else "odd" for x in digits],
-        "strokes": [STROKES[x] for x in digits]})
+    names, labels = multitask_labels.labels_from_columns(
+        {
+            "digit": [None if d else x for x, d in zip(digits, drop)],
+            "parity": ["even" if int(x) % 2 == 0 else "odd" for x in digits],
+            "strokes": [STROKES[x] for x in digits],
+        }
+    )
     return Source(names, source.items, labels, modality="image")
 
 
@@ -195,9 +211,16 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     """One backbone, three heads (one with missing labels, one multi-label): cached frozen phase,
     unfrozen phase, per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports
     that agree with Keras per head; MediaPipe's ImageClassifier reads every head with its labels."""
-    config = tiny_config(tmp_path, backbone="efficientnet_lite0", weights="pretrained", head_epochs=3, fine_tune_epochs=1,
-                         head_weights={"digit": 1.0, "parity": 0.5, "strokes": 1.0}, monitor="val_accuracy",
-                         compare_scratch=True)
+    config = tiny_config(
+        tmp_path,
+        backbone="efficientnet_lite0",
+        weights="pretrained",
+        head_epochs=3,
+        fine_tune_epochs=1,
+        head_weights={"digit": 1.0, "parity": 0.5, "strokes": 1.0},
+        monitor="val_accuracy",
+        compare_scratch=True,
+    )
     result = workflow.train(config, _digit_heads())
     metrics = result.metrics
     assert result.config.problem == "multitask" and set(metrics["heads"]) == {"digit", "parity", "strokes"}
@@ -222,8 +245,9 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     out = str(tmp_path / "exported")
     for fmt in ("keras", "saved_model", "tflite"):
         exported = workflow.export_run(result.run_dir, fmt, out=out, name="heads")
-        checks = [c for c in exported.check.values() if isinstance(c, dict)] if fmt == "saved_model" \
-            else [exported.check]
+        checks = (
+            [c for c in exported.check.values() if isinstance(c, dict)] if fmt == "saved_model" else [exported.check]
+        )
         assert len(checks) >= 1 and all(c["top1_agreement"] == 1.0 for c in checks), exported.check
     import tensorflow as tf
 
@@ -236,8 +260,9 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     np.testing.assert_allclose(answer["digit_probabilities"].numpy(), reference[:, :4], atol=1e-4)
     np.testing.assert_allclose(answer["parity_probabilities"].numpy(), reference[:, 4:6], atol=1e-4)
     np.testing.assert_allclose(answer["strokes_probabilities"].numpy(), reference[:, 6:], atol=1e-4)
-    assert [s.decode() for s in answer["parity_label"].numpy()] == \
-        [["even", "odd"][i] for i in reference[:, 4:6].argmax(1)]
+    assert [s.decode() for s in answer["parity_label"].numpy()] == [
+        ["even", "odd"][i] for i in reference[:, 4:6].argmax(1)
+    ]
     path = os.path.join(out, "heads", "tflite", "heads_none.tflite")
     np.testing.assert_allclose(litert.tflite_predict(path, images), reference, atol=1e-4)
     metadata, files = tflite_metadata.read(open(path, "rb").read())
@@ -260,7 +285,10 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     image_file = tmp_path / "digit.png"
     tf.io.write_file(str(image_file), tf.io.encode_png(images[0]))
     (top,) = workflow.predict(result.run_dir, [str(image_file)], top_k=1)
-    assert set(top) == {"digit", "parity", "strokes"} and top["parity"][0][0] == ["even", "odd"][reference[0, 4:6].argmax()]
+    assert (
+        set(top) == {"digit", "parity", "strokes"}
+        and top["parity"][0][0] == ["even", "odd"][reference[0, 4:6].argmax()]
+    )
 
 
 def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
@@ -280,20 +308,42 @@ def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
     from keras_tl.image.data import load_source
 
     loaded = load_source(str(tmp_path / "data.csv"))
-    assert loaded.class_names[:3] == ["digit:0", "digit:1", "digit:2"] and loaded.class_names[3:] == ["size:big",
-                                                                                                     "size:small"]
+    assert loaded.class_names[:3] == ["digit:0", "digit:1", "digit:2"] and loaded.class_names[3:] == [
+        "size:big",
+        "size:small",
+    ]
     assert multitask_labels.looks_multitask(loaded.class_names, loaded.labels)
     assert loaded.labels[0, :3].sum() == 0 and loaded.labels[1, :3].sum() == 1
     assert [(os.path.basename(p), reason) for p, reason in loaded.skipped] == [
-        ("missing.png", "file not found"), ("0.png", "row 63: no label in any of ['digit', 'size']")]
+        ("missing.png", "file not found"),
+        ("0.png", "row 63: no label in any of ['digit', 'size']"),
+    ]
     (tmp_path / "tags.csv").write_text("path,label:digit,label:tags\n1.png,1,thin;tall\n2.png,2,wide\n3.png,,tall\n")
     tagged = load_source(str(tmp_path / "tags.csv"))  # "thin;tall": the tags head is multi-label
     assert tagged.class_names == ["digit:1", "digit:2", "tags:tall", "tags:thin", "tags:wide"]
     assert tagged.labels.tolist() == [[1, 0, 1, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]]
     out = tmp_path / "cli_run"
-    code = cli.main(["train", "--data", str(tmp_path / "data.csv"), "--backbone", "mobilenet_v2", "--weights", "none",
-                     "--image-size", str(TINY_SIZE), "--head-epochs", "1", "--fine-tune-epochs", "0", "--out", str(out),
-                     "--head-weights", "digit=1,size=0.5"])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "data.csv"),
+            "--backbone",
+            "mobilenet_v2",
+            "--weights",
+            "none",
+            "--image-size",
+            str(TINY_SIZE),
+            "--head-epochs",
+            "1",
+            "--fine-tune-epochs",
+            "0",
+            "--out",
+            str(out),
+            "--head-weights",
+            "digit=1,size=0.5",
+        ]
+    )
     assert code == 0
     metrics = json.load(open(out / "metrics.json"))
     assert set(metrics["heads"]) == {"digit", "size"}
@@ -346,8 +396,12 @@ def test_text_multitask_run_and_its_exports(tmp_path):
     assert multitask_labels.looks_multitask(source.class_names, source.labels) and len(source.items) == len(texts)
     assert source.labels[3, :3].sum() == 0 and source.labels[3, 3:].sum() == 1  # topic missing, article kept
     assert [reason for _, reason in source.skipped] == ["no label in any of ['topic', 'article']", "empty text"]
-    (tmp_path / "texts.jsonl").write_text("\n".join(json.dumps({"text": t, "label:topic": str(c), "label:article": a})
-                                                    for t, c, a in zip(texts[::5], topics[::5], articles[::5])))
+    (tmp_path / "texts.jsonl").write_text(
+        "\n".join(
+            json.dumps({"text": t, "label:topic": str(c), "label:article": a})
+            for t, c, a in zip(texts[::5], topics[::5], articles[::5])
+        )
+    )
     assert from_jsonl(str(tmp_path / "texts.jsonl")).class_names[0] == "topic:animals"
     (tmp_path / "both.csv").write_text("text,label,label:topic\nhello,x,y\n")
     with pytest.raises(ValueError, match="not both"):
@@ -355,12 +409,25 @@ def test_text_multitask_run_and_its_exports(tmp_path):
     (tmp_path / "several.csv").write_text("text,label:topic,label:article\nhello,0;1,a\nbye,1,other\n")
     several = from_csv(str(tmp_path / "several.csv"))  # "0;1": the topic head is multi-label
     assert several.labels.tolist() == [[1, 1, 1, 0], [0, 1, 0, 1]]
-    assert multitask_labels.head_kinds(several.class_names, several.labels) == {"topic": "multilabel", "article": "multiclass"}
+    assert multitask_labels.head_kinds(several.class_names, several.labels) == {
+        "topic": "multilabel",
+        "article": "multiclass",
+    }
 
     preset = tiny_bert_preset(tmp_path / "preset", texts)
-    config = TrainConfig(data=str(tmp_path / "texts.csv"), backbone=preset, weights="pretrained", sequence_length=32,
-                         head_epochs=10, fine_tune_epochs=1, head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
-                         early_stopping_patience=None, out=str(tmp_path / "run"))
+    config = TrainConfig(
+        data=str(tmp_path / "texts.csv"),
+        backbone=preset,
+        weights="pretrained",
+        sequence_length=32,
+        head_epochs=10,
+        fine_tune_epochs=1,
+        head_lr=3e-2,
+        fine_tune_lr=5e-3,
+        batch_size=16,
+        early_stopping_patience=None,
+        out=str(tmp_path / "run"),
+    )
     result = workflow.train(config)
     assert result.config.problem == "multitask" and set(result.metrics["heads"]) == {"topic", "article"}
     topic = result.metrics["heads"]["topic"]
@@ -389,23 +456,44 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
     rows = []
     for split, indices in source.predefined.items():
         for c, name in enumerate(source.class_names):
-            for n, i in enumerate(indices[source.labels[indices] == c][:6 if split == "train" else 2]):
+            for n, i in enumerate(indices[source.labels[indices] == c][: 6 if split == "train" else 2]):
                 missing = split == "train" and n % 3 == 2  # Every third training clip lacks its instrument.
-                rows.append({"path": source.items[i], "label:instrument": "" if missing else name,
-                             "label:family": family[name], "split": split})
+                rows.append(
+                    {
+                        "path": source.items[i],
+                        "label:instrument": "" if missing else name,
+                        "label:family": family[name],
+                        "split": split,
+                    }
+                )
     manifest = tmp_path / "drums.csv"
     with open(manifest, "w", newline="") as f:
         writer = csv.DictWriter(f, ["path", "label:instrument", "label:family", "split"])
         writer.writeheader()
         writer.writerows(rows)
-    config = TrainConfig(data=str(manifest), backbone="aisfx_cnn9", clip_seconds=0.5, pooling="max", batch_size=8,
-                         head_epochs=3, fine_tune_epochs=1, unfreeze="blocks:1", early_stopping_patience=None,
-                         out=str(tmp_path / "run"))
+    config = TrainConfig(
+        data=str(manifest),
+        backbone="aisfx_cnn9",
+        clip_seconds=0.5,
+        pooling="max",
+        batch_size=8,
+        head_epochs=3,
+        fine_tune_epochs=1,
+        unfreeze="blocks:1",
+        early_stopping_patience=None,
+        out=str(tmp_path / "run"),
+    )
     result = workflow.train(config)
     assert result.config.problem == "multitask" and set(result.metrics["heads"]) == {"instrument", "family"}
     task = workflow.load_run(result.run_dir)
-    assert task.class_names == ["instrument:cymbal", "instrument:hihat", "instrument:kick", "instrument:snare",
-                                "family:drum", "family:metal"]
+    assert task.class_names == [
+        "instrument:cymbal",
+        "instrument:hihat",
+        "instrument:kick",
+        "instrument:snare",
+        "family:drum",
+        "family:metal",
+    ]
     assert (task.model.input_shape, result.metrics["heads"]["family"]["num_examples"]) == ((None, 22050), 8)
     tests = [r["path"] for r in rows if r["split"] == "test"]
     windows = np.stack([audio_data.windows(audio_data.decode(p, 44100), 22050)[0] for p in tests])
@@ -413,11 +501,13 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
     out = str(tmp_path / "exported")
     served = workflow.export_run(result.run_dir, "saved_model", out=out, name="drum_heads")
     checks = {k: c for k, c in served.check.items() if isinstance(c, dict)}
-    assert {"serving_default", "serving_wav"} <= set(checks) and all(c["top1_agreement"] == 1.0
-                                                                     for c in checks.values()), served.check
+    assert {"serving_default", "serving_wav"} <= set(checks) and all(
+        c["top1_agreement"] == 1.0 for c in checks.values()
+    ), served.check
     signatures = tf.saved_model.load(served.path).signatures
-    answer = signatures["serving_default"](**{next(iter(signatures["serving_default"].structured_input_signature[1])):
-                                              tf.constant(windows)})
+    answer = signatures["serving_default"](
+        **{next(iter(signatures["serving_default"].structured_input_signature[1])): tf.constant(windows)}
+    )
     np.testing.assert_allclose(answer["instrument_probabilities"].numpy(), reference[:, :4], atol=1e-4)
     np.testing.assert_allclose(answer["family_probabilities"].numpy(), reference[:, 4:], atol=1e-4)
     wav = tf.audio.encode_wav(tf.constant(windows[0][:, None]), 44100).numpy()
@@ -440,5 +530,7 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
             (first, *_) = classifier.classify(AudioData.create_from_array(window, 44100))
             heads = {c.head_name: {k.category_name: k.score for k in c.categories} for c in first.classifications}
             assert heads["family"]["metal"] == pytest.approx(row[5], abs=1e-4)
-            assert max(heads["instrument"], key=heads["instrument"].get) == \
-                ["cymbal", "hihat", "kick", "snare"][row[:4].argmax()]
+            assert (
+                max(heads["instrument"], key=heads["instrument"].get)
+                == ["cymbal", "hihat", "kick", "snare"][row[:4].argmax()]
+            )

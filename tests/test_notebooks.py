@@ -14,6 +14,8 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(HERE, "*.ipynb")))
 sys.path.insert(0, HERE)
 import make_notebooks  # noqa: E402  (notebooks/make_notebooks.py)
 
+NATIVE_LOG = ("I0000", "W0000", "E0000", "WARNING: All log messages before absl")  # TensorFlow's C++ lines
+
 
 def test_there_are_notebooks():
     assert any(p.endswith("01_quickstart.ipynb") for p in NOTEBOOKS)
@@ -25,10 +27,16 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_TL_NOTEBOOK_OUT", str(tmp_path / "runs"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
 
 
@@ -51,6 +59,8 @@ def test_committed_notebook_has_its_outputs(path):
     assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
     outputs = [o for c in cells for o in c.outputs]
     assert outputs and not [o for o in outputs if o.output_type == "error"]
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert not [line for line in streams.splitlines() if line.startswith(NATIVE_LOG)]
     for cell in cells:
         if "plt.show()" in cell.source:
             assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source[:80]
@@ -73,6 +83,7 @@ def test_the_notebooks_extra_brings_what_the_notebooks_import():
     dependency of keras-tl or of the extra, or from one of theirs (IPython from ipykernel)."""
     import ast
     import importlib.metadata as metadata
+
     import tomllib
 
     with open(os.path.join(HERE, "..", "pyproject.toml"), "rb") as f:
@@ -91,8 +102,13 @@ def test_the_notebooks_extra_brings_what_the_notebooks_import():
             if kind != "code":
                 continue
             for node in ast.walk(ast.parse(source)):
-                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                           else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                modules = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module]
+                    if isinstance(node, ast.ImportFrom) and node.module
+                    else []
+                )
                 for module in modules:
                     top = module.split(".")[0]
                     if top in sys.stdlib_module_names or top == "keras_tl":
@@ -101,3 +117,30 @@ def test_the_notebooks_extra_brings_what_the_notebooks_import():
                     if not dists & reachable:
                         missing.setdefault(name, []).append(top)
     assert missing == {}
+
+
+def test_a_notebook_shows_no_tensorflow_start_up_lines(tmp_path, monkeypatch):
+    """A Jupyter kernel reads file descriptor 2 into the cells' output; the quiet import used to
+    silence another descriptor, so every notebook showed TensorFlow's start-up lines."""
+    # As a user's kernel starts: conftest sets TF_CPP_MIN_LOG_LEVEL, and ipykernel does not read
+    # descriptor 2 into the output while PYTEST_CURRENT_TEST is set.
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    cells = [
+        "import matplotlib.pyplot as plt\nimport keras_tl",
+        "source = keras_tl.datasets.load_digits([0, 1])\nprint(len(source.items))",
+        "classifier = keras_tl.build_classifier('mobilenet_v2', 2, weights='none', image_size=32)\n"
+        "print(classifier.model.name)",
+        # Descriptor 2 reaches the kernel through a pipe read by a thread: late lines land in a later cell.
+        "import time\ntime.sleep(3)\nprint('done')",
+    ]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    outputs = [o for cell in notebook.cells for o in cell.outputs if o.output_type == "stream"]
+    text = "".join(o.text for o in outputs)
+    assert "done" in text
+    assert not [line for line in text.splitlines() if line.startswith(NATIVE_LOG)], text

@@ -8,11 +8,11 @@ import pytest
 from conftest import tiny_bert_preset, tiny_texts, write_image_folder
 
 import keras_tl
-from keras_tl.core.data import Source
 from keras_tl import datasets
 from keras_tl.cli import main as cli
-from keras_tl.core.evaluation import transferability
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.data import Source
+from keras_tl.core.evaluation import transferability
 from keras_tl.text import data as text_data
 from keras_tl.workflow import ranking
 
@@ -41,8 +41,14 @@ def paper_logme(features, labels, tolerance=0.01, max_iterations=11):
             if np.abs(new_lam - lam) / lam < tolerance:
                 break
             lam = new_lam
-        evidence = (d / 2.0 * np.log(alpha) + n / 2.0 * np.log(beta) - 0.5 * np.sum(np.log(alpha + beta * s))
-                    - beta / 2.0 * beta_de - alpha / 2.0 * alpha_de - n / 2.0 * np.log(2 * np.pi))
+        evidence = (
+            d / 2.0 * np.log(alpha)
+            + n / 2.0 * np.log(beta)
+            - 0.5 * np.sum(np.log(alpha + beta * s))
+            - beta / 2.0 * beta_de
+            - alpha / 2.0 * alpha_de
+            - n / 2.0 * np.log(2 * np.pi)
+        )
         evidences.append(evidence / n)
     return float(np.mean(evidences))
 
@@ -61,9 +67,11 @@ def test_logme_equals_the_papers_code(n, d, k):
     # The reference code's stopping rule reproduces its numbers; iterated to convergence, the same
     # transcription and the vectorized one agree as well.
     assert transferability.logme(features, labels, tolerance=0.01, max_iterations=11) == pytest.approx(
-        paper_logme(features, labels), abs=1e-6)
+        paper_logme(features, labels), abs=1e-6
+    )
     assert transferability.logme(features, labels) == pytest.approx(
-        paper_logme(features, labels, tolerance=1e-10, max_iterations=1000), abs=1e-6)
+        paper_logme(features, labels, tolerance=1e-10, max_iterations=1000), abs=1e-6
+    )
 
 
 def test_logme_is_finite_when_the_features_fit_every_label():
@@ -76,7 +84,8 @@ def test_logme_is_finite_when_the_features_fit_every_label():
         assert np.isnan(paper_logme(features, labels, tolerance=1e-10, max_iterations=1000))
     assert np.isfinite(transferability.logme(features, labels))
     assert transferability.logme(features, labels, tolerance=0.01, max_iterations=11) == pytest.approx(
-        paper_logme(features, labels), abs=1e-6)  # Where the reference stays finite, the same value.
+        paper_logme(features, labels), abs=1e-6
+    )  # Where the reference stays finite, the same value.
 
 
 def test_logme_properties():
@@ -111,7 +120,7 @@ def test_linear_probe_is_exact_leave_one_out_and_kendall_tau_is_scipys():
         for i in range(len(x)):
             keep = np.arange(len(x)) != i
             probe = Ridge(alpha=ridge * eigenvalues.mean()).fit(x[keep], targets[keep])
-            hits.append(probe.predict(x[i:i + 1]).argmax() == labels[i])
+            hits.append(probe.predict(x[i : i + 1]).argmax() == labels[i])
         accuracy, error = transferability.linear_probe(features, labels, ridges=(ridge,))
         assert accuracy == pytest.approx(np.mean(hits), abs=1e-12)
         assert error == pytest.approx(np.sqrt(accuracy * (1 - accuracy) / 60))
@@ -128,10 +137,12 @@ def test_linear_probe_is_exact_leave_one_out_and_kendall_tau_is_scipys():
 
 
 def test_pretrained_scoring_at_or_below_its_random_twin_is_flagged():
-    rows = [{"backbone": "a", "pretrained": True, "logme": -0.6, "flag": ""},
-            {"backbone": "a", "pretrained": False, "logme": -0.5, "flag": ""},
-            {"backbone": "b", "pretrained": True, "logme": -0.4, "flag": ""},
-            {"backbone": "b", "pretrained": False, "logme": -0.7, "flag": ""}]
+    rows = [
+        {"backbone": "a", "pretrained": True, "logme": -0.6, "flag": ""},
+        {"backbone": "a", "pretrained": False, "logme": -0.5, "flag": ""},
+        {"backbone": "b", "pretrained": True, "logme": -0.4, "flag": ""},
+        {"backbone": "b", "pretrained": False, "logme": -0.7, "flag": ""},
+    ]
     ranking._flag_negative_transfer(rows)
     assert rows[0]["flag"].startswith("not above random weights") and rows[2]["flag"] == ""
     assert rows[1]["flag"] == rows[3]["flag"] == ""
@@ -140,14 +151,30 @@ def test_pretrained_scoring_at_or_below_its_random_twin_is_flagged():
 def test_rank_cli_on_an_image_folder_with_real_imagenet_weights(tmp_path, capsys):
     data = write_image_folder(tmp_path / "digits", num_classes=3, per_class=14, size=32)
     out = tmp_path / "ranked"
-    code = cli(["rank", "--data", data, "--backbones", "efficientnet_lite0,mobilenet_v2_torchvision",
-                "--weights", "pretrained", "--image-size", "32", "--out", str(out), "--max-examples", "30"])
+    code = cli(
+        [
+            "rank",
+            "--data",
+            data,
+            "--backbones",
+            "efficientnet_lite0,mobilenet_v2_torchvision",
+            "--weights",
+            "pretrained",
+            "--image-size",
+            "32",
+            "--out",
+            str(out),
+            "--max-examples",
+            "30",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     rows = json.loads((out / "rank.json").read_text())
     assert len(rows) == 4
     assert {(r["backbone"], r["weights"]) for r in rows} == {
-        (b, w) for b in ("efficientnet_lite0", "mobilenet_v2_torchvision") for w in ("pretrained", "random")}
+        (b, w) for b in ("efficientnet_lite0", "mobilenet_v2_torchvision") for w in ("pretrained", "random")
+    }
     assert [r["logme"] for r in rows] == sorted((r["logme"] for r in rows), reverse=True)
     for r in rows:  # Train + validation splits only (the test split is never read).
         assert r["feature_dim"] == 1280 and r["seconds"] > 0 and 0 <= r["probe_accuracy"] <= 1
@@ -179,26 +206,33 @@ def test_rank_checks_every_config_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="at least 1 backbone"):
         keras_tl.rank(config, [], datasets.load_digits([0, 1]))
     with pytest.raises(ValueError, match="`top` must be between 1 and 2"):
-        keras_tl.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], datasets.load_digits([0, 1]),
-                                   top=3)
+        keras_tl.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], datasets.load_digits([0, 1]), top=3)
     assert not os.path.exists(tmp_path / "x")
 
 
 def test_compare_top_fine_tunes_only_the_best_ranked(tmp_path):
-    config = TrainConfig(weights="none", image_size=32, head_epochs=1, fine_tune_epochs=0, strategy="feature_extraction",
-                         batch_size=32, early_stopping_patience=None, out=str(tmp_path / "cmp"))
+    config = TrainConfig(
+        weights="none",
+        image_size=32,
+        head_epochs=1,
+        fine_tune_epochs=0,
+        strategy="feature_extraction",
+        batch_size=32,
+        early_stopping_patience=None,
+        out=str(tmp_path / "cmp"),
+    )
     source = datasets.load_digits([0, 1, 2])
     rows = keras_tl.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"], source, top=1)
     ranked = json.loads((tmp_path / "cmp" / "rank.json").read_text())
     assert len(ranked) == 2 and {r["weights"] for r in ranked} == {"random"}  # No twins of random weights.
     assert [r["backbone"] for r in rows] == [ranked[0]["backbone"]]
     assert sorted(os.listdir(tmp_path / "cmp")) == sorted(
-        [ranked[0]["backbone"], "compare.json", "compare.md", "pareto.png", "rank.json", "rank.md"])
+        [ranked[0]["backbone"], "compare.json", "compare.md", "pareto.png", "rank.json", "rank.md"]
+    )
 
 
 def test_domain_shift_tells_a_shifted_domain_from_the_same_one_before_any_training(tmp_path, capsys):
     """Digit scans vs other scans of the same digits (no shift) and vs inverted scans (a shift)."""
-    from keras_tl.image import data as image_data
 
     digits = datasets.load_digits([0, 1, 2])
     rng = np.random.default_rng(0)
@@ -209,8 +243,15 @@ def test_domain_shift_tells_a_shifted_domain_from_the_same_one_before_any_traini
         images = digits.items[indices]
         return Source(digits.class_names, 255 - images if invert else images, digits.labels[indices], modality="image")
 
-    config = TrainConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=64, val_split=0.2,
-                         test_split=0.2, out=str(tmp_path / "never"))
+    config = TrainConfig(
+        backbone="mobilenet_v2",
+        weights="none",
+        image_size=32,
+        batch_size=64,
+        val_split=0.2,
+        test_split=0.2,
+        out=str(tmp_path / "never"),
+    )
     same = keras_tl.domain_shift(config, part(second), part(first))
     shifted = keras_tl.domain_shift(config, part(second, invert=True), part(first))
     assert same["examples"] == shifted["examples"] == 240 - 48  # train + val: the test split (20%) unread
@@ -219,8 +260,22 @@ def test_domain_shift_tells_a_shifted_domain_from_the_same_one_before_any_traini
     assert "large shift" in capsys.readouterr().out and not os.path.exists(tmp_path / "never")
     # From the command line, with a target folder that does not exist: refused before any work.
     data = write_image_folder(tmp_path / "digits", num_classes=2, per_class=4, size=32)
-    assert cli(["domain-shift", "--data", data, "--target-data", str(tmp_path / "nowhere"), "--backbone",
-                "mobilenet_v2", "--weights", "none"]) == 2
+    assert (
+        cli(
+            [
+                "domain-shift",
+                "--data",
+                data,
+                "--target-data",
+                str(tmp_path / "nowhere"),
+                "--backbone",
+                "mobilenet_v2",
+                "--weights",
+                "none",
+            ]
+        )
+        == 2
+    )
     assert "nowhere" in capsys.readouterr().err
 
 
@@ -228,9 +283,9 @@ def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path)
     """rank's text pass (sorted by length, each batch cut after its last real token) gives the features
     of the padded pass, on real glosses through the real MiniLM encoder, for mean and [CLS] pooling."""
     from keras_tl.core import data as core_data
-    from keras_tl.core.train import features
-    from keras_tl.core.contract import registry
     from keras_tl.core.contract import modality as modalities
+    from keras_tl.core.contract import registry
+    from keras_tl.core.train import features
 
     glosses = datasets.load_wordnet_glosses()
     texts = list(glosses.items[:47]) + [" ".join(glosses.items[:20])]  # the last one is truncated at 64 tokens
@@ -238,8 +293,15 @@ def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path)
     text = modalities.get("text")
     spec = registry.get("minilm_l6", modality="text")
     for pooling in ("avg", "cls"):
-        config = TrainConfig(backbone="minilm_l6", weights="pretrained", sequence_length=64, batch_size=16,
-                             pooling=pooling, problem="multiclass", out=str(tmp_path / "never"))
+        config = TrainConfig(
+            backbone="minilm_l6",
+            weights="pretrained",
+            sequence_length=64,
+            batch_size=16,
+            pooling=pooling,
+            problem="multiclass",
+            out=str(tmp_path / "never"),
+        )
         task = text.build_classifier(spec, config, len(glosses.class_names), glosses.class_names)
         order, trimmed = text.feature_pass(task, split, config)
         assert sorted(order) == list(range(48)) and [len(texts[i]) for i in order] == sorted(map(len, texts))
@@ -247,9 +309,13 @@ def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path)
         assert widths[0] < 32 and widths[-1] == 64 and all(w % text_data.TRIM_MULTIPLE == 0 for w in widths)
         extractor, _ = features.split_model(task.model)
         (fast, targets), (padded, _) = features.extract(
-            extractor, [core_data.targets_as_inputs(trimmed),
-                        core_data.targets_as_inputs(text.dataset(task, split, config, cache="none"))],
-            open_shapes=True)
+            extractor,
+            [
+                core_data.targets_as_inputs(trimmed),
+                core_data.targets_as_inputs(text.dataset(task, split, config, cache="none")),
+            ],
+            open_shapes=True,
+        )
         np.testing.assert_allclose(fast, padded[order], atol=2e-5)
         assert (targets.argmax(1) == split.labels[order]).all()
     # Left padding (no trailing padding column): nothing is cut.

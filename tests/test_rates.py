@@ -12,9 +12,9 @@ from conftest import local_pretrained_weights, tiny_arrays, tiny_config, tiny_mo
 
 import keras_tl
 from keras_tl import datasets
-from keras_tl.core.models import optimizers
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.models import optimizers
 from keras_tl.core.train.training import compile_model, set_trainable
 
 
@@ -25,9 +25,10 @@ def test_discriminative_rates_reach_the_optimizer_per_variable(tmp_path, name):
     set_trainable(model, "all", spec=spec)
     multipliers, blocks = optimizers.layer_rate_multipliers(model, spec, 0.8)
     assert len(blocks) > 10
-    assert sorted(set(multipliers.values())) == pytest.approx([0.8 ** k for k in range(len(blocks), -1, -1)])
-    compile_model(model, learning_rate=1e-2, optimizer=name, weight_decay=1e-4, lr_multipliers=multipliers,
-                  jit_compile=False)
+    assert sorted(set(multipliers.values())) == pytest.approx([0.8**k for k in range(len(blocks), -1, -1)])
+    compile_model(
+        model, learning_rate=1e-2, optimizer=name, weight_decay=1e-4, lr_multipliers=multipliers, jit_compile=False
+    )
     assert type(model.optimizer).__name__ == {"adam": "DiscriminativeAdam", "adamw": "DiscriminativeAdamW"}[name]
     before = {v.path: np.array(v) for v in model.trainable_variables}
     images, labels = tiny_arrays(3, 4)
@@ -64,8 +65,9 @@ def test_layer_lr_decay_is_checked_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="has no block pattern"):
         optimizers.layer_rate_multipliers(tiny_model(tmp_path), spec, 0.5)
     get = registry.get
-    monkeypatch.setattr(registry, "get", lambda name, **kwargs: dataclasses.replace(get(name, **kwargs),
-                                                                                 block_pattern=""))
+    monkeypatch.setattr(
+        registry, "get", lambda name, **kwargs: dataclasses.replace(get(name, **kwargs), block_pattern="")
+    )
     config = tiny_config(tmp_path, layer_lr_decay=0.5)
     with pytest.raises(ValueError, match="has no block pattern"):
         keras_tl.train(config, datasets.load_digits([0, 1]))

@@ -5,15 +5,15 @@ import os
 
 import numpy as np
 import pytest
+from conftest import local_pretrained_weights, tiny_arrays, tiny_config
 from PIL import Image
 
 from keras_tl import workflow
-from keras_tl.image import data
 from keras_tl.core.evaluation import plots
 from keras_tl.core.models.heads import get_backbone
+from keras_tl.image import data
 from keras_tl.image.model import build_model
 from keras_tl.workflow import training_run as train_module
-from conftest import local_pretrained_weights, tiny_arrays, tiny_config
 
 NAMES = ["cat", "dog", "rocket"]
 
@@ -34,8 +34,10 @@ def test_confusion_matrix_plot_is_a_png_with_class_names(tmp_path):
 
 
 def test_learning_curves_mark_the_phase_boundary(tmp_path):
-    histories = {"phase1": {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.5, 0.6], "val_accuracy": [0.4, 0.5]},
-                 "phase2": {"loss": [0.5], "val_loss": [0.7], "accuracy": [0.8], "val_accuracy": [0.7]}}
+    histories = {
+        "phase1": {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.5, 0.6], "val_accuracy": [0.4, 0.5]},
+        "phase2": {"loss": [0.5], "val_loss": [0.7], "accuracy": [0.8], "val_accuracy": [0.7]},
+    }
     fig = plots.learning_curves(histories, str(tmp_path / "lc.png"))
     assert _png_size(tmp_path / "lc.png") == (1000, 400)
     assert "phase2 starts" in plots.figure_texts(fig)
@@ -88,8 +90,10 @@ def test_library_plots_never_switch_the_global_matplotlib_backend():
     import subprocess
     import sys
 
-    script = ("import matplotlib; matplotlib.use('svg'); from keras_tl.core.evaluation import plots; from keras_tl.core.train import lr_finder; "
-              "plots.per_class_f1({'a': {'f1': 1.0}}); print(matplotlib.get_backend())")
+    script = (
+        "import matplotlib; matplotlib.use('svg'); from keras_tl.core.evaluation import plots; from keras_tl.core.train import lr_finder; "
+        "plots.per_class_f1({'a': {'f1': 1.0}}); print(matplotlib.get_backend())"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "svg"
 
@@ -115,7 +119,9 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
     assert all(not np.array_equal(starts[1][i], reference[i]) for i in kernels)
 
     metrics = json.loads(open(os.path.join(result.run_dir, "metrics.json")).read())
-    assert metrics["transfer_minus_scratch"] == pytest.approx(metrics["test_accuracy"] - metrics["scratch"]["test_accuracy"])
+    assert metrics["transfer_minus_scratch"] == pytest.approx(
+        metrics["test_accuracy"] - metrics["scratch"]["test_accuracy"]
+    )
     # The scratch twin writes only its own model files; config and splits are the parent's.
     assert not os.path.exists(os.path.join(result.run_dir, "scratch", "config.yaml"))
     history = json.loads(open(os.path.join(result.run_dir, "scratch", "history.json")).read())
@@ -128,8 +134,9 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
 
 def test_compare_ranks_two_backbones_and_writes_table_and_plot(tmp_path):
     config = tiny_config(tmp_path, out=str(tmp_path / "cmp"), head_epochs=1, fine_tune_epochs=0, strategy="full")
-    rows = workflow.compare_backbones(config, ["mobilenet_v2", "mobilenet_v3_small"],
-                                      data.from_arrays(*tiny_arrays(3, 20)))
+    rows = workflow.compare_backbones(
+        config, ["mobilenet_v2", "mobilenet_v3_small"], data.from_arrays(*tiny_arrays(3, 20))
+    )
     assert {r["backbone"] for r in rows} == {"mobilenet_v2", "mobilenet_v3_small"}
     assert rows[0]["test_accuracy"] >= rows[1]["test_accuracy"]
     for r in rows:

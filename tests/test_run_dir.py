@@ -10,33 +10,42 @@ import time
 
 import numpy as np
 import pytest
+from conftest import local_pretrained_weights, tiny_arrays, tiny_config, write_image_folder
 
 import keras_tl
 from keras_tl.cli import main
 from keras_tl.core.export import publish
-from keras_tl.workflow import rundir as run
 from keras_tl.image.data import from_arrays
+from keras_tl.workflow import rundir as run
 from keras_tl.workflow import training_run
-from conftest import local_pretrained_weights, tiny_arrays, tiny_config, write_image_folder
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def _config(tmp_path, **overrides):
-    return tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction",
-                       **overrides)
+    return tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), strategy="feature_extraction", **overrides)
 
 
 def test_a_second_writer_is_refused_while_the_first_lives_and_a_dead_ones_lock_is_stale(tmp_path):
     out = str(tmp_path / "run")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom keras_tl.workflow import rundir as run\nwith run.hold(sys.argv[1]):\n"
-                               "    print('held', flush=True)\n    time.sleep(120)\n", out],
-        stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(TESTS))
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom keras_tl.workflow import rundir as run\nwith run.hold(sys.argv[1]):\n"
+            "    print('held', flush=True)\n    time.sleep(120)\n",
+            out,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(TESTS),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         source = from_arrays(*tiny_arrays(3, 10))
-        with pytest.raises(keras_tl.RunExistsError, match=rf"being written by another keras-tl process \(pid {holder.pid}\)"):
+        with pytest.raises(
+            keras_tl.RunExistsError, match=rf"being written by another keras-tl process \(pid {holder.pid}\)"
+        ):
             keras_tl.train(_config(tmp_path), source)
         assert os.listdir(out) == [".lock"]  # Refused before anything was written.
     finally:
@@ -92,8 +101,27 @@ def test_an_exploding_loss_stops_the_run_like_a_nan_and_exits_1(tmp_path, capsys
     """--head-lr 1e9 used to publish a model with a loss of 9.4e9 and exit 0: only NaN/inf was caught."""
     root = write_image_folder(tmp_path / "data", num_classes=3, per_class=10, size=32)
     out = tmp_path / "run"
-    code = main(["train", "--data", root, "--weights", local_pretrained_weights(tmp_path), "--image-size", "32",
-                 "--batch-size", "8", "--head-epochs", "3", "--fine-tune-epochs", "1", "--head-lr", "1e9", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--data",
+            root,
+            "--weights",
+            local_pretrained_weights(tmp_path),
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--head-epochs",
+            "3",
+            "--fine-tune-epochs",
+            "1",
+            "--head-lr",
+            "1e9",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1, err
     assert "Training diverged: the loss exploded to" in err and "--head-lr 1e+08" in err
@@ -111,12 +139,15 @@ def test_learning_rates_must_be_finite_and_positive(tmp_path, capsys, flag, valu
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(seed=2**32), "`seed` must be an integer >= 0 and <= 4294967295"),
-    (dict(weights="corrupt.weights.h5"), "not a readable HDF5 weights file"),
-    (dict(weights="notes.txt"), "must be a Keras weights file ending in"),
-    (dict(backbone="a_folder"), "is a folder, but no image or text or audio backbone reads it"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(seed=2**32), "`seed` must be an integer >= 0 and <= 4294967295"),
+        (dict(weights="corrupt.weights.h5"), "not a readable HDF5 weights file"),
+        (dict(weights="notes.txt"), "must be a Keras weights file ending in"),
+        (dict(backbone="a_folder"), "is a folder, but no image or text or audio backbone reads it"),
+    ],
+)
 def test_bad_weights_backbone_folders_and_seeds_fail_before_the_run_directory(tmp_path, overrides, message):
     (tmp_path / "corrupt.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(64))  # Truncated HDF5.
     (tmp_path / "notes.txt").write_text("not weights")
@@ -152,7 +183,9 @@ def test_a_full_disk_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(module, "_run", full_disk)
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=4, size=32)
-    assert main(["train", "--data", root, "--weights", "none", "--image-size", "32", "--out", str(tmp_path / "run")]) == 1
+    assert (
+        main(["train", "--data", root, "--weights", "none", "--image-size", "32", "--out", str(tmp_path / "run")]) == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("keras-tl train: error: No space left on device:") and len(err.splitlines()) == 1
 
@@ -172,7 +205,6 @@ def test_errors_that_are_not_keras_tl_errors_keep_their_traceback(tmp_path, monk
 
 def test_killed_exports_leave_nothing_and_versions_are_readable_by_another_user(tmp_path):
     """A killed export's `.tmp-*` folders were never removed; versions were drwx------ (mkdtemp)."""
-    from keras_tl.core.export import formats as export
 
     dest = tmp_path / "exports" / "m"
     dest.mkdir(parents=True)
@@ -205,8 +237,26 @@ def test_export_out_must_be_a_folder_and_top_k_positive(tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=4, size=32)
     out = tmp_path / "run"
-    assert main(["train", "--data", root, "--weights", "none", "--image-size", "32", "--strategy",
-                 "feature_extraction", "--head-epochs", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                root,
+                "--weights",
+                "none",
+                "--image-size",
+                "32",
+                "--strategy",
+                "feature_extraction",
+                "--head-epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["export", str(out), "--out", str(tmp_path / "a_file")]) == 2
     assert "`--out` must be a folder" in capsys.readouterr().err
@@ -227,11 +277,17 @@ def test_keras_objects_register_whichever_of_keras_and_keras_tl_comes_first(tmp_
     expected = model.predict(x, verbose=0)
     np.save(tmp_path / "x.npy", x)
     for imports in ("import keras, keras_tl", "import keras_tl, keras", "import keras_tl.core.models.layers, keras"):
-        script = (f"{imports}\nimport numpy as np, sys\nm = keras.saving.load_model(sys.argv[1])\n"
-                  "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))\n"
-                  "assert keras_tl.audio.presets.FRONT_END.sample_rate == 44100\n")
-        done = subprocess.run([sys.executable, "-c", script, path, str(tmp_path / "y.npy"), str(tmp_path / "x.npy")],
-                              capture_output=True, text=True, cwd=os.path.dirname(TESTS))
+        script = (
+            f"{imports}\nimport numpy as np, sys\nm = keras.saving.load_model(sys.argv[1])\n"
+            "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))\n"
+            "assert keras_tl.audio.presets.FRONT_END.sample_rate == 44100\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, path, str(tmp_path / "y.npy"), str(tmp_path / "x.npy")],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(TESTS),
+        )
         assert done.returncode == 0, (imports, done.stderr[-2000:])
         np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5)
         if imports.startswith("import keras_tl"):  # keras-tl imports TensorFlow: its start-up lines stay out.
@@ -242,5 +298,10 @@ def test_done_is_written_after_every_other_file(tmp_path):
     started = time.time()
     result = keras_tl.train(_config(tmp_path), from_arrays(*tiny_arrays(3, 10)))
     done = os.path.getmtime(os.path.join(result.run_dir, run.DONE_FILE))
-    assert all(os.path.getmtime(os.path.join(result.run_dir, f)) <= done
-               for f in ("metrics.json", "model.keras", "report.md")) and done >= started
+    assert (
+        all(
+            os.path.getmtime(os.path.join(result.run_dir, f)) <= done
+            for f in ("metrics.json", "model.keras", "report.md")
+        )
+        and done >= started
+    )

@@ -91,8 +91,13 @@ def test_no_pickle_of_a_legacy_checkpoint_runs_code(tmp_path, position):
     """Every one of the five pickles goes through the restricted unpickler (only the tree did: a
     crafted magic number, protocol, sys info or key list created a file while being "read")."""
     marker = tmp_path / f"pwned_{position}"
-    parts = {"magic": LEGACY_MAGIC, "protocol": 1001, "sys_info": {"little_endian": True},
-             "tree": {"w": 1}, "storage_keys": []}
+    parts = {
+        "magic": LEGACY_MAGIC,
+        "protocol": 1001,
+        "sys_info": {"little_endian": True},
+        "tree": {"w": 1},
+        "storage_keys": [],
+    }
     parts[position] = _Opens(marker)
     path = _legacy_file(tmp_path / "evil.pth", list(parts.values()))
     with pytest.raises(keras_tl.WeightsError, match="not read|not a PyTorch checkpoint"):
@@ -110,11 +115,14 @@ def test_no_pickle_of_a_zip_checkpoint_runs_code(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("offset, size, stride, numel, problem", [
-    (0, (2, 2), (2, 1), 3, "reaches element 3 of a storage of 3"),  # Reads past the end.
-    (4, (2,), (1,), 3, "reaches element 5"),  # Offset past the end.
-    (0, (2, 2), (-1, 1), 4, "non-negative"),  # A negative stride walks backwards out of the buffer.
-])
+@pytest.mark.parametrize(
+    "offset, size, stride, numel, problem",
+    [
+        (0, (2, 2), (2, 1), 3, "reaches element 3 of a storage of 3"),  # Reads past the end.
+        (4, (2,), (1,), 3, "reaches element 5"),  # Offset past the end.
+        (0, (2, 2), (-1, 1), 4, "non-negative"),  # A negative stride walks backwards out of the buffer.
+    ],
+)
 def test_tensor_views_outside_their_storage_are_refused(tmp_path, offset, size, stride, numel, problem):
     path = tmp_path / "view.pth"
     with open(path, "wb") as f:
@@ -145,6 +153,7 @@ def test_truncated_and_non_checkpoint_files_are_weights_errors(tmp_path):
 
 
 # ---- a hostile TF Serving (loopback, bounded)
+
 
 @contextlib.contextmanager
 def hostile_server(behaviour):
@@ -180,8 +189,9 @@ def _answer(handler, status, payload, length=None):
 
 
 def _rows(count):
-    return json.dumps({"predictions": [{"probabilities": [0.9, 0.1], "top_classes": [0, 1], "labels": "a"}]
-                                      * count}).encode()
+    return json.dumps(
+        {"predictions": [{"probabilities": [0.9, 0.1], "top_classes": [0, 1], "labels": "a"}] * count}
+    ).encode()
 
 
 def test_a_well_behaved_server_answers(tmp_path):

@@ -10,14 +10,14 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
 
 from keras_tl import workflow
 from keras_tl.core import data as core_data
-from keras_tl.image import data
 from keras_tl.core.train import features
-from keras_tl.workflow import rundir as run
+from keras_tl.image import data
 from keras_tl.image.model import AUGMENTATION_LAYER, build_model
-from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
+from keras_tl.workflow import rundir as run
 
 
 def _source(per_class=30):
@@ -30,8 +30,14 @@ def test_cached_phase1_trains_the_same_head_as_the_plain_path(tmp_path, capsys):
     source = _source()
     heads = {}
     for cache in (False, True):
-        config = tiny_config(tmp_path, out=str(tmp_path / f"cache_{cache}"), weights=weights,
-                             strategy="feature_extraction", head_epochs=3, feature_cache=cache)
+        config = tiny_config(
+            tmp_path,
+            out=str(tmp_path / f"cache_{cache}"),
+            weights=weights,
+            strategy="feature_extraction",
+            head_epochs=3,
+            feature_cache=cache,
+        )
         result = workflow.train(config, source)
         heads[cache] = result.model.get_layer("predictions").get_weights()
         assert len(result.histories["phase1"]["loss"]) == 3
@@ -54,13 +60,23 @@ def test_text_cached_phase_reads_trimmed_batches_and_keeps_the_split_order(tmp_p
 
     glosses = datasets.load_wordnet_glosses()
     texts = list(glosses.items[:60]) + [" ".join(glosses.items[:20])]  # the last one fills all 64 tokens
-    splits = {"train": core_data.Split(texts[:40], glosses.labels[:40]),
-              "val": core_data.Split(texts[40:], glosses.labels[40:61])}
+    splits = {
+        "train": core_data.Split(texts[:40], glosses.labels[:40]),
+        "val": core_data.Split(texts[40:], glosses.labels[40:61]),
+    }
     text = modalities.get("text")
-    config = TrainConfig(backbone="minilm_l6", weights="pretrained", sequence_length=64, batch_size=8,
-                         problem="multiclass", head_epochs=1, out=str(tmp_path / "never"))
-    task = text.build_classifier(registry.get("minilm_l6", modality="text"), config, len(glosses.class_names),
-                           glosses.class_names)
+    config = TrainConfig(
+        backbone="minilm_l6",
+        weights="pretrained",
+        sequence_length=64,
+        batch_size=8,
+        problem="multiclass",
+        head_epochs=1,
+        out=str(tmp_path / "never"),
+    )
+    task = text.build_classifier(
+        registry.get("minilm_l6", modality="text"), config, len(glosses.class_names), glosses.class_names
+    )
     widths, trimmed = [], text.feature_pass
 
     def spied(*args):  # the batch widths of each pass the cache asks for
@@ -77,8 +93,7 @@ def test_text_cached_phase_reads_trimmed_batches_and_keeps_the_split_order(tmp_p
     np.testing.assert_allclose(val_x, padded, atol=2e-5)  # in the split's order, not by length
     assert (val_y.argmax(1) == splits["val"].labels).all()
     train_x = np.concatenate([x for x, _ in cached.train.as_numpy_iterator()])
-    plain = extractor.predict(text.dataset(task, splits["train"], config, cache="none").map(lambda x, y: x),
-                              verbose=0)
+    plain = extractor.predict(text.dataset(task, splits["train"], config, cache="none").map(lambda x, y: x), verbose=0)
     np.testing.assert_allclose(np.sort(train_x.sum(1)), np.sort(plain.sum(1)), rtol=1e-4)
     with pytest.raises(ValueError, match="one row per item: 3 items in the order, received 2 rows"):
         features.in_split_order(np.array([2, 0, 1]), np.zeros((2, 4)), np.zeros((2, 1)))
@@ -89,8 +104,9 @@ def test_split_model_shares_the_head_and_reproduces_the_model(tmp_path):
     extractor, head = features.split_model(model)
     images, _ = tiny_arrays(3, 2)
     images = keras.ops.image.resize(images.astype("float32"), (TINY_SIZE, TINY_SIZE))
-    np.testing.assert_allclose(head.predict(extractor.predict(images, verbose=0), verbose=0),
-                               model.predict(images, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        head.predict(extractor.predict(images, verbose=0), verbose=0), model.predict(images, verbose=0), atol=1e-6
+    )
     head_variables = {id(v) for v in head.weights}
     assert {id(v) for v in model.get_layer("predictions").weights} <= head_variables
     assert extractor.output_shape == (None, 1280)
@@ -103,8 +119,7 @@ def test_cached_phase_then_phase2_saves_a_model_that_reloads(tmp_path):
     reloaded = keras.saving.load_model(os.path.join(result.run_dir, run.MODEL_FILE))
     images, _ = tiny_arrays(3, 2)
     images = keras.ops.image.resize(images.astype("float32"), (TINY_SIZE, TINY_SIZE))
-    np.testing.assert_allclose(reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0),
-                               atol=1e-6)
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), result.model.predict(images, verbose=0), atol=1e-6)
     assert set(result.histories) == {"phase1", "phase2"}
 
 
@@ -119,8 +134,15 @@ def test_augmentation_without_views_falls_back_and_says_so(tmp_path, capsys):
 
 def test_augmented_views_are_cached_in_model_augmentation_is_inference_safe(tmp_path, capsys):
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", augment="light",
-                         augment_on="model", augmented_views=2, head_epochs=2)
+    config = tiny_config(
+        tmp_path,
+        weights=weights,
+        strategy="feature_extraction",
+        augment="light",
+        augment_on="model",
+        augmented_views=2,
+        head_epochs=2,
+    )
     source = _source(12)
     result = workflow.train(config, source)
     out = capsys.readouterr().out
@@ -137,8 +159,9 @@ def test_augmented_views_are_cached_in_model_augmentation_is_inference_safe(tmp_
 
 def test_compile_options_reach_the_model(tmp_path):
     weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, steps_per_execution=2, feature_cache=False,
-                         strategy="feature_extraction")
+    config = tiny_config(
+        tmp_path, weights=weights, steps_per_execution=2, feature_cache=False, strategy="feature_extraction"
+    )
     result = workflow.train(config, _source(12))
     assert result.model.steps_per_execution == 2
     assert result.model.jit_compile is False  # "auto" on a TensorFlow CPU
@@ -191,8 +214,12 @@ MIRRORED = textwrap.dedent("""
 def test_mirrored_strategy_on_two_logical_cpus_trains_saves_and_reloads(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path), os.path.dirname(__file__)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), os.path.dirname(__file__)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "MirroredStrategy: 2 replicas" in done.stdout
     result = json.loads(done.stdout.split("RESULT ")[-1])
@@ -234,8 +261,13 @@ def test_jax_backend_trains_two_phases_with_data_parallel_on_two_cpu_devices(tmp
     script = tmp_path / "jax_run.py"
     script.write_text(JAX_DATA_PARALLEL)
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run([sys.executable, str(script), str(tmp_path), os.path.dirname(__file__)],
-                          capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), os.path.dirname(__file__)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "keras.distribution.DataParallel: 2 devices" in done.stdout
     assert "on cached backbone features" in done.stdout

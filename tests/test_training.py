@@ -4,15 +4,15 @@ recompile after every trainable change, low learning rate in phase 2."""
 import keras
 import numpy as np
 import pytest
-
-from keras_tl.core.contract import registry
-from keras_tl.core import data as core_data
-from keras_tl.image import data
-from keras_tl.core.train import training
-from keras_tl.core.models.heads import get_backbone
-from keras_tl.image.model import build_model
-from keras_tl.core.train.training import fine_tune, set_trainable
 from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
+
+from keras_tl.core import data as core_data
+from keras_tl.core.contract import registry
+from keras_tl.core.models.heads import get_backbone
+from keras_tl.core.train import training
+from keras_tl.core.train.training import fine_tune, set_trainable
+from keras_tl.image import data
+from keras_tl.image.model import build_model
 
 
 def _datasets(num_classes=3, per_class=12):
@@ -91,8 +91,12 @@ def test_phase2_keeps_batchnorm_statistics_and_trains_the_rest(tmp_path):
     assert len(histories["phase2"]["loss"]) == 2
     for a, b in zip(stats_before, _bn_statistics(backbone)):
         np.testing.assert_array_equal(a, b)
-    moved = [not np.array_equal(v, w.numpy()) for w in backbone.weights if w.path in kernels_before
-             for v in [kernels_before[w.path]]]
+    moved = [
+        not np.array_equal(v, w.numpy())
+        for w in backbone.weights
+        if w.path in kernels_before
+        for v in [kernels_before[w.path]]
+    ]
     assert all(moved), "phase 2 should update every unfrozen conv kernel"
 
 
@@ -102,6 +106,7 @@ def test_every_trainable_change_is_followed_by_a_recompile(tmp_path, monkeypatch
     real_set, real_compile = training.set_trainable, training.compile_model
     monkeypatch.setattr(training, "set_trainable", lambda *a, **k: (events.append("trainable"), real_set(*a, **k))[1])
     monkeypatch.setattr(training, "compile_model", lambda *a, **k: (events.append("compile"), real_compile(*a, **k))[1])
+
     def fake_fit(self, *args, epochs, initial_epoch, **kwargs):
         events.append("fit")
         history = keras.callbacks.History()
@@ -130,8 +135,7 @@ def _trainable_names(backbone):
 
 
 def _expected(backbone, start):
-    return [l.name for l in backbone.layers[start:]
-            if l.weights and not isinstance(l, keras.layers.BatchNormalization)]
+    return [l.name for l in backbone.layers[start:] if l.weights and not isinstance(l, keras.layers.BatchNormalization)]
 
 
 @pytest.mark.parametrize(
@@ -184,12 +188,18 @@ def test_mixed_precision_keeps_probabilities_float32(tmp_path):
 
 def test_image_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
     from invariants import run_transfer_test
+
     from keras_tl.image.data import from_arrays
 
     images, labels = tiny_arrays(3, 12)
     config = tiny_config(tmp_path, weights=local_pretrained_weights(tmp_path), unfreeze="blocks:2")
-    run_transfer_test(config, from_arrays(images, labels), tmp_path, monkeypatch,
-                      policies=["all", "top:20", "fraction:0.25", "from:block_15_expand", "blocks:2"])
+    run_transfer_test(
+        config,
+        from_arrays(images, labels),
+        tmp_path,
+        monkeypatch,
+        policies=["all", "top:20", "fraction:0.25", "from:block_15_expand", "blocks:2"],
+    )
 
 
 @pytest.mark.parametrize("monitor, kept", [("val_loss", 0), ("val_accuracy", 2)])
@@ -200,13 +210,20 @@ def test_best_weights_keeps_the_epoch_the_monitor_names(tmp_path, monitor, kept)
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     keeper = BestWeights(str(tmp_path / "best.weights.h5"), model, monitor)
-    epochs = [{"val_loss": 1.60, "val_accuracy": 0.2}, {"val_loss": 2.10, "val_accuracy": 0.6},
-              {"val_loss": 1.90, "val_accuracy": 0.6}, {"val_loss": 1.70, "val_accuracy": 0.4}]
+    epochs = [
+        {"val_loss": 1.60, "val_accuracy": 0.2},
+        {"val_loss": 2.10, "val_accuracy": 0.6},
+        {"val_loss": 1.90, "val_accuracy": 0.6},
+        {"val_loss": 1.70, "val_accuracy": 0.4},
+    ]
     for epoch, logs in enumerate(epochs):
         model.layers[0].bias.assign([float(epoch)])
         keeper.on_epoch_end(epoch, logs)
     keeper.restore()
     assert float(model.layers[0].bias.numpy()[0]) == kept
-    with pytest.raises(ValueError, match=r"`monitor` must be one of \['val_loss', 'val_accuracy'\]. Received: "
-                                         r"monitor='f1'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`monitor` must be one of \['val_loss', 'val_accuracy'\]. Received: "
+        r"monitor='f1'",
+    ):
         BestWeights(str(tmp_path / "x.weights.h5"), model, "f1")

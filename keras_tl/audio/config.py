@@ -10,8 +10,8 @@ every window (`keras_tl.audio.presets.FrontEnd.peak_normalize`), so a model hear
 at every level and a random gain would change nothing.
 """
 
-from keras_tl.core.contract.config import augment_preset
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.fields import augment_preset
 
 _AUDIO_OFF = dict(delay=0.0, invert=False, noise_snr_db=None)
 AUDIO_AUGMENT_PRESETS = {
@@ -30,9 +30,11 @@ def resolve_audio_augment(name, overrides=None):
     0.2
     """
     if "gain_db" in (overrides or {}):
-        raise ConfigError("`gain_db` is not an audio augmentation: the front end scales every window to a peak of 1, "
-                          "so a model hears a sound the same at any level and a random gain would change nothing. "
-                          f"Allowed: {sorted(_AUDIO_OFF)}. Received: augment_params={overrides!r}")
+        raise ConfigError(
+            "`gain_db` is not an audio augmentation: the front end scales every window to a peak of 1, "
+            "so a model hears a sound the same at any level and a random gain would change nothing. "
+            f"Allowed: {sorted(_AUDIO_OFF)}. Received: augment_params={overrides!r}"
+        )
     params = augment_preset(AUDIO_AUGMENT_PRESETS, name, overrides, "audio augmentation")
     value = params["delay"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.9:
@@ -42,9 +44,14 @@ def resolve_audio_augment(name, overrides=None):
         raise ConfigError(f"`invert` must be true or false. Received: invert={params['invert']!r}")
     snr = params["noise_snr_db"]
     if snr is not None:
-        if (not isinstance(snr, (list, tuple)) or len(snr) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in snr) or snr[0] > snr[1]):
-            raise ConfigError(f"`noise_snr_db` must be None or [low, high] dB with low <= high. "
-                              f"Received: noise_snr_db={snr!r}")
+        if (
+            not isinstance(snr, (list, tuple))
+            or len(snr) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in snr)
+            or snr[0] > snr[1]
+        ):
+            raise ConfigError(
+                f"`noise_snr_db` must be None or [low, high] dB with low <= high. Received: noise_snr_db={snr!r}"
+            )
         params["noise_snr_db"] = [float(snr[0]), float(snr[1])]
     return params

@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from keras_tl.audio import AUDIO_EXTENSIONS
 from keras_tl.audio import augment as augment_lib
-from keras_tl.core.data import Source, encode_labels, read_manifest, scan_class_folders, shuffled_batches
 from keras_tl.core.contract.errors import DataError
+from keras_tl.core.data import Source, encode_labels, read_manifest, scan_class_folders, shuffled_batches
+
 QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
 
 
@@ -115,7 +116,7 @@ def windows(wave, samples, hop=None, quiet=QUIET_RMS):
     count = 1 if len(wave) <= samples else 1 + math.ceil((len(wave) - samples) / hop)
     padded = np.zeros((count - 1) * hop + samples, np.float32)
     padded[: len(wave)] = wave
-    cut = np.stack([padded[k * hop: k * hop + samples] for k in range(count)])
+    cut = np.stack([padded[k * hop : k * hop + samples] for k in range(count)])
     rms = np.sqrt(np.mean(np.square(cut, dtype=np.float64), axis=1))
     return cut[rms >= quiet * rms.max()] if quiet and rms.max() > 0 else cut
 
@@ -136,8 +137,20 @@ def item_windows(items, samples, sample_rate):
     return np.concatenate(parts), np.asarray(owners, np.int64)
 
 
-def make_dataset(split, *, samples, sample_rate, batch_size, num_classes, problem="multiclass", training=False,
-                 oversample=False, seed=0, cache="memory", augment=None):
+def make_dataset(
+    split,
+    *,
+    samples,
+    sample_rate,
+    batch_size,
+    num_classes,
+    problem="multiclass",
+    training=False,
+    oversample=False,
+    seed=0,
+    cache="memory",
+    augment=None,
+):
     """The tf.data pipeline of one split: `(waveform windows (B, samples), float targets)` batches.
 
     Every window of a file is an example labelled with the file's label(s). Decoded windows live in

@@ -10,12 +10,12 @@ returns each file's mean probabilities over its windows.
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.audio.presets import FRONT_END
+from keras_tl._vendor import tflite_metadata_schema as fb
 from keras_tl.audio.data import QUIET_RMS
 from keras_tl.audio.model import window_samples
-from keras_tl.core.models.heads import probabilities_graph, serving_outputs, problem_of
-from keras_tl._vendor import tflite_metadata_schema as fb
+from keras_tl.audio.presets import FRONT_END
 from keras_tl.core.export import tflite_metadata
+from keras_tl.core.models.heads import probabilities_graph, problem_of, serving_outputs
 
 
 def resample_linear(samples, rate, target):
@@ -84,8 +84,10 @@ def tflite_input(samples, sample_rate, channels=1):
     """A waveform input `[1, samples]` (float32, -1..1) at `sample_rate` Hz."""
     tensor = fb.TensorMetadataT()
     tensor.name = "audio_clip"
-    tensor.description = (f"Mono waveform, {samples} samples at {sample_rate} Hz, float32 in [-1, 1] "
-                          f"(the model computes its log-mel spectrogram inside its graph).")
+    tensor.description = (
+        f"Mono waveform, {samples} samples at {sample_rate} Hz, float32 in [-1, 1] "
+        f"(the model computes its log-mel spectrogram inside its graph)."
+    )
     properties = fb.AudioPropertiesT()
     properties.sampleRate, properties.channels = int(sample_rate), int(channels)
     tensor.content = tflite_metadata.content(fb.ContentProperties.AudioProperties, properties)

@@ -56,11 +56,13 @@ class LogMel(keras.layers.Layer):
     about [0, 1], 0 for silence. This is aisfx's spectrogram, computed in the graph.
     """
 
-    def __init__(self, sample_rate=44100, n_fft=2048, hop=1024, mels=96, fmin=0.0, fmax=22050.0,
-                 peak_normalize=True, **kwargs):
+    def __init__(
+        self, sample_rate=44100, n_fft=2048, hop=1024, mels=96, fmin=0.0, fmax=22050.0, peak_normalize=True, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.front_end = FrontEnd(int(sample_rate), int(n_fft), int(hop), int(mels), float(fmin), float(fmax),
-                                  bool(peak_normalize))
+        self.front_end = FrontEnd(
+            int(sample_rate), int(n_fft), int(hop), int(mels), float(fmin), float(fmax), bool(peak_normalize)
+        )
         self._filters = mel_filterbank(sample_rate, n_fft, mels, fmin, fmax)
         self._window = hann(n_fft)
 

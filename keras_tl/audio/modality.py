@@ -9,15 +9,17 @@ import os
 import numpy as np
 
 from keras_tl.audio import AUDIO_EXTENSIONS, presets
+from keras_tl.audio.config import resolve_audio_augment
 from keras_tl.audio.presets import FRONT_END
 from keras_tl.core.contract import registry
-from keras_tl.audio.config import resolve_audio_augment
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.contract.modality import Modality, ServingRequest
 from keras_tl.core.contract.files import check_data_path
+from keras_tl.core.contract.modality import Modality, ServingRequest
 from keras_tl.core.utils import quiet
 
-DATA = f"a folder of class folders of audio files ({', '.join(AUDIO_EXTENSIONS)}) or a .csv manifest (path,label[,split])"
+DATA = (
+    f"a folder of class folders of audio files ({', '.join(AUDIO_EXTENSIONS)}) or a .csv manifest (path,label[,split])"
+)
 
 MAX_CLIP_SECONDS = 30.0
 
@@ -36,24 +38,33 @@ class AudioModality(Modality):
         if source is None:
             check_data_path(config.data, expected=DATA, schemes=())
         if config.pooling not in ("avg", "max"):
-            raise ConfigError(f"`pooling` for audio must be 'avg' or 'max' (over time, after the mean over "
-                             f"frequency). Received: pooling={config.pooling!r}")
+            raise ConfigError(
+                f"`pooling` for audio must be 'avg' or 'max' (over time, after the mean over "
+                f"frequency). Received: pooling={config.pooling!r}"
+            )
         resolve_audio_augment(config.augment, config.augment_params)
         if config.augment_on != "data":
-            raise ConfigError(f"Audio augmentation runs in tf.data on the waveforms. Received: "
-                             f"augment_on={config.augment_on!r} for an audio run.")
+            raise ConfigError(
+                f"Audio augmentation runs in tf.data on the waveforms. Received: "
+                f"augment_on={config.augment_on!r} for an audio run."
+            )
         seconds = config.clip_seconds or presets.DEFAULT_CLIP_SECONDS
         frames = FRONT_END.frames(int(round(seconds * FRONT_END.sample_rate)))
         if frames < spec.min_size or seconds > MAX_CLIP_SECONDS:
-            raise ConfigError(f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
-                             f"(hop {FRONT_END.hop} at {FRONT_END.sample_rate} Hz) and be at "
-                             f"most {MAX_CLIP_SECONDS:g} s. Received: clip_seconds={seconds}")
+            raise ConfigError(
+                f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
+                f"(hop {FRONT_END.hop} at {FRONT_END.sample_rate} Hz) and be at "
+                f"most {MAX_CLIP_SECONDS:g} s. Received: clip_seconds={seconds}"
+            )
         if config.image_size is not None and spec.constructor != "spectrogram_image":
-            raise ConfigError(f"`image_size` applies to the spectrogram-image backbones; {spec.name!r} reads the "
-                             f"spectrogram itself. Received: image_size={config.image_size}")
+            raise ConfigError(
+                f"`image_size` applies to the spectrogram-image backbones; {spec.name!r} reads the "
+                f"spectrogram itself. Received: image_size={config.image_size}"
+            )
         if config.image_size is not None and config.image_size < spec.min_size:
-            raise ConfigError(f"`image_size` {config.image_size} is smaller than {spec.name!r} allows "
-                             f"(minimum {spec.min_size}px).")
+            raise ConfigError(
+                f"`image_size` {config.image_size} is smaller than {spec.name!r} allows (minimum {spec.min_size}px)."
+            )
         presets.check_weights(spec, config.weights)
         if config.weights in presets.PRETRAINED and registry.weights_status(spec) == registry.INSTALL:
             from keras_tl.weights import imports
@@ -82,12 +93,13 @@ class AudioModality(Modality):
             lender.prepare_weights(image_spec, presets.image_weights(weights))
 
     def resolve_config(self, config, spec):
-        return {"clip_seconds": float(config.clip_seconds or presets.DEFAULT_CLIP_SECONDS),
-                "image_size": (config.image_size or spec.default_size) if spec.constructor == "spectrogram_image" else None}
+        return {
+            "clip_seconds": float(config.clip_seconds or presets.DEFAULT_CLIP_SECONDS),
+            "image_size": (config.image_size or spec.default_size) if spec.constructor == "spectrogram_image" else None,
+        }
 
     def input_size(self, config):
         return f"{config.clip_seconds:g} s windows at {FRONT_END.sample_rate} Hz"
-
 
     def load_source(self, config):
         from keras_tl.audio import data
@@ -98,10 +110,19 @@ class AudioModality(Modality):
         from keras_tl.audio.model import build_audio_model
         from keras_tl.core.models.classifier import Classifier
 
-        model = build_audio_model(spec, num_classes=num_classes, weights=config.weights,
-                                  clip_seconds=config.clip_seconds, image_size=config.image_size, problem=config.problem,
-                                  pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
-                                  class_names=list(class_names), head_kinds=head_kinds)
+        model = build_audio_model(
+            spec,
+            num_classes=num_classes,
+            weights=config.weights,
+            clip_seconds=config.clip_seconds,
+            image_size=config.image_size,
+            problem=config.problem,
+            pooling=config.pooling,
+            dense_units=config.dense_units,
+            dropout=config.dropout,
+            class_names=list(class_names),
+            head_kinds=head_kinds,
+        )
         return Classifier(model, self, spec, None, list(class_names), config)
 
     def skeleton(self, spec, config):
@@ -114,10 +135,17 @@ class AudioModality(Modality):
         from keras_tl.audio import data
 
         return data.make_dataset(
-            split, samples=self.window_samples(classifier), sample_rate=FRONT_END.sample_rate,
-            batch_size=config.batch_size, num_classes=len(classifier.class_names), problem=classifier.problem, training=training,
-            oversample=training and config.balance == "oversample", seed=config.seed if seed is None else seed,
-            augment=resolve_audio_augment(config.augment, config.augment_params))
+            split,
+            samples=self.window_samples(classifier),
+            sample_rate=FRONT_END.sample_rate,
+            batch_size=config.batch_size,
+            num_classes=len(classifier.class_names),
+            problem=classifier.problem,
+            training=training,
+            oversample=training and config.balance == "oversample",
+            seed=config.seed if seed is None else seed,
+            augment=resolve_audio_augment(config.augment, config.augment_params),
+        )
 
     def augmenting(self, config):
         from keras_tl.audio import augment
@@ -133,8 +161,9 @@ class AudioModality(Modality):
                 continue
             reason = data.check_audio_file(item) if os.path.isfile(item) else "no such file"
             if reason:
-                raise ConfigError(f"Cannot read audio {item!r}: {reason}. Expected an audio file "
-                                 f"({', '.join(AUDIO_EXTENSIONS)}).")
+                raise ConfigError(
+                    f"Cannot read audio {item!r}: {reason}. Expected an audio file ({', '.join(AUDIO_EXTENSIONS)})."
+                )
         return items
 
     def item_windows(self, classifier, items):
@@ -176,13 +205,17 @@ class AudioModality(Modality):
 
     def show_batch(self, classifier, dataset, path):
         """A PNG grid of the log-mel spectrograms of one (augmented) training batch, with their labels."""
-        from keras_tl.core.evaluation import plots
         from keras_tl.core.data import labels_of_targets
+        from keras_tl.core.evaluation import plots
 
         windows, targets = next(iter(dataset))
         labels = labels_of_targets(targets.numpy(), classifier.problem)
-        titles = [" + ".join(classifier.class_names[i] for i in np.flatnonzero(row)) if classifier.problem == "multilabel"
-                  else classifier.class_names[row] for row in labels]
+        titles = [
+            " + ".join(classifier.class_names[i] for i in np.flatnonzero(row))
+            if classifier.problem == "multilabel"
+            else classifier.class_names[row]
+            for row in labels
+        ]
         plots.image_grid(self.mel_images(classifier, windows.numpy()), titles, path)
         return path
 
@@ -203,8 +236,9 @@ class AudioModality(Modality):
 
     def serving_request(self, items):
         """Whole audio files as 16-bit PCM WAV bytes to `serving_wav`, which cuts and averages windows."""
-        return ServingRequest("serving_wav", "wav_bytes",
-                              [bytes(i) if isinstance(i, (bytes, bytearray)) else pcm16_wav(i) for i in items])
+        return ServingRequest(
+            "serving_wav", "wav_bytes", [bytes(i) if isinstance(i, (bytes, bytearray)) else pcm16_wav(i) for i in items]
+        )
 
     def endpoint_checks(self, classifier, info):
         import tensorflow as tf
@@ -214,22 +248,29 @@ class AudioModality(Modality):
 
         windows, _ = self.item_windows(classifier, info.check_items)
         rate = FRONT_END.sample_rate
-        waves = [data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
-                 for item in info.check_items]
+        waves = [
+            data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
+            for item in info.check_items
+        ]
         files = [export.encode_wav(wave, rate) for wave in waves]
         # The reference hears what the WAV files hold (16-bit samples), as the signature does.
         heard = [tf.audio.decode_wav(f)[0].numpy()[:, 0] for f in files]
         wav_windows, wav_owners = data.item_windows(heard, self.window_samples(classifier), rate)
         return {
             "serving_default": ({"waveforms": tf.constant(windows)}, classifier.model.predict(windows, verbose=0)),
-            "serving_wav": ({"wav_bytes": tf.constant(files)},
-                            mean_per_item(classifier.model.predict(wav_windows, verbose=0), wav_owners, len(files))),
+            "serving_wav": (
+                {"wav_bytes": tf.constant(files)},
+                mean_per_item(classifier.model.predict(wav_windows, verbose=0), wav_owners, len(files)),
+            ),
         }
 
     def card(self, classifier):
         samples = self.window_samples(classifier)
-        return {"sample_rate": FRONT_END.sample_rate, "window_samples": samples,
-                "window_seconds": round(samples / FRONT_END.sample_rate, 4)}
+        return {
+            "sample_rate": FRONT_END.sample_rate,
+            "window_samples": samples,
+            "window_seconds": round(samples / FRONT_END.sample_rate, 4),
+        }
 
     def tflite_signature(self, classifier):
         import keras
@@ -266,8 +307,9 @@ def pcm16_wav(path):
                 return f.read()
         wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ConfigError(f"Cannot read audio {path!r}: {error}. Expected an audio file "
-                          f"({', '.join(AUDIO_EXTENSIONS)}).") from None
+        raise ConfigError(
+            f"Cannot read audio {path!r}: {error}. Expected an audio file ({', '.join(AUDIO_EXTENSIONS)})."
+        ) from None
     buffer = io.BytesIO()
     soundfile.write(buffer, np.clip(wave, -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()

@@ -12,17 +12,35 @@ import keras
 from keras_tl.audio import backbones, presets
 from keras_tl.audio.layers import LogMel, TimeFrequencyPooling
 from keras_tl.core.contract import registry
-from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.models.heads import (
+    POOL_LAYER,
+    backbone_layer,
+    check_problem,
+    head,
+    is_pretrained,
+    short_run_batchnorm,
+)
 from keras_tl.core.utils import quiet
 
 FRONT_END_LAYER = "log_mel"
 
 
 @quiet.tensorflow_started
-def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_seconds=None, image_size=None,
-                      problem="multiclass", pooling="avg", dense_units=(), dropout=0.2, class_names=(),
-                      head_kinds=None):
+def build_audio_model(
+    backbone,
+    *,
+    num_classes,
+    weights="pretrained",
+    clip_seconds=None,
+    image_size=None,
+    problem="multiclass",
+    pooling="avg",
+    dense_units=(),
+    dropout=0.2,
+    class_names=(),
+    head_kinds=None,
+):
     """Builds a sound classifier that takes waveforms of one window length.
 
     Args:
@@ -46,8 +64,10 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
     samples = int(round((clip_seconds or presets.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
     frames = front_end.frames(samples)
     if frames < spec.min_size:
-        raise ConfigError(f"A {samples / front_end.sample_rate:.3f} s window gives {frames} STFT frames; backbone "
-                         f"{spec.name!r} needs at least {spec.min_size}. Use a longer clip_seconds.")
+        raise ConfigError(
+            f"A {samples / front_end.sample_rate:.3f} s window gives {frames} STFT frames; backbone "
+            f"{spec.name!r} needs at least {spec.min_size}. Use a longer clip_seconds."
+        )
     before, network = backbones.build(spec, weights, frames, image_size)
     if not is_pretrained(weights):
         short_run_batchnorm(network)
@@ -58,8 +78,15 @@ def build_audio_model(backbone, *, num_classes, weights="pretrained", clip_secon
         x = layer(x)
     x = backbone_layer(network, x, is_pretrained(weights))
     pooled = TimeFrequencyPooling(pooling, name=POOL_LAYER)(x)
-    outputs = head(pooled, num_classes=num_classes, problem=problem, dense_units=dense_units, dropout=dropout,
-                   class_names=class_names, head_kinds=head_kinds)
+    outputs = head(
+        pooled,
+        num_classes=num_classes,
+        problem=problem,
+        dense_units=dense_units,
+        dropout=dropout,
+        class_names=class_names,
+        head_kinds=head_kinds,
+    )
     return keras.Model(inputs, outputs, name=f"keras_tl_audio_{spec.name}"[:60])
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.contract.files import check_weights_file
-from keras_tl.core.utils.paths import keras_tl_cache
 from keras_tl.core.contract.registry import BackboneSpec, register
+from keras_tl.core.utils.paths import keras_tl_cache
 
 
 @dataclass(frozen=True)
@@ -45,23 +45,49 @@ FRONT_END = FrontEnd()
 DEFAULT_CLIP_SECONDS = 1.0  # Drum hits and most sound events fit; the networks pool over time.
 PRETRAINED = ("pretrained",)
 
-register(BackboneSpec(
-    name="aisfx_cnn9", modality="audio", constructor="aisfx", feature_dim=512, min_size=8,
-    block_pattern=r"^(conv_block\d)_", weights_from="aisfx",
-    description="aiSFX 9-layer CNN (4.7 M parameters) pretrained on 9 sound-effects libraries; 512-d",
-    licence="CC BY 4.0 (PyPI aisfx 0.1.2; Ma & Lerch, ISMIR 2022)"))
-register(BackboneSpec(
-    name="efficientnet_lite0_mel", modality="audio", constructor="spectrogram_image", variant="efficientnet_lite0",
-    default_size=96, min_size=32, feature_dim=1280, block_pattern=r"^(block\d+)[a-z]_",
-    weights_from="efficientnet_lite0",
-    description="ImageNet EfficientNet-Lite0 on log-mel spectrogram images (96 px by default)",
-    licence="Apache-2.0"))
-register(BackboneSpec(
-    name="mobilenet_v2_mel", modality="audio", constructor="spectrogram_image", variant="mobilenet_v2_torchvision",
-    default_size=96, min_size=32, feature_dim=1280, block_pattern=r"^(block_\d+)_",
-    weights_from="torchvision_mobilenet_v2",
-    description="ImageNet MobileNetV2 (torchvision) on log-mel spectrogram images (96 px by default)",
-    licence="BSD-3-Clause"))
+register(
+    BackboneSpec(
+        name="aisfx_cnn9",
+        modality="audio",
+        constructor="aisfx",
+        feature_dim=512,
+        min_size=8,
+        block_pattern=r"^(conv_block\d)_",
+        weights_from="aisfx",
+        description="aiSFX 9-layer CNN (4.7 M parameters) pretrained on 9 sound-effects libraries; 512-d",
+        licence="CC BY 4.0 (PyPI aisfx 0.1.2; Ma & Lerch, ISMIR 2022)",
+    )
+)
+register(
+    BackboneSpec(
+        name="efficientnet_lite0_mel",
+        modality="audio",
+        constructor="spectrogram_image",
+        variant="efficientnet_lite0",
+        default_size=96,
+        min_size=32,
+        feature_dim=1280,
+        block_pattern=r"^(block\d+)[a-z]_",
+        weights_from="efficientnet_lite0",
+        description="ImageNet EfficientNet-Lite0 on log-mel spectrogram images (96 px by default)",
+        licence="Apache-2.0",
+    )
+)
+register(
+    BackboneSpec(
+        name="mobilenet_v2_mel",
+        modality="audio",
+        constructor="spectrogram_image",
+        variant="mobilenet_v2_torchvision",
+        default_size=96,
+        min_size=32,
+        feature_dim=1280,
+        block_pattern=r"^(block_\d+)_",
+        weights_from="torchvision_mobilenet_v2",
+        description="ImageNet MobileNetV2 (torchvision) on log-mel spectrogram images (96 px by default)",
+        licence="BSD-3-Clause",
+    )
+)
 
 
 def resolve(name, explicit=False):
@@ -74,9 +100,11 @@ def check_weights(spec, weights):
     if weights in PRETRAINED + ("none",):
         return
     if not (isinstance(weights, str) and weights.endswith(".weights.h5") and os.path.isfile(weights)):
-        raise ConfigError(f"`weights` for the audio backbone {spec.name!r} must be 'pretrained' (or 'imagenet': "
-                          f"its pretrained weights), 'none' or an existing .weights.h5 file of the backbone. "
-                          f"Received: weights={weights!r}")
+        raise ConfigError(
+            f"`weights` for the audio backbone {spec.name!r} must be 'pretrained' (or 'imagenet': "
+            f"its pretrained weights), 'none' or an existing .weights.h5 file of the backbone. "
+            f"Received: weights={weights!r}"
+        )
     check_weights_file(weights, suffixes=(".weights.h5",))
 
 

@@ -91,13 +91,16 @@ def run(args):
     if command == "lr-find":
         config = _checked(args)
         if args.steps < 2 or not 0 < args.min_lr < args.max_lr:
-            raise ConfigError(f"`--steps` must be >= 2 and 0 < `--min-lr` < `--max-lr`. Received: --steps "
-                              f"{args.steps}, --min-lr {args.min_lr}, --max-lr {args.max_lr}")
+            raise ConfigError(
+                f"`--steps` must be >= 2 and 0 < `--min-lr` < `--max-lr`. Received: --steps "
+                f"{args.steps}, --min-lr {args.min_lr}, --max-lr {args.max_lr}"
+            )
         _start_tensorflow()
         from keras_tl import workflow
 
-        workflow.lr_find(config, phase=args.phase, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps,
-                         png=args.png)
+        workflow.lr_find(
+            config, phase=args.phase, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps, png=args.png
+        )
         return 0
     if command == "show-batch":
         config = _train_config(args)
@@ -127,11 +130,26 @@ def run(args):
         _start_tensorflow()
         from keras_tl import workflow
 
-        result = workflow.export_run(args.run_dir, args.format, out=args.out, name=args.name,
-                                     quantize=args.quantize, keep_versions=args.keep_versions,
-                                     int8_io=args.int8_io)
-        print(json.dumps({"format": result.format, "path": result.path, "version": result.version,
-                          "size_bytes": result.size_bytes, "check": result.check}))
+        result = workflow.export_run(
+            args.run_dir,
+            args.format,
+            out=args.out,
+            name=args.name,
+            quantize=args.quantize,
+            keep_versions=args.keep_versions,
+            int8_io=args.int8_io,
+        )
+        print(
+            json.dumps(
+                {
+                    "format": result.format,
+                    "path": result.path,
+                    "version": result.version,
+                    "size_bytes": result.size_bytes,
+                    "check": result.check,
+                }
+            )
+        )
         return 0
     if command == "import-weights":
         from keras_tl.weights import imports
@@ -157,8 +175,11 @@ def run(args):
         _start_tensorflow()
         from keras_tl import quickstart
 
-        print(quickstart.summary(quickstart.run(args.out, labels_per_class=args.labels_per_class,
-                                                overwrite=args.overwrite)))
+        print(
+            quickstart.summary(
+                quickstart.run(args.out, labels_per_class=args.labels_per_class, overwrite=args.overwrite)
+            )
+        )
         return 0
     raise AssertionError(command)  # argparse only lets known commands through.
 
@@ -172,8 +193,10 @@ def _names(text):
 
 def _check_run_dir(run_dir):
     if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
-        raise ConfigError(f"{run_dir!r} is not a keras-tl run directory (no config.yaml). Expected the --out folder "
-                          "of a finished `keras-tl train`.")
+        raise ConfigError(
+            f"{run_dir!r} is not a keras-tl run directory (no config.yaml). Expected the --out folder "
+            "of a finished `keras-tl train`."
+        )
 
 
 def _check_out(out):
@@ -194,8 +217,10 @@ def _train(args):
     from keras_tl import workflow
 
     result = workflow.train(config, overwrite=args.overwrite, resume=resume)
-    print(f"run directory: {result.run_dir}  test_accuracy={result.metrics['test_accuracy']:.4f}"
-          f"  macro_f1={result.metrics['macro_f1']:.4f}")
+    print(
+        f"run directory: {result.run_dir}  test_accuracy={result.metrics['test_accuracy']:.4f}"
+        f"  macro_f1={result.metrics['macro_f1']:.4f}"
+    )
     return 0
 
 
@@ -241,19 +266,31 @@ def _list_backbones(args):
         status = registry.weights_status(spec)
         if args.offline and status != registry.HERE:
             continue
-        rows.append((spec.name, spec.modality, status, spec.feature_dim or "", spec.default_size or "",
-                     spec.description or spec.preprocessing))
+        rows.append(
+            (
+                spec.name,
+                spec.modality,
+                status,
+                spec.feature_dim or "",
+                spec.default_size or "",
+                spec.description or spec.preprocessing,
+            )
+        )
     print(f"{'name':26}{'modality':10}{'weights':10}{'features':>9}{'size':>6}  about")
     for name, modality, status, dim, size, about in rows:
         print(f"{name:26}{modality:10}{status:10}{dim:>9}{size:>6}  {about}")
-    print(f"weights: {registry.HERE} = on this machine (works offline); {registry.DOWNLOAD} = fetched by Keras on "
-          f"first use; {registry.INSTALL} = `keras-tl assets install` brings them; {registry.PRESET} = KerasHub "
-          "downloads the preset")
+    print(
+        f"weights: {registry.HERE} = on this machine (works offline); {registry.DOWNLOAD} = fetched by Keras on "
+        f"first use; {registry.INSTALL} = `keras-tl assets install` brings them; {registry.PRESET} = KerasHub "
+        "downloads the preset"
+    )
     if args.presets:
         from keras_tl.text import presets
 
         print("KerasHub text presets (downloaded on first use): " + ", ".join(presets.hub_presets()))
     else:
-        print("Also: KerasHub preset names and handles (kaggle://..., hf://...) and local preset folders "
-              "(`--presets` lists the text ones).")
+        print(
+            "Also: KerasHub preset names and handles (kaggle://..., hf://...) and local preset folders "
+            "(`--presets` lists the text ones)."
+        )
     return 0

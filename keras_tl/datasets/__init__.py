@@ -8,11 +8,24 @@ import pickle
 import numpy as np
 
 from keras_tl.core.contract.errors import DataError, DatasetUnavailableError
-from keras_tl.datasets.drums import (  # noqa: F401
-    DRUM_CLASSES, DRUM_RULES, DRUM_TEST_KITS, DRUM_VAL_KITS, DRUMKITS_DIR, DRUMKITS_LICENCE, LMMS_DRUMS_DIR,
-    LMMS_LICENCE, SONIC_PI_DRUMS, SONIC_PI_LICENCE, SONIC_PI_SAMPLES_DIR, drum_class, load_drumkits,
-    load_lmms_drums, load_sonic_pi_drums)
 from keras_tl.core.data import Source
+from keras_tl.datasets.drums import (  # noqa: F401
+    DRUM_CLASSES,
+    DRUM_RULES,
+    DRUM_TEST_KITS,
+    DRUM_VAL_KITS,
+    DRUMKITS_DIR,
+    DRUMKITS_LICENCE,
+    LMMS_DRUMS_DIR,
+    LMMS_LICENCE,
+    SONIC_PI_DRUMS,
+    SONIC_PI_LICENCE,
+    SONIC_PI_SAMPLES_DIR,
+    drum_class,
+    load_drumkits,
+    load_lmms_drums,
+    load_sonic_pi_drums,
+)
 from keras_tl.image.data import from_arrays
 
 
@@ -46,8 +59,9 @@ def load_digits(classes=None):
     return from_arrays(images[keep], labels, [str(c) for c in classes])
 
 
-ELPV_LICENCE = ("ELPV solar cell images: CC BY-NC-SA 4.0 (Buerhop-Lutz et al. 2018; Deitsch et al. "
-                "2019), from PyPI elpv-dataset")
+ELPV_LICENCE = (
+    "ELPV solar cell images: CC BY-NC-SA 4.0 (Buerhop-Lutz et al. 2018; Deitsch et al. 2019), from PyPI elpv-dataset"
+)
 ANIMAL_SILHOUETTES_LICENCE = "Animal silhouettes (Animal-MNIST): MIT, from PyPI animal-mnist"
 ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
 
@@ -106,8 +120,13 @@ def load_elpv(labels="binary", cell_type=None):
     probabilities = np.asarray(probabilities)
     if labels == "multitask":  # One-hot blocks: grade (in defect order), then cell type.
         names = ["grade:0", "grade:1/3", "grade:2/3", "grade:1", "cell_type:mono", "cell_type:poly"]
-        targets = np.concatenate([np.eye(4, dtype=np.int64)[np.round(probabilities * 3).astype(np.int64)],
-                                  np.eye(2, dtype=np.int64)[(np.asarray(kinds) == "poly").astype(np.int64)]], axis=1)
+        targets = np.concatenate(
+            [
+                np.eye(4, dtype=np.int64)[np.round(probabilities * 3).astype(np.int64)],
+                np.eye(2, dtype=np.int64)[(np.asarray(kinds) == "poly").astype(np.int64)],
+            ],
+            axis=1,
+        )
         return Source(names, paths, targets, "image", licence=ELPV_LICENCE)
     if labels == "binary":
         names, targets = ["functional", "defective"], (probabilities >= 0.5).astype(np.int64)
@@ -124,8 +143,7 @@ def load_animal_silhouettes():
     Returns:
         A `keras_tl.core.data.Source` of uint8 RGB arrays `(10000, 28, 28, 3)`; classes "bear" ... "zebra".
     """
-    folder = os.path.join(_package_folder("animal_mnist", "animal-mnist", "Animal silhouettes"),
-                          "data", "Animal_MNIST")
+    folder = os.path.join(_package_folder("animal_mnist", "animal-mnist", "Animal silhouettes"), "data", "Animal_MNIST")
     with gzip.open(os.path.join(folder, "animal_data_version_3.gz"), "rb") as f:
         images = _plain_array(_NumpyUnpickler(f).load())
     with gzip.open(os.path.join(folder, "animal_label_version_3.gz"), "rb") as f:
@@ -152,8 +170,18 @@ def _plain_array(value):
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 FASHION_MNIST_LICENCE = "Fashion-MNIST (Zalando Research): MIT, from Debian dataset-fashion-mnist"
-FASHION_CLASSES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
-                   "bag", "ankle boot"]
+FASHION_CLASSES = [
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+]
 
 
 def load_fashion_mnist(split="train", folder=FASHION_MNIST_DIR):
@@ -200,7 +228,7 @@ def read_idx(path):
     if len(content) < 4 or content[:2] != b"\x00\x00" or content[2] != 0x08:
         raise DataError(f"{path!r} is not an idx file of unsigned bytes (magic {content[:4]!r}).")
     dims = content[3]
-    shape = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     data = np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * dims)
     if data.size != int(np.prod(shape)):
         raise DataError(f"{path!r} holds {data.size} values; its header says {shape}.")
@@ -263,6 +291,6 @@ def load_wordnet_glosses(pos="noun", top=10, folder=WORDNET_DIR):
     kept = [str(names[i]) for i in order[:top]] if top else [str(names[i]) for i in order]
     index = {name: i for i, name in enumerate(kept)}
     rows = [(g, index[c]) for g, c in zip(glosses, classes) if c in index]
-    return Source(kept, [g for g, _ in rows], np.asarray([c for _, c in rows], np.int64), "text",
-                      licence=WORDNET_LICENCE)
-
+    return Source(
+        kept, [g for g, _ in rows], np.asarray([c for _, c in rows], np.int64), "text", licence=WORDNET_LICENCE
+    )

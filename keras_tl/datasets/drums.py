@@ -7,12 +7,20 @@ import numpy as np
 from keras_tl.core.contract.errors import DataError, DatasetUnavailableError
 
 DRUMKITS_DIR = "/usr/share/hydrogen/data/drumkits"
-DRUMKITS_LICENCE = ("Hydrogen drum kits (Debian hydrogen-drumkits): per kit GPL, CC0, CC BY 3.0 or CC BY-SA 3.0 "
-                    "(each kit's drumkit.xml)")
+DRUMKITS_LICENCE = (
+    "Hydrogen drum kits (Debian hydrogen-drumkits): per kit GPL, CC0, CC BY 3.0 or CC BY-SA 3.0 "
+    "(each kit's drumkit.xml)"
+)
 DRUM_CLASSES = ("kick", "snare", "tom", "hihat", "cymbal")
 # The instrument names the kits' drumkit.xml give, matched in this order (first match wins).
-DRUM_RULES = (("hihat", r"hi-?hat|\bhh\b|\bhat\b"), ("cymbal", r"crash|ride|cymbal|splash|china"),
-              ("clap", r"clap"), ("kick", r"kick|bass ?drum"), ("snare", r"snare"), ("tom", r"\btom"))
+DRUM_RULES = (
+    ("hihat", r"hi-?hat|\bhh\b|\bhat\b"),
+    ("cymbal", r"crash|ride|cymbal|splash|china"),
+    ("clap", r"clap"),
+    ("kick", r"kick|bass ?drum"),
+    ("snare", r"snare"),
+    ("tom", r"\btom"),
+)
 # Held-out kits, so that the velocity layers of one drum never straddle train and test.
 DRUM_TEST_KITS = ("The Black Pearl 1.0",)
 DRUM_VAL_KITS = ("Millo_MultiLayered3",)
@@ -25,15 +33,15 @@ SONIC_PI_LICENCE = "Sonic Pi samples (Debian sonic-pi-samples): CC0, from freeso
 # Sonic Pi's one-shot drums by class (its samples/README.md names each file's freesound.org source).
 SONIC_PI_DRUMS = {
     "kick": "bd_808 bd_ada bd_boom bd_fat bd_gas bd_haus bd_klub bd_mehackit bd_pure bd_sone bd_tek bd_zome bd_zum "
-            "drum_bass_hard drum_bass_soft drum_heavy_kick elec_hollow_kick elec_soft_kick",
+    "drum_bass_hard drum_bass_soft drum_heavy_kick elec_hollow_kick elec_soft_kick",
     "snare": "sn_dolf sn_dub sn_generic sn_zome drum_snare_hard drum_snare_soft elec_snare elec_lo_snare "
-             "elec_mid_snare elec_hi_snare elec_filt_snare",
+    "elec_mid_snare elec_hi_snare elec_filt_snare",
     "tom": "drum_tom_hi_hard drum_tom_hi_soft drum_tom_mid_hard drum_tom_mid_soft drum_tom_lo_hard drum_tom_lo_soft "
-           "elec_fuzz_tom",
+    "elec_fuzz_tom",
     "hihat": "drum_cymbal_closed drum_cymbal_open drum_cymbal_pedal",
     "cymbal": "drum_cymbal_hard drum_cymbal_soft drum_splash_hard drum_splash_soft elec_cymbal",
     "other": "drum_cowbell elec_triangle elec_wood elec_bell elec_chime elec_bong elec_tick elec_ping elec_beep "
-             "elec_blip elec_blip2 elec_blup elec_flip elec_plip elec_pop elec_twang elec_twip",
+    "elec_blip elec_blip2 elec_blup elec_flip elec_plip elec_pop elec_twang elec_twip",
 }
 
 
@@ -41,7 +49,8 @@ def _require_folder(folder, what, package, instead):
     if not os.path.isdir(folder):
         raise DatasetUnavailableError(
             f"{what} are not installed ({folder!r} does not exist). Install them with "
-            f"`sudo apt-get install {package}` (Debian/Ubuntu), or pass folder= {instead}.")
+            f"`sudo apt-get install {package}` (Debian/Ubuntu), or pass folder= {instead}."
+        )
 
 
 def _drum_classes(classes):
@@ -53,7 +62,7 @@ def _drum_classes(classes):
 
 
 def drum_class(instrument):
-    """"kick", "snare", "tom", "hihat", "cymbal", "clap" or "other" for a kit's instrument name."""
+    """ "kick", "snare", "tom", "hihat", "cymbal", "clap" or "other" for a kit's instrument name."""
     import re
 
     name = (instrument or "").lower()
@@ -128,8 +137,14 @@ def load_lmms_drums(classes=DRUM_CLASSES, folder=LMMS_DRUMS_DIR):
     >>> keras_tl.datasets.load_lmms_drums().class_names
     ['kick', 'snare', 'tom', 'hihat', 'cymbal']
     """
-    return _one_shots(classes, folder, None, lambda name: drum_class(os.path.splitext(name)[0].replace("_", " ")),
-                      ("LMMS's drum samples", "lmms-common", "a folder of its samples/drums"), LMMS_LICENCE)
+    return _one_shots(
+        classes,
+        folder,
+        None,
+        lambda name: drum_class(os.path.splitext(name)[0].replace("_", " ")),
+        ("LMMS's drum samples", "lmms-common", "a folder of its samples/drums"),
+        LMMS_LICENCE,
+    )
 
 
 def load_sonic_pi_drums(classes=DRUM_CLASSES, folder=SONIC_PI_SAMPLES_DIR):
@@ -154,8 +169,14 @@ def load_sonic_pi_drums(classes=DRUM_CLASSES, folder=SONIC_PI_SAMPLES_DIR):
     ['kick', 'snare', 'tom', 'hihat', 'cymbal']
     """
     table = {f"{stem}.flac": label for label, stems in SONIC_PI_DRUMS.items() for stem in stems.split()}
-    return _one_shots(classes, folder, sorted(table), table.get,
-                      ("Sonic Pi's samples", "sonic-pi-samples", "a folder of its .flac samples"), SONIC_PI_LICENCE)
+    return _one_shots(
+        classes,
+        folder,
+        sorted(table),
+        table.get,
+        ("Sonic Pi's samples", "sonic-pi-samples", "a folder of its .flac samples"),
+        SONIC_PI_LICENCE,
+    )
 
 
 def _one_shots(classes, folder, names, label_of, package, licence):
@@ -173,8 +194,7 @@ def _collect(samples, classes, folder, licence):
     """An audio source of the `(path, class, split or None)` samples of `classes`; a missing or bad file
     is skipped and reported in `skipped`. Splits become predefined splits when any sample has one."""
     from keras_tl.audio.data import check_audio_file
-    from keras_tl.core.data import Source
-    from keras_tl.core.data import predefined_indices
+    from keras_tl.core.data import Source, predefined_indices
 
     paths, labels, splits, skipped = [], [], [], []
     for path, label, split in samples:

@@ -35,22 +35,35 @@ def _torchvision_padding(config):
             cfg["padding"] = ((1, 1), (1, 1))
         elif layer["class_name"] == "BatchNormalization":
             cfg["epsilon"] = 1e-5
-        elif layer["class_name"] in ("Conv2D", "DepthwiseConv2D") and cfg["padding"] == "same" \
-                and tuple(cfg["strides"]) != (1, 1):
+        elif (
+            layer["class_name"] in ("Conv2D", "DepthwiseConv2D")
+            and cfg["padding"] == "same"
+            and tuple(cfg["strides"]) != (1, 1)
+        ):
             pad_name = f"{layer['name']}_pad"
             node = layer["inbound_nodes"][0]
-            layers.append({
-                "module": "keras.layers", "class_name": "ZeroPadding2D", "name": pad_name,
-                "config": {"name": pad_name, "padding": ((1, 1), (1, 1)), "data_format": "channels_last",
-                           "trainable": True, "dtype": cfg["dtype"]},
-                "registered_name": None,
-                "inbound_nodes": [node],
-                "build_config": layer.get("build_config"),
-            })
+            layers.append(
+                {
+                    "module": "keras.layers",
+                    "class_name": "ZeroPadding2D",
+                    "name": pad_name,
+                    "config": {
+                        "name": pad_name,
+                        "padding": ((1, 1), (1, 1)),
+                        "data_format": "channels_last",
+                        "trainable": True,
+                        "dtype": cfg["dtype"],
+                    },
+                    "registered_name": None,
+                    "inbound_nodes": [node],
+                    "build_config": layer.get("build_config"),
+                }
+            )
             tensor = dict(node["args"][0]["config"])
             tensor["keras_history"] = [pad_name, 0, 0]
-            layer["inbound_nodes"] = [{"args": ({"class_name": "__keras_tensor__", "config": tensor},),
-                                       "kwargs": node.get("kwargs", {})}]
+            layer["inbound_nodes"] = [
+                {"args": ({"class_name": "__keras_tensor__", "config": tensor},), "kwargs": node.get("kwargs", {})}
+            ]
             cfg["padding"] = "valid"
         layers.append(layer)
     config["layers"] = layers
@@ -89,5 +102,3 @@ def _efficientnet_lite(config):
     config["layers"] = [layer for layer in layers if layer["name"] not in removed]
     rewire(config["layers"])
     return config
-
-

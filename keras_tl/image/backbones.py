@@ -31,8 +31,7 @@ def build(spec, weights="pretrained", image_size=None):
     size = image_size or spec.default_size
     if size < spec.min_size:
         raise ConfigError(
-            f"Backbone {spec.name!r} needs images of at least {spec.min_size}px. "
-            f"Received: image_size={size}"
+            f"Backbone {spec.name!r} needs images of at least {spec.min_size}px. Received: image_size={size}"
         )
     weights = "none" if weights is None else weights
     check_weights(spec, weights)
@@ -60,9 +59,11 @@ def load_weights_file(network, path, spec):
     try:
         network.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
-        raise WeightsError(f"{path!r} cannot be loaded into backbone {spec.name!r}: {str(error).splitlines()[0][:200]}. "
-                           "Expected the weights of this backbone without its top (`save_weights` of a keras-tl "
-                           "backbone, `keras-tl import-weights`, or a Keras Applications no-top .h5).") from None
+        raise WeightsError(
+            f"{path!r} cannot be loaded into backbone {spec.name!r}: {str(error).splitlines()[0][:200]}. "
+            "Expected the weights of this backbone without its top (`save_weights` of a keras-tl "
+            "backbone, `keras-tl import-weights`, or a Keras Applications no-top .h5)."
+        ) from None
 
 
 def _download_guard(spec, make):
@@ -90,4 +91,3 @@ def _build_hub(spec, weights):
     backbone.name = "backbone"
     converter.name = "preprocessing"
     return converter, backbone
-

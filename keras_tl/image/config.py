@@ -4,22 +4,48 @@ Keras-free (the CLI checks a config before TensorFlow is imported); the layers t
 `keras_tl.image.augment`.
 """
 
-from keras_tl.core.contract.config import augment_preset
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.fields import augment_preset
 
-_OFF = dict(flip="none", rotation=0.0, zoom=0.0, translation=0.0, contrast=0.0, brightness=0.0,
-            crop=1.0, randaugment=False, mixup_alpha=0.0, cutmix=False)
+_OFF = dict(
+    flip="none",
+    rotation=0.0,
+    zoom=0.0,
+    translation=0.0,
+    contrast=0.0,
+    brightness=0.0,
+    crop=1.0,
+    randaugment=False,
+    mixup_alpha=0.0,
+    cutmix=False,
+)
 AUGMENT_PRESETS = {
     "none": dict(_OFF),
     "light": {**_OFF, "flip": "horizontal", "rotation": 0.05, "zoom": 0.1},
-    "standard": {**_OFF, "flip": "horizontal", "rotation": 0.1, "zoom": 0.15, "translation": 0.1,
-                 "contrast": 0.2, "brightness": 0.2, "crop": 0.9},
-    "strong": {**_OFF, "flip": "horizontal", "rotation": 0.15, "zoom": 0.2, "translation": 0.1,
-               "contrast": 0.3, "brightness": 0.3, "crop": 0.8, "randaugment": True,
-               "mixup_alpha": 0.2},
+    "standard": {
+        **_OFF,
+        "flip": "horizontal",
+        "rotation": 0.1,
+        "zoom": 0.15,
+        "translation": 0.1,
+        "contrast": 0.2,
+        "brightness": 0.2,
+        "crop": 0.9,
+    },
+    "strong": {
+        **_OFF,
+        "flip": "horizontal",
+        "rotation": 0.15,
+        "zoom": 0.2,
+        "translation": 0.1,
+        "contrast": 0.3,
+        "brightness": 0.3,
+        "crop": 0.8,
+        "randaugment": True,
+        "mixup_alpha": 0.2,
+    },
 }
 FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
-
 
 
 def resolve_augment(name, overrides=None):

@@ -8,16 +8,24 @@ and the model does its own preprocessing.
 """
 
 import os
+
 import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from keras_tl.image.config import resolve_augment
 from keras_tl.core.contract.errors import DataError
-from keras_tl.core.data import (Source, encode_labels, predefined_indices, read_manifest, tfds_builder,
-                                scan_class_folders, shuffled_batches)
+from keras_tl.core.data import (
+    Source,
+    encode_labels,
+    predefined_indices,
+    read_manifest,
+    scan_class_folders,
+    shuffled_batches,
+    tfds_builder,
+)
 from keras_tl.image import IMAGE_EXTENSIONS
 from keras_tl.image import augment as augment_lib
+from keras_tl.image.config import resolve_augment
 
 
 def _source(class_names, items, labels, predefined, skipped):
@@ -42,8 +50,7 @@ def from_arrays(images, labels, class_names=None):
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise DataError(
-            "`images` must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3). "
-            f"Received: shape={images.shape}"
+            f"`images` must have shape (N, H, W), (N, H, W, 1) or (N, H, W, 3). Received: shape={images.shape}"
         )
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
@@ -58,8 +65,7 @@ def from_arrays(images, labels, class_names=None):
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
     if labels.min() < 0 or labels.max() >= len(class_names):
         raise DataError(
-            f"`labels` must lie in [0, {len(class_names)}). "
-            f"Received: min={labels.min()}, max={labels.max()}"
+            f"`labels` must lie in [0, {len(class_names)}). Received: min={labels.min()}, max={labels.max()}"
         )
     return Source(list(class_names), images, labels.astype(np.int64), "image")
 
@@ -236,8 +242,7 @@ def make_dataset(
         ds = ds.cache()
     elif cache not in (False, None, "none"):
         ds = ds.cache(str(cache))
-    ds = shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
-                           oversample=oversample, seed=seed)
+    ds = shuffled_batches(ds, split.labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
     params = resolve_augment(augment, augment_params)
     if augment_on == "model":
         params = augment_lib.mixing_only(params)

@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core.models.heads import probabilities_graph, serving_outputs, problem_of
 from keras_tl._vendor import tflite_metadata_schema as fb
 from keras_tl.core.export import tflite_metadata
+from keras_tl.core.models.heads import probabilities_graph, problem_of, serving_outputs
 
 
 def image_size_of(model):
@@ -25,7 +25,9 @@ def serving_endpoints(classifier, class_names, top_k=5):
     size = image_size_of(model)
 
     def outputs(images):
-        return serving_outputs(probabilities_graph(model(images, training=False)), class_names, problem_of(model), top_k)
+        return serving_outputs(
+            probabilities_graph(model(images, training=False)), class_names, problem_of(model), top_k
+        )
 
     def decode(data):
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
@@ -54,8 +56,10 @@ def encode_png(images):
 
 def endpoint_arguments(images):
     """The arguments that call each serving signature on uint8 `images`."""
-    return {"serving_images": {"images": tf.constant(images, tf.float32)},
-            "serving_default": {"image_bytes": tf.constant(encode_png(images))}}
+    return {
+        "serving_images": {"images": tf.constant(images, tf.float32)},
+        "serving_default": {"image_bytes": tf.constant(encode_png(images))},
+    }
 
 
 def tflite_input(size, *, quantized=False):

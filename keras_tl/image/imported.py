@@ -11,12 +11,12 @@ import os
 import keras
 
 from keras_tl.core.contract import registry
+from keras_tl.core.contract.errors import WeightsError
+from keras_tl.core.utils.log import log
 from keras_tl.core.utils.paths import keras_tl_cache
 from keras_tl.image.applications import construct
 from keras_tl.image.layers import ImagePreprocessing
 from keras_tl.weights.imports import convert_into, convert_to_file, get, names  # noqa: F401  (names: the CLI's list)
-from keras_tl.core.contract.errors import WeightsError
-from keras_tl.core.utils.log import log
 
 
 def classifier(name, image_size=224):
@@ -30,8 +30,9 @@ def classifier(name, image_size=224):
     if not importer.imagenet_head:
         raise WeightsError(f"{name!r} has no ImageNet classifier ({importer.note}); use import_weights().")
     spec = registry.get(importer.backbone)
-    network = construct(spec, include_top=True, input_shape=(image_size, image_size, 3),
-                        classes=1000, classifier_activation="softmax")
+    network = construct(
+        spec, include_top=True, input_shape=(image_size, image_size, 3), classes=1000, classifier_activation="softmax"
+    )
     convert_into(name, network)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     outputs = network(ImagePreprocessing(spec.preprocessing, name="preprocessing")(inputs))
@@ -54,8 +55,9 @@ def import_weights(name, out):
     spec = registry.get(importer.backbone)
     network = construct(spec, include_top=False, input_shape=(spec.default_size, spec.default_size, 3))
     convert_to_file(name, network, out)
-    log.info(f"wrote {out}: {importer.note} weights of {importer.backbone!r} from "
-          f"{importer.package} ({importer.licence})")
+    log.info(
+        f"wrote {out}: {importer.note} weights of {importer.backbone!r} from {importer.package} ({importer.licence})"
+    )
     return out
 
 

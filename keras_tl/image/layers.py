@@ -2,6 +2,7 @@
 
 import keras
 from keras import ops
+
 from keras_tl.core.contract.errors import ConfigError
 
 # Per-channel constants of the Keras Applications `preprocess_input` modes, in RGB order.

@@ -10,12 +10,12 @@ import numpy as np
 
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import PRETRAINED
-from keras_tl.image.config import resolve_augment
 from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.contract.files import check_data_path
 from keras_tl.core.contract.modality import Modality, ServingRequest
 from keras_tl.core.utils.network import reachable
-from keras_tl.core.contract.files import check_data_path
 from keras_tl.image import IMAGE_EXTENSIONS, presets
+from keras_tl.image.config import resolve_augment
 
 DATA = "a folder of class folders of images, a .csv manifest (path,label[,split]) or tfds:NAME"
 
@@ -32,12 +32,16 @@ class ImageModality(Modality):
         if source is None:
             check_data_path(config.data, expected=DATA)
         if config.pooling not in ("avg", "max"):
-            raise ConfigError(f"`pooling` for images must be 'avg' or 'max' ('cls' is for text encoders). "
-                              f"Received: pooling={config.pooling!r}")
+            raise ConfigError(
+                f"`pooling` for images must be 'avg' or 'max' ('cls' is for text encoders). "
+                f"Received: pooling={config.pooling!r}"
+            )
         size = config.image_size or spec.default_size
         if size < spec.min_size:
-            raise ConfigError(f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
-                              f"(minimum {spec.min_size}px). Received: image_size={size}")
+            raise ConfigError(
+                f"`image_size` {size} is smaller than backbone {spec.name!r} allows "
+                f"(minimum {spec.min_size}px). Received: image_size={size}"
+            )
         resolve_augment(config.augment, config.augment_params)
         self.check_weights(spec, config.weights)
 
@@ -63,7 +67,6 @@ class ImageModality(Modality):
     def input_size(self, config):
         return f"{config.image_size}px"
 
-
     def load_source(self, config):
         from keras_tl.image import data
 
@@ -78,10 +81,19 @@ class ImageModality(Modality):
         if config.augment_on == "model":
             params = resolve_augment(config.augment, config.augment_params)
             in_model = augment.image_layers(params, config.image_size, config.seed)
-        model = build_model(spec, num_classes=num_classes, weights=config.weights, image_size=config.image_size,
-                            problem=config.problem, pooling=config.pooling, dense_units=config.dense_units,
-                            dropout=config.dropout, augmentation=in_model, class_names=list(class_names),
-                            head_kinds=head_kinds)
+        model = build_model(
+            spec,
+            num_classes=num_classes,
+            weights=config.weights,
+            image_size=config.image_size,
+            problem=config.problem,
+            pooling=config.pooling,
+            dense_units=config.dense_units,
+            dropout=config.dropout,
+            augmentation=in_model,
+            class_names=list(class_names),
+            head_kinds=head_kinds,
+        )
         return Classifier(model, self, spec, None, list(class_names), config)
 
     def prepare_weights(self, spec, weights):
@@ -113,11 +125,19 @@ class ImageModality(Modality):
         from keras_tl.image import data, export
 
         return data.make_dataset(
-            split, image_size=export.image_size_of(classifier.model), batch_size=config.batch_size,
-            num_classes=len(classifier.class_names), problem=classifier.problem, training=training,
-            augment=config.augment, augment_params=config.augment_params, augment_on=config.augment_on,
-            oversample=training and config.balance == "oversample", cache=cache,
-            seed=config.seed if seed is None else seed)
+            split,
+            image_size=export.image_size_of(classifier.model),
+            batch_size=config.batch_size,
+            num_classes=len(classifier.class_names),
+            problem=classifier.problem,
+            training=training,
+            augment=config.augment,
+            augment_params=config.augment_params,
+            augment_on=config.augment_on,
+            oversample=training and config.balance == "oversample",
+            cache=cache,
+            seed=config.seed if seed is None else seed,
+        )
 
     def augmenting(self, config):
         from keras_tl.image import augment
@@ -130,8 +150,9 @@ class ImageModality(Modality):
         for path in items:
             reason = data.check_image_file(path) if os.path.isfile(path) else "no such file"
             if reason:
-                raise ConfigError(f"Cannot read image {path!r}: {reason}. Expected an image file "
-                                  f"({', '.join(IMAGE_EXTENSIONS)}).")
+                raise ConfigError(
+                    f"Cannot read image {path!r}: {reason}. Expected an image file ({', '.join(IMAGE_EXTENSIONS)})."
+                )
         return list(items)
 
     def model_inputs(self, classifier, items):
@@ -188,8 +209,9 @@ class ImageModality(Modality):
         from keras_tl.core.export import tflite_metadata
         from keras_tl.image import export
 
-        return tflite_metadata.Inputs([export.tflite_input(export.image_size_of(classifier.model),
-                                                           quantized=info.int8_io)])
+        return tflite_metadata.Inputs(
+            [export.tflite_input(export.image_size_of(classifier.model), quantized=info.int8_io)]
+        )
 
     def tflite_calibration(self, classifier, items):
         return [[image[None].astype(np.float32)] for image in self.model_inputs(classifier, items)]

@@ -3,9 +3,16 @@
 import keras
 
 from keras_tl.core.contract import registry
-from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained, short_run_batchnorm
-from keras_tl.image import backbones
+from keras_tl.core.models.heads import (
+    POOL_LAYER,
+    backbone_layer,
+    check_problem,
+    head,
+    is_pretrained,
+    short_run_batchnorm,
+)
 from keras_tl.core.utils import quiet
+from keras_tl.image import backbones
 
 AUGMENTATION_LAYER = "augmentation"
 
@@ -65,8 +72,15 @@ def build_model(
     if augmentation:
         x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
     x = backbone_layer(base, preprocess(x), is_pretrained(weights))
-    outputs = head(_pool(x, pooling), num_classes=num_classes, problem=problem, dense_units=dense_units,
-                   dropout=dropout, class_names=class_names, head_kinds=head_kinds)
+    outputs = head(
+        _pool(x, pooling),
+        num_classes=num_classes,
+        problem=problem,
+        dense_units=dense_units,
+        dropout=dropout,
+        class_names=class_names,
+        head_kinds=head_kinds,
+    )
     return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
 
 

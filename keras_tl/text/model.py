@@ -12,16 +12,27 @@ import keras
 import tensorflow as tf
 
 from keras_tl.core.contract import registry
+from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained
+from keras_tl.core.utils import quiet
 from keras_tl.text import backbones
 from keras_tl.text.layers import TokenPooling
-from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started
-def build_text_model(backbone, *, num_classes, weights="pretrained", sequence_length=128, problem="multiclass",
-                     pooling="avg", dense_units=(), dropout=0.1, class_names=(), head_kinds=None):
+def build_text_model(
+    backbone,
+    *,
+    num_classes,
+    weights="pretrained",
+    sequence_length=128,
+    problem="multiclass",
+    pooling="avg",
+    dense_units=(),
+    dropout=0.1,
+    class_names=(),
+    head_kinds=None,
+):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
 
     With pretrained weights the encoder runs in inference mode (`keras_tl.core.models.layers.InferenceMode`),
@@ -63,7 +74,14 @@ def build_text_model(backbone, *, num_classes, weights="pretrained", sequence_le
         encoder = keras.Model(encoder.input, encoder.output["sequence_output"], name=encoder.name)
     x = backbone_layer(encoder, encoder_inputs, is_pretrained(weights))
     pooled = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
-    outputs = head(pooled, num_classes=num_classes, problem=problem, dense_units=dense_units, dropout=dropout,
-                   class_names=class_names, head_kinds=head_kinds)
+    outputs = head(
+        pooled,
+        num_classes=num_classes,
+        problem=problem,
+        dense_units=dense_units,
+        dropout=dropout,
+        class_names=class_names,
+        head_kinds=head_kinds,
+    )
     name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
     return keras.Model(inputs, outputs, name=name), preprocessor

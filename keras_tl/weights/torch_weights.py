@@ -15,6 +15,7 @@ import struct
 import zipfile
 
 import numpy as np
+
 from keras_tl.core.contract.errors import WeightsError
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -104,8 +105,13 @@ class _Unpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         # ("storage", storage_type, key, location, numel[, view_metadata])
-        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType) and isinstance(pid[2], (str, int))):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) >= 3
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+            and isinstance(pid[2], (str, int))
+        ):
             raise pickle.UnpicklingError(f"A weights file may refer only to tensor storages. Received: {pid!r:.80}")
         key = str(pid[2])
         self.storage_types[key] = pid[1].dtype
@@ -134,8 +140,9 @@ def load_state_dict(path):
     else:
         tree, storages = _load_legacy(path)
     state = _unwrap(tree)
-    return collections.OrderedDict((k, _materialize(v, storages)) for k, v in state.items()
-                                   if isinstance(v, _TensorRef))
+    return collections.OrderedDict(
+        (k, _materialize(v, storages)) for k, v in state.items() if isinstance(v, _TensorRef)
+    )
 
 
 def _load_legacy(path):
@@ -144,28 +151,34 @@ def _load_legacy(path):
     with open(path, "rb") as f:
         magic = _restricted_load(f, path)
         if magic != _LEGACY_MAGIC:
-            raise WeightsError(f"{path!r} is not a PyTorch checkpoint: expected a zip archive or the legacy "
-                               "format's magic number.")
+            raise WeightsError(
+                f"{path!r} is not a PyTorch checkpoint: expected a zip archive or the legacy format's magic number."
+            )
         _restricted_load(f, path)  # protocol version
         _restricted_load(f, path)  # sys info
         unpickler = _Unpickler(f)
         tree = _load(unpickler, path)
         keys = _restricted_load(f, path)
         if not isinstance(keys, list) or not all(isinstance(k, (str, int)) for k in keys):
-            raise WeightsError(f"{path!r}: the legacy checkpoint's storage keys must be a list of names. "
-                               f"Received: {type(keys).__name__}")
+            raise WeightsError(
+                f"{path!r}: the legacy checkpoint's storage keys must be a list of names. "
+                f"Received: {type(keys).__name__}"
+            )
         storages = {}
         for key in keys:
             dtype = unpickler.storage_types.get(str(key))
             header = f.read(8)
             if dtype is None or len(header) != 8:
-                raise WeightsError(f"{path!r}: storage {key!r} is " + ("not described by the checkpoint."
-                                   if dtype is None else "cut short (the file is truncated)."))
+                raise WeightsError(
+                    f"{path!r}: storage {key!r} is "
+                    + ("not described by the checkpoint." if dtype is None else "cut short (the file is truncated).")
+                )
             (count,) = struct.unpack("<q", header)
             raw = f.read(max(count, 0) * dtype.itemsize)
             if count < 0 or len(raw) != count * dtype.itemsize:
-                raise WeightsError(f"{path!r}: storage {key!r} should hold {count} values; the file is truncated "
-                                   "or corrupt.")
+                raise WeightsError(
+                    f"{path!r}: storage {key!r} should hold {count} values; the file is truncated or corrupt."
+                )
             storages[str(key)] = np.frombuffer(raw, dtype=dtype)
     return tree, storages
 
@@ -181,12 +194,22 @@ def _load(unpickler, path):
         return unpickler.load()
     except pickle.UnpicklingError as error:
         raise WeightsError(f"{path!r} was not read: {error}") from None
-    except (EOFError, TypeError, AttributeError, IndexError, KeyError, struct.error, ValueError,
-            UnicodeDecodeError) as error:
+    except (
+        EOFError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        struct.error,
+        ValueError,
+        UnicodeDecodeError,
+    ) as error:
         if isinstance(error, WeightsError):
             raise
-        raise WeightsError(f"{path!r} is not a readable PyTorch checkpoint (corrupt or truncated: "
-                           f"{type(error).__name__}: {str(error)[:120]}).") from None
+        raise WeightsError(
+            f"{path!r} is not a readable PyTorch checkpoint (corrupt or truncated: "
+            f"{type(error).__name__}: {str(error)[:120]})."
+        ) from None
 
 
 def _load_zip(path):
@@ -210,15 +233,18 @@ def _load_zip(path):
             except (KeyError, zipfile.BadZipFile, OSError) as error:
                 raise WeightsError(f"{path!r}: storage {key!r} is missing or corrupt ({error}).") from None
             if len(raw) % dtype.itemsize:
-                raise WeightsError(f"{path!r}: storage {key!r} holds {len(raw)} bytes, not a whole number of "
-                                   f"{dtype.name} values.")
+                raise WeightsError(
+                    f"{path!r}: storage {key!r} holds {len(raw)} bytes, not a whole number of {dtype.name} values."
+                )
             storages[key] = np.frombuffer(raw, dtype=dtype)
     return tree, storages
 
 
 def _unwrap(tree):
     if isinstance(tree, (tuple, list)):  # (state_dict, metadata), as some training scripts save
-        states = [part for part in tree if isinstance(part, dict) and any(isinstance(v, _TensorRef) for v in part.values())]
+        states = [
+            part for part in tree if isinstance(part, dict) and any(isinstance(v, _TensorRef) for v in part.values())
+        ]
         if len(states) != 1:
             raise WeightsError(f"Expected one state dict in the saved {type(tree).__name__}. Found {len(states)}.")
         tree = states[0]
@@ -238,7 +264,7 @@ def _materialize(ref, storages):
     _check_view(ref, len(storage))
     itemsize = storage.dtype.itemsize
     array = np.lib.stride_tricks.as_strided(
-        storage[ref.offset:], shape=ref.size, strides=[s * itemsize for s in ref.stride]
+        storage[ref.offset :], shape=ref.size, strides=[s * itemsize for s in ref.stride]
     ).copy()
     if storage.dtype == np.uint16:  # bfloat16 bits -> float32
         array = (array.astype(np.uint32) << 16).view(np.float32)
@@ -250,12 +276,17 @@ def _check_view(ref, length):
     element lies inside a storage of `length` values (as_strided would otherwise read other memory)."""
     numbers = (ref.offset, *ref.size, *ref.stride)
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers) or (
-            len(ref.size) != len(ref.stride)):
-        raise WeightsError(f"A tensor's view must be non-negative integers with one stride per dimension. "
-                           f"Received: offset={ref.offset!r}, size={ref.size!r}, stride={ref.stride!r}")
+        len(ref.size) != len(ref.stride)
+    ):
+        raise WeightsError(
+            f"A tensor's view must be non-negative integers with one stride per dimension. "
+            f"Received: offset={ref.offset!r}, size={ref.size!r}, stride={ref.stride!r}"
+        )
     if 0 in ref.size:
         return
     last = ref.offset + sum((size - 1) * stride for size, stride in zip(ref.size, ref.stride))
     if ref.offset >= length or last >= length:
-        raise WeightsError(f"A tensor's view (offset {ref.offset}, size {ref.size}, stride {ref.stride}) reaches "
-                           f"element {last} of a storage of {length}: the checkpoint is corrupt.")
+        raise WeightsError(
+            f"A tensor's view (offset {ref.offset}, size {ref.size}, stride {ref.stride}) reaches "
+            f"element {last} of a storage of {length}: the checkpoint is corrupt."
+        )

@@ -1,11 +1,11 @@
 """`build_classifier`: a classifier on any backbone, by name, for any modality (the Python entry point
 of the model side, without data or a run)."""
 
-from keras_tl.core.utils import quiet
-from keras_tl.core.contract import registry
 from keras_tl.core.contract import modality as modalities
+from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started

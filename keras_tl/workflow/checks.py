@@ -7,12 +7,12 @@ Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `
 
 import dataclasses
 
-from keras_tl.core.train import distribute
-from keras_tl.core.contract import registry
 from keras_tl.core.contract import modality as modalities
-from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.train import distribute
 
 
 def check_config(config, source=None, target=None):
@@ -25,10 +25,17 @@ def check_config(config, source=None, target=None):
     spec = registry.get(config.backbone, modality=modality.name)
     modality.check_config(config, spec, source)
     _check_adaptation(config, modality, target)
-    if config.strategy == "two_phase" and config.fine_tune_epochs and config.layer_lr_decay != 1.0 and not spec.block_pattern:
-        raise ConfigError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
-                          f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
-                          f"layer_lr_decay={config.layer_lr_decay!r}")
+    if (
+        config.strategy == "two_phase"
+        and config.fine_tune_epochs
+        and config.layer_lr_decay != 1.0
+        and not spec.block_pattern
+    ):
+        raise ConfigError(
+            f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
+            f"Use layer_lr_decay=1.0 (one rate) with this backbone. Received: "
+            f"layer_lr_decay={config.layer_lr_decay!r}"
+        )
     return modality, spec
 
 
@@ -60,11 +67,15 @@ def adaptation_method(config, has_target=None):
     if method == "auto":
         return DEFAULT_ADAPTATION if has_target else "none"
     if method != "none" and not has_target:
-        raise ConfigError(f"domain_adaptation={method!r} needs unlabelled target-domain data: set `target_data` "
-                         f"(a folder or manifest) or pass `target=` to keras_tl.train. Received: target_data=None")
+        raise ConfigError(
+            f"domain_adaptation={method!r} needs unlabelled target-domain data: set `target_data` "
+            f"(a folder or manifest) or pass `target=` to keras_tl.train. Received: target_data=None"
+        )
     if method == "none" and has_target:
-        raise ConfigError("`target_data` is given but domain_adaptation='none': nothing would use it. Choose a method "
-                         f"({', '.join(DOMAIN_ADAPTATIONS[2:])}) or 'auto', or drop target_data.")
+        raise ConfigError(
+            "`target_data` is given but domain_adaptation='none': nothing would use it. Choose a method "
+            f"({', '.join(DOMAIN_ADAPTATIONS[2:])}) or 'auto', or drop target_data."
+        )
     return method
 
 
@@ -73,20 +84,26 @@ def _check_adaptation(config, modality, target):
     if method == "none":
         return
     if method == "adabn" and not modality.batchnorm:
-        raise ConfigError(f"domain_adaptation='adabn' re-estimates BatchNorm statistics; {modality.name} backbones "
-                         f"have none. Use 'prior', 'coral' or 'dann'. Received: "
-                         f"domain_adaptation={config.domain_adaptation!r}")
+        raise ConfigError(
+            f"domain_adaptation='adabn' re-estimates BatchNorm statistics; {modality.name} backbones "
+            f"have none. Use 'prior', 'coral' or 'dann'. Received: "
+            f"domain_adaptation={config.domain_adaptation!r}"
+        )
     backbone_trains = config.strategy == "full" or (config.strategy == "two_phase" and config.fine_tune_epochs > 0)
     if method in ("coral", "dann") and not backbone_trains:
-        raise ConfigError(f"domain_adaptation={method!r} aligns the features while the backbone trains (phase 2, or "
-                         f"strategy='full'); this run never trains it. Received: strategy={config.strategy!r}, "
-                         f"fine_tune_epochs={config.fine_tune_epochs!r}. Use 'adabn', or train the backbone.")
+        raise ConfigError(
+            f"domain_adaptation={method!r} aligns the features while the backbone trains (phase 2, or "
+            f"strategy='full'); this run never trains it. Received: strategy={config.strategy!r}, "
+            f"fine_tune_epochs={config.fine_tune_epochs!r}. Use 'adabn', or train the backbone."
+        )
     if target is None:
         _check_target_path(config, modality)
     elif getattr(target, "modality", None) != modality.name:
-        raise ConfigError(f"`target` must be a keras_tl.core.data.Source of {modality.unit} (modality={modality.name!r}) "
-                          f"like the training data. Received: {type(target).__name__} "
-                          f"(modality={getattr(target, 'modality', None)!r})")
+        raise ConfigError(
+            f"`target` must be a keras_tl.core.data.Source of {modality.unit} (modality={modality.name!r}) "
+            f"like the training data. Received: {type(target).__name__} "
+            f"(modality={getattr(target, 'modality', None)!r})"
+        )
 
 
 def _check_target_path(config, modality):
@@ -107,16 +124,22 @@ def resolve_problem(config, num_classes, multilabel=False, multitask=False):
     if multitask and config.problem in ("auto", "multitask"):
         return "multitask"
     if config.problem == "multitask":
-        raise ConfigError("problem='multitask' needs data with several heads: 'head:class' class names with "
-                         "labels (or none) per head, e.g. a manifest with label:<head> columns or "
-                         "keras_tl.core.data.multitask_labels.labels_from_columns.")
+        raise ConfigError(
+            "problem='multitask' needs data with several heads: 'head:class' class names with "
+            "labels (or none) per head, e.g. a manifest with label:<head> columns or "
+            "keras_tl.core.data.multitask_labels.labels_from_columns."
+        )
     if config.head_weights:
-        raise ConfigError(f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
-                         f"tasks={config.head_weights!r}")
+        raise ConfigError(
+            f"`tasks` names heads of multi-task data, but the data has one label set. Received: "
+            f"tasks={config.head_weights!r}"
+        )
     if multilabel:
         if config.problem not in ("auto", "multilabel"):
-            raise ConfigError(f"The data has several labels per example; problem must be 'auto' or "
-                             f"'multilabel'. Received: problem={config.problem!r}")
+            raise ConfigError(
+                f"The data has several labels per example; problem must be 'auto' or "
+                f"'multilabel'. Received: problem={config.problem!r}"
+            )
         return "multilabel"
     if config.problem == "multilabel":
         raise ConfigError("problem='multilabel' needs multi-label data (e.g. a manifest with 'a;b' labels).")
@@ -131,13 +154,17 @@ def resolve_config(config, modality, spec, problem, target=None):
     """The config with every "auto" made concrete (what config.yaml records); `target`: target-domain
     data from Python."""
     has_target = target is not None or config.target_data is not None
-    return TrainConfig.from_dict({
-        **config.to_dict(), "modality": modality.name, "problem": problem,
-        "domain_adaptation": adaptation_method(config, has_target=has_target),
-        "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
-        "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
-        **modality.resolve_config(config, spec),
-    })
+    return TrainConfig.from_dict(
+        {
+            **config.to_dict(),
+            "modality": modality.name,
+            "problem": problem,
+            "domain_adaptation": adaptation_method(config, has_target=has_target),
+            "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
+            "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
+            **modality.resolve_config(config, spec),
+        }
+    )
 
 
 def prepare(config, source=None, target=None):
@@ -146,22 +173,32 @@ def prepare(config, source=None, target=None):
     Returns:
         `(modality, spec, source, splits, resolved)`: `resolved` has every "auto" made concrete.
     """
-    from keras_tl.core.data import multitask_labels
-    from keras_tl.core.data import split_source
+    from keras_tl.core.data import multitask_labels, split_source
 
     modality, spec = check_config(config, source, target)
     check_backbone(config, modality, spec)
     if source is None:
         source = modality.load_source(config)
     source = select_heads(source, config)
-    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
-                          labels_per_class=config.labels_per_class)
-    problem = resolve_problem(config, len(source.class_names), multilabel=source.labels.ndim == 2,
-                        multitask=multitask_labels.looks_multitask(source.class_names, source.labels))
+    splits = split_source(
+        source,
+        val_split=config.val_split,
+        test_split=config.test_split,
+        seed=config.seed,
+        labels_per_class=config.labels_per_class,
+    )
+    problem = resolve_problem(
+        config,
+        len(source.class_names),
+        multilabel=source.labels.ndim == 2,
+        multitask=multitask_labels.looks_multitask(source.class_names, source.labels),
+    )
     if config.balance == "oversample" and problem in ("multilabel", "multitask"):
-        raise ConfigError(f"balance='oversample' draws single-label classes equally often; a {problem} run "
-                         f"has several labels per example. Use 'class_weights' (per head, in a multi-task run) or "
-                         f"'none'. Received: balance='oversample'")
+        raise ConfigError(
+            f"balance='oversample' draws single-label classes equally often; a {problem} run "
+            f"has several labels per example. Use 'class_weights' (per head, in a multi-task run) or "
+            f"'none'. Received: balance='oversample'"
+        )
     return modality, spec, source, splits, resolve_config(config, modality, spec, problem, target)
 
 
@@ -192,10 +229,13 @@ def check_export(format, quantize, int8_io=False, keep_versions=None):
         raise ConfigError(f"Quantization applies to TFLite only. Received: format={format!r}, quantize={quantize!r}")
     if int8_io and quantize != "int8":
         raise ConfigError(f"`int8_io` (uint8 input/output) needs quantize='int8'. Received: quantize={quantize!r}")
-    if keep_versions is not None and (isinstance(keep_versions, bool) or not isinstance(keep_versions, int)
-                                      or keep_versions < 1):
-        raise ConfigError(f"`keep_versions` must be an integer >= 1 (the new version is always kept), or None to keep "
-                          f"every version. Received: keep_versions={keep_versions!r}")
+    if keep_versions is not None and (
+        isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1
+    ):
+        raise ConfigError(
+            f"`keep_versions` must be an integer >= 1 (the new version is always kept), or None to keep "
+            f"every version. Received: keep_versions={keep_versions!r}"
+        )
 
 
 def check_top(names, top=None):

@@ -2,18 +2,18 @@
 
 import os
 
-from keras_tl.core.export import formats as export
-from keras_tl.core.evaluation import plots
-from keras_tl.workflow import rundir as run
 from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.evaluation import plots
+from keras_tl.core.export import formats as export
+from keras_tl.core.utils import quiet
+from keras_tl.core.utils.log import log
+from keras_tl.workflow import rundir as run
+from keras_tl.workflow.checks import check_config, check_top
 from keras_tl.workflow.ranking import rank
 from keras_tl.workflow.runs import export_run
-from keras_tl.workflow.checks import check_config, check_top
 from keras_tl.workflow.training_run import train
-from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils.log import log
-from keras_tl.core.utils import quiet
 
 
 @quiet.tensorflow_started
@@ -41,8 +41,10 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
     >>> rows = keras_tl.compare_backbones(config, ["mobilenet_v2", "efficientnet_b0"])
     """
     check_top(names, top)
-    configs = [TrainConfig.from_dict({**config.to_dict(), "backbone": n,
-                                      "out": os.path.join(config.out, n.replace("/", "_"))}) for n in names]
+    configs = [
+        TrainConfig.from_dict({**config.to_dict(), "backbone": n, "out": os.path.join(config.out, n.replace("/", "_"))})
+        for n in names
+    ]
     kinds = {n: modalities.of(c, source).name for n, c in zip(names, configs)}
     if len(set(kinds.values())) > 1:
         raise ConfigError(f"`compare` ranks backbones of one modality. Received: {kinds}")
@@ -59,25 +61,34 @@ def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
         result = train(c, source, overwrite=overwrite)
         exported = export_run(result.run_dir, "tflite", out=os.path.join(result.run_dir, "exports"))
         sample = result.classifier.inputs(run.load_split(result.run_dir, "test").items[:1])
-        rows.append({
-            "backbone": c.backbone,
-            "test_accuracy": result.metrics["test_accuracy"],
-            "macro_f1": result.metrics["macro_f1"],
-            "params": int(result.model.count_params()),
-            "model_mb": exported.size_bytes / 2**20,
-            "keras_mb": os.path.getsize(os.path.join(result.run_dir, run.MODEL_FILE)) / 2**20,
-            "keras_latency_ms": export.keras_latency_ms(result.model, sample),
-            "tflite_latency_ms": exported.evaluation["latency_ms_batch1"],
-            "train_seconds": result.metrics["train_seconds"],
-        })
+        rows.append(
+            {
+                "backbone": c.backbone,
+                "test_accuracy": result.metrics["test_accuracy"],
+                "macro_f1": result.metrics["macro_f1"],
+                "params": int(result.model.count_params()),
+                "model_mb": exported.size_bytes / 2**20,
+                "keras_mb": os.path.getsize(os.path.join(result.run_dir, run.MODEL_FILE)) / 2**20,
+                "keras_latency_ms": export.keras_latency_ms(result.model, sample),
+                "tflite_latency_ms": exported.evaluation["latency_ms_batch1"],
+                "train_seconds": result.metrics["train_seconds"],
+            }
+        )
     rows.sort(key=lambda r: (-r["test_accuracy"], r["keras_latency_ms"]))
     os.makedirs(config.out, exist_ok=True)
     run.write_json(config.out, "compare.json", rows)
     plots.pareto(rows, os.path.join(config.out, "pareto.png"))
-    header = ("| rank | backbone | test accuracy | macro F1 | parameters | TFLite MB | .keras MB | "
-              "Keras batch-1 ms | TFLite batch-1 ms | training s |")
-    lines = [f"# Backbone comparison ({config.image_size or 'default'}px, {config.head_epochs} + "
-             f"{config.fine_tune_epochs} epochs, weights `{config.weights}`)", "", header, "|" + "---|" * 10]
+    header = (
+        "| rank | backbone | test accuracy | macro F1 | parameters | TFLite MB | .keras MB | "
+        "Keras batch-1 ms | TFLite batch-1 ms | training s |"
+    )
+    lines = [
+        f"# Backbone comparison ({config.image_size or 'default'}px, {config.head_epochs} + "
+        f"{config.fine_tune_epochs} epochs, weights `{config.weights}`)",
+        "",
+        header,
+        "|" + "---|" * 10,
+    ]
     for position, r in enumerate(rows, 1):
         lines.append(
             f"| {position} | {r['backbone']} | {100 * r['test_accuracy']:.1f}% | {r['macro_f1']:.3f} | "

@@ -16,16 +16,15 @@ import numpy as np
 
 from keras_tl.core import data
 from keras_tl.core.contract import modality as modalities
-from keras_tl.core.train import distribute
-from keras_tl.core.train import features
-from keras_tl.workflow import rundir as run
-from keras_tl.core.evaluation import transferability
 from keras_tl.core.contract.config import TrainConfig
-from keras_tl.core.models.heads import is_pretrained
-from keras_tl.workflow.checks import check_config, prepare, resolve_config
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils.log import log
+from keras_tl.core.evaluation import transferability
+from keras_tl.core.models.heads import is_pretrained
+from keras_tl.core.train import distribute, features
 from keras_tl.core.utils import quiet
+from keras_tl.core.utils.log import log
+from keras_tl.workflow import rundir as run
+from keras_tl.workflow.checks import check_config, prepare, resolve_config
 
 
 @quiet.tensorflow_started
@@ -58,8 +57,9 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
     ...                      ["efficientnet_lite0", "mobilenet_v2_torchvision"])
     """
     names = list(dict.fromkeys(names))
-    if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer))
-                                     or max_examples < 2):
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer)) or max_examples < 2
+    ):
         raise ConfigError(f"`max_examples` must be an integer >= 2 (or None: all examples). Received: {max_examples!r}")
     if not names:
         raise ConfigError("`rank` needs at least 1 backbone name. Received: []")
@@ -79,28 +79,43 @@ def rank(config, names, source=None, *, random_twins=True, out=None, max_example
     rows = []
     for candidate, spec, weights in candidates:
         started = time.perf_counter()
-        resolved = resolve_config(TrainConfig.from_dict({**candidate.to_dict(), "weights": weights}), modality, spec,
-                                  first.problem)
+        resolved = resolve_config(
+            TrainConfig.from_dict({**candidate.to_dict(), "weights": weights}), modality, spec, first.problem
+        )
         log.info(f"rank: {candidate.backbone} ({_weights_name(weights)})")
         keras.utils.set_random_seed(resolved.seed)
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
             classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
             extractor, _ = features.split_model(classifier.model)
             order, pipeline = modality.feature_pass(classifier, labelled, resolved)
-            (x, _), = features.extract(extractor, [data.targets_as_inputs(pipeline)],
-                                       descriptions=["training + validation features"], open_shapes=True)
+            ((x, _),) = features.extract(
+                extractor,
+                [data.targets_as_inputs(pipeline)],
+                descriptions=["training + validation features"],
+                open_shapes=True,
+            )
         labels = labelled.labels[order]
         if len(x) <= x.shape[1]:
-            log.info(f"rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "
-                  "any labelling, so LogME separates backbones less well (more labelled examples help)")
+            log.info(
+                f"rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "
+                "any labelling, so LogME separates backbones less well (more labelled examples help)"
+            )
         score = transferability.logme(x, labels)
-        probe = transferability.linear_probe(x, labels) if labels.ndim == 1 \
-            else (None, None)
-        rows.append({"backbone": candidate.backbone, "weights": _weights_name(weights),
-                     "pretrained": is_pretrained(weights), "logme": score,
-                     "probe_accuracy": probe[0], "probe_se": probe[1],
-                     "feature_dim": int(x.shape[1]), "examples": int(len(x)),
-                     "seconds": time.perf_counter() - started, "flag": ""})
+        probe = transferability.linear_probe(x, labels) if labels.ndim == 1 else (None, None)
+        rows.append(
+            {
+                "backbone": candidate.backbone,
+                "weights": _weights_name(weights),
+                "pretrained": is_pretrained(weights),
+                "logme": score,
+                "probe_accuracy": probe[0],
+                "probe_se": probe[1],
+                "feature_dim": int(x.shape[1]),
+                "examples": int(len(x)),
+                "seconds": time.perf_counter() - started,
+                "flag": "",
+            }
+        )
         keras.backend.clear_session()
     _flag_negative_transfer(rows)
     rows.sort(key=lambda r: -r["logme"] if np.isfinite(r["logme"]) else np.inf)
@@ -125,8 +140,10 @@ def _subsample(split, max_examples, num_classes, seed):
     class, or its rarest label), seeded; prints what it kept."""
     per_class = max(1, max_examples // num_classes)
     keep = data.limit_per_class(data.strata(split.labels), np.arange(len(split.labels)), per_class, seed)
-    log.info(f"rank: scoring {len(keep):,} of {len(split.labels):,} training + validation examples "
-          f"(max_examples={max_examples}: at most {per_class:,} per class)")
+    log.info(
+        f"rank: scoring {len(keep):,} of {len(split.labels):,} training + validation examples "
+        f"(max_examples={max_examples}: at most {per_class:,} per class)"
+    )
     return split.subset(keep)
 
 
@@ -145,15 +162,21 @@ def _flag_negative_transfer(rows):
 
 def table(rows):
     """The ranked rows as Markdown lines."""
-    lines = [f"# Backbone ranking by LogME (higher is better; {rows[0]['examples']:,} training + validation "
-             f"examples, test split unused)", "",
-             "| rank | backbone | weights | LogME | linear probe accuracy (leave-one-out) | features | seconds | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Backbone ranking by LogME (higher is better; {rows[0]['examples']:,} training + validation "
+        f"examples, test split unused)",
+        "",
+        "| rank | backbone | weights | LogME | linear probe accuracy (leave-one-out) | features | seconds | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rows, 1):
-        probe = "n/a" if r["probe_accuracy"] is None else \
-            f"{100 * r['probe_accuracy']:.1f}% ± {100 * r['probe_se']:.1f}"
-        lines.append(f"| {i} | {r['backbone']} | {r['weights']} | {r['logme']:.4f} | {probe} | "
-                     f"{r['feature_dim']:,} | {r['seconds']:.1f} | {r['flag']} |")
+        probe = (
+            "n/a" if r["probe_accuracy"] is None else f"{100 * r['probe_accuracy']:.1f}% ± {100 * r['probe_se']:.1f}"
+        )
+        lines.append(
+            f"| {i} | {r['backbone']} | {r['weights']} | {r['logme']:.4f} | {probe} | "
+            f"{r['feature_dim']:,} | {r['seconds']:.1f} | {r['flag']} |"
+        )
     return lines
 
 
@@ -195,34 +218,49 @@ def domain_shift(config, target, source=None, *, max_examples=2000):
     if isinstance(target, (str, os.PathLike)):
         target = modality.load_source(target_config)
     elif modalities.source_modality(target) != modality.name:
-        raise ConfigError(f"`target` must be a path or a {modality.name} source like the training data. "
-                         f"Received: {type(target).__name__}")
+        raise ConfigError(
+            f"`target` must be a path or a {modality.name} source like the training data. "
+            f"Received: {type(target).__name__}"
+        )
     rng = np.random.default_rng(resolved.seed)
     domains = [_joined(splits["train"], splits["val"]), target.as_split()]
     count = min(len(domains[0].labels), len(domains[1].labels), max_examples)
     if count < 2:
-        raise ConfigError(f"`domain_shift` needs at least 2 examples of each domain. Received: "
-                         f"{len(domains[0].labels)} training + validation, {len(domains[1].labels)} target")
+        raise ConfigError(
+            f"`domain_shift` needs at least 2 examples of each domain. Received: "
+            f"{len(domains[0].labels)} training + validation, {len(domains[1].labels)} target"
+        )
     domains = [d.subset(np.sort(rng.choice(len(d.labels), count, replace=False))) for d in domains]
-    log.info(f"domain shift: {resolved.backbone} ({_weights_name(resolved.weights)}), {count:,} examples "
-          f"of each domain")
+    log.info(
+        f"domain shift: {resolved.backbone} ({_weights_name(resolved.weights)}), {count:,} examples of each domain"
+    )
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
         classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
         extractor, _ = features.split_model(classifier.model)
         pipelines = [data.targets_as_inputs(modality.feature_pass(classifier, d, resolved)[1]) for d in domains]
-        (a, _), (b, _) = features.extract(extractor, pipelines, descriptions=["training-data features",
-                                                                               "target-data features"],
-                                              open_shapes=True)
+        (a, _), (b, _) = features.extract(
+            extractor, pipelines, descriptions=["training-data features", "target-data features"], open_shapes=True
+        )
     keras.backend.clear_session()
     distance = proxy_a_distance(a, b)
-    result = {"proxy_a_distance": distance, "domain_probe_accuracy": (distance / 2 + 1) / 2,
-              "examples": int(count), "backbone": resolved.backbone, "weights": _weights_name(resolved.weights),
-              "feature_dim": int(a.shape[1])}
-    verdict = ("the domains look alike to a linear probe" if distance < 0.5 else
-               "a moderate shift" if distance < 1.5 else
-               "a large shift: a model trained on one domain may fail on the other (label some target data, "
-               "or adapt)")
-    log.info(f"proxy A-distance {distance:.2f} (0: alike, 2: linearly separable; a linear probe tells "
-          f"the domains apart {100 * result['domain_probe_accuracy']:.1f}% of the time): {verdict}")
+    result = {
+        "proxy_a_distance": distance,
+        "domain_probe_accuracy": (distance / 2 + 1) / 2,
+        "examples": int(count),
+        "backbone": resolved.backbone,
+        "weights": _weights_name(resolved.weights),
+        "feature_dim": int(a.shape[1]),
+    }
+    verdict = (
+        "the domains look alike to a linear probe"
+        if distance < 0.5
+        else "a moderate shift"
+        if distance < 1.5
+        else "a large shift: a model trained on one domain may fail on the other (label some target data, or adapt)"
+    )
+    log.info(
+        f"proxy A-distance {distance:.2f} (0: alike, 2: linearly separable; a linear probe tells "
+        f"the domains apart {100 * result['domain_probe_accuracy']:.1f}% of the time): {verdict}"
+    )
     return result

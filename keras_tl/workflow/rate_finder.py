@@ -5,19 +5,17 @@ import os
 
 import keras
 
-from keras_tl.core.train import distribute
-from keras_tl.core.train import features
-from keras_tl.core.evaluation import plots
-from keras_tl.core.train import lr_finder
-from keras_tl.workflow import rundir as run
-from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.choices import FIND
-from keras_tl.core.models.heads import is_pretrained
-from keras_tl.core.train.training import Supervised, fine_tune, set_trainable
-from keras_tl.workflow.checks import prepare
+from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils.log import log
+from keras_tl.core.evaluation import plots
+from keras_tl.core.models.heads import is_pretrained
+from keras_tl.core.train import distribute, features, lr_finder
+from keras_tl.core.train.training import Supervised, fine_tune, set_trainable
 from keras_tl.core.utils import quiet
+from keras_tl.core.utils.log import log
+from keras_tl.workflow import rundir as run
+from keras_tl.workflow.checks import prepare
 
 PHASES = ("head", "fine_tune")
 
@@ -47,8 +45,10 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
     if phase not in PHASES:
         raise ConfigError(f"`phase` must be one of {list(PHASES)}. Received: phase={phase!r}")
     if phase == "fine_tune" and config.head_lr == FIND:
-        raise ConfigError("lr_find(phase='fine_tune') trains the head first and needs a number for head_lr "
-                         "(run phase='head' to find one). Received: head_lr='find'")
+        raise ConfigError(
+            "lr_find(phase='fine_tune') trains the head first and needs a number for head_lr "
+            "(run phase='head' to find one). Received: head_lr='find'"
+        )
     modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
@@ -65,16 +65,18 @@ def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, step
         else:
             head_only = TrainConfig.from_dict({**resolved.to_dict(), "strategy": "feature_extraction"})
             fine_tune(classifier, train_dataset(), val, head_only, cached=cached)
-            set_trainable(classifier.model, resolved.unfreeze, spec=spec, freeze_batchnorm=is_pretrained(resolved.weights))
+            set_trainable(
+                classifier.model, resolved.unfreeze, spec=spec, freeze_batchnorm=is_pretrained(resolved.weights)
+            )
             fit_model, data = classifier.model, train_dataset(resolved.seed + 1)
-        Supervised().compile(fit_model, learning_rate=min_lr, problem=classifier.problem, optimizer=resolved.optimizer,
-                             config=resolved)
+        Supervised().compile(
+            fit_model, learning_rate=min_lr, problem=classifier.problem, optimizer=resolved.optimizer, config=resolved
+        )
         log.info(f"lr-find ({phase}): {steps} batches at rates {min_lr:g} to {max_lr:g}")
         result = lr_finder.sweep(fit_model, data, min_lr=min_lr, max_lr=max_lr, steps=steps)
     setting = "head_lr" if phase == "head" else "fine_tune_lr"
     plots.lr_find(result, png, title=f"{resolved.backbone}: {setting} range test")
-    log.info(f"suggested {setting}={result['suggestion']:.2g} (steepest fall of the smoothed loss); "
-          f"plot: {png}")
+    log.info(f"suggested {setting}={result['suggestion']:.2g} (steepest fall of the smoothed loss); plot: {png}")
     return {**result, "setting": setting, "png": png}
 
 
@@ -99,15 +101,20 @@ def find_rates(config, source, run_dir):
         return config, {}
     found = run.read_json(run_dir, FOUND_FILE, default={})
     if "head_lr" in wanted and "head_lr" not in found:
-        found["head_lr"] = lr_find(config, source, phase="head",
-                                   png=os.path.join(run_dir, "lr_find_head.png"))["suggestion"]
+        found["head_lr"] = lr_find(config, source, phase="head", png=os.path.join(run_dir, "lr_find_head.png"))[
+            "suggestion"
+        ]
         run.write_json(run_dir, FOUND_FILE, found)
     head_lr = found.get("head_lr", config.head_lr)
     if "fine_tune_lr" in wanted and "fine_tune_lr" not in found:
         with_head = TrainConfig.from_dict({**config.to_dict(), "head_lr": head_lr})
-        found["fine_tune_lr"] = lr_find(with_head, source, phase="fine_tune",
-                                        png=os.path.join(run_dir, "lr_find_fine_tune.png"))["suggestion"]
+        found["fine_tune_lr"] = lr_find(
+            with_head, source, phase="fine_tune", png=os.path.join(run_dir, "lr_find_fine_tune.png")
+        )["suggestion"]
         run.write_json(run_dir, FOUND_FILE, found)
-    log.info("learning rates from the range test: "
-          + ", ".join(f"{k}={v:.3g}" for k, v in found.items()) + f" ({os.path.join(run_dir, FOUND_FILE)})")
+    log.info(
+        "learning rates from the range test: "
+        + ", ".join(f"{k}={v:.3g}" for k, v in found.items())
+        + f" ({os.path.join(run_dir, FOUND_FILE)})"
+    )
     return TrainConfig.from_dict({**config.to_dict(), **found}), found

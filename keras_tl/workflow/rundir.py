@@ -19,13 +19,13 @@ import numpy as np
 import yaml
 
 from keras_tl.core.contract import modality as modalities
-from keras_tl.core.models import optimizers  # noqa: F401  (registers the discriminative optimizers for load_model)
 from keras_tl.core.contract import registry
-from keras_tl.core.train import resume as resume_lib
 from keras_tl.core.contract.config import TrainConfig
-from keras_tl.core.data import Split
 from keras_tl.core.contract.errors import ConfigError, RunExistsError
+from keras_tl.core.data import Split
+from keras_tl.core.models import optimizers  # noqa: F401  (registers the discriminative optimizers for load_model)
 from keras_tl.core.models.classifier import Classifier
+from keras_tl.core.train import resume as resume_lib
 from keras_tl.core.utils.log import log
 
 MODEL_FILE = "model.keras"
@@ -89,8 +89,10 @@ def hold(run_dir):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise RunExistsError(f"{run_dir!r} is being written by another keras-tl process (pid {holder}). Wait for it "
-                                 "to finish, or choose another `out`.") from None
+            raise RunExistsError(
+                f"{run_dir!r} is being written by another keras-tl process (pid {holder}). Wait for it "
+                "to finish, or choose another `out`."
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield
@@ -141,23 +143,32 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
     with open(config_path, encoding="utf-8") as f:
         previous = yaml.safe_load(f) or {}
     current = json.loads(json.dumps(resolved.to_dict()))  # Tuples as lists, as YAML has them.
-    changed = [f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(previous) | set(current))
-               if previous.get(k) != current.get(k)]
+    changed = [
+        f"{k}: {previous.get(k)!r} -> {current.get(k)!r}"
+        for k in sorted(set(previous) | set(current))
+        if previous.get(k) != current.get(k)
+    ]
     again = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."
     if changed:
-        raise RunExistsError(f"{run_dir!r} already holds a run with another config ({'; '.join(changed[:6])}"
-                             f"{'; ...' if len(changed) > 6 else ''}). Two runs are never mixed in one directory: "
-                             + again)
+        raise RunExistsError(
+            f"{run_dir!r} already holds a run with another config ({'; '.join(changed[:6])}"
+            f"{'; ...' if len(changed) > 6 else ''}). Two runs are never mixed in one directory: " + again
+        )
     if is_finished(run_dir):
         metrics = read_json(run_dir, "metrics.json", {})
-        raise RunExistsError(f"{run_dir!r} holds a finished run of this same config (test_accuracy "
-                             f"{metrics.get('test_accuracy', float('nan')):.4f}; see report.md). To train it "
-                             "again, " + again, finished=True)
+        raise RunExistsError(
+            f"{run_dir!r} holds a finished run of this same config (test_accuracy "
+            f"{metrics.get('test_accuracy', float('nan')):.4f}; see report.md). To train it "
+            "again, " + again,
+            finished=True,
+        )
     failure = read_json(run_dir, "failure.json")
     if failure:
-        raise RunExistsError(f"{run_dir!r} holds an unfinished run of this same config (it stopped: loss "
-                             f"{failure['loss']} in {failure['phase']} epoch {failure['epoch']}; resuming would "
-                             "diverge again). Change the learning rate and use another `out`, or " + again)
+        raise RunExistsError(
+            f"{run_dir!r} holds an unfinished run of this same config (it stopped: loss "
+            f"{failure['loss']} in {failure['phase']} epoch {failure['epoch']}; resuming would "
+            "diverge again). Change the learning rate and use another `out`, or " + again
+        )
     log.info(f"resuming the unfinished run in {run_dir} after {state['phase']} epoch {state['epoch']}")
     return True
 
@@ -175,7 +186,8 @@ def _check_is_run_dir(run_dir):
     if entries and "config.yaml" not in entries:
         raise RunExistsError(
             f"{run_dir!r} is not empty and is not a keras-tl run directory (no config.yaml; it holds "
-            f"{entries[:5]}). keras-tl never writes into or deletes a folder it did not create: choose another `out`.")
+            f"{entries[:5]}). keras-tl never writes into or deletes a folder it did not create: choose another `out`."
+        )
 
 
 def _empty(run_dir):
@@ -193,20 +205,28 @@ def start(resolved, source, splits, unit):
     resolved.save(os.path.join(run_dir, "config.yaml"))
     write_json(run_dir, "classes.json", source.class_names)
     save_splits(run_dir, splits)
-    write_json(run_dir, "data_report.json", {
-        "counts": {s: class_counts(splits[s], source.class_names) for s in splits},
-        "imbalance": _imbalance(resolved, splits["train"], source.class_names),
-        "skipped": [{"path": p, "reason": r} for p, r in source.skipped],
-        "licence": source.licence,
-    })
+    write_json(
+        run_dir,
+        "data_report.json",
+        {
+            "counts": {s: class_counts(splits[s], source.class_names) for s in splits},
+            "imbalance": _imbalance(resolved, splits["train"], source.class_names),
+            "skipped": [{"path": p, "reason": r} for p, r in source.skipped],
+            "licence": source.licence,
+        },
+    )
     if source.licence:
         log.info(f"data licence: {source.licence}")
-    log.info(f"{len(source.class_names)} classes; train/val/test = "
-          f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} {unit}; "
-          f"imbalance handled by: {resolved.balance}")
+    log.info(
+        f"{len(source.class_names)} classes; train/val/test = "
+        f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} {unit}; "
+        f"imbalance handled by: {resolved.balance}"
+    )
     if source.skipped:
-        log.info(f"skipped {len(source.skipped)} unusable inputs; see data_report.json "
-              f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})")
+        log.info(
+            f"skipped {len(source.skipped)} unusable inputs; see data_report.json "
+            f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})"
+        )
     return run_dir
 
 
@@ -219,12 +239,17 @@ def save_classifier(run_dir, classifier):
 def save_splits(run_dir, splits):
     """Arrays go to `splits.npz`; lists (file paths, texts) to `splits.json`."""
     if isinstance(splits["train"].items, np.ndarray):
-        np.savez_compressed(os.path.join(run_dir, "splits.npz"),
-                            **{f"{s}_images": splits[s].items for s in splits},
-                            **{f"{s}_labels": splits[s].labels for s in splits})
+        np.savez_compressed(
+            os.path.join(run_dir, "splits.npz"),
+            **{f"{s}_images": splits[s].items for s in splits},
+            **{f"{s}_labels": splits[s].labels for s in splits},
+        )
     else:
-        write_json(run_dir, "splits.json",
-                   {s: {"items": list(splits[s].items), "labels": splits[s].labels.tolist()} for s in splits})
+        write_json(
+            run_dir,
+            "splits.json",
+            {s: {"items": list(splits[s].items), "labels": splits[s].labels.tolist()} for s in splits},
+        )
 
 
 def load_split(run_dir, name):
@@ -251,21 +276,27 @@ def load_classifier(run_dir):
     """Loads a finished run: a `Classifier` with its model, preprocessor, class names and config."""
     model_path = os.path.join(run_dir, MODEL_FILE)
     if not os.path.isfile(model_path) or not is_finished(run_dir):
-        raise ConfigError(f"{run_dir!r} is not a finished keras-tl run directory ({MODEL_FILE if not os.path.isfile(model_path) else DONE_FILE} "
-                          "is missing): train it to the end first (re-running its `train` command resumes it).")
+        raise ConfigError(
+            f"{run_dir!r} is not a finished keras-tl run directory ({MODEL_FILE if not os.path.isfile(model_path) else DONE_FILE} "
+            "is missing): train it to the end first (re-running its `train` command resumes it)."
+        )
     config = load_config(run_dir)
     modality = modalities.of(config)  # Runs of earlier versions may record "auto": the backbone's modality.
     try:
         spec = registry.get(config.backbone, modality=modality.name)
     except ValueError:  # A handle or directory that does not resolve here; the model is complete without it.
         spec = None
-    model = keras.saving.load_model(model_path)
+    # For inference, evaluation and export: no optimizer (its state belongs to the resume files, and
+    # restoring it into an unbuilt optimizer only warned).
+    model = keras.saving.load_model(model_path, compile=False)
     preprocessor = modality.load_preprocessor(os.path.join(run_dir, PREPROCESSOR_DIR))
     return Classifier(model, modality, spec, preprocessor, read_json(run_dir, "classes.json"), config)
 
 
 def class_counts(split, class_names):
-    counts = split.labels.sum(axis=0) if split.labels.ndim == 2 else np.bincount(split.labels, minlength=len(class_names))
+    counts = (
+        split.labels.sum(axis=0) if split.labels.ndim == 2 else np.bincount(split.labels, minlength=len(class_names))
+    )
     return {name: int(c) for name, c in zip(class_names, counts)}
 
 
@@ -273,8 +304,7 @@ def _imbalance(config, train, class_names):
     """How the run handles class imbalance, for the data report (the weights themselves, counted on
     the rows the model trains on, go to metrics.json)."""
     counts = class_counts(train, class_names)
-    return {"method": config.balance,
-            "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
+    return {"method": config.balance, "largest_to_smallest": max(counts.values()) / max(1, min(counts.values()))}
 
 
 def append_export_record(run_dir, record):

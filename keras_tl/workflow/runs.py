@@ -4,15 +4,15 @@ import os
 
 import numpy as np
 
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.evaluation.evaluate import evaluate_predictions
 from keras_tl.core.export import formats as export
 from keras_tl.core.export import litert
-from keras_tl.core.data import multitask_labels
-from keras_tl.workflow import rundir as run
-from keras_tl.core.evaluation.evaluate import evaluate_predictions
 from keras_tl.core.models.heads import get_backbone
-from keras_tl.workflow.checks import check_export, check_export_name
-from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.utils import quiet
+from keras_tl.workflow import rundir as run
+from keras_tl.workflow.checks import check_export, check_export_name
 
 
 @quiet.tensorflow_started
@@ -32,7 +32,9 @@ def evaluate_run(run_dir):
     classifier = run.load_classifier(run_dir)
     test = run.load_split(run_dir, "test")
     probabilities = classifier.modality.predict_split(classifier, test, classifier.config)
-    metrics = evaluate_predictions(test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds)
+    metrics = evaluate_predictions(
+        test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds
+    )
     run.write_json(run_dir, "metrics_evaluate.json", metrics)
     return metrics
 
@@ -50,18 +52,33 @@ def predict(run_dir, items, top_k=3):
     items = classifier.modality.read_items(items)
     probabilities = classifier.predict(items)
     if classifier.problem == "multitask":  # {head: top-k within the head} per item.
-        return [{head: _top(row[start:stop], classes, top_k) for head, classes, start, stop
-                 in multitask_labels.heads_of(classifier.class_names)} for row in probabilities]
+        return [
+            {
+                head: _top(row[start:stop], classes, top_k)
+                for head, classes, start, stop in multitask_labels.heads_of(classifier.class_names)
+            }
+            for row in probabilities
+        ]
     return [_top(row, classifier.class_names, top_k) for row in probabilities]
 
 
 def _top(row, class_names, top_k):
-    return [(class_names[i], float(row[i])) for i in np.argsort(-row)[:min(top_k, len(class_names))]]
+    return [(class_names[i], float(row[i])) for i in np.argsort(-row)[: min(top_k, len(class_names))]]
 
 
 @quiet.tensorflow_started
-def export_run(run_dir, format="saved_model", *, out="exported_models", name=None, quantize="none",
-               keep_versions=None, int8_io=False, min_agreement=None, check_limit=64):
+def export_run(
+    run_dir,
+    format="saved_model",
+    *,
+    out="exported_models",
+    name=None,
+    quantize="none",
+    keep_versions=None,
+    int8_io=False,
+    min_agreement=None,
+    check_limit=64,
+):
     """Exports a run's classifier, checked against Keras on held-out test examples before it is published.
 
     Args:
@@ -83,8 +100,10 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
     name = check_export_name(name or os.path.basename(os.path.normpath(run_dir)))
     classifier = run.load_classifier(run_dir)
     if format == "tflite" and quantize not in classifier.modality.tflite_quantizations:
-        raise ConfigError(f"TFLite export of a {classifier.modality.name} model supports quantize in "
-                         f"{list(classifier.modality.tflite_quantizations)}. Received: quantize={quantize!r}")
+        raise ConfigError(
+            f"TFLite export of a {classifier.modality.name} model supports quantize in "
+            f"{list(classifier.modality.tflite_quantizations)}. Received: quantize={quantize!r}"
+        )
     test = run.load_split(run_dir, "test")
     metrics = run.read_json(run_dir, "metrics.json", {})
     config = classifier.config
@@ -97,21 +116,37 @@ def export_run(run_dir, format="saved_model", *, out="exported_models", name=Non
         int8_io=int8_io,
         min_agreement=min_agreement,
         keep_versions=keep_versions,
-        card={"backbone": config.backbone, "weights": config.weights, "problem": config.problem,
-              "modality": classifier.modality.name, "data_licence": metrics.get("data_licence", ""),
-              "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
-              "config": config.to_dict()},
+        card={
+            "backbone": config.backbone,
+            "weights": config.weights,
+            "problem": config.problem,
+            "modality": classifier.modality.name,
+            "data_licence": metrics.get("data_licence", ""),
+            "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
+            "config": config.to_dict(),
+        },
     )
     destination = os.path.join(out, name, export.SUBDIRS[format])
     result = export.FORMATS[format](classifier, destination, info)
-    record = {"format": format, "quantize": quantize, "path": result.path, "version": result.version,
-              "size_bytes": result.size_bytes, "check": result.check}
+    record = {
+        "format": format,
+        "quantize": quantize,
+        "path": result.path,
+        "version": result.version,
+        "size_bytes": result.size_bytes,
+        "check": result.check,
+    }
     if format == "tflite":
         probabilities = classifier.predict(test.items, runner=lambda inputs: litert.tflite_predict(result.path, inputs))
-        evaluation = evaluate_predictions(test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds)
+        evaluation = evaluate_predictions(
+            test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds
+        )
         latency = litert.tflite_latency_ms(result.path, classifier.inputs(test.subset([0]).items))
-        result.evaluation = {"test_accuracy": evaluation["test_accuracy"], "macro_f1": evaluation["macro_f1"],
-                             "latency_ms_batch1": latency}
+        result.evaluation = {
+            "test_accuracy": evaluation["test_accuracy"],
+            "macro_f1": evaluation["macro_f1"],
+            "latency_ms_batch1": latency,
+        }
         record.update(result.evaluation)
     run.append_export_record(run_dir, record)
     return result

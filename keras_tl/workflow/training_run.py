@@ -6,31 +6,30 @@ modality object (`keras_tl.core.contract.modality`); the run directory is `keras
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 import numpy as np
 
 from keras_tl.core.adapt import adaptation
-from keras_tl.core.train import distribute
-from keras_tl.core.train import features
-from keras_tl.core.data import multitask_labels
-from keras_tl.core.evaluation import plots
-from keras_tl.workflow import rundir as run
 from keras_tl.core.contract.config import TrainConfig
-from keras_tl.core.data import class_weights, split_source
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.data import class_weights, multitask_labels, split_source
+from keras_tl.core.evaluation import plots
 from keras_tl.core.evaluation.evaluate import evaluate_predictions, format_metrics
-from keras_tl.core.models.heads import probabilities_of
 from keras_tl.core.evaluation.report import write_report
+from keras_tl.core.models.heads import probabilities_of
+from keras_tl.core.train import distribute, features
 from keras_tl.core.train.training import Supervised, fine_tune
+from keras_tl.core.utils import quiet
+from keras_tl.core.utils.log import log
+from keras_tl.workflow import rundir as run
 from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_problem  # noqa: F401
 from keras_tl.workflow.rate_finder import find_rates
-from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils.log import log
-from keras_tl.core.utils import quiet
 
 
-@quiet.tensorflow_started
 def train(config, source=None, *, target=None, overwrite=False, resume=False):
     """Runs a whole training job (images or text) and writes its run directory.
 
@@ -55,22 +54,49 @@ def train(config, source=None, *, target=None, overwrite=False, resume=False):
     >>> result = keras_tl.train(config, keras_tl.datasets.load_digits())
     """
     started = time.perf_counter()
+    # A multi-worker strategy must exist before TensorFlow runs any op, device start-up included.
+    quiet.start_tensorflow(first=lambda: distribute.start(getattr(config, "distribute", None)))
     modality, spec, source, splits, resolved = prepare(config, source, target)
     if resolved.domain_adaptation != "none":
         target = load_target(resolved, modality, target)
-        log.info(f"domain adaptation: {resolved.domain_adaptation}, {len(target.labels):,} target-domain "
-              f"{modality.unit} (labels unused)")
+        log.info(
+            f"domain adaptation: {resolved.domain_adaptation}, {len(target.labels):,} target-domain "
+            f"{modality.unit} (labels unused)"
+        )
+    if not distribute.writes_run_directory(resolved.distribute):
+        return _run_as_worker(resolved, modality, spec, source, splits, target, overwrite, resume, started)
     with run.hold(resolved.out):  # One process writes a run directory at a time.
         resuming = run.check_run_dir(resolved.out, resolved, overwrite=overwrite, resume=resume)
         return _run(resolved, modality, spec, source, splits, target, resuming, started)
+
+
+def _run_as_worker(resolved, modality, spec, source, splits, target, overwrite, resume, started):
+    """A multi-worker cluster's non-chief worker: the same steps as the chief, in step with it, written
+    into a private temporary folder that is removed at the end; `config.out` is the chief's alone.
+
+    It resumes when the chief does: it starts from a copy of the chief's unfinished run (the resume
+    state is read there, never written), so both continue from the same epoch.
+    """
+    chief = resolved.out
+    with tempfile.TemporaryDirectory(prefix="keras_tl_worker_") as private:
+        own = dataclasses.replace(resolved, out=os.path.join(private, "run"))
+        chief_resumes = not overwrite and not run.is_finished(chief) and run.resume_lib.load_state(chief) is not None
+        if chief_resumes:
+            shutil.copytree(chief, own.out, ignore=shutil.ignore_patterns(run.LOCK_FILE))
+            own.save(os.path.join(own.out, "config.yaml"))  # The same config, but for `out`.
+        resuming = run.check_run_dir(own.out, own, resume=resume)
+        result = _run(own, modality, spec, source, splits, target, resuming, started)
+    log.info(f"worker done; the chief wrote the run directory {chief}")
+    return dataclasses.replace(result, run_dir=chief, config=resolved)
 
 
 def _run(resolved, modality, spec, source, splits, target, resuming, started):
     """`train` once its run directory is its own: everything it writes, `DONE` last."""
     run_dir = run.start(resolved, source, splits, modality.unit)
     effective, found = find_rates(resolved, source, run_dir)  # head_lr / fine_tune_lr "find" -> numbers
-    result, metrics = fit_and_evaluate(effective, modality, spec, splits, source.class_names, run_dir,
-                                       resume=resuming, target=target)
+    result, metrics = fit_and_evaluate(
+        effective, modality, spec, splits, source.class_names, run_dir, resume=resuming, target=target
+    )
     if found:
         metrics["found_rates"] = found
     if resolved.compare_scratch:
@@ -84,24 +110,35 @@ def _run(resolved, modality, spec, source, splits, target, resuming, started):
     seconds = time.perf_counter() - started
     metrics["total_seconds"] = round(seconds, 1)
     run.write_json(run_dir, "metrics.json", metrics)
-    write_report(run_dir, resolved, metrics, metrics["plots"], input_size=modality.input_size(resolved),
-                 unit=modality.unit)
+    write_report(
+        run_dir, resolved, metrics, metrics["plots"], input_size=modality.input_size(resolved), unit=modality.unit
+    )
     run.finish(run_dir)  # Last: a run killed before this line is not finished, and resumes.
     log.info(format_metrics(metrics))
     if "scratch" in metrics:
-        log.info(f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
-                 f"{100 * metrics['transfer_minus_scratch']:+.1f} points")
+        log.info(
+            f"scratch accuracy {metrics['scratch']['test_accuracy']:.4f}; transfer - scratch "
+            f"{100 * metrics['transfer_minus_scratch']:+.1f} points"
+        )
     task_, histories = result
     return run.RunResult(run_dir, resolved, task_.model, histories, metrics, source.class_names, seconds, task_)
 
 
 def scratch_baseline(config):
     """The from-scratch twin of a config: random weights, everything trainable, same total epochs."""
-    return TrainConfig.from_dict({
-        **config.to_dict(), "weights": "none", "strategy": "full", "head_epochs": config.head_epochs + config.fine_tune_epochs,
-        "fine_tune_epochs": 0, "compare_scratch": False, "out": os.path.join(config.out, "scratch"),
-        "domain_adaptation": "none", "target_data": None,  # The baseline of transfer: no adaptation either.
-    })
+    return TrainConfig.from_dict(
+        {
+            **config.to_dict(),
+            "weights": "none",
+            "strategy": "full",
+            "head_epochs": config.head_epochs + config.fine_tune_epochs,
+            "fine_tune_epochs": 0,
+            "compare_scratch": False,
+            "out": os.path.join(config.out, "scratch"),
+            "domain_adaptation": "none",
+            "target_data": None,  # The baseline of transfer: no adaptation either.
+        }
+    )
 
 
 def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resume=False, target=None):
@@ -147,9 +184,19 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
             objective.before(classifier.model, plain_train.map(lambda x, y: x))
         cached = features.cached_phase(classifier, config, splits, train_dataset)
         timings = {}
-        histories = fine_tune(classifier, train_dataset(), val, config, run_dir=run_dir, class_weight=weights,
-                              cached=cached, timings=timings, resume=resume, objective=objective,
-                              train_phase2=train_dataset() if config.strategy == "two_phase" else None)
+        histories = fine_tune(
+            classifier,
+            train_dataset(),
+            val,
+            config,
+            run_dir=run_dir,
+            class_weight=weights,
+            cached=cached,
+            timings=timings,
+            resume=resume,
+            objective=objective,
+            train_phase2=train_dataset() if config.strategy == "two_phase" else None,
+        )
         if objective is not None:
             objective.after(classifier.model)
     run.write_json(run_dir, "history.json", histories)
@@ -170,8 +217,9 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
     if config.domain_adaptation != "none":
         metrics["domain_adaptation"] = {"method": config.domain_adaptation, "target_examples": len(target.labels)}
         if objective.shifts:
-            metrics["domain_adaptation"]["bias_shifts"] = {k: np.round(v, 4).tolist()
-                                                           for k, v in objective.shifts.items()}
+            metrics["domain_adaptation"]["bias_shifts"] = {
+                k: np.round(v, 4).tolist() for k, v in objective.shifts.items()
+            }
     metrics["plots"] = plot_run(run_dir, classifier, histories, metrics, splits["test"], probabilities)
     run.write_json(run_dir, "metrics.json", metrics)
     return (classifier, histories), metrics
@@ -184,14 +232,20 @@ def adapted_objective(classifier, config, target, cache, source_labels=None):
     that train on it, the plain one for AdaBN's statistics; its labels are placeholders, never read.
     """
     split = target.as_split()
-    shape = (len(split),) + ((len(classifier.class_names),) if classifier.problem in ("multilabel", "multitask") else ())
+    shape = (len(split),) + (
+        (len(classifier.class_names),) if classifier.problem in ("multilabel", "multitask") else ()
+    )
     split = dataclasses.replace(split, labels=np.zeros(shape, np.int64))
     plain = TrainConfig.from_dict({**config.to_dict(), "balance": "none"})
     training = config.domain_adaptation not in ("adabn", "prior")
-    inputs = classifier.modality.dataset(classifier, split, plain, training=training, seed=config.seed + 1,
-                                   cache=cache).map(lambda x, y: x)
-    prior = adaptation.class_prior(source_labels, classifier.class_names, classifier.problem, classifier.head_kinds) \
-        if config.domain_adaptation == "prior" else None
+    inputs = classifier.modality.dataset(
+        classifier, split, plain, training=training, seed=config.seed + 1, cache=cache
+    ).map(lambda x, y: x)
+    prior = (
+        adaptation.class_prior(source_labels, classifier.class_names, classifier.problem, classifier.head_kinds)
+        if config.domain_adaptation == "prior"
+        else None
+    )
     return adaptation.Adapted(Supervised(), config.domain_adaptation, inputs, config.adaptation_weight, prior)
 
 
@@ -206,14 +260,19 @@ def plot_run(run_dir, classifier, histories, metrics, test, probabilities):
             if "confusion_matrix" not in row:  # A multi-label head.
                 continue
             files[f"Confusion matrix: {head}"] = f"confusion_matrix_{head}.png"
-            plots.confusion_matrix(row["confusion_matrix"], list(row["per_class"]),
-                                   os.path.join(run_dir, files[f"Confusion matrix: {head}"]))
+            plots.confusion_matrix(
+                row["confusion_matrix"],
+                list(row["per_class"]),
+                os.path.join(run_dir, files[f"Confusion matrix: {head}"]),
+            )
     elif classifier.problem != "multilabel":
         files["Confusion matrix"] = "confusion_matrix.png"
-        plots.confusion_matrix(metrics["confusion_matrix"], classifier.class_names,
-                               os.path.join(run_dir, files["Confusion matrix"]))
-        written = classifier.modality.confident_errors(classifier, test, probabilities_of(probabilities),
-                                                 os.path.join(run_dir, "confident_errors"))
+        plots.confusion_matrix(
+            metrics["confusion_matrix"], classifier.class_names, os.path.join(run_dir, files["Confusion matrix"])
+        )
+        written = classifier.modality.confident_errors(
+            classifier, test, probabilities_of(probabilities), os.path.join(run_dir, "confident_errors")
+        )
         files[f"Most confidently wrong test {classifier.modality.unit}"] = written
     return files
 
@@ -231,14 +290,27 @@ def show_batch(config, path, source=None, count=16):
     config = dataclasses.replace(config, weights="none")  # Samples are drawn before any backbone: no weights needed.
     modality, spec = check_config(config, source)
     if not modality.batch_preview:
-        raise ConfigError(f"`show-batch` draws augmented training samples (images, audio spectrograms); a {modality.name} run has none to show. "
-                         f"Received: backbone={config.backbone!r} ({modality.name}).")
+        raise ConfigError(
+            f"`show-batch` draws augmented training samples (images, audio spectrograms); a {modality.name} run has none to show. "
+            f"Received: backbone={config.backbone!r} ({modality.name})."
+        )
     source = source if source is not None else modality.load_source(config)
-    splits = split_source(source, val_split=config.val_split, test_split=config.test_split, seed=config.seed,
-                          labels_per_class=config.labels_per_class)
+    splits = split_source(
+        source,
+        val_split=config.val_split,
+        test_split=config.test_split,
+        seed=config.seed,
+        labels_per_class=config.labels_per_class,
+    )
     classifier = resolve_problem(config, len(source.class_names), multilabel=source.labels.ndim == 2)
-    shown = TrainConfig.from_dict({**resolve_config(config, modality, spec, classifier).to_dict(), "weights": "none",
-                                   "augment_on": "data", "batch_size": count})
+    shown = TrainConfig.from_dict(
+        {
+            **resolve_config(config, modality, spec, classifier).to_dict(),
+            "weights": "none",
+            "augment_on": "data",
+            "batch_size": count,
+        }
+    )
     built = modality.build_classifier(spec, shown, len(source.class_names), source.class_names)
     dataset = modality.dataset(built, splits["train"], shown, training=True, cache="none")
     return modality.show_batch(built, dataset, path)

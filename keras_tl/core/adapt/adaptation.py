@@ -38,10 +38,10 @@ import math
 import keras
 import numpy as np
 
+from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.evaluation.transferability import linear_probe
 from keras_tl.core.models import heads
 from keras_tl.core.models.layers import GradientReversal
-from keras_tl.core.evaluation.transferability import linear_probe
-from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.utils import private
 from keras_tl.core.utils.log import log
 
@@ -61,10 +61,13 @@ def proxy_a_distance(source_features, target_features):
     """
     source, target = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1] or min(len(source), len(target)) < 2:
-        raise ConfigError(f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D and "
-                         f"at least 2 rows each. Received: {source.shape} and {target.shape}")
-    accuracy, _ = linear_probe(np.concatenate([source, target]),
-                               np.r_[np.zeros(len(source), np.int64), np.ones(len(target), np.int64)])
+        raise ConfigError(
+            f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D and "
+            f"at least 2 rows each. Received: {source.shape} and {target.shape}"
+        )
+    accuracy, _ = linear_probe(
+        np.concatenate([source, target]), np.r_[np.zeros(len(source), np.int64), np.ones(len(target), np.int64)]
+    )
     return float(2.0 * (1.0 - 2.0 * (1.0 - accuracy)))
 
 
@@ -90,8 +93,10 @@ def coral(source_features, target_features, *, regularization=1.0):
     """
     source, target = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
-        raise ConfigError(f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D. "
-                         f"Received: {source.shape} and {target.shape}")
+        raise ConfigError(
+            f"`source_features` and `target_features` must be (N, D) and (M, D) with the same D. "
+            f"Received: {source.shape} and {target.shape}"
+        )
     if not regularization > 0:
         raise ConfigError(f"`regularization` must be > 0. Received: {regularization!r}")
     eye = regularization * np.eye(source.shape[1])
@@ -119,8 +124,7 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
         int. The number of BatchNorm layers re-estimated (0: the backbone has none; nothing changed).
     """
     backbone = heads.get_backbone(model)
-    norms = [layer for layer in private.nested_layers(backbone)
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in private.nested_layers(backbone) if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms:
         return 0
     if isinstance(target_inputs, (np.ndarray, list, tuple)):
@@ -128,7 +132,7 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
         count = len(arrays[0])
         if count < 2:
             raise ConfigError(f"AdaBN needs at least 2 target inputs to estimate statistics. Received: {count}")
-        chunks = [[a[start:start + batch_size] for a in arrays] for start in range(0, count, batch_size)]
+        chunks = [[a[start : start + batch_size] for a in arrays] for start in range(0, count, batch_size)]
         batches = [c if isinstance(target_inputs, (list, tuple)) else c[0] for c in chunks]
     else:
         batches = target_inputs
@@ -144,8 +148,11 @@ def adabn(model, target_inputs, *, batch_size=64, verbose=0):
             layer.trainable = True  # BatchNorm updates its statistics only when trainable (Keras 3).
         for layer in noisy:
             layer.rate = 0.0
-        bar = keras.utils.Progbar(len(batches) if hasattr(batches, "__len__") else None,
-                                  unit_name="batch") if verbose else None
+        bar = (
+            keras.utils.Progbar(len(batches) if hasattr(batches, "__len__") else None, unit_name="batch")
+            if verbose
+            else None
+        )
         seen = 0
         for chunk in batches:
             if len(keras.tree.flatten(chunk)[0]) < 2:
@@ -174,6 +181,7 @@ def coral_loss(source_features, target_features):
     Sun & Saenko, "Deep CORAL: Correlation Alignment for Deep Domain Adaptation" (ECCV 2016
     workshops), eq. 1, with the unbiased covariances of `(n, d)` and `(m, d)` feature batches.
     """
+
     def covariance(x):
         x = keras.ops.cast(x, "float32")
         centred = x - keras.ops.mean(x, axis=0, keepdims=True)
@@ -198,7 +206,6 @@ def class_prior(labels, class_names, kind, head_kinds=None):
     if kind == "binary":
         return np.array([np.mean(labels == 1)])
     from keras_tl.core.data import multitask_labels
-    from keras_tl.core.models import multitask
 
     def block(head, a, b):
         if (head_kinds or {}).get(head) == "multilabel":
@@ -225,7 +232,6 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
     Returns:
         dict `{layer name: bias shift}`.
     """
-    from keras_tl.core.data import multitask_labels
     from keras_tl.core.models import multitask
 
     p = np.clip(np.asarray(model.predict(target_inputs, verbose=0), np.float64), 1e-7, 1.0)
@@ -233,16 +239,22 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
     output = model.get_layer(heads.OUTPUT_LAYER)
     if isinstance(output, multitask.HeadConcat):
         kinds = multitask.kinds_of(model)
-        layers = [(model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b, kinds[h] == "multilabel")
-                  for h, a, b in multitask.blocks_of(model)]
+        layers = [
+            (model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b, kinds[h] == "multilabel")
+            for h, a, b in multitask.blocks_of(model)
+        ]
     else:
         layers = [(output, 0, p.shape[1], heads.problem_of(model) in ("multilabel", "binary"))]
     shifts = {}
     for layer, a, b, sigmoid in layers:
         block, target = p[:, a:b], prior[a:b]
         if sigmoid:
-            shift = np.array([_bisect(np.log(block[:, k]) - np.log1p(-np.minimum(block[:, k], 1 - 1e-7)), target[k])
-                              for k in range(block.shape[1])])
+            shift = np.array(
+                [
+                    _bisect(np.log(block[:, k]) - np.log1p(-np.minimum(block[:, k], 1 - 1e-7)), target[k])
+                    for k in range(block.shape[1])
+                ]
+            )
         else:
             target = target / target.sum()
             shift = np.zeros(b - a)
@@ -296,8 +308,9 @@ class DomainAdapted(keras.Model):
         self.extractor, self.head = split_model(model)
         if method == "dann":
             self.reversal = GradientReversal(0.0, name="gradient_reversal")
-            self.domain = keras.Sequential([keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(1)],
-                                           name="domain_classifier")
+            self.domain = keras.Sequential(
+                [keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(1)], name="domain_classifier"
+            )
             # Built now, not at the first batch: a resumed phase restores its weights (and their
             # optimizer slots) before any batch runs.
             self.domain.build((None, self.extractor.output.shape[-1]))
@@ -308,16 +321,18 @@ class DomainAdapted(keras.Model):
             return self.head(self.extractor(inputs, training=training), training=training)
         source, target = inputs["source"], inputs["target"]
         count = keras.ops.shape(keras.tree.flatten(source)[0])[0]
-        both = keras.tree.map_structure(lambda s, t: keras.ops.concatenate([s, keras.ops.cast(t, s.dtype)], 0),
-                                        source, target)
+        both = keras.tree.map_structure(
+            lambda s, t: keras.ops.concatenate([s, keras.ops.cast(t, s.dtype)], 0), source, target
+        )
         features = self.extractor(both, training=training)
         source_features, target_features = features[:count], features[count:]
         if self.method == "coral":
             loss = self.weight * coral_loss(source_features, target_features)
         else:
             logits = self.domain(self.reversal(features), training=training)
-            domains = keras.ops.concatenate([keras.ops.zeros_like(source_features[:, :1]),
-                                             keras.ops.ones_like(target_features[:, :1])], 0)
+            domains = keras.ops.concatenate(
+                [keras.ops.zeros_like(source_features[:, :1]), keras.ops.ones_like(target_features[:, :1])], 0
+            )
             loss = keras.ops.mean(keras.losses.binary_crossentropy(domains, logits, from_logits=True))
         self.add_loss(loss)
         self.alignment.update_state(loss)
@@ -392,8 +407,10 @@ class Adapted:
         callbacks = []
         if self.method == "dann":
             callbacks.append(ReversalRamp(self.wrapper.reversal, self.weight, total_steps, done_steps))
-        log.info(f"{phase}: domain adaptation '{self.method}' (weight {self.weight:g}): every source batch "
-              f"trains beside a batch of target-domain inputs")
+        log.info(
+            f"{phase}: domain adaptation '{self.method}' (weight {self.weight:g}): every source batch "
+            f"trains beside a batch of target-domain inputs"
+        )
         return self.wrapper, paired_batches(train, self.target), callbacks
 
     def before(self, model, source_inputs):
@@ -407,8 +424,10 @@ class Adapted:
         if self.method == "prior":
             self.shifts = match_prior(model, self.target, self.prior)
             largest = max(float(np.max(np.abs(s))) for s in self.shifts.values())
-            log.info(f"prior: output biases shifted (at most {largest:.2f}) so the mean target prediction "
-                  f"is the source training data's class frequencies")
+            log.info(
+                f"prior: output biases shifted (at most {largest:.2f}) so the mean target prediction "
+                f"is the source training data's class frequencies"
+            )
         if self.method == "adabn":
             count = adabn(model, self.target)
             log.info(f"AdaBN: {count} BatchNorm layers re-estimated on the target-domain data")

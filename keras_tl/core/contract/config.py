@@ -9,174 +9,45 @@ before any work. Keras-free, so `keras-tl --help` starts at once.
 """
 
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass
 
 import yaml
 
-from keras_tl.core.contract.choices import (AUGMENT_LEVELS, AUGMENT_ON, BALANCES, CACHES, DISTRIBUTIONS, DOMAIN_ADAPTATIONS,
-                                   FIND, MAX_SEED, MODALITIES, MONITORS, OPTIMIZERS, POOLINGS, PRETRAINED, PROBLEMS,
-                                   SCHEDULES, STRATEGIES, choices)
+from keras_tl.core.contract.choices import (
+    AUGMENT_LEVELS,
+    AUGMENT_ON,
+    BALANCES,
+    CACHES,
+    DISTRIBUTIONS,
+    DOMAIN_ADAPTATIONS,
+    FIND,
+    MAX_SEED,
+    MODALITIES,
+    MONITORS,
+    OPTIMIZERS,
+    POOLINGS,
+    PRETRAINED,
+    PROBLEMS,
+    SCHEDULES,
+    STRATEGIES,
+    choices,
+)
 from keras_tl.core.contract.errors import ConfigError
-
-
-class Check:
-    """What values a field takes: `check(name, value)` raises `ConfigError` naming both; `describe()`
-    says it in words (the reference, `--help`)."""
-
-    optional = False
-
-    def __call__(self, name, value):
-        if value is None and self.optional:
-            return
-        if value is None or not self.valid(value):
-            raise ConfigError(f"`{name}` must be {self.describe()}. Received: {name}={value!r}")
-
-    def valid(self, value):
-        raise NotImplementedError
-
-    def describe(self):
-        raise NotImplementedError
-
-    def _or_none(self, text):
-        return f"{text} or null" if self.optional else text
-
-
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(frozen=True)
-class Choice(Check):
-    values: tuple
-
-    def valid(self, value):
-        return isinstance(value, str) and value in self.values
-
-    def describe(self):
-        return f"one of {list(self.values)}"
-
-
-@dataclass(frozen=True)
-class Integer(Check):
-    low: int = 0
-    high: int | None = None
-    optional: bool = False
-
-    def valid(self, value):
-        return (isinstance(value, int) and not isinstance(value, bool) and value >= self.low
-                and (self.high is None or value <= self.high))
-
-    def describe(self):
-        bound = f"an integer >= {self.low}" + (f" and <= {self.high}" if self.high is not None else "")
-        return self._or_none(bound)
-
-
-@dataclass(frozen=True)
-class Number(Check):
-    low: float
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = True
-    optional: bool = False
-
-    def valid(self, value):
-        if not _number(value):
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def describe(self):
-        if self.high is None:
-            text = f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
-        else:
-            text = (f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
-                    f"{')' if self.high_open else ']'}")
-        return self._or_none(text)
-
-
-@dataclass(frozen=True)
-class Text(Check):
-    optional: bool = False
-
-    def valid(self, value):
-        return isinstance(value, str) and bool(value)
-
-    def describe(self):
-        return self._or_none("a non-empty string")
-
-
-@dataclass(frozen=True)
-class Flag(Check):
-    def valid(self, value):
-        return isinstance(value, bool)
-
-    def describe(self):
-        return "true or false"
-
-
-@dataclass(frozen=True)
-class Switch(Check):
-    """true, false or "auto"."""
-
-    def valid(self, value):
-        return isinstance(value, bool) or value == "auto"
-
-    def describe(self):
-        return "true, false or 'auto'"
-
-
-@dataclass(frozen=True)
-class Rate(Check):
-    """A learning rate: a finite positive number, or "find" (the range test picks it)."""
-
-    def valid(self, value):
-        return value == FIND or (_number(value) and value > 0)
-
-    def describe(self):
-        return f"a finite positive number or '{FIND}' (the learning-rate range test picks it)"
-
-
-@dataclass(frozen=True)
-class PositiveIntegers(Check):
-    def valid(self, value):
-        return isinstance(value, (list, tuple)) and all(isinstance(u, int) and not isinstance(u, bool) and u > 0
-                                                       for u in value)
-
-    def describe(self):
-        return "a list of positive integers"
-
-
-@dataclass(frozen=True)
-class Mapping(Check):
-    """A mapping; `values`, if given, checks each value (the per-head weights)."""
-
-    values: Check | None = None
-
-    def valid(self, value):
-        return isinstance(value, dict) and all(isinstance(k, str) and (self.values is None or self.values.valid(v))
-                                               for k, v in value.items())
-
-    def describe(self):
-        return "a mapping of names to " + (self.values.describe() if self.values else "values")
-
-
-@dataclass(frozen=True)
-class Unfreeze(Check):
-    def __call__(self, name, value):
-        parse_unfreeze(value)
-
-    def describe(self):
-        return '"all", "top:N" (layers), "fraction:F", "blocks:K" or "from:NAME" (a layer or block)'
-
-
-def option(default, help, check, group):
-    """A config field: its default, what it means (the reference and `--help`), what it takes, its group."""
-    kwargs = {"default_factory": type(default)} if isinstance(default, (dict, list)) else {"default": default}
-    return dataclasses.field(**kwargs, metadata={"help": help, "check": check, "group": group})
+from keras_tl.core.contract.fields import (
+    Choice,
+    Flag,
+    Integer,
+    Mapping,
+    Number,
+    PositiveIntegers,
+    Rate,
+    Switch,
+    Text,
+    Unfreeze,
+    option,
+)
 
 
 @dataclass
@@ -184,102 +55,219 @@ class TrainConfig:
     """Everything a training run needs, with its defaults; every field is described in
     `docs/guides/configuration.md` (generated from the declarations below: `reference()`)."""
 
-    data: str | None = option(None, "What to train on. Images: a folder of class folders, a .csv manifest "
-                              "(`path,label[,split]`) or `tfds:NAME[:SPLIT]`. Text: a .csv or .jsonl file, a folder of "
-                              "class folders of .txt files or `tfds:NAME`. Audio: a folder of class folders of audio "
-                              "files or a .csv manifest. Null: a source passed from Python.", Text(optional=True), "data")
-    modality: str = option("auto", "`image`, `text`, `audio`, or `auto` (the backbone's).",
-                           Choice(("auto",) + MODALITIES), "data")
+    data: str | None = option(
+        None,
+        "What to train on. Images: a folder of class folders, a .csv manifest "
+        "(`path,label[,split]`) or `tfds:NAME[:SPLIT]`. Text: a .csv or .jsonl file, a folder of "
+        "class folders of .txt files or `tfds:NAME`. Audio: a folder of class folders of audio "
+        "files or a .csv manifest. Null: a source passed from Python.",
+        Text(optional=True),
+        "data",
+    )
+    modality: str = option(
+        "auto", "`image`, `text`, `audio`, or `auto` (the backbone's).", Choice(("auto",) + MODALITIES), "data"
+    )
     out: str = option("runs/run", "The run directory to write.", Text(), "data")
-    backbone: str = option("mobilenet_v2", "A name from `keras-tl backbones`, a KerasHub preset name or handle, or a "
-                           "local KerasHub preset / Hugging Face checkpoint folder.", Text(), "model")
-    weights: str = option(PRETRAINED, f"`{PRETRAINED}` (the backbone's own: ImageNet, the preset's, aiSFX's), `none` "
-                          "(random), or a `.weights.h5` / Keras Applications `.h5` file of the backbone.", Text(),
-                          "model")
-    image_size: int | None = option(None, "Images (and audio on image backbones): the side of the square input; null "
-                                    "is the backbone's.", Integer(1, optional=True), "model")
-    problem: str = option("auto", "`multiclass`, `binary`, `multilabel`, `multitask` (several heads: `head:class` "
-                          "labels), or `auto` (from the data).", Choice(PROBLEMS), "model")
-    head_weights: dict = option({}, "Multi-task: `{head: loss weight}`, the heads to train and the weight of each "
-                                "one's loss ({}: every head, weight 1).",
-                                Mapping(Number(0.0, low_open=True)), "model")
-    pooling: str = option("avg", "`avg` or `max` over the feature map, the time axis (audio) or the tokens "
-                          "(text, padding masked out), or `cls` (text: the first token).", Choice(POOLINGS), "model")
+    backbone: str = option(
+        "mobilenet_v2",
+        "A name from `keras-tl backbones`, a KerasHub preset name or handle, or a "
+        "local KerasHub preset / Hugging Face checkpoint folder.",
+        Text(),
+        "model",
+    )
+    weights: str = option(
+        PRETRAINED,
+        f"`{PRETRAINED}` (the backbone's own: ImageNet, the preset's, aiSFX's), `none` "
+        "(random), or a `.weights.h5` / Keras Applications `.h5` file of the backbone.",
+        Text(),
+        "model",
+    )
+    image_size: int | None = option(
+        None,
+        "Images (and audio on image backbones): the side of the square input; null is the backbone's.",
+        Integer(1, optional=True),
+        "model",
+    )
+    problem: str = option(
+        "auto",
+        "`multiclass`, `binary`, `multilabel`, `multitask` (several heads: `head:class` "
+        "labels), or `auto` (from the data).",
+        Choice(PROBLEMS),
+        "model",
+    )
+    head_weights: dict = option(
+        {},
+        "Multi-task: `{head: loss weight}`, the heads to train and the weight of each "
+        "one's loss ({}: every head, weight 1).",
+        Mapping(Number(0.0, low_open=True)),
+        "model",
+    )
+    pooling: str = option(
+        "avg",
+        "`avg` or `max` over the feature map, the time axis (audio) or the tokens "
+        "(text, padding masked out), or `cls` (text: the first token).",
+        Choice(POOLINGS),
+        "model",
+    )
     dense_units: list = option([], "Hidden Dense + ReLU layers of the head, e.g. [256].", PositiveIntegers(), "model")
     dropout: float = option(0.2, "Dropout before the output layer.", Number(0.0, 1.0), "model")
     sequence_length: int = option(128, "Text: tokens per example after truncation and padding.", Integer(8), "model")
     text_column: str = option("text", "Text: the CSV column / JSONL key of the text.", Text(), "data")
     label_column: str = option("label", "Text: the CSV column / JSONL key of the label.", Text(), "data")
-    clip_seconds: float | None = option(None, "Audio: seconds in one model window (null: 1 s); longer files are cut "
-                                        "into half-overlapping windows and their predictions averaged.",
-                                        Number(0.0, low_open=True, optional=True), "data")
-    strategy: str = option("two_phase", "`two_phase` (frozen backbone, then unfrozen), `feature_extraction` (phase "
-                           "1 only) or `full` (everything trainable from the start).", Choice(STRATEGIES), "training")
+    clip_seconds: float | None = option(
+        None,
+        "Audio: seconds in one model window (null: 1 s); longer files are cut "
+        "into half-overlapping windows and their predictions averaged.",
+        Number(0.0, low_open=True, optional=True),
+        "data",
+    )
+    strategy: str = option(
+        "two_phase",
+        "`two_phase` (frozen backbone, then unfrozen), `feature_extraction` (phase "
+        "1 only) or `full` (everything trainable from the start).",
+        Choice(STRATEGIES),
+        "training",
+    )
     head_epochs: int = option(5, "Phase 1 epochs: the new head on the frozen backbone.", Integer(0), "training")
     fine_tune_epochs: int = option(5, "Phase 2 epochs: the backbone unfrozen by `unfreeze`.", Integer(0), "training")
-    unfreeze: str = option("all", "What phase 2 unfreezes: `all`, `top:N` (layers), `fraction:F`, `blocks:K` (the "
-                           "backbone's named blocks) or `from:NAME` (a layer or block).", Unfreeze(), "training")
+    unfreeze: str = option(
+        "all",
+        "What phase 2 unfreezes: `all`, `top:N` (layers), `fraction:F`, `blocks:K` (the "
+        "backbone's named blocks) or `from:NAME` (a layer or block).",
+        Unfreeze(),
+        "training",
+    )
     batch_size: int = option(32, "The global batch size.", Integer(1), "training")
-    head_lr: float | str = option(1e-3, f"Phase 1 learning rate, or `{FIND}` (the range test picks it at the start of "
-                                  "the run).", Rate(), "training")
+    head_lr: float | str = option(
+        1e-3,
+        f"Phase 1 learning rate, or `{FIND}` (the range test picks it at the start of the run).",
+        Rate(),
+        "training",
+    )
     fine_tune_lr: float | str = option(1e-5, f"Phase 2 learning rate, kept low, or `{FIND}`.", Rate(), "training")
-    layer_lr_decay: float = option(1.0, "Phase 2: each backbone block below the top trains at this times the rate of "
-                                   "the block above (1.0: one rate).", Number(0.0, 1.0, low_open=True,
-                                                                               high_open=False), "training")
-    optimizer: str = option("auto", "`adam`, `adamw`, or `auto` (AdamW for text, Adam otherwise).",
-                            Choice(OPTIMIZERS), "training")
+    layer_lr_decay: float = option(
+        1.0,
+        "Phase 2: each backbone block below the top trains at this times the rate of the block above (1.0: one rate).",
+        Number(0.0, 1.0, low_open=True, high_open=False),
+        "training",
+    )
+    optimizer: str = option(
+        "auto", "`adam`, `adamw`, or `auto` (AdamW for text, Adam otherwise).", Choice(OPTIMIZERS), "training"
+    )
     weight_decay: float = option(0.01, "AdamW's decoupled weight decay.", Number(0.0, 1.0), "training")
-    schedule: str = option("auto", "`cosine` (warmup + cosine decay), `linear` (warmup + linear decay), `plateau`, "
-                           "`constant`, or `auto` (linear for text, cosine otherwise).", Choice(SCHEDULES), "training")
-    warmup_fraction: float = option(0.1, "The share of a phase's steps spent warming the rate up.",
-                                    Number(0.0, 1.0), "training")
-    early_stopping_patience: int | None = option(3, "Stop a phase after this many epochs without a better `monitor` "
-                                                 "(null: never).", Integer(1, optional=True), "training")
-    monitor: str = option("val_loss", "The best epoch, whose weights the run keeps and early stopping watches: "
-                          "`val_loss` (lowest) or `val_accuracy` (highest; prefer it from scratch on few labels).",
-                          Choice(MONITORS), "training")
-    balance: str = option("class_weights", "Class imbalance: `class_weights` (balanced, counted on the rows the model "
-                          "trains on), `oversample` (equal class draws) or `none`.", Choice(BALANCES), "training")
+    schedule: str = option(
+        "auto",
+        "`cosine` (warmup + cosine decay), `linear` (warmup + linear decay), `plateau`, "
+        "`constant`, or `auto` (linear for text, cosine otherwise).",
+        Choice(SCHEDULES),
+        "training",
+    )
+    warmup_fraction: float = option(
+        0.1, "The share of a phase's steps spent warming the rate up.", Number(0.0, 1.0), "training"
+    )
+    early_stopping_patience: int | None = option(
+        3,
+        "Stop a phase after this many epochs without a better `monitor` (null: never).",
+        Integer(1, optional=True),
+        "training",
+    )
+    monitor: str = option(
+        "val_loss",
+        "The best epoch, whose weights the run keeps and early stopping watches: "
+        "`val_loss` (lowest) or `val_accuracy` (highest; prefer it from scratch on few labels).",
+        Choice(MONITORS),
+        "training",
+    )
+    balance: str = option(
+        "class_weights",
+        "Class imbalance: `class_weights` (balanced, counted on the rows the model "
+        "trains on), `oversample` (equal class draws) or `none`.",
+        Choice(BALANCES),
+        "training",
+    )
     label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy.", Number(0.0, 1.0), "training")
-    seed: int = option(42, "Seeds the split, the head's initialization, shuffles and augmentation.",
-                       Integer(0, MAX_SEED), "training")
-    deterministic: bool = option(False, "TensorFlow op determinism: bit-identical reruns on one machine (slower).",
-                                 Flag(), "training")
-    compare_scratch: bool = option(False, "Also train the same architecture from random weights with the same data "
-                                   "and epochs, and report both.", Flag(), "training")
+    seed: int = option(
+        42, "Seeds the split, the head's initialization, shuffles and augmentation.", Integer(0, MAX_SEED), "training"
+    )
+    deterministic: bool = option(
+        False, "TensorFlow op determinism: bit-identical reruns on one machine (slower).", Flag(), "training"
+    )
+    compare_scratch: bool = option(
+        False,
+        "Also train the same architecture from random weights with the same data and epochs, and report both.",
+        Flag(),
+        "training",
+    )
     tensorboard: bool = option(False, "Write TensorBoard logs into the run directory.", Flag(), "training")
-    val_split: float = option(0.15, "The validation share of the data (when it brings no validation split).",
-                              Number(0.0, 1.0, low_open=True), "data")
-    test_split: float = option(0.15, "The test share of the data (when it brings no test split).",
-                               Number(0.0, 1.0, low_open=True), "data")
-    labels_per_class: int | None = option(None, "Keep at most this many training examples per class (null: all).",
-                                          Integer(1, optional=True), "data")
-    augment: str = option("none", "Training-split augmentation: `none`, `light`, `standard` or `strong` (each "
-                          "modality's presets: images flip, rotate, zoom, ...; audio delays, inverts, adds noise).",
-                          Choice(AUGMENT_LEVELS), "data")
-    augment_params: dict = option({}, "Overrides of the augmentation preset's parameters, e.g. {rotation: 0.2}.",
-                                  Mapping(), "data")
-    cache: str = option("memory", "Decoded training data cached in `memory`, on `disk` (in the run directory) or "
-                        "`none`.", Choice(CACHES), "speed")
-    feature_cache: bool = option(True, "Train the frozen phase's head on backbone features computed once.", Flag(),
-                                 "speed")
-    augmented_views: int = option(0, "With augmentation, the augmented copies of the training set whose features are "
-                                  "cached (0: the frozen phase runs on the data).", Integer(0), "speed")
-    augment_on: str = option("data", "`data` (augment in tf.data) or `model` (the per-image layers inside the model, "
-                             "on the accelerator).", Choice(AUGMENT_ON), "speed")
-    mixed_precision: bool = option(False, "Mixed float16 (GPUs) or bfloat16 (CPUs) compute; outputs stay float32.",
-                                   Flag(), "speed")
-    jit_compile: bool | str = option("auto", "XLA-compile the train step (`auto`: Keras' choice, on for JAX and "
-                                     "TensorFlow GPUs).", Switch(), "speed")
+    val_split: float = option(
+        0.15,
+        "The validation share of the data (when it brings no validation split).",
+        Number(0.0, 1.0, low_open=True),
+        "data",
+    )
+    test_split: float = option(
+        0.15, "The test share of the data (when it brings no test split).", Number(0.0, 1.0, low_open=True), "data"
+    )
+    labels_per_class: int | None = option(
+        None, "Keep at most this many training examples per class (null: all).", Integer(1, optional=True), "data"
+    )
+    augment: str = option(
+        "none",
+        "Training-split augmentation: `none`, `light`, `standard` or `strong` (each "
+        "modality's presets: images flip, rotate, zoom, ...; audio delays, inverts, adds noise).",
+        Choice(AUGMENT_LEVELS),
+        "data",
+    )
+    augment_params: dict = option(
+        {}, "Overrides of the augmentation preset's parameters, e.g. {rotation: 0.2}.", Mapping(), "data"
+    )
+    cache: str = option(
+        "memory",
+        "Decoded training data cached in `memory`, on `disk` (in the run directory) or `none`.",
+        Choice(CACHES),
+        "speed",
+    )
+    feature_cache: bool = option(
+        True, "Train the frozen phase's head on backbone features computed once.", Flag(), "speed"
+    )
+    augmented_views: int = option(
+        0,
+        "With augmentation, the augmented copies of the training set whose features are "
+        "cached (0: the frozen phase runs on the data).",
+        Integer(0),
+        "speed",
+    )
+    augment_on: str = option(
+        "data",
+        "`data` (augment in tf.data) or `model` (the per-image layers inside the model, on the accelerator).",
+        Choice(AUGMENT_ON),
+        "speed",
+    )
+    mixed_precision: bool = option(
+        False, "Mixed float16 (GPUs) or bfloat16 (CPUs) compute; outputs stay float32.", Flag(), "speed"
+    )
+    jit_compile: bool | str = option(
+        "auto", "XLA-compile the train step (`auto`: Keras' choice, on for JAX and TensorFlow GPUs).", Switch(), "speed"
+    )
     steps_per_execution: int = option(1, "Batches per compiled call.", Integer(1), "speed")
-    distribute: str = option("none", "`mirrored` (all local GPUs or CPUs), `multi_worker` (from `TF_CONFIG`), "
-                             "`data_parallel` (JAX) or `none`.", Choice(DISTRIBUTIONS), "speed")
-    domain_adaptation: str = option("auto", "`prior`, `adabn`, `coral`, `dann`, `none`, or `auto` (`prior` when "
-                                    "`target_data` is given, else `none`).", Choice(DOMAIN_ADAPTATIONS), "domains")
-    target_data: str | None = option(None, "Unlabelled target-domain data to adapt to, read as `data` is.",
-                                     Text(optional=True), "domains")
-    adaptation_weight: float = option(1.0, "CORAL's loss weight, or DANN's largest gradient-reversal scale.",
-                                      Number(0.0, low_open=True), "domains")
+    distribute: str = option(
+        "none",
+        "`mirrored` (all local GPUs or CPUs), `multi_worker` (from `TF_CONFIG`), `data_parallel` (JAX) or `none`.",
+        Choice(DISTRIBUTIONS),
+        "speed",
+    )
+    domain_adaptation: str = option(
+        "auto",
+        "`prior`, `adabn`, `coral`, `dann`, `none`, or `auto` (`prior` when `target_data` is given, else `none`).",
+        Choice(DOMAIN_ADAPTATIONS),
+        "domains",
+    )
+    target_data: str | None = option(
+        None, "Unlabelled target-domain data to adapt to, read as `data` is.", Text(optional=True), "domains"
+    )
+    adaptation_weight: float = option(
+        1.0, "CORAL's loss weight, or DANN's largest gradient-reversal scale.", Number(0.0, low_open=True), "domains"
+    )
 
     def validate(self):
         """Checks every field against its declaration, then the fields against each other; raises
@@ -287,20 +275,28 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             f.metadata["check"](f.name, getattr(self, f.name))
         if self.weights in ("imagenet", "preset"):
-            raise ConfigError(f"`weights` is 'pretrained' for every backbone's own pretrained weights (ImageNet, a KerasHub "
-                              f"preset's, aiSFX's), 'none' or a weights file. Received: weights={self.weights!r}")
+            raise ConfigError(
+                f"`weights` is 'pretrained' for every backbone's own pretrained weights (ImageNet, a KerasHub "
+                f"preset's, aiSFX's), 'none' or a weights file. Received: weights={self.weights!r}"
+            )
         if self.head_weights and self.problem not in ("auto", "multitask"):
-            raise ConfigError(f"`head_weights` weighs the heads of a multi-task run; `problem` must be 'auto' or "
-                              f"'multitask'. Received: problem={self.problem!r}")
+            raise ConfigError(
+                f"`head_weights` weighs the heads of a multi-task run; `problem` must be 'auto' or "
+                f"'multitask'. Received: problem={self.problem!r}"
+            )
         for head in self.head_weights:
             if not head.isidentifier():
                 raise ConfigError(f"`head_weights` keys are head names (identifiers). Received: {head!r}")
         if self.val_split + self.test_split >= 1:
-            raise ConfigError("`val_split + test_split` must leave examples for training (< 1). "
-                              f"Received: val_split={self.val_split}, test_split={self.test_split}")
+            raise ConfigError(
+                "`val_split + test_split` must leave examples for training (< 1). "
+                f"Received: val_split={self.val_split}, test_split={self.test_split}"
+            )
         if self.layer_lr_decay != 1.0 and self.strategy != "two_phase":
-            raise ConfigError(f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
-                              f"Received: layer_lr_decay={self.layer_lr_decay!r} with strategy={self.strategy!r}")
+            raise ConfigError(
+                f"`layer_lr_decay` sets the rates of phase 2, which only strategy='two_phase' has. "
+                f"Received: layer_lr_decay={self.layer_lr_decay!r} with strategy={self.strategy!r}"
+            )
         if self.strategy == "two_phase" and self.head_epochs == 0 and self.fine_tune_epochs == 0:
             raise ConfigError("`head_epochs` and `fine_tune_epochs` are both 0: nothing would be trained.")
         return self
@@ -339,8 +335,10 @@ class TrainConfig:
             mark = getattr(error, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             problem = getattr(error, "problem", None) or str(error)
-            raise ConfigError(f"{path!r} is not valid YAML: {where}{problem}. Expected a mapping of TrainConfig "
-                              "fields, e.g. `backbone: mobilenet_v2`.") from None
+            raise ConfigError(
+                f"{path!r} is not valid YAML: {where}{problem}. Expected a mapping of TrainConfig "
+                "fields, e.g. `backbone: mobilenet_v2`."
+            ) from None
         return cls.from_dict(values)
 
 
@@ -350,37 +348,63 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                    |[-+]?\.(?:inf|Inf|INF)
-                   |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                   |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
-GROUPS = {"data": "Data", "model": "Model", "training": "Training", "speed": "Speed and scale",
-          "domains": "Domain adaptation"}
+GROUPS = {
+    "data": "Data",
+    "model": "Model",
+    "training": "Training",
+    "speed": "Speed and scale",
+    "domains": "Domain adaptation",
+}
 
 
 def reference():
     """The configuration reference (`docs/guides/configuration.md`): every field, its flag, default,
     values and meaning, by group; a test checks the committed file is this text."""
-    lines = ["# Configuration reference", "",
-             "Every field of `keras_tl.TrainConfig`, the same in Python, YAML (`keras-tl train --config run.yaml`)",
-             "and on the command line (the field with dashes: `head_lr` is `--head-lr`; a true/false field is",
-             "`--x` / `--no-x`; a mapping is `--x name=value,...`; a list `--x 256,128`). Generated from the",
-             "declarations in `keras_tl/core/contract/config.py`.", "",
-             "A YAML file holds any of them (`keras-tl train --config run.yaml --data photos/`; flags override it):", "",
-             "```yaml", "backbone: efficientnet_lite0", "weights: pretrained", "image_size: 96", "head_epochs: 10",
-             "fine_tune_epochs: 3", "head_lr: 1e-3", "fine_tune_lr: 1e-4", "augment: light",
-             "augment_params: {rotation: 0.2}", "monitor: val_accuracy", "```", ""]
+    lines = [
+        "# Configuration reference",
+        "",
+        "Every field of `keras_tl.TrainConfig`, the same in Python, YAML (`keras-tl train --config run.yaml`)",
+        "and on the command line (the field with dashes: `head_lr` is `--head-lr`; a true/false field is",
+        "`--x` / `--no-x`; a mapping is `--x name=value,...`; a list `--x 256,128`). Generated from the",
+        "declarations in `keras_tl/core/contract/config.py`.",
+        "",
+        "A YAML file holds any of them (`keras-tl train --config run.yaml --data photos/`; flags override it):",
+        "",
+        "```yaml",
+        "backbone: efficientnet_lite0",
+        "weights: pretrained",
+        "image_size: 96",
+        "head_epochs: 10",
+        "fine_tune_epochs: 3",
+        "head_lr: 1e-3",
+        "fine_tune_lr: 1e-4",
+        "augment: light",
+        "augment_params: {rotation: 0.2}",
+        "monitor: val_accuracy",
+        "```",
+        "",
+    ]
     for group, title in GROUPS.items():
         lines += [f"## {title}", "", "| field | flag | default | takes | meaning |", "|---|---|---|---|---|"]
         for f in dataclasses.fields(TrainConfig):
             if f.metadata["group"] != group:
                 continue
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            lines.append(f"| `{f.name}` | `--{f.name.replace('_', '-')}` | `{_shown(default)}` | "
-                         f"{f.metadata['check'].describe()} | {f.metadata['help']} |")
+            lines.append(
+                f"| `{f.name}` | `--{f.name.replace('_', '-')}` | `{_shown(default)}` | "
+                f"{f.metadata['check'].describe()} | {f.metadata['help']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -392,50 +416,4 @@ def _shown(value):
     return str(value)
 
 
-def augment_preset(presets, name, overrides, what):
-    """Preset `name` of a modality's augmentation `presets` with `overrides` merged in; an unknown level or
-    parameter is a `ConfigError` naming the allowed ones (`what`: "image augmentation", ...)."""
-    if name not in presets:
-        raise ConfigError(f"`augment` must be one of {list(presets)}. Received: augment={name!r}")
-    unknown = sorted(set(overrides or {}) - set(presets["none"]))
-    if unknown:
-        raise ConfigError(f"Unknown {what} parameters {unknown} in `augment_params`. Allowed: {sorted(presets['none'])}")
-    return {**presets[name], **(overrides or {})}
-
-
-def parse_unfreeze(policy):
-    """Parses an unfreeze policy string into `(kind, value)`.
-
-    Args:
-        policy: str. "all", "top:N", "fraction:F" (0 < F <= 1), "blocks:K" or "from:NAME".
-
-    Returns:
-        A tuple `(kind, value)`, e.g. `("top", 20)` or `("all", None)`.
-
-    Example:
-    >>> keras_tl.core.contract.config.parse_unfreeze("fraction:0.25")
-    ('fraction', 0.25)
-    """
-    allowed = '"all", "top:N", "fraction:F", "blocks:K" or "from:LAYER_OR_BLOCK"'
-    if not isinstance(policy, str):
-        raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
-    if policy == "all":
-        return ("all", None)
-    kind, sep, value = policy.partition(":")
-    if not sep or not value:
-        raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
-    if kind in ("top", "blocks", "fraction"):
-        try:
-            number = float(value) if kind == "fraction" else int(value)
-        except ValueError:
-            number = None
-        if number is None or not (0 < number <= 1 if kind == "fraction" else number >= 1):
-            raise ConfigError(f"`unfreeze` {kind}: needs a positive {'fraction <= 1' if kind == 'fraction' else 'integer'}. "
-                              f"Received: unfreeze={policy!r}")
-        return (kind, number)
-    if kind == "from":
-        return (kind, value)
-    raise ConfigError(f"`unfreeze` must be one of {allowed}. Received: unfreeze={policy!r}")
-
-
-__all__ = ["TrainConfig", "choices", "parse_unfreeze", "reference", "augment_preset"]
+__all__ = ["TrainConfig", "choices", "reference"]

@@ -34,14 +34,17 @@ def check_weights_file(path, *, suffixes=(".weights.h5", ".h5")):
     if not isinstance(path, str) or not os.path.isfile(path):
         raise ConfigError(f"No weights file exists at {path!r}. Received: weights={path!r}")
     if not path.endswith(tuple(suffixes)):
-        raise ConfigError(f"`weights` must be a Keras weights file ending in {' or '.join(suffixes)}. "
-                          f"Received: weights={path!r}")
+        raise ConfigError(
+            f"`weights` must be a Keras weights file ending in {' or '.join(suffixes)}. Received: weights={path!r}"
+        )
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             f.visit(lambda name: None)  # Walks the file's index: a truncated file fails here.
     except (OSError, RuntimeError, ValueError) as error:
-        raise WeightsError(f"{path!r} is not a readable HDF5 weights file ({str(error)[:120]}): corrupt, truncated "
-                           "or another format. Expected a file written by `save_weights` or a Keras Applications "
-                           ".h5 download.") from None
+        raise WeightsError(
+            f"{path!r} is not a readable HDF5 weights file ({str(error)[:120]}): corrupt, truncated "
+            "or another format. Expected a file written by `save_weights` or a Keras Applications "
+            ".h5 download."
+        ) from None

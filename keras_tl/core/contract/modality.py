@@ -85,6 +85,7 @@ class Modality(abc.ABC):
     def prepare_weights(self, spec, weights):
         """Heavy work on the weights before any seeded work (converting those a package ships, once); the
         checks that need none are `check_config`'s. Nothing by default."""
+        return None
 
     def import_weights(self, importer, out):
         """Converts a `keras_tl.weights` importer's checkpoint into a backbone `.weights.h5` file at `out`."""
@@ -135,8 +136,10 @@ class Modality(abc.ABC):
 
     def predict_split(self, classifier, split, config, dataset=None):
         """The model's outputs for each item of a split (`dataset`: the split's pipeline, if built)."""
-        return classifier.model.predict(dataset if dataset is not None else self.dataset(classifier, split, config, cache="none"),
-                                  verbose=quiet.predict_verbose())
+        return classifier.model.predict(
+            dataset if dataset is not None else self.dataset(classifier, split, config, cache="none"),
+            verbose=quiet.predict_verbose(),
+        )
 
     @abc.abstractmethod
     def confident_errors(self, classifier, split, probabilities, path_stem):
@@ -151,6 +154,7 @@ class Modality(abc.ABC):
     # ---- host-side preprocessing kept in a run directory
     def save_preprocessor(self, classifier, directory):
         """Writes the classifier's host-side preprocessor into `directory` (nothing if it has none)."""
+        return None
 
     def load_preprocessor(self, directory):
         """The host-side preprocessor a run directory holds, or None."""
@@ -191,8 +195,10 @@ class Modality(abc.ABC):
 
     def tflite_calibration(self, classifier, items):
         """int8 calibration inputs: a list of `[input]` lists, from training items."""
-        raise ConfigError(f"int8 TFLite export needs calibration data, which the {self.name} modality does "
-                         f"not provide. Supported: {list(self.tflite_quantizations)}")
+        raise ConfigError(
+            f"int8 TFLite export needs calibration data, which the {self.name} modality does "
+            f"not provide. Supported: {list(self.tflite_quantizations)}"
+        )
 
     def card(self, classifier):
         """Model-card fields that describe the input (image size, sequence length)."""
@@ -200,6 +206,7 @@ class Modality(abc.ABC):
 
     def write_export_assets(self, classifier, directory):
         """Files an app needs beside an exported model (a vocabulary); labels.txt is written for all."""
+        return None
 
 
 def get(name):
@@ -213,8 +220,10 @@ def source_modality(source):
     """The modality whose items a source holds (`keras_tl.core.data.Source.modality`)."""
     name = getattr(source, "modality", None)
     if name not in MODALITIES:
-        raise ConfigError(f"A source must be a keras_tl.core.data.Source of one of {list(MODALITIES)}. Received: "
-                          f"{type(source).__name__} (modality={name!r})")
+        raise ConfigError(
+            f"A source must be a keras_tl.core.data.Source of one of {list(MODALITIES)}. Received: "
+            f"{type(source).__name__} (modality={name!r})"
+        )
     return name
 
 

@@ -133,17 +133,21 @@ def get(name, modality=None):
     spec = _REGISTRY.get(_key(name))
     if spec is not None:
         if modality is not None and spec.modality != modality:
-            raise ConfigError(f"Backbone {name!r} is a {spec.modality} backbone; the run's modality is "
-                             f"{modality!r}. Available {modality} backbones: {names(modality=modality)}")
+            raise ConfigError(
+                f"Backbone {name!r} is a {spec.modality} backbone; the run's modality is "
+                f"{modality!r}. Available {modality} backbones: {names(modality=modality)}"
+            )
         return spec
     for candidate in [modality] if modality else MODALITIES:
         spec = _plugin(candidate).resolve(name, explicit=modality is not None)
         if spec is not None:
             return spec
     if os.path.isdir(name):
-        raise ConfigError(f"{name!r} is a folder, but no {modality or ' or '.join(MODALITIES)} backbone reads it: expected "
-                          "a KerasHub preset written by `save_to_preset` (a backbone's config.json with the files of its "
-                          "preprocessor) or a Hugging Face checkpoint (config.json, model.safetensors, vocabulary).")
+        raise ConfigError(
+            f"{name!r} is a folder, but no {modality or ' or '.join(MODALITIES)} backbone reads it: expected "
+            "a KerasHub preset written by `save_to_preset` (a backbone's config.json with the files of its "
+            "preprocessor) or a Hugging Face checkpoint (config.json, model.safetensors, vocabulary)."
+        )
     raise ConfigError(
         f"Unknown backbone {name!r}. Available: {names(modality=modality)}; or a KerasHub preset name or "
         "handle (kaggle://..., hf://...), or a local KerasHub preset / Hugging Face checkpoint directory "

@@ -15,6 +15,7 @@ row two classes of that head), or a loader (`keras_tl.datasets.load_elpv(labels=
 import re
 
 import numpy as np
+
 from keras_tl.core.contract.errors import ConfigError
 
 SEPARATOR = ":"
@@ -23,8 +24,10 @@ HEAD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def check_head_name(name):
     if not isinstance(name, str) or not HEAD_NAME.match(name):
-        raise ConfigError(f"A head name must be an identifier (letters, digits, '_'; not starting with a digit), "
-                         f"since it names a layer and an export output. Received: {name!r}")
+        raise ConfigError(
+            f"A head name must be an identifier (letters, digits, '_'; not starting with a digit), "
+            f"since it names a layer and an export output. Received: {name!r}"
+        )
     return name
 
 
@@ -39,11 +42,15 @@ def head_columns(columns, *, required=(), label_column="label", what="A table", 
     heads = [c for c in columns if str(c).startswith(f"{label_column}{SEPARATOR}")]
     if any(c not in columns for c in required) or (label_column not in columns and not heads):
         need = " and ".join(repr(c) for c in (*required, label_column))
-        raise ConfigError(f"{what} needs {need} columns (or '{label_column}:<head>' columns, one per head of a "
-                         f"multi-task run). Received columns: {columns}{hint}")
+        raise ConfigError(
+            f"{what} needs {need} columns (or '{label_column}:<head>' columns, one per head of a "
+            f"multi-task run). Received columns: {columns}{hint}"
+        )
     if heads and label_column in columns:
-        raise ConfigError(f"{what} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
-                         f"both. Received columns: {columns}")
+        raise ConfigError(
+            f"{what} has either a {label_column!r} column or '{label_column}:<head>' columns, not "
+            f"both. Received columns: {columns}"
+        )
     return heads
 
 
@@ -55,7 +62,7 @@ def row_heads(row, heads, *, label_column="label", separator=";"):
         value = row.get(column)
         parts = value if isinstance(value, (list, tuple)) else ("" if value is None else str(value)).split(separator)
         parts = [str(p).strip() for p in parts if str(p).strip()]
-        labels[column[len(label_column) + 1:]] = (parts[0] if len(parts) == 1 else parts) or None
+        labels[column[len(label_column) + 1 :]] = (parts[0] if len(parts) == 1 else parts) or None
     return labels
 
 
@@ -82,16 +89,24 @@ def labels_from_columns(columns):
     ['grade:0', 'grade:1', 'cell_type:mono', 'cell_type:poly']
     """
     if not isinstance(columns, dict) or len(columns) < 2:
-        raise ConfigError(f"A multi-task source needs at least 2 heads ({{head: labels}}). Received: "
-                         f"{list(columns) if isinstance(columns, dict) else type(columns).__name__}")
+        raise ConfigError(
+            f"A multi-task source needs at least 2 heads ({{head: labels}}). Received: "
+            f"{list(columns) if isinstance(columns, dict) else type(columns).__name__}"
+        )
     lengths = {head: len(values) for head, values in columns.items()}
     if len(set(lengths.values())) != 1:
         raise ConfigError(f"Every head needs one label (or None) per example. Received lengths: {lengths}")
     class_names, blocks = [], []
     for head, values in columns.items():
         check_head_name(head)
-        values = [{str(c).strip() for c in v} - {""} if isinstance(v, (list, tuple, set)) else
-                  {str(v).strip()} - {""} if v is not None else set() for v in values]
+        values = [
+            {str(c).strip() for c in v} - {""}
+            if isinstance(v, (list, tuple, set))
+            else {str(v).strip()} - {""}
+            if v is not None
+            else set()
+            for v in values
+        ]
         classes = sorted(set().union(*values))
         if len(classes) < 2:
             raise ConfigError(f"Head {head!r} needs at least 2 classes. Received: {classes}")
@@ -104,13 +119,15 @@ def labels_from_columns(columns):
     labels = np.concatenate(blocks, axis=1)
     unlabelled = np.flatnonzero(labels.sum(axis=1) == 0)
     if len(unlabelled):
-        raise ConfigError(f"{len(unlabelled)} example(s) have no label for any head (first: row {unlabelled[0]}); "
-                         "drop them or label at least one head.")
+        raise ConfigError(
+            f"{len(unlabelled)} example(s) have no label for any head (first: row {unlabelled[0]}); "
+            "drop them or label at least one head."
+        )
     return class_names, labels
 
 
 def heads_of(class_names):
-    """"head:class" names -> `[(head, [classes], start, stop)]` in order; raises unless every name is
+    """ "head:class" names -> `[(head, [classes], start, stop)]` in order; raises unless every name is
     head-qualified, heads are contiguous, and there are at least 2 heads of at least 2 classes."""
     heads = []
     for i, name in enumerate(class_names):
@@ -125,8 +142,10 @@ def heads_of(class_names):
         else:
             heads.append([head, [cls], i, i + 1])
     if len(heads) < 2 or any(len(h[1]) < 2 for h in heads):
-        raise ConfigError(f"A multi-task source needs at least 2 heads of at least 2 classes. Received: "
-                         f"{[(h[0], h[1]) for h in heads]}")
+        raise ConfigError(
+            f"A multi-task source needs at least 2 heads of at least 2 classes. Received: "
+            f"{[(h[0], h[1]) for h in heads]}"
+        )
     return [tuple(h) for h in heads]
 
 
@@ -145,8 +164,10 @@ def looks_multitask(class_names, labels):
 def head_kinds(class_names, labels):
     """`{head: "multilabel" or "multiclass"}`: multi-label where some row has several classes of the head."""
     labels = np.asarray(labels)
-    return {head: "multilabel" if len(labels) and labels[:, start:stop].sum(axis=1).max() > 1 else "multiclass"
-            for head, _, start, stop in heads_of(class_names)}
+    return {
+        head: "multilabel" if len(labels) and labels[:, start:stop].sum(axis=1).max() > 1 else "multiclass"
+        for head, _, start, stop in heads_of(class_names)
+    }
 
 
 def select(class_names, labels, tasks):
@@ -157,11 +178,15 @@ def select(class_names, labels, tasks):
     available = [h[0] for h in heads]
     unknown = [t for t in tasks if t not in available]
     if unknown:
-        raise ConfigError(f"`head_weights` names heads the data does not have: {unknown}. The data's heads: {available}")
+        raise ConfigError(
+            f"`head_weights` names heads the data does not have: {unknown}. The data's heads: {available}"
+        )
     keep = [h for h in heads if h[0] in tasks]
     if len(keep) < 2:
-        raise ConfigError(f"`head_weights` must keep at least 2 heads for multi-task training (train one head as a "
-                         f"single-label run instead). Received: {list(tasks)}")
+        raise ConfigError(
+            f"`head_weights` must keep at least 2 heads for multi-task training (train one head as a "
+            f"single-label run instead). Received: {list(tasks)}"
+        )
     columns = np.concatenate([np.arange(start, stop) for _, _, start, stop in keep])
     labels = np.asarray(labels)[:, columns]
     rows = labels.sum(axis=1) > 0
@@ -188,7 +213,7 @@ def head_probabilities(probabilities, class_names):
 
 
 def class_weights(labels, class_names, kinds=None):
-    """"Balanced" weights per softmax head, `n / (k * count)` over the rows that label the head:
+    """ "Balanced" weights per softmax head, `n / (k * count)` over the rows that label the head:
     `{head: [weight of each class]}` (a class absent from the rows gets 0); a multi-label head
     (`kinds`) is left unweighted, as single-task multi-label runs are."""
     result = {}

@@ -33,8 +33,7 @@ def targets_as_inputs(ds):
     return ds.map(lambda x, y: ((x, y),))
 
 
-def feature_dataset(features, targets, labels, *, batch_size, training=False, oversample=False, seed=0,
-                    repeat=False):
+def feature_dataset(features, targets, labels, *, batch_size, training=False, oversample=False, seed=0, repeat=False):
     """Batches of cached backbone features, shuffled (or oversampled) as `make_dataset` does images.
 
     With the same seed and labels the batches hold the same examples in the same order as
@@ -51,8 +50,7 @@ def feature_dataset(features, targets, labels, *, batch_size, training=False, ov
         repeat: bool. Repeat forever (several cached augmented views; pass `steps_per_epoch`).
     """
     ds = tf.data.Dataset.from_tensor_slices((features, targets))  # already in memory: no cache
-    ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training,
-                           oversample=oversample, seed=seed)
+    ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)

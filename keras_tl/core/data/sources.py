@@ -67,7 +67,8 @@ def tfds_builder(name, data_dir=None):
             f"tensorflow-datasets has no prepared copy of {name!r} in {builder.data_dir!r} and cannot "
             f"download it (no network). On a machine with internet run `tfds build {name} "
             "--data_dir DIR` (or `tfds.load(NAME, data_dir=DIR)`), copy DIR here and set "
-            "TFDS_DATA_DIR=DIR (or pass data_dir=DIR).")
+            "TFDS_DATA_DIR=DIR (or pass data_dir=DIR)."
+        )
     return builder
 
 
@@ -180,13 +181,16 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
             heads = multitask_labels.head_columns(reader.fieldnames or [], required=("path",), what="A manifest")
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"{path!r} is not a readable CSV manifest ({error}). Expected UTF-8 text with a header "
-                        "holding path and label columns.") from None
+        raise DataError(
+            f"{path!r} is not a readable CSV manifest ({error}). Expected UTF-8 text with a header "
+            "holding path and label columns."
+        ) from None
     if heads:
         for row in rows:
             row["_heads"] = multitask_labels.row_heads(row, heads, separator=separator)
-        paths, kept, predefined, skipped = _manifest_rows(path, rows, check_file, unit,
-                                                          lambda row: multitask_labels.unlabelled(row["_heads"]))
+        paths, kept, predefined, skipped = _manifest_rows(
+            path, rows, check_file, unit, lambda row: multitask_labels.unlabelled(row["_heads"])
+        )
         heads = list(kept[0]["_heads"])
         class_names, labels = multitask_labels.labels_from_columns({h: [r["_heads"][h] for r in kept] for h in heads})
         return class_names, paths, labels, predefined, skipped
@@ -194,8 +198,9 @@ def read_manifest(path, check_file, *, unit="images", separator=";"):
     def label_set(row):
         return [l.strip() for l in (row["label"] or "").split(separator) if l.strip()]
 
-    paths, kept, predefined, skipped = _manifest_rows(path, rows, check_file, unit,
-                                                      lambda row: None if label_set(row) else "empty label")
+    paths, kept, predefined, skipped = _manifest_rows(
+        path, rows, check_file, unit, lambda row: None if label_set(row) else "empty label"
+    )
     label_sets = [label_set(row) for row in kept]
     class_names = sorted({l for labels in label_sets for l in labels})
     index = {name: i for i, name in enumerate(class_names)}

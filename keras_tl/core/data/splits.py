@@ -99,16 +99,13 @@ def split_source(source, *, val_split, test_split, seed, labels_per_class=None):
         raise DataError("`labels_per_class` applies to single-label data only.")
     if len(source.class_names) < 2:
         raise DataError(
-            f"Classification needs at least 2 classes. Received: {len(source.class_names)} "
-            f"({source.class_names})."
+            f"Classification needs at least 2 classes. Received: {len(source.class_names)} ({source.class_names})."
         )
     if source.predefined:
         indices = dict(source.predefined)
         for name, fraction in (("val", val_split), ("test", test_split)):
             if name not in indices:  # Carve the missing split from train, stratified.
-                indices["train"], indices[name] = _carve(
-                    source.labels, indices["train"], fraction, seed
-                )
+                indices["train"], indices[name] = _carve(source.labels, indices["train"], fraction, seed)
     else:
         indices = stratified_split(source.labels, val_split, test_split, seed)
     if labels_per_class:

@@ -3,8 +3,8 @@ precision / recall / F1, and the confusion matrix."""
 
 import numpy as np
 
-from keras_tl.core.data import multitask_labels
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.data import multitask_labels
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
@@ -116,8 +116,12 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(class_names)
         },
         "num_examples": int(len(y_true)),
@@ -134,7 +138,10 @@ def multitask_metrics(labels, probabilities, class_names, head_kinds=None):
         "macro_precision", "macro_recall" (each the mean over heads); "per_class" keyed "head:class" (for the per-class plot);
         "num_examples".
     """
-    truths, scores = multitask_labels.head_labels(labels, class_names), multitask_labels.head_probabilities(probabilities, class_names)
+    truths, scores = (
+        multitask_labels.head_labels(labels, class_names),
+        multitask_labels.head_probabilities(probabilities, class_names),
+    )
     labels = np.asarray(labels)
     per_head = {}
     for head, classes, start, stop in multitask_labels.heads_of(class_names):
@@ -146,13 +153,18 @@ def multitask_metrics(labels, probabilities, class_names, head_kinds=None):
             per_head[head] = {"accuracy": row["subset_accuracy"], **row}
         else:
             per_head[head] = classification_metrics(truths[head][rows], scores[head][rows], classes)
-    mean = {key: float(np.mean([m[key] for m in per_head.values()]))
-            for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall")}
+    mean = {
+        key: float(np.mean([m[key] for m in per_head.values()]))
+        for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall")
+    }
     return {
         **mean,
         "heads": per_head,
-        "per_class": {f"{head}{multitask_labels.SEPARATOR}{name}": row for head, m in per_head.items()
-                      for name, row in m["per_class"].items()},
+        "per_class": {
+            f"{head}{multitask_labels.SEPARATOR}{name}": row
+            for head, m in per_head.items()
+            for name, row in m["per_class"].items()
+        },
         "num_examples": int(len(np.asarray(labels))),
     }
 
@@ -164,8 +176,9 @@ def format_metrics(metrics):
         f"(n={metrics['num_examples']}{'; the mean over heads' if 'heads' in metrics else ''})"
     ]
     for head, row in metrics.get("heads", {}).items():
-        lines.append(f"  head {head}: accuracy {row['accuracy']:.4f}  macro F1 {row['macro_f1']:.4f}  "
-                     f"(n={row['num_examples']})")
+        lines.append(
+            f"  head {head}: accuracy {row['accuracy']:.4f}  macro F1 {row['macro_f1']:.4f}  (n={row['num_examples']})"
+        )
     width = max(len(n) for n in metrics["per_class"])
     for name, row in metrics["per_class"].items():
         lines.append(

@@ -45,8 +45,9 @@ def learning_curves(histories, path=None):
             if n:
                 ax.plot(epochs, history[metric], marker="o", color=f"C{i}", label=f"{phase} train")
             if f"val_{metric}" in history:
-                ax.plot(epochs, history[f"val_{metric}"], marker="x", linestyle="--", color=f"C{i}",
-                        label=f"{phase} val")
+                ax.plot(
+                    epochs, history[f"val_{metric}"], marker="x", linestyle="--", color=f"C{i}", label=f"{phase} val"
+                )
             if i > 0:
                 ax.axvline(start + 0.5, color="grey", linestyle=":", label=f"{phase} starts")
             start += n
@@ -72,8 +73,15 @@ def confusion_matrix(matrix, class_names, path=None):
     if len(class_names) <= 20:
         for i in ticks:
             for j in ticks:
-                ax.text(j, i, f"{normalized[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if normalized[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{normalized[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if normalized[i, j] > 0.5 else "black",
+                )
     ax.set_title("confusion matrix (rows normalized)")
     return _finish(fig, path)
 
@@ -111,8 +119,10 @@ def image_grid(images, titles, path=None, columns=4):
     """A grid of uint8 images with a title above each (augmented batches, confident errors); long titles
     (class names) wrap onto more lines, and each row of the grid is as tall as its titles need."""
     rows = max(1, int(np.ceil(len(images) / columns)))
-    wrapped = ["\n".join(textwrap.fill(line, TITLE_CHARACTERS, break_long_words=True) for line in str(t).split("\n"))
-               for t in titles]
+    wrapped = [
+        "\n".join(textwrap.fill(line, TITLE_CHARACTERS, break_long_words=True) for line in str(t).split("\n"))
+        for t in titles
+    ]
     lines = max([w.count("\n") + 1 for w in wrapped] or [1])
     fig, axes = subplots(rows, columns, figsize=(2.5 * columns, (2.4 + 0.16 * lines) * rows), squeeze=False)
     for ax in axes.flat:
@@ -156,7 +166,7 @@ def lr_find(result, path=None, title=""):
     finite = np.isfinite(smoothed)
     if finite.any():
         lowest = int(np.nanargmin(np.where(finite, smoothed, np.nan)))
-        top = float(np.nanmax(np.where(finite[:lowest + 1], smoothed[:lowest + 1], np.nan)))
+        top = float(np.nanmax(np.where(finite[: lowest + 1], smoothed[: lowest + 1], np.nan)))
         bottom = float(smoothed[lowest])
         margin = 0.05 * max(top - bottom, abs(top) * 1e-3, 1e-12)
         ax.set_ylim(bottom - margin, top + margin)

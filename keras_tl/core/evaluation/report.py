@@ -44,8 +44,11 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
         f"| macro recall | {metrics['macro_recall']:.3f} |",
         f"| macro F1 | {metrics['macro_f1']:.3f} |",
     ]
-    for key, title in (("weighted_f1", "weighted F1"), ("micro_f1", "micro F1"),
-                       ("hamming_accuracy", "label-wise (Hamming) accuracy")):
+    for key, title in (
+        ("weighted_f1", "weighted F1"),
+        ("micro_f1", "micro F1"),
+        ("hamming_accuracy", "label-wise (Hamming) accuracy"),
+    ):
         if key in metrics:
             lines.append(f"| {title} | {metrics[key]:.3f} |")
     lines += [
@@ -57,10 +60,17 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
     for name, row in metrics["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
     if "heads" in metrics:
-        lines += ["", "### Each head (on the test examples that label it)", "",
-                  "| head | accuracy | macro F1 | labelled examples |", "|---|---|---|---|"]
-        lines += [f"| {head} | {_pct(row['accuracy'])} | {row['macro_f1']:.3f} | {row['num_examples']} |"
-                  for head, row in metrics["heads"].items()]
+        lines += [
+            "",
+            "### Each head (on the test examples that label it)",
+            "",
+            "| head | accuracy | macro F1 | labelled examples |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {head} | {_pct(row['accuracy'])} | {row['macro_f1']:.3f} | {row['num_examples']} |"
+            for head, row in metrics["heads"].items()
+        ]
     scratch = metrics.get("scratch")
     if scratch:
         lines += [

@@ -19,6 +19,7 @@ Pure numpy: no Keras, no TensorFlow.
 """
 
 import numpy as np
+
 from keras_tl.core.contract.errors import ConfigError
 
 # The paper's Algorithm 1 iterates "until alpha, beta converge"; here until alpha/beta changes by
@@ -27,7 +28,7 @@ from keras_tl.core.contract.errors import ConfigError
 # reproduces its numbers.
 MAX_ITERATIONS = 1000
 TOLERANCE = 1e-6
-RIDGES = tuple(10.0 ** k for k in range(-3, 4))
+RIDGES = tuple(10.0**k for k in range(-3, 4))
 
 
 def _targets(labels):
@@ -36,8 +37,10 @@ def _targets(labels):
     if labels.ndim == 2:
         return labels.astype(np.float64)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ConfigError(f"`labels` must be non-negative int class indices (N,) or multi-hot rows (N, K). "
-                         f"Received: dtype={labels.dtype}, shape={labels.shape}")
+        raise ConfigError(
+            f"`labels` must be non-negative int class indices (N,) or multi-hot rows (N, K). "
+            f"Received: dtype={labels.dtype}, shape={labels.shape}"
+        )
     return (labels[:, None] == np.arange(labels.max() + 1)[None, :]).astype(np.float64)
 
 
@@ -83,14 +86,17 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
     y = _targets(labels)
     y = y[:, y.any(axis=0)]  # A class with no example here has no evidence to compute.
     if f.ndim != 2 or len(f) != len(y):
-        raise ConfigError(f"`features` must be (N, D) with one row per label. Received: features {f.shape}, "
-                         f"labels {np.shape(labels)}")
+        raise ConfigError(
+            f"`features` must be (N, D) with one row per label. Received: features {f.shape}, labels {np.shape(labels)}"
+        )
     if not np.all(np.isfinite(f)):
-        raise ConfigError(f"`features` contain {int(np.sum(~np.isfinite(f)))} NaN/inf values: the backbone's "
-                         "output is not usable (random weights or an input far outside its range?)")
+        raise ConfigError(
+            f"`features` contain {int(np.sum(~np.isfinite(f)))} NaN/inf values: the backbone's "
+            "output is not usable (random weights or an input far outside its range?)"
+        )
     n, d = f.shape
     u, sigma = principal(f)  # f = u diag(sigma) v^T; f^T f has eigenvalues sigma^2.
-    s = sigma ** 2
+    s = sigma**2
     r = len(s)
     if not r:
         return float("-inf")  # Constant-zero features: nothing to assess (a dead network); ranks last.
@@ -128,8 +134,14 @@ def logme(features, labels, *, tolerance=TOLERANCE, max_iterations=MAX_ITERATION
             break
     # log|alpha I + beta F^T F| over all D eigenvalues (D - r of them are 0).
     log_det = np.sum(np.log(alpha[None, :] + beta[None, :] * s[:, None]), axis=0) + (d - r) * np.log(alpha)
-    evidence = (d / 2 * np.log(alpha) + n / 2 * np.log(beta) - 0.5 * log_det - beta / 2 * beta_de
-                - alpha / 2 * alpha_de - n / 2 * np.log(2 * np.pi))
+    evidence = (
+        d / 2 * np.log(alpha)
+        + n / 2 * np.log(beta)
+        - 0.5 * log_det
+        - beta / 2 * beta_de
+        - alpha / 2 * alpha_de
+        - n / 2 * np.log(2 * np.pi)
+    )
     return float(np.mean(evidence / n))
 
 
@@ -157,8 +169,9 @@ def linear_probe(features, labels, *, ridges=RIDGES):
         raise ConfigError(f"The linear probe needs single-label int labels (N,). Received: labels {labels.shape}")
     counts = np.bincount(labels)
     if len(labels) < 3 or counts[counts > 0].min() < 2:
-        raise ConfigError(f"The linear probe needs at least 2 examples of every class. Received: class counts "
-                         f"{counts.tolist()}")
+        raise ConfigError(
+            f"The linear probe needs at least 2 examples of every class. Received: class counts {counts.tolist()}"
+        )
     x = np.asarray(features, np.float64)
     x = x - x.mean(axis=0)
     scale = x.std(axis=0)
@@ -166,7 +179,7 @@ def linear_probe(features, labels, *, ridges=RIDGES):
     y = _targets(labels)
     n = len(x)
     u, sigma = principal(x)
-    s = sigma ** 2
+    s = sigma**2
     uy = u.T @ (y - y.mean(axis=0))  # Centred features and targets: the intercept is the target mean.
     mean = s.sum() / min(x.shape)  # The mean eigenvalue, the numerically zero ones included.
     best = 0.0

@@ -26,15 +26,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tl.core.export import litert
-from keras_tl.core.data import multitask_labels
-from keras_tl.core.models import multitask
-from keras_tl.core.export import publish
-from keras_tl.core.utils import quiet
-from keras_tl.core.export import tflite_metadata
 from keras_tl.core.contract.errors import ConfigError, ExportCheckError, TFLiteConversionError
-from keras_tl.core.models.heads import per_class_model, probabilities_of
+from keras_tl.core.data import multitask_labels
+from keras_tl.core.export import litert, publish, tflite_metadata
+from keras_tl.core.models import multitask
 from keras_tl.core.models.classifier import Classifier
+from keras_tl.core.models.heads import per_class_model, probabilities_of
+from keras_tl.core.utils import quiet
 
 DEFAULT_MIN_AGREEMENT = {"none": 0.98, "float16": 0.95, "dynamic": 0.9, "int8": 0.85}
 SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras"}
@@ -110,10 +108,19 @@ def export_keras(classifier, destination, info):
     try:
         classifier.model.save(os.path.join(tmp, f"{info.name}.keras"))
         classifier.modality.save_preprocessor(classifier, os.path.join(tmp, "preprocessor"))
-        reloaded = Classifier(keras.saving.load_model(os.path.join(tmp, f"{info.name}.keras")), classifier.modality,
-                        classifier.spec, classifier.modality.load_preprocessor(os.path.join(tmp, "preprocessor")))
-        check = compare(classifier.predict(info.check_items), reloaded.predict(info.check_items),
-                        min_agreement=1.0, what="The reloaded .keras model", classifier=classifier)
+        reloaded = Classifier(
+            keras.saving.load_model(os.path.join(tmp, f"{info.name}.keras")),
+            classifier.modality,
+            classifier.spec,
+            classifier.modality.load_preprocessor(os.path.join(tmp, "preprocessor")),
+        )
+        check = compare(
+            classifier.predict(info.check_items),
+            reloaded.predict(info.check_items),
+            min_agreement=1.0,
+            what="The reloaded .keras model",
+            classifier=classifier,
+        )
         publish.write_labels(tmp, info.class_names)
         publish.readable(tmp)
         publish.replace_entries(tmp, destination)
@@ -144,10 +151,15 @@ def export_saved_model(classifier, destination, info):
             archive.add_endpoint(name, function)
         archive.write_out(tmp, verbose=False)
         publish.write_labels(tmp, info.class_names)
-        card = {**info.card, **classifier.modality.card(classifier), "name": info.name, "classes": info.class_names,
-                "version": version,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "signatures": {name: about for name, (_, about) in endpoints.items()}}
+        card = {
+            **info.card,
+            **classifier.modality.card(classifier),
+            "name": info.name,
+            "classes": info.class_names,
+            "version": version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "signatures": {name: about for name, (_, about) in endpoints.items()},
+        }
         with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
         check = check_saved_model(tmp, classifier, info)
@@ -167,8 +179,13 @@ def check_saved_model(path, classifier, info):
     checks = {}
     for name, (arguments, reference) in classifier.modality.endpoint_checks(classifier, info).items():
         served = loaded.signatures[name](**arguments)
-        checks[name] = compare(reference, served["probabilities"].numpy(), min_agreement=_min_agreement(info),
-                               what=f"The SavedModel's {name} signature", classifier=classifier)
+        checks[name] = compare(
+            reference,
+            served["probabilities"].numpy(),
+            min_agreement=_min_agreement(info),
+            what=f"The SavedModel's {name} signature",
+            classifier=classifier,
+        )
     return checks
 
 
@@ -212,23 +229,29 @@ def export_tflite(classifier, destination, info):
     checked with the LiteRT interpreter."""
     allowed = classifier.modality.tflite_quantizations
     if info.quantize not in allowed:
-        raise ConfigError(f"TFLite export of a {classifier.modality.name} model supports quantize in {list(allowed)}. "
-                         f"Received: quantize={info.quantize!r}")
+        raise ConfigError(
+            f"TFLite export of a {classifier.modality.name} model supports quantize in {list(allowed)}. "
+            f"Received: quantize={info.quantize!r}"
+        )
     if info.int8_io and info.quantize != "int8":
         raise ConfigError(f"`int8_io` needs quantize='int8'. Received: quantize={info.quantize!r}")
     os.makedirs(destination, exist_ok=True)
     publish.remove_stale(destination)
     final = os.path.join(destination, tflite_file_name(info))
     tmp = publish.temporary(destination, ".tflite")
-    calibration = (classifier.modality.tflite_calibration(classifier, info.calibration_items)
-                   if info.quantize == "int8" else None)
+    calibration = (
+        classifier.modality.tflite_calibration(classifier, info.calibration_items) if info.quantize == "int8" else None
+    )
     try:
         try:
             with quiet.quietly():  # The converter's native lines (`fully_quantize: 0, ...`).
-                per_class_model(classifier.model).export(tmp, format="litert", verbose=False,
-                                                   input_signature=[classifier.modality.tflite_signature(classifier)],
-                                                   **tflite_converter_options(info.quantize, calibration,
-                                                                              info.int8_io))
+                per_class_model(classifier.model).export(
+                    tmp,
+                    format="litert",
+                    verbose=False,
+                    input_signature=[classifier.modality.tflite_signature(classifier)],
+                    **tflite_converter_options(info.quantize, calibration, info.int8_io),
+                )
         except Exception as error:  # The converter raises its own ConverterError (and others).
             ops = unsupported_ops(str(error))
             if not ops:
@@ -238,8 +261,13 @@ def export_tflite(classifier, destination, info):
                 "as a SavedModel (format='saved_model'), which runs every TensorFlow op."
             ) from error
         write_tflite_metadata(tmp, classifier, info)
-        check = compare(classifier.predict(info.check_items), classifier.predict(info.check_items, runner=lambda x: litert.tflite_predict(tmp, x)),
-                        min_agreement=_min_agreement(info), what=f"The {info.quantize} TFLite model", classifier=classifier)
+        check = compare(
+            classifier.predict(info.check_items),
+            classifier.predict(info.check_items, runner=lambda x: litert.tflite_predict(tmp, x)),
+            min_agreement=_min_agreement(info),
+            what=f"The {info.quantize} TFLite model",
+            classifier=classifier,
+        )
         publish.readable(tmp)
         os.replace(tmp, final)
     finally:
@@ -263,20 +291,28 @@ def write_tflite_metadata(path, classifier, info):
     if weights in ("none", ""):
         start = "trained from random weights" if weights == "none" else "trained"
     else:
-        origin = (f"local weights ({os.path.basename(os.path.normpath(weights))})" if os.path.exists(weights)
-                  else f"{weights} weights")
+        origin = (
+            f"local weights ({os.path.basename(os.path.normpath(weights))})"
+            if os.path.exists(weights)
+            else f"{weights} weights"
+        )
         start = f"fine-tuned from {origin}"
-    licences = [f"weights ({spec.name}): {spec.licence}"] if spec is not None and spec.licence and weights != "none" else []
+    licences = (
+        [f"weights ({spec.name}): {spec.licence}"] if spec is not None and spec.licence and weights != "none" else []
+    )
     if card.get("data_licence"):
         licences.append(f"training data: {card['data_licence']}")
     classes = ", ".join(info.class_names[:10]) + (", ..." if len(info.class_names) > 10 else "")
     about = tflite_metadata.About(
         name=info.name,
-        description=(f"{classifier.modality.name.capitalize()} classifier, {len(info.class_names)} classes ({classes}); "
-                     f"backbone {card.get('backbone') or (spec.name if spec else 'unknown')}, {start} with keras-tl; "
-                     f"TFLite {info.quantize}."),
+        description=(
+            f"{classifier.modality.name.capitalize()} classifier, {len(info.class_names)} classes ({classes}); "
+            f"backbone {card.get('backbone') or (spec.name if spec else 'unknown')}, {start} with keras-tl; "
+            f"TFLite {info.quantize}."
+        ),
         version=f"keras-tl {__version__}",
-        licence="; ".join(licences))
+        licence="; ".join(licences),
+    )
     described = classifier.modality.tflite_input_metadata(classifier, inputs, info)
     if classifier.problem == "multitask":  # One output per head, each with its labels, in the file's output order.
         heads = {start: (head, classes) for head, classes, start, _ in multitask_labels.heads_of(info.class_names)}
@@ -285,8 +321,14 @@ def write_tflite_metadata(path, classifier, info):
         outputs, files = [], {}
         for index in stored:
             head, classes = heads[by_index[index]]
-            outputs.append(tflite_metadata.scores_output(classes, name=head, labels_file=f"labels_{head}.txt",
-                                                         multilabel=classifier.head_kinds[head] == "multilabel"))
+            outputs.append(
+                tflite_metadata.scores_output(
+                    classes,
+                    name=head,
+                    labels_file=f"labels_{head}.txt",
+                    multilabel=classifier.head_kinds[head] == "multilabel",
+                )
+            )
             files[f"labels_{head}.txt"] = "".join(f"{c}\n" for c in classes).encode("utf-8")
     else:
         outputs = [tflite_metadata.scores_output(info.class_names, multilabel=classifier.problem == "multilabel")]

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-from keras_tl.core.utils import private, quiet
 from keras_tl.core.models.heads import probabilities_of
+from keras_tl.core.utils import private, quiet
 
 
 def load(path):
@@ -28,7 +28,7 @@ def _examples(inputs):
     if isinstance(inputs, dict):
         arrays = {k: np.asarray(v) for k, v in inputs.items()}
         count = len(next(iter(arrays.values())))
-        return [{k: v[i:i + 1] for k, v in arrays.items()} for i in range(count)]
+        return [{k: v[i : i + 1] for k, v in arrays.items()} for i in range(count)]
     return [{None: np.asarray(x)[None]} for x in np.asarray(inputs)]
 
 

@@ -36,8 +36,10 @@ def check_server(server):
     """Returns `(scheme, host, port)` of a TF Serving address, or raises `ConfigError`."""
     parsed = urllib.parse.urlsplit(str(server))
     if parsed.scheme not in SCHEMES or not parsed.hostname:
-        raise ConfigError(f"`server` must be http://HOST:PORT (REST, port 8501 by default), https://... or "
-                          f"grpc://HOST:PORT (port 8500). Received: server={server!r}")
+        raise ConfigError(
+            f"`server` must be http://HOST:PORT (REST, port 8501 by default), https://... or "
+            f"grpc://HOST:PORT (port 8500). Received: server={server!r}"
+        )
     try:
         port = parsed.port
     except ValueError:
@@ -54,12 +56,23 @@ def guess_modality(items):
         extensions = modalities.get(name).file_extensions
         if extensions and all(str(item).lower().endswith(extensions) for item in items):
             return name
-    raise ConfigError(f"Cannot tell what the items are from their names; pass modality (one of {list(MODALITIES)}). "
-                      f"Received: {[str(i)[:40] for i in items[:3]]}")
+    raise ConfigError(
+        f"Cannot tell what the items are from their names; pass modality (one of {list(MODALITIES)}). "
+        f"Received: {[str(i)[:40] for i in items[:3]]}"
+    )
 
 
-def predict(server, model, items, *, modality=None, version=None, signature=None, timeout=DEADLINE_SECONDS,
-            max_bytes=MAX_RESPONSE_BYTES):
+def predict(
+    server,
+    model,
+    items,
+    *,
+    modality=None,
+    version=None,
+    signature=None,
+    timeout=DEADLINE_SECONDS,
+    max_bytes=MAX_RESPONSE_BYTES,
+):
     """Sends raw items to a TF Serving model exported by keras-tl; returns one dict per item.
 
     Args:
@@ -90,16 +103,29 @@ def predict(server, model, items, *, modality=None, version=None, signature=None
     request = modalities.get(modality or guess_modality(items)).serving_request(items)
     signature = signature or request.signature
     if scheme == "grpc":
-        rows = _predict_grpc(f"{host}:{port}", model, {request.input: request.values}, version, signature, timeout,
-                             max_bytes, server)
+        rows = _predict_grpc(
+            f"{host}:{port}", model, {request.input: request.values}, version, signature, timeout, max_bytes, server
+        )
     else:
-        instances = [{"b64": base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else v
-                     for v in request.values]
-        rows = _predict_rest(scheme, host, port, model, {"signature_name": signature, "instances": instances},
-                             version, timeout, max_bytes, server)
+        instances = [
+            {"b64": base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else v for v in request.values
+        ]
+        rows = _predict_rest(
+            scheme,
+            host,
+            port,
+            model,
+            {"signature_name": signature, "instances": instances},
+            version,
+            timeout,
+            max_bytes,
+            server,
+        )
     if len(rows) != len(items):
-        raise ServingError(f"TF Serving answered {len(rows)} predictions for {len(items)} items (model {model!r}, "
-                           f"signature {signature!r}); expected one per item.")
+        raise ServingError(
+            f"TF Serving answered {len(rows)} predictions for {len(items)} items (model {model!r}, "
+            f"signature {signature!r}); expected one per item."
+        )
     return rows
 
 
@@ -110,8 +136,16 @@ def predict_url(scheme, host, port, model, version=None):
 
 def _predict_rest(scheme, host, port, model, body, version, timeout, max_bytes, server):
     url = predict_url(scheme, host, port, model, version)
-    status, payload = _post(scheme, host, port, urllib.parse.urlsplit(url).path, json.dumps(body).encode("utf-8"),
-                            timeout, max_bytes, server)
+    status, payload = _post(
+        scheme,
+        host,
+        port,
+        urllib.parse.urlsplit(url).path,
+        json.dumps(body).encode("utf-8"),
+        timeout,
+        max_bytes,
+        server,
+    )
     text = payload.decode("utf-8", errors="replace")
     if status != 200:
         raise ServingError(f"TF Serving answered {status} for {url}: {_cut(text)}")
@@ -143,13 +177,17 @@ def _post(scheme, host, port, path, data, timeout, max_bytes, server):
             response = connection.getresponse()
             declared = response.getheader("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise ServingError(f"TF Serving's answer would be {int(declared):,} bytes, more than the "
-                                   f"{max_bytes:,} read (max_bytes).")
+                raise ServingError(
+                    f"TF Serving's answer would be {int(declared):,} bytes, more than the "
+                    f"{max_bytes:,} read (max_bytes)."
+                )
             chunks, size = [], 0
             while chunk := response.read(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise ServingError(f"TF Serving's answer is over {max_bytes:,} bytes (max_bytes); not read further.")
+                    raise ServingError(
+                        f"TF Serving's answer is over {max_bytes:,} bytes (max_bytes); not read further."
+                    )
                 chunks.append(chunk)
             outcome["answer"] = (response.status, b"".join(chunks))
         except BaseException as error:  # Handed to the calling thread, which raises it.
@@ -169,8 +207,9 @@ def _post(scheme, host, port, path, data, timeout, max_bytes, server):
     if isinstance(error, OSError):  # Refused, reset, unknown host, a socket timeout.
         raise ServingUnavailableError(f"Cannot reach TF Serving at {server!r}: {error}") from None
     if isinstance(error, http.client.HTTPException):
-        raise ServingError(f"{server!r} did not answer as an HTTP server does: {type(error).__name__} "
-                           f"{_cut(error)}") from None
+        raise ServingError(
+            f"{server!r} did not answer as an HTTP server does: {type(error).__name__} {_cut(error)}"
+        ) from None
     if error is not None:
         raise error
     return outcome["answer"]
@@ -200,8 +239,10 @@ def _predict_grpc(target, model, inputs, version, signature, timeout, max_bytes,
         import grpc
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     except ImportError as error:
-        raise ConfigError("gRPC predictions need TF Serving's client: pip install \"keras-tl[serving]\" "
-                          f"(tensorflow-serving-api, matching your TensorFlow). ({error})") from None
+        raise ConfigError(
+            'gRPC predictions need TF Serving\'s client: pip install "keras-tl[serving]" '
+            f"(tensorflow-serving-api, matching your TensorFlow). ({error})"
+        ) from None
     import tensorflow as tf
 
     request = predict_pb2.PredictRequest()
@@ -217,11 +258,15 @@ def _predict_grpc(target, model, inputs, version, signature, timeout, max_bytes,
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE:
-                raise ServingUnavailableError(f"Cannot reach TF Serving at {server!r}: {_cut(error.details())}") from None
+                raise ServingUnavailableError(
+                    f"Cannot reach TF Serving at {server!r}: {_cut(error.details())}"
+                ) from None
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise ServingError(f"TF Serving at {server!r} gave no answer within {timeout:g} s (timeout).") from None
-            raise ServingError(f"TF Serving answered {error.code().name} for model {model!r} "
-                               f"(signature {signature!r}): {_cut(error.details())}") from None
+            raise ServingError(
+                f"TF Serving answered {error.code().name} for model {model!r} "
+                f"(signature {signature!r}): {_cut(error.details())}"
+            ) from None
     outputs = {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
     if "probabilities" not in outputs:
         raise ServingError(f"Unexpected TF Serving answer (no 'probabilities'): outputs {sorted(outputs)}")
@@ -247,9 +292,9 @@ def models_config(root="exported_models", names=None, base_path="/models"):
         raise ConfigError(f"No exports folder at {root!r}. Expected the --out folder of `keras-tl export`.")
     if names is None:
         names = sorted(
-            d for d in os.listdir(root)
-            if os.path.isdir(os.path.join(root, d))
-            and any(v.isdigit() for v in os.listdir(os.path.join(root, d)))
+            d
+            for d in os.listdir(root)
+            if os.path.isdir(os.path.join(root, d)) and any(v.isdigit() for v in os.listdir(os.path.join(root, d)))
         )
     if not names:
         raise ConfigError(f"No SavedModel exports (folders with integer versions) under {root!r}.")

@@ -58,8 +58,12 @@ def named_input(name, description):
 
 def named_inputs(details, what):
     """`Inputs` naming each of an interpreter's input `details` ("<what> model input, shape ...")."""
-    return Inputs([named_input(d["name"], f"{what} model input, shape {list(d['shape'])}, {d['dtype'].__name__}")
-                   for d in details])
+    return Inputs(
+        [
+            named_input(d["name"], f"{what} model input, shape {list(d['shape'])}, {d['dtype'].__name__}")
+            for d in details
+        ]
+    )
 
 
 def scores_output(class_names, *, multilabel=False, name="probability", labels_file=LABELS_FILE):
@@ -67,8 +71,11 @@ def scores_output(class_names, *, multilabel=False, name="probability", labels_f
     (a multi-task model has one per head, named after the head: MediaPipe reports it as head_name)."""
     tensor = fb.TensorMetadataT()
     tensor.name = name
-    tensor.description = ("Independent probability of each label (multi-label: sigmoid per label)." if multilabel
-                          else f"Probability of each of the {len(class_names)} classes, in {labels_file} order.")
+    tensor.description = (
+        "Independent probability of each label (multi-label: sigmoid per label)."
+        if multilabel
+        else f"Probability of each of the {len(class_names)} classes, in {labels_file} order."
+    )
     tensor.content = content(fb.ContentProperties.FeatureProperties, fb.FeaturePropertiesT())
     tensor.stats = stats(0.0, 1.0)
     labels = fb.AssociatedFileT()
@@ -103,11 +110,14 @@ def min_parser_version(metadata):
         tensors = (subgraph.inputTensorMetadata or []) + (subgraph.outputTensorMetadata or [])
         units = (subgraph.inputProcessUnits or []) + [u for t in tensors for u in t.processUnits or []]
         files = [f for t in tensors for f in t.associatedFiles or []] + [
-            f for u in units if u.optionsType in tokenizers for f in getattr(u.options, "vocabFile", None) or []]
+            f for u in units if u.optionsType in tokenizers for f in getattr(u.options, "vocabFile", None) or []
+        ]
         if any(u.optionsType in tokenizers for u in units):
             needed.append((1, 1, 0))
-        if any(t.content is not None and t.content.contentPropertiesType == fb.ContentProperties.AudioProperties
-               for t in tensors):
+        if any(
+            t.content is not None and t.content.contentPropertiesType == fb.ContentProperties.AudioProperties
+            for t in tensors
+        ):
             needed.append((1, 3, 0))
         if any(f.type == fb.AssociatedFileType.VOCABULARY for f in files):
             needed.append((1, 0, 1))
@@ -166,8 +176,10 @@ def read(model):
         if _text(entry.Name()) == METADATA_NAME:
             blob = root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
             if blob[4:8] != METADATA_IDENTIFIER:
-                raise ConfigError(f"The {METADATA_NAME} buffer is not a metadata flatbuffer "
-                                 f"(identifier {blob[4:8]!r}, expected {METADATA_IDENTIFIER!r}).")
+                raise ConfigError(
+                    f"The {METADATA_NAME} buffer is not a metadata flatbuffer "
+                    f"(identifier {blob[4:8]!r}, expected {METADATA_IDENTIFIER!r})."
+                )
             metadata = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(blob, 0))
     files = {}
     if zipfile.is_zipfile(io.BytesIO(model)):

@@ -11,8 +11,7 @@ functional `keras.Model` that loads wherever Keras does.)
 
 from dataclasses import dataclass, field
 
-from keras_tl.core.models import heads
-from keras_tl.core.models import multitask
+from keras_tl.core.models import heads, multitask
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Classifier:
 
     @property
     def problem(self):
-        """"multiclass", "binary", "multilabel" or "multitask"."""
+        """ "multiclass", "binary", "multilabel" or "multitask"."""
         return heads.problem_of(self.model)
 
     @property

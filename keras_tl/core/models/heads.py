@@ -9,11 +9,10 @@ policies (`keras_tl.core.train.training`) and export find their way through thes
 import keras
 import numpy as np
 
+from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.data import multitask_labels
-
 from keras_tl.core.models import multitask
 from keras_tl.core.models.layers import InferenceMode
-from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.utils import private
 
 BACKBONE_LAYER = "backbone"
@@ -60,10 +59,13 @@ def head(x, *, num_classes, problem, dense_units=(), dropout=0.2, name=OUTPUT_LA
     check_problem(problem, num_classes)
     if problem == "multitask":
         if len(class_names) != num_classes:
-            raise ConfigError(f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
-                             f"{len(class_names)} class names")
-        return multitask.multitask_head(x, class_names, kinds=head_kinds, dense_units=dense_units, dropout=dropout,
-                                        name=name)
+            raise ConfigError(
+                f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
+                f"{len(class_names)} class names"
+            )
+        return multitask.multitask_head(
+            x, class_names, kinds=head_kinds, dense_units=dense_units, dropout=dropout, name=name
+        )
     prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
@@ -105,7 +107,7 @@ def short_run_batchnorm(backbone, momentum=0.9):
 
 
 def problem_of(model, output=OUTPUT_LAYER):
-    """"binary", "multilabel", "multiclass" or "multitask", read off a built model's output layer."""
+    """ "binary", "multilabel", "multiclass" or "multitask", read off a built model's output layer."""
     layer = model.get_layer(output)
     if isinstance(layer, multitask.HeadConcat):
         return "multitask"
@@ -138,7 +140,9 @@ def mean_per_item(probabilities, owners, count):
     np.add.at(sums, np.asarray(owners), probabilities)
     counts = np.bincount(np.asarray(owners), minlength=count)[:, None]
     if np.any(counts == 0):
-        raise ConfigError(f"Every item needs at least one row; items {np.flatnonzero(counts[:, 0] == 0)[:5]} have none.")
+        raise ConfigError(
+            f"Every item needs at least one row; items {np.flatnonzero(counts[:, 0] == 0)[:5]} have none."
+        )
     return (sums / counts).astype(np.float32)
 
 
@@ -149,8 +153,11 @@ def per_class_model(model):
     classifier runtime (MediaPipe Tasks' label map) expects; training keeps its single sigmoid.
     """
     if problem_of(model) == "multitask":  # One output tensor per head, in the heads' order.
-        return keras.Model(model.input, [model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}").output
-                                         for h, _, _ in multitask.blocks_of(model)], name=f"{model.name}_per_head")
+        return keras.Model(
+            model.input,
+            [model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}").output for h, _, _ in multitask.blocks_of(model)],
+            name=f"{model.name}_per_head",
+        )
     if problem_of(model) != "binary":
         return model
     score = model.outputs[0]

@@ -73,8 +73,9 @@ class GradientReversal(keras.layers.Layer):
         if not scale >= 0:
             raise ConfigError(f"`scale` must be >= 0. Received: scale={scale!r}")
         self._initial_scale = float(scale)
-        self.scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(float(scale)),
-                                     trainable=False, name="scale")
+        self.scale = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(float(scale)), trainable=False, name="scale"
+        )
 
     def call(self, inputs):
         scale = keras.ops.cast(self.scale, inputs.dtype)

@@ -26,6 +26,7 @@ one score per class of each head.
 
 import keras
 import numpy as np
+
 from keras_tl.core.data.multitask_labels import heads_of
 
 OUTPUT_PREFIX = "predictions_"
@@ -65,9 +66,15 @@ def multitask_head(x, class_names, *, kinds=None, dense_units=(), dropout=0.2, n
         x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
     if dropout and not dense_units:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = [keras.layers.Dense(len(classes), activation="sigmoid" if kind == "multilabel" else "softmax",
-                                  dtype="float32", name=f"{OUTPUT_PREFIX}{head}")(x)
-               for (head, classes, _, _), kind in zip(heads, kinds)]
+    outputs = [
+        keras.layers.Dense(
+            len(classes),
+            activation="sigmoid" if kind == "multilabel" else "softmax",
+            dtype="float32",
+            name=f"{OUTPUT_PREFIX}{head}",
+        )(x)
+        for (head, classes, _, _), kind in zip(heads, kinds)
+    ]
     return HeadConcat([h[0] for h in heads], [len(h[1]) for h in heads], kinds, dtype="float32", name=name)(outputs)
 
 
@@ -89,14 +96,25 @@ class MaskedHeadLoss(keras.losses.Loss):
     Class weights weigh a softmax head's rows by their true class; multi-label heads are unweighted.
     """
 
-    def __init__(self, blocks, weights=None, label_smoothing=0.0, class_weights=None, name="masked_head_loss",
-                 kinds=None, **kwargs):
+    def __init__(
+        self,
+        blocks,
+        weights=None,
+        label_smoothing=0.0,
+        class_weights=None,
+        name="masked_head_loss",
+        kinds=None,
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.blocks = [(str(h), int(a), int(b)) for h, a, b in blocks]
         self.weights = [float(w) for w in (weights or [1.0] * len(self.blocks))]
         self.label_smoothing = float(label_smoothing)
-        self.class_weights = ([[float(w) for w in row] for row in class_weights] if class_weights
-                              else [[1.0] * (b - a) for _, a, b in self.blocks])
+        self.class_weights = (
+            [[float(w) for w in row] for row in class_weights]
+            if class_weights
+            else [[1.0] * (b - a) for _, a, b in self.blocks]
+        )
         self.kinds = list(kinds or ["multiclass"] * len(self.blocks))
         # 1 while training, 0 while validating (`ClassWeightsInTrainingOnly`): like `fit(class_weight=)`,
         # class weights shape the training loss but not `val_loss`, which picks the kept epoch.
@@ -107,8 +125,7 @@ class MaskedHeadLoss(keras.losses.Loss):
         y_true = ops.cast(y_true, "float32")
         y_pred = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0)
         total = 0.0
-        for (_, start, stop), weight, per_class, kind in zip(self.blocks, self.weights, self.class_weights,
-                                                              self.kinds):
+        for (_, start, stop), weight, per_class, kind in zip(self.blocks, self.weights, self.class_weights, self.kinds):
             target, predicted = y_true[:, start:stop], y_pred[:, start:stop]
             if kind == "multilabel":
                 present = ops.cast(ops.sum(target, axis=-1) > 0, "float32")
@@ -124,8 +141,15 @@ class MaskedHeadLoss(keras.losses.Loss):
         return total
 
     def get_config(self):
-        return {"name": self.name, "reduction": self.reduction, "blocks": self.blocks, "weights": self.weights,
-                "label_smoothing": self.label_smoothing, "class_weights": self.class_weights, "kinds": self.kinds}
+        return {
+            "name": self.name,
+            "reduction": self.reduction,
+            "blocks": self.blocks,
+            "weights": self.weights,
+            "label_smoothing": self.label_smoothing,
+            "class_weights": self.class_weights,
+            "kinds": self.kinds,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_tl")
@@ -192,8 +216,9 @@ def loss_and_metrics(model, weights=None, label_smoothing=0.0, class_weights=Non
     kinds = [kinds_of(model)[h] for h, _, _ in blocks]
     weights = weights or {}
     per_class = [list((class_weights or {}).get(h, [1.0] * (b - a))) for h, a, b in blocks]
-    loss = MaskedHeadLoss(blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class,
-                          kinds=kinds)
+    loss = MaskedHeadLoss(
+        blocks, [float(weights.get(h, 1.0)) for h, _, _ in blocks], label_smoothing, per_class, kinds=kinds
+    )
     metrics = [HeadAccuracy(blocks, name="accuracy", kinds=kinds)]
     metrics += [HeadAccuracy([block], name=f"{block[0]}_accuracy", kinds=[k]) for block, k in zip(blocks, kinds)]
     return loss, metrics

@@ -32,8 +32,10 @@ def layer_rate_multipliers(model, spec, decay):
     backbone = get_backbone(model)
     starts = registry.block_starts(backbone, spec)
     if not starts:
-        raise ConfigError(f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
-                         "Use layer_lr_decay=1.0 (one rate) with this backbone.")
+        raise ConfigError(
+            f"layer_lr_decay needs a backbone with named blocks; {spec.name!r} has no block pattern. "
+            "Use layer_lr_decay=1.0 (one rate) with this backbone."
+        )
     multipliers = {}
     block = -1  # Layers before the first block: the stem.
     for index, layer in enumerate(backbone.layers):
@@ -56,8 +58,10 @@ class Discriminative:
         super().build(variables)
         paths = [v.path for v in variables]
         if len(set(paths)) != len(paths):
-            raise ConfigError("Discriminative learning rates need unique variable paths; the model has repeats: "
-                             f"{sorted({p for p in paths if paths.count(p) > 1})[:5]}")
+            raise ConfigError(
+                "Discriminative learning rates need unique variable paths; the model has repeats: "
+                f"{sorted({p for p in paths if paths.count(p) > 1})[:5]}"
+            )
         self._index_multipliers = [self.lr_multipliers.get(p, 1.0) for p in paths]
 
     def _multiplier(self, variable):

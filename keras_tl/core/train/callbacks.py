@@ -15,13 +15,18 @@ def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=config.monitor, mode=_mode(config.monitor), patience=config.early_stopping_patience,
-                restore_best_weights=True
+                monitor=config.monitor,
+                mode=_mode(config.monitor),
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
             )
         )
     if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=config.monitor, mode=_mode(config.monitor),
-                                                           factor=0.3, patience=2))
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=config.monitor, mode=_mode(config.monitor), factor=0.3, patience=2
+            )
+        )
     if run_dir:
         if checkpoint is not None:
             callbacks.append(checkpoint)
@@ -149,8 +154,13 @@ class DivergenceGuard(keras.callbacks.Callback):
         limit = self.EXPLOSION * max(self.reference or 0.0, 0.1)
         if math.isfinite(loss) and loss <= limit:
             return
-        self.failure = {"phase": self.phase, "epoch": self._epoch + 1, "batch": batch + 1, "loss": str(loss),
-                        "learning_rate": float(self.learning_rate)}
+        self.failure = {
+            "phase": self.phase,
+            "epoch": self._epoch + 1,
+            "batch": batch + 1,
+            "loss": str(loss),
+            "learning_rate": float(self.learning_rate),
+        }
         if math.isfinite(loss):
             self.failure["exploded_from"] = self.reference
         self.target.set_weights(self._good)
@@ -158,6 +168,6 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 def _mode(monitor):
-    """"min" for a loss, "max" for an accuracy: named, since Keras cannot tell for a custom metric
+    """ "min" for a loss, "max" for an accuracy: named, since Keras cannot tell for a custom metric
     (the multi-task heads' pooled accuracy)."""
     return "min" if monitor.endswith("loss") else "max"

@@ -10,8 +10,8 @@ import sys
 
 from keras_tl.core.contract.choices import DISTRIBUTIONS as CHOICES
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils.paths import keras_home
 from keras_tl.core.utils.log import log
+from keras_tl.core.utils.paths import keras_home
 
 
 def backend_name():
@@ -43,12 +43,43 @@ def check(name):
             f"distribute={name!r} uses tf.distribute, which needs KERAS_BACKEND=tensorflow. "
             f"Received backend {backend!r}; on JAX use distribute='data_parallel'."
         )
-    if name == "multi_worker" and "TF_CONFIG" not in os.environ:
+    if name == "multi_worker":
+        cluster_task()  # Raises unless TF_CONFIG names a cluster and this process's task in it.
+
+
+EXAMPLE_TF_CONFIG = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+
+
+def cluster_task():
+    """`(cluster, task type, task index)` from `TF_CONFIG`; `ConfigError` when it is missing or malformed."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
         raise ConfigError(
-            "distribute='multi_worker' reads the cluster from the TF_CONFIG environment variable, "
-            "which is not set. Expected e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
-            "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'."
+            "distribute='multi_worker' reads the cluster from the TF_CONFIG environment variable, which is "
+            f"not set. Expected e.g. TF_CONFIG='{EXAMPLE_TF_CONFIG}'."
         )
+    try:
+        parsed = json.loads(text)
+        cluster, task = parsed["cluster"], parsed["task"]
+        kind, index = str(task["type"]), int(task["index"])
+        if not isinstance(cluster, dict) or not 0 <= index < len(cluster[kind]):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise ConfigError(
+            "TF_CONFIG must be JSON naming the cluster and this process's task in it, e.g. "
+            f"'{EXAMPLE_TF_CONFIG}'. Received: TF_CONFIG={text[:200]!r}"
+        ) from None
+    return cluster, kind, index
+
+
+def writes_run_directory(name):
+    """Whether this process writes the run directory: always, except on a multi-worker cluster, where
+    only the chief does (the task "chief", or worker 0 when the cluster has no chief). The other workers
+    train in step with it and write into a private temporary folder, as Keras' multi-worker guide says."""
+    if name != "multi_worker":
+        return True
+    cluster, kind, index = cluster_task()
+    return kind == "chief" if "chief" in cluster else (kind == "worker" and index == 0)
 
 
 def scope(name):
@@ -75,9 +106,55 @@ def scope(name):
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
     else:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = start(name)
     log.info(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas")
     return strategy.scope()
+
+
+def _keras_multi_worker_strategy(tf):
+    """`tf.distribute.MultiWorkerMirroredStrategy` with `reduce` mended for what Keras 3 (3.15) asks of it
+    on a cluster of two or more workers, where `fit` otherwise fails at its first step:
+
+    - to build the model symbolically, Keras reduces a whole batch, a tuple of per-replica values,
+      which the collective reduce cannot take ("Attempt to convert a value (PerReplica...)"); only the
+      batch's shapes matter there, so this returns the local replica's batch;
+    - it reduces each scalar log with `axis=0` ("Invalid reduction dimension 0 for input with 0
+      dimensions"); a scalar is reduced across replicas with no axis.
+    """
+
+    class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            if isinstance(value, (tuple, list, dict)):
+                return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
+            if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    return KerasMultiWorkerMirroredStrategy
+
+
+_MULTI_WORKER = []  # The process's one MultiWorkerMirroredStrategy: TensorFlow allows one, made first.
+
+
+def start(name):
+    """Makes the process's `MultiWorkerMirroredStrategy` now, for `name="multi_worker"` (else does
+    nothing): TensorFlow requires it before any op runs, so `train` calls this before reading data.
+    Returns the strategy, or None."""
+    if name != "multi_worker":
+        return None
+    if not _MULTI_WORKER:
+        check(name)
+        import tensorflow as tf
+
+        try:
+            _MULTI_WORKER.append(_keras_multi_worker_strategy(tf)())
+        except RuntimeError as error:  # "Collective ops must be configured at program startup"
+            raise ConfigError(
+                "distribute='multi_worker' must start before TensorFlow runs anything in this process. "
+                "Run the training as its own process (`keras-tl train`, or a script whose first TensorFlow "
+                f"work is `keras_tl.train`). Received: {error}"
+            ) from None
+    return _MULTI_WORKER[0]
 
 
 @contextlib.contextmanager

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from keras_tl.core.models.heads import BACKBONE_LAYER, POOL_LAYER, is_pretrained
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.utils.log import log
+from keras_tl.core.models.heads import BACKBONE_LAYER, POOL_LAYER, is_pretrained
 from keras_tl.core.utils import quiet
+from keras_tl.core.utils.log import log
 
 
 def split_model(model):
@@ -39,8 +39,9 @@ def split_model(model):
     """
     names = [layer.name for layer in model.layers]
     cut = model.get_layer(POOL_LAYER if POOL_LAYER in names else BACKBONE_LAYER).output
-    extractor = keras.Model(model.inputs if isinstance(model.input, list) else model.input, cut,
-                            name="feature_extractor")
+    extractor = keras.Model(
+        model.inputs if isinstance(model.input, list) else model.input, cut, name="feature_extractor"
+    )
     outputs = model.outputs[0] if len(model.outputs) == 1 else model.output
     return extractor, keras.Model(cut, outputs, name="head")
 
@@ -76,9 +77,12 @@ def extract(extractor, datasets, *, augmented=False, descriptions=None, open_sha
     inputs = keras.tree.pack_sequence_as(extractor.input, opened)
     if any(a.shape != b.shape for a, b in zip(opened, flat)):  # The extractor checks its inputs: let it take them.
         shapes = {t.name: t.shape for t in opened}
-        extractor.input_spec = [keras.InputSpec(shape=shapes.get(s.name, s.shape), name=s.name,
-                                                allow_last_axis_squeeze=True, optional=s.optional)
-                                for s in extractor.input_spec]
+        extractor.input_spec = [
+            keras.InputSpec(
+                shape=shapes.get(s.name, s.shape), name=s.name, allow_last_axis_squeeze=True, optional=s.optional
+            )
+            for s in extractor.input_spec
+        ]
     targets = keras.Input((None,), name="targets")
     outputs = extractor(inputs, training=True) if augmented else extractor(inputs)
     paired = keras.Model([inputs, targets], [outputs, keras.layers.Identity()(targets)])
@@ -96,8 +100,10 @@ def in_split_order(order, features, targets):
     if order is None or np.array_equal(order, np.arange(len(order))):
         return features, targets
     if len(order) != len(features):
-        raise ConfigError(f"A reordered feature pass must give one row per item: {len(order)} items in the order, "
-                         f"received {len(features)} rows.")
+        raise ConfigError(
+            f"A reordered feature pass must give one row per item: {len(order)} items in the order, "
+            f"received {len(features)} rows."
+        )
     inverse = np.argsort(order)
     return features[inverse], targets[inverse]
 
@@ -143,8 +149,10 @@ def cached_phase(classifier, config, splits, train_dataset):
         return None
     augmenting = classifier.modality.augmenting(config)
     if augmenting and config.augmented_views == 0:
-        log.info("phase 1 runs on raw inputs: augmentation is on and augmented_views=0 "
-              "(set augmented_views=N to cache the features of N augmented views instead)")
+        log.info(
+            "phase 1 runs on raw inputs: augmentation is on and augmented_views=0 "
+            "(set augmented_views=N to cache the features of N augmented views instead)"
+        )
         return None
     started = time.perf_counter()
     extractor, head = split_model(classifier.model)
@@ -152,27 +160,48 @@ def cached_phase(classifier, config, splits, train_dataset):
         passes = [(None, train_dataset(config.seed + n)) for n in range(config.augmented_views)]
         names = [f"features of augmented view {n + 1}/{config.augmented_views}" for n in range(len(passes))]
     else:
-        passes, names = [classifier.modality.feature_pass(classifier, splits["train"], config)], ["training-set features"]
+        passes, names = (
+            [classifier.modality.feature_pass(classifier, splits["train"], config)],
+            ["training-set features"],
+        )
     passes.append(classifier.modality.feature_pass(classifier, splits["val"], config))
-    extracted = extract(extractor, [data.targets_as_inputs(ds) for _, ds in passes], open_shapes=True,
-                        augmented=augmenting and config.augment_on == "model",
-                        descriptions=names + ["validation-set features"])
+    extracted = extract(
+        extractor,
+        [data.targets_as_inputs(ds) for _, ds in passes],
+        open_shapes=True,
+        augmented=augmenting and config.augment_on == "model",
+        descriptions=names + ["validation-set features"],
+    )
     *views, (val_x, val_y) = [in_split_order(order, *pair) for (order, _), pair in zip(passes, extracted)]
     x = np.concatenate([v[0] for v in views])
     y = np.concatenate([v[1] for v in views])
     if augmenting:  # Views are already shuffled/oversampled; one epoch = one training set's worth.
-        train_features = data.feature_dataset(x, y, np.zeros(len(x), np.int32), batch_size=config.batch_size,
-                                              training=True, seed=config.seed, repeat=True)
+        train_features = data.feature_dataset(
+            x, y, np.zeros(len(x), np.int32), batch_size=config.batch_size, training=True, seed=config.seed, repeat=True
+        )
     else:
         # Rows, not items: a modality may cut an item into several rows (audio windows).
-        train_features = data.feature_dataset(x, y, data.labels_of_targets(y, classifier.problem), batch_size=config.batch_size,
-                                              training=True, oversample=config.balance == "oversample",
-                                              seed=config.seed)
-    val_features = data.feature_dataset(val_x, val_y, data.labels_of_targets(val_y, classifier.problem),
-                                        batch_size=config.batch_size)
+        train_features = data.feature_dataset(
+            x,
+            y,
+            data.labels_of_targets(y, classifier.problem),
+            batch_size=config.batch_size,
+            training=True,
+            oversample=config.balance == "oversample",
+            seed=config.seed,
+        )
+    val_features = data.feature_dataset(
+        val_x, val_y, data.labels_of_targets(val_y, classifier.problem), batch_size=config.batch_size
+    )
     seconds = time.perf_counter() - started
-    log.info(f"features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, "
-          f"{val_x.shape[0]:,} validation")
-    return CachedPhase(head, train_features, val_features,
-                       steps_per_epoch=max(1, math.ceil(len(views[0][0]) / config.batch_size)),
-                       seconds=seconds, repeated=augmenting)
+    log.info(
+        f"features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, {val_x.shape[0]:,} validation"
+    )
+    return CachedPhase(
+        head,
+        train_features,
+        val_features,
+        steps_per_epoch=max(1, math.ceil(len(views[0][0]) / config.batch_size)),
+        seconds=seconds,
+        repeated=augmenting,
+    )

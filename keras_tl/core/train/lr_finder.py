@@ -10,6 +10,7 @@ import math
 
 import keras
 import numpy as np
+
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.utils import quiet
 
@@ -84,11 +85,21 @@ def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.
         optimizer.build(model.trainable_variables)
     optimizer_state = [v.numpy() for v in optimizer.variables]
     test = _RangeTest(rates, stop_factor)
-    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, callbacks=[test],
-              verbose=quiet.fit_verbose() if verbose is None else verbose, shuffle=False)
+    model.fit(
+        dataset.repeat(),
+        steps_per_epoch=steps,
+        epochs=1,
+        callbacks=[test],
+        verbose=quiet.fit_verbose() if verbose is None else verbose,
+        shuffle=False,
+    )
     model.set_weights(weights)
     for variable, value in zip(optimizer.variables, optimizer_state):
         variable.assign(value)
-    rates = rates[:len(test.losses)]
-    return {"rates": rates, "losses": test.losses, "smoothed": smooth(test.losses).tolist(),
-            "suggestion": suggest(rates, test.losses)}
+    rates = rates[: len(test.losses)]
+    return {
+        "rates": rates,
+        "losses": test.losses,
+        "smoothed": smooth(test.losses).tolist(),
+        "suggestion": suggest(rates, test.losses),
+    }

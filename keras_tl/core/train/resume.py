@@ -21,6 +21,7 @@ import os
 
 import keras
 import numpy as np
+
 from keras_tl.core.contract.errors import ConfigError
 
 STATE_DIR = "resume"
@@ -94,11 +95,13 @@ def restore_variables(run_dir, fit_model, optimizer=True):
             fit_model.optimizer.build(fit_model.trainable_variables)
         targets += list(fit_model.optimizer.variables)
     else:
-        values = values[:len(targets)]
+        values = values[: len(targets)]
     if len(values) != len(targets):
-        raise ConfigError(f"The resume state in {run_dir!r} holds {len(values)} variables but the model and "
-                         f"optimizer have {len(targets)}: it was written by another model. Pass "
-                         "overwrite=True (--overwrite) to start the run again.")
+        raise ConfigError(
+            f"The resume state in {run_dir!r} holds {len(values)} variables but the model and "
+            f"optimizer have {len(targets)}: it was written by another model. Pass "
+            "overwrite=True (--overwrite) to start the run again."
+        )
     for variable, value in zip(targets, values):
         variable.assign(value)
 
@@ -126,8 +129,9 @@ class SaveState(keras.callbacks.Callback):
         restore_early_stopping: dict. Saved counters to put back when this phase resumes.
     """
 
-    def __init__(self, run_dir, phase, fit_model, state, checkpoint=None, early_stopping=None,
-                 restore_early_stopping=None):
+    def __init__(
+        self, run_dir, phase, fit_model, state, checkpoint=None, early_stopping=None, restore_early_stopping=None
+    ):
         super().__init__()
         self.directory = os.path.join(run_dir, STATE_DIR)
         self.phase = phase
@@ -162,8 +166,11 @@ class SaveState(keras.callbacks.Callback):
         self._save()
 
     def _save(self):
-        if self.checkpoint is not None and self.checkpoint.best_weights is not None and (
-                self.checkpoint.best_weights is not self._written.get("best")):
+        if (
+            self.checkpoint is not None
+            and self.checkpoint.best_weights is not None
+            and (self.checkpoint.best_weights is not self._written.get("best"))
+        ):
             _save_npz(os.path.join(self.directory, "best.npz"), self.checkpoint.best_weights)
             self.state["best"] = self.checkpoint.best
             self._written["best"] = self.checkpoint.best_weights
@@ -172,8 +179,11 @@ class SaveState(keras.callbacks.Callback):
             if stopper.best_weights is not None and stopper.best_weights is not self._written.get("early_stopping"):
                 _save_npz(os.path.join(self.directory, "early_stopping.npz"), stopper.best_weights)
                 self._written["early_stopping"] = stopper.best_weights
-            self.state["early_stopping"] = {"wait": int(stopper.wait), "best": float(stopper.best),
-                                            "best_epoch": int(stopper.best_epoch)}
+            self.state["early_stopping"] = {
+                "wait": int(stopper.wait),
+                "best": float(stopper.best),
+                "best_epoch": int(stopper.best_epoch),
+            }
         variables = list(self.fit_model.variables) + list(self.fit_model.optimizer.variables)
         _save_npz(os.path.join(self.directory, "variables.npz"), [np.asarray(v.numpy()) for v in variables])
 

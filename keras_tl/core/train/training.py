@@ -15,20 +15,18 @@ import time
 import keras
 
 from keras_tl.core.contract import modality as modalities
-from keras_tl.core.data import multitask_labels
-from keras_tl.core.models import multitask
-from keras_tl.core.models import optimizers
 from keras_tl.core.contract import registry
-from keras_tl.core.train import resume as resume_lib
-from keras_tl.core.train.callbacks import BestWeights, DivergenceGuard, make_callbacks
-from keras_tl.core.contract.config import parse_unfreeze
 from keras_tl.core.contract.choices import FIND
 from keras_tl.core.contract.errors import ConfigError, TrainingDivergedError
+from keras_tl.core.contract.fields import parse_unfreeze
+from keras_tl.core.models import multitask, optimizers
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import get_backbone, is_pretrained, problem_of
 from keras_tl.core.models.schedules import learning_rate
-from keras_tl.core.models.classifier import Classifier
-from keras_tl.core.utils.log import log
+from keras_tl.core.train import resume as resume_lib
+from keras_tl.core.train.callbacks import BestWeights, DivergenceGuard, make_callbacks
 from keras_tl.core.utils import quiet
+from keras_tl.core.utils.log import log
 
 
 def set_trainable(model, policy, *, spec=None, freeze_batchnorm=True):
@@ -83,8 +81,7 @@ def unfreeze_start(backbone, policy, spec=None):
             raise ConfigError("unfreeze='blocks:K' needs a backbone spec with a block pattern.")
         if value > len(blocks):
             raise ConfigError(
-                f"unfreeze='blocks:{value}' but the backbone has {len(blocks)} blocks: "
-                f"{[b for b, _ in blocks]}"
+                f"unfreeze='blocks:{value}' but the backbone has {len(blocks)} blocks: {[b for b, _ in blocks]}"
             )
         return blocks[-value][1]
     for block, index in blocks:
@@ -99,9 +96,20 @@ def unfreeze_start(backbone, policy, spec=None):
     )
 
 
-def compile_model(model, *, learning_rate, problem="multiclass", label_smoothing=0.0, jit_compile="auto",
-                  steps_per_execution=1, optimizer="adam", weight_decay=0.01, lr_multipliers=None,
-                  head_weights=None, head_class_weights=None):
+def compile_model(
+    model,
+    *,
+    learning_rate,
+    problem="multiclass",
+    label_smoothing=0.0,
+    jit_compile="auto",
+    steps_per_execution=1,
+    optimizer="adam",
+    weight_decay=0.01,
+    lr_multipliers=None,
+    head_weights=None,
+    head_class_weights=None,
+):
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
     Args:
@@ -151,10 +159,19 @@ class Supervised:
         self.head_class_weights = head_class_weights  # Multi-task: {head: [weight per class]}.
 
     def compile(self, model, *, learning_rate, problem, optimizer, config, lr_multipliers=None):
-        return compile_model(model, learning_rate=learning_rate, problem=problem, label_smoothing=config.label_smoothing,
-                             jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution,
-                             optimizer=optimizer, weight_decay=config.weight_decay, lr_multipliers=lr_multipliers,
-                             head_weights=config.head_weights, head_class_weights=self.head_class_weights)
+        return compile_model(
+            model,
+            learning_rate=learning_rate,
+            problem=problem,
+            label_smoothing=config.label_smoothing,
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+            optimizer=optimizer,
+            weight_decay=config.weight_decay,
+            lr_multipliers=lr_multipliers,
+            head_weights=config.head_weights,
+            head_class_weights=self.head_class_weights,
+        )
 
     def for_phase(self, phase, model, train, total_steps, done_steps=0):
         """What one phase fits: `(model, training dataset, extra callbacks)`; unchanged here."""
@@ -175,8 +192,21 @@ def as_classifier(model, config):
 
 
 @quiet.tensorflow_started
-def fine_tune(classifier, train, val, config, *, run_dir=None, class_weight=None, cached=None, train_phase2=None,
-              objective=None, steps_per_epoch=None, timings=None, resume=False):
+def fine_tune(
+    classifier,
+    train,
+    val,
+    config,
+    *,
+    run_dir=None,
+    class_weight=None,
+    cached=None,
+    train_phase2=None,
+    objective=None,
+    steps_per_epoch=None,
+    timings=None,
+    resume=False,
+):
     """Trains a classifier with the config's strategy, whatever its modality.
 
     "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
@@ -213,8 +243,10 @@ def fine_tune(classifier, train, val, config, *, run_dir=None, class_weight=None
     """
     for name in ("head_lr", "fine_tune_lr"):
         if getattr(config, name) == FIND and (name == "head_lr" or config.strategy == "two_phase"):
-            raise ConfigError(f"`fine_tune` needs a number for {name}; 'find' is resolved by `keras_tl.train` (or run "
-                             f"`keras_tl.lr_find` and pass its suggestion). Received: {name}='find'")
+            raise ConfigError(
+                f"`fine_tune` needs a number for {name}; 'find' is resolved by `keras_tl.train` (or run "
+                f"`keras_tl.lr_find` and pass its suggestion). Received: {name}='find'"
+            )
     classifier = as_classifier(classifier, config)
     model = classifier.model
     problem = problem_of(model)
@@ -271,36 +303,59 @@ def fine_tune(classifier, train, val, config, *, run_dir=None, class_weight=None
         multipliers = None
         if phase == "phase2" and config.layer_lr_decay != 1.0:
             multipliers, blocks = optimizers.layer_rate_multipliers(model, classifier.spec, config.layer_lr_decay)
-            log.info(f"phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
-                  f"block ({blocks[-1]}) and the head, x{config.layer_lr_decay:g} per block below, "
-                  f"{peak_lr * min(multipliers.values()):.2g} for the lowest layers")
+            log.info(
+                f"phase2: discriminative rates over {len(blocks)} blocks: {peak_lr:g} for the top "
+                f"block ({blocks[-1]}) and the head, x{config.layer_lr_decay:g} per block below, "
+                f"{peak_lr * min(multipliers.values()):.2g} for the lowest layers"
+            )
         unwrapped = fit_model
-        fit_model, fit_train, extra_callbacks = objective.for_phase(phase, fit_model, fit_train, steps * epochs,
-                                                                    steps * done)
+        fit_model, fit_train, extra_callbacks = objective.for_phase(
+            phase, fit_model, fit_train, steps * epochs, steps * done
+        )
         if fit_model is not unwrapped:
             wrapped = True
             if checkpoint is not None and not done:
                 checkpoint.start_over()  # The run keeps an adapted epoch, the best of this phase.
-        objective.compile(fit_model, learning_rate=rate, problem=problem, optimizer=optimizer, config=config,
-                          lr_multipliers=multipliers)
+        objective.compile(
+            fit_model,
+            learning_rate=rate,
+            problem=problem,
+            optimizer=optimizer,
+            config=config,
+            lr_multipliers=multipliers,
+        )
         if done:
             resume_lib.restore_variables(run_dir, fit_model)
             resume_lib.truncate_history(run_dir, phase, epoch + done)
         if served + done:
             fit_train = _skip_epochs(fit_train, served + done, steps if repeated else None)
-        log.info(f"{phase}: {_count_trainable(model):,} trainable parameters, "
-              f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
-              + (" (on cached backbone features)" if on_features else "")
-              + (f"; resumed after epoch {epoch + done}" if done else ""))
+        log.info(
+            f"{phase}: {_count_trainable(model):,} trainable parameters, "
+            f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
+            + (" (on cached backbone features)" if on_features else "")
+            + (f"; resumed after epoch {epoch + done}" if done else "")
+        )
         started = time.perf_counter()
         guard = DivergenceGuard(fit_model, phase, peak_lr)
-        callbacks = [guard] + extra_callbacks + multitask.callbacks_for(fit_model) + make_callbacks(
-            config, run_dir, phase, checkpoint, append=bool(done))
+        callbacks = (
+            [guard]
+            + extra_callbacks
+            + multitask.callbacks_for(fit_model)
+            + make_callbacks(config, run_dir, phase, checkpoint, append=bool(done))
+        )
         if run_dir:
             stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
-            callbacks.append(resume_lib.SaveState(run_dir, phase, fit_model, run_state, checkpoint, stopper,
-                                                  restore_early_stopping=run_state.get("early_stopping") if done
-                                                  else None))
+            callbacks.append(
+                resume_lib.SaveState(
+                    run_dir,
+                    phase,
+                    fit_model,
+                    run_state,
+                    checkpoint,
+                    stopper,
+                    restore_early_stopping=run_state.get("early_stopping") if done else None,
+                )
+            )
         history = fit_model.fit(
             fit_train,
             validation_data=fit_val,
@@ -314,8 +369,11 @@ def fine_tune(classifier, train, val, config, *, run_dir=None, class_weight=None
         )
         if guard.failure is not None:
             _diverged(model, guard.failure, run_dir)
-        histories[phase] = (resume_lib.phase_history(run_dir, phase) if run_dir else
-                            {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        histories[phase] = (
+            resume_lib.phase_history(run_dir, phase)
+            if run_dir
+            else {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        )
         if timings is not None:
             timings[phase] = time.perf_counter() - started + (cached.seconds if on_features else 0.0)
         iterated[id(source_train)] = served + done + len(history.epoch)
@@ -354,21 +412,29 @@ def _diverged(model, failure, run_dir):
         model.save_weights(os.path.join(run_dir, "last_good.weights.h5"))
         with open(os.path.join(run_dir, "failure.json"), "w", encoding="utf-8") as f:
             json.dump({**failure, "rate_setting": rate, "kept": "last_good.weights.h5"}, f, indent=2)
-        kept = (f" The weights of the last good epoch are in {os.path.join(run_dir, 'last_good.weights.h5')} "
-                "and no model was saved; failure.json records this.")
-    became = (f"exploded to {float(failure['loss']):.3g} (from {failure['exploded_from']:.3g} at the phase's start)"
-              if "exploded_from" in failure else f"became {failure['loss']}")
+        kept = (
+            f" The weights of the last good epoch are in {os.path.join(run_dir, 'last_good.weights.h5')} "
+            "and no model was saved; failure.json records this."
+        )
+    became = (
+        f"exploded to {float(failure['loss']):.3g} (from {failure['exploded_from']:.3g} at the phase's start)"
+        if "exploded_from" in failure
+        else f"became {failure['loss']}"
+    )
     raise TrainingDivergedError(
         f"Training diverged: the loss {became} in {failure['phase']}, epoch {failure['epoch']}, "
         f"batch {failure['batch']}, at learning rate {failure['learning_rate']:g}.{kept} "
-        f"Try a lower rate, e.g. {rate}={failure['learning_rate'] / 10:g}.")
+        f"Try a lower rate, e.g. {rate}={failure['learning_rate'] / 10:g}."
+    )
 
 
 def _cardinality(dataset):
     count = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
     if count <= 0:
-        raise ConfigError("`steps_per_epoch` is needed: the training dataset's length is unknown "
-                         f"(cardinality {count}). Pass steps_per_epoch=N.")
+        raise ConfigError(
+            "`steps_per_epoch` is needed: the training dataset's length is unknown "
+            f"(cardinality {count}). Pass steps_per_epoch=N."
+        )
     return count
 
 

@@ -19,7 +19,6 @@ import contextlib
 import functools
 import importlib.abc
 import importlib.util
-import io
 import os
 import sys
 
@@ -36,15 +35,22 @@ def is_quiet():
 
 @contextlib.contextmanager
 def native_stderr_silenced(enabled=True):
-    """Points file descriptor 2 at /dev/null for the block (a no-op when stderr is not a real file)."""
+    """Points file descriptor 2, where native code writes, at /dev/null for the block.
+
+    Descriptor 2 itself, not `sys.stderr.fileno()`: a Jupyter kernel reads descriptor 2 through a
+    pipe into the cell's output and its `sys.stderr.fileno()` is a copy of the original terminal,
+    so silencing that one let TensorFlow's lines into every notebook.
+    """
+    fd = 2
     try:
-        fd = sys.stderr.fileno() if enabled else None
-    except (AttributeError, ValueError, io.UnsupportedOperation):
-        fd = None  # Captured in a test or a notebook: nothing native reaches the terminal anyway.
-    if fd is None:
+        os.fstat(fd) if enabled else None
+    except OSError:
+        enabled = False  # No descriptor 2 (a daemon): nothing to silence.
+    if not enabled:
         yield
         return
-    sys.stderr.flush()
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stderr.flush()
     saved = os.dup(fd)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
@@ -81,19 +87,25 @@ def predict_verbose():
 _started = False
 
 
-def start_tensorflow():
+def start_tensorflow(first=None):
     """Imports TensorFlow and starts its devices with their start-up lines silenced (unless verbose).
 
     Called where keras-tl is about to use TensorFlow anyway, so a user who configures devices
-    (`tf.config.set_visible_devices`, memory growth) before calling keras-tl still can.
+    (`tf.config.set_visible_devices`, memory growth) before calling keras-tl still can. `first`, a
+    callable, runs before the devices start (what TensorFlow requires before any op, e.g. a
+    multi-worker strategy).
     """
     global _started
     if _started or is_verbose():
+        if first is not None:
+            first()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with native_stderr_silenced():
         import tensorflow as tf
 
+        if first is not None:
+            first()
         tf.config.list_logical_devices()  # Device start-up (cuInit on a CPU machine) logs here.
     tf.get_logger().setLevel("ERROR")  # Python-side retracing warnings.
     _started = True
