@@ -74,7 +74,6 @@ _PUBLIC = {
     "export_run": "keras_tl.workflow",
     "load_run": "keras_tl.workflow",
     "predict": "keras_tl.workflow",
-    "predict_files": "keras_tl.workflow",
     "save_backbone_weights": "keras_tl.workflow",
 }
 _submodule, _submodules = _lazy.lazy_names(__name__, __path__)

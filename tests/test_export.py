@@ -53,6 +53,9 @@ def test_saved_model_contract_versions_and_signatures(run_dir, tmp_path):
     assert (version_dir / "labels.txt").read_text().split() == ["0", "1", "2"]
     card = json.loads((version_dir / "model_card.json").read_text())
     assert card["classes"] == ["0", "1", "2"] and card["input_size"] == 32 and "test_accuracy" in card["test_metrics"]
+    # Each weight stored once (Keras 3.15's `track(model)` stored two copies: keras-team/keras#23553).
+    assert first.check["variables_bytes"] < 1.1 * first.check["parameter_bytes"] + 16384, first.check
+    assert first.check["parameter_bytes"] > 1_000_000  # The MobileNetV2 backbone, not only the head.
     for check in ("serving_default", "serving_images"):
         assert first.check[check]["top1_agreement"] == 1.0
         assert first.check[check]["max_abs_diff"] < 1e-4
@@ -123,6 +126,52 @@ def test_tflite_variants_agree_and_are_evaluated(run_dir, tmp_path, quantize):
     assert record["quantize"] == quantize and record["test_accuracy"] > 1 / 3  # 3 classes: above chance
     assert record["latency_ms_batch1"] > 0
     assert {k: record[k] for k in result.evaluation} == result.evaluation
+
+
+def test_onnx_export_is_checked_by_onnx_runtime_and_published_atomically(run_dir, tmp_path):
+    import onnxruntime
+
+    result = workflow.export_run(run_dir, "onnx", out=str(tmp_path), name="digits")
+    folder = tmp_path / "digits" / "onnx"
+    assert result.path == str(folder / "digits.onnx")
+    assert sorted(os.listdir(folder)) == ["digits.onnx", "labels.txt", "model_card.json"]  # No temporary left.
+    assert result.check["top1_agreement"] == 1.0 and result.check["max_abs_diff"] < 1e-4
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["inputs"][0]["shape"][1:] == [32, 32, 3] and card["inputs"][0]["dtype"] == "tensor(float)"
+    assert card["classes"] == ["0", "1", "2"] and card["runtime_check"]["runtime"] == "onnxruntime"
+    assert oct(os.stat(result.path).st_mode & 0o777) == "0o644"  # A server running as another user reads it.
+
+    # Independently of keras-tl's runner: ONNX Runtime on the test images gives Keras' probabilities.
+    model, images = _test_images(run_dir, 8)
+    session = onnxruntime.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    (name,) = [i.name for i in session.get_inputs()]
+    (probabilities,) = session.run(None, {name: images.astype(np.float32)})
+    np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), atol=1e-4)
+    record = json.loads(open(os.path.join(run_dir, "exports.json")).read())[-1]
+    assert record["format"] == "onnx" and record["test_accuracy"] > 1 / 3 and record["latency_ms_batch1"] > 0
+
+
+def test_onnx_export_that_disagrees_is_not_published(run_dir, tmp_path, monkeypatch):
+    from keras_tl.core.export import onnx
+
+    monkeypatch.setattr(onnx, "onnx_predict", lambda path, x, **kw: np.roll(_probabilities_of(run_dir, x), 1, axis=1))
+    with pytest.raises(export.ExportCheckError, match="Not published"):
+        workflow.export_run(run_dir, "onnx", out=str(tmp_path), name="digits")
+    assert not os.path.exists(tmp_path / "digits" / "onnx" / "digits.onnx")
+    assert not [e for e in os.listdir(tmp_path / "digits" / "onnx") if e.startswith(".")]  # No temporary left.
+
+
+def test_onnx_without_its_packages_says_how_to_install(run_dir, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # What `import tf2onnx` meets when it is not installed.
+    with pytest.raises(keras_tl.ExportError, match=r'needs tf2onnx \(pip install "keras-tl\[onnx\]"\)'):
+        workflow.export_run(run_dir, "onnx", out=str(tmp_path), name="digits")
+    assert not os.path.exists(tmp_path / "digits" / "onnx" / "digits.onnx")
+
+
+def _probabilities_of(run_dir, inputs):
+    return workflow.load_run(run_dir).model.predict(inputs, verbose=0)
 
 
 def test_int8_io_and_size(run_dir, tmp_path):

@@ -226,7 +226,9 @@ def build():
         help="with --server: what the items are (default: audio for audio files, else image)",
     )
 
-    exporter = sub.add_parser("export", help="export a run: .keras, SavedModel (TF Serving) or TFLite")
+    exporter = sub.add_parser(
+        "export", help="export a run: .keras, SavedModel (TF Serving), TFLite or ONNX (checked by ONNX Runtime)"
+    )
     exporter.add_argument("run_dir")
     exporter.add_argument("--format", default="saved_model", choices=choices.EXPORT_FORMATS)
     exporter.add_argument("--quantize", default="none", choices=choices.QUANTIZATIONS)

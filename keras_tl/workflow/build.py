@@ -1,15 +1,25 @@
 """`build_classifier`: a classifier on any backbone, by name, for any modality (the Python entry point
 of the model side, without data or a run)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.utils import quiet
 
+if TYPE_CHECKING:
+    from keras_tl.core.models.classifier import Classifier
+
 
 @quiet.tensorflow_started
-def build_classifier(backbone, num_classes, *, class_names=None, **fields):
+def build_classifier(
+    backbone: str, num_classes: int, *, class_names: Sequence[str] | None = None, **fields: Any
+) -> Classifier:
     """A `Classifier` (model + what feeds it raw items) on `backbone`, as `keras_tl.train` builds it.
 
     Args:

@@ -1,6 +1,10 @@
 """Rank several backbones under one config and budget: a table and an accuracy-vs-latency plot."""
 
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract.config import TrainConfig
@@ -15,9 +19,19 @@ from keras_tl.workflow.ranking import rank
 from keras_tl.workflow.runs import export_run
 from keras_tl.workflow.training_run import train
 
+if TYPE_CHECKING:
+    from keras_tl.core.data import Source
+
 
 @quiet.tensorflow_started
-def compare_backbones(config, names, source=None, *, overwrite=False, top=None):
+def compare_backbones(
+    config: TrainConfig,
+    names: Sequence[str],
+    source: Source | None = None,
+    *,
+    overwrite: bool = False,
+    top: int | None = None,
+) -> list[dict]:
     """Trains each backbone under one config and budget; writes a ranked table and a Pareto plot.
 
     Every config is checked before the first one trains; each trained model is exported to float32

@@ -8,8 +8,12 @@ from the one registry and the pass from their modality (`Modality.feature_pass`:
 each batch cut after its longest row, so short texts cost their own length, not `sequence_length`).
 """
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -26,9 +30,20 @@ from keras_tl.core.utils.log import log
 from keras_tl.workflow import rundir as run
 from keras_tl.workflow.checks import check_config, prepare, resolve_config
 
+if TYPE_CHECKING:
+    from keras_tl.core.data import Source
+
 
 @quiet.tensorflow_started
-def rank(config, names, source=None, *, random_twins=True, out=None, max_examples=None):
+def rank(
+    config: TrainConfig,
+    names: Sequence[str],
+    source: Source | None = None,
+    *,
+    random_twins: bool = True,
+    out: str | None = None,
+    max_examples: int | None = None,
+) -> list[dict]:
     """Ranks backbones by LogME on `config`'s data, with a linear probe as a second opinion.
 
     Both scores come from one pass of the frozen backbone over the training and validation
@@ -181,7 +196,9 @@ def table(rows):
 
 
 @quiet.tensorflow_started
-def domain_shift(config, target, source=None, *, max_examples=2000):
+def domain_shift(
+    config: TrainConfig, target: Source | str, source: Source | None = None, *, max_examples: int = 2000
+) -> dict:
     """How far target-domain data is from the training data, seen through the frozen backbone.
 
     The proxy A-distance (`keras_tl.core.adapt.adaptation.proxy_a_distance`; Ben-David et al. 2007):

@@ -1,7 +1,10 @@
 """`lr_find`: the learning-rate range test for a config's frozen phase or its unfrozen phase; and
 `find_rates`, which turns `head_lr: find` / `fine_tune_lr: find` into numbers at the start of a run."""
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -17,11 +20,24 @@ from keras_tl.core.utils.log import log
 from keras_tl.workflow import rundir as run
 from keras_tl.workflow.checks import prepare
 
+if TYPE_CHECKING:
+    from keras_tl.core.data import Source
+
+
 PHASES = ("head", "fine_tune")
 
 
 @quiet.tensorflow_started
-def lr_find(config, source=None, *, phase="head", min_lr=1e-7, max_lr=10.0, steps=100, png="lr_find.png"):
+def lr_find(
+    config: TrainConfig,
+    source: Source | None = None,
+    *,
+    phase: str = "head",
+    min_lr: float = 1e-7,
+    max_lr: float = 10.0,
+    steps: int = 100,
+    png: str | None = "lr_find.png",
+) -> dict:
     """Sweeps the learning rate of one phase of `config` and suggests one (fastai's `lr_find`).
 
     Args:

@@ -1,6 +1,10 @@
 """What happens to a finished run, for every modality: evaluate, predict, export, reuse its backbone."""
 
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,9 +18,15 @@ from keras_tl.core.utils import quiet
 from keras_tl.workflow import rundir as run
 from keras_tl.workflow.checks import check_export, check_export_name
 
+if TYPE_CHECKING:
+    import keras
+
+    from keras_tl.core.export.formats import ExportResult
+    from keras_tl.core.models.classifier import Classifier
+
 
 @quiet.tensorflow_started
-def load_run(run_dir):
+def load_run(run_dir: str) -> Classifier:
     """Loads a finished run directory as a `Classifier` (model, modality, preprocessor, class names, config).
 
     Example:
@@ -27,7 +37,7 @@ def load_run(run_dir):
 
 
 @quiet.tensorflow_started
-def evaluate_run(run_dir):
+def evaluate_run(run_dir: str) -> dict:
     """Recomputes the test metrics of a run from its saved model and saved test split."""
     classifier = run.load_classifier(run_dir)
     test = run.load_split(run_dir, "test")
@@ -40,7 +50,7 @@ def evaluate_run(run_dir):
 
 
 @quiet.tensorflow_started
-def predict(run_dir, items, top_k=3):
+def predict(run_dir: str, items: Sequence[Any], top_k: int = 3) -> list:
     """Top-k `(label, probability)` lists for raw items (image files, texts), using a run's saved model;
     for a multi-task run, a dict `{head: top-k list within the head}` per item.
 
@@ -68,22 +78,23 @@ def _top(row, class_names, top_k):
 
 @quiet.tensorflow_started
 def export_run(
-    run_dir,
-    format="saved_model",
+    run_dir: str,
+    format: str = "saved_model",
     *,
-    out="exported_models",
-    name=None,
-    quantize="none",
-    keep_versions=None,
-    int8_io=False,
-    min_agreement=None,
-    check_limit=64,
-):
+    out: str = "exported_models",
+    name: str | None = None,
+    quantize: str = "none",
+    keep_versions: int | None = None,
+    int8_io: bool = False,
+    min_agreement: float | None = None,
+    check_limit: int = 64,
+) -> ExportResult:
     """Exports a run's classifier, checked against Keras on held-out test examples before it is published.
 
     Args:
         run_dir: str. A finished run directory (images or text).
-        format: str. "keras", "saved_model" (TF Serving layout) or "tflite".
+        format: str. "keras", "saved_model" (TF Serving layout), "tflite" or "onnx" (checked with
+            ONNX Runtime; `pip install "keras-tl[onnx]"`).
         out: str. Root of the exports. Defaults to "exported_models".
         name: str. Model name (folder and file names). Defaults to the run directory's name.
         quantize: str. TFLite: "none", "float16", "dynamic" or "int8" (images).
@@ -136,12 +147,18 @@ def export_run(
         "size_bytes": result.size_bytes,
         "check": result.check,
     }
-    if format == "tflite":
-        probabilities = classifier.predict(test.items, runner=lambda inputs: litert.tflite_predict(result.path, inputs))
+    if format in ("tflite", "onnx"):  # What a device runtime gives on the whole test split.
+        from keras_tl.core.export import onnx
+
+        predict_with, latency_of = {
+            "tflite": (litert.tflite_predict, litert.tflite_latency_ms),
+            "onnx": (onnx.onnx_predict, onnx.latency_ms),
+        }[format]
+        probabilities = classifier.predict(test.items, runner=lambda inputs: predict_with(result.path, inputs))
         evaluation = evaluate_predictions(
             test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds
         )
-        latency = litert.tflite_latency_ms(result.path, classifier.inputs(test.subset([0]).items))
+        latency = latency_of(result.path, classifier.inputs(test.subset([0]).items))
         result.evaluation = {
             "test_accuracy": evaluation["test_accuracy"],
             "macro_f1": evaluation["macro_f1"],
@@ -156,7 +173,7 @@ def _first(split, count):
     return split.subset(np.arange(min(count, len(split))))
 
 
-def save_backbone_weights(model, path):
+def save_backbone_weights(model: keras.Model, path: str) -> str:
     """Saves the backbone's weights (to reuse as `weights=path` in another run).
 
     Args:

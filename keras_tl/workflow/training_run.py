@@ -4,11 +4,14 @@ Only this package and `cli.py` know the whole order. What differs per modality i
 modality object (`keras_tl.core.contract.modality`); the run directory is `keras_tl.workflow.rundir`'s.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 import shutil
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -29,8 +32,19 @@ from keras_tl.workflow import rundir as run
 from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_problem  # noqa: F401
 from keras_tl.workflow.rate_finder import find_rates
 
+if TYPE_CHECKING:
+    from keras_tl.core.data import Source
+    from keras_tl.workflow.rundir import RunResult
 
-def train(config, source=None, *, target=None, overwrite=False, resume=False):
+
+def train(
+    config: TrainConfig,
+    source: Source | None = None,
+    *,
+    target: Source | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> RunResult:
     """Runs a whole training job (images or text) and writes its run directory.
 
     Args:
@@ -278,7 +292,7 @@ def plot_run(run_dir, classifier, histories, metrics, test, probabilities):
 
 
 @quiet.tensorflow_started
-def show_batch(config, path, source=None, count=16):
+def show_batch(config: TrainConfig, path: str, source: Source | None = None, count: int = 16) -> str:
     """Writes a PNG grid of augmented training samples with their (possibly mixed) labels.
 
     Args:

@@ -35,7 +35,7 @@ from keras_tl.core.models.heads import per_class_model, probabilities_of
 from keras_tl.core.utils import quiet
 
 DEFAULT_MIN_AGREEMENT = {"none": 0.98, "float16": 0.95, "dynamic": 0.9, "int8": 0.85}
-SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras"}
+SUBDIRS = {"saved_model": "", "tflite": "tflite", "keras": "keras", "onnx": "onnx"}
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,10 @@ def export_saved_model(classifier, destination, info):
     tmp = publish.temporary(destination)
     try:
         archive = keras.export.ExportArchive()
-        archive.track(classifier.model)
+        # Not `archive.track(classifier.model)`: on TensorFlow, Keras 3 (3.15) then stores every weight
+        # twice, once per Keras variable and once per tf.Variable the endpoints capture
+        # (keras-team/keras#23553), and TF Serving loads both. The endpoints' captures are all a
+        # server needs; `weights_stored_once` records the sizes (tests hold them).
         if classifier.preprocessor is not None:
             archive.track(classifier.preprocessor)  # Its lookup tables become SavedModel resources.
         endpoints = classifier.modality.serving_endpoints(classifier, info)
@@ -163,6 +166,7 @@ def export_saved_model(classifier, destination, info):
         with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
         check = check_saved_model(tmp, classifier, info)
+        check["variables_bytes"], check["parameter_bytes"] = weights_stored_once(tmp, classifier.model)
         publish.readable(tmp)
         final = os.path.join(destination, str(version))
         os.rename(tmp, final)  # Atomic on one filesystem; fails if the version exists.
@@ -171,6 +175,14 @@ def export_saved_model(classifier, destination, info):
         raise
     check["pruned_versions"] = publish.prune_versions(destination, info.keep_versions)
     return ExportResult("saved_model", final, version, publish.dir_size(final), check)
+
+
+def weights_stored_once(path, model):
+    """`(bytes of variables/, bytes of the model's weights)`, recorded with the export's check: the first
+    is about the second (each weight stored once; keras-team/keras#23553 stored them twice)."""
+    stored = publish.dir_size(os.path.join(path, "variables"))
+    weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    return stored, weights
 
 
 def check_saved_model(path, classifier, info):
@@ -358,4 +370,49 @@ def keras_latency_ms(model, inputs, repeats=30):
     return 1000 * float(np.median(times))
 
 
-FORMATS = {"keras": export_keras, "saved_model": export_saved_model, "tflite": export_tflite}
+def export_onnx(classifier, destination, info):
+    """Writes `<destination>/<name>.onnx` (+ labels.txt, model_card.json, the host preprocessor),
+    checked with ONNX Runtime against Keras on held-out examples before it is published.
+
+    The ONNX graph takes what the Keras model takes (`Modality.model_inputs`: images at the model's
+    size, token ids from the run's tokenizer, audio windows); the card says so, input by input.
+    """
+    from keras_tl.core.export import onnx
+
+    os.makedirs(destination, exist_ok=True)
+    publish.remove_stale(destination)
+    tmp = publish.temporary(destination)
+    path = os.path.join(tmp, f"{info.name}.onnx")
+    try:
+        with quiet.quietly():  # tf2onnx's converter lines.
+            onnx.convert(per_class_model(classifier.model), path)
+        check = compare(
+            classifier.predict(info.check_items),
+            classifier.predict(info.check_items, runner=lambda x: onnx.onnx_predict(path, x)),
+            min_agreement=_min_agreement(info),
+            what="The ONNX model (ONNX Runtime)",
+            classifier=classifier,
+        )
+        classifier.modality.save_preprocessor(classifier, os.path.join(tmp, "preprocessor"))
+        publish.write_labels(tmp, info.class_names)
+        card = {
+            **info.card,
+            **classifier.modality.card(classifier),
+            "name": info.name,
+            "classes": info.class_names,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "inputs": onnx.input_contract(path),
+            "outputs": "class probabilities in labels.txt order (one output per head for a multi-task model)",
+            "runtime_check": {"runtime": "onnxruntime", **check},
+        }
+        with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
+            json.dump(card, f, indent=2)
+        publish.readable(tmp)
+        publish.replace_entries(tmp, destination)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    final = os.path.join(destination, f"{info.name}.onnx")
+    return ExportResult("onnx", final, None, os.path.getsize(final), check)
+
+
+FORMATS = {"keras": export_keras, "saved_model": export_saved_model, "tflite": export_tflite, "onnx": export_onnx}

@@ -7,10 +7,14 @@ modality: it takes a `Classifier` (its spec says where the blocks are, its modal
 and an objective (supervised cross-entropy unless given another).
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -28,8 +32,14 @@ from keras_tl.core.train.callbacks import BestWeights, DivergenceGuard, make_cal
 from keras_tl.core.utils import quiet
 from keras_tl.core.utils.log import log
 
+if TYPE_CHECKING:
+    from keras_tl.core.contract.config import TrainConfig
+    from keras_tl.core.contract.registry import BackboneSpec
 
-def set_trainable(model, policy, *, spec=None, freeze_batchnorm=True):
+
+def set_trainable(
+    model: keras.Model, policy: str, *, spec: BackboneSpec | None = None, freeze_batchnorm: bool = True
+) -> list[str]:
     """Sets which backbone layers train; the head always trains.
 
     Args:
@@ -97,19 +107,19 @@ def unfreeze_start(backbone, policy, spec=None):
 
 
 def compile_model(
-    model,
+    model: keras.Model,
     *,
-    learning_rate,
-    problem="multiclass",
-    label_smoothing=0.0,
-    jit_compile="auto",
-    steps_per_execution=1,
-    optimizer="adam",
-    weight_decay=0.01,
-    lr_multipliers=None,
-    head_weights=None,
-    head_class_weights=None,
-):
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+    problem: str = "multiclass",
+    label_smoothing: float = 0.0,
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
+    optimizer: str = "adam",
+    weight_decay: float = 0.01,
+    lr_multipliers: dict[str, float] | None = None,
+    head_weights: Sequence[float] | None = None,
+    head_class_weights: Sequence[dict[int, float] | None] | None = None,
+) -> keras.Model:
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
     Args:
@@ -193,20 +203,20 @@ def as_classifier(model, config):
 
 @quiet.tensorflow_started
 def fine_tune(
-    classifier,
-    train,
-    val,
-    config,
+    classifier: Classifier,
+    train: Any,
+    val: Any,
+    config: TrainConfig,
     *,
-    run_dir=None,
-    class_weight=None,
-    cached=None,
-    train_phase2=None,
-    objective=None,
-    steps_per_epoch=None,
-    timings=None,
-    resume=False,
-):
+    run_dir: str | None = None,
+    class_weight: dict[int, float] | None = None,
+    cached: Any = None,
+    train_phase2: Any = None,
+    objective: Any = None,
+    steps_per_epoch: int | None = None,
+    timings: dict[str, float] | None = None,
+    resume: bool = False,
+) -> dict[str, dict[str, list[float]]]:
     """Trains a classifier with the config's strategy, whatever its modality.
 
     "two_phase": frozen backbone at `head_lr` for `head_epochs`, then the `unfreeze` policy at
