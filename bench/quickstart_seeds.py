@@ -30,7 +30,7 @@ def main():
                 result["transfer"]["macro_f1"],
                 result["scratch"]["test_accuracy"],
                 result["scratch"]["macro_f1"],
-                result["export"].evaluation["test_accuracy"],
+                result["export"]["test_accuracy"],
                 result["seconds"],
             )
         )

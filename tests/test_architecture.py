@@ -45,9 +45,7 @@ TOP = 10  # the entry points (root package, CLI, quickstart) may use one another
 
 
 # Lines outside the plug-ins where one of the words is not a modality: (module, the line's start).
-NOT_A_MODALITY = {
-    ("keras_tl.core.contract.config", "text_column: str"),  # the default CSV column / JSONL key, "text"
-}
+NOT_A_MODALITY = set()  # (module, assignment target) pairs where a modality's name is a plain word
 
 
 def _modules():
@@ -409,3 +407,40 @@ def test_a_plugin_missing_a_method_fails_when_it_is_made():
         from keras_tl.core.contract import modality
 
         assert not type(modality.get(name)).__abstractmethods__
+
+
+def test_plug_ins_declare_their_own_config_fields():
+    """A modality's fields (`sequence_length`, `clip_seconds`, ...) are declared in its plug-in's
+    `config.FIELDS`, not in the core; every field whose help names one modality comes from one."""
+    import dataclasses
+    import importlib
+
+    from keras_tl.core.contract import config
+    from keras_tl.core.contract.choices import MODALITIES
+
+    core_source = open(config.__file__, encoding="utf-8").read()
+    from_plug_ins = {}
+    for name in MODALITIES:
+        for field in getattr(importlib.import_module(f"keras_tl.{name}.config"), "FIELDS", {}):
+            from_plug_ins[field] = name
+            assert f"    {field}:" not in core_source, f"{field} is declared in the core"
+    assert {"sequence_length", "text_column", "label_column", "clip_seconds"} <= set(from_plug_ins)
+    fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
+    assert set(from_plug_ins) <= set(fields)
+    for field in fields.values():
+        if field.metadata["help"].startswith(("Text:", "Audio:", "Images:")):
+            assert field.name in from_plug_ins, f"{field.name} speaks of one modality but the core declares it"
+
+
+def test_a_plug_in_field_that_clashes_with_another_is_refused(monkeypatch):
+    from keras_tl.core.contract import config
+    from keras_tl.core.contract.fields import Integer, option
+    from keras_tl.text import config as text_config
+
+    monkeypatch.setattr(text_config, "FIELDS", {"seed": (int, option(1, "Text: a clash.", Integer(0), "data"))})
+
+    class Fresh:
+        __annotations__ = {"seed": int}
+
+    with pytest.raises(TypeError, match="The text plug-in declares config field 'seed', which exists already"):
+        config.with_plugin_fields(Fresh)

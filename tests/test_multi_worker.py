@@ -8,6 +8,7 @@ shuffles) is compared worker against worker, not against a single process."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,29 +84,43 @@ def _free_ports(count):
 
 
 def _workers(script, out, kill_at="never", timeout=420, args=None):
-    """Runs the two workers of a loopback cluster; returns their `CompletedProcess`-like results."""
+    """Runs the two workers of a loopback cluster; returns `(returncode, stdout, stderr)` of each.
+
+    Their output goes to files, not pipes: a worker blocked on a full pipe would stall the cluster."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    logs = tempfile.mkdtemp(prefix="multi_worker_logs_")
     processes = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        out_file = open(os.path.join(logs, f"{index}.out"), "w+")
+        err_file = open(os.path.join(logs, f"{index}.err"), "w+")
         processes.append(
-            subprocess.Popen(
-                [sys.executable, str(script), *(args or [str(out), "multi_worker", kill_at])],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+            (
+                subprocess.Popen(
+                    [sys.executable, str(script), *(args or [str(out), "multi_worker", kill_at])],
+                    env=env,
+                    stdout=out_file,
+                    stderr=err_file,
+                    text=True,
+                ),
+                out_file,
+                err_file,
             )
         )
     results = []
     try:
-        for process in processes:
-            stdout, stderr = process.communicate(timeout=timeout)
-            results.append((process.returncode, stdout, stderr))
+        for process, out_file, err_file in processes:
+            process.wait(timeout=timeout)
+            out_file.seek(0)
+            err_file.seek(0)
+            results.append((process.returncode, out_file.read(), err_file.read()))
     finally:
-        for process in processes:
+        for process, out_file, err_file in processes:
             if process.poll() is None:
                 process.kill()
+            out_file.close()
+            err_file.close()
+        shutil.rmtree(logs, ignore_errors=True)
     return results
 
 
@@ -119,6 +134,35 @@ def script(tmp_path_factory):
     path = tmp / "run.py"
     path.write_text(RUN.format(tests=TESTS, weights=local_pretrained_weights(tmp)))
     return path
+
+
+def test_the_command_line_starts_a_multi_worker_run(tmp_path):
+    """`keras-tl train --distribute multi_worker`, as the guide shows it (a one-worker cluster here):
+    the strategy is made before the CLI starts TensorFlow, which allows it only then."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).save(tmp_path / "data" / name / f"{i}.png")
+    (port,) = _free_ports(1)
+    env = {
+        **os.environ,
+        "TF_CONFIG": json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_tl", "train", "--data", str(tmp_path / "data"), "--backbone", "mobilenet_v2"]
+        + ["--weights", "none", "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "0"]
+        + ["--distribute", "multi_worker", "--out", str(tmp_path / "run")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MultiWorkerMirroredStrategy: 1 replicas" in done.stdout + done.stderr
+    assert (tmp_path / "run" / "DONE").is_file()
 
 
 def test_a_multi_worker_step_is_the_single_process_step(tmp_path):

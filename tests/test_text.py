@@ -184,7 +184,9 @@ def test_tiny_bert_preset_two_phase_and_raw_text_saved_model(tmp_path, preset):
     assert [s.decode() for s in answer["labels"].numpy()] == keras_top
     assert answer["probabilities"].shape == (3, 3)
     assert exported.check["serving_default"]["max_abs_diff"] < 1e-4
-    assert exported.check["variables_bytes"] < 1.1 * exported.check["parameter_bytes"] + 16384, exported.check  # once
+    assert exported.check["storage"]["variables_bytes"] < 1.1 * exported.check["storage"]["parameter_bytes"] + 16384, (
+        exported.check
+    )  # once
     _check_rest_client(served, queries, keras_top)
     with local_grpc_serving("topics", exported.path) as (address, requests):  # TF Serving's gRPC API
         answers = keras_tl.core.export.serving.predict(address, "topics", queries, modality="text")

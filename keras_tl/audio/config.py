@@ -1,4 +1,5 @@
-"""The audio modality's share of the config: its waveform augmentation presets and how they are resolved.
+"""The audio modality's share of the config: its fields, its waveform augmentation presets and how they
+are resolved.
 
 Keras-free (the CLI checks a config before TensorFlow is imported); `keras_tl.audio.augment` applies them.
 
@@ -11,7 +12,21 @@ at every level and a random gain would change nothing.
 """
 
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.contract.fields import augment_preset
+from keras_tl.core.contract.fields import Number, augment_preset, option
+
+# The audio fields of `keras_tl.TrainConfig` (`keras_tl.core.contract.config.with_plugin_fields`).
+FIELDS = {
+    "clip_seconds": (
+        float | None,
+        option(
+            None,
+            "Audio: seconds in one model window (null: 1 s); longer files are cut "
+            "into half-overlapping windows and their predictions averaged.",
+            Number(0.0, low_open=True, optional=True),
+            "data",
+        ),
+    ),
+}
 
 _AUDIO_OFF = dict(delay=0.0, invert=False, noise_snr_db=None)
 AUDIO_AUGMENT_PRESETS = {

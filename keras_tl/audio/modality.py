@@ -270,6 +270,11 @@ class AudioModality(Modality):
             "sample_rate": FRONT_END.sample_rate,
             "window_samples": samples,
             "window_seconds": round(samples / FRONT_END.sample_rate, 4),
+            "input": {
+                "waveform": f"mono float32 in [-1, 1] at {FRONT_END.sample_rate} Hz, {samples} samples a window",
+                "longer_clips": "cut into half-overlapping windows whose probabilities are averaged "
+                "(serving_wav does this in the graph)",
+            },
         }
 
     def tflite_signature(self, classifier):

@@ -29,10 +29,12 @@ def _checked(args):
     return config
 
 
-def _start_tensorflow():
+def _start_tensorflow(config=None):
+    """TensorFlow started quietly; a multi-worker strategy first, which TensorFlow allows only then."""
+    from keras_tl.core.train import distribute
     from keras_tl.core.utils import quiet
 
-    quiet.start_tensorflow()
+    quiet.start_tensorflow(first=lambda: distribute.start(getattr(config, "distribute", None)))
 
 
 def run(args):
@@ -59,7 +61,7 @@ def run(args):
         names = _names(args.backbones)
         check_top(names, args.top)
         config = _train_config(args)
-        _start_tensorflow()
+        _start_tensorflow(config)
         from keras_tl import workflow
 
         workflow.compare_backbones(config, names, overwrite=args.overwrite, top=args.top)
@@ -213,7 +215,7 @@ def _train(args):
         check_config(config)
     else:
         config, resume = _checked(args), False
-    _start_tensorflow()
+    _start_tensorflow(config)
     from keras_tl import workflow
 
     result = workflow.train(config, overwrite=args.overwrite, resume=resume)

@@ -183,11 +183,29 @@ def _decode_file(path, image_size):
     return _resize(image, image_size)
 
 
+# How keras-tl resizes an image to the model's input, in training, evaluation, `predict` and the
+# SavedModel's `serving_default`: what MediaPipe Tasks' ImageClassifier does to a camera frame or a
+# photo, so a model meets the pixels on a phone that it met in training. That is bilinear without
+# antialiasing and without half-pixel centres (output pixel x samples input x * scale: TensorFlow's
+# `ResizeBilinear(half_pixel_centers=False)`); tests/test_tflite_metadata.py shows MediaPipe's scores
+# equal Keras' on images three times the model's size. keras-tl resized with antialiasing before, and
+# MediaPipe's labels on ELPV's original 300 px cells agreed with Keras on 93.6% of the test cells.
+RESIZE = "bilinear, no antialiasing, no half-pixel centres (as MediaPipe Tasks)"
+
+
+def resize_image(image, image_size):
+    """An image `(H, W, 3)` (or a batch) resized to `image_size` square, float32 in 0-255 (`RESIZE`)."""
+    batch = image if image.shape.rank == 4 else image[None]
+    resized = tf.raw_ops.ResizeBilinear(
+        images=batch, size=[image_size, image_size], align_corners=False, half_pixel_centers=False
+    )
+    return resized if image.shape.rank == 4 else resized[0]
+
+
 def _resize(image, image_size):
     if image.shape[0] == image_size and image.shape[1] == image_size:
         return image
-    resized = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return tf.cast(tf.clip_by_value(tf.round(resize_image(image, image_size)), 0, 255), tf.uint8)
 
 
 def make_dataset(

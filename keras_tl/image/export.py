@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_tl._vendor import tflite_metadata_schema as fb
 from keras_tl.core.export import tflite_metadata
 from keras_tl.core.models.heads import probabilities_graph, problem_of, serving_outputs
+from keras_tl.image.data import resize_image
 
 
 def image_size_of(model):
@@ -32,7 +33,7 @@ def serving_endpoints(classifier, class_names, top_k=5):
     def decode(data):
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
         image.set_shape([None, None, 3])
-        image = tf.image.resize(image, (size, size), antialias=True)
+        image = resize_image(image, size)  # As in training (`keras_tl.image.data.RESIZE`).
         return tf.clip_by_value(tf.round(image), 0.0, 255.0)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])

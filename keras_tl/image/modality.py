@@ -195,7 +195,19 @@ class ImageModality(Modality):
     def card(self, classifier):
         from keras_tl.image import export
 
-        return {"input_size": export.image_size_of(classifier.model)}
+        size = export.image_size_of(classifier.model)
+        return {
+            "input_size": size,
+            "input": {
+                "shape": [size, size, 3],
+                "dtype": "float32 (or uint8)",
+                "value_range": [0, 255],
+                "channels": "RGB",
+                "resize": f"whole image to {size}x{size}, bilinear without antialiasing or half-pixel "
+                "centres (TensorFlow's ResizeBilinear(half_pixel_centers=False)), no crop, as MediaPipe Tasks "
+                "does: how training, evaluation, predict and the SavedModel's serving_default resize",
+            },
+        }
 
     def tflite_signature(self, classifier):
         import keras

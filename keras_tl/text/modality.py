@@ -191,7 +191,15 @@ class TextModality(Modality):
         return {"serving_default": {"text": tf.constant(list(info.check_items))}}
 
     def card(self, classifier):
-        return {"sequence_length": self.sequence_length(classifier)}
+        length = self.sequence_length(classifier)
+        return {
+            "sequence_length": length,
+            "input": {
+                "text": "raw UTF-8 strings (SavedModel, TFLite with its tokenizer metadata)",
+                "token_ids": f"{length} int32 token ids and a padding mask per text (.keras, ONNX): the "
+                "tokenizer in preprocessor/ beside the file makes them",
+            },
+        }
 
     def sequence_length(self, classifier):
         return int(classifier.model.input["token_ids"].shape[1])

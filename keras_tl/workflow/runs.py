@@ -146,6 +146,8 @@ def export_run(
         "version": result.version,
         "size_bytes": result.size_bytes,
         "check": result.check,
+        "input": classifier.modality.card(classifier).get("input", {}),  # What the artifact takes.
+        "labels": classifier.class_names,
     }
     if format in ("tflite", "onnx"):  # What a device runtime gives on the whole test split.
         from keras_tl.core.export import onnx

@@ -9,6 +9,7 @@ before any work. Keras-free, so `keras-tl --help` starts at once.
 """
 
 import dataclasses
+import importlib
 import os
 import re
 from dataclasses import dataclass
@@ -50,7 +51,22 @@ from keras_tl.core.contract.fields import (
 )
 
 
+def with_plugin_fields(cls):
+    """Adds each modality plug-in's own fields to `cls` before `@dataclass` makes it: a plug-in declares
+    them in its Keras-free `keras_tl.<modality>.config.FIELDS` (`{name: (type, option(...))}`), so the
+    core names none of them. A plug-in field that clashes with another is refused at import."""
+    for name in MODALITIES:
+        declared = getattr(importlib.import_module(f"keras_tl.{name}.config"), "FIELDS", {})
+        for field_name, (annotation, field) in declared.items():
+            if field_name in cls.__annotations__:
+                raise TypeError(f"The {name} plug-in declares config field {field_name!r}, which exists already.")
+            cls.__annotations__[field_name] = annotation
+            setattr(cls, field_name, field)
+    return cls
+
+
 @dataclass
+@with_plugin_fields
 class TrainConfig:
     """Everything a training run needs, with its defaults; every field is described in
     `docs/guides/configuration.md` (generated from the declarations below: `reference()`)."""
@@ -111,16 +127,6 @@ class TrainConfig:
     )
     dense_units: list = option([], "Hidden Dense + ReLU layers of the head, e.g. [256].", PositiveIntegers(), "model")
     dropout: float = option(0.2, "Dropout before the output layer.", Number(0.0, 1.0), "model")
-    sequence_length: int = option(128, "Text: tokens per example after truncation and padding.", Integer(8), "model")
-    text_column: str = option("text", "Text: the CSV column / JSONL key of the text.", Text(), "data")
-    label_column: str = option("label", "Text: the CSV column / JSONL key of the label.", Text(), "data")
-    clip_seconds: float | None = option(
-        None,
-        "Audio: seconds in one model window (null: 1 s); longer files are cut "
-        "into half-overlapping windows and their predictions averaged.",
-        Number(0.0, low_open=True, optional=True),
-        "data",
-    )
     strategy: str = option(
         "two_phase",
         "`two_phase` (frozen backbone, then unfrozen), `feature_extraction` (phase "

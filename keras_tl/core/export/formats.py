@@ -166,7 +166,8 @@ def export_saved_model(classifier, destination, info):
         with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
         check = check_saved_model(tmp, classifier, info)
-        check["variables_bytes"], check["parameter_bytes"] = weights_stored_once(tmp, classifier.model)
+        stored, weights = weights_stored_once(tmp, classifier.model)
+        check["storage"] = {"variables_bytes": stored, "parameter_bytes": weights}
         publish.readable(tmp)
         final = os.path.join(destination, str(version))
         os.rename(tmp, final)  # Atomic on one filesystem; fails if the version exists.
@@ -386,14 +387,22 @@ def export_onnx(classifier, destination, info):
     try:
         with quiet.quietly():  # tf2onnx's converter lines.
             onnx.convert(per_class_model(classifier.model), path)
+        # Checked as an app runs it: the tokenizer shipped beside the file (reloaded) makes the inputs.
+        classifier.modality.save_preprocessor(classifier, os.path.join(tmp, "preprocessor"))
+        shipped = Classifier(
+            classifier.model,
+            classifier.modality,
+            classifier.spec,
+            classifier.modality.load_preprocessor(os.path.join(tmp, "preprocessor")),
+            classifier.class_names,
+        )
         check = compare(
             classifier.predict(info.check_items),
-            classifier.predict(info.check_items, runner=lambda x: onnx.onnx_predict(path, x)),
+            shipped.predict(info.check_items, runner=lambda x: onnx.onnx_predict(path, x)),
             min_agreement=_min_agreement(info),
             what="The ONNX model (ONNX Runtime)",
             classifier=classifier,
         )
-        classifier.modality.save_preprocessor(classifier, os.path.join(tmp, "preprocessor"))
         publish.write_labels(tmp, info.class_names)
         card = {
             **info.card,

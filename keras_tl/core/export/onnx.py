@@ -21,7 +21,8 @@ def _require(module):
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ExportError(f"ONNX export needs {module.split('.')[0]} ({INSTALL}). Received: {error}") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"ONNX export needs {module.split('.')[0]} ({INSTALL}). Received: {first}") from None
 
 
 def convert(model, path):

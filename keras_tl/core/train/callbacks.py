@@ -1,12 +1,13 @@
 """The callbacks of a phase: early stopping, best weights over all phases, CSV logs, TensorBoard."""
 
+import json
 import math
 import os
 
 import keras
 
 from keras_tl.core.contract.choices import MONITORS
-from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.errors import ConfigError, TrainingDivergedError
 
 
 def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
@@ -171,3 +172,27 @@ def _mode(monitor):
     """ "min" for a loss, "max" for an accuracy: named, since Keras cannot tell for a custom metric
     (the multi-task heads' pooled accuracy)."""
     return "min" if monitor.endswith("loss") else "max"
+
+
+def diverged(model, failure, run_dir):
+    """Keeps the last good weights and the failure in the run directory, then raises."""
+    rate = "head_lr" if failure["phase"] in ("phase1", "full") else "fine_tune_lr"
+    kept = ""
+    if run_dir:
+        model.save_weights(os.path.join(run_dir, "last_good.weights.h5"))
+        with open(os.path.join(run_dir, "failure.json"), "w", encoding="utf-8") as f:
+            json.dump({**failure, "rate_setting": rate, "kept": "last_good.weights.h5"}, f, indent=2)
+        kept = (
+            f" The weights of the last good epoch are in {os.path.join(run_dir, 'last_good.weights.h5')} "
+            "and no model was saved; failure.json records this."
+        )
+    became = (
+        f"exploded to {float(failure['loss']):.3g} (from {failure['exploded_from']:.3g} at the phase's start)"
+        if "exploded_from" in failure
+        else f"became {failure['loss']}"
+    )
+    raise TrainingDivergedError(
+        f"Training diverged: the loss {became} in {failure['phase']}, epoch {failure['epoch']}, "
+        f"batch {failure['batch']}, at learning rate {failure['learning_rate']:g}.{kept} "
+        f"Try a lower rate, e.g. {rate}={failure['learning_rate'] / 10:g}."
+    )

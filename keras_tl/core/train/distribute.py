@@ -124,8 +124,12 @@ def _keras_multi_worker_strategy(tf):
 
     class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         def reduce(self, reduce_op, value, axis):
+            leaves = tf.nest.flatten(value)
             if isinstance(value, (tuple, list, dict)):
-                return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
+                if axis is None and all(isinstance(v, tf.distribute.DistributedValues) for v in leaves):
+                    # Keras' symbolic build of a batch: the local replica's batch has its shapes.
+                    return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
+                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
             if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
                 axis = None
             return super().reduce(reduce_op, value, axis)
@@ -133,7 +137,7 @@ def _keras_multi_worker_strategy(tf):
     return KerasMultiWorkerMirroredStrategy
 
 
-_MULTI_WORKER = []  # The process's one MultiWorkerMirroredStrategy: TensorFlow allows one, made first.
+_MULTI_WORKER = []  # [strategy, its TF_CONFIG]: TensorFlow allows one per process, made first.
 
 
 def start(name):
@@ -142,12 +146,17 @@ def start(name):
     Returns the strategy, or None."""
     if name != "multi_worker":
         return None
+    if _MULTI_WORKER and _MULTI_WORKER[1] != os.environ.get("TF_CONFIG"):
+        raise ConfigError(
+            "This process's multi-worker strategy was made for another TF_CONFIG; TensorFlow allows one "
+            f"per process. Start a new process. Received: TF_CONFIG={os.environ.get('TF_CONFIG', '')[:200]!r}"
+        )
     if not _MULTI_WORKER:
         check(name)
         import tensorflow as tf
 
         try:
-            _MULTI_WORKER.append(_keras_multi_worker_strategy(tf)())
+            _MULTI_WORKER[:] = [_keras_multi_worker_strategy(tf)(), os.environ.get("TF_CONFIG")]
         except RuntimeError as error:  # "Collective ops must be configured at program startup"
             raise ConfigError(
                 "distribute='multi_worker' must start before TensorFlow runs anything in this process. "

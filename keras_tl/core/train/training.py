@@ -9,7 +9,6 @@ and an objective (supervised cross-entropy unless given another).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -21,14 +20,14 @@ import keras
 from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import FIND
-from keras_tl.core.contract.errors import ConfigError, TrainingDivergedError
+from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.contract.fields import parse_unfreeze
 from keras_tl.core.models import multitask, optimizers
 from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import get_backbone, is_pretrained, problem_of
 from keras_tl.core.models.schedules import learning_rate
 from keras_tl.core.train import resume as resume_lib
-from keras_tl.core.train.callbacks import BestWeights, DivergenceGuard, make_callbacks
+from keras_tl.core.train.callbacks import BestWeights, DivergenceGuard, diverged, make_callbacks
 from keras_tl.core.utils import quiet
 from keras_tl.core.utils.log import log
 
@@ -378,7 +377,7 @@ def fine_tune(
             verbose=quiet.fit_verbose(),
         )
         if guard.failure is not None:
-            _diverged(model, guard.failure, run_dir)
+            diverged(model, guard.failure, run_dir)
         histories[phase] = (
             resume_lib.phase_history(run_dir, phase)
             if run_dir
@@ -412,30 +411,6 @@ def _skip_epochs(dataset, epochs, steps=None):
     for _ in range(ITERATORS_PER_EPOCH * epochs):
         iter(dataset)
     return dataset
-
-
-def _diverged(model, failure, run_dir):
-    """Keeps the last good weights and the failure in the run directory, then raises."""
-    rate = "head_lr" if failure["phase"] in ("phase1", "full") else "fine_tune_lr"
-    kept = ""
-    if run_dir:
-        model.save_weights(os.path.join(run_dir, "last_good.weights.h5"))
-        with open(os.path.join(run_dir, "failure.json"), "w", encoding="utf-8") as f:
-            json.dump({**failure, "rate_setting": rate, "kept": "last_good.weights.h5"}, f, indent=2)
-        kept = (
-            f" The weights of the last good epoch are in {os.path.join(run_dir, 'last_good.weights.h5')} "
-            "and no model was saved; failure.json records this."
-        )
-    became = (
-        f"exploded to {float(failure['loss']):.3g} (from {failure['exploded_from']:.3g} at the phase's start)"
-        if "exploded_from" in failure
-        else f"became {failure['loss']}"
-    )
-    raise TrainingDivergedError(
-        f"Training diverged: the loss {became} in {failure['phase']}, epoch {failure['epoch']}, "
-        f"batch {failure['batch']}, at learning rate {failure['learning_rate']:g}.{kept} "
-        f"Try a lower rate, e.g. {rate}={failure['learning_rate'] / 10:g}."
-    )
 
 
 def _cardinality(dataset):
