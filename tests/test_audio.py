@@ -386,6 +386,7 @@ def keras_tl_cli(*args):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_path, capsys):
     """A real run on drum samples (manifest with kit splits): train with its scratch twin, predict a
     clip, export TFLite (checked) and a SavedModel whose WAV signature takes a stereo 48 kHz file."""

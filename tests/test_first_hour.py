@@ -57,6 +57,7 @@ def test_offline_defaults_name_the_backbones_that_work_here(tmp_path, capsys):
     assert listed == ["efficientnet_lite0", "mobilenet_v2_torchvision"]
 
 
+@pytest.mark.slow
 def test_every_keras_application_names_the_file_keras_caches(monkeypatch):
     """`keras-tl backbones` says `here` when Keras' cache holds a backbone's weights: the file name each
     spec expects is the one Keras downloads (checked by asking Keras, without a download)."""
@@ -86,6 +87,7 @@ def test_every_keras_application_names_the_file_keras_caches(monkeypatch):
         keras.backend.clear_session()
 
 
+@pytest.mark.slow
 def test_quickstart_reports_finished_runs_instead_of_retraining(tmp_path, monkeypatch):
     """Re-running `keras-tl quickstart` deleted both runs and retrained them (641 s)."""
     from keras_tl import quickstart
@@ -129,6 +131,7 @@ def test_the_python_api_keeps_tensorflow_quiet(tmp_path):
     assert done.stderr == "", done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_progress_bars_write_no_escape_codes_into_a_log(tmp_path):
     """With stdout a file, Keras' bars wrote ANSI escapes and carriage returns into it."""
     root = write_image_folder(tmp_path / "data", num_classes=2, per_class=6, size=32)

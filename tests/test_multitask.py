@@ -207,6 +207,7 @@ def _digit_heads(missing=0.3):
     return Source(names, source.items, labels, modality="image")
 
 
+@pytest.mark.slow
 def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     """One backbone, three heads (one with missing labels, one multi-label): cached frozen phase,
     unfrozen phase, per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports
@@ -246,7 +247,9 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     for fmt in ("keras", "saved_model", "tflite"):
         exported = workflow.export_run(result.run_dir, fmt, out=out, name="heads")
         checks = (
-            [c for c in exported.check.values() if isinstance(c, dict)] if fmt == "saved_model" else [exported.check]
+            [c for k, c in exported.check.items() if isinstance(c, dict) and k != "storage"]
+            if fmt == "saved_model"
+            else [exported.check]
         )
         assert len(checks) >= 1 and all(c["top1_agreement"] == 1.0 for c in checks), exported.check
     import tensorflow as tf
@@ -436,7 +439,7 @@ def test_text_multitask_run_and_its_exports(tmp_path):
     assert set(answer) == {"topic", "article"} and len(answer["topic"]) == 2
     for fmt in ("saved_model", "tflite"):
         exported = workflow.export_run(result.run_dir, fmt, out=str(tmp_path / "exported"), name="text_heads")
-        checks = exported.check.values() if fmt == "saved_model" else [exported.check]
+        checks = [c for k, c in exported.check.items() if k != "storage"] if fmt == "saved_model" else [exported.check]
         assert all(c["top1_agreement"] == 1.0 for c in checks if isinstance(c, dict)), exported.check
 
 
@@ -500,7 +503,7 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
     reference = task.predict(windows)
     out = str(tmp_path / "exported")
     served = workflow.export_run(result.run_dir, "saved_model", out=out, name="drum_heads")
-    checks = {k: c for k, c in served.check.items() if isinstance(c, dict)}
+    checks = {k: c for k, c in served.check.items() if isinstance(c, dict) and k != "storage"}
     assert {"serving_default", "serving_wav"} <= set(checks) and all(
         c["top1_agreement"] == 1.0 for c in checks.values()
     ), served.check

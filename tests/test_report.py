@@ -98,6 +98,7 @@ def test_library_plots_never_switch_the_global_matplotlib_backend():
     assert out.strip() == "svg"
 
 
+@pytest.mark.slow
 def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, monkeypatch):
     weights_file = local_pretrained_weights(tmp_path)
     starts = []
@@ -132,6 +133,7 @@ def test_compare_scratch_trains_from_random_weights_and_reports_both(tmp_path, m
         assert f"]({png})" in report and os.path.isfile(os.path.join(result.run_dir, png))
 
 
+@pytest.mark.slow
 def test_compare_ranks_two_backbones_and_writes_table_and_plot(tmp_path):
     config = tiny_config(tmp_path, out=str(tmp_path / "cmp"), head_epochs=1, fine_tune_epochs=0, strategy="full")
     rows = workflow.compare_backbones(

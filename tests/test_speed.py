@@ -211,6 +211,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus_trains_saves_and_reloads(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
@@ -257,6 +258,7 @@ JAX_DATA_PARALLEL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_jax_backend_trains_two_phases_with_data_parallel_on_two_cpu_devices(tmp_path):
     script = tmp_path / "jax_run.py"
     script.write_text(JAX_DATA_PARALLEL)

@@ -120,7 +120,8 @@ def test_mediapipe_image_classifier_runs_the_export_as_it_is(runs, tmp_path, kin
     runtime = task.predict(test.items, runner=lambda x: litert.tflite_predict(result.path, x))
     assert names == [task.class_names[i] for i in scores.argmax(1)]
     assert np.mean(scores.argmax(1) == runtime.argmax(1)) >= 0.98
-    np.testing.assert_allclose(scores, runtime, atol=2e-2 if int8_io else 1e-4)
+    # int8: MediaPipe's kernels (XNNPACK) and the interpreter's may round an output one step (1/256) apart.
+    np.testing.assert_allclose(scores, runtime, atol=2e-2 if int8_io else 8e-3 if quantize == "int8" else 1e-4)
     if quantize == "none":
         assert np.mean(scores.argmax(1) == task.predict(test.items).argmax(1)) >= 0.98
     assert os.path.isfile(os.path.join(os.path.dirname(result.path), "labels.txt"))
