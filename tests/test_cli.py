@@ -17,6 +17,9 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"backbone": "mobilenet_v2", "batch_size": 8, "schedule": "constant"}))
     out = tmp_path / "run"
+    with open(os.path.join(root, "class_0", "notes.jpg"), "w") as f:  # Odd files: skipped, each one named.
+        f.write("not an image")
+    open(os.path.join(root, "class_1", "empty.png"), "w").close()
     code = main(
         [
             "train",
@@ -37,6 +40,9 @@ def test_train_writes_the_run_directory_then_evaluate_and_predict(tmp_path, caps
         ]
     )
     assert code == 0
+    said = capsys.readouterr()
+    for odd in ("class_0/notes.jpg", "class_1/empty.png"):
+        assert sum(odd in line and "skipped" in line for line in (said.out + said.err).splitlines()) == 1, odd
     files = set(os.listdir(out))
     assert {
         "config.yaml",

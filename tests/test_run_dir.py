@@ -268,7 +268,8 @@ def test_export_out_must_be_a_folder_and_top_k_positive(tmp_path, capsys):
 
 
 def test_keras_objects_register_whichever_of_keras_and_keras_tl_comes_first(tmp_path):
-    """`keras.saving.load_model` of a run's model.keras failed after `import keras, keras_tl`
+    """`keras.saving.load_model` of a run's model.keras failed after `import keras, keras_tl`, and after
+    keras-tl started TensorFlow (`keras-tl evaluate` / `export` of any run in a new process)
     ("Could not locate class 'ImagePreprocessing'")."""
     model = keras_tl.build_classifier("mobilenet_v2", num_classes=2, weights="none", image_size=32).model
     path = str(tmp_path / "m.keras")
@@ -276,7 +277,15 @@ def test_keras_objects_register_whichever_of_keras_and_keras_tl_comes_first(tmp_
     x = np.full((1, 32, 32, 3), 100, np.float32)
     expected = model.predict(x, verbose=0)
     np.save(tmp_path / "x.npy", x)
-    for imports in ("import keras, keras_tl", "import keras_tl, keras", "import keras_tl.core.models.layers, keras"):
+    for imports in (
+        "import keras, keras_tl",
+        "import keras_tl, keras",
+        "import keras_tl.core.models.layers, keras",
+        # TensorFlow first (as the CLI starts it): it tries `import keras` while half-imported and swallows
+        # the failure; keras-tl must still register its classes when keras does import (it did not).
+        "import keras_tl, tensorflow, keras",
+        "import keras_tl\nfrom keras_tl.core.utils import quiet\nquiet.start_tensorflow()\nimport keras",
+    ):
         script = (
             f"{imports}\nimport numpy as np, sys\nm = keras.saving.load_model(sys.argv[1])\n"
             "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))\n"

@@ -222,12 +222,16 @@ def start(resolved, source, splits, unit):
         f"{len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} {unit}; "
         f"imbalance handled by: {resolved.balance}"
     )
-    if source.skipped:
-        log.info(
-            f"skipped {len(source.skipped)} unusable inputs; see data_report.json "
-            f"(first: {source.skipped[0][0]}: {source.skipped[0][1]})"
-        )
+    if source.skipped:  # Each one named, one line each (the first 10; every one in data_report.json).
+        log.info(f"skipped {len(source.skipped)} unusable inputs (all in data_report.json):")
+        for path, why in source.skipped[:SKIPPED_SHOWN]:
+            log.info(f"  skipped {path}: {why}")
+        if len(source.skipped) > SKIPPED_SHOWN:
+            log.info(f"  ... and {len(source.skipped) - SKIPPED_SHOWN} more in data_report.json")
     return run_dir
+
+
+SKIPPED_SHOWN = 10  # Skipped inputs named on the terminal; data_report.json names every one.
 
 
 def save_classifier(run_dir, classifier):

@@ -125,8 +125,8 @@ def tensorflow_started(function):
 class _Loader(importlib.abc.Loader):
     """Runs another loader's `exec_module` inside `around()`, then `after(module)`."""
 
-    def __init__(self, inner, around, after=None):
-        self.inner, self.around, self.after = inner, around, after
+    def __init__(self, inner, around, after=None, done=None):
+        self.inner, self.around, self.after, self.done = inner, around, after, done
 
     def create_module(self, spec):
         return self.inner.create_module(spec)
@@ -134,6 +134,8 @@ class _Loader(importlib.abc.Loader):
     def exec_module(self, module):
         with self.around():
             self.inner.exec_module(module)
+        if self.done is not None:
+            self.done()
         module.__loader__ = self.inner  # What importlib.resources and reloads expect to find.
         if module.__spec__ is not None:
             module.__spec__.loader = self.inner
@@ -153,11 +155,20 @@ class _OnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != self.name:
             return None
-        sys.meta_path.remove(self)  # Once; and so the lookup below finds the real spec.
-        spec = importlib.util.find_spec(fullname)
+        sys.meta_path.remove(self)  # So the lookup below finds the real spec.
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader, self.around, self.after)
+            spec.loader = _Loader(spec.loader, self.around, self.after, done=self.remove)
         return spec
+
+    def remove(self):
+        """Gone once the module has imported: an import that failed half-way (TensorFlow tries `import
+        keras` while it is itself half-imported, and catches the error) is watched again next time."""
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
 
 
 def on_import(name, around=contextlib.nullcontext, after=None):
