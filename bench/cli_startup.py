@@ -55,8 +55,8 @@ def tiny_run(folder):
 
     source = datasets.load_digits([0, 1, 2])
     picked = np.concatenate([np.flatnonzero(source.labels == c)[:8] for c in range(3)])
-    source = keras_tl.core.data.Source(
-        source.class_names, [source.items[i] for i in picked], source.labels[picked], modality="image"
+    source = keras_tl.image.data.from_arrays(
+        np.stack([np.asarray(source.items[i]) for i in picked]), source.labels[picked], source.class_names
     )
     config = keras_tl.TrainConfig(
         backbone="mobilenet_v2",
