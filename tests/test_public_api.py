@@ -27,35 +27,42 @@ class _Names(dict):
     def __init__(self, function):
         super().__init__(vars(inspect.getmodule(function)))
         source = inspect.getsource(inspect.getmodule(function))
-        block = source.split("if TYPE_CHECKING:", 1)[1].split("\n\n\n", 1)[0] if "if TYPE_CHECKING:" in source else ""
+        found = re.search(r"^if TYPE_CHECKING:\n(.*?)(?:\n\n\n|\Z)", source, re.M | re.S)  # A module-level block
+        block = found.group(1) if found else ""
         exec(compile(inspect.cleandoc(block.replace("\n    ", "\n")), "<TYPE_CHECKING>", "exec"), self)
 
-    def __missing__(self, key):
-        raise KeyError(key)
 
-
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_public_functions_are_annotated_with_names_that_resolve(name):
-    function = inspect.unwrap(getattr(keras_tl, name))
+def _check_annotated(function, where):
+    """Every parameter and the return annotated, with names that resolve as a type checker's would."""
     signature = inspect.signature(function)
     missing = [p for p, v in signature.parameters.items() if v.annotation is inspect.Parameter.empty]
-    assert not missing, f"keras_tl.{name}: parameters without a type hint: {missing}"
-    assert signature.return_annotation is not inspect.Signature.empty, f"keras_tl.{name}: no return type"
+    assert not missing, f"{where}: parameters without a type hint: {missing}"
+    assert signature.return_annotation is not inspect.Signature.empty, f"{where}: no return type"
     hints = typing.get_type_hints(function, globalns=_Names(function))
     assert set(hints) == set(signature.parameters) | {"return"}
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_public_functions_are_annotated_with_names_that_resolve(name):
+    _check_annotated(inspect.unwrap(getattr(keras_tl, name)), f"keras_tl.{name}")
+
+
 def test_the_annotation_check_can_fail():
-    def unannotated(config, source=None):
+    def unannotated(config, source=None) -> None:
         return None
 
-    assert inspect.signature(unannotated).parameters["config"].annotation is inspect.Parameter.empty
+    def no_return(config: int):
+        return None
 
     def unresolvable(config: "NoSuchType") -> None:  # noqa: F821
         return None
 
+    with pytest.raises(AssertionError, match="parameters without a type hint"):
+        _check_annotated(unannotated, "unannotated")
+    with pytest.raises(AssertionError, match="no return type"):
+        _check_annotated(no_return, "no_return")
     with pytest.raises(NameError):
-        typing.get_type_hints(unresolvable)
+        _check_annotated(unresolvable, "unresolvable")
 
 
 def test_the_wheel_ships_py_typed():

@@ -194,12 +194,10 @@ RESIZE = "bilinear, no antialiasing, no half-pixel centres (as MediaPipe Tasks)"
 
 
 def resize_image(image, image_size):
-    """An image `(H, W, 3)` (or a batch) resized to `image_size` square, float32 in 0-255 (`RESIZE`)."""
-    batch = image if image.shape.rank == 4 else image[None]
-    resized = tf.raw_ops.ResizeBilinear(
-        images=batch, size=[image_size, image_size], align_corners=False, half_pixel_centers=False
-    )
-    return resized if image.shape.rank == 4 else resized[0]
+    """An image `(H, W, 3)` resized to `image_size` square, float32 in 0-255 (`RESIZE`)."""
+    return tf.raw_ops.ResizeBilinear(
+        images=image[None], size=[image_size, image_size], align_corners=False, half_pixel_centers=False
+    )[0]
 
 
 def _resize(image, image_size):
