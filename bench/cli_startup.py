@@ -26,7 +26,7 @@ USAGE_ERRORS = [
     ["train", "--head-lr=nan"],
     ["export", "no_run", "--keep-versions", "0"],
     ["predict", "no_run", "x.png"],
-    ["rank", "--data", "/no/such/folder"],
+    ["rank", "--data", "/no/such/folder", "--backbones", "efficientnet_lite0"],
     ["nosuchcommand"],
 ]
 

@@ -19,9 +19,10 @@ from keras_tl.core.contract.errors import KerasTLError, RunExistsError
 
 def main(argv=None):
     args = cli_parser.build().parse_args(argv)
-    if args.verbose:
-        from keras_tl.core.utils import quiet
+    from keras_tl.core.utils import quiet
 
+    quiet.lean_keras_import()
+    if args.verbose:
         os.environ[quiet.VERBOSE_ENV] = "1"
     try:
         from keras_tl.cli.commands import run

@@ -63,9 +63,19 @@ class Classifier:
         """
         inputs, owners = self.modality.item_windows(self, items)
         if runner is None:
-            outputs = self.model.predict(inputs, batch_size=batch_size, verbose=verbose)
+            outputs = self._run(inputs, batch_size, verbose)
         else:
             outputs = runner(inputs)
         if owners is None:
             return heads.probabilities_of(outputs)
         return heads.mean_per_item(outputs, owners, len(items))
+
+    def _run(self, inputs, batch_size, verbose):
+        """`model.predict`, or for inputs that fit one batch an eager call: the same layers in inference
+        mode without tracing a predict function first (most of a one-image `keras-tl predict`)."""
+        import keras
+
+        if len(keras.tree.flatten(inputs)[0]) > batch_size:
+            return self.model.predict(inputs, batch_size=batch_size, verbose=verbose)
+        outputs = self.model(inputs, training=False)
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)

@@ -147,10 +147,10 @@ class _Loader(importlib.abc.Loader):
 
 
 class _OnImport(importlib.abc.MetaPathFinder):
-    """The first import of module `name` runs inside `around()` and is followed by `after(module)`."""
+    """The first import of module `name` runs inside each of `arounds` and is followed by each of `afters`."""
 
-    def __init__(self, name, around, after=None):
-        self.name, self.around, self.after = name, around, after
+    def __init__(self, name):
+        self.name, self.arounds, self.afters = name, [], []
 
     def find_spec(self, fullname, path, target=None):
         if fullname != self.name:
@@ -164,6 +164,17 @@ class _OnImport(importlib.abc.MetaPathFinder):
             spec.loader = _Loader(spec.loader, self.around, self.after, done=self.remove)
         return spec
 
+    @contextlib.contextmanager
+    def around(self):
+        with contextlib.ExitStack() as stack:
+            for around in self.arounds:
+                stack.enter_context(around())
+            yield
+
+    def after(self, module):
+        for after in self.afters:
+            after(module)
+
     def remove(self):
         """Gone once the module has imported: an import that failed half-way (TensorFlow tries `import
         keras` while it is itself half-imported, and catches the error) is watched again next time."""
@@ -171,15 +182,53 @@ class _OnImport(importlib.abc.MetaPathFinder):
             sys.meta_path.remove(self)
 
 
-def on_import(name, around=contextlib.nullcontext, after=None):
+def on_import(name, around=None, after=None):
     """Arranges for `around()` to wrap, and `after(module)` to follow, the first import of `name`; when
-    it is imported already, calls `after` now."""
+    it is imported already, calls `after` now. Several calls for one module add up."""
     if name in sys.modules:
         if after is not None:
             after(sys.modules[name])
         return
-    if not any(isinstance(f, _OnImport) and f.name == name for f in sys.meta_path):
-        sys.meta_path.insert(0, _OnImport(name, around, after))
+    hook = next((f for f in sys.meta_path if isinstance(f, _OnImport) and f.name == name), None)
+    if hook is None:
+        hook = _OnImport(name)
+        sys.meta_path.insert(0, hook)
+    if around is not None and around not in hook.arounds:
+        hook.arounds.append(around)
+    if after is not None and after not in hook.afters:
+        hook.afters.append(after)
+
+
+# What Keras imports at start-up only for its own optional helpers (its scikit-learn wrappers, image
+# gallery and bounding-box drawing, notebook file editor), none of which keras-tl uses: about 1 s of
+# a command-line answer (scikit-learn with SciPy 0.4 s, matplotlib's pyplot 0.5 s).
+KERAS_OPTIONAL_EXTRAS = ("sklearn", "matplotlib", "cv2", "IPython")
+
+
+@contextlib.contextmanager
+def _absent(names):
+    """The modules `names` read as not installed for the block (each `import` raises ImportError), unless
+    imported already; afterwards they import normally again."""
+    blocked = [name for name in names if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+def _without_keras_extras():
+    return _absent(KERAS_OPTIONAL_EXTRAS)
+
+
+def lean_keras_import():
+    """For the command line's own process: Keras, when it is imported, skips its optional helpers
+    (`KERAS_OPTIONAL_EXTRAS`); keras-tl imports matplotlib or scikit-learn itself when it plots or
+    scores. Not done for the Python API, where a user may use those Keras helpers."""
+    on_import("keras", around=_without_keras_extras)
 
 
 def install_import_hook():
