@@ -50,7 +50,7 @@ def serving_endpoints(classifier, class_names, top_k=5):
     rate = FRONT_END.sample_rate
 
     def outputs(probs):
-        return serving_outputs(probs, class_names, problem_of(model), top_k)
+        return serving_outputs(probs, class_names, problem_of(model), top_k, classifier.operating_point)
 
     @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32, name="waveforms")])
     def serve_waveforms(waveforms):

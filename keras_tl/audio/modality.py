@@ -219,15 +219,8 @@ class AudioModality(Modality):
         plots.image_grid(self.mel_images(classifier, windows.numpy()), titles, path)
         return path
 
-    def confident_errors(self, classifier, split, probabilities, path_stem):
-        from keras_tl.core.evaluation import plots
-
-        wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
-        worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
-        images = self.spectrograms(classifier, split.subset(worst).items)
-        path = f"{path_stem}.png"
-        plots.confident_errors(images, split.labels[worst], probabilities[worst], classifier.class_names, path)
-        return os.path.basename(path)
+    def pictures(self, classifier, items):
+        return self.spectrograms(classifier, items)
 
     def serving_endpoints(self, classifier, info):
         from keras_tl.audio import export

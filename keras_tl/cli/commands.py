@@ -253,9 +253,9 @@ def _predict(args):
     from keras_tl import workflow
 
     ranked = lambda pairs: [{"label": l, "probability": round(p, 4)} for l, p in pairs]  # noqa: E731
-    for item, top in zip(items, workflow.predict(run_dir, items, args.top_k)):
+    for item, (top, label) in zip(items, workflow.labelled_predictions(run_dir, items, args.top_k)):
         answer = {"heads": {h: ranked(t) for h, t in top.items()}} if isinstance(top, dict) else {"top_k": ranked(top)}
-        print(json.dumps({modality.name: item, **answer}))
+        print(json.dumps({modality.name: item, **({"label": label} if label is not None else {}), **answer}))
     return 0
 
 

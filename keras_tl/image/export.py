@@ -27,7 +27,11 @@ def serving_endpoints(classifier, class_names, top_k=5):
 
     def outputs(images):
         return serving_outputs(
-            probabilities_graph(model(images, training=False)), class_names, problem_of(model), top_k
+            probabilities_graph(model(images, training=False)),
+            class_names,
+            problem_of(model),
+            top_k,
+            classifier.operating_point,
         )
 
     def decode(data):

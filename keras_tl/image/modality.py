@@ -168,15 +168,8 @@ class ImageModality(Modality):
         batches = [x.numpy() for x, _ in ds]
         return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
 
-    def confident_errors(self, classifier, split, probabilities, path_stem):
-        from keras_tl.core.evaluation import plots
-
-        wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
-        worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:16]
-        images = self.model_inputs(classifier, split.subset(worst).items)
-        path = f"{path_stem}.png"
-        plots.confident_errors(images, split.labels[worst], probabilities[worst], classifier.class_names, path)
-        return os.path.basename(path)
+    def pictures(self, classifier, items):
+        return self.model_inputs(classifier, items)
 
     def serving_endpoints(self, classifier, info):
         from keras_tl.image import export

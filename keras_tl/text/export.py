@@ -15,13 +15,17 @@ from keras_tl.core.export import tflite_metadata
 from keras_tl.core.models.heads import probabilities_graph, problem_of, serving_outputs
 
 
-def serving_function(model, preprocessor, class_names, top_k=5):
+def serving_function(model, preprocessor, class_names, top_k=5, operating_point=None):
     """`serving_default`: raw strings `(N,)` -> probabilities, top classes and the top label."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         return serving_outputs(
-            probabilities_graph(model(preprocessor(text), training=False)), class_names, problem_of(model), top_k
+            probabilities_graph(model(preprocessor(text), training=False)),
+            class_names,
+            problem_of(model),
+            top_k,
+            operating_point,
         )
 
     return serve

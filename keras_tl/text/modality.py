@@ -11,7 +11,7 @@ import numpy as np
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
 from keras_tl.core.contract.files import check_data_path
-from keras_tl.core.contract.modality import Modality, ServingRequest
+from keras_tl.core.contract.modality import Modality, ServingRequest, most_confident_errors
 from keras_tl.core.utils.network import reachable
 from keras_tl.text import presets
 
@@ -143,8 +143,7 @@ class TextModality(Modality):
         return {k: np.asarray(v) for k, v in tokens.items()}
 
     def confident_errors(self, classifier, split, probabilities, path_stem):
-        wrong = np.flatnonzero(probabilities.argmax(-1) != split.labels)
-        worst = wrong[np.argsort(-probabilities[wrong].max(-1))][:20]
+        worst = most_confident_errors(split.labels, probabilities, 20)
         names = classifier.class_names
         lines = [
             "# Most confidently wrong test texts",
@@ -176,7 +175,12 @@ class TextModality(Modality):
 
         return {
             "serving_default": (
-                export.serving_function(classifier.model, classifier.preprocessor, info.class_names),
+                export.serving_function(
+                    classifier.model,
+                    classifier.preprocessor,
+                    info.class_names,
+                    operating_point=classifier.operating_point,
+                ),
                 "text: string [N] (raw UTF-8 text; tokenized in the graph)",
             )
         }

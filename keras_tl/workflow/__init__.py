@@ -17,6 +17,7 @@ _NAMES = {
     "export_run": "keras_tl.workflow.runs",
     "load_run": "keras_tl.workflow.runs",
     "predict": "keras_tl.workflow.runs",
+    "labelled_predictions": "keras_tl.workflow.runs",
     "save_backbone_weights": "keras_tl.workflow.runs",
     "build_classifier": "keras_tl.workflow.build",
     "check_config": "keras_tl.workflow.checks",

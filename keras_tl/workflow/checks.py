@@ -12,6 +12,7 @@ from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.evaluation import operating_point
 from keras_tl.core.train import distribute
 
 
@@ -193,6 +194,7 @@ def prepare(config, source=None, target=None):
         multilabel=source.labels.ndim == 2,
         multitask=multitask_labels.looks_multitask(source.class_names, source.labels),
     )
+    operating_point.check(config, source.class_names, problem)
     if config.balance == "oversample" and problem in ("multilabel", "multitask"):
         raise ConfigError(
             f"balance='oversample' draws single-label classes equally often; a {problem} run "

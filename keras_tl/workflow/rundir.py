@@ -23,6 +23,7 @@ from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError, RunExistsError
 from keras_tl.core.data import Split
+from keras_tl.core.evaluation import operating_point
 from keras_tl.core.models import optimizers  # noqa: F401  (registers the discriminative optimizers for load_model)
 from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.train import resume as resume_lib
@@ -294,7 +295,8 @@ def load_classifier(run_dir):
     # restoring it into an unbuilt optimizer only warned).
     model = keras.saving.load_model(model_path, compile=False)
     preprocessor = modality.load_preprocessor(os.path.join(run_dir, PREPROCESSOR_DIR))
-    return Classifier(model, modality, spec, preprocessor, read_json(run_dir, "classes.json"), config)
+    point = read_json(run_dir, operating_point.FILE, None)  # A binary run trained for a target recall/precision.
+    return Classifier(model, modality, spec, preprocessor, read_json(run_dir, "classes.json"), config, point)
 
 
 def class_counts(split, class_names):

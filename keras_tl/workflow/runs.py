@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.data import multitask_labels
+from keras_tl.core.evaluation import operating_point
 from keras_tl.core.evaluation.evaluate import evaluate_predictions
 from keras_tl.core.export import formats as export
 from keras_tl.core.export import litert
@@ -58,18 +59,34 @@ def predict(run_dir: str, items: Sequence[Any], top_k: int = 3) -> list:
     >>> keras_tl.predict("runs/photos", ["cat.jpg"])
     [[('cat', 0.93), ('dog', 0.05), ('bird', 0.02)]]
     """
+    return [top for top, _ in labelled_predictions(run_dir, items, top_k)]
+
+
+@quiet.tensorflow_started
+def labelled_predictions(run_dir: str, items: Sequence[Any], top_k: int = 3) -> list:
+    """`(top-k, label)` per item: `predict`'s top-k list and the class the run decides on, at its
+    operating point where it has one (a binary run trained with `target_recall` / `target_precision`),
+    else the most probable class (None for a multi-task run: each head's top-k says it)."""
     classifier = run.load_classifier(run_dir)
     items = classifier.modality.read_items(items)
     probabilities = classifier.predict(items)
     if classifier.problem == "multitask":  # {head: top-k within the head} per item.
         return [
-            {
-                head: _top(row[start:stop], classes, top_k)
-                for head, classes, start, stop in multitask_labels.heads_of(classifier.class_names)
-            }
+            (
+                {
+                    head: _top(row[start:stop], classes, top_k)
+                    for head, classes, start, stop in multitask_labels.heads_of(classifier.class_names)
+                },
+                None,
+            )
             for row in probabilities
         ]
-    return [_top(row, classifier.class_names, top_k) for row in probabilities]
+    if classifier.problem == "multilabel":
+        return [(_top(row, classifier.class_names, top_k), None) for row in probabilities]
+    decided = operating_point.decide(classifier.operating_point, probabilities, classifier.class_names)
+    return [
+        (_top(row, classifier.class_names, top_k), classifier.class_names[i]) for row, i in zip(probabilities, decided)
+    ]
 
 
 def _top(row, class_names, top_k):
@@ -135,6 +152,7 @@ def export_run(
             "data_licence": metrics.get("data_licence", ""),
             "test_metrics": {k: metrics[k] for k in ("test_accuracy", "macro_f1") if k in metrics},
             "config": config.to_dict(),
+            **({"operating_point": classifier.operating_point} if classifier.operating_point else {}),
         },
     )
     destination = os.path.join(out, name, export.SUBDIRS[format])
@@ -148,6 +166,7 @@ def export_run(
         "check": result.check,
         "input": classifier.modality.card(classifier).get("input", {}),  # What the artifact takes.
         "labels": classifier.class_names,
+        **({"operating_point": classifier.operating_point} if classifier.operating_point else {}),
     }
     if format in ("tflite", "onnx"):  # What a device runtime gives on the whole test split.
         from keras_tl.core.export import onnx

@@ -20,7 +20,7 @@ from keras_tl.core.adapt import adaptation
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.data import class_weights, multitask_labels, split_source
-from keras_tl.core.evaluation import plots
+from keras_tl.core.evaluation import operating_point, plots
 from keras_tl.core.evaluation.evaluate import evaluate_predictions, format_metrics
 from keras_tl.core.evaluation.report import write_report
 from keras_tl.core.models.heads import probabilities_of
@@ -234,9 +234,40 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
             metrics["domain_adaptation"]["bias_shifts"] = {
                 k: np.round(v, 4).tolist() for k, v in objective.shifts.items()
             }
+    if operating_point.requested(config):
+        metrics["operating_point"] = choose_operating_point(classifier, config, splits, val, probabilities, run_dir)
     metrics["plots"] = plot_run(run_dir, classifier, histories, metrics, splits["test"], probabilities)
     run.write_json(run_dir, "metrics.json", metrics)
     return (classifier, histories), metrics
+
+
+def choose_operating_point(classifier, config, splits, val, test_probabilities, run_dir):
+    """A binary run's decision threshold for `config.target_recall` / `target_precision`, chosen on the
+    validation split and measured on the test split; kept in the run (`operating_point.json`) for
+    `predict` and every export. Returns it."""
+    val_probabilities = probabilities_of(
+        classifier.modality.predict_split(classifier, splits["val"], config, dataset=val)
+    )
+    point = operating_point.choose(
+        splits["val"].labels,
+        val_probabilities,
+        classifier.class_names,
+        target_recall=config.target_recall,
+        target_precision=config.target_precision,
+        positive_class=config.positive_class,
+    )
+    point["test"] = operating_point.measure(
+        point, splits["test"].labels, probabilities_of(test_probabilities), classifier.class_names
+    )
+    classifier.operating_point = point
+    run.write_json(run_dir, operating_point.FILE, point)
+    ((name, goal),) = point["target"].items()
+    log.info(
+        f"operating point for {name} {goal} of {point['positive_class']!r}: threshold {point['threshold']:.4f}"
+        f"{'' if point['reached'] else ' (target not reached on validation)'}; test precision "
+        f"{point['test']['precision']:.3f}, recall {point['test']['recall']:.3f} +/- {point['test']['recall_stderr']:.3f}"
+    )
+    return point
 
 
 def adapted_objective(classifier, config, target, cache, source_labels=None):

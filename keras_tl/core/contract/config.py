@@ -192,6 +192,19 @@ class TrainConfig:
         "training",
     )
     label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy.", Number(0.0, 1.0), "training")
+    target_recall: float | None = option(
+        None,
+        "Binary: the decision threshold is chosen on the validation split for this recall of "
+        "`positive_class` (e.g. 0.95: miss at most 5%); `predict` and exports apply it.",
+        Number(0.0, 1.0, low_open=True, high_open=False, optional=True),
+        "training",
+    )
+    target_precision: float | None = option(
+        None, "Binary: as `target_recall`, for this precision.", Number(0.0, 1.0, True, False, True), "training"
+    )
+    positive_class: str | None = option(
+        None, "The class a target is about (null: the second class).", Text(optional=True), "training"
+    )
     seed: int = option(
         42, "Seeds the split, the head's initialization, shuffles and augmentation.", Integer(0, MAX_SEED), "training"
     )

@@ -59,6 +59,24 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
     ]
     for name, row in metrics["per_class"].items():
         lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    if "operating_point" in metrics:
+        point = metrics["operating_point"]
+        ((goal, value),) = point["target"].items()
+        lines += [
+            "",
+            f"### Operating point: {goal} {value} of `{point['positive_class']}`",
+            "",
+            f"Decision: {point['rule']} (chosen on the validation split"
+            f"{'' if point['reached'] else '; the target was not reached there'}); `predict` and every export apply it.",
+            "",
+            "| split | precision | recall | positives |",
+            "|---|---|---|---|",
+            *(
+                f"| {split} | {point[split]['precision']:.3f} | {point[split]['recall']:.3f} "
+                f"± {point[split]['recall_stderr']:.3f} | {point[split]['positives']} |"
+                for split in ("validation", "test")
+            ),
+        ]
     if "heads" in metrics:
         lines += [
             "",

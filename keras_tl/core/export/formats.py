@@ -322,6 +322,7 @@ def write_tflite_metadata(path, classifier, info):
             f"{classifier.modality.name.capitalize()} classifier, {len(info.class_names)} classes ({classes}); "
             f"backbone {card.get('backbone') or (spec.name if spec else 'unknown')}, {start} with keras-tl; "
             f"TFLite {info.quantize}."
+            + (f" Decision: {classifier.operating_point['rule']}." if classifier.operating_point else "")
         ),
         version=f"keras-tl {__version__}",
         licence="; ".join(licences),

@@ -26,6 +26,8 @@ class Classifier:
         preprocessor: object. Host-side preprocessing (KerasHub text preprocessor), or None.
         class_names: list of str.
         config: TrainConfig. The (resolved) config the classifier was built from, where known.
+        operating_point: dict. A binary model's decision threshold (`keras_tl.core.evaluation.
+            operating_point`), or None: the most probable class.
     """
 
     model: object
@@ -34,6 +36,7 @@ class Classifier:
     preprocessor: object = None
     class_names: list = field(default_factory=list)
     config: object = None
+    operating_point: dict | None = None
 
     @property
     def problem(self):
@@ -69,6 +72,15 @@ class Classifier:
         if owners is None:
             return heads.probabilities_of(outputs)
         return heads.mean_per_item(outputs, owners, len(items))
+
+    def predict_labels(self, items, batch_size=32):
+        """The class name of each item: at the operating point where the model has one, else the most
+        probable class."""
+        from keras_tl.core.evaluation.operating_point import decide
+
+        return [
+            self.class_names[i] for i in decide(self.operating_point, self.predict(items, batch_size), self.class_names)
+        ]
 
     def _run(self, inputs, batch_size, verbose):
         """`model.predict`, or for inputs that fit one batch an eager call: the same layers in inference

@@ -175,12 +175,14 @@ def probabilities_graph(outputs):
     return outputs
 
 
-def serving_outputs(probabilities, class_names, kind, top_k=5):
+def serving_outputs(probabilities, class_names, kind, top_k=5, operating_point=None):
     """What every SavedModel signature returns for graph probabilities `(N, C)`.
 
     `kind` is the model's `problem_of`. Single problem: `probabilities`, `top_classes` (N, k) int32 and `labels` (N,) string of the top
     class. Multi-task: `probabilities` (every head side by side, as labels.txt lists them) and, per
     head, `<head>_probabilities`, `<head>_top_classes` (indices within the head) and `<head>_label`.
+    A binary model with an `operating_point` (`keras_tl.core.evaluation.operating_point`) labels by
+    its threshold instead of the top class.
     """
     import tensorflow as tf
 
@@ -190,6 +192,10 @@ def serving_outputs(probabilities, class_names, kind, top_k=5):
 
     if kind != "multitask":
         top, label = one(probabilities, list(class_names))
+        if operating_point is not None:
+            positive = list(class_names).index(operating_point["positive_class"])
+            called = probabilities[:, positive] >= operating_point["threshold"]
+            label = tf.where(called, class_names[positive], class_names[1 - positive])
         return {"probabilities": probabilities, "top_classes": top, "labels": label}
     result = {"probabilities": probabilities}
     for head, classes, start, stop in multitask_labels.heads_of(class_names):

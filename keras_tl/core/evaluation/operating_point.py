@@ -1,0 +1,137 @@
+"""The operating point of a binary model: the decision threshold on one class's probability, chosen on
+the validation split for a recall or a precision the user names, and measured on the test split.
+
+As MediaPipe Model Maker's `desired_recalls` / `desired_precisions`, but the chosen threshold travels
+with the model: the run keeps it (`operating_point.json`), `predict` and the SavedModel's `labels`
+output apply it, and every export's model card says how a runtime applies it. For ELPV, "miss at most
+5% of defective cells" is `target_recall=0.95, positive_class="defective"`.
+
+Keras-free (numpy only).
+"""
+
+import math
+
+import numpy as np
+
+from keras_tl.core.contract.errors import ConfigError
+
+FILE = "operating_point.json"
+
+
+def requested(config):
+    """True when `config` names a target recall or precision."""
+    return config.target_recall is not None or config.target_precision is not None
+
+
+def check(config, class_names, problem):
+    """Raises `ConfigError` when `config`'s target cannot apply to the data; before anything is written."""
+    if config.target_recall is not None and config.target_precision is not None:
+        raise ConfigError(
+            "Name one target: `target_recall` or `target_precision`. Received: "
+            f"target_recall={config.target_recall}, target_precision={config.target_precision}"
+        )
+    if not requested(config):
+        if config.positive_class is not None:
+            raise ConfigError(
+                "`positive_class` names the class a `target_recall` or `target_precision` is about; "
+                f"neither is set. Received: positive_class={config.positive_class!r}"
+            )
+        return
+    if problem != "binary":
+        raise ConfigError(
+            "`target_recall` / `target_precision` choose the decision threshold of a binary model (two "
+            f"classes). Received: a {problem} problem with {len(class_names)} classes."
+        )
+    if config.positive_class is not None and config.positive_class not in class_names:
+        raise ConfigError(
+            f"`positive_class` must be one of the data's classes {list(class_names)}. "
+            f"Received: positive_class={config.positive_class!r}"
+        )
+
+
+def rates(labels, scores, positive, threshold):
+    """`(precision, recall, n_positive)` of "positive when score >= threshold"."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    called = scores >= threshold
+    is_positive = labels == positive
+    true = int(np.sum(called & is_positive))
+    precision = true / int(np.sum(called)) if np.any(called) else 1.0
+    recall = true / int(np.sum(is_positive)) if np.any(is_positive) else float("nan")
+    return precision, recall, int(np.sum(is_positive))
+
+
+def choose(labels, probabilities, class_names, *, target_recall=None, target_precision=None, positive_class=None):
+    """The threshold on `positive_class`'s probability (default: the second class, the one a binary
+    model's sigmoid scores) that meets the target on `labels` (the validation split).
+
+    For a recall r: the highest threshold whose recall is >= r (the fewest false alarms). For a
+    precision p: the lowest threshold whose precision is >= p (the most positives found); when no
+    threshold reaches p, the one of highest precision, with `reached: false`.
+
+    Args:
+        labels: int class indices `(N,)`.
+        probabilities: `(N, 2)` class probabilities in `class_names` order.
+    """
+    positive = list(class_names).index(positive_class) if positive_class is not None else 1
+    scores = np.asarray(probabilities, dtype=np.float64)[:, positive]
+    labels = np.asarray(labels)
+    positives = np.sort(scores[labels == positive])[::-1]
+    if target_recall is not None:
+        target = {"recall": float(target_recall)}
+        if len(positives) == 0:
+            raise ConfigError(
+                f"The validation split has no {class_names[positive]!r} example to choose a threshold for "
+                f"recall on. Received: {len(labels)} validation examples."
+            )
+        needed = max(1, math.ceil(target_recall * len(positives) - 1e-9))
+        threshold = float(positives[needed - 1])
+        reached = True
+    else:
+        target = {"precision": float(target_precision)}
+        candidates = np.unique(scores)  # Ascending: the first that reaches the target finds the most.
+        precisions = np.array([rates(labels, scores, positive, t)[0] for t in candidates])
+        meeting = np.flatnonzero(precisions >= target_precision)
+        reached = bool(len(meeting))
+        threshold = float(candidates[meeting[0]] if reached else candidates[int(np.argmax(precisions))])
+    precision, recall, count = rates(labels, scores, positive, threshold)
+    return {
+        "positive_class": class_names[positive],
+        "negative_class": class_names[1 - positive],
+        "threshold": threshold,
+        "target": target,
+        "reached": reached,
+        "validation": _figures(precision, recall, count, len(labels)),
+        "rule": (
+            f"{class_names[positive]!r} when its probability (column {positive} of the output, labels.txt "
+            f"line {positive + 1}) is >= {threshold:.6g}, else {class_names[1 - positive]!r}"
+        ),
+    }
+
+
+def measure(point, labels, probabilities, class_names):
+    """The point's precision and recall on another split (the test split), with the binomial
+    standard error of the recall (its sampling error)."""
+    positive = list(class_names).index(point["positive_class"])
+    scores = np.asarray(probabilities, dtype=np.float64)[:, positive]
+    precision, recall, count = rates(labels, scores, positive, point["threshold"])
+    return _figures(precision, recall, count, len(labels))
+
+
+def _figures(precision, recall, positives, n):
+    stderr = math.sqrt(recall * (1 - recall) / positives) if positives else float("nan")
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "recall_stderr": round(stderr, 4),
+        "positives": positives,
+        "n": n,
+    }
+
+
+def decide(point, probabilities, class_names):
+    """Class indices `(N,)` at the operating point (`point` None: the most probable class)."""
+    probabilities = np.asarray(probabilities)
+    if point is None:
+        return probabilities.argmax(-1)
+    positive = list(class_names).index(point["positive_class"])
+    return np.where(probabilities[:, positive] >= point["threshold"], positive, 1 - positive)
