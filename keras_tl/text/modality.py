@@ -11,7 +11,7 @@ import numpy as np
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
 from keras_tl.core.contract.files import check_data_path
-from keras_tl.core.contract.modality import Modality, ServingRequest, most_confident_errors
+from keras_tl.core.contract.modality import Modality, ServingRequest
 from keras_tl.core.utils.network import reachable
 from keras_tl.text import presets
 
@@ -143,6 +143,8 @@ class TextModality(Modality):
         return {k: np.asarray(v) for k, v in tokens.items()}
 
     def confident_errors(self, classifier, split, probabilities, path_stem):
+        from keras_tl.core.evaluation.plots import most_confident_errors
+
         worst = most_confident_errors(split.labels, probabilities, 20)
         names = classifier.class_names
         lines = [

@@ -10,10 +10,10 @@ import numpy as np
 
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.data import multitask_labels
-from keras_tl.core.evaluation import operating_point
 from keras_tl.core.evaluation.evaluate import evaluate_predictions
 from keras_tl.core.export import formats as export
 from keras_tl.core.export import litert
+from keras_tl.core.models.classifier import decide
 from keras_tl.core.models.heads import get_backbone
 from keras_tl.core.utils import quiet
 from keras_tl.workflow import rundir as run
@@ -83,7 +83,7 @@ def labelled_predictions(run_dir: str, items: Sequence[Any], top_k: int = 3) -> 
         ]
     if classifier.problem == "multilabel":
         return [(_top(row, classifier.class_names, top_k), None) for row in probabilities]
-    decided = operating_point.decide(classifier.operating_point, probabilities, classifier.class_names)
+    decided = decide(classifier.operating_point, probabilities, classifier.class_names)
     return [
         (_top(row, classifier.class_names, top_k), classifier.class_names[i]) for row, i in zip(probabilities, decided)
     ]

@@ -315,11 +315,22 @@ def plot_run(run_dir, classifier, histories, metrics, test, probabilities):
         plots.confusion_matrix(
             metrics["confusion_matrix"], classifier.class_names, os.path.join(run_dir, files["Confusion matrix"])
         )
-        written = classifier.modality.confident_errors(
+        files[f"Most confidently wrong test {classifier.modality.unit}"] = confident_errors(
             classifier, test, probabilities_of(probabilities), os.path.join(run_dir, "confident_errors")
         )
-        files[f"Most confidently wrong test {classifier.modality.unit}"] = written
     return files
+
+
+def confident_errors(classifier, test, probabilities, path_stem):
+    """The most confidently wrong test examples: a PNG grid of the modality's `pictures`, or what a
+    modality without pictures writes itself. Returns the file name."""
+    worst = plots.most_confident_errors(test.labels, probabilities, 16)
+    pictures = classifier.modality.pictures(classifier, test.subset(worst).items)
+    if pictures is None:
+        return classifier.modality.confident_errors(classifier, test, probabilities, path_stem)
+    path = f"{path_stem}.png"
+    plots.confident_errors(pictures, test.labels[worst], probabilities[worst], classifier.class_names, path)
+    return os.path.basename(path)
 
 
 @quiet.tensorflow_started

@@ -141,24 +141,16 @@ class Modality(abc.ABC):
             verbose=quiet.predict_verbose(),
         )
 
-    @abc.abstractmethod
     def confident_errors(self, classifier, split, probabilities, path_stem):
-        """Writes the most confidently wrong test examples; returns the file name written. By default a
-        PNG grid of their `pictures`; a modality that has none (text) writes its own."""
-        import os
-
-        from keras_tl.core.evaluation import plots
-
-        worst = most_confident_errors(split.labels, probabilities, 16)
-        images = self.pictures(classifier, split.subset(worst).items)
-        path = f"{path_stem}.png"
-        plots.confident_errors(images, split.labels[worst], probabilities[worst], classifier.class_names, path)
-        return os.path.basename(path)
+        """For a modality without `pictures` (text): writes the most confidently wrong test examples in
+        its own form; returns the file name written."""
+        raise NotImplementedError
 
     def pictures(self, classifier, items):
         """uint8 images `(N, H, W, 3)` that show `items` as the model sees them (the images themselves,
-        spectrograms), for `confident_errors`."""
-        raise NotImplementedError
+        spectrograms): the run draws its most confidently wrong test examples with them. None: the
+        modality has no pictures and writes them with `confident_errors`."""
+        return None
 
     def show_batch(self, classifier, dataset, path):
         """Writes a PNG of one (augmented) training batch of `dataset` with its labels; returns `path`.
@@ -221,12 +213,6 @@ class Modality(abc.ABC):
     def write_export_assets(self, classifier, directory):
         """Files an app needs beside an exported model (a vocabulary); labels.txt is written for all."""
         return None
-
-
-def most_confident_errors(labels, probabilities, count):
-    """Indices of at most `count` wrong predictions (single-label), the most confident first."""
-    wrong = np.flatnonzero(probabilities.argmax(-1) != labels)
-    return wrong[np.argsort(-probabilities[wrong].max(-1))][:count]
 
 
 def get(name):

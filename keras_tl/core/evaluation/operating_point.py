@@ -126,12 +126,3 @@ def _figures(precision, recall, positives, n):
         "positives": positives,
         "n": n,
     }
-
-
-def decide(point, probabilities, class_names):
-    """Class indices `(N,)` at the operating point (`point` None: the most probable class)."""
-    probabilities = np.asarray(probabilities)
-    if point is None:
-        return probabilities.argmax(-1)
-    positive = list(class_names).index(point["positive_class"])
-    return np.where(probabilities[:, positive] >= point["threshold"], positive, 1 - positive)

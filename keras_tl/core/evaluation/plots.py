@@ -99,6 +99,12 @@ def per_class_f1(per_class, path=None):
     return _finish(fig, path)
 
 
+def most_confident_errors(labels, probabilities, count):
+    """Indices of at most `count` wrong predictions (single-label), the most confident first."""
+    wrong = np.flatnonzero(probabilities.argmax(-1) != labels)
+    return wrong[np.argsort(-probabilities[wrong].max(-1))][:count]
+
+
 def confident_errors(images, y_true, probabilities, class_names, path=None, count=16):
     """A grid of the test images the model got wrong with the highest confidence."""
     y_pred = probabilities.argmax(axis=-1)

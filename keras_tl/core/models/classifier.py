@@ -76,8 +76,6 @@ class Classifier:
     def predict_labels(self, items, batch_size=32):
         """The class name of each item: at the operating point where the model has one, else the most
         probable class."""
-        from keras_tl.core.evaluation.operating_point import decide
-
         return [
             self.class_names[i] for i in decide(self.operating_point, self.predict(items, batch_size), self.class_names)
         ]
@@ -91,3 +89,16 @@ class Classifier:
             return self.model.predict(inputs, batch_size=batch_size, verbose=verbose)
         outputs = self.model(inputs, training=False)
         return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+
+def decide(operating_point, probabilities, class_names):
+    """Class indices `(N,)`: at a binary model's operating point (`{"positive_class", "threshold"}`, see
+    `keras_tl.core.evaluation.operating_point`), "positive when its probability >= threshold"; without
+    one (None), the most probable class."""
+    import numpy as np
+
+    probabilities = np.asarray(probabilities)
+    if operating_point is None:
+        return probabilities.argmax(-1)
+    positive = list(class_names).index(operating_point["positive_class"])
+    return np.where(probabilities[:, positive] >= operating_point["threshold"], positive, 1 - positive)
