@@ -1,8 +1,10 @@
-"""Benchmark: TFLite variants of the quickstart model vs the Keras model.
+"""Benchmark: TFLite variants and ONNX of the quickstart model vs the Keras model, and its SavedModel's size.
 
-Prints, for float32 / float16 / dynamic-range / int8 TFLite: file size, size ratio to float32,
-test accuracy and its drop vs Keras, top-1 agreement with Keras, and batch-1 latency (median of
-LiteRT `invoke`) vs Keras `predict` on one image. The last line is `int8_size_ratio=<x>`.
+Prints, for float32 / float16 / dynamic-range / int8 TFLite and ONNX (ONNX Runtime): file size,
+size ratio to float32 TFLite, test accuracy and its drop vs Keras, top-1 agreement with Keras (the
+export's check), and batch-1 latency (median of LiteRT `invoke` / ONNX Runtime `run`) vs Keras
+`predict` on one image; then the SavedModel's `variables/` bytes beside the model's parameter bytes.
+The last line is `int8_size_ratio=<x>`.
 
     python bench/export.py [--run-dir RUNS/quickstart/transfer]
 
@@ -60,6 +62,19 @@ def main():
                 result.evaluation["latency_ms_batch1"],
             )
         )
+    onnx = workflow.export_run(run_dir, "onnx", out=os.path.join(args.out, "exported_models"), name="quickstart")
+    rows.append(
+        (
+            "onnx",
+            onnx.size_bytes,
+            onnx.evaluation["test_accuracy"],
+            onnx.check["top1_agreement"],
+            onnx.evaluation["latency_ms_batch1"],
+        )
+    )
+    saved = workflow.export_run(
+        run_dir, "saved_model", out=os.path.join(args.out, "exported_models"), name="quickstart"
+    )
     float32_size = rows[0][1]
     print(
         f"Keras model: test accuracy {keras_accuracy:.4f}, predict batch-1 {keras_ms:.2f} ms "
@@ -74,7 +89,12 @@ def main():
             f"{quantize:10}{size:>12,}{size / float32_size:>10.3f}{accuracy:>10.4f}"
             f"{100 * (keras_accuracy - accuracy):>10.2f}{agreement:>8.3f}{ms:>8.3f}{ms / keras_ms:>10.4f}"
         )
-    print(f"int8_size_ratio={rows[-1][1] / float32_size:.3f}")
+    storage = saved.check["storage"]
+    print(
+        f"SavedModel: variables/ {storage['variables_bytes']:,} bytes for {storage['parameter_bytes']:,} bytes of "
+        f"parameters ({storage['variables_bytes'] / storage['parameter_bytes']:.3f}x), whole version {saved.size_bytes:,} bytes"
+    )
+    print(f"int8_size_ratio={rows[3][1] / float32_size:.3f}")
 
 
 if __name__ == "__main__":
