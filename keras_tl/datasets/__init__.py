@@ -26,6 +26,7 @@ from keras_tl.datasets.drums import (  # noqa: F401
     load_lmms_drums,
     load_sonic_pi_drums,
 )
+from keras_tl.datasets.instruments import FAMILIES, FAMILY_PROGRAMS, load_gm_instruments  # noqa: F401
 from keras_tl.image.data import from_arrays
 
 

@@ -24,6 +24,7 @@ class TextModality(Modality):
     unit = "texts"
     default_optimizer = "adamw"  # As transformer encoders are fine-tuned.
     default_schedule = "linear"  # Warmup + linear decay, as BERT was.
+    default_fine_tune_lr = 3e-5  # In BERT's fine-tuning range (2e-5 to 5e-5).
     tflite_quantizations = QUANTIZATIONS
     batchnorm = False  # Transformer encoders use LayerNorm.
 

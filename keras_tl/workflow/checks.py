@@ -12,6 +12,7 @@ from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.fields import auto_head_epochs
 from keras_tl.core.evaluation import operating_point
 from keras_tl.core.train import distribute
 
@@ -151,9 +152,19 @@ def resolve_problem(config, num_classes, multilabel=False, multitask=False):
     return config.problem
 
 
-def resolve_config(config, modality, spec, problem, target=None):
+def resolve_head_epochs(config, train_size=None):
+    """`config.head_epochs` with "auto" made concrete for `train_size` training examples
+    (`keras_tl.core.contract.fields.auto_head_epochs`); 5 for a strategy that trains everything (`full`)."""
+    if config.head_epochs != "auto":
+        return config.head_epochs
+    if train_size is None or config.strategy == "full":
+        return auto_head_epochs()
+    return auto_head_epochs(-(-train_size // config.batch_size))
+
+
+def resolve_config(config, modality, spec, problem, target=None, train_size=None):
     """The config with every "auto" made concrete (what config.yaml records); `target`: target-domain
-    data from Python."""
+    data from Python; `train_size`: the training split's size (for `head_epochs: auto`)."""
     has_target = target is not None or config.target_data is not None
     return TrainConfig.from_dict(
         {
@@ -163,6 +174,8 @@ def resolve_config(config, modality, spec, problem, target=None):
             "domain_adaptation": adaptation_method(config, has_target=has_target),
             "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
             "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
+            "head_epochs": resolve_head_epochs(config, train_size),
+            "fine_tune_lr": modality.default_fine_tune_lr if config.fine_tune_lr == "auto" else config.fine_tune_lr,
             **modality.resolve_config(config, spec),
         }
     )
@@ -201,7 +214,8 @@ def prepare(config, source=None, target=None):
             f"has several labels per example. Use 'class_weights' (per head, in a multi-task run) or "
             f"'none'. Received: balance='oversample'"
         )
-    return modality, spec, source, splits, resolve_config(config, modality, spec, problem, target)
+    resolved = resolve_config(config, modality, spec, problem, target, train_size=len(splits["train"]))
+    return modality, spec, source, splits, resolved
 
 
 def select_heads(source, config):

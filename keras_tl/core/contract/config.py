@@ -1,11 +1,9 @@
 """Run configuration: one dataclass, declared field by field and validated before any work starts.
 
-Every field is declared once, with its default, what it means and what values it takes
-(`option(...)`); from that one declaration come `validate()`, the CLI's flags (`keras-tl train
---help`: every field is a flag) and the configuration reference (`docs/guides/configuration.md`,
-`reference()`). Checks that need other modules (is the backbone known, do its weights exist, does
-the data exist) are the modality plug-ins', made by `keras_tl.workflow.checks.check_config`, still
-before any work. Keras-free, so `keras-tl --help` starts at once.
+Each field is declared once (`option(...)`: default, meaning, values); from it come `validate()`, the
+CLI's flags and the configuration reference (`reference()`). Checks that need other modules (backbone,
+weights, data) are the plug-ins', made by `keras_tl.workflow.checks.check_config` before any work.
+Keras-free, so `keras-tl --help` starts at once.
 """
 
 import dataclasses
@@ -38,6 +36,7 @@ from keras_tl.core.contract.choices import (
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.contract.fields import (
     Choice,
+    Epochs,
     Flag,
     Integer,
     Mapping,
@@ -134,7 +133,13 @@ class TrainConfig:
         Choice(STRATEGIES),
         "training",
     )
-    head_epochs: int = option(5, "Phase 1 epochs: the new head on the frozen backbone.", Integer(0), "training")
+    head_epochs: int | str = option(
+        "auto",
+        "Phase 1 epochs: the new head on the frozen backbone. `auto`: about 300 optimizer steps (5 to 150 "
+        "epochs: a head on a few labels needs many epochs of one or two steps), early stopping ends it sooner.",
+        Epochs(),
+        "training",
+    )
     fine_tune_epochs: int = option(5, "Phase 2 epochs: the backbone unfrozen by `unfreeze`.", Integer(0), "training")
     unfreeze: str = option(
         "all",
@@ -150,7 +155,12 @@ class TrainConfig:
         Rate(),
         "training",
     )
-    fine_tune_lr: float | str = option(1e-5, f"Phase 2 learning rate, kept low, or `{FIND}`.", Rate(), "training")
+    fine_tune_lr: float | str = option(
+        "auto",
+        f"Phase 2 learning rate, kept low, or `{FIND}`; `auto`: the modality's (images 1e-5, text 3e-5, audio 1e-4).",
+        Rate(auto=True),
+        "training",
+    )
     layer_lr_decay: float = option(
         1.0,
         "Phase 2: each backbone block below the top trains at this times the rate of the block above (1.0: one rate).",
@@ -173,7 +183,8 @@ class TrainConfig:
     )
     early_stopping_patience: int | None = option(
         3,
-        "Stop a phase after this many epochs without a better `monitor` (null: never).",
+        "Stop a phase after this many epochs without a better `monitor`, and at least 40 optimizer "
+        "steps' worth (null: never).",
         Integer(1, optional=True),
         "training",
     )
@@ -196,7 +207,7 @@ class TrainConfig:
         None,
         "Binary: the decision threshold is chosen on the validation split for this recall of "
         "`positive_class` (e.g. 0.95: miss at most 5%); `predict` and exports apply it.",
-        Number(0.0, 1.0, low_open=True, high_open=False, optional=True),
+        Number(0.0, 1.0, True, False, True),
         "training",
     )
     target_precision: float | None = option(

@@ -123,15 +123,44 @@ class Switch(Check):
         return "true, false or 'auto'"
 
 
+# `head_epochs: auto`: phase 1 gets about this many optimizer steps, in this many epochs at least and at most.
+AUTO_HEAD_STEPS, AUTO_HEAD_EPOCHS = 300, (5, 150)
+
+
+def auto_head_epochs(steps_per_epoch=None):
+    """What `head_epochs: auto` means for `steps_per_epoch` training batches: about `AUTO_HEAD_STEPS`
+    steps of the frozen phase (cheap on cached features) within `AUTO_HEAD_EPOCHS`; the lower bound
+    where the size is unknown."""
+    low, high = AUTO_HEAD_EPOCHS
+    if not steps_per_epoch:
+        return low
+    return int(min(high, max(low, math.ceil(AUTO_HEAD_STEPS / steps_per_epoch))))
+
+
 @dataclass(frozen=True)
-class Rate(Check):
-    """A learning rate: a finite positive number, or "find" (the range test picks it)."""
+class Epochs(Check):
+    """An integer >= 0, or "auto" (resolved from the training set's size)."""
 
     def valid(self, value):
-        return value == FIND or (_number(value) and value > 0)
+        return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
     def describe(self):
-        return f"a finite positive number or '{FIND}' (the learning-rate range test picks it)"
+        return "an integer >= 0 or 'auto'"
+
+
+@dataclass(frozen=True)
+class Rate(Check):
+    """A learning rate: a finite positive number, "find" (the range test picks it), or with `auto`,
+    "auto" (the modality's default)."""
+
+    auto: bool = False
+
+    def valid(self, value):
+        return value == FIND or (self.auto and value == "auto") or (_number(value) and value > 0)
+
+    def describe(self):
+        auto = ", 'auto' (the modality's default)" if self.auto else ""
+        return f"a finite positive number{auto} or '{FIND}' (the learning-rate range test picks it)"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class Modality(abc.ABC):
         name: str. "image", "text", ...
         unit: str. What one example is called in messages ("images", "texts").
         default_optimizer, default_schedule: str. What "auto" resolves to for this modality.
+        default_fine_tune_lr: float. What `fine_tune_lr: auto` resolves to.
         tflite_quantizations: tuple of str. The TFLite quantization modes its export supports.
         batchnorm: bool. Its backbones normalize with BatchNorm (AdaBN can adapt them).
         file_extensions: tuple of str. The file names its items have (what `predict --server` tells
@@ -46,6 +47,7 @@ class Modality(abc.ABC):
     unit = "examples"
     default_optimizer = "adam"
     default_schedule = "cosine"
+    default_fine_tune_lr = 1e-5  # Phase 2's rate for `fine_tune_lr: auto` (the Keras guide's, for images).
     tflite_quantizations = ("none", "float16", "dynamic", "int8")
     batchnorm = True
     file_extensions = ()

@@ -9,8 +9,19 @@ import keras
 from keras_tl.core.contract.choices import MONITORS
 from keras_tl.core.contract.errors import ConfigError, TrainingDivergedError
 
+# Early stopping waits at least this many optimizer steps: on a few labels an epoch is one or two
+# steps, and 3 epochs without a better validation figure say nothing yet.
+PATIENCE_STEPS = 40
 
-def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
+
+def patience_epochs(config, steps_per_epoch=None):
+    """`config.early_stopping_patience` epochs, and at least `PATIENCE_STEPS` steps' worth."""
+    if not steps_per_epoch:
+        return config.early_stopping_patience
+    return max(config.early_stopping_patience, math.ceil(PATIENCE_STEPS / steps_per_epoch))
+
+
+def make_callbacks(config, run_dir, phase, checkpoint=None, append=False, steps_per_epoch=None):
     """Early stopping (restores best), best checkpoint, CSV log, optional plateau and TensorBoard."""
     callbacks = []
     if config.early_stopping_patience:
@@ -18,7 +29,7 @@ def make_callbacks(config, run_dir, phase, checkpoint=None, append=False):
             keras.callbacks.EarlyStopping(
                 monitor=config.monitor,
                 mode=_mode(config.monitor),
-                patience=config.early_stopping_patience,
+                patience=patience_epochs(config, steps_per_epoch),
                 restore_best_weights=True,
             )
         )

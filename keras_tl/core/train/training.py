@@ -21,7 +21,7 @@ from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import FIND
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.contract.fields import parse_unfreeze
+from keras_tl.core.contract.fields import auto_head_epochs, parse_unfreeze
 from keras_tl.core.models import multitask, optimizers
 from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import get_backbone, is_pretrained, problem_of
@@ -267,6 +267,7 @@ def fine_tune(
     optimizer = classifier.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
     schedule = classifier.modality.default_schedule if config.schedule == "auto" else config.schedule
     steps_per_epoch = steps_per_epoch or _cardinality(train)
+    config = _concrete(config, classifier.modality, steps_per_epoch)
     pretrained = is_pretrained(config.weights)
     checkpoint = BestWeights(os.path.join(run_dir, "best.weights.h5"), model, config.monitor) if run_dir else None
     if config.strategy == "full":
@@ -350,7 +351,7 @@ def fine_tune(
             [guard]
             + extra_callbacks
             + multitask.callbacks_for(fit_model)
-            + make_callbacks(config, run_dir, phase, checkpoint, append=bool(done))
+            + make_callbacks(config, run_dir, phase, checkpoint, append=bool(done), steps_per_epoch=steps)
         )
         if run_dir:
             stopper = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
@@ -411,6 +412,19 @@ def _skip_epochs(dataset, epochs, steps=None):
     for _ in range(ITERATORS_PER_EPOCH * epochs):
         iter(dataset)
     return dataset
+
+
+def _concrete(config, modality, steps_per_epoch):
+    """`config` with `head_epochs: auto` and `fine_tune_lr: auto` made concrete (what `keras_tl.train`
+    resolves before it writes config.yaml), for a config passed to `fine_tune` from Python."""
+    import dataclasses
+
+    changes = {}
+    if config.head_epochs == "auto":
+        changes["head_epochs"] = auto_head_epochs(steps_per_epoch if config.strategy != "full" else None)
+    if config.fine_tune_lr == "auto":
+        changes["fine_tune_lr"] = modality.default_fine_tune_lr
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _cardinality(dataset):
