@@ -361,6 +361,7 @@ def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
     from keras_tl.core.data import Split
     from keras_tl.core.models.classifier import Classifier
     from keras_tl.image.modality import MODALITY
+    from keras_tl.workflow.training_run import confident_errors
 
     source = datasets.load_digits([0, 1])
     paths = []
@@ -370,7 +371,7 @@ def test_a_perfect_test_split_from_files_draws_no_confident_errors(tmp_path):
     task = Classifier(tiny_model(tmp_path, num_classes=2), MODALITY, class_names=["0", "1"])
     labels = source.labels[:4]
     perfect = np.eye(2, dtype=np.float32)[labels]
-    written = MODALITY.confident_errors(task, Split(paths, labels), perfect, str(tmp_path / "errors"))
+    written = confident_errors(task, Split(paths, labels), perfect, str(tmp_path / "errors"))
     assert os.path.isfile(tmp_path / written)
     assert MODALITY.model_inputs(task, []).shape == (0, TINY_SIZE, TINY_SIZE, 3)
 

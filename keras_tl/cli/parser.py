@@ -11,11 +11,18 @@ RANK_OUT = "runs/rank"
 
 
 def _rate(value):
-    """A learning rate flag: a number or "find"."""
-    return value if value == choices.FIND else float(value)
+    """A learning rate flag: a number, "find" or "auto" (the config check says which it takes)."""
+    return value if value in (choices.FIND, "auto") else float(value)
 
 
-_rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type in its error message
+_rate.__name__ = "learning rate (a number, 'find' or 'auto')"  # argparse names the type in its error message
+
+
+def _epochs(value):
+    return value if value == "auto" else int(value)
+
+
+_epochs.__name__ = "epochs (an integer or 'auto')"
 
 
 def _pairs(kind):
@@ -73,6 +80,7 @@ def flag_type(check):
     kinds = {
         fields.Flag: None,
         fields.Rate: _rate,
+        fields.Epochs: _epochs,
         fields.PositiveIntegers: _ints,
         fields.Switch: _switch,
         fields.Integer: int,
