@@ -301,3 +301,26 @@ def test_tfds_offline_gives_clear_error_fast(tmp_path):
     with pytest.raises(keras_tl.DatasetUnavailableError, match=r"no prepared copy of 'mnist'.*tfds build mnist"):
         data.from_tfds("mnist", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        ([np.zeros((32, 32, 3), np.uint8)] * 8, "list holding ndarray"),
+        (np.array([object()] * 8, dtype=object), "ndarray holding ndarray"),
+        (["a.png"] * 7, "8 labels"),
+    ],
+)
+def test_a_python_source_of_odd_items_is_refused_before_the_run_starts(tmp_path, items, message):
+    """A list of image arrays reached splits.json and failed there with a bare TypeError, the run directory
+    half written."""
+    from conftest import tiny_config
+
+    import keras_tl
+    from keras_tl.core.data import Source
+
+    source = Source(["0", "1"], items, np.array([0, 1] * 4), "image")
+    config = tiny_config(tmp_path)
+    with pytest.raises(keras_tl.ConfigError, match=f"A source.*{message}"):
+        keras_tl.train(config, source)
+    assert not os.path.exists(config.out)

@@ -23,6 +23,8 @@ def check_config(config, source=None, target=None):
     from Python). Returns `(modality, spec)`."""
     config.validate()
     distribute.check(config.distribute)
+    if source is not None:
+        check_source(source)
     modality = modalities.of(config, source)
     spec = registry.get(config.backbone, modality=modality.name)
     modality.check_config(config, spec, source)
@@ -39,6 +41,32 @@ def check_config(config, source=None, target=None):
             f"layer_lr_decay={config.layer_lr_decay!r}"
         )
     return modality, spec
+
+
+def check_source(source):
+    """A source from Python holds one array of items or a list of strings (file paths, texts), one per
+    label: what a run directory can record without pickling (a list of arrays reached `splits.json`
+    and failed there, after the run had started)."""
+    import numpy as np
+
+    items, labels = getattr(source, "items", None), getattr(source, "labels", None)
+    if isinstance(items, np.ndarray) and items.dtype != object:
+        odd = None
+    elif isinstance(items, (list, tuple)):
+        odd = next((type(i).__name__ for i in items if not isinstance(i, str)), None)
+    else:
+        odd = type(items).__name__
+    if odd is not None:
+        raise ConfigError(
+            "A source's items must be one array (N, ...) or a list of strings (file paths, texts). Received: "
+            f"{type(items).__name__} holding {odd}. For images in memory use "
+            "keras_tl.image.data.from_arrays(np.stack(images), labels)."
+        )
+    if labels is None or len(labels) != len(items):
+        raise ConfigError(
+            f"A source needs one label per item. Received: {len(items)} items and "
+            f"{'no' if labels is None else len(labels)} labels."
+        )
 
 
 def check_backbone(config, modality, spec):
