@@ -206,3 +206,20 @@ def test_a_one_batch_prediction_is_an_eager_call_that_matches_predict():
     assert traced == [1]
     np.testing.assert_allclose(eager, batched, atol=1e-5)
     assert eager.shape == (4, 3)
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["rank", "--data", "photos/"], "keras-tl rank: error: the following arguments are required: --backbones"),
+        (["train", "--head-epochs", "x"], "keras-tl train: error: argument --head-epochs: invalid"),
+        (["nosuchcommand"], "keras-tl: error: argument command: invalid choice: 'nosuchcommand'"),
+    ],
+)
+def test_an_argparse_usage_error_is_one_line_that_says_where_the_options_are(argv, said, capsys):
+    """`rank` without --backbones printed the command's 34-line usage above the one line that mattered."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    lines = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(said) and lines[0].endswith("--help` lists the options)"), lines[0]

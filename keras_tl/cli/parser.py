@@ -130,8 +130,16 @@ def add_config_flags(parser, command, help_overrides=None):
             parser.add_argument(flag(field.name), dest=field.name, type=kind, help=help_text.replace("%", "%%"))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: what was wrong and where the options are listed, not the
+    command's whole usage (34 lines for `train`) above it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build():
-    parser = argparse.ArgumentParser(prog="keras-tl", description="Transfer learning with Keras 3 and TensorFlow.")
+    parser = _Parser(prog="keras-tl", description="Transfer learning with Keras 3 and TensorFlow.")
     parser.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's own C++/absl log lines (hidden by default)"
     )
