@@ -57,8 +57,8 @@ def main():
                 {**point, "threshold": threshold}, data.labels, probabilities, classifier.class_names
             )
             print(
-                f"{split:4s} {name:15s} precision {figures['precision']:.3f}  recall {figures['recall']:.3f} "
-                f"+/- {figures['recall_stderr']:.3f}  ({figures['positives']} defective of {figures['n']})"
+                f"{split:4s} {name:15s} {operating_point.describe(figures)}  "
+                f"({figures['positives']} defective of {figures['n']})"
             )
     print(f"elpv_test_recall_at_target_{str(args.target_recall).replace('.', '')}={point['test']['recall']:.4f}")
 

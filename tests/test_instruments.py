@@ -42,7 +42,17 @@ def test_rendered_clips_are_real_notes_at_their_pitch_and_silent_ones_are_skippe
     spectrum = np.abs(np.fft.rfft(audio[:8192] * np.hanning(8192)))
     assert abs(np.fft.rfftfreq(8192, 1 / rate)[spectrum.argmax()] - 110.0) < 4  # A2 is 110 Hz.
     assert instruments.render("timgm6mb", gm_cache) == folder  # Cached: not rendered again.
-    assert [n for n in os.listdir(gm_cache) if n.startswith(".")] == []  # No temporary folder left.
+    assert [n for n in os.listdir(gm_cache) if n.startswith(".") and not n.endswith(".lock")] == []
+    assert sorted(os.listdir(folder))[-1] == "vocal" and "notes.mid" not in os.listdir(folder)
+
+
+def test_a_killed_render_leaves_nothing_the_next_one_keeps(tmp_path):
+    """A render killed half-way left its temporary folder (a 120 MB notes.wav) for good."""
+    stale = tmp_path / ".timgm6mb_killed"
+    stale.mkdir()
+    (stale / "notes.wav").write_bytes(b"\0" * 1000)
+    folder = instruments.render("timgm6mb", str(tmp_path))
+    assert not stale.exists() and os.path.isfile(os.path.join(folder, "clips.json"))
 
 
 def test_the_two_protocols_split_by_soundfont_and_by_held_out_programs(gm_cache):
@@ -61,7 +71,12 @@ def test_the_two_protocols_split_by_soundfont_and_by_held_out_programs(gm_cache)
         for split, indices in by_program.predefined.items()
     }
     assert not programs["train"] & programs["test"] and not programs["train"] & programs["val"]
-    assert programs["test"] == {35, 39, 59} and by_program.class_names == ["bass", "brass"]
+    assert programs["test"] == {34, 38, 58} and by_program.class_names == ["bass", "brass"]
+    # Only the families asked for: FluidR3's silent contrabass notes (string) are not listed.
+    assert by_program.skipped and all("/brass/" in path or "/bass/" in path for path, _ in by_program.skipped)
+    every = instruments.load_gm_instruments("programs", cache_dir=gm_cache)
+    for split in ("val", "test"):  # Every family, the 3-program vocal one too, has held-out programs.
+        assert set(every.labels[every.predefined[split]]) == set(range(11)), split
 
 
 def test_bad_requests_and_a_missing_soundfont_say_what_to_do(tmp_path, monkeypatch):
@@ -69,6 +84,12 @@ def test_bad_requests_and_a_missing_soundfont_say_what_to_do(tmp_path, monkeypat
         instruments.load_gm_instruments("pitches", cache_dir=str(tmp_path))
     with pytest.raises(DataError, match="`families` must be distinct names"):
         instruments.load_gm_instruments(cache_dir=str(tmp_path), families=["kazoo"])
+    with pytest.raises(DataError, match="`families` must be a list of names"):
+        instruments.load_gm_instruments(cache_dir=str(tmp_path), families="keyboard")
+    a_file = tmp_path.parent / f"{tmp_path.name}_a_file"
+    a_file.write_text("")
+    with pytest.raises(DatasetUnavailableError, match="Cannot write the rendered clips into cache_dir="):
+        instruments.render("timgm6mb", str(a_file))
     monkeypatch.setitem(instruments.SOUNDFONTS, "timgm6mb", ("/no/such.sf2", "timgm6mb-soundfont", "GPL-2"))
     with pytest.raises(DatasetUnavailableError, match="apt-get install timgm6mb-soundfont fluidsynth"):
         instruments.render("timgm6mb", str(tmp_path))

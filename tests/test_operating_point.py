@@ -33,8 +33,13 @@ def test_a_threshold_for_recall_095_on_validation_gives_that_recall_on_held_out_
     point = operating_point.choose(val_labels, val, CLASSES, target_recall=0.95, positive_class="defective")
     assert point["positive_class"] == "defective" and point["reached"]
     assert point["validation"]["recall"] >= 0.95
-    # The highest such threshold: any higher one misses the target on validation.
-    assert operating_point.rates(val_labels, val[:, 1], 1, np.nextafter(point["threshold"], 1))[1] < 0.95
+    # The highest such threshold: the next higher validation score misses the target. The threshold
+    # sits halfway to the next lower score, so last-bit differences of another runtime cannot flip one.
+    scores = np.sort(val[:, 1])
+    above = scores[scores >= point["threshold"]][0]
+    below = scores[scores < point["threshold"]][-1]
+    assert point["threshold"] == pytest.approx((above + below) / 2)
+    assert operating_point.rates(val_labels, val[:, 1], 1, np.nextafter(above, 1))[1] < 0.95
     measured = operating_point.measure(point, test_labels, test, CLASSES)
     # Within sampling error: validation's 300 positives fix the threshold, test's 5000 measure it.
     error = np.sqrt(0.95 * 0.05 / 300 + 0.95 * 0.05 / 5000)
@@ -83,6 +88,7 @@ def test_the_serving_labels_follow_the_threshold_not_the_top_class():
         ([0, 1], {"target_recall": 0.9, "target_precision": 0.9}, "Name one target"),
         ([0, 1], {"target_recall": 0.9, "positive_class": "7"}, r"one of the data's classes \['0', '1'\]"),
         ([0, 1], {"positive_class": "1"}, "neither is set"),
+        ([0, 1], {"target_recall": 0.9, "problem": "multiclass"}, "use problem 'binary' or 'auto'"),
     ],
 )
 def test_targets_that_cannot_apply_are_refused_before_anything_is_written(tmp_path, classes, overrides, message):
@@ -90,6 +96,26 @@ def test_targets_that_cannot_apply_are_refused_before_anything_is_written(tmp_pa
     with pytest.raises(ConfigError, match=message):
         workflow.train(config, datasets.load_digits(classes))
     assert not os.path.exists(config.out)
+
+
+def test_a_validation_split_without_the_positive_class_is_refused_before_training(tmp_path):
+    """It trained first and failed after, leaving a half-written run; a precision target wrote NaN."""
+    source = datasets.load_digits([0, 1])
+    split = np.where(np.arange(len(source.labels)) < 300, "train", "test").astype(object)
+    split[np.flatnonzero(source.labels == 0)[-5:]] = "val"  # Validation: five 0s and no 1.
+    from keras_tl.core.data import predefined_indices
+
+    source.predefined = predefined_indices(split)
+    for target in ({"target_recall": 0.9}, {"target_precision": 0.9}):
+        config = tiny_config(tmp_path, positive_class="1", **target)
+        with pytest.raises(ConfigError, match="The validation split has no '1' example"):
+            workflow.train(config, source)
+        assert not os.path.exists(config.out)
+    figures = operating_point.measure(
+        {"positive_class": "1", "threshold": 0.5}, [0, 0], np.full((2, 2), 0.5), ["0", "1"]
+    )
+    assert figures["recall"] is None and "recall undefined" in operating_point.describe(figures)
+    json.dumps(figures, allow_nan=False)  # Strict JSON: no NaN.
 
 
 def test_out_of_range_targets_are_usage_errors(capsys):
@@ -133,6 +159,8 @@ def test_a_binary_run_keeps_its_threshold_and_predict_and_the_saved_model_apply_
     assert [x.decode() for x in served["labels"].numpy()] == [
         ["1", "0"][int(p[0] >= point["threshold"])] for p in served_p
     ]
+    evaluated = workflow.evaluate_run(result.run_dir)
+    assert evaluated["operating_point"]["test"] == point["test"]  # `evaluate` measures the run's rule again.
     records = json.loads((tmp_path / "run" / "exports.json").read_text())
     assert records[-1]["operating_point"]["threshold"] == point["threshold"]
     # The run's file is what the export applies: a threshold no probability reaches labels all "1".

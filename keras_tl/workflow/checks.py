@@ -25,6 +25,7 @@ def check_config(config, source=None, target=None):
     distribute.check(config.distribute)
     if source is not None:
         check_source(source)
+    operating_point.check_config(config)
     modality = modalities.of(config, source)
     spec = registry.get(config.backbone, modality=modality.name)
     modality.check_config(config, spec, source)
@@ -236,6 +237,7 @@ def prepare(config, source=None, target=None):
         multitask=multitask_labels.looks_multitask(source.class_names, source.labels),
     )
     operating_point.check(config, source.class_names, problem)
+    operating_point.check_validation(config, source.class_names, splits["val"].labels)
     if config.balance == "oversample" and problem in ("multilabel", "multitask"):
         raise ConfigError(
             f"balance='oversample' draws single-label classes equally often; a {problem} run "

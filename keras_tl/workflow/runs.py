@@ -46,6 +46,14 @@ def evaluate_run(run_dir: str) -> dict:
     metrics = evaluate_predictions(
         test.labels, probabilities, classifier.class_names, classifier.problem, classifier.head_kinds
     )
+    if classifier.operating_point:  # The run's decision rule, measured again beside the top class's figures.
+        from keras_tl.core.evaluation import operating_point
+
+        point = classifier.operating_point
+        metrics["operating_point"] = {
+            **point,
+            "test": operating_point.measure(point, test.labels, probabilities, classifier.class_names),
+        }
     run.write_json(run_dir, "metrics_evaluate.json", metrics)
     return metrics
 

@@ -264,8 +264,8 @@ def choose_operating_point(classifier, config, splits, val, test_probabilities, 
     ((name, goal),) = point["target"].items()
     log.info(
         f"operating point for {name} {goal} of {point['positive_class']!r}: threshold {point['threshold']:.4f}"
-        f"{'' if point['reached'] else ' (target not reached on validation)'}; test precision "
-        f"{point['test']['precision']:.3f}, recall {point['test']['recall']:.3f} +/- {point['test']['recall_stderr']:.3f}"
+        f"{'' if point['reached'] else ' (target not reached on validation)'}; test "
+        + operating_point.describe(point["test"])
     )
     return point
 

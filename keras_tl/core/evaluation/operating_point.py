@@ -25,27 +25,46 @@ def requested(config):
 
 def check(config, class_names, problem):
     """Raises `ConfigError` when `config`'s target cannot apply to the data; before anything is written."""
-    if config.target_recall is not None and config.target_precision is not None:
-        raise ConfigError(
-            "Name one target: `target_recall` or `target_precision`. Received: "
-            f"target_recall={config.target_recall}, target_precision={config.target_precision}"
-        )
+    check_config(config)
     if not requested(config):
-        if config.positive_class is not None:
-            raise ConfigError(
-                "`positive_class` names the class a `target_recall` or `target_precision` is about; "
-                f"neither is set. Received: positive_class={config.positive_class!r}"
-            )
         return
     if problem != "binary":
+        hint = " (two classes: use problem 'binary' or 'auto')" if len(class_names) == 2 else ""
         raise ConfigError(
             "`target_recall` / `target_precision` choose the decision threshold of a binary model (two "
-            f"classes). Received: a {problem} problem with {len(class_names)} classes."
+            f"classes). Received: a {problem} problem with {len(class_names)} classes{hint}."
         )
     if config.positive_class is not None and config.positive_class not in class_names:
         raise ConfigError(
             f"`positive_class` must be one of the data's classes {list(class_names)}. "
             f"Received: positive_class={config.positive_class!r}"
+        )
+
+
+def check_config(config):
+    """The checks that need only the config (before the data loads)."""
+    if config.target_recall is not None and config.target_precision is not None:
+        raise ConfigError(
+            "Name one target: `target_recall` or `target_precision`. Received: "
+            f"target_recall={config.target_recall}, target_precision={config.target_precision}"
+        )
+    if not requested(config) and config.positive_class is not None:
+        raise ConfigError(
+            "`positive_class` names the class a `target_recall` or `target_precision` is about; "
+            f"neither is set. Received: positive_class={config.positive_class!r}"
+        )
+
+
+def check_validation(config, class_names, val_labels):
+    """The validation split must hold examples of the positive class to choose a threshold on."""
+    if not requested(config):
+        return
+    positive = list(class_names).index(config.positive_class) if config.positive_class is not None else 1
+    if not np.any(np.asarray(val_labels) == positive):
+        raise ConfigError(
+            f"The validation split has no {class_names[positive]!r} example to choose the threshold on. "
+            f"Received: {len(val_labels)} validation examples, none of them {class_names[positive]!r}; "
+            "raise `val_split` or give the data a val split with both classes."
         )
 
 
@@ -56,7 +75,7 @@ def rates(labels, scores, positive, threshold):
     is_positive = labels == positive
     true = int(np.sum(called & is_positive))
     precision = true / int(np.sum(called)) if np.any(called) else 1.0
-    recall = true / int(np.sum(is_positive)) if np.any(is_positive) else float("nan")
+    recall = true / int(np.sum(is_positive)) if np.any(is_positive) else None  # No positive: no recall.
     return precision, recall, int(np.sum(is_positive))
 
 
@@ -66,7 +85,9 @@ def choose(labels, probabilities, class_names, *, target_recall=None, target_pre
 
     For a recall r: the highest threshold whose recall is >= r (the fewest false alarms). For a
     precision p: the lowest threshold whose precision is >= p (the most positives found); when no
-    threshold reaches p, the one of highest precision, with `reached: false`.
+    threshold reaches p, the one of highest precision, with `reached: false`. The threshold sits
+    halfway between the score that decides and the next lower validation score, not on it: another
+    runtime's last-bit differences then cannot move that example across it.
 
     Args:
         labels: int class indices `(N,)`.
@@ -84,7 +105,7 @@ def choose(labels, probabilities, class_names, *, target_recall=None, target_pre
                 f"recall on. Received: {len(labels)} validation examples."
             )
         needed = max(1, math.ceil(target_recall * len(positives) - 1e-9))
-        threshold = float(positives[needed - 1])
+        deciding = float(positives[needed - 1])
         reached = True
     else:
         target = {"precision": float(target_precision)}
@@ -92,7 +113,9 @@ def choose(labels, probabilities, class_names, *, target_recall=None, target_pre
         precisions = np.array([rates(labels, scores, positive, t)[0] for t in candidates])
         meeting = np.flatnonzero(precisions >= target_precision)
         reached = bool(len(meeting))
-        threshold = float(candidates[meeting[0]] if reached else candidates[int(np.argmax(precisions))])
+        deciding = float(candidates[meeting[0]] if reached else candidates[int(np.argmax(precisions))])
+    below = scores[scores < deciding]
+    threshold = float((deciding + below.max()) / 2 if len(below) else deciding / 2)
     precision, recall, count = rates(labels, scores, positive, threshold)
     return {
         "positive_class": class_names[positive],
@@ -103,7 +126,7 @@ def choose(labels, probabilities, class_names, *, target_recall=None, target_pre
         "validation": _figures(precision, recall, count, len(labels)),
         "rule": (
             f"{class_names[positive]!r} when its probability (column {positive} of the output, labels.txt "
-            f"line {positive + 1}) is >= {threshold:.6g}, else {class_names[1 - positive]!r}"
+            f"line {positive + 1}) is >= {threshold!r}, else {class_names[1 - positive]!r}"
         ),
     }
 
@@ -118,11 +141,19 @@ def measure(point, labels, probabilities, class_names):
 
 
 def _figures(precision, recall, positives, n):
-    stderr = math.sqrt(recall * (1 - recall) / positives) if positives else float("nan")
+    """Rounded figures; `recall` and its standard error are None (JSON null) without positives."""
+    stderr = math.sqrt(recall * (1 - recall) / positives) if positives else None
     return {
         "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "recall_stderr": round(stderr, 4),
+        "recall": None if recall is None else round(recall, 4),
+        "recall_stderr": None if stderr is None else round(stderr, 4),
         "positives": positives,
         "n": n,
     }
+
+
+def describe(figures):
+    """`figures` (from `choose` or `measure`) in words: "precision 0.495, recall 0.902 ± 0.027"."""
+    if figures["recall"] is None:
+        return f"precision {figures['precision']:.3f}, recall undefined (no positive among {figures['n']})"
+    return f"precision {figures['precision']:.3f}, recall {figures['recall']:.3f} ± {figures['recall_stderr']:.3f}"

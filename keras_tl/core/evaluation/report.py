@@ -2,6 +2,8 @@
 
 import os
 
+from keras_tl.core.evaluation import operating_point
+
 
 def _pct(x):
     return f"{100 * x:.1f}%"
@@ -38,7 +40,9 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
     if "top_k_accuracy" in metrics:
         lines.append(f"| top-{metrics['top_k']} accuracy | {_pct(metrics['top_k_accuracy'])} |")
     if "threshold" in metrics:
-        lines.append(f"| decision threshold | {metrics['threshold']} |")
+        point = metrics.get("operating_point")
+        shown = f"{metrics['threshold']} (the top class{'; the operating point below decides at ' + format(point['threshold'], '.4g') if point else ''})"
+        lines.append(f"| decision threshold of these figures | {shown} |")
     lines += [
         f"| macro precision | {metrics['macro_precision']:.3f} |",
         f"| macro recall | {metrics['macro_recall']:.3f} |",
@@ -69,11 +73,10 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
             f"Decision: {point['rule']} (chosen on the validation split"
             f"{'' if point['reached'] else '; the target was not reached there'}); `predict` and every export apply it.",
             "",
-            "| split | precision | recall | positives |",
-            "|---|---|---|---|",
+            "| split | at the threshold | positives |",
+            "|---|---|---|",
             *(
-                f"| {split} | {point[split]['precision']:.3f} | {point[split]['recall']:.3f} "
-                f"± {point[split]['recall_stderr']:.3f} | {point[split]['positives']} |"
+                f"| {split} | {operating_point.describe(point[split])} | {point[split]['positives']} |"
                 for split in ("validation", "test")
             ),
         ]

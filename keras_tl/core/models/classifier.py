@@ -75,7 +75,14 @@ class Classifier:
 
     def predict_labels(self, items, batch_size=32):
         """The class name of each item: at the operating point where the model has one, else the most
-        probable class."""
+        probable class. Single-label models only (a multi-label or multi-task model's `predict` gives
+        each class's own probability)."""
+        if self.problem in ("multilabel", "multitask"):
+            from keras_tl.core.contract.errors import ConfigError
+
+            raise ConfigError(
+                f"`predict_labels` gives one class per item; a {self.problem} model has several. Use `predict`."
+            )
         return [
             self.class_names[i] for i in decide(self.operating_point, self.predict(items, batch_size), self.class_names)
         ]
