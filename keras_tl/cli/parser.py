@@ -11,11 +11,19 @@ RANK_OUT = "runs/rank"
 
 
 def _rate(value):
-    """A learning rate flag: a number, "find" or "auto" (the config check says which it takes)."""
-    return value if value in (choices.FIND, "auto") else float(value)
+    """A learning rate flag: a number or "find"."""
+    return value if value == choices.FIND else float(value)
 
 
-_rate.__name__ = "learning rate (a number, 'find' or 'auto')"  # argparse names the type in its error message
+_rate.__name__ = "learning rate (a number or 'find')"  # argparse names the type in its error message
+
+
+def _rate_or_auto(value):
+    """A learning rate flag that also takes "auto" (the modality's default)."""
+    return value if value == "auto" else _rate(value)
+
+
+_rate_or_auto.__name__ = "learning rate (a number, 'find' or 'auto')"
 
 
 def _epochs(value):
@@ -89,6 +97,8 @@ def flag_type(check):
     if isinstance(check, fields.Mapping):
         return _pairs(float if check.values is not None else _yaml_scalar)
     kind = kinds.get(type(check), str)
+    if isinstance(check, fields.Rate) and check.auto:
+        kind = _rate_or_auto
     return _optional(kind) if kind is not None and getattr(check, "optional", False) else kind
 
 
