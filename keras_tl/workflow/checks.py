@@ -181,20 +181,12 @@ def resolve_problem(config, num_classes, multilabel=False, multitask=False):
     return config.problem
 
 
-def resolve_head_epochs(config, train_size=None):
-    """`config.head_epochs` with "auto" made concrete for `train_size` training examples
-    (`keras_tl.core.contract.fields.auto_head_epochs`); 5 for a strategy that trains everything (`full`)."""
-    if config.head_epochs != "auto":
-        return config.head_epochs
-    if train_size is None or config.strategy == "full":
-        return auto_head_epochs()
-    return auto_head_epochs(-(-train_size // config.batch_size))
-
-
 def resolve_config(config, modality, spec, problem, target=None, train_size=None):
     """The config with every "auto" made concrete (what config.yaml records); `target`: target-domain
     data from Python; `train_size`: the training split's size (for `head_epochs: auto`)."""
     has_target = target is not None or config.target_data is not None
+    steps = -(-train_size // config.batch_size) if train_size else None
+    head_epochs = auto_head_epochs(config.strategy, steps) if config.head_epochs == "auto" else config.head_epochs
     return TrainConfig.from_dict(
         {
             **config.to_dict(),
@@ -203,7 +195,7 @@ def resolve_config(config, modality, spec, problem, target=None, train_size=None
             "domain_adaptation": adaptation_method(config, has_target=has_target),
             "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
             "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
-            "head_epochs": resolve_head_epochs(config, train_size),
+            "head_epochs": head_epochs,
             "fine_tune_lr": modality.default_fine_tune_lr if config.fine_tune_lr == "auto" else config.fine_tune_lr,
             **modality.resolve_config(config, spec),
         }

@@ -127,12 +127,12 @@ class Switch(Check):
 AUTO_HEAD_STEPS, AUTO_HEAD_EPOCHS = 300, (5, 150)
 
 
-def auto_head_epochs(steps_per_epoch=None):
+def auto_head_epochs(strategy, steps_per_epoch=None):
     """What `head_epochs: auto` means for `steps_per_epoch` training batches: about `AUTO_HEAD_STEPS`
     steps of the frozen phase (cheap on cached features) within `AUTO_HEAD_EPOCHS`; the lower bound
-    where the size is unknown."""
+    where the size is unknown or the `strategy` trains everything (`full`)."""
     low, high = AUTO_HEAD_EPOCHS
-    if not steps_per_epoch:
+    if not steps_per_epoch or strategy == "full":
         return low
     return int(min(high, max(low, math.ceil(AUTO_HEAD_STEPS / steps_per_epoch))))
 

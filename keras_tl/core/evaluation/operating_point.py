@@ -24,8 +24,8 @@ def requested(config):
 
 
 def check(config, class_names, problem):
-    """Raises `ConfigError` when `config`'s target cannot apply to the data; before anything is written."""
-    check_config(config)
+    """Raises `ConfigError` when `config`'s target cannot apply to the data; before anything is written
+    (after `check_config`, which `keras_tl.workflow.checks.check_config` runs before the data loads)."""
     if not requested(config):
         return
     if problem != "binary":

@@ -109,8 +109,7 @@ def confident_errors(images, y_true, probabilities, class_names, path=None, coun
     """A grid of the test images the model got wrong with the highest confidence."""
     y_pred = probabilities.argmax(axis=-1)
     confidence = probabilities.max(axis=-1)
-    wrong = np.flatnonzero(y_pred != y_true)
-    order = wrong[np.argsort(-confidence[wrong])][:count]
+    order = most_confident_errors(y_true, probabilities, count)
     titles = [f"true {class_names[y_true[i]]}\npred {class_names[y_pred[i]]} ({confidence[i]:.2f})" for i in order]
     fig = image_grid([images[i] for i in order], titles)
     if not len(order):

@@ -41,8 +41,8 @@ def write_report(run_dir, config, metrics, plots, *, input_size, unit):
         lines.append(f"| top-{metrics['top_k']} accuracy | {_pct(metrics['top_k_accuracy'])} |")
     if "threshold" in metrics:
         point = metrics.get("operating_point")
-        shown = f"{metrics['threshold']} (the top class{'; the operating point below decides at ' + format(point['threshold'], '.4g') if point else ''})"
-        lines.append(f"| decision threshold of these figures | {shown} |")
+        below = f"; the operating point below decides at {point['threshold']:.4g}" if point else ""
+        lines.append(f"| decision threshold of these figures | {metrics['threshold']} (the top class{below}) |")
     lines += [
         f"| macro precision | {metrics['macro_precision']:.3f} |",
         f"| macro recall | {metrics['macro_recall']:.3f} |",

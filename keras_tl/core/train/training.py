@@ -421,7 +421,7 @@ def _concrete(config, modality, steps_per_epoch):
 
     changes = {}
     if config.head_epochs == "auto":
-        changes["head_epochs"] = auto_head_epochs(steps_per_epoch if config.strategy != "full" else None)
+        changes["head_epochs"] = auto_head_epochs(config.strategy, steps_per_epoch)
     if config.fine_tune_lr == "auto":
         changes["fine_tune_lr"] = modality.default_fine_tune_lr
     return dataclasses.replace(config, **changes) if changes else config
