@@ -27,6 +27,7 @@ from keras_tl.core import data as core_data
 from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.train import features
 
 
@@ -58,8 +59,8 @@ def main():
         head_epochs=1,
         out="never",
     )
-    task = text.build_classifier(
-        registry.get("minilm_l6", modality="text"), config, len(glosses.class_names), glosses.class_names
+    task = Classifier.build(
+        text, registry.get("minilm_l6", modality="text"), config, len(glosses.class_names), glosses.class_names
     )
     extractor, _ = features.split_model(task.model)
 

@@ -25,6 +25,7 @@ from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.export import formats as export
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import POOL_LAYER, get_backbone
 from keras_tl.core.train import training
 from keras_tl.workflow.checks import resolve_config, resolve_problem
@@ -36,7 +37,7 @@ def build_classifier(config, source):
     spec = registry.get(config.backbone, modality=modality.name)
     resolved = resolve_config(config, modality, spec, resolve_problem(config, len(source.class_names)))
     keras.utils.set_random_seed(resolved.seed)
-    task = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
+    task = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names)
     split = source.as_split()
     train = modality.dataset(task, split, resolved, training=True)
     val = modality.dataset(task, split, resolved)

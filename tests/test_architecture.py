@@ -268,6 +268,41 @@ def test_keras_objects_modules_import_nothing_that_imports_keras_half_way():
         assert module in graph
 
 
+def _prints(path):
+    """Lines of a module that write to the terminal themselves: `print(...)`, `sys.stdout/stderr.write`."""
+    found = []
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Name) and func.id == "print") or (
+            isinstance(func, ast.Attribute)
+            and func.attr == "write"
+            and isinstance(func.value, ast.Attribute)
+            and func.value.attr in ("stdout", "stderr")
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_library_code_speaks_through_the_keras_tl_logger_only():
+    """A library user silences keras-tl with `logging.getLogger("keras_tl")`: no module but the CLI's
+    writes to the terminal itself."""
+    offenders = [
+        f"{module}:{line}"
+        for module, path in _modules().items()
+        if not module.startswith(("keras_tl.cli", *GENERATED))
+        for line in _prints(path)
+    ]
+    assert offenders == []
+
+
+def test_the_print_check_can_fail(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("import sys\nprint('x')\nsys.stderr.write('y')\nlog.info('fine')\n")
+    assert _prints(str(path)) == [2, 3]
+
+
 def test_no_module_over_the_line_limit():
     long = {
         m: n
@@ -381,7 +416,7 @@ def test_the_modality_contract_is_what_the_shared_code_calls():
     from keras_tl.core.contract.modality import Modality
 
     used = _modality_uses()
-    assert {"dataset", "build_classifier", "serving_endpoints", "tflite_signature"} <= used  # the walk finds them
+    assert {"dataset", "build_network", "serving_endpoints", "tflite_signature"} <= used  # the walk finds them
     declared = {name for name in dir(Modality) if not name.startswith("_")}
     assert sorted(used - declared) == []
     assert sorted(Modality.__abstractmethods__ - used) == []

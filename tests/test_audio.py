@@ -434,21 +434,28 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     assert "augment: standard" in open(os.path.join(run, "config.yaml")).read()
     assert metrics["confusion_matrix"] and sum(map(sum, metrics["confusion_matrix"])) == 6  # files, not windows
     assert "scratch" in metrics and os.path.isfile(os.path.join(run, "confident_errors.png"))
-    grid = str(tmp_path / "batch.png")
-    keras_tl_cli(
-        "show-batch",
-        "--data",
-        str(manifest),
-        "--backbone",
-        "aisfx_cnn9",
-        "--clip-seconds",
-        "0.5",
-        "--augment",
-        "strong",
-        "--png",
-        grid,
-    )
-    assert os.path.getsize(grid) > 10_000
+    from PIL import Image
+
+    grids = {}
+    for augment in ("none", "strong"):
+        grid = str(tmp_path / f"batch_{augment}.png")
+        keras_tl_cli(
+            "show-batch",
+            "--data",
+            str(manifest),
+            "--backbone",
+            "aisfx_cnn9",
+            "--clip-seconds",
+            "0.5",
+            "--augment",
+            augment,
+            "--png",
+            grid,
+        )
+        with Image.open(grid) as image:
+            grids[augment] = np.asarray(image.convert("L"), np.float32)
+    assert grids["none"].shape == grids["strong"].shape and grids["none"].std() > 10  # Spectrograms, not a blank page.
+    assert np.mean(np.abs(grids["none"] - grids["strong"]) > 10) > 0.02  # The augmentation shows.
     clip = [r["path"] for r in rows if r["split"] == "test"][0]
     printed = json.loads(keras_tl_cli("predict", run, clip, "--top-k", "2").strip().splitlines()[-1])
     top = keras_tl.predict(run, [clip], top_k=3)[0]

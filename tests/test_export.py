@@ -115,10 +115,27 @@ def test_failed_export_leaves_no_version_and_keeps_the_previous(run_dir, tmp_pat
     assert tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["serving_default"] is not None
 
 
-def test_disagreeing_export_is_refused_and_not_published(run_dir, tmp_path):
-    with pytest.raises(export.ExportCheckError, match="Not published"):
-        workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", min_agreement=1.01)
-    assert not [f for f in os.listdir(tmp_path / "digits3" / "tflite") if f.endswith(".tflite")]
+def test_disagreeing_export_is_refused_and_not_published(run_dir, tmp_path, monkeypatch):
+    """A TFLite file that really disagrees (converted from a model whose output classes are rotated,
+    run by LiteRT) is refused at the default bar; the check was only shown with `min_agreement=1.01`."""
+    import keras
+
+    real = export.per_class_model
+
+    def rotated_classes(model):
+        converted = keras.models.clone_model(real(model))
+        converted.set_weights(real(model).get_weights())
+        output = converted.get_layer("predictions")
+        kernel, bias = output.get_weights()
+        output.set_weights([np.roll(kernel, 1, axis=-1), np.roll(bias, 1)])
+        return converted
+
+    monkeypatch.setattr(export, "per_class_model", rotated_classes)
+    with pytest.raises(export.ExportCheckError, match="Not published") as refused:
+        workflow.export_run(run_dir, "tflite", out=str(tmp_path))
+    assert "needed 98%" in str(refused.value)
+    folder = tmp_path / "digits3" / "tflite"
+    assert not [f for f in os.listdir(folder) if f.endswith(".tflite") or f.startswith(".")]  # No temporary left.
 
 
 @pytest.mark.parametrize("quantize", ["none", "float16", "dynamic", "int8"])

@@ -13,6 +13,7 @@ from keras_tl.cli import main as cli
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import Source
 from keras_tl.core.evaluation import transferability
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.text import data as text_data
 from keras_tl.workflow import ranking
 
@@ -302,7 +303,7 @@ def test_text_feature_pass_trims_padding_and_keeps_the_padded_features(tmp_path)
             problem="multiclass",
             out=str(tmp_path / "never"),
         )
-        task = text.build_classifier(spec, config, len(glosses.class_names), glosses.class_names)
+        task = Classifier.build(text, spec, config, len(glosses.class_names), glosses.class_names)
         order, trimmed = text.feature_pass(task, split, config)
         assert sorted(order) == list(range(48)) and [len(texts[i]) for i in order] == sorted(map(len, texts))
         widths = [batch[0]["token_ids"].shape[1] for batch in trimmed]

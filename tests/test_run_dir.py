@@ -175,6 +175,55 @@ def test_json_files_of_a_run_are_written_atomically(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["metrics.json"]
 
 
+def test_resume_state_on_a_full_disk_keeps_the_last_state_and_no_temporary(tmp_path, monkeypatch):
+    """The resume state (`.state/*.npz`) written when the disk fills half-way: a 2 MB `.tmp` was left."""
+    from keras_tl.core.train import resume
+
+    path = str(tmp_path / "weights.npz")
+    resume._save_npz(path, [np.ones(3)])
+
+    def full_disk(f, *arrays):
+        f.write(b"\0" * (2 << 20))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resume.np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        resume._save_npz(path, [np.zeros(3)])
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["weights.npz"]
+    np.testing.assert_array_equal(resume._load_npz(path)[0], np.ones(3))
+
+
+def test_yaml_numbers_are_read_as_yaml_1_2_reads_them(tmp_path):
+    """`head_lr: 1e-3` was the string '1e-3' (YAML 1.1 wants `1.0e-3`) and refused as not a number."""
+    (tmp_path / "c.yaml").write_text("head_lr: 1e-3\nfine_tune_lr: 3E-5\nhead_epochs: 7\nweights: none\n")
+    config = keras_tl.TrainConfig.from_yaml(str(tmp_path / "c.yaml")).validate()
+    assert (config.head_lr, config.fine_tune_lr, config.head_epochs) == (1e-3, 3e-5, 7)
+    assert isinstance(config.head_lr, float) and isinstance(config.head_epochs, int)
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (keras_tl.ConfigError("bad value"), 2),
+        (keras_tl.DataError("bad data"), 2),
+        (keras_tl.WeightsError("bad weights"), 2),
+        (keras_tl.TrainingDivergedError("diverged"), 1),
+        (keras_tl.ExportCheckError("disagrees"), 1),
+        (keras_tl.ServingError("bad answer"), 1),
+    ],
+)
+def test_each_error_kind_is_one_line_with_its_exit_code(tmp_path, capsys, monkeypatch, error, code):
+    """The CLI turns keras-tl's own errors into one line: exit 2 for input to change (settings, data, weights),
+    1 for a run, an export or a server that failed."""
+    assert issubclass(type(error), keras_tl.KerasTLError)
+    monkeypatch.setattr(training_run, "_run", lambda *args, **kwargs: (_ for _ in ()).throw(error))
+    root = write_image_folder(tmp_path / "data", num_classes=2, per_class=3, size=16)
+    assert main(["train", "--data", root, "--weights", "none", "--out", str(tmp_path / "run")]) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(error) in err
+
+
 def test_a_full_disk_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
     from keras_tl.workflow import training_run as module
 
@@ -263,6 +312,8 @@ def test_export_out_must_be_a_folder_and_top_k_positive(tmp_path, capsys):
     image = os.path.join(root, "class_0", os.listdir(os.path.join(root, "class_0"))[0])
     assert main(["predict", str(out), image, "--top-k", "-2"]) == 2
     assert "`--top-k` must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(keras_tl.ConfigError, match=r"`top_k` must be an integer >= 1. Received: top_k=-2"):
+        keras_tl.predict(str(out), [image], top_k=-2)  # The Python API returned all but the last 2 classes.
     assert main(["predict", "--server", "http://127.0.0.1:1", "--model", "m", str(tmp_path / "missing.png")]) == 2
     assert "no such file" in capsys.readouterr().err
 
@@ -314,3 +365,49 @@ def test_done_is_written_after_every_other_file(tmp_path):
         )
         and done >= started
     )
+
+
+@pytest.mark.slow
+def test_a_bench_runs_twice_in_a_row(tmp_path):
+    """`python bench/recipe_vs_keras_tl.py` failed on its second run: its random weights go to a new
+    temporary file each time, so the second run met 'another config' in its run directory."""
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "recipe_vs_keras_tl.py")
+    command = [
+        sys.executable,
+        bench,
+        "--size",
+        "32",
+        "--head-epochs",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    for attempt in (1, 2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, f"run {attempt}: {done.stderr[-2000:]}"
+        assert done.stdout.strip().splitlines()[-1].startswith("phase1_speedup=")
+
+
+def test_a_library_user_silences_train_with_the_keras_tl_logger_and_keras(tmp_path, capsys):
+    """`train()` speaks through the `keras_tl` logger and Keras' own printing, so both switches a
+    library user has silence it: nothing reaches stdout or stderr."""
+    import logging
+
+    import keras
+
+    source = from_arrays(*tiny_arrays(2, 8))
+    keras_tl.train(tiny_config(tmp_path, out=str(tmp_path / "loud"), strategy="feature_extraction"), source)
+    assert "[keras-tl]" in capsys.readouterr().out  # By default it speaks.
+    logger = logging.getLogger("keras_tl")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    keras.config.disable_interactive_logging()
+    try:
+        keras_tl.train(tiny_config(tmp_path, out=str(tmp_path / "quiet"), strategy="feature_extraction"), source)
+    finally:
+        logger.setLevel(level)
+        keras.config.enable_interactive_logging()
+    assert capsys.readouterr() == ("", "")
+    assert os.path.isfile(tmp_path / "quiet" / "DONE")

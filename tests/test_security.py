@@ -270,3 +270,77 @@ def test_nobody_listening_is_a_serving_unavailable_error():
         port = s.getsockname()[1]  # Bound, not listening: connections are refused.
         with pytest.raises(keras_tl.ServingUnavailableError, match="Cannot reach TF Serving"):
             serving.predict(f"http://127.0.0.1:{port}", "m", [b"x"], modality="image", timeout=5)
+
+
+# ---- a hostile TF Serving over gRPC (loopback, bounded)
+
+
+@contextlib.contextmanager
+def hostile_grpc_server(behaviour):
+    """A loopback gRPC `PredictionService` whose `Predict` is `behaviour(request, context)`."""
+    from concurrent import futures
+
+    import grpc  # The [serving] extra (tensorflow-serving-api), part of the test extra.
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            return behaviour(request, context)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        server.stop(0)
+
+
+def _grpc_answer(probabilities):
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    response = predict_pb2.PredictResponse()
+    response.outputs["probabilities"].CopyFrom(tf.make_tensor_proto(np.asarray(probabilities, np.float32)))
+    return response
+
+
+def test_grpc_answers_over_the_size_limit_are_refused():
+    """A 4 MB answer to a client allowed 1 MiB: refused by gRPC before it is kept, named in one line."""
+    with hostile_grpc_server(lambda request, context: _grpc_answer(np.zeros((2, 500_000)))) as url:
+        with pytest.raises(keras_tl.ServingError, match="RESOURCE_EXHAUSTED") as refused:
+            serving.predict(url, "m", [b"x", b"y"], modality="image", max_bytes=1 << 20)
+    assert len(str(refused.value)) < 600 and "\n" not in str(refused.value)
+
+
+def test_a_silent_grpc_server_is_cut_off_at_the_deadline():
+    released = threading.Event()
+
+    def silent(request, context):
+        released.wait(30)  # Never answers within the client's deadline.
+        return _grpc_answer(np.zeros((2, 2)))
+
+    with hostile_grpc_server(silent) as url:
+        start = time.perf_counter()
+        try:
+            with pytest.raises(keras_tl.ServingError, match=r"no answer within 1\.5 s"):
+                serving.predict(url, "m", [b"x", b"y"], modality="image", timeout=1.5)
+        finally:
+            released.set()
+    assert time.perf_counter() - start < 10
+
+
+def test_grpc_error_details_are_cut_and_counts_checked():
+    import grpc
+
+    def failing(request, context):
+        context.abort(grpc.StatusCode.INTERNAL, "x" * 10_000)  # As long as gRPC's metadata allows (16 kB).
+
+    with hostile_grpc_server(failing) as url:
+        with pytest.raises(keras_tl.ServingError, match="answered INTERNAL") as refused:
+            serving.predict(url, "m", [b"x", b"y"], modality="image")
+    assert len(str(refused.value)) < 600 and "characters)" in str(refused.value)
+    with hostile_grpc_server(lambda request, context: _grpc_answer(np.zeros((0, 2)))) as url:
+        with pytest.raises(keras_tl.ServingError, match="0 predictions for 2 items"):
+            serving.predict(url, "m", [b"x", b"y"], modality="image")

@@ -14,6 +14,7 @@ from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_conf
 
 from keras_tl import workflow
 from keras_tl.core import data as core_data
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.train import features
 from keras_tl.image import data
 from keras_tl.image.model import AUGMENTATION_LAYER, build_model
@@ -74,8 +75,8 @@ def test_text_cached_phase_reads_trimmed_batches_and_keeps_the_split_order(tmp_p
         head_epochs=1,
         out=str(tmp_path / "never"),
     )
-    task = text.build_classifier(
-        registry.get("minilm_l6", modality="text"), config, len(glosses.class_names), glosses.class_names
+    task = Classifier.build(
+        text, registry.get("minilm_l6", modality="text"), config, len(glosses.class_names), glosses.class_names
     )
     widths, trimmed = [], text.feature_pass
 

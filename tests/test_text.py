@@ -82,6 +82,20 @@ def test_csv_jsonl_and_folders_skip_bad_rows_and_say_why(tmp_path):
     assert sorted(r.split(" (")[0] for _, r in folder.skipped) == ["not UTF-8", "not a .txt file"]
 
 
+def test_a_text_cell_over_a_megabyte_is_read_whole(tmp_path):
+    """A 1 MB text in a CSV raised `_csv.Error: field larger than field limit (131072)` as a traceback."""
+    import csv
+
+    before = csv.field_size_limit(131072)  # Python's default, as in a fresh process.
+    long_text = "word " * 220_000
+    (tmp_path / "long.csv").write_text(f'text,label\n"{long_text}",a\nshort,b\n', encoding="utf-8")
+    try:
+        source = text_data.from_csv(str(tmp_path / "long.csv"))
+    finally:
+        csv.field_size_limit(before)
+    assert [len(t) for t in source.items] == [len(long_text.strip()), 5] and not source.skipped
+
+
 def test_token_pooling_masks_padding_and_round_trips():
     x = np.array([[[1.0, 10.0], [3.0, 30.0], [100.0, 100.0]]], "float32")
     mask = np.array([[1, 1, 0]])

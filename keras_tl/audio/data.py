@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras_tl.audio import AUDIO_EXTENSIONS
 from keras_tl.audio import augment as augment_lib
 from keras_tl.core.contract.errors import DataError
-from keras_tl.core.data import Source, encode_labels, read_manifest, scan_class_folders, shuffled_batches
+from keras_tl.core.data import Source, labelled_batches, read_manifest, scan_class_folders
 
 QUIET_RMS = 0.01  # Windows whose RMS is below this fraction of the loudest window's (-40 dB) are dropped.
 
@@ -142,27 +142,23 @@ def make_dataset(
     *,
     samples,
     sample_rate,
-    batch_size,
-    num_classes,
-    problem="multiclass",
     training=False,
-    oversample=False,
     seed=0,
     cache="memory",
     augment=None,
+    **batching,
 ):
     """The tf.data pipeline of one split: `(waveform windows (B, samples), float targets)` batches.
 
     Every window of a file is an example labelled with the file's label(s). Decoded windows live in
     memory; training batches are reshuffled every epoch (seeded) or drawn class-balanced, then
     augmented (`augment`: resolved `keras_tl.audio.config.resolve_audio_augment` parameters;
-    training batches only).
+    training batches only). `**batching`: `batch_size`, `num_classes`, `problem`, `oversample`
+    (`keras_tl.core.data.pipelines.labelled_batches`).
     """
     waves, owners = item_windows(split.items, samples, sample_rate)
     labels = np.asarray(split.labels)[owners]
-    targets = encode_labels(labels, num_classes, problem)
-    ds = tf.data.Dataset.from_tensor_slices((waves, targets))
-    ds = shuffled_batches(ds, labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
+    ds = labelled_batches(waves, labels, training=training, seed=seed, **batching)
     if training and augment and not augment_lib.is_identity(augment):
         ds = ds.map(augment_lib.batch_function(augment, samples, seed))
     return ds.prefetch(tf.data.AUTOTUNE)

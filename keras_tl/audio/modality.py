@@ -107,24 +107,18 @@ class AudioModality(Modality):
 
         return data.load_source(config.data)
 
-    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
+    def build_network(self, spec, config, head):
         from keras_tl.audio.model import build_audio_model
-        from keras_tl.core.models.classifier import Classifier
 
         model = build_audio_model(
             spec,
-            num_classes=num_classes,
+            head=head,
             weights=config.weights,
             clip_seconds=config.clip_seconds,
             image_size=config.image_size,
-            problem=config.problem,
             pooling=config.pooling,
-            dense_units=config.dense_units,
-            dropout=config.dropout,
-            class_names=list(class_names),
-            head_kinds=head_kinds,
         )
-        return Classifier(model, self, spec, None, list(class_names), config)
+        return model, None
 
     def skeleton(self, spec, config):
         from keras_tl.audio import backbones
@@ -139,13 +133,8 @@ class AudioModality(Modality):
             split,
             samples=self.window_samples(classifier),
             sample_rate=FRONT_END.sample_rate,
-            batch_size=config.batch_size,
-            num_classes=len(classifier.class_names),
-            problem=classifier.problem,
-            training=training,
-            oversample=training and config.balance == "oversample",
-            seed=config.seed if seed is None else seed,
             augment=resolve_audio_augment(config.augment, config.augment_params),
+            **self.batching(classifier, config, training, seed),
         )
 
     def augmenting(self, config):

@@ -15,9 +15,8 @@ from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.models.heads import (
     POOL_LAYER,
+    HeadSpec,
     backbone_layer,
-    check_problem,
-    head,
     is_pretrained,
     short_run_batchnorm,
 )
@@ -30,36 +29,33 @@ FRONT_END_LAYER = "log_mel"
 def build_audio_model(
     backbone,
     *,
-    num_classes,
+    num_classes=None,
+    head=None,
     weights="pretrained",
     clip_seconds=None,
     image_size=None,
-    problem="multiclass",
     pooling="avg",
-    dense_units=(),
-    dropout=0.2,
-    class_names=(),
-    head_kinds=None,
+    **head_options,
 ):
     """Builds a sound classifier that takes waveforms of one window length.
 
     Args:
         backbone: str or BackboneSpec. See `keras-tl backbones --audio`.
         num_classes: int.
+        head: HeadSpec. The whole head instead of `num_classes` and `**head_options`.
         weights: str. "pretrained", "none" or a `.weights.h5` file.
         clip_seconds: float. Window length; defaults to 1 s (`presets.DEFAULT_CLIP_SECONDS`).
         image_size: int. ImageNet backbones only: the side of the spectrogram image (default 96).
-        problem: str. "multiclass", "binary" or "multilabel".
         pooling: str. "avg" or "max" over time, after the mean over frequency.
-        dense_units: list of int. Extra Dense+ReLU layers in the head.
-        dropout: float. Dropout before the output layer. Defaults to 0.2.
+        **head_options: the head's `problem`, `dense_units`, `dropout` (0.2), `class_names`,
+            `head_kinds` (`keras_tl.core.models.heads.HeadSpec`).
 
     Example:
     >>> model = keras_tl.audio.model.build_audio_model("aisfx_cnn9", num_classes=4)
     >>> model.predict(waveforms)  # (N, 44100) float32 at 44.1 kHz
     """
     spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
-    check_problem(problem, num_classes)
+    new_head = head or HeadSpec(num_classes, **head_options)
     front_end = presets.FRONT_END
     samples = int(round((clip_seconds or presets.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
     frames = front_end.frames(samples)
@@ -78,15 +74,7 @@ def build_audio_model(
         x = layer(x)
     x = backbone_layer(network, x, is_pretrained(weights))
     pooled = TimeFrequencyPooling(pooling, name=POOL_LAYER)(x)
-    outputs = head(
-        pooled,
-        num_classes=num_classes,
-        problem=problem,
-        dense_units=dense_units,
-        dropout=dropout,
-        class_names=class_names,
-        head_kinds=head_kinds,
-    )
+    outputs = new_head(pooled)
     return keras.Model(inputs, outputs, name=f"keras_tl_audio_{spec.name}"[:60])
 
 

@@ -72,8 +72,7 @@ class ImageModality(Modality):
 
         return data.load_source(config.data)
 
-    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        from keras_tl.core.models.classifier import Classifier
+    def build_network(self, spec, config, head):
         from keras_tl.image import augment
         from keras_tl.image.model import build_model
 
@@ -83,18 +82,13 @@ class ImageModality(Modality):
             in_model = augment.image_layers(params, config.image_size, config.seed)
         model = build_model(
             spec,
-            num_classes=num_classes,
+            head=head,
             weights=config.weights,
             image_size=config.image_size,
-            problem=config.problem,
             pooling=config.pooling,
-            dense_units=config.dense_units,
-            dropout=config.dropout,
             augmentation=in_model,
-            class_names=list(class_names),
-            head_kinds=head_kinds,
         )
-        return Classifier(model, self, spec, None, list(class_names), config)
+        return model, None
 
     def prepare_weights(self, spec, weights):
         self.check_weights(spec, weights)
@@ -127,16 +121,11 @@ class ImageModality(Modality):
         return data.make_dataset(
             split,
             image_size=export.image_size_of(classifier.model),
-            batch_size=config.batch_size,
-            num_classes=len(classifier.class_names),
-            problem=classifier.problem,
-            training=training,
             augment=config.augment,
             augment_params=config.augment_params,
             augment_on=config.augment_on,
-            oversample=training and config.balance == "oversample",
             cache=cache,
-            seed=config.seed if seed is None else seed,
+            **self.batching(classifier, config, training, seed),
         )
 
     def augmenting(self, config):

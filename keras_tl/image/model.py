@@ -5,9 +5,8 @@ import keras
 from keras_tl.core.contract import registry
 from keras_tl.core.models.heads import (
     POOL_LAYER,
+    HeadSpec,
     backbone_layer,
-    check_problem,
-    head,
     is_pretrained,
     short_run_batchnorm,
 )
@@ -21,16 +20,13 @@ AUGMENTATION_LAYER = "augmentation"
 def build_model(
     backbone="mobilenet_v2",
     *,
-    num_classes,
+    num_classes=None,
+    head=None,
     weights="pretrained",
     image_size=None,
-    problem="multiclass",
     pooling="avg",
-    dense_units=(),
-    dropout=0.2,
     augmentation=None,
-    class_names=(),
-    head_kinds=None,
+    **head_options,
 ):
     """Builds a classifier that takes raw images (0-255, uint8 or float) of one size.
 
@@ -43,16 +39,16 @@ def build_model(
     Args:
         backbone: str or BackboneSpec. A name from `keras-tl backbones` or a KerasHub handle.
         num_classes: int. Number of classes (2 with problem="binary" gives one sigmoid output).
+        head: HeadSpec. The whole head instead of `num_classes` and `**head_options`.
         weights: str. "pretrained", "none" or a weights file.
         image_size: int. Input side; defaults to the backbone's default size.
-        problem: str. "multiclass" (softmax), "binary" (one sigmoid unit) or "multilabel" (one
-            sigmoid per class).
         pooling: str. "avg" or "max" over the feature map.
-        dense_units: list of int. Extra Dense+ReLU layers in the head. Defaults to none.
-        dropout: float. Dropout before the output layer. Defaults to 0.2.
         augmentation: list of Keras layers. Random augmentation run inside the model (on the
             accelerator) in training only, as in the Keras transfer-learning guide; a
             `keras.Sequential` named "augmentation" before the preprocessing. Defaults to None.
+        **head_options: the head's `problem` ("multiclass", "binary": one sigmoid unit,
+            "multilabel"), `dense_units`, `dropout` (0.2), `class_names`, `head_kinds`
+            (`keras_tl.core.models.heads.HeadSpec`).
 
     Returns:
         A `keras.Model`; its backbone is the layer named "backbone".
@@ -62,7 +58,7 @@ def build_model(
     """
     spec = registry.get(backbone, modality="image") if isinstance(backbone, str) else backbone
     size = image_size or spec.default_size
-    check_problem(problem, num_classes)
+    new_head = head or HeadSpec(num_classes, **head_options)
     preprocess, base = backbones.build(spec, weights=weights, image_size=size)
 
     if not is_pretrained(weights):
@@ -72,15 +68,7 @@ def build_model(
     if augmentation:
         x = keras.Sequential(list(augmentation), name=AUGMENTATION_LAYER)(x)
     x = backbone_layer(base, preprocess(x), is_pretrained(weights))
-    outputs = head(
-        _pool(x, pooling),
-        num_classes=num_classes,
-        problem=problem,
-        dense_units=dense_units,
-        dropout=dropout,
-        class_names=class_names,
-        head_kinds=head_kinds,
-    )
+    outputs = new_head(_pool(x, pooling))
     return keras.Model(inputs, outputs, name=f"keras_tl_{spec.name.replace('/', '_')}"[:60])
 
 

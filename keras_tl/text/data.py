@@ -189,14 +189,10 @@ def make_text_dataset(
     split,
     preprocessor,
     *,
-    batch_size,
-    num_classes,
-    problem="multiclass",
     training=False,
-    oversample=False,
-    seed=0,
     cache=True,
     trim=False,
+    **batching,
 ):
     """The tf.data pipeline of one split: `(token dict, float targets)` batches.
 
@@ -205,13 +201,11 @@ def make_text_dataset(
     are reshuffled every epoch (seeded) or drawn class-balanced (`oversample`). With `trim`, each
     batch's token tensors are cut after its longest row (rounded up to a multiple of
     `TRIM_MULTIPLE`, so few shapes are traced): only padding goes, and an encoder with an attention
-    mask gives the same outputs on fewer positions (`TextModality.feature_pass`).
+    mask gives the same outputs on fewer positions (`TextModality.feature_pass`). `**batching`:
+    `batch_size`, `num_classes`, `problem`, `oversample`, `seed`
+    (`keras_tl.core.data.pipelines.labelled_batches`).
     """
-    targets = data.encode_labels(split.labels, num_classes, problem)
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(split.items), tf.string), targets))
-    ds = data.shuffled_batches(
-        ds, split.labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed
-    )
+    ds = data.labelled_batches(tf.constant(list(split.items), tf.string), split.labels, training=training, **batching)
     ds = ds.map(lambda x, y: (preprocessor(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if trim:
         ds = ds.map(lambda x, y: (_trimmed(x), y), num_parallel_calls=tf.data.AUTOTUNE)

@@ -74,23 +74,12 @@ class TextModality(Modality):
 
         return data.load_text_source(config.data, text_column=config.text_column, label_column=config.label_column)
 
-    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        from keras_tl.core.models.classifier import Classifier
+    def build_network(self, spec, config, head):
         from keras_tl.text.model import build_text_model
 
-        model, preprocessor = build_text_model(
-            spec,
-            num_classes=num_classes,
-            weights=config.weights,
-            sequence_length=config.sequence_length,
-            problem=config.problem,
-            pooling=config.pooling,
-            dense_units=config.dense_units,
-            dropout=config.dropout,
-            class_names=list(class_names),
-            head_kinds=head_kinds,
+        return build_text_model(
+            spec, head=head, weights=config.weights, sequence_length=config.sequence_length, pooling=config.pooling
         )
-        return Classifier(model, self, spec, preprocessor, list(class_names), config)
 
     def skeleton(self, spec, config):
         from keras_tl.text import backbones
@@ -103,13 +92,8 @@ class TextModality(Modality):
         return data.make_text_dataset(
             split,
             classifier.preprocessor,
-            batch_size=config.batch_size,
-            num_classes=len(classifier.class_names),
-            problem=classifier.problem,
-            training=training,
-            oversample=training and config.balance == "oversample",
-            seed=config.seed if seed is None else seed,
             cache=cache not in (False, None, "none"),
+            **self.batching(classifier, config, training, seed),
         )
 
     def feature_pass(self, classifier, split, config):
@@ -123,11 +107,9 @@ class TextModality(Modality):
         return order, data.make_text_dataset(
             split.subset(order),
             classifier.preprocessor,
-            batch_size=config.batch_size,
-            num_classes=len(classifier.class_names),
-            problem=classifier.problem,
             cache=False,
             trim=True,
+            **self.batching(classifier, config),
         )
 
     def read_items(self, items):

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.models.heads import POOL_LAYER, backbone_layer, check_problem, head, is_pretrained
+from keras_tl.core.models.heads import POOL_LAYER, HeadSpec, backbone_layer, is_pretrained
 from keras_tl.core.utils import quiet
 from keras_tl.text import backbones
 from keras_tl.text.layers import TokenPooling
@@ -23,15 +23,12 @@ from keras_tl.text.layers import TokenPooling
 def build_text_model(
     backbone,
     *,
-    num_classes,
+    num_classes=None,
+    head=None,
     weights="pretrained",
     sequence_length=128,
-    problem="multiclass",
     pooling="avg",
-    dense_units=(),
-    dropout=0.1,
-    class_names=(),
-    head_kinds=None,
+    **head_options,
 ):
     """Builds a text classifier on a pretrained encoder; returns `(model, preprocessor)`.
 
@@ -42,12 +39,12 @@ def build_text_model(
     Args:
         backbone: str or BackboneSpec. See `keras-tl backbones --text`.
         num_classes: int.
+        head: HeadSpec. The whole head instead of `num_classes` and `**head_options`.
         weights: str. "pretrained" (the preset's) or "none" (random initialization).
         sequence_length: int. Tokens per example. Defaults to 128.
-        problem: str. "multiclass", "binary" or "multilabel".
         pooling: str. "avg" (masked mean over tokens), "max" or "cls" (first token).
-        dense_units: list of int. Extra Dense+ReLU layers in the head.
-        dropout: float. Dropout before the output layer. Defaults to 0.1.
+        **head_options: the head's `problem`, `dense_units`, `dropout` (0.1), `class_names`,
+            `head_kinds` (`keras_tl.core.models.heads.HeadSpec`).
 
     Returns:
         `(model, preprocessor)`: the `keras.Model` (token dict -> probabilities) and the
@@ -58,7 +55,7 @@ def build_text_model(
     >>> model.predict(preprocessor(["a bird in the hand"]))
     """
     spec = registry.get(backbone, modality="text") if isinstance(backbone, str) else backbone
-    check_problem(problem, num_classes)
+    new_head = head or HeadSpec(num_classes, **{"dropout": 0.1, **head_options})
     encoder, preprocessor = backbones.load(spec, weights=weights, sequence_length=sequence_length)
     keys = sorted(preprocessor(tf.constant(["x"])).keys())
     inputs = {k: keras.Input((sequence_length,), dtype="int32", name=k) for k in keys}
@@ -74,14 +71,6 @@ def build_text_model(
         encoder = keras.Model(encoder.input, encoder.output["sequence_output"], name=encoder.name)
     x = backbone_layer(encoder, encoder_inputs, is_pretrained(weights))
     pooled = TokenPooling(pooling, name=POOL_LAYER)(x, padding_mask=inputs["padding_mask"])
-    outputs = head(
-        pooled,
-        num_classes=num_classes,
-        problem=problem,
-        dense_units=dense_units,
-        dropout=dropout,
-        class_names=class_names,
-        head_kinds=head_kinds,
-    )
+    outputs = new_head(pooled)
     name = "keras_tl_text_" + "".join(c if c.isalnum() else "_" for c in spec.name)[-40:]
     return keras.Model(inputs, outputs, name=name), preprocessor

@@ -53,4 +53,6 @@ def build_classifier(
     modality.prepare_weights(spec, config.weights)
     problem = config.problem if config.problem != "auto" else "binary" if num_classes == 2 else "multiclass"
     resolved = resolve_config(config, modality, spec, problem)
-    return modality.build_classifier(spec, resolved, num_classes, class_names)
+    from keras_tl.core.models.classifier import Classifier
+
+    return Classifier.build(modality, spec, resolved, num_classes, class_names)

@@ -44,6 +44,19 @@ def check_config(config, source=None, target=None):
     return modality, spec
 
 
+def splits_of(source, config):
+    """`source`'s train/val/test splits as `config` asks (sizes, seed, labels per class)."""
+    from keras_tl.core.data import split_source
+
+    return split_source(
+        source,
+        val_split=config.val_split,
+        test_split=config.test_split,
+        seed=config.seed,
+        labels_per_class=config.labels_per_class,
+    )
+
+
 def check_source(source):
     """A source from Python holds one array of items or a list of strings (file paths, texts), one per
     label: what a run directory can record without pickling (a list of arrays reached `splits.json`
@@ -208,20 +221,14 @@ def prepare(config, source=None, target=None):
     Returns:
         `(modality, spec, source, splits, resolved)`: `resolved` has every "auto" made concrete.
     """
-    from keras_tl.core.data import multitask_labels, split_source
+    from keras_tl.core.data import multitask_labels
 
     modality, spec = check_config(config, source, target)
     check_backbone(config, modality, spec)
     if source is None:
         source = modality.load_source(config)
     source = select_heads(source, config)
-    splits = split_source(
-        source,
-        val_split=config.val_split,
-        test_split=config.test_split,
-        seed=config.seed,
-        labels_per_class=config.labels_per_class,
-    )
+    splits = splits_of(source, config)
     problem = resolve_problem(
         config,
         len(source.class_names),

@@ -23,6 +23,7 @@ from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.evaluation import transferability
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import is_pretrained
 from keras_tl.core.train import distribute, features
 from keras_tl.core.utils import quiet
@@ -100,7 +101,7 @@ def rank(
         log.info(f"rank: {candidate.backbone} ({_weights_name(weights)})")
         keras.utils.set_random_seed(resolved.seed)
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-            classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
+            classifier = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names)
             extractor, _ = features.split_model(classifier.model)
             order, pipeline = modality.feature_pass(classifier, labelled, resolved)
             ((x, _),) = features.extract(
@@ -253,7 +254,7 @@ def domain_shift(
     )
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-        classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
+        classifier = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names)
         extractor, _ = features.split_model(classifier.model)
         pipelines = [data.targets_as_inputs(modality.feature_pass(classifier, d, resolved)[1]) for d in domains]
         (a, _), (b, _) = features.extract(

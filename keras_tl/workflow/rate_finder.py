@@ -12,6 +12,7 @@ from keras_tl.core.contract.choices import FIND
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.evaluation import plots
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import is_pretrained
 from keras_tl.core.train import distribute, features, lr_finder
 from keras_tl.core.train.training import Supervised, fine_tune, set_trainable
@@ -68,7 +69,7 @@ def lr_find(
     modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-        classifier = modality.build_classifier(spec, resolved, len(source.class_names), source.class_names)
+        classifier = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names)
 
         def train_dataset(seed=resolved.seed):
             return modality.dataset(classifier, splits["train"], resolved, training=True, seed=seed)

@@ -75,6 +75,8 @@ def labelled_predictions(run_dir: str, items: Sequence[Any], top_k: int = 3) -> 
     """`(top-k, label)` per item: `predict`'s top-k list and the class the run decides on, at its
     operating point where it has one (a binary run trained with `target_recall` / `target_precision`),
     else the most probable class (None for a multi-task run: each head's top-k says it)."""
+    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
+        raise ConfigError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
     classifier = run.load_classifier(run_dir)
     items = classifier.modality.read_items(items)
     probabilities = classifier.predict(items)

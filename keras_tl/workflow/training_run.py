@@ -19,17 +19,25 @@ import numpy as np
 from keras_tl.core.adapt import adaptation
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.data import class_weights, multitask_labels, split_source
+from keras_tl.core.data import class_weights, multitask_labels
 from keras_tl.core.evaluation import operating_point, plots
 from keras_tl.core.evaluation.evaluate import evaluate_predictions, format_metrics
 from keras_tl.core.evaluation.report import write_report
+from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import probabilities_of
 from keras_tl.core.train import distribute, features
 from keras_tl.core.train.training import Supervised, fine_tune
 from keras_tl.core.utils import quiet
 from keras_tl.core.utils.log import log
 from keras_tl.workflow import rundir as run
-from keras_tl.workflow.checks import check_config, load_target, prepare, resolve_config, resolve_problem  # noqa: F401
+from keras_tl.workflow.checks import (  # noqa: F401
+    check_config,
+    load_target,
+    prepare,
+    resolve_config,
+    resolve_problem,
+    splits_of,
+)
 from keras_tl.workflow.rate_finder import find_rates
 
 if TYPE_CHECKING:
@@ -178,7 +186,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         kinds = None
         if config.problem == "multitask":  # From every split's labels, so a resumed run builds the same heads.
             kinds = multitask_labels.head_kinds(class_names, np.concatenate([s.labels for s in splits.values()]))
-        classifier = modality.build_classifier(spec, config, len(class_names), class_names, kinds)
+        classifier = Classifier.build(modality, spec, config, len(class_names), class_names, kinds)
 
         def train_dataset(seed=config.seed):
             return modality.dataset(classifier, splits["train"], config, training=True, seed=seed, cache=cache("train"))
@@ -351,13 +359,7 @@ def show_batch(config: TrainConfig, path: str, source: Source | None = None, cou
             f"Received: backbone={config.backbone!r} ({modality.name})."
         )
     source = source if source is not None else modality.load_source(config)
-    splits = split_source(
-        source,
-        val_split=config.val_split,
-        test_split=config.test_split,
-        seed=config.seed,
-        labels_per_class=config.labels_per_class,
-    )
+    splits = splits_of(source, config)
     classifier = resolve_problem(config, len(source.class_names), multilabel=source.labels.ndim == 2)
     shown = TrainConfig.from_dict(
         {
@@ -367,6 +369,6 @@ def show_batch(config: TrainConfig, path: str, source: Source | None = None, cou
             "batch_size": count,
         }
     )
-    built = modality.build_classifier(spec, shown, len(source.class_names), source.class_names)
+    built = Classifier.build(modality, spec, shown, len(source.class_names), source.class_names)
     dataset = modality.dataset(built, splits["train"], shown, training=True, cache="none")
     return modality.show_batch(built, dataset, path)

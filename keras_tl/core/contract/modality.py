@@ -73,9 +73,10 @@ class Modality(abc.ABC):
 
     # ---- model and pipelines
     @abc.abstractmethod
-    def build_classifier(self, spec, config, num_classes, class_names=(), head_kinds=None):
-        """A `Classifier` for `spec` under `config` (inside the caller's precision/distribution scope);
-        `head_kinds`: a multi-task source's `keras_tl.core.data.multitask_labels.head_kinds`."""
+    def build_network(self, spec, config, head):
+        """`(keras.Model, host-side preprocessor or None)`: `spec`'s backbone under `config` with
+        `head` (a `keras_tl.core.models.heads.HeadSpec`) on its pooled features, inside the caller's
+        precision/distribution scope. `keras_tl.core.models.classifier.build` wraps it in a Classifier."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -101,6 +102,18 @@ class Modality(abc.ABC):
     def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
         """A tf.data pipeline of `(inputs, targets)` batches for one split."""
         raise NotImplementedError
+
+    def batching(self, classifier, config, training=False, seed=None):
+        """The keyword arguments every modality's tf.data pipeline takes from a run: batch size, the
+        classifier's classes and problem, and the training split's shuffling seed and oversampling."""
+        return {
+            "batch_size": config.batch_size,
+            "num_classes": len(classifier.class_names),
+            "problem": classifier.problem,
+            "training": training,
+            "oversample": training and config.balance == "oversample",
+            "seed": config.seed if seed is None else seed,
+        }
 
     def feature_pass(self, classifier, split, config):
         """`(order, dataset)` for one pass of frozen features over `split` (`rank`, `domain_shift`).

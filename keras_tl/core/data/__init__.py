@@ -23,6 +23,7 @@ __getattr__, __dir__ = lazy_names(
         "pipelines": (
             "encode_labels",
             "feature_dataset",
+            "labelled_batches",
             "labels_of_targets",
             "shuffled_batches",
             "steps_per_epoch",

@@ -28,6 +28,16 @@ def shuffled_batches(ds, labels, *, batch_size, training, oversample, seed):
     return ds.batch(batch_size)
 
 
+def labelled_batches(
+    items, labels, *, batch_size, num_classes, problem="multiclass", training=False, oversample=False, seed=0
+):
+    """`(items, float targets)` batches of in-memory `items` (an array or tensor, one row per label):
+    targets by `encode_labels`, then `shuffled_batches`. What a modality's pipeline starts from when
+    its items need no per-item decoding before the shuffle."""
+    ds = tf.data.Dataset.from_tensor_slices((items, encode_labels(labels, num_classes, problem)))
+    return shuffled_batches(ds, labels, batch_size=batch_size, training=training, oversample=oversample, seed=seed)
+
+
 def targets_as_inputs(ds):
     """`(images, targets)` batches -> `((images, targets),)`: both go into `predict`, paired."""
     return ds.map(lambda x, y: ((x, y),))

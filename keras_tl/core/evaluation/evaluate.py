@@ -52,24 +52,12 @@ def classification_metrics(y_true, probabilities, class_names, *, threshold=0.5,
     matrix = confusion_matrix(y_true, y_pred, num_classes)
     tp = np.diag(matrix)
     support = matrix.sum(axis=1)
-    precision = _safe_divide(tp, matrix.sum(axis=0))
-    recall = _safe_divide(tp, support)
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
+    scores = _per_class(tp, matrix.sum(axis=0), support, class_names)
+    f1 = np.asarray([scores["per_class"][name]["f1"] for name in class_names])
     result.update(
         accuracy=float(tp.sum() / max(1, len(y_true))),
-        macro_precision=float(precision.mean()),
-        macro_recall=float(recall.mean()),
-        macro_f1=float(f1.mean()),
+        **scores,
         weighted_f1=float(np.sum(f1 * support) / max(1, support.sum())),
-        per_class={
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(class_names)
-        },
         confusion_matrix=matrix.tolist(),
         num_examples=int(len(y_true)),
     )
@@ -102,9 +90,6 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
     tp = np.sum(y_true & y_pred, axis=0)
     predicted = y_pred.sum(axis=0)
     support = y_true.sum(axis=0)
-    precision = _safe_divide(tp, predicted)
-    recall = _safe_divide(tp, support)
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
     micro_p = _safe_divide(tp.sum(), predicted.sum())
     micro_r = _safe_divide(tp.sum(), support.sum())
     return {
@@ -112,6 +97,18 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
         "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))),
         "hamming_accuracy": float(np.mean(y_true == y_pred)),
         "micro_f1": float(_safe_divide(2 * micro_p * micro_r, micro_p + micro_r)),
+        **_per_class(tp, predicted, support, class_names),
+        "num_examples": int(len(y_true)),
+    }
+
+
+def _per_class(tp, predicted, support, class_names):
+    """Macro precision/recall/F1 and the per-class table from per-class counts (true positives,
+    predicted, actual); a class never predicted has precision 0."""
+    precision = _safe_divide(tp, predicted)
+    recall = _safe_divide(tp, support)
+    f1 = _safe_divide(2 * precision * recall, precision + recall)
+    return {
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
@@ -124,7 +121,6 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
             }
             for i, name in enumerate(class_names)
         },
-        "num_examples": int(len(y_true)),
     }
 
 

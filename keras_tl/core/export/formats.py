@@ -102,10 +102,7 @@ def _min_agreement(info):
 
 def export_keras(classifier, destination, info):
     """Writes `<destination>/<name>.keras` (+ the host preprocessor, labels.txt), checked by reloading."""
-    os.makedirs(destination, exist_ok=True)
-    publish.remove_stale(destination)
-    tmp = publish.temporary(destination)
-    try:
+    with publish.staged(destination) as tmp:
         classifier.model.save(os.path.join(tmp, f"{info.name}.keras"))
         classifier.modality.save_preprocessor(classifier, os.path.join(tmp, "preprocessor"))
         reloaded = Classifier(
@@ -122,10 +119,6 @@ def export_keras(classifier, destination, info):
             classifier=classifier,
         )
         publish.write_labels(tmp, info.class_names)
-        publish.readable(tmp)
-        publish.replace_entries(tmp, destination)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     final = os.path.join(destination, f"{info.name}.keras")
     return ExportResult("keras", final, None, os.path.getsize(final), check)
 
@@ -381,11 +374,8 @@ def export_onnx(classifier, destination, info):
     """
     from keras_tl.core.export import onnx
 
-    os.makedirs(destination, exist_ok=True)
-    publish.remove_stale(destination)
-    tmp = publish.temporary(destination)
-    path = os.path.join(tmp, f"{info.name}.onnx")
-    try:
+    with publish.staged(destination) as tmp:
+        path = os.path.join(tmp, f"{info.name}.onnx")
         with quiet.quietly():  # tf2onnx's converter lines.
             onnx.convert(per_class_model(classifier.model), path)
         # Checked as an app runs it: the tokenizer shipped beside the file (reloaded) makes the inputs.
@@ -417,10 +407,6 @@ def export_onnx(classifier, destination, info):
         }
         with open(os.path.join(tmp, "model_card.json"), "w", encoding="utf-8") as f:
             json.dump(card, f, indent=2)
-        publish.readable(tmp)
-        publish.replace_entries(tmp, destination)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     final = os.path.join(destination, f"{info.name}.onnx")
     return ExportResult("onnx", final, None, os.path.getsize(final), check)
 

@@ -5,6 +5,7 @@ An export is written into a temporary entry beside its destination, named after 
 place with an atomic rename. Leftovers of a process that died mid-way are removed by the next export.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -43,6 +44,22 @@ def temporary(destination, suffix=""):
     if suffix:
         return os.path.join(destination, f".tmp-{os.getpid()}-{time.time_ns()}{suffix}")
     return tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=destination)
+
+
+@contextlib.contextmanager
+def staged(destination):
+    """A temporary folder in `destination` (made, its dead exports' leftovers removed first) whose
+    entries are published into `destination` when the block ends without an error: made readable by
+    another user, each replacing its old copy atomically. The folder is removed either way."""
+    os.makedirs(destination, exist_ok=True)
+    remove_stale(destination)
+    tmp = temporary(destination)
+    try:
+        yield tmp
+        readable(tmp)
+        replace_entries(tmp, destination)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_stale(destination):

@@ -38,6 +38,23 @@ class Classifier:
     config: object = None
     operating_point: dict | None = None
 
+    @classmethod
+    def build(cls, modality, spec, config, num_classes, class_names=(), head_kinds=None):
+        """A Classifier for backbone `spec` under a resolved `config`: the plug-in builds the network
+        (`Modality.build_network`) with the head `config` asks for (`heads.HeadSpec`).
+
+        Args:
+            modality: Modality. The plug-in object.
+            spec: BackboneSpec.
+            config: TrainConfig. Resolved (`keras_tl.workflow.checks.resolve_config`).
+            num_classes: int.
+            class_names: list of str.
+            head_kinds: dict. A multi-task source's `keras_tl.core.data.multitask_labels.head_kinds`.
+        """
+        head = heads.HeadSpec.from_config(config, num_classes, class_names, head_kinds)
+        model, preprocessor = modality.build_network(spec, config, head)
+        return cls(model, modality, spec, preprocessor, list(class_names), config)
+
     @property
     def problem(self):
         """ "multiclass", "binary", "multilabel" or "multitask"."""

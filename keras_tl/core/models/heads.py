@@ -6,6 +6,8 @@ output layer is "predictions". The feature cache (`keras_tl.core.train.features`
 policies (`keras_tl.core.train.training`) and export find their way through these names.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -56,28 +58,71 @@ def head(x, *, num_classes, problem, dense_units=(), dropout=0.2, name=OUTPUT_LA
         head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs
             (`keras_tl.core.data.multitask_labels.head_kinds`); the others are softmax.
     """
-    check_problem(problem, num_classes)
-    if problem == "multitask":
-        if len(class_names) != num_classes:
+    spec = HeadSpec(num_classes, problem, tuple(dense_units), dropout, tuple(class_names), head_kinds)
+    return spec(x, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+    """The new head a plug-in puts on its pooled features: what `head` takes, checked when made
+    (before any backbone is built).
+
+    Args:
+        num_classes: int.
+        problem: str. "multiclass", "binary", "multilabel" or "multitask".
+        dense_units: tuple of int. Extra Dense+ReLU layers.
+        dropout: float. Dropout before the output layer.
+        class_names: tuple of str. "head:class" names: needed by "multitask".
+        head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs.
+    """
+
+    num_classes: int
+    problem: str = "multiclass"
+    dense_units: tuple = ()
+    dropout: float = 0.2
+    class_names: tuple = ()
+    head_kinds: dict | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool):
+            raise ConfigError(f"`num_classes` must be an integer. Received: num_classes={self.num_classes!r}")
+        check_problem(self.problem, self.num_classes)
+        if self.problem == "multitask" and len(self.class_names) != self.num_classes:
             raise ConfigError(
-                f"A multi-task head needs its {num_classes} 'head:class' names. Received: "
-                f"{len(class_names)} class names"
+                f"A multi-task head needs its {self.num_classes} 'head:class' names. Received: "
+                f"{len(self.class_names)} class names"
             )
-        return multitask.multitask_head(
-            x, class_names, kinds=head_kinds, dense_units=dense_units, dropout=dropout, name=name
+
+    @classmethod
+    def from_config(cls, config, num_classes, class_names=(), head_kinds=None):
+        """The head a (resolved) `TrainConfig` asks for."""
+        return cls(
+            num_classes, config.problem, tuple(config.dense_units), config.dropout, tuple(class_names), head_kinds
         )
-    prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
-    for i, units in enumerate(dense_units):
-        x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
-        x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout_{i}")(x)
-    if dropout and not dense_units:
-        x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
-    return keras.layers.Dense(
-        1 if problem == "binary" else num_classes,
-        activation="softmax" if problem == "multiclass" else "sigmoid",
-        dtype="float32",
-        name=name,
-    )(x)
+
+    def __call__(self, x, name=OUTPUT_LAYER):
+        """The head's output on pooled features `x` (`head`)."""
+        if self.problem == "multitask":
+            return multitask.multitask_head(
+                x,
+                self.class_names,
+                kinds=self.head_kinds,
+                dense_units=self.dense_units,
+                dropout=self.dropout,
+                name=name,
+            )
+        prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
+        for i, units in enumerate(self.dense_units):
+            x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
+            x = keras.layers.Dropout(self.dropout, name=f"{prefix}_dropout_{i}")(x)
+        if self.dropout and not self.dense_units:
+            x = keras.layers.Dropout(self.dropout, name=f"{prefix}_dropout")(x)
+        return keras.layers.Dense(
+            1 if self.problem == "binary" else self.num_classes,
+            activation="softmax" if self.problem == "multiclass" else "sigmoid",
+            dtype="float32",
+            name=name,
+        )(x)
 
 
 def backbone_layer(backbone, inputs, pretrained):
