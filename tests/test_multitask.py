@@ -1,4 +1,4 @@
-"""Multi-task heads: labels, masked losses, per-head metrics, a two-phase run and its exports."""
+"""Multi-task heads: labels, losses and metrics by head (Keras' multi-output API), a two-phase run and its exports."""
 
 import json
 import os
@@ -49,51 +49,91 @@ def test_labels_from_columns_blocks_and_missing_labels():
     ) == {"a": ["x", "y"], "b": None, "c": "u"}
 
 
-def _tiny_multitask_model(blocks=((3,), (2,))):
+def _tiny_multitask_model(kinds=None, names=None):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4,))
     x = keras.layers.Identity(name="head_pool")(inputs)
-    names = [f"a:{i}" for i in range(3)] + ["b:no", "b:yes"]
-    return keras.Model(inputs, multitask.multitask_head(x, names, dropout=0.0)), names
+    names = names or [f"a:{i}" for i in range(3)] + ["b:no", "b:yes"]
+    return keras.Model(inputs, multitask.multitask_head(x, names, kinds=kinds, dropout=0.0)), names
 
 
-def test_masked_loss_sends_no_gradient_from_rows_missing_a_heads_label():
+def _by_head(model, x, y, class_weights=None):
+    """One batch of `(x, rows)` as `fit` gets it: `(x, {head: block}, {head: sample weight})`."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))
+    return next(iter(multitask.targets_by_head(dataset, model, class_weights)))
+
+
+def test_masked_heads_send_no_gradient_from_rows_missing_their_label():
+    """Keras' multi-output API: a dict of heads, a loss per head, and rows without a head's label
+    weighing 0 for it: that head gets no gradient from them; the loss is the weighted sum of heads."""
+    import tensorflow as tf
+
     model, names = _tiny_multitask_model()
+    assert list(model.output) == ["a", "b"] and multitask.blocks_of(model) == [("a", 0, 3), ("b", 3, 5)]
     x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
     y = np.zeros((6, 5), "float32")
     y[:3, 0] = 1  # Rows 0-2 label head a only; rows 3-5 label head b only.
     y[3:, 4] = 1
-    loss = multitask.MaskedHeadLoss(multitask.blocks_of(model), [1.0, 1.0])
-    import tensorflow as tf
+    loss, loss_weights, _ = multitask.loss_and_metrics(model, {"a": 2.0, "b": 0.5})
+    model.compile(loss=loss, loss_weights=loss_weights)
+    _, targets, weights = _by_head(model, x, y)
+    np.testing.assert_array_equal(weights["a"], [1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(weights["b"], [0, 0, 0, 1, 1, 1])
 
     def grads(rows):
         with tf.GradientTape() as tape:
-            value = tf.reduce_sum(loss.call(tf.constant(y[rows]), model(x[rows])))
+            predicted = model(x[rows])
+            value = model.compute_loss(
+                x[rows],
+                {h: t[rows] for h, t in targets.items()},
+                predicted,
+                {h: w[rows] for h, w in weights.items()},
+            )
         return {v.path: g for v, g in zip(model.trainable_variables, tape.gradient(value, model.trainable_variables))}
 
     only_b = grads(slice(3, 6))  # No row labels head a: its layer gets exactly zero gradient.
     assert np.all(only_b["predictions_a/kernel"].numpy() == 0) and np.any(only_b["predictions_b/kernel"].numpy() != 0)
     only_a = grads(slice(0, 3))
     assert np.all(only_a["predictions_b/kernel"].numpy() == 0) and np.any(only_a["predictions_a/kernel"].numpy() != 0)
-    # The per-example loss is the weighted sum of the labelled heads' cross-entropies.
-    p = model(x).numpy()
-    weighted = multitask.MaskedHeadLoss(multitask.blocks_of(model), [2.0, 0.5]).call(tf.constant(y), tf.constant(p))
+    # The loss is the loss-weighted sum of the labelled heads' cross-entropies, over the batch.
+    p = multitask.joined(model.predict(x, verbose=0))
+    value = float(model.compute_loss(x, targets, model(x), weights))
     expected = np.where(np.arange(6) < 3, 2.0 * -np.log(p[:, 0]), 0.5 * -np.log(p[:, 4]))
-    np.testing.assert_allclose(weighted.numpy(), expected, rtol=1e-5)
-    # Class weights (balanced) count while training and not while validating, as `fit(class_weight=)`.
-    balanced = multitask.MaskedHeadLoss(
-        multitask.blocks_of(model), [1.0, 1.0], class_weights=[[3.0, 1.0, 1.0], [1.0, 0.25]]
-    )
-    model.compile(loss=balanced)
-    (switch,) = multitask.callbacks_for(model)
-    training = balanced.call(tf.constant(y), tf.constant(p)).numpy()
-    switch.on_test_begin()
-    validating = balanced.call(tf.constant(y), tf.constant(p)).numpy()
-    switch.on_test_end()
-    plain = np.where(np.arange(6) < 3, -np.log(p[:, 0]), -np.log(p[:, 4]))
-    np.testing.assert_allclose(validating, plain, rtol=1e-5)
-    np.testing.assert_allclose(training, plain * np.where(np.arange(6) < 3, 3.0, 0.25), rtol=1e-5)
-    assert float(balanced.weighting.numpy()) == 1.0
+    assert value == pytest.approx(expected.mean(), rel=1e-5)
+    # Class weights (balanced) weigh a head's rows by their class, in training batches only.
+    _, _, balanced = _by_head(model, x, y, {"a": [3.0, 1.0, 1.0], "b": [1.0, 0.25]})
+    np.testing.assert_allclose(balanced["a"], [3, 3, 3, 0, 0, 0])
+    np.testing.assert_allclose(balanced["b"], [0, 0, 0, 0.25, 0.25, 0.25])
+
+
+def _fixed_outputs_model(sizes, kinds=None):
+    """A multi-task model that outputs its inputs (one per head): metrics on chosen probabilities."""
+    inputs = {head: keras.Input((size,), name=head) for head, size in sizes.items()}
+    outputs = {
+        head: keras.layers.Activation(
+            "sigmoid" if (kinds or {}).get(head) == "multilabel" else "linear", name=f"predictions_{head}"
+        )(inputs[head])
+        for head in sizes
+    }
+    model = keras.Model(inputs, outputs)
+    loss, loss_weights, metrics = multitask.loss_and_metrics(model)
+    model.compile(loss=loss, loss_weights=loss_weights, weighted_metrics=metrics)
+    return model
+
+
+def _evaluate(model, probabilities, y):
+    import tensorflow as tf
+
+    inputs = {}
+    for head, a, b in multitask.blocks_of(model):
+        inputs[head] = probabilities[:, a:b].astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, y.astype("float32"))).batch(len(y))
+    logs = model.evaluate(multitask.targets_by_head(dataset, model), verbose=0, return_dict=True)
+    (pooled,) = multitask.callbacks_for(model)
+    pooled.on_epoch_end(0, logs)
+    return logs
 
 
 def test_head_accuracy_and_evaluation_against_hand_counts():
@@ -102,13 +142,10 @@ def test_head_accuracy_and_evaluation_against_hand_counts():
     p = np.array(
         [[0.8, 0.1, 0.1, 0.3, 0.7], [0.6, 0.3, 0.1, 0.5, 0.5], [0.1, 0.1, 0.8, 0.9, 0.1], [0.3, 0.3, 0.4, 0.6, 0.4]]
     )
-    blocks = [("a", 0, 3), ("b", 3, 5)]
-    pooled, per_a = multitask.HeadAccuracy(blocks), multitask.HeadAccuracy(blocks[:1], name="a_accuracy")
-    for metric in (pooled, per_a):
-        metric.update_state(y.astype("float32"), p.astype("float32"))
-    # Head a labels rows 0-2 (right: 0, 2); head b rows 0, 2, 3 (right: 0, 2): 4 of 6 pairs.
-    assert float(per_a.result()) == pytest.approx(2 / 3)
-    assert float(pooled.result()) == pytest.approx(4 / 6)
+    logs = _evaluate(_fixed_outputs_model({"a": 3, "b": 2}), p, y)
+    # Head a labels rows 0-2 (right: 0, 2); head b rows 0, 2, 3 (right: 0, 2): the masked rows count not.
+    assert logs["a_accuracy"] == pytest.approx(2 / 3) and logs["b_accuracy"] == pytest.approx(2 / 3)
+    assert logs["accuracy"] == pytest.approx(2 / 3)  # The heads' mean, what monitor="val_accuracy" reads.
     metrics = evaluate_predictions(y, p, names, "multitask")
     assert metrics["heads"]["a"]["num_examples"] == 3 and metrics["heads"]["b"]["num_examples"] == 3
     assert metrics["heads"]["a"] == classification_metrics([0, 1, 2], p[:3, :3], ["0", "1", "2"])
@@ -124,11 +161,7 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
 
     from keras_tl.core.evaluation.evaluate import multilabel_metrics
 
-    names = ["a:0", "a:1", "a:2", "tags:x", "tags:y"]
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((4,))
-    x = keras.layers.Identity(name="head_pool")(inputs)
-    model = keras.Model(inputs, multitask.multitask_head(x, names, kinds={"tags": "multilabel"}, dropout=0.0))
+    model, names = _tiny_multitask_model({"tags": "multilabel"}, ["a:0", "a:1", "a:2", "tags:x", "tags:y"])
     assert multitask.kinds_of(model) == {"a": "multiclass", "tags": "multilabel"}
     assert model.get_layer("predictions_tags").activation.__name__ == "sigmoid"
     x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
@@ -136,15 +169,19 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
     y[:3, 1] = 1  # Rows 0-2 label head a only; rows 3-5 label the tags only (row 3 both tags).
     y[3, 3:] = 1
     y[4, 3] = y[5, 4] = 1
-    loss, metrics = multitask.loss_and_metrics(model, {"a": 1.0, "tags": 2.0})
+    loss, loss_weights, _ = multitask.loss_and_metrics(model, {"a": 1.0, "tags": 2.0})
+    model.compile(loss=loss, loss_weights=loss_weights)
+    _, targets, weights = _by_head(model, x, y)
     with tf.GradientTape() as tape:
-        value = tf.reduce_sum(loss.call(tf.constant(y[:3]), model(x[:3])))
+        value = model.compute_loss(
+            x[:3], {h: t[:3] for h, t in targets.items()}, model(x[:3]), {h: w[:3] for h, w in weights.items()}
+        )
     grads = dict(zip([v.path for v in model.trainable_variables], tape.gradient(value, model.trainable_variables)))
     assert np.all(grads["predictions_tags/kernel"].numpy() == 0) and np.any(grads["predictions_a/kernel"].numpy() != 0)
-    p = model(x).numpy()
+    p = multitask.joined(model.predict(x, verbose=0))
     bce = -np.mean(y[:, 3:] * np.log(p[:, 3:]) + (1 - y[:, 3:]) * np.log(1 - p[:, 3:]), axis=1)
     expected = np.where(np.arange(6) < 3, -np.log(p[:, 1]), 2.0 * bce)
-    np.testing.assert_allclose(loss.call(tf.constant(y), tf.constant(p)).numpy(), expected, rtol=1e-5)
+    assert float(model.compute_loss(x, targets, model(x), weights)) == pytest.approx(expected.mean(), rel=1e-4)
     q = np.array(
         [
             [0.1, 0.8, 0.1, 0.9, 0.9],
@@ -156,19 +193,20 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
         ],
         "float32",
     )
-    pooled, tags = metrics[0], metrics[2]
-    for metric in (pooled, tags):
-        metric.update_state(y, q)
+    logit = np.log(q / (1 - q))  # The fixed model's sigmoid gives q back.
+    logs = _evaluate(
+        _fixed_outputs_model({"a": 3, "tags": 2}, {"tags": "multilabel"}),
+        np.concatenate([q[:, :3], logit[:, 3:]], 1),
+        y,
+    )
     # Tags: rows 3-5 get 1/2, 1, 1 of their two classes right; head a: rows 0 and 2 of 0-2.
-    assert float(tags.result()) == pytest.approx(2.5 / 3)
-    assert float(pooled.result()) == pytest.approx((2 + 2.5) / 6)
+    assert logs["tags_accuracy"] == pytest.approx(2.5 / 3) and logs["a_accuracy"] == pytest.approx(2 / 3)
+    assert logs["accuracy"] == pytest.approx((2.5 / 3 + 2 / 3) / 2)
     evaluation = evaluate_predictions(y, q, names, "multitask", {"a": "multiclass", "tags": "multilabel"})
     reference = multilabel_metrics(y[3:, 3:], q[3:, 3:], ["x", "y"])
     assert evaluation["heads"]["tags"] == {"accuracy": reference["subset_accuracy"], **reference}
     assert evaluation["heads"]["tags"]["accuracy"] == pytest.approx(2 / 3)
     assert evaluation["heads"]["a"]["accuracy"] == pytest.approx(2 / 3)
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert restored.kinds == ["multiclass", "multilabel"]
 
 
 def test_config_and_data_errors_fail_before_work(tmp_path):

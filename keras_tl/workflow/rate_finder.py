@@ -12,6 +12,7 @@ from keras_tl.core.contract.choices import FIND
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.evaluation import plots
+from keras_tl.core.models import multitask
 from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import is_pretrained
 from keras_tl.core.train import distribute, features, lr_finder
@@ -90,6 +91,7 @@ def lr_find(
             fit_model, learning_rate=min_lr, problem=classifier.problem, optimizer=resolved.optimizer, config=resolved
         )
         log.info(f"lr-find ({phase}): {steps} batches at rates {min_lr:g} to {max_lr:g}")
+        data = multitask.targets_by_head(data, classifier.model)
         result = lr_finder.sweep(fit_model, data, min_lr=min_lr, max_lr=max_lr, steps=steps)
     setting = "head_lr" if phase == "head" else "fine_tune_lr"
     plots.lr_find(result, png, title=f"{resolved.backbone}: {setting} range test")

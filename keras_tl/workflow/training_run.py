@@ -234,7 +234,7 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         "phase_seconds": {k: round(v, 2) for k, v in timings.items()},
         **evaluation,
     }
-    if weights and config.problem != "multitask":  # (A multi-task run's are per head, in its masked loss.)
+    if weights and config.problem != "multitask":  # (A multi-task run's are per head: sample weights by head.)
         metrics["class_weights"] = {class_names[i]: w for i, w in weights.items()}
     if config.domain_adaptation != "none":
         metrics["domain_adaptation"] = {"method": config.domain_adaptation, "target_examples": len(target.labels)}

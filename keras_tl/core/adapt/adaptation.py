@@ -234,16 +234,16 @@ def match_prior(model, target_inputs, prior, *, iterations=200, tolerance=1e-5):
     """
     from keras_tl.core.models import multitask
 
-    p = np.clip(np.asarray(model.predict(target_inputs, verbose=0), np.float64), 1e-7, 1.0)
+    p = np.clip(np.asarray(multitask.joined(model.predict(target_inputs, verbose=0)), np.float64), 1e-7, 1.0)
     prior = np.clip(np.asarray(prior, np.float64), 1e-6, 1.0)
-    output = model.get_layer(heads.OUTPUT_LAYER)
-    if isinstance(output, multitask.HeadConcat):
+    if multitask.is_multitask(model):
         kinds = multitask.kinds_of(model)
         layers = [
             (model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}"), a, b, kinds[h] == "multilabel")
             for h, a, b in multitask.blocks_of(model)
         ]
     else:
+        output = model.get_layer(heads.OUTPUT_LAYER)
         layers = [(output, 0, p.shape[1], heads.problem_of(model) in ("multilabel", "binary"))]
     shifts = {}
     for layer, a, b, sigmoid in layers:

@@ -150,10 +150,12 @@ class Modality(abc.ABC):
         return np.asarray(split.labels)
 
     def predict_split(self, classifier, split, config, dataset=None):
-        """The model's outputs for each item of a split (`dataset`: the split's pipeline, if built)."""
-        return classifier.model.predict(
-            dataset if dataset is not None else self.dataset(classifier, split, config, cache="none"),
-            verbose=quiet.predict_verbose(),
+        """The model's outputs for each item of a split, as one array (`dataset`: the split's pipeline, if built)."""
+        return classifier.joined(
+            classifier.model.predict(
+                dataset if dataset is not None else self.dataset(classifier, split, config, cache="none"),
+                verbose=quiet.predict_verbose(),
+            )
         )
 
     def confident_errors(self, classifier, split, probabilities, path_stem):

@@ -65,6 +65,11 @@ class Classifier:
         """A multi-task model's `{head: "multiclass" or "multilabel"}`; None for one head."""
         return multitask.kinds_of(self.model) if self.problem == "multitask" else None
 
+    @staticmethod
+    def joined(outputs):
+        """The model's outputs as one array (a multi-task model's heads side by side, in order)."""
+        return multitask.joined(outputs)
+
     @property
     def backbone(self):
         return heads.get_backbone(self.model)

@@ -102,14 +102,9 @@ class HeadSpec:
 
     def __call__(self, x, name=OUTPUT_LAYER):
         """The head's output on pooled features `x` (`head`)."""
-        if self.problem == "multitask":
+        if self.problem == "multitask":  # `{head: output}`: Keras' multi-output model.
             return multitask.multitask_head(
-                x,
-                self.class_names,
-                kinds=self.head_kinds,
-                dense_units=self.dense_units,
-                dropout=self.dropout,
-                name=name,
+                x, self.class_names, kinds=self.head_kinds, dense_units=self.dense_units, dropout=self.dropout
             )
         prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
         for i, units in enumerate(self.dense_units):
@@ -152,10 +147,10 @@ def short_run_batchnorm(backbone, momentum=0.9):
 
 
 def problem_of(model, output=OUTPUT_LAYER):
-    """ "binary", "multilabel", "multiclass" or "multitask", read off a built model's output layer."""
-    layer = model.get_layer(output)
-    if isinstance(layer, multitask.HeadConcat):
+    """ "binary", "multilabel", "multiclass" or "multitask", read off a built model's output (layer)."""
+    if multitask.is_multitask(model):
         return "multitask"
+    layer = model.get_layer(output)
     if layer.units == 1:
         return "binary"
     return "multilabel" if getattr(layer.activation, "__name__", "") == "sigmoid" else "multiclass"
@@ -171,8 +166,9 @@ def probabilities_of(outputs):
     """Class probabilities `(N, C)` float32: a binary model's `(N, 1)` becomes `(N, 2)`.
 
     The one place the binary expansion is written; metrics, plots, `predict` and every export use it.
+    A multi-task model's `{head: probabilities}` come side by side (`multitask.joined`).
     """
-    outputs = np.asarray(outputs, dtype=np.float32)
+    outputs = np.asarray(multitask.joined(outputs), dtype=np.float32)
     if outputs.ndim == 2 and outputs.shape[-1] == 1:
         return np.concatenate([1 - outputs, outputs], axis=-1)
     return outputs
@@ -198,11 +194,7 @@ def per_class_model(model):
     classifier runtime (MediaPipe Tasks' label map) expects; training keeps its single sigmoid.
     """
     if problem_of(model) == "multitask":  # One output tensor per head, in the heads' order.
-        return keras.Model(
-            model.input,
-            [model.get_layer(f"{multitask.OUTPUT_PREFIX}{h}").output for h, _, _ in multitask.blocks_of(model)],
-            name=f"{model.name}_per_head",
-        )
+        return keras.Model(model.input, list(model.output.values()), name=f"{model.name}_per_head")
     if problem_of(model) != "binary":
         return model
     score = model.outputs[0]
@@ -214,6 +206,8 @@ def probabilities_graph(outputs):
     """`probabilities_of` inside a TensorFlow graph (export signatures)."""
     import tensorflow as tf
 
+    if isinstance(outputs, dict):  # A multi-task model's heads side by side, in their order.
+        outputs = tf.concat([tf.cast(v, tf.float32) for v in outputs.values()], axis=-1)
     outputs = tf.cast(outputs, tf.float32)
     if outputs.shape[-1] == 1:
         return tf.concat([1.0 - outputs, outputs], axis=-1)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -116,8 +115,7 @@ def compile_model(
     optimizer: str = "adam",
     weight_decay: float = 0.01,
     lr_multipliers: dict[str, float] | None = None,
-    head_weights: Sequence[float] | None = None,
-    head_class_weights: Sequence[dict[int, float] | None] | None = None,
+    head_weights: dict[str, float] | None = None,
 ) -> keras.Model:
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
@@ -134,12 +132,14 @@ def compile_model(
         steps_per_execution: int. Batches per compiled call. Defaults to 1.
         lr_multipliers: dict. `{variable path: multiplier}` of the learning rate (discriminative
             rates, `keras_tl.core.models.optimizers.layer_rate_multipliers`). Defaults to one rate.
-        head_weights: dict. "multitask": `{head: loss weight}` (default 1 each); the loss is
-            `keras_tl.core.models.multitask.MaskedHeadLoss`, the metrics pooled and per-head accuracy.
-        head_class_weights: dict. "multitask": `{head: [weight of each class]}` (`balance: class_weights`).
+        head_weights: dict. "multitask": `{head: loss weight}` (Keras' `loss_weights`; default 1 each):
+            a cross-entropy and an accuracy per head (`keras_tl.core.models.multitask.loss_and_metrics`),
+            on targets and sample weights by head (`multitask.targets_by_head`).
     """
-    if problem == "multitask":
-        loss, metrics = multitask.loss_and_metrics(model, head_weights, label_smoothing, head_class_weights)
+    loss_weights = weighted_metrics = None
+    if problem == "multitask":  # Weighted metrics: a row without a head's label counts not for that head.
+        loss, loss_weights, weighted_metrics = multitask.loss_and_metrics(model, head_weights, label_smoothing)
+        metrics = None
     elif problem in ("binary", "multilabel"):
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
@@ -150,7 +150,9 @@ def compile_model(
     model.compile(
         optimizer=opt,
         loss=loss,
+        loss_weights=loss_weights,
         metrics=metrics,
+        weighted_metrics=weighted_metrics,
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
@@ -164,9 +166,6 @@ class Supervised:
     objectives replace it without new arguments to `fine_tune`.
     """
 
-    def __init__(self, head_class_weights=None):
-        self.head_class_weights = head_class_weights  # Multi-task: {head: [weight per class]}.
-
     def compile(self, model, *, learning_rate, problem, optimizer, config, lr_multipliers=None):
         return compile_model(
             model,
@@ -179,7 +178,6 @@ class Supervised:
             weight_decay=config.weight_decay,
             lr_multipliers=lr_multipliers,
             head_weights=config.head_weights,
-            head_class_weights=self.head_class_weights,
         )
 
     def for_phase(self, phase, model, train, total_steps, done_steps=0):
@@ -229,8 +227,8 @@ def fine_tune(
         config: TrainConfig.
         run_dir: str. Where the CSV logs and `best.weights.h5` go. Defaults to None (no files).
         class_weight: dict. From `keras_tl.core.data.class_weights`; for a multi-task model
-            `{head: [weight of each class]}` (`keras_tl.core.data.multitask_labels.class_weights`), applied in its
-            masked loss. Defaults to None.
+            `{head: [weight of each class]}` (`keras_tl.core.data.multitask_labels.class_weights`), applied
+            as the training batches' sample weights by head. Defaults to None.
         cached: `keras_tl.core.train.features.CachedPhase`. If given, phase 1 trains `cached.head` on
             cached backbone features instead of the model on raw inputs (same head, much faster).
         train_phase2: tf.data.Dataset. The training batches of phase 2, built like `train` but not
@@ -259,10 +257,9 @@ def fine_tune(
     classifier = as_classifier(classifier, config)
     model = classifier.model
     problem = problem_of(model)
-    if problem == "multitask":  # Per-head class weights live in the masked loss, not in `fit`.
-        if objective is not None and getattr(objective, "supervised", None) is not None:
-            objective.supervised.head_class_weights = class_weight
-        objective, class_weight = objective or Supervised(head_class_weights=class_weight), None
+    head_class_weights = None
+    if problem == "multitask":  # `{head: [weight per class]}`: sample weights by head, not `fit(class_weight=)`.
+        head_class_weights, class_weight = class_weight, None
     objective = objective or Supervised()
     optimizer = classifier.modality.default_optimizer if config.optimizer == "auto" else config.optimizer
     schedule = classifier.modality.default_schedule if config.schedule == "auto" else config.schedule
@@ -339,6 +336,9 @@ def fine_tune(
             resume_lib.truncate_history(run_dir, phase, epoch + done)
         if served + done:
             fit_train = _skip_epochs(fit_train, served + done, steps if repeated else None)
+        # A multi-task model's targets and sample weights by head (Keras' multi-output `fit`).
+        fit_train = multitask.targets_by_head(fit_train, model, head_class_weights)
+        fit_val = multitask.targets_by_head(fit_val, model)
         log.info(
             f"{phase}: {_count_trainable(model):,} trainable parameters, "
             f"lr={peak_lr:g}, epochs {epoch + 1}-{epoch + epochs}"
@@ -348,9 +348,9 @@ def fine_tune(
         started = time.perf_counter()
         guard = DivergenceGuard(fit_model, phase, peak_lr)
         callbacks = (
-            [guard]
+            multitask.callbacks_for(model)
+            + [guard]
             + extra_callbacks
-            + multitask.callbacks_for(fit_model)
             + make_callbacks(config, run_dir, phase, checkpoint, append=bool(done), steps_per_epoch=steps)
         )
         if run_dir:
