@@ -76,7 +76,7 @@ class Modality(abc.ABC):
     def build_network(self, spec, config, head):
         """`(keras.Model, host-side preprocessor or None)`: `spec`'s backbone under `config` with
         `head` (a `keras_tl.core.models.heads.HeadSpec`) on its pooled features, inside the caller's
-        precision/distribution scope. `keras_tl.core.models.classifier.build` wraps it in a Classifier."""
+        precision/distribution scope. `keras_tl.core.models.classifier.Classifier.build` wraps it in a Classifier."""
         raise NotImplementedError
 
     @abc.abstractmethod
