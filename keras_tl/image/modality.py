@@ -83,10 +83,10 @@ class ImageModality(Modality):
         model = build_model(
             spec,
             head=head,
+            augmentation=in_model,
             weights=config.weights,
             image_size=config.image_size,
             pooling=config.pooling,
-            augmentation=in_model,
         )
         return model, None
 

@@ -138,12 +138,10 @@ class DivergenceGuard(keras.callbacks.Callback):
 
     def __init__(self, target, phase, learning_rate):
         super().__init__()
-        self.target = target
-        self.phase = phase
-        self.learning_rate = learning_rate
-        self.failure = None
-        self.reference = None
-        self._good = None
+        self.target, self.phase, self.learning_rate = target, phase, learning_rate
+        self.failure = self.reference = self._good = (
+            None  # What stopped it; the first epoch's loss; the last good weights.
+        )
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
