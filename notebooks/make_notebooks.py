@@ -780,9 +780,9 @@ print(f"{hidden.sum()} of {len(keep)} cells without a grade")""",
         "md",
         """## Train both heads at once
 
-The same `TrainConfig` as for one task; `task` resolves to "multitask" from the data. `tasks` picks
-the heads and weighs their losses. Two phases as always (the frozen phase on cached features);
-`monitor="val_accuracy"` keeps the epoch with the best accuracy pooled over both heads.""",
+The same `TrainConfig` as for one task; `problem` resolves to "multitask" from the data. `head_weights`
+picks the heads and weighs their losses. Two phases as always (the frozen phase on cached features);
+`monitor="val_accuracy"` keeps the epoch with the best mean of the two heads' accuracies.""",
     ),
     (
         "code",

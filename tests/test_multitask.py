@@ -9,6 +9,7 @@ import pytest
 import yaml
 from conftest import TINY_SIZE, tiny_config
 
+import keras_tl
 from keras_tl import cli, datasets, workflow
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import Source, multitask_labels
@@ -209,6 +210,37 @@ def test_a_multilabel_head_masks_missing_rows_and_scores_label_wise():
     assert evaluation["heads"]["a"]["accuracy"] == pytest.approx(2 / 3)
 
 
+def test_the_pooled_accuracy_is_the_mean_of_the_heads_and_mixed_rows_weigh_their_share():
+    """`val_accuracy` (what `monitor` reads) is the mean of the heads' accuracies, whatever each head's
+    count of labelled rows; a MixUp row whose other half lacks a head's label weighs the labelled share."""
+    logs = {"a_accuracy": 0.9, "b_accuracy": 0.5, "val_a_accuracy": 1.0, "val_b_accuracy": 0.2, "loss": 1.0}
+    model, _ = _tiny_multitask_model()
+    (pooled,) = multitask.callbacks_for(model)
+    pooled.on_epoch_end(0, logs)
+    assert logs["accuracy"] == pytest.approx(0.7) and logs["val_accuracy"] == pytest.approx(0.6)
+    assert multitask.callbacks_for(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])) == []
+    x = np.zeros((3, 4), "float32")
+    y = np.array([[0.7, 0, 0, 0, 0], [0, 0, 1, 0.4, 0.6], [0, 0, 0, 0, 0]], "float32")  # Row 0: 70% a row of "a:0".
+    _, targets, weights = _by_head(model, x, y, {"a": [2.0, 1.0, 1.0], "b": [1.0, 3.0]})
+    np.testing.assert_allclose(weights["a"], [1.4, 1.0, 0.0])
+    np.testing.assert_allclose(weights["b"], [0.0, 0.4 + 1.8, 0.0])
+    np.testing.assert_array_equal(targets["b"], y[:, 3:])
+
+
+def test_head_specs_are_checked_when_made():
+    from keras_tl.core.contract.errors import ConfigError
+    from keras_tl.core.models.heads import HeadSpec
+    from keras_tl.image.model import build_model
+
+    with pytest.raises(ConfigError, match="Multi-task class names are 'head:class'. Received: 'a'"):
+        HeadSpec(3, "multitask", class_names=("a", "b", "c"))  # Before any backbone is built.
+    with pytest.raises(ConfigError, match="not 'val' or 'val_...'"):
+        HeadSpec(4, "multitask", class_names=("val:a", "val:b", "x:a", "x:b"))
+    assert HeadSpec(np.int64(3), dense_units=[8]).num_classes == 3
+    with pytest.raises(ConfigError, match="not both"):
+        build_model("mobilenet_v2", num_classes=3, head=HeadSpec(2), weights="none", image_size=32)
+
+
 def test_config_and_data_errors_fail_before_work(tmp_path):
     with pytest.raises(ValueError, match=r"`head_weights` must be a mapping of names to a finite number > 0"):
         TrainConfig(head_weights={"grade": 0}).validate()
@@ -246,7 +278,7 @@ def _digit_heads(missing=0.3):
 
 
 @pytest.mark.slow
-def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
+def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path, monkeypatch):
     """One backbone, three heads (one with missing labels, one multi-label): cached frozen phase,
     unfrozen phase, per-head metrics, a reloadable run, and .keras / SavedModel / TFLite exports
     that agree with Keras per head; MediaPipe's ImageClassifier reads every head with its labels."""
@@ -277,6 +309,9 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
     assert metrics["transfer_minus_scratch"] == pytest.approx(metrics["test_accuracy"] - scratch["test_accuracy"])
     history = result.histories
     assert "val_digit_accuracy" in history["phase1"] and "val_parity_accuracy" in history["phase2"]
+    for phase in ("phase1", "phase2"):  # What monitor="val_accuracy" read: the heads' mean, every epoch.
+        heads_mean = np.mean([history[phase][f"val_{h}_accuracy"] for h in ("digit", "parity", "strokes")], axis=0)
+        np.testing.assert_allclose(history[phase]["val_accuracy"], heads_mean, rtol=1e-6)
     assert os.path.isfile(os.path.join(result.run_dir, "confusion_matrix_parity.png"))
     assert "| parity |" in open(os.path.join(result.run_dir, "report.md")).read()
     # The saved run reloads as a multi-task task and re-evaluates to the same metrics.
@@ -330,6 +365,13 @@ def test_multitask_run_trains_two_phase_and_every_export_agrees(tmp_path):
         set(top) == {"digit", "parity", "strokes"}
         and top["parity"][0][0] == ["even", "odd"][reference[0, 4:6].argmax()]
     )
+
+    def saved_by_keras_tl_0_2(*args, **kwargs):  # What Keras says of a run with the old concatenated output.
+        raise TypeError("Could not locate class 'HeadConcat'. Make sure custom classes are decorated ...")
+
+    monkeypatch.setattr(keras.saving, "load_model", saved_by_keras_tl_0_2)
+    with pytest.raises(keras_tl.ConfigError, match="saved by keras-tl 0.2"):
+        workflow.load_run(result.run_dir)
 
 
 def test_manifest_label_columns_make_a_multitask_source(tmp_path, capsys):
@@ -576,3 +618,24 @@ def test_audio_multitask_from_a_manifest_and_its_exports(tmp_path):
                 max(heads["instrument"], key=heads["instrument"].get)
                 == ["cymbal", "hihat", "kick", "snare"][row[:4].argmax()]
             )
+
+
+@pytest.mark.slow
+def test_a_multitask_run_with_coral_trains_both_phases(tmp_path):
+    """With `domain_adaptation: coral` (or dann) phase 2 fits a wrapper of the model: compiling its
+    per-head loss read the heads off the wrapper, which has none, and the run crashed."""
+    from conftest import local_pretrained_weights
+
+    source = _digit_heads()
+    inverted = 255 - source.items[:120]  # A shifted target domain; its labels are not used.
+    target = Source(source.class_names, inverted, np.zeros((120, len(source.class_names)), "float32"), modality="image")
+    config = tiny_config(
+        tmp_path,
+        weights=local_pretrained_weights(tmp_path),
+        head_epochs=1,
+        fine_tune_epochs=1,
+        domain_adaptation="coral",
+    )
+    result = workflow.train(config, source, target=target)
+    assert result.metrics["domain_adaptation"]["method"] == "coral"
+    assert "val_parity_accuracy" in result.histories["phase2"] and "alignment_loss" in result.histories["phase2"]

@@ -1,7 +1,8 @@
 """The audio transfer model: waveform -> log-mel (in the graph) -> backbone (inference mode) -> head.
 
 As for images and text, the backbone is the layer named "backbone", the pooled features come out of
-"head_pool" (so the frozen phase can cache them) and the output layer is "predictions". The model
+"head_pool" (so the frozen phase can cache them) and the output layer is "predictions" (multi-task:
+one "predictions_<head>" layer per head). The model
 takes raw mono waveforms `(B, samples)` at the front end's sample rate, so every export does too.
 """
 
@@ -55,7 +56,7 @@ def build_audio_model(
     >>> model.predict(waveforms)  # (N, 44100) float32 at 44.1 kHz
     """
     spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
-    new_head = head or HeadSpec(num_classes, **head_options)
+    new_head = HeadSpec.of(head, num_classes, head_options)
     front_end = presets.FRONT_END
     samples = int(round((clip_seconds or presets.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
     frames = front_end.frames(samples)

@@ -58,7 +58,7 @@ def build_model(
     """
     spec = registry.get(backbone, modality="image") if isinstance(backbone, str) else backbone
     size = image_size or spec.default_size
-    new_head = head or HeadSpec(num_classes, **head_options)
+    new_head = HeadSpec.of(head, num_classes, head_options)
     preprocess, base = backbones.build(spec, weights=weights, image_size=size)
 
     if not is_pretrained(weights):

@@ -5,7 +5,7 @@ where the encoder uses them); the preprocessor itself runs in tf.data for traini
 exported SavedModel's graph for serving (`keras_tl.text.modality`), so a served model takes raw
 strings. As for images, the layer named "backbone" is the encoder, the pooled features come out
 of the layer named "head_pool" (so the frozen phase can cache them: `keras_tl.core.train.features`), and the
-layer named "predictions" is the output.
+layer named "predictions" is the output (a multi-task model: one "predictions_<head>" layer per head).
 """
 
 import keras
@@ -55,7 +55,7 @@ def build_text_model(
     >>> model.predict(preprocessor(["a bird in the hand"]))
     """
     spec = registry.get(backbone, modality="text") if isinstance(backbone, str) else backbone
-    new_head = head or HeadSpec(num_classes, **{"dropout": 0.1, **head_options})
+    new_head = HeadSpec.of(head, num_classes, {"dropout": 0.1, **head_options} if head is None else head_options)
     encoder, preprocessor = backbones.load(spec, weights=weights, sequence_length=sequence_length)
     keys = sorted(preprocessor(tf.constant(["x"])).keys())
     inputs = {k: keras.Input((sequence_length,), dtype="int32", name=k) for k in keys}

@@ -11,6 +11,7 @@ import keras
 from keras_tl.core.contract.choices import FIND
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.data import multitask_labels
 from keras_tl.core.evaluation import plots
 from keras_tl.core.models import multitask
 from keras_tl.core.models.classifier import Classifier
@@ -70,7 +71,8 @@ def lr_find(
     modality, spec, source, splits, resolved = prepare(config, source)
     keras.utils.set_random_seed(resolved.seed)
     with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
-        classifier = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names)
+        kinds = multitask_labels.kinds_for(resolved.problem, source.class_names, source.labels)
+        classifier = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names, kinds)
 
         def train_dataset(seed=resolved.seed):
             return modality.dataset(classifier, splits["train"], resolved, training=True, seed=seed)

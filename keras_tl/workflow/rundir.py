@@ -293,7 +293,15 @@ def load_classifier(run_dir):
         spec = None
     # For inference, evaluation and export: no optimizer (its state belongs to the resume files, and
     # restoring it into an unbuilt optimizer only warned).
-    model = keras.saving.load_model(model_path, compile=False)
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except (TypeError, ValueError) as error:
+        if "HeadConcat" not in str(error):
+            raise
+        raise ConfigError(
+            f"{run_dir!r} is a multi-task run saved by keras-tl 0.2 (one concatenated output); keras-tl 0.3 "
+            "builds multi-task models with one output per head. Train it again (`--overwrite`)."
+        ) from None
     preprocessor = modality.load_preprocessor(os.path.join(run_dir, PREPROCESSOR_DIR))
     point = read_json(run_dir, operating_point.FILE, None)  # A binary run trained for a target recall/precision.
     return Classifier(model, modality, spec, preprocessor, read_json(run_dir, "classes.json"), config, point)

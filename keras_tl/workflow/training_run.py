@@ -183,9 +183,10 @@ def fit_and_evaluate(config, modality, spec, splits, class_names, run_dir, resum
         return config.cache
 
     with distribute.precision(config.mixed_precision), distribute.scope(config.distribute):
-        kinds = None
-        if config.problem == "multitask":  # From every split's labels, so a resumed run builds the same heads.
-            kinds = multitask_labels.head_kinds(class_names, np.concatenate([s.labels for s in splits.values()]))
+        # From every split's labels, so a resumed run builds the same heads.
+        kinds = multitask_labels.kinds_for(
+            config.problem, class_names, np.concatenate([s.labels for s in splits.values()])
+        )
         classifier = Classifier.build(modality, spec, config, len(class_names), class_names, kinds)
 
         def train_dataset(seed=config.seed):

@@ -23,10 +23,11 @@ HEAD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_head_name(name):
-    if not isinstance(name, str) or not HEAD_NAME.match(name):
+    if not isinstance(name, str) or not HEAD_NAME.match(name) or name == "val" or name.startswith("val_"):
         raise ConfigError(
-            f"A head name must be an identifier (letters, digits, '_'; not starting with a digit), "
-            f"since it names a layer and an export output. Received: {name!r}"
+            f"A head name must be an identifier (letters, digits, '_'; not starting with a digit) and not "
+            f"'val' or 'val_...' (Keras' validation logs), since it names a layer, a log and an export "
+            f"output. Received: {name!r}"
         )
     return name
 
@@ -132,8 +133,9 @@ def heads_of(class_names):
     heads = []
     for i, name in enumerate(class_names):
         head, sep, cls = str(name).partition(SEPARATOR)
-        if not sep or not HEAD_NAME.match(head) or not cls:
+        if not sep or not cls:
             raise ConfigError(f"Multi-task class names are 'head:class'. Received: {name!r}")
+        check_head_name(head)
         if heads and heads[-1][0] == head:
             heads[-1][1].append(cls)
             heads[-1][3] = i + 1
@@ -159,6 +161,12 @@ def looks_multitask(class_names, labels):
     except ValueError:
         return False
     return bool(np.isin(labels, (0, 1)).all())
+
+
+def kinds_for(problem, class_names, labels):
+    """A multi-task source's `head_kinds` (from all of `labels`, so every model built on it has the
+    same heads); None for any other problem."""
+    return head_kinds(class_names, labels) if problem == "multitask" else None
 
 
 def head_kinds(class_names, labels):

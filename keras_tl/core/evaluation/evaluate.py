@@ -52,8 +52,7 @@ def classification_metrics(y_true, probabilities, class_names, *, threshold=0.5,
     matrix = confusion_matrix(y_true, y_pred, num_classes)
     tp = np.diag(matrix)
     support = matrix.sum(axis=1)
-    scores = _per_class(tp, matrix.sum(axis=0), support, class_names)
-    f1 = np.asarray([scores["per_class"][name]["f1"] for name in class_names])
+    scores, f1 = _per_class(tp, matrix.sum(axis=0), support, class_names)
     result.update(
         accuracy=float(tp.sum() / max(1, len(y_true))),
         **scores,
@@ -97,14 +96,14 @@ def multilabel_metrics(y_true, probabilities, class_names, *, threshold=0.5):
         "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))),
         "hamming_accuracy": float(np.mean(y_true == y_pred)),
         "micro_f1": float(_safe_divide(2 * micro_p * micro_r, micro_p + micro_r)),
-        **_per_class(tp, predicted, support, class_names),
+        **_per_class(tp, predicted, support, class_names)[0],
         "num_examples": int(len(y_true)),
     }
 
 
 def _per_class(tp, predicted, support, class_names):
-    """Macro precision/recall/F1 and the per-class table from per-class counts (true positives,
-    predicted, actual); a class never predicted has precision 0."""
+    """`(macro precision/recall/F1 and the per-class table, per-class F1 array)` from per-class counts
+    (true positives, predicted, actual); a class never predicted has precision 0."""
     precision = _safe_divide(tp, predicted)
     recall = _safe_divide(tp, support)
     f1 = _safe_divide(2 * precision * recall, precision + recall)
@@ -121,7 +120,7 @@ def _per_class(tp, predicted, support, class_names):
             }
             for i, name in enumerate(class_names)
         },
-    }
+    }, f1
 
 
 def multitask_metrics(labels, probabilities, class_names, head_kinds=None):

@@ -2,11 +2,12 @@
 
 A keras-tl model, whatever its modality, is `inputs -> [in-graph preprocessing] -> backbone (layer
 "backbone", in inference mode when pretrained) -> pooling (layer "head_pool") -> head`, whose
-output layer is "predictions". The feature cache (`keras_tl.core.train.features`), the unfreeze
+output layer is "predictions" (a multi-task model: a dict of heads, layers "predictions_<head>"). The feature cache (`keras_tl.core.train.features`), the unfreeze
 policies (`keras_tl.core.train.training`) and export find their way through these names.
 """
 
 import dataclasses
+import numbers
 
 import keras
 import numpy as np
@@ -84,14 +85,35 @@ class HeadSpec:
     head_kinds: dict | None = None
 
     def __post_init__(self):
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool):
+        if not isinstance(self.num_classes, numbers.Integral) or isinstance(self.num_classes, bool):
             raise ConfigError(f"`num_classes` must be an integer. Received: num_classes={self.num_classes!r}")
+        # Plain values, whatever was passed (numpy integers, lists): the spec is a value.
+        object.__setattr__(self, "num_classes", int(self.num_classes))
+        object.__setattr__(self, "dense_units", tuple(int(u) for u in self.dense_units))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
         check_problem(self.problem, self.num_classes)
-        if self.problem == "multitask" and len(self.class_names) != self.num_classes:
+        if self.problem == "multitask":
+            if len(self.class_names) != self.num_classes:
+                raise ConfigError(
+                    f"A multi-task head needs its {self.num_classes} 'head:class' names. Received: "
+                    f"{len(self.class_names)} class names"
+                )
+            multitask_labels.heads_of(self.class_names)  # Checked now, before any backbone is built.
+
+    __hash__ = None  # `head_kinds` is a dict.
+
+    @classmethod
+    def of(cls, head, num_classes, head_options):
+        """A plug-in builder's head: `head` (a HeadSpec) or one made of `num_classes` and `head_options`,
+        not both."""
+        if head is None:
+            return cls(num_classes, **head_options)
+        if num_classes is not None or head_options:
             raise ConfigError(
-                f"A multi-task head needs its {self.num_classes} 'head:class' names. Received: "
-                f"{len(self.class_names)} class names"
+                "Give the head as `head=HeadSpec(...)` or as `num_classes` and head options, not both. "
+                f"Received: head={head!r}, num_classes={num_classes!r}, {sorted(head_options)}"
             )
+        return head
 
     @classmethod
     def from_config(cls, config, num_classes, class_names=(), head_kinds=None):

@@ -34,8 +34,11 @@ OUTPUT_PREFIX = "predictions_"
 
 
 def is_multitask(model):
-    """True for a model whose output is a dict of heads."""
-    return isinstance(model.output, dict)
+    """True for a model whose output is a dict of heads (False for a model not yet called: no output)."""
+    try:
+        return isinstance(model.output, dict)
+    except AttributeError:
+        return False
 
 
 def kinds_of(model):
@@ -109,7 +112,9 @@ def targets_by_head(dataset, model, class_weights=None):
 
     A row without a head's label (its block all zeros) weighs 0 for that head; `class_weights`
     `{head: [weight of each class]}` (training only, as `fit(class_weight=)`) weigh a softmax head's
-    rows by their class. Any other model's batches pass unchanged: one `fit` path for one head and many.
+    rows by their class. A softmax head's row weighs the sum of its block (times the class weights):
+    1 for a labelled row, and for a MixUp/CutMix row whose other half lacks the head's label, the
+    labelled half's share. Any other model's batches pass unchanged: one `fit` path for one head and many.
     """
     import tensorflow as tf
 
@@ -127,10 +132,11 @@ def targets_by_head(dataset, model, class_weights=None):
         targets, weights = {}, {}
         for head, start, stop in blocks:
             block = rows[:, start:stop]
-            present = tf.cast(tf.reduce_sum(block, axis=-1) > 0, tf.float32)
-            if head in per_class:
-                present = present * tf.gather(per_class[head], tf.argmax(block, axis=-1))
-            targets[head], weights[head] = block, present
+            if kinds[head] == "multilabel":  # Labelled or not.
+                weight = tf.cast(tf.reduce_sum(block, axis=-1) > 0, tf.float32)
+            else:
+                weight = tf.reduce_sum(block * per_class[head] if head in per_class else block, axis=-1)
+            targets[head], weights[head] = block, weight
         return x, targets, weights
 
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)

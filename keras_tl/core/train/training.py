@@ -116,6 +116,7 @@ def compile_model(
     weight_decay: float = 0.01,
     lr_multipliers: dict[str, float] | None = None,
     head_weights: dict[str, float] | None = None,
+    heads_model: keras.Model | None = None,
 ) -> keras.Model:
     """Compiles with Adam (or AdamW), cross-entropy (optionally smoothed) and accuracy.
 
@@ -135,10 +136,14 @@ def compile_model(
         head_weights: dict. "multitask": `{head: loss weight}` (Keras' `loss_weights`; default 1 each):
             a cross-entropy and an accuracy per head (`keras_tl.core.models.multitask.loss_and_metrics`),
             on targets and sample weights by head (`multitask.targets_by_head`).
+        heads_model: keras.Model. The keras-tl model whose heads the loss follows, when `model` wraps
+            it (a domain-adaptation wrapper, which gives the same outputs). Defaults to `model`.
     """
     loss_weights = weighted_metrics = None
     if problem == "multitask":  # Weighted metrics: a row without a head's label counts not for that head.
-        loss, loss_weights, weighted_metrics = multitask.loss_and_metrics(model, head_weights, label_smoothing)
+        loss, loss_weights, weighted_metrics = multitask.loss_and_metrics(
+            heads_model or model, head_weights, label_smoothing
+        )
         metrics = None
     elif problem in ("binary", "multilabel"):
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
@@ -166,7 +171,7 @@ class Supervised:
     objectives replace it without new arguments to `fine_tune`.
     """
 
-    def compile(self, model, *, learning_rate, problem, optimizer, config, lr_multipliers=None):
+    def compile(self, model, *, learning_rate, problem, optimizer, config, lr_multipliers=None, heads_model=None):
         return compile_model(
             model,
             learning_rate=learning_rate,
@@ -178,6 +183,7 @@ class Supervised:
             weight_decay=config.weight_decay,
             lr_multipliers=lr_multipliers,
             head_weights=config.head_weights,
+            heads_model=heads_model,
         )
 
     def for_phase(self, phase, model, train, total_steps, done_steps=0):
@@ -330,6 +336,7 @@ def fine_tune(
             optimizer=optimizer,
             config=config,
             lr_multipliers=multipliers,
+            heads_model=unwrapped,  # A wrapper (domain adaptation) gives the outputs of the model it wraps.
         )
         if done:
             resume_lib.restore_variables(run_dir, fit_model)
