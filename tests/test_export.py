@@ -198,9 +198,12 @@ def _probabilities_of(run_dir, inputs):
     return workflow.load_run(run_dir).model.predict(inputs, verbose=0)
 
 
-def test_int8_io_and_size(run_dir, tmp_path):
+def test_int8_io_and_size(run_dir, tmp_path, capfd):
     float32 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="none")
+    capfd.readouterr()
     int8 = workflow.export_run(run_dir, "tflite", out=str(tmp_path), quantize="int8", int8_io=True, min_agreement=0.6)
+    out, err = capfd.readouterr()  # The converter's native line ("fully_quantize: 0, inference_type: 6") stays out.
+    assert "fully_quantize" not in out + err and "inference_type" not in out + err
     interpreter = litert.load(int8.path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.uint8

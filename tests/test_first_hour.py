@@ -30,6 +30,7 @@ def _python(script, *args):
         ["export", "no_run", "--keep-versions", "0"],
         ["predict", "no_run", "x.png"],
         ["train", "--head-lr=nan"],
+        ["compare", "--data", ".", "--backbones", "efficientnet_lite0,mobilenet_v2_torchvision", "--top", "3"],
     ],
 )
 def test_usage_errors_and_listings_answer_without_importing_tensorflow(argv):
@@ -55,6 +56,19 @@ def test_offline_defaults_name_the_backbones_that_work_here(tmp_path, capsys):
     assert main(["backbones", "--offline", "--modality", "image"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if "image" in line.split()[1:2]]
     assert listed == ["efficientnet_lite0", "mobilenet_v2_torchvision"]
+    assert main(["backbones", "--modality", "image"]) == 0  # The weights column: where each one's weights are.
+    weights = {
+        line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:] if len(line.split()) > 2
+    }
+    assert weights["efficientnet_lite0"] == "here" and weights["efficientnet_b0"] in ("download", "here")
+    assert weights["mobilenet_v2_torchvision"] == "here"
+    # lr-find's default backbone offline: the same answer, before any work; `compare --top` counts both
+    # offline backbones (it said "`top` must be between 1 and 1").
+    assert main(["lr-find", "--data", root]) == 2
+    assert "Backbones with weights here: efficientnet_lite0, mobilenet_v2_torchvision" in capsys.readouterr().err
+    pair = "efficientnet_lite0,mobilenet_v2_torchvision"
+    assert main(["compare", "--data", root, "--backbones", pair, "--top", "3"]) == 2
+    assert "`--top` must be between 1 and 2" in capsys.readouterr().err
 
 
 @pytest.mark.slow
