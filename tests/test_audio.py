@@ -404,14 +404,10 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
         writer.writeheader()
         writer.writerows(rows)
     run = str(tmp_path / "run")
+    data_and_model = ("--data", str(manifest), "--backbone", "aisfx_cnn9", "--clip-seconds", "0.5")
     keras_tl_cli(
         "train",
-        "--data",
-        str(manifest),
-        "--backbone",
-        "aisfx_cnn9",
-        "--clip-seconds",
-        "0.5",
+        *data_and_model,
         "--head-epochs",
         "2",
         "--fine-tune-epochs",
@@ -439,19 +435,7 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     grids = {}
     for augment in ("none", "strong"):
         grid = str(tmp_path / f"batch_{augment}.png")
-        keras_tl_cli(
-            "show-batch",
-            "--data",
-            str(manifest),
-            "--backbone",
-            "aisfx_cnn9",
-            "--clip-seconds",
-            "0.5",
-            "--augment",
-            augment,
-            "--png",
-            grid,
-        )
+        keras_tl_cli("show-batch", *data_and_model, "--augment", augment, "--png", grid)
         with Image.open(grid) as image:
             grids[augment] = np.asarray(image.convert("L"), np.float32)
     assert grids["none"].shape == grids["strong"].shape and grids["none"].std() > 10  # Spectrograms, not a blank page.
