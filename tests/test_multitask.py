@@ -239,6 +239,14 @@ def test_head_specs_are_checked_when_made():
     assert HeadSpec(np.int64(3), dense_units=[8]).num_classes == 3
     with pytest.raises(ConfigError, match="not both"):
         build_model("mobilenet_v2", num_classes=3, head=HeadSpec(2), weights="none", image_size=32)
+    with pytest.raises(ConfigError, match="Head 'a' names class 'x' twice"):
+        HeadSpec(4, "multitask", class_names=("a:x", "a:x", "b:x", "b:y"))
+    # `build_classifier` resolves "head:class" names as `train` does (it built one 4-way softmax), and
+    # takes a numpy integer as HeadSpec does.
+    built = keras_tl.build_classifier(
+        "mobilenet_v2", np.int64(4), class_names=["a:x", "a:y", "b:x", "b:y"], weights="none", image_size=32
+    )
+    assert built.problem == "multitask" and list(built.model.output) == ["a", "b"]
 
 
 def test_config_and_data_errors_fail_before_work(tmp_path):
@@ -256,6 +264,17 @@ def test_config_and_data_errors_fail_before_work(tmp_path):
     manifest.write_text("path,label,label:grade\nx.png,a,b\n")
     with pytest.raises(ValueError, match="not both"):
         workflow.train(tiny_config(tmp_path, data=str(manifest)))
+    # A head no validation row labels: Keras reports its accuracy as 0, which pulled the mean that
+    # `monitor` reads down by half without a word. Refused before any work.
+    source = _digit_heads(missing=0)
+    order = np.arange(len(source.labels))
+    source.predefined = {"train": order[:120], "val": order[120:180], "test": order[180:240]}
+    source.labels[120:180, :4] = 0  # The digit head: unlabelled in every validation row.
+    with pytest.raises(
+        keras_tl.ConfigError, match=r"Head\(s\) \['digit'\] have no labelled row in the validation split"
+    ):
+        workflow.train(tiny_config(tmp_path), source)
+    assert not os.path.exists(tmp_path / "run")
 
 
 STROKES = {"0": ["loop"], "1": ["line"], "2": ["curve", "line"], "3": ["curve"]}

@@ -3,6 +3,7 @@ of the model side, without data or a run)."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.data import multitask_labels
 from keras_tl.core.utils import quiet
 
 if TYPE_CHECKING:
@@ -42,8 +44,9 @@ def build_classifier(
     """
     from keras_tl.workflow.checks import resolve_config
 
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+    if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool) or num_classes < 2:
         raise ConfigError(f"`num_classes` must be an integer >= 2. Received: num_classes={num_classes!r}")
+    num_classes = int(num_classes)
     class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
     if len(class_names) != num_classes:
         raise ConfigError(f"`class_names` must name the {num_classes} classes. Received: {len(class_names)} names")
@@ -51,8 +54,21 @@ def build_classifier(
     modality = modalities.of(config)
     spec = registry.get(config.backbone, modality=modality.name)
     modality.prepare_weights(spec, config.weights)
-    problem = config.problem if config.problem != "auto" else "binary" if num_classes == 2 else "multiclass"
+    problem = config.problem
+    if problem == "auto":  # As `train` resolves it: "head:class" names of 2+ heads make a multi-task model.
+        problem = "multitask" if _head_names(class_names) else "binary" if num_classes == 2 else "multiclass"
     resolved = resolve_config(config, modality, spec, problem)
     from keras_tl.core.models.classifier import Classifier
 
     return Classifier.build(modality, spec, resolved, num_classes, class_names)
+
+
+def _head_names(class_names):
+    """True for "head:class" names of 2+ heads (`keras_tl.core.data.multitask_labels.heads_of`)."""
+    if not all(multitask_labels.SEPARATOR in str(name) for name in class_names):
+        return False
+    try:
+        multitask_labels.heads_of(class_names)
+    except ConfigError:
+        return False
+    return True

@@ -237,6 +237,8 @@ def prepare(config, source=None, target=None):
     )
     operating_point.check(config, source.class_names, problem)
     operating_point.check_validation(config, source.class_names, splits["val"].labels)
+    if problem == "multitask":
+        multitask_labels.check_every_head_labelled(source.class_names, splits["val"].labels)
     if config.balance == "oversample" and problem in ("multilabel", "multitask"):
         raise ConfigError(
             f"balance='oversample' draws single-label classes equally often; a {problem} run "

@@ -137,6 +137,8 @@ def heads_of(class_names):
             raise ConfigError(f"Multi-task class names are 'head:class'. Received: {name!r}")
         check_head_name(head)
         if heads and heads[-1][0] == head:
+            if cls in heads[-1][1]:
+                raise ConfigError(f"Head {head!r} names class {cls!r} twice in class_names.")
             heads[-1][1].append(cls)
             heads[-1][3] = i + 1
         elif any(h[0] == head for h in heads):
@@ -149,6 +151,18 @@ def heads_of(class_names):
             f"{[(h[0], h[1]) for h in heads]}"
         )
     return [tuple(h) for h in heads]
+
+
+def check_every_head_labelled(class_names, labels, split="validation"):
+    """Raises unless every head has at least one labelled row in `split`'s labels: a head without one has
+    no accuracy to measure there (Keras reports 0) and would pull down the mean that `monitor` reads."""
+    labels = np.asarray(labels)
+    missing = [head for head, _, start, stop in heads_of(class_names) if not labels[:, start:stop].any()]
+    if missing:
+        raise ConfigError(
+            f"Head(s) {missing} have no labelled row in the {split} split: their accuracy cannot be measured "
+            f"there. Label some {split} rows of each head, or keep only the labelled heads with --head-weights."
+        )
 
 
 def looks_multitask(class_names, labels):
