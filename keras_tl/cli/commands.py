@@ -7,7 +7,7 @@ import os
 
 from keras_tl.cli.parser import RANK_OUT
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.workflow.checks import check_config
+from keras_tl.workflow.checks import check_config, check_top_k
 
 
 def _train_config(args):
@@ -227,8 +227,7 @@ def _train(args):
 
 
 def _predict(args):
-    if args.top_k < 1:
-        raise ConfigError(f"`--top-k` must be an integer >= 1. Received: --top-k {args.top_k}")
+    check_top_k(args.top_k)  # The CLI names it --top-k.
     if args.server:
         from keras_tl.core.export import serving
 

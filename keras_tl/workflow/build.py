@@ -56,19 +56,14 @@ def build_classifier(
     modality.prepare_weights(spec, config.weights)
     problem = config.problem
     if problem == "auto":  # As `train` resolves it: "head:class" names of 2+ heads make a multi-task model.
-        problem = "multitask" if _head_names(class_names) else "binary" if num_classes == 2 else "multiclass"
+        problem = (
+            "multitask"
+            if multitask_labels.are_head_names(class_names)
+            else "binary"
+            if num_classes == 2
+            else "multiclass"
+        )
     resolved = resolve_config(config, modality, spec, problem)
     from keras_tl.core.models.classifier import Classifier
 
     return Classifier.build(modality, spec, resolved, num_classes, class_names)
-
-
-def _head_names(class_names):
-    """True for "head:class" names of 2+ heads (`keras_tl.core.data.multitask_labels.heads_of`)."""
-    if not all(multitask_labels.SEPARATOR in str(name) for name in class_names):
-        return False
-    try:
-        multitask_labels.heads_of(class_names)
-    except ConfigError:
-        return False
-    return True

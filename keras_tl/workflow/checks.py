@@ -6,13 +6,14 @@ Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `
 """
 
 import dataclasses
+import numbers
 
 from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATIONS, EXPORT_FORMATS, QUANTIZATIONS
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.contract.fields import auto_head_epochs
+from keras_tl.core.contract.fields import concrete_autos
 from keras_tl.core.evaluation import operating_point
 from keras_tl.core.train import distribute
 
@@ -199,7 +200,6 @@ def resolve_config(config, modality, spec, problem, target=None, train_size=None
     data from Python; `train_size`: the training split's size (for `head_epochs: auto`)."""
     has_target = target is not None or config.target_data is not None
     steps = -(-train_size // config.batch_size) if train_size else None
-    head_epochs = auto_head_epochs(config.strategy, steps) if config.head_epochs == "auto" else config.head_epochs
     return TrainConfig.from_dict(
         {
             **config.to_dict(),
@@ -208,8 +208,7 @@ def resolve_config(config, modality, spec, problem, target=None, train_size=None
             "domain_adaptation": adaptation_method(config, has_target=has_target),
             "optimizer": modality.default_optimizer if config.optimizer == "auto" else config.optimizer,
             "schedule": modality.default_schedule if config.schedule == "auto" else config.schedule,
-            "head_epochs": head_epochs,
-            "fine_tune_lr": modality.default_fine_tune_lr if config.fine_tune_lr == "auto" else config.fine_tune_lr,
+            **concrete_autos(config, steps, modality.default_fine_tune_lr),
             **modality.resolve_config(config, spec),
         }
     )
@@ -283,6 +282,12 @@ def check_export(format, quantize, int8_io=False, keep_versions=None):
             f"`keep_versions` must be an integer >= 1 (the new version is always kept), or None to keep "
             f"every version. Received: keep_versions={keep_versions!r}"
         )
+
+
+def check_top_k(top_k):
+    """Raises `ConfigError` unless `top_k` (labels per item in `predict`) is an integer >= 1."""
+    if not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or top_k < 1:
+        raise ConfigError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
 
 
 def check_top(names, top=None):

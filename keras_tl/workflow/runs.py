@@ -17,7 +17,7 @@ from keras_tl.core.models.classifier import decide
 from keras_tl.core.models.heads import get_backbone
 from keras_tl.core.utils import quiet
 from keras_tl.workflow import rundir as run
-from keras_tl.workflow.checks import check_export, check_export_name
+from keras_tl.workflow.checks import check_export, check_export_name, check_top_k
 
 if TYPE_CHECKING:
     import keras
@@ -75,8 +75,7 @@ def labelled_predictions(run_dir: str, items: Sequence[Any], top_k: int = 3) -> 
     """`(top-k, label)` per item: `predict`'s top-k list and the class the run decides on, at its
     operating point where it has one (a binary run trained with `target_recall` / `target_precision`),
     else the most probable class (None for a multi-task run: each head's top-k says it)."""
-    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
-        raise ConfigError(f"`top_k` must be an integer >= 1. Received: top_k={top_k!r}")
+    check_top_k(top_k)
     classifier = run.load_classifier(run_dir)
     items = classifier.modality.read_items(items)
     probabilities = classifier.predict(items)

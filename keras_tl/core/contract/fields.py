@@ -137,6 +137,17 @@ def auto_head_epochs(strategy, steps_per_epoch=None):
     return int(min(high, max(low, math.ceil(AUTO_HEAD_STEPS / steps_per_epoch))))
 
 
+def concrete_autos(config, steps_per_epoch, default_fine_tune_lr):
+    """`{field: value}` for `head_epochs: auto` and `fine_tune_lr: auto` made concrete (only the fields
+    that are "auto"): `auto_head_epochs` and the modality's `default_fine_tune_lr`."""
+    changes = {}
+    if config.head_epochs == "auto":
+        changes["head_epochs"] = auto_head_epochs(config.strategy, steps_per_epoch)
+    if config.fine_tune_lr == "auto":
+        changes["fine_tune_lr"] = default_fine_tune_lr
+    return changes
+
+
 @dataclass(frozen=True)
 class Epochs(Check):
     """An integer >= 0, or "auto" (resolved from the training set's size)."""

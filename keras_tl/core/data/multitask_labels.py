@@ -165,16 +165,21 @@ def check_every_head_labelled(class_names, labels, split="validation"):
         )
 
 
-def looks_multitask(class_names, labels):
-    """True for multi-task data: 2-D 0/1 labels and "head:class" names of 2+ heads."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or not all(SEPARATOR in str(n) for n in class_names):
+def are_head_names(class_names):
+    """True for "head:class" names of 2+ heads (`heads_of` accepts them)."""
+    if not all(SEPARATOR in str(n) for n in class_names):
         return False
     try:
         heads_of(class_names)
     except ValueError:
         return False
-    return bool(np.isin(labels, (0, 1)).all())
+    return True
+
+
+def looks_multitask(class_names, labels):
+    """True for multi-task data: 2-D 0/1 labels and "head:class" names of 2+ heads."""
+    labels = np.asarray(labels)
+    return labels.ndim == 2 and are_head_names(class_names) and bool(np.isin(labels, (0, 1)).all())
 
 
 def kinds_for(problem, class_names, labels):

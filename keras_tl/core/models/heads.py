@@ -59,8 +59,7 @@ def head(x, *, num_classes, problem, dense_units=(), dropout=0.2, name=OUTPUT_LA
         head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs
             (`keras_tl.core.data.multitask_labels.head_kinds`); the others are softmax.
     """
-    spec = HeadSpec(num_classes, problem, tuple(dense_units), dropout, tuple(class_names), head_kinds)
-    return spec(x, name=name)
+    return HeadSpec(num_classes, problem, dense_units, dropout, class_names, head_kinds)(x, name=name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,9 +117,7 @@ class HeadSpec:
     @classmethod
     def from_config(cls, config, num_classes, class_names=(), head_kinds=None):
         """The head a (resolved) `TrainConfig` asks for."""
-        return cls(
-            num_classes, config.problem, tuple(config.dense_units), config.dropout, tuple(class_names), head_kinds
-        )
+        return cls(num_classes, config.problem, config.dense_units, config.dropout, class_names, head_kinds)
 
     def __call__(self, x, name=OUTPUT_LAYER):
         """The head's output on pooled features `x` (`head`)."""

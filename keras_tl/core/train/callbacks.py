@@ -139,9 +139,8 @@ class DivergenceGuard(keras.callbacks.Callback):
     def __init__(self, target, phase, learning_rate):
         super().__init__()
         self.target, self.phase, self.learning_rate = target, phase, learning_rate
-        self.failure = self.reference = self._good = (
-            None  # What stopped it; the first epoch's loss; the last good weights.
-        )
+        # What stopped it; the first epoch's loss; the last good weights.
+        self.failure = self.reference = self._good = None
         self._epoch = 0
 
     def on_train_begin(self, logs=None):

@@ -20,7 +20,7 @@ from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.choices import FIND
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.contract.fields import auto_head_epochs, parse_unfreeze
+from keras_tl.core.contract.fields import concrete_autos, parse_unfreeze
 from keras_tl.core.models import multitask, optimizers
 from keras_tl.core.models.classifier import Classifier
 from keras_tl.core.models.heads import get_backbone, is_pretrained, problem_of
@@ -426,12 +426,7 @@ def _concrete(config, modality, steps_per_epoch):
     resolves before it writes config.yaml), for a config passed to `fine_tune` from Python."""
     import dataclasses
 
-    changes = {}
-    if config.head_epochs == "auto":
-        changes["head_epochs"] = auto_head_epochs(config.strategy, steps_per_epoch)
-    if config.fine_tune_lr == "auto":
-        changes["fine_tune_lr"] = modality.default_fine_tune_lr
-    return dataclasses.replace(config, **changes) if changes else config
+    return dataclasses.replace(config, **concrete_autos(config, steps_per_epoch, modality.default_fine_tune_lr))
 
 
 def _cardinality(dataset):
