@@ -59,6 +59,12 @@ ASSETS = (
         "CC BY 4.0",
     ),
     Asset(
+        "musicnn==0.1.0",
+        "musicnn",
+        "musicnn music-tagging networks (TF1 checkpoints, MagnaTagATune and MSD): audio backbones musicnn_mtt, musicnn_msd",
+        "ISC",
+    ),
+    Asset(
         "animal-mnist==0.4",
         "animal_mnist",
         "10,000 animal silhouettes, 10 classes (keras_tl.datasets.load_animal_silhouettes)",

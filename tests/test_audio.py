@@ -20,7 +20,7 @@ from keras_tl import datasets
 from keras_tl.audio import backbones as audio_backbones
 from keras_tl.audio import data as audio_data
 from keras_tl.core.contract.config import TrainConfig
-from keras_tl.core.data import Source
+from keras_tl.core.data import Source, predefined_indices
 from keras_tl.core.models.heads import mean_per_item
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "aisfx_reference.npz")
@@ -133,6 +133,59 @@ def test_aisfx_port_reproduces_the_original_network_on_real_clips():
     embedding = keras.Model(model.input, model.get_layer("head_pool").output).predict(waves, verbose=0)
     scale = np.abs(reference["embedding"]).max()
     np.testing.assert_allclose(embedding, reference["embedding"], rtol=0, atol=1e-5 * scale)
+
+
+MUSICNN_FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "musicnn_reference.npz")
+LMMS_INSTRUMENTS = "/usr/share/lmms/samples/instruments"  # Debian lmms-common, in the test command's packages
+
+
+@pytest.mark.parametrize("tags", ["mtt", "msd"])
+def test_musicnn_port_reproduces_the_original_network_on_real_clips(tags):
+    """Reference: musicnn 0.1.0's own graph and spectrogram (tests/fixtures/make_musicnn_reference.py)."""
+    import keras
+
+    reference = np.load(MUSICNN_FIXTURE)
+    paths = [os.path.join(LMMS_INSTRUMENTS, str(c)) for c in reference["clips"]]
+    for path, digest in zip(paths, reference["sha256"]):
+        with open(path, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == str(digest), f"{path} is not the clip the reference used"
+    samples = 186 * 256  # 187 frames at hop 256, musicnn's 3 s patch
+    rate = audio_backbones.MUSICNN_FRONT_END.sample_rate
+    waves = np.stack(
+        [np.pad(w[:samples], (0, max(0, samples - len(w)))) for w in (audio_data.decode(p, rate) for p in paths)]
+    )
+    for pooling, feature in (("avg", "mean_pool"), ("max", "max_pool")):
+        classifier = keras_tl.build_classifier(
+            f"musicnn_{tags}", num_classes=3, clip_seconds=samples / rate, pooling=pooling
+        )
+        model, expected = classifier.model, reference[f"{tags}_{feature}"]
+        assert model.input_shape == (None, samples) and keras_tl.audio.model.sample_rate(model) == 16000
+        # The front end: librosa's Slaney mel spectrogram (the reference rounded mel power to float16).
+        log_mel = np.asarray(model.get_layer("log_mel")(waves))[..., 0]
+        np.testing.assert_allclose(log_mel, reference["log_mel"], rtol=0, atol=1e-3)
+        # The network on the very spectrogram the original received.
+        maps = np.asarray(model.get_layer("backbone")(reference["log_mel"][..., None]))
+        pooled = maps.mean(axis=(1, 2)) if pooling == "avg" else maps.mean(axis=2).max(axis=1)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(pooled, expected, rtol=0, atol=1e-5 * scale)
+        # Waveform to pooled features, as training and every export run it.
+        features = keras.Model(model.input, model.get_layer("head_pool").output).predict(waves, verbose=0)
+        np.testing.assert_allclose(features, expected, rtol=0, atol=1e-3 * scale)
+
+
+def test_musicnn_checkpoint_with_a_missing_or_extra_tensor_is_refused():
+    from keras_tl.weights import imports
+
+    state = imports.read_tf1_checkpoint(imports.locate("musicnn_mtt"))
+    assert state["conv2d_5/kernel"].shape == (7, 561, 1, 64) and "dense_1/kernel" in state  # the tagger, left
+    importer, network = imports.get("musicnn_mtt"), audio_backbones.musicnn_network(16)
+    missing = {k: v for k, v in state.items() if k != "conv2d_3/kernel"}
+    with pytest.raises(keras_tl.WeightsError, match=r"no tensor 'conv2d_3/kernel'"):
+        importer.convert(missing, network)
+    with pytest.raises(keras_tl.WeightsError, match=r"1 checkpoint tensors were not mapped: \['conv2d_8/kernel'\]"):
+        importer.convert({**state, "conv2d_8/kernel": state["conv2d_7/kernel"]}, network)
+    with pytest.raises(keras_tl.WeightsError, match=r"'conv2d/kernel' has shape \(7, 39, 1, 204\)"):
+        importer.convert({**state, "conv2d/kernel": np.zeros((7, 39, 1, 204), np.float32)}, network)
 
 
 def test_aisfx_checkpoint_reader_unwraps_metadata_and_refuses_code(tmp_path):
@@ -505,3 +558,51 @@ def test_audio_run_from_the_command_line_predicts_exports_and_serves_wav(tmp_pat
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["audio"] == clip and line["labels"] == top[0][0]
     assert abs(max(line["probabilities"]) - top[0][1]) < 0.02
+
+
+@pytest.mark.slow
+def test_a_musicnn_run_hears_at_16_khz_from_training_to_mediapipe(tmp_path):
+    """musicnn's front end is its own (16 kHz, 512/256 STFT, Slaney mel): the data is decoded at that
+    rate, the model card and the TFLite metadata say it, and MediaPipe's AudioClassifier, which reads
+    the rate from the metadata, gives the Keras model's scores on 44.1 kHz files resampled to it."""
+    source = datasets.load_drumkits(classes=["kick", "snare", "cymbal"])
+    keep = [
+        i
+        for split in ("train", "val", "test")
+        for c in range(3)
+        for i in source.predefined[split][source.labels[source.predefined[split]] == c][: 4 if split == "train" else 2]
+    ]
+    splits = [s for s in ("train", "val", "test") for _ in range(3 * (4 if s == "train" else 2))]
+    small = Source(
+        source.class_names, [source.items[i] for i in keep], source.labels[keep], "audio", predefined_indices(splits)
+    )
+    run = str(tmp_path / "run")
+    config = TrainConfig(
+        backbone="musicnn_mtt", head_epochs=2, fine_tune_epochs=1, batch_size=8, unfreeze="blocks:1", out=run
+    )
+    keras_tl.train(config, source=small)
+    task = keras_tl.load_run(run)
+    assert keras_tl.audio.model.sample_rate(task.model) == 16000 and task.model.input_shape == (None, 16000)
+    assert task.modality.card(task)["sample_rate"] == 16000  # What the SavedModel's model_card.json says.
+    result = keras_tl.export_run(run, "tflite", out=str(tmp_path / "exported"))
+    assert result.check["top1_agreement"] == 1.0 and result.check["max_abs_diff"] < 1e-4
+    from mediapipe.tasks.python import audio as mp_audio
+    from mediapipe.tasks.python.components.containers.audio_data import AudioData
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    tests = [small.items[i] for i in small.predefined["test"]]
+    options = mp_audio.AudioClassifierOptions(base_options=BaseOptions(model_asset_path=result.path))
+
+    def mediapipe_scores(rate):
+        windows = [audio_data.windows(audio_data.decode(p, rate), rate)[0] for p in tests]  # 1 s each
+        with mp_audio.AudioClassifier.create_from_options(options) as classifier:
+            answers = [classifier.classify(AudioData.create_from_array(w, rate))[0] for w in windows]
+        scores = [[c.score for c in sorted(a.classifications[0].categories, key=lambda c: c.index)] for a in answers]
+        return np.array(scores), windows
+
+    # At the model's rate MediaPipe resamples nothing: the very scores. At 44.1 kHz it resamples to the
+    # rate the metadata names (with its own filter, so within 0.02): a wrong rate there would not be.
+    scores, windows = mediapipe_scores(16000)
+    np.testing.assert_allclose(scores, task.predict(windows), atol=1e-4)
+    scores, windows = mediapipe_scores(44100)
+    np.testing.assert_allclose(scores, task.predict([audio_data.resample(w, 44100, 16000) for w in windows]), atol=0.02)

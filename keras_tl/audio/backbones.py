@@ -1,9 +1,10 @@
-"""Building audio backbones: a network pretrained on sound (aisfx) and ImageNet CNNs that look at
-log-mel spectrograms (their registry entries: `keras_tl.audio.presets`).
+"""Building audio backbones: networks pretrained on sound effects (aisfx) and on music tagging
+(musicnn), and ImageNet CNNs that look at log-mel spectrograms (their registry entries:
+`keras_tl.audio.presets`).
 
-Every audio backbone hears through the same in-graph front end (`keras_tl.audio.presets.FrontEnd`:
-44.1 kHz mono, 2048-sample Hann STFT, hop 1024, 96 HTK mel bands, aisfx's log compression), which is
-the one the aisfx network was trained on. The ImageNet route (Palanisamy et al. 2020, "Rethinking
+Each backbone hears through the in-graph front end it was trained on (`keras_tl.audio.presets.FrontEnd`):
+aisfx's (44.1 kHz mono, 2048-sample Hann STFT, hop 1024, 96 HTK mel bands, its log compression), which
+the ImageNet CNNs share, or musicnn's (16 kHz, 512/256, 96 Slaney mel bands). The ImageNet route (Palanisamy et al. 2020, "Rethinking
 CNN models for audio classification") turns the spectrogram into a square RGB image for the CNN.
 """
 
@@ -11,7 +12,14 @@ import os
 
 import keras
 
-from keras_tl.audio.presets import FRONT_END, PRETRAINED, check_weights, image_backbone, image_weights
+from keras_tl.audio.presets import (
+    FRONT_END,
+    MUSICNN_FRONT_END,
+    PRETRAINED,
+    check_weights,
+    image_backbone,
+    image_weights,
+)
 from keras_tl.core.utils.paths import keras_tl_cache
 
 
@@ -31,14 +39,60 @@ def aisfx_network(frames, mels=FRONT_END.mels):
     return keras.Model(inputs, x, name="aisfx_cnn9")
 
 
-def aisfx_weights():
-    """The aisfx checkpoint converted to a Keras weights file (once; cached). Path to the file."""
+def musicnn_network(frames, mels=MUSICNN_FRONT_END.mels):
+    """musicnn's front end and mid end (Pons & Serra 2019; `musicnn/models.py`, `build_musicnn`)
+    without its back end: `(B, frames, mels, 1)` -> `(B, frames, 1, 753)`.
+
+    Front end: BatchNorm of the input, then "timbral" convolutions (204 filters of 7 frames x 38 and
+    x 67 mel bands) and "temporal" ones (51 filters of 128, 64 and 32 frames x 1 band), each ReLU +
+    BatchNorm and max-pooled over frequency. Mid end: three 64-filter convolutions of 7 frames over all
+    channels, the last two residual. Output: the front end's 561 channels and the three mid-end
+    outputs side by side (musicnn's dense connection), whose means and maxima over time are musicnn's
+    `mean_pool` and `max_pool` features. TF1 BatchNorm (epsilon 1e-3); padding as the original.
+    """
+    layers = keras.layers
+    inputs = keras.Input((frames, mels, 1), name="log_mel")
+    x = layers.BatchNormalization(epsilon=1e-3, name="frontend_input_bn")(inputs)
+    padded = layers.ZeroPadding2D(((3, 3), (0, 0)), name="frontend_timbral_pad")(x)
+    branches = []
+    for name, filters, kernel, source, padding in (
+        ("timbral74", 204, (7, int(0.4 * mels)), padded, "valid"),
+        ("timbral77", 204, (7, int(0.7 * mels)), padded, "valid"),
+        ("temporal1", 51, (128, 1), x, "same"),
+        ("temporal2", 51, (64, 1), x, "same"),
+        ("temporal3", 51, (32, 1), x, "same"),
+    ):
+        y = layers.Conv2D(filters, kernel, padding=padding, activation="relu", name=f"frontend_{name}_conv")(source)
+        y = layers.BatchNormalization(epsilon=1e-3, name=f"frontend_{name}_bn")(y)
+        branches.append(layers.MaxPooling2D((1, y.shape[2]), name=f"frontend_{name}_pool")(y))
+    front = layers.Concatenate(name="frontend_concat")(branches)  # (B, frames, 1, 561)
+    outputs, previous = [front], front
+    for k in (1, 2, 3):  # A (7, 1) convolution over the channels is the original's (7, C) one.
+        y = layers.Conv2D(64, (7, 1), padding="same", activation="relu", name=f"midend{k}_conv")(previous)
+        y = layers.BatchNormalization(epsilon=1e-3, name=f"midend{k}_bn")(y)
+        previous = y if k == 1 else layers.Add(name=f"midend{k}_add")([y, previous])
+        outputs.append(previous)
+    return keras.Model(inputs, layers.Concatenate(name="midend_concat")(outputs), name="musicnn")
+
+
+NETWORKS = {"aisfx": aisfx_network, "musicnn": musicnn_network}  # Sound networks by constructor: frames -> model.
+
+
+def pretrained_weights(spec):
+    """A sound network's checkpoint converted to a Keras weights file (once; cached). Path to the file."""
     from keras_tl.weights.imports import convert_to_file
 
-    path = keras_tl_cache("aisfx_cnn9.weights.h5")
-    if not os.path.isfile(path):  # Convolutions do not depend on the input length: any frames do.
-        convert_to_file("aisfx", aisfx_network(frames=16), path)
+    path = keras_tl_cache(f"{spec.name}.weights.h5")
+    if not os.path.isfile(path):  # The kernels do not depend on the input length: any frames convert.
+        convert_to_file(spec.weights_from, NETWORKS[spec.constructor](16), path)
     return path
+
+
+def aisfx_weights():
+    """The aisfx checkpoint converted to a Keras weights file. Path to the file."""
+    from keras_tl.core.contract import registry
+
+    return pretrained_weights(registry.get("aisfx_cnn9", modality="audio"))
 
 
 def build(spec, weights, frames, image_size=None):
@@ -48,10 +102,10 @@ def build(spec, weights, frames, image_size=None):
     for aisfx; a `SpectrogramImage` and the ImageNet preprocessing for the image CNNs.
     """
     check_weights(spec, weights)
-    if spec.constructor == "aisfx":
-        network = aisfx_network(frames)
+    if spec.constructor in NETWORKS:
+        network = NETWORKS[spec.constructor](frames)
         if weights in PRETRAINED:
-            network.load_weights(aisfx_weights())
+            network.load_weights(pretrained_weights(spec))
         elif weights != "none":
             network.load_weights(weights)
         return [], network

@@ -12,8 +12,7 @@ import tensorflow as tf
 
 from keras_tl._vendor import tflite_metadata_schema as fb
 from keras_tl.audio.data import QUIET_RMS
-from keras_tl.audio.model import window_samples
-from keras_tl.audio.presets import FRONT_END
+from keras_tl.audio.model import sample_rate, window_samples
 from keras_tl.core.export import tflite_metadata
 from keras_tl.core.models.heads import probabilities_graph, problem_of, serving_outputs
 
@@ -47,7 +46,7 @@ def serving_endpoints(classifier, class_names, top_k=5):
     """`{name: (tf.function, description)}`: "serving_default" on waveform windows, "serving_wav" on WAV files."""
     model = classifier.model
     samples = window_samples(model)
-    rate = FRONT_END.sample_rate
+    rate = sample_rate(model)
 
     def outputs(probs):
         return serving_outputs(probs, class_names, problem_of(model), top_k, classifier.operating_point)

@@ -10,35 +10,50 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_tl.audio.presets import FrontEnd
+from keras_tl.audio.presets import AISFX_LOG_MAX, FrontEnd
 from keras_tl.core.contract.errors import ConfigError
 
-AISFX_LOG_MAX = 9.457798957824707  # aisfx's "original" min-max normalization: log10(1 + 1e4 * mel) / max
+MEL_SCALES = ("htk", "slaney")
 
 
-def hz_to_mel(hz):
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, np.float64) / 700.0)
+def hz_to_mel(hz, scale="htk"):
+    hz = np.asarray(hz, np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    # Slaney's Auditory Toolbox (librosa's default): linear below 1 kHz, logarithmic above.
+    step = np.log(6.4) / 27.0
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / step, hz * 3.0 / 200.0)
 
 
-def mel_to_hz(mel):
-    return 700.0 * (10.0 ** (np.asarray(mel, np.float64) / 2595.0) - 1.0)
+def mel_to_hz(mel, scale="htk"):
+    mel = np.asarray(mel, np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    step = np.log(6.4) / 27.0
+    return np.where(mel >= 15.0, 1000.0 * np.exp(step * (mel - 15.0)), mel * 200.0 / 3.0)
 
 
-def mel_filterbank(sample_rate, n_fft, mels, fmin, fmax):
-    """`(n_fft // 2 + 1, mels)` HTK-mel triangular filters, each row of weights summing to 1 (L1).
+def mel_filterbank(sample_rate, n_fft, mels, fmin, fmax, scale="htk"):
+    """`(n_fft // 2 + 1, mels)` triangular mel filters, as librosa's `librosa.filters.mel`.
 
-    The filters librosa builds with `librosa.filters.mel(htk=True, norm=1.0)` (and Essentia with
-    `warping_formula="htkMel", normalize="unit_sum"`), which the aisfx network was trained on.
+    "htk": HTK mel scale, each filter's weights summing to 1 (`htk=True, norm=1.0`; Essentia's
+    `warping_formula="htkMel", normalize="unit_sum"`), the aisfx network's. "slaney": librosa's
+    defaults (Slaney's scale, each filter scaled by 2 / its width in Hz), musicnn's.
     """
+    if scale not in MEL_SCALES:
+        raise ConfigError(f"`mel_scale` must be one of {MEL_SCALES}. Received: {scale!r}")
     bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), mels + 2))
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin, scale), hz_to_mel(fmax, scale), mels + 2), scale)
     widths = np.diff(edges)
     ramps = edges[:, None] - bins[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
-    sums = weights.sum(axis=1, keepdims=True)
-    weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
+    if scale == "slaney":
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    else:
+        sums = weights.sum(axis=1, keepdims=True)
+        weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
     return weights.T.astype(np.float32)
 
 
@@ -49,21 +64,41 @@ def hann(n):
 
 @keras.saving.register_keras_serializable(package="keras_tl")
 class LogMel(keras.layers.Layer):
-    """Waveforms `(B, samples)` -> log-mel spectrograms `(B, frames, mels, 1)`.
+    """Waveforms `(B, samples)` -> log-mel spectrograms `(B, frames, mels, 1)`, as a backbone's
+    `keras_tl.audio.presets.FrontEnd` says.
 
     Each window is peak-normalized (when the front end says so), framed with centred, zero-padded
-    STFT frames, turned into mel power and compressed as `log10(1 + 10^4 * mel) / 9.4578`: values in
-    about [0, 1], 0 for silence. This is aisfx's spectrogram, computed in the graph.
+    STFT frames, turned into mel power and compressed as `log10(1 + 10^4 * mel) / log_divisor`. With
+    the defaults this is aisfx's spectrogram (values in about [0, 1], 0 for silence); musicnn's
+    differs in rate, STFT, mel scale and divisor.
     """
 
     def __init__(
-        self, sample_rate=44100, n_fft=2048, hop=1024, mels=96, fmin=0.0, fmax=22050.0, peak_normalize=True, **kwargs
+        self,
+        sample_rate=44100,
+        n_fft=2048,
+        hop=1024,
+        mels=96,
+        fmin=0.0,
+        fmax=22050.0,
+        peak_normalize=True,
+        mel_scale="htk",
+        log_divisor=AISFX_LOG_MAX,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.front_end = FrontEnd(
-            int(sample_rate), int(n_fft), int(hop), int(mels), float(fmin), float(fmax), bool(peak_normalize)
+            int(sample_rate),
+            int(n_fft),
+            int(hop),
+            int(mels),
+            float(fmin),
+            float(fmax),
+            bool(peak_normalize),
+            str(mel_scale),
+            float(log_divisor),
         )
-        self._filters = mel_filterbank(sample_rate, n_fft, mels, fmin, fmax)
+        self._filters = mel_filterbank(sample_rate, n_fft, mels, fmin, fmax, mel_scale)
         self._window = hann(n_fft)
 
     def call(self, waveforms):
@@ -79,7 +114,7 @@ class LogMel(keras.layers.Layer):
         # activations cannot hold a power spectrum's dynamic range (the export check refused it).
         power = ops.transpose(real * real + imag * imag, (0, 2, 1))
         mel = ops.transpose(ops.matmul(ops.convert_to_tensor(self._filters.T), power), (0, 2, 1))
-        return ops.expand_dims(ops.log10(1.0 + 10000.0 * mel) / AISFX_LOG_MAX, -1)
+        return ops.expand_dims(ops.log10(1.0 + 10000.0 * mel) / f.log_divisor, -1)
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[-1]

@@ -10,7 +10,6 @@ import numpy as np
 
 from keras_tl.audio import AUDIO_EXTENSIONS, presets
 from keras_tl.audio.config import resolve_audio_augment
-from keras_tl.audio.presets import FRONT_END
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.contract.files import check_data_path
@@ -50,11 +49,11 @@ class AudioModality(Modality):
                 f"augment_on={config.augment_on!r} for an audio run."
             )
         seconds = config.clip_seconds or presets.DEFAULT_CLIP_SECONDS
-        frames = FRONT_END.frames(int(round(seconds * FRONT_END.sample_rate)))
-        if frames < spec.min_size or seconds > MAX_CLIP_SECONDS:
+        front_end = presets.front_end(spec)
+        if front_end.frames(front_end.samples(seconds)) < spec.min_size or seconds > MAX_CLIP_SECONDS:
             raise ConfigError(
                 f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
-                f"(hop {FRONT_END.hop} at {FRONT_END.sample_rate} Hz) and be at "
+                f"(hop {front_end.hop} at {front_end.sample_rate} Hz) and be at "
                 f"most {MAX_CLIP_SECONDS:g} s. Received: clip_seconds={seconds}"
             )
         if config.image_size is not None and spec.constructor != "spectrogram_image":
@@ -73,22 +72,23 @@ class AudioModality(Modality):
             imports.locate(spec.weights_from)  # Raises with the install command.
 
     def import_weights(self, importer, out):
-        """aisfx's checkpoint as a `.weights.h5` of the `aisfx_cnn9` backbone."""
+        """A sound network's checkpoint (aisfx, musicnn) as a `.weights.h5` of its backbone."""
         from keras_tl.audio import backbones
-        from keras_tl.weights.imports import convert_to_file
+        from keras_tl.weights import imports
 
         if not out.endswith(".weights.h5"):
             raise ConfigError(f"The output must be a `.weights.h5` file. Received: {out!r}")
-        return convert_to_file(importer, backbones.aisfx_network(frames=16), out)
+        spec = registry.get(imports.get(importer).backbone, modality="audio")
+        return imports.convert_to_file(importer, backbones.NETWORKS[spec.constructor](16), out)
 
     def prepare_weights(self, spec, weights):
         """Converts the pretrained weights once, before the seeded work starts."""
         if weights not in presets.PRETRAINED:
             return
-        if spec.constructor == "aisfx":
-            from keras_tl.audio import backbones
+        from keras_tl.audio import backbones
 
-            backbones.aisfx_weights()
+        if spec.constructor in backbones.NETWORKS:
+            backbones.pretrained_weights(spec)
         else:
             lender, image_spec = presets.image_backbone(spec)
             lender.prepare_weights(image_spec, presets.image_weights(weights))
@@ -100,7 +100,7 @@ class AudioModality(Modality):
         }
 
     def input_size(self, config):
-        return f"{config.clip_seconds:g} s windows at {FRONT_END.sample_rate} Hz"
+        return f"{config.clip_seconds:g} s windows at {presets.front_end(config.backbone).sample_rate} Hz"
 
     def load_source(self, config):
         from keras_tl.audio import data
@@ -124,7 +124,7 @@ class AudioModality(Modality):
         from keras_tl.audio import backbones
 
         samples = presets.clip_samples(config)
-        return backbones.build(spec, "none", FRONT_END.frames(samples), config.image_size)[1]
+        return backbones.build(spec, "none", presets.front_end(spec).frames(samples), config.image_size)[1]
 
     def dataset(self, classifier, split, config, *, training=False, seed=None, cache="memory"):
         from keras_tl.audio import data
@@ -132,7 +132,7 @@ class AudioModality(Modality):
         return data.make_dataset(
             split,
             samples=self.window_samples(classifier),
-            sample_rate=FRONT_END.sample_rate,
+            sample_rate=self.sample_rate(classifier),
             augment=resolve_audio_augment(config.augment, config.augment_params),
             **self.batching(classifier, config, training, seed),
         )
@@ -159,7 +159,7 @@ class AudioModality(Modality):
     def item_windows(self, classifier, items):
         from keras_tl.audio import data
 
-        return data.item_windows(items, self.window_samples(classifier), FRONT_END.sample_rate)
+        return data.item_windows(items, self.window_samples(classifier), self.sample_rate(classifier))
 
     def row_labels(self, classifier, split):
         _, owners = self.item_windows(classifier, split.items)
@@ -169,6 +169,11 @@ class AudioModality(Modality):
         from keras_tl.audio.model import window_samples
 
         return window_samples(classifier.model)
+
+    def sample_rate(self, classifier):
+        from keras_tl.audio.model import sample_rate
+
+        return sample_rate(classifier.model)
 
     def model_inputs(self, classifier, items):
         return self.item_windows(classifier, items)[0]
@@ -230,7 +235,7 @@ class AudioModality(Modality):
         from keras_tl.core.models.heads import mean_per_item
 
         windows, _ = self.item_windows(classifier, info.check_items)
-        rate = FRONT_END.sample_rate
+        rate = self.sample_rate(classifier)
         waves = [
             data.decode(item, rate) if isinstance(item, str) else np.asarray(item, np.float32)
             for item in info.check_items
@@ -248,13 +253,13 @@ class AudioModality(Modality):
         }
 
     def card(self, classifier):
-        samples = self.window_samples(classifier)
+        samples, rate = self.window_samples(classifier), self.sample_rate(classifier)
         return {
-            "sample_rate": FRONT_END.sample_rate,
+            "sample_rate": rate,
             "window_samples": samples,
-            "window_seconds": round(samples / FRONT_END.sample_rate, 4),
+            "window_seconds": round(samples / rate, 4),
             "input": {
-                "waveform": f"mono float32 in [-1, 1] at {FRONT_END.sample_rate} Hz, {samples} samples a window",
+                "waveform": f"mono float32 in [-1, 1] at {rate} Hz, {samples} samples a window",
                 "longer_clips": "cut into half-overlapping windows whose probabilities are averaged "
                 "(serving_wav does this in the graph)",
             },
@@ -269,7 +274,9 @@ class AudioModality(Modality):
         from keras_tl.audio import export
         from keras_tl.core.export import tflite_metadata
 
-        return tflite_metadata.Inputs([export.tflite_input(self.window_samples(classifier), FRONT_END.sample_rate)])
+        return tflite_metadata.Inputs(
+            [export.tflite_input(self.window_samples(classifier), self.sample_rate(classifier))]
+        )
 
     def tflite_calibration(self, classifier, items):
         return [[window[None]] for window in self.model_inputs(classifier, items)[:200]]

@@ -53,12 +53,12 @@ def build_audio_model(
 
     Example:
     >>> model = keras_tl.audio.model.build_audio_model("aisfx_cnn9", num_classes=4)
-    >>> model.predict(waveforms)  # (N, 44100) float32 at 44.1 kHz
+    >>> model.predict(waveforms)  # (N, 44100) float32 at aisfx's 44.1 kHz (`sample_rate(model)`)
     """
     spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
     new_head = HeadSpec.of(head, num_classes, head_options)
-    front_end = presets.FRONT_END
-    samples = int(round((clip_seconds or presets.DEFAULT_CLIP_SECONDS) * front_end.sample_rate))
+    front_end = presets.front_end(spec)
+    samples = front_end.samples(clip_seconds)
     frames = front_end.frames(samples)
     if frames < spec.min_size:
         raise ConfigError(
@@ -82,3 +82,8 @@ def build_audio_model(
 def window_samples(model):
     """Samples per window of a built audio model."""
     return int(model.input_shape[-1])
+
+
+def sample_rate(model):
+    """The sample rate (Hz) a built audio model's waveforms are at: its front end's."""
+    return model.get_layer(FRONT_END_LAYER).front_end.sample_rate

@@ -14,6 +14,8 @@ from keras_tl.core.contract.files import check_weights_file
 from keras_tl.core.contract.registry import BackboneSpec, register
 from keras_tl.core.utils.paths import keras_tl_cache
 
+AISFX_LOG_MAX = 9.457798957824707  # aisfx's "original" min-max normalization: log10(1 + 1e4 * mel) / max
+
 
 @dataclass(frozen=True)
 class FrontEnd:
@@ -23,9 +25,12 @@ class FrontEnd:
         sample_rate: int. Hz; files are resampled and mixed to mono at this rate.
         n_fft: int. STFT window (Hann, periodic) and FFT length in samples.
         hop: int. STFT hop in samples.
-        mels: int. Mel bands (HTK scale, each filter's weights summing to 1).
+        mels: int. Mel bands.
         fmin, fmax: float. Band edges in Hz.
         peak_normalize: bool. Scale each window to a peak of 1 first.
+        mel_scale: str. "htk" (each filter's weights summing to 1) or "slaney" (librosa's default
+            scale and area normalization).
+        log_divisor: float. The spectrogram is `log10(1 + 10^4 * mel) / log_divisor`.
     """
 
     sample_rate: int = 44100
@@ -35,13 +40,25 @@ class FrontEnd:
     fmin: float = 0.0
     fmax: float = 22050.0
     peak_normalize: bool = True
+    mel_scale: str = "htk"
+    log_divisor: float = AISFX_LOG_MAX
 
     def frames(self, samples):
         """STFT frames of a `samples`-long window (centred frames, as librosa's)."""
         return 1 + samples // self.hop
 
+    def samples(self, seconds):
+        """Samples in a window of `seconds` (default `DEFAULT_CLIP_SECONDS`) at this rate."""
+        return int(round((seconds or DEFAULT_CLIP_SECONDS) * self.sample_rate))
 
+
+# aisfx's spectrogram: 44.1 kHz, 2048-sample STFT, hop 1024, 96 HTK mel bands; the ImageNet CNNs on
+# spectrograms hear through it too.
 FRONT_END = FrontEnd()
+# musicnn's (its configuration.py and extractor.py): 16 kHz, 512-sample STFT, hop 256, 96 Slaney mel
+# bands up to 8 kHz (librosa's `melspectrogram` defaults), `log10(1 + 10^4 * mel)`, no peak normalization.
+MUSICNN_FRONT_END = FrontEnd(16000, 512, 256, 96, 0.0, 8000.0, False, "slaney", 1.0)
+FRONT_ENDS = {"musicnn": MUSICNN_FRONT_END}  # By constructor; any other backbone hears `FRONT_END`.
 DEFAULT_CLIP_SECONDS = 1.0  # Drum hits and most sound events fit; the networks pool over time.
 PRETRAINED = ("pretrained",)
 
@@ -88,6 +105,20 @@ register(
         licence="BSD-3-Clause",
     )
 )
+for _tags, _tagged in (("mtt", "MagnaTagATune (25 k clips)"), ("msd", "the Million Song Dataset (200 k tracks)")):
+    register(
+        BackboneSpec(
+            name=f"musicnn_{_tags}",
+            modality="audio",
+            constructor="musicnn",
+            min_size=8,
+            feature_dim=753,
+            block_pattern=r"^(frontend|midend\d)_",
+            weights_from=f"musicnn_{_tags}",
+            description=f"musicnn (Pons & Serra 2019; 474 k parameters without its tagger): music tagging on {_tagged}; 16 kHz; 753-d",
+            licence="ISC (PyPI musicnn 0.1.0)",
+        )
+    )
 
 
 def resolve(name, explicit=False):
@@ -108,9 +139,15 @@ def check_weights(spec, weights):
     check_weights_file(weights, suffixes=(".weights.h5",))
 
 
+def front_end(backbone):
+    """The `FrontEnd` a backbone (a `BackboneSpec` or a registry name) hears through."""
+    spec = registry.get(backbone, modality="audio") if isinstance(backbone, str) else backbone
+    return FRONT_ENDS.get(spec.constructor, FRONT_END)
+
+
 def clip_samples(config):
-    """Samples in one model window at the front end's rate."""
-    return int(round((config.clip_seconds or DEFAULT_CLIP_SECONDS) * FRONT_END.sample_rate))
+    """Samples in one model window at the rate of the config's backbone."""
+    return front_end(config.backbone).samples(config.clip_seconds)
 
 
 def image_backbone(spec):
@@ -130,7 +167,7 @@ def weights_status(spec):
     cached), else INSTALL."""
     from keras_tl.weights import imports
 
-    converted = keras_tl_cache(f"{spec.name}.weights.h5") if spec.constructor == "aisfx" else ""
+    converted = keras_tl_cache(f"{spec.name}.weights.h5") if spec.constructor in ("aisfx", "musicnn") else ""
     if (converted and os.path.isfile(converted)) or imports.is_installed(spec.weights_from):
         return registry.HERE
     return registry.INSTALL

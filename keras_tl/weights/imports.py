@@ -324,3 +324,56 @@ register(
         note="sound-effects (aiSFX, 9 sound-effects libraries)",
     )
 )
+
+
+def read_tf1_checkpoint(path):
+    """A TensorFlow 1 checkpoint (the `.index` file of a `<prefix>.index`/`.data-*` pair, here the
+    empty prefix of musicnn's folders) as `{variable name: array}`. A tensor bundle holds only
+    tensors: reading it runs nothing. (`tf.train.load_checkpoint` cannot: musicnn's `checkpoint`
+    file names its author's paths.)"""
+    import tensorflow as tf
+
+    reader = tf.compat.v1.train.NewCheckpointReader(path[: -len(".index")])
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _convert_musicnn(state, model):
+    """musicnn's TF1 variables, in the order `build_musicnn` made them, onto
+    `keras_tl.audio.backbones.musicnn_network`; the back end (`batch_normalization_9`/`_10`,
+    `dense`, `dense_1`: pooled features to tags) and Adam's slots are not part of the backbone."""
+    m = _Mapper({k: v for k, v in state.items() if "/Adam" not in k}, model)
+    bn_names = ("gamma", "beta", "moving_mean", "moving_variance")
+
+    def batchnorm(layer, tf1_name):
+        layer = model.get_layer(layer)
+        layer.set_weights([m.take(f"{tf1_name}/{n}", layer.gamma.shape) for n in bn_names])
+
+    batchnorm("frontend_input_bn", "batch_normalization")
+    convs = ["frontend_" + n for n in ("timbral74", "timbral77", "temporal1", "temporal2", "temporal3")]
+    for i, name in enumerate(convs + [f"midend{k}" for k in (1, 2, 3)]):
+        conv, tf1_conv = model.get_layer(f"{name}_conv"), f"conv2d_{i}" if i else "conv2d"
+        kh, kw, cin, cout = conv.kernel.shape
+        if name.startswith("midend"):  # (7, C, 1, 64) over (time, channels as width) -> (7, 1, C, 64).
+            kernel = m.take(f"{tf1_conv}/kernel", (kh, cin, 1, cout)).reshape(kh, 1, cin, cout)
+        else:
+            kernel = m.take(f"{tf1_conv}/kernel", (kh, kw, cin, cout))
+        conv.set_weights([kernel, m.take(f"{tf1_conv}/bias", (cout,))])
+        batchnorm(f"{name}_bn", f"batch_normalization_{i + 1}")
+    m.finish(skip_prefixes=("batch_normalization_9/", "batch_normalization_10/", "dense", "beta1_power", "beta2_power"))
+
+
+for _tags, _dataset in (("mtt", "MagnaTagATune"), ("msd", "the Million Song Dataset")):
+    register(
+        Importer(
+            name=f"musicnn_{_tags}",
+            package="musicnn",
+            module="musicnn",
+            path=os.path.join(f"{_tags.upper()}_musicnn", ".index"),
+            backbone=f"musicnn_{_tags}",
+            licence="ISC (PyPI musicnn 0.1.0; Pons & Serra 2019)",
+            convert=_convert_musicnn,
+            read=read_tf1_checkpoint,
+            imagenet_head=False,
+            note=f"music-tagging (musicnn, {_dataset})",
+        )
+    )

@@ -171,19 +171,18 @@ class Supervised:
     objectives replace it without new arguments to `fine_tune`.
     """
 
+    # The config's fields that `compile_model` takes as they are.
+    COMPILE_FIELDS = ("label_smoothing", "jit_compile", "steps_per_execution", "weight_decay", "head_weights")
+
     def compile(self, model, *, learning_rate, problem, optimizer, config, lr_multipliers=None, heads_model=None):
         return compile_model(
             model,
             learning_rate=learning_rate,
             problem=problem,
-            label_smoothing=config.label_smoothing,
-            jit_compile=config.jit_compile,
-            steps_per_execution=config.steps_per_execution,
             optimizer=optimizer,
-            weight_decay=config.weight_decay,
             lr_multipliers=lr_multipliers,
-            head_weights=config.head_weights,
             heads_model=heads_model,
+            **{name: getattr(config, name) for name in self.COMPILE_FIELDS},
         )
 
     def for_phase(self, phase, model, train, total_steps, done_steps=0):
