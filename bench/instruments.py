@@ -16,8 +16,12 @@ arm's. Runs already finished in `--out` with the same config are read, not retra
 sd over the seeds.
 
     python bench/instruments.py [--seeds 0,1,2] [--fraction 0.1] [--backbones aisfx_cnn9]
+                                [--pooling avg] [--head-norm] [--fine-tune-epochs 5]
                                 [--scratch-epochs 80] [--scratch-patience 30] [--val-per-class 30]
                                 [--out runs/instruments]
+
+`--pooling` and `--head-norm` change the transfer arm only (the scratch arm keeps its converged recipe,
+so its finished runs are reused).
 
 Its last line is `instruments_<pct>pct_transfer_minus_scratch=<points>` (best backbone, mean of seeds).
 """
@@ -97,6 +101,8 @@ def main():
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--backbones", default="aisfx_cnn9")
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
+    parser.add_argument("--pooling", default="avg", help="the transfer arm's pooling (avg, max)")
+    parser.add_argument("--head-norm", action="store_true", help="the transfer arm's head standardizes its features")
     parser.add_argument("--scratch-epochs", type=int, default=80)
     parser.add_argument("--scratch-patience", type=int, default=30)
     parser.add_argument("--val-per-class", type=int, default=30)
@@ -110,6 +116,7 @@ def main():
         f"{len(source.predefined['val'])} validation, {len(source.predefined['test'])} test (TimGM6mb)"
     )
     rows = {}
+    variant = ("" if args.pooling == "avg" else f"_{args.pooling}") + ("_norm" if args.head_norm else "")
     for backbone in args.backbones.split(","):
         for seed in seeds:
             common = dict(backbone=backbone, labels_per_class=per_class, seed=seed, clip_seconds=1.0)
@@ -117,7 +124,9 @@ def main():
                 TrainConfig(
                     weights="pretrained",
                     fine_tune_epochs=args.fine_tune_epochs,
-                    out=os.path.join(args.out, f"{backbone}_s{seed}_transfer"),
+                    pooling=args.pooling,
+                    head_norm=args.head_norm,
+                    out=os.path.join(args.out, f"{backbone}_s{seed}_transfer{variant}"),
                     **common,
                 ),
                 source,

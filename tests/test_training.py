@@ -227,3 +227,29 @@ def test_best_weights_keeps_the_epoch_the_monitor_names(tmp_path, monitor, kept)
         r"monitor='f1'",
     ):
         BestWeights(str(tmp_path / "x.weights.h5"), model, "f1")
+
+
+def test_head_norm_standardizes_the_pooled_features_with_statistics_learned_in_phase1(tmp_path):
+    """`head_norm: true` puts a BatchNormalization without scale and offset before the head (as a
+    linear probe standardizes its features); the frozen phase, on cached features, learns its
+    statistics, and the model carries them into every export."""
+    from keras_tl.core.contract.errors import ConfigError
+    from keras_tl.core.models.heads import HeadSpec
+
+    weights = local_pretrained_weights(tmp_path)
+    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=40, head_norm=True)
+    model = build_model("mobilenet_v2", num_classes=3, normalize=True, weights=weights, image_size=TINY_SIZE)
+    norm = model.get_layer("head_norm")
+    assert isinstance(norm, keras.layers.BatchNormalization) and not norm.center and not norm.scale
+    assert [layer.name for layer in model.layers][-3:] == ["head_norm", "head_dropout", "predictions"]
+    train, val, split = _datasets()
+    fine_tune(model, train, val, config, steps_per_epoch=core_data.steps_per_epoch(split, 16))
+    pooled = keras.Model(model.inputs, model.get_layer("head_pool").output).predict(val, verbose=0)
+    mean, variance = np.asarray(norm.moving_mean), np.asarray(norm.moving_variance)
+    assert np.corrcoef(mean, pooled.mean(axis=0))[0, 1] > 0.95  # Learned from the features, not left at 0.
+    assert np.corrcoef(variance, pooled.var(axis=0))[0, 1] > 0.8 and not np.allclose(variance, 1.0)
+    assert "head_norm" not in [
+        layer.name for layer in build_model("mobilenet_v2", num_classes=3, weights="none", image_size=TINY_SIZE).layers
+    ]
+    with pytest.raises(ConfigError, match=r"`normalize` must be true or false. Received: normalize=1"):
+        HeadSpec(3, normalize=1)

@@ -126,6 +126,9 @@ class TrainConfig:
     )
     dense_units: list = option([], "Hidden Dense + ReLU layers of the head, e.g. [256].", PositiveIntegers(), "model")
     dropout: float = option(0.2, "Dropout before the output layer.", Number(0.0, 1.0), "model")
+    head_norm: bool = option(
+        False, "Standardize the pooled features before the head (BatchNorm without scale and offset).", Flag(), "model"
+    )
     strategy: str = option(
         "two_phase",
         "`two_phase` (frozen backbone, then unfrozen), `feature_extraction` (phase "
@@ -252,10 +255,7 @@ class TrainConfig:
         {}, "Overrides of the augmentation preset's parameters, e.g. {rotation: 0.2}.", Mapping(), "data"
     )
     cache: str = option(
-        "memory",
-        "Decoded training data cached in `memory`, on `disk` (in the run directory) or `none`.",
-        Choice(CACHES),
-        "speed",
+        "memory", "Decoded training data kept in `memory`, on `disk` (run folder) or `none`.", Choice(CACHES), "speed"
     )
     feature_cache: bool = option(
         True, "Train the frozen phase's head on backbone features computed once.", Flag(), "speed"

@@ -74,6 +74,10 @@ class HeadSpec:
         dropout: float. Dropout before the output layer.
         class_names: tuple of str. "head:class" names: needed by "multitask".
         head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs.
+        normalize: bool. Standardize the pooled features first: a BatchNormalization without scale
+            and offset ("head_norm"), as linear probes do (MoCo v3, MAE). Features whose dimensions
+            differ in scale by orders of magnitude (musicnn's) train a head in the same steps as
+            standardized ones would.
     """
 
     num_classes: int
@@ -82,6 +86,7 @@ class HeadSpec:
     dropout: float = 0.2
     class_names: tuple = ()
     head_kinds: dict | None = None
+    normalize: bool = False
 
     def __post_init__(self):
         if not isinstance(self.num_classes, numbers.Integral) or isinstance(self.num_classes, bool):
@@ -90,6 +95,8 @@ class HeadSpec:
         object.__setattr__(self, "num_classes", int(self.num_classes))
         object.__setattr__(self, "dense_units", tuple(int(u) for u in self.dense_units))
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        if not isinstance(self.normalize, bool):
+            raise ConfigError(f"`normalize` must be true or false. Received: normalize={self.normalize!r}")
         check_problem(self.problem, self.num_classes)
         if self.problem == "multitask":
             if len(self.class_names) != self.num_classes:
@@ -117,15 +124,19 @@ class HeadSpec:
     @classmethod
     def from_config(cls, config, num_classes, class_names=(), head_kinds=None):
         """The head a (resolved) `TrainConfig` asks for."""
-        return cls(num_classes, config.problem, config.dense_units, config.dropout, class_names, head_kinds)
+        return cls(
+            num_classes, config.problem, config.dense_units, config.dropout, class_names, head_kinds, config.head_norm
+        )
 
     def __call__(self, x, name=OUTPUT_LAYER):
         """The head's output on pooled features `x` (`head`)."""
+        prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
+        if self.normalize:
+            x = keras.layers.BatchNormalization(center=False, scale=False, name=f"{prefix}_norm")(x)
         if self.problem == "multitask":  # `{head: output}`: Keras' multi-output model.
             return multitask.multitask_head(
                 x, self.class_names, kinds=self.head_kinds, dense_units=self.dense_units, dropout=self.dropout
             )
-        prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
         for i, units in enumerate(self.dense_units):
             x = keras.layers.Dense(units, activation="relu", name=f"{prefix}_dense_{i}")(x)
             x = keras.layers.Dropout(self.dropout, name=f"{prefix}_dropout_{i}")(x)
