@@ -188,6 +188,25 @@ def test_musicnn_checkpoint_with_a_missing_or_extra_tensor_is_refused():
         importer.convert({**state, "conv2d/kernel": np.zeros((7, 39, 1, 204), np.float32)}, network)
 
 
+@pytest.mark.parametrize("damage", ["truncated data", "garbage index"])
+def test_a_damaged_tf1_checkpoint_is_one_clear_error(tmp_path, damage):
+    from keras_tl.weights import imports
+
+    folder = os.path.dirname(imports.locate("musicnn_mtt"))
+    for name in (".index", ".data-00000-of-00001"):
+        shutil.copy(os.path.join(folder, name), tmp_path / name)
+    if damage == "truncated data":
+        with open(tmp_path / ".data-00000-of-00001", "r+b") as f:
+            f.truncate(1_000_000)
+    else:
+        (tmp_path / ".index").write_bytes(b"garbage")
+    with pytest.raises(
+        keras_tl.WeightsError, match=r"Cannot read the TensorFlow checkpoint .*: .+\. Expected a tensor bundle"
+    ) as caught:
+        imports.read_tf1_checkpoint(str(tmp_path / ".index"))
+    assert "\n" not in str(caught.value)
+
+
 def test_aisfx_checkpoint_reader_unwraps_metadata_and_refuses_code(tmp_path):
     from keras_tl.weights import imports, torch_weights
 

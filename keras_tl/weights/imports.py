@@ -333,8 +333,16 @@ def read_tf1_checkpoint(path):
     file names its author's paths.)"""
     import tensorflow as tf
 
-    reader = tf.compat.v1.train.NewCheckpointReader(path[: -len(".index")])
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    try:
+        reader = tf.compat.v1.train.NewCheckpointReader(path[: -len(".index")])
+        return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    except (tf.errors.OpError, IndexError, ValueError) as error:  # A truncated or foreign file.
+        reason = (getattr(error, "message", "") or str(error)).strip().splitlines()[0]
+        raise WeightsError(
+            f"Cannot read the TensorFlow checkpoint {os.path.dirname(path)!r}: {reason}. Expected a "
+            "tensor bundle (.index and .data files); reinstall the package that ships it "
+            "(`pip install --no-deps --force-reinstall <package>`)."
+        ) from None
 
 
 def _convert_musicnn(state, model):
