@@ -411,3 +411,27 @@ def test_a_library_user_silences_train_with_the_keras_tl_logger_and_keras(tmp_pa
         keras.config.enable_interactive_logging()
     assert capsys.readouterr() == ("", "")
     assert os.path.isfile(tmp_path / "quiet" / "DONE")
+
+
+def test_a_run_written_before_a_field_existed_is_still_the_same_config(tmp_path):
+    """A field added to TrainConfig since a run was written (its config.yaml lacks it) counts at its
+    default: rerunning the same command finds the finished run instead of 'another config'."""
+    import yaml
+
+    from keras_tl.workflow import rundir
+
+    config = keras_tl.TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"))
+    run = tmp_path / "run"
+    run.mkdir()
+    older = {
+        k: v for k, v in json.loads(json.dumps(config.to_dict())).items() if k not in ("head_norm", "head_weights")
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(older))
+    (run / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+    rundir.finish(str(run))
+    with pytest.raises(keras_tl.RunExistsError, match="holds a finished run of this same config") as caught:
+        rundir.check_run_dir(str(run), config)
+    assert caught.value.finished
+    (run / "config.yaml").write_text(yaml.safe_dump({**older, "head_norm": True}))
+    with pytest.raises(keras_tl.RunExistsError, match=r"another config \(head_norm: True -> False\)"):
+        rundir.check_run_dir(str(run), config)
