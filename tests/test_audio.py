@@ -189,7 +189,7 @@ def test_musicnn_checkpoint_with_a_missing_or_extra_tensor_is_refused():
 
 
 @pytest.mark.parametrize("damage", ["truncated data", "garbage index"])
-def test_a_damaged_tf1_checkpoint_is_one_clear_error(tmp_path, damage):
+def test_a_damaged_tf1_checkpoint_is_one_clear_error(tmp_path, monkeypatch, damage):
     from keras_tl.weights import imports
 
     folder = os.path.dirname(imports.locate("musicnn_mtt"))
@@ -205,6 +205,9 @@ def test_a_damaged_tf1_checkpoint_is_one_clear_error(tmp_path, damage):
     ) as caught:
         imports.read_tf1_checkpoint(str(tmp_path / ".index"))
     assert "\n" not in str(caught.value)
+    monkeypatch.setattr(imports, "locate", lambda name: str(tmp_path / ".index"))
+    with pytest.raises(keras_tl.WeightsError, match=r"Reinstall it: `pip install --no-deps --force-reinstall musicnn`"):
+        imports.convert_into("musicnn_mtt", audio_backbones.musicnn_network(16))
 
 
 def test_aisfx_checkpoint_reader_unwraps_metadata_and_refuses_code(tmp_path):
@@ -439,7 +442,11 @@ def test_audio_task_keeps_every_transfer_invariant(tmp_path, monkeypatch):
         ({"augment_params": {"rotation": 0.1}}, "audio augmentation parameters"),
         ({"augment_params": {"noise_snr_db": [40, 20]}}, "noise_snr_db"),
         ({"augment_on": "model"}, "augment_on"),
-        ({"clip_seconds": 0.1}, "clip_seconds"),
+        ({"clip_seconds": 0.1}, r"`clip_seconds` must be at least 0\.163 s for 'aisfx_cnn9'"),
+        (
+            {"backbone": "musicnn_mtt", "clip_seconds": 0.1},
+            r"at least 0\.112 s for 'musicnn_mtt' \(8 STFT frames, hop 256 at 16000 Hz\)",
+        ),
         ({"pooling": "cls"}, "pooling"),
         ({"weights": "imagenet.h5"}, "weights"),
         ({"data": "nowhere/"}, "not found"),
@@ -625,3 +632,12 @@ def test_a_musicnn_run_hears_at_16_khz_from_training_to_mediapipe(tmp_path):
     np.testing.assert_allclose(scores, task.predict(windows), atol=1e-4)
     scores, windows = mediapipe_scores(44100)
     np.testing.assert_allclose(scores, task.predict([audio_data.resample(w, 44100, 16000) for w in windows]), atol=0.02)
+
+
+def test_a_weights_file_of_another_network_is_one_clear_error():
+    """aisfx's weights given to musicnn: one WeightsError line, not Keras' warnings and a traceback."""
+    with pytest.raises(
+        keras_tl.WeightsError, match=r"cannot be loaded into backbone 'musicnn_mtt': .+\. Expected its weights"
+    ) as caught:
+        keras_tl.build_classifier("musicnn_mtt", num_classes=2, weights=audio_backbones.aisfx_weights())
+    assert "\n" not in str(caught.value)

@@ -223,3 +223,11 @@ def test_bad_yaml_names_line_and_column(tmp_path, capsys):
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert f"{str(bad)!r} is not valid YAML: line 3, column 1" in err and "Expected a mapping" in err
+
+
+def test_library_messages_name_boolean_options_as_switches():
+    from keras_tl.cli import cli_words
+
+    assert cli_words("pass overwrite=True (--overwrite) to replace it") == "pass --overwrite to replace it"
+    assert cli_words("Received: feature_cache=False") == "Received: --no-feature-cache"
+    assert cli_words("Received: head_norm=True, head_lr=0.5") == "Received: --head-norm, --head-lr 0.5"

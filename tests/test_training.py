@@ -4,7 +4,7 @@ recompile after every trainable change, low learning rate in phase 2."""
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model
+from conftest import TINY_SIZE, local_pretrained_weights, tiny_arrays, tiny_config, tiny_model, write_image_folder
 
 from keras_tl.core import data as core_data
 from keras_tl.core.contract import registry
@@ -229,25 +229,39 @@ def test_best_weights_keeps_the_epoch_the_monitor_names(tmp_path, monitor, kept)
         BestWeights(str(tmp_path / "x.weights.h5"), model, "f1")
 
 
-def test_head_norm_standardizes_the_pooled_features_with_statistics_learned_in_phase1(tmp_path):
+def test_head_norm_standardizes_the_pooled_features_with_the_cached_features_statistics(tmp_path):
     """`head_norm: true` puts a BatchNormalization without scale and offset before the head (as a
-    linear probe standardizes its features); the frozen phase, on cached features, learns its
-    statistics, and the model carries them into every export."""
+    linear probe standardizes its features). Its statistics start from the cached training features'
+    own, so even two short epochs leave evaluation and every export standardizing as training did
+    (a trial with 8 steps found moving statistics still near their initial 0 and 1)."""
+    import json
+    import os
+
+    import keras_tl
     from keras_tl.core.contract.errors import ConfigError
     from keras_tl.core.models.heads import HeadSpec
 
-    weights = local_pretrained_weights(tmp_path)
-    config = tiny_config(tmp_path, weights=weights, strategy="feature_extraction", head_epochs=40, head_norm=True)
-    model = build_model("mobilenet_v2", num_classes=3, normalize=True, weights=weights, image_size=TINY_SIZE)
-    norm = model.get_layer("head_norm")
+    folder = write_image_folder(tmp_path / "digits", per_class=12)
+    config = tiny_config(
+        tmp_path,
+        data=folder,
+        weights=local_pretrained_weights(tmp_path),
+        strategy="feature_extraction",
+        head_epochs=2,
+        head_norm=True,
+    )
+    keras_tl.train(config)
+    task = keras_tl.load_run(config.out)
+    norm = task.model.get_layer("head_norm")
     assert isinstance(norm, keras.layers.BatchNormalization) and not norm.center and not norm.scale
-    assert [layer.name for layer in model.layers][-3:] == ["head_norm", "head_dropout", "predictions"]
-    train, val, split = _datasets()
-    fine_tune(model, train, val, config, steps_per_epoch=core_data.steps_per_epoch(split, 16))
-    pooled = keras.Model(model.inputs, model.get_layer("head_pool").output).predict(val, verbose=0)
-    mean, variance = np.asarray(norm.moving_mean), np.asarray(norm.moving_variance)
-    assert np.corrcoef(mean, pooled.mean(axis=0))[0, 1] > 0.95  # Learned from the features, not left at 0.
-    assert np.corrcoef(variance, pooled.var(axis=0))[0, 1] > 0.8 and not np.allclose(variance, 1.0)
+    assert [layer.name for layer in task.model.layers][-3:] == ["head_norm", "head_dropout", "predictions"]
+    with open(os.path.join(config.out, "splits.json"), encoding="utf-8") as f:
+        items = json.load(f)["train"]["items"]
+    inputs = task.modality.model_inputs(task, items)
+    pooled = keras.Model(task.model.inputs, task.model.get_layer("head_pool").output).predict(inputs, verbose=0)
+    spread = pooled.std(axis=0).mean()
+    assert np.abs(np.asarray(norm.moving_mean) - pooled.mean(axis=0)).mean() < 0.1 * spread
+    assert np.abs(np.asarray(norm.moving_variance) - pooled.var(axis=0)).mean() < 0.2 * pooled.var(axis=0).mean()
     assert "head_norm" not in [
         layer.name for layer in build_model("mobilenet_v2", num_classes=3, weights="none", image_size=TINY_SIZE).layers
     ]

@@ -20,6 +20,7 @@ from keras_tl.audio.presets import (
     image_backbone,
     image_weights,
 )
+from keras_tl.core.contract.files import load_weights_file
 from keras_tl.core.utils.paths import keras_tl_cache
 
 
@@ -107,7 +108,9 @@ def build(spec, weights, frames, image_size=None):
         if weights in PRETRAINED:
             network.load_weights(pretrained_weights(spec))
         elif weights != "none":
-            network.load_weights(weights)
+            load_weights_file(
+                network, weights, spec.name, expected="its weights (`save_weights` of this keras-tl backbone)"
+            )
         return [], network
     from keras_tl.audio.layers import SpectrogramImage
 

@@ -44,7 +44,7 @@ def check_audio_file(path):
     try:
         samples, rate = read_mono(path)
     except (RuntimeError, ValueError, soundfile.LibsndfileError, OSError) as error:
-        return f"unreadable audio: {error}"
+        return f"unreadable audio: {str(error).rstrip('.')}"
     if len(samples) == 0:
         return "zero-length audio (no samples)"
     if not np.any(samples):

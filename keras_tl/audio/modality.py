@@ -51,9 +51,10 @@ class AudioModality(Modality):
         seconds = config.clip_seconds or presets.DEFAULT_CLIP_SECONDS
         front_end = presets.front_end(spec)
         if front_end.frames(front_end.samples(seconds)) < spec.min_size or seconds > MAX_CLIP_SECONDS:
+            shortest = (spec.min_size - 1) * front_end.hop / front_end.sample_rate
             raise ConfigError(
-                f"`clip_seconds` must give {spec.name!r} at least {spec.min_size} STFT frames "
-                f"(hop {front_end.hop} at {front_end.sample_rate} Hz) and be at "
+                f"`clip_seconds` must be at least {shortest:.3f} s for {spec.name!r} ({spec.min_size} STFT "
+                f"frames, hop {front_end.hop} at {front_end.sample_rate} Hz) and at "
                 f"most {MAX_CLIP_SECONDS:g} s. Received: clip_seconds={seconds}"
             )
         if config.image_size is not None and spec.constructor != "spectrogram_image":

@@ -132,8 +132,8 @@ def check_weights(spec, weights):
         return
     if not (isinstance(weights, str) and weights.endswith(".weights.h5") and os.path.isfile(weights)):
         raise ConfigError(
-            f"`weights` for the audio backbone {spec.name!r} must be 'pretrained' (or 'imagenet': "
-            f"its pretrained weights), 'none' or an existing .weights.h5 file of the backbone. "
+            f"`weights` for the audio backbone {spec.name!r} must be 'pretrained' (its own pretrained "
+            f"weights), 'none' or an existing .weights.h5 file of the backbone. "
             f"Received: weights={weights!r}"
         )
     check_weights_file(weights, suffixes=(".weights.h5",))

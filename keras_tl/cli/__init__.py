@@ -55,6 +55,11 @@ def cli_words(message):
     (`head_lr` -> `--head-lr`, `head_lr=0.5` -> `--head-lr 0.5`, `overwrite=True` -> `--overwrite`)."""
     names = sorted(cli_parser.option_names(), key=len, reverse=True)
     pattern = "|".join(names)
+    message = re.sub(r"(?<![\w-])overwrite=True( \(--overwrite\))?", "--overwrite", message)
     message = re.sub(rf"`({pattern})`", lambda m: f"`{flag(m.group(1))}`", message)
-    message = re.sub(rf"(?<![\w.-])({pattern})=", lambda m: f"{flag(m.group(1))} ", message)
-    return re.sub(r"(?<![\w-])overwrite=True( \(--overwrite\))?", "--overwrite", message)
+    message = re.sub(  # Booleans are switches: `--name` / `--no-name`, never `--name True`.
+        rf"(?<![\w.-])({pattern})=(True|False)\b",
+        lambda m: flag(m.group(1)) if m.group(2) == "True" else "--no-" + flag(m.group(1))[2:],
+        message,
+    )
+    return re.sub(rf"(?<![\w.-])({pattern})=", lambda m: f"{flag(m.group(1))} ", message)

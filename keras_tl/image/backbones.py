@@ -6,7 +6,8 @@ Which backbones exist, and where their weights are, is `keras_tl.image.presets` 
 
 import re
 
-from keras_tl.core.contract.errors import ConfigError, WeightsError, WeightsUnavailableError
+from keras_tl.core.contract.errors import ConfigError, WeightsUnavailableError
+from keras_tl.core.contract.files import load_weights_file
 from keras_tl.image.applications import construct
 from keras_tl.image.layers import ImagePreprocessing
 from keras_tl.image.presets import check_weights, unavailable_message
@@ -49,21 +50,15 @@ def build(spec, weights="pretrained", image_size=None):
         backbone = _download_guard(spec, lambda: construct(spec, weights="imagenet", **kwargs))  # Keras' word.
     else:
         backbone = construct(spec, **kwargs)
-        load_weights_file(backbone, weights, spec)
+        load_weights_file(
+            backbone,
+            weights,
+            spec.name,
+            expected="the weights of this backbone without its top (`save_weights` of a keras-tl "
+            "backbone, `keras-tl import-weights`, or a Keras Applications no-top .h5)",
+        )
     backbone.name = "backbone"
     return ImagePreprocessing(spec.preprocessing, name="preprocessing"), backbone
-
-
-def load_weights_file(network, path, spec):
-    """`network.load_weights(path)`; a file of another architecture or a damaged one is a `WeightsError`."""
-    try:
-        network.load_weights(path)
-    except (ValueError, OSError, KeyError) as error:
-        raise WeightsError(
-            f"{path!r} cannot be loaded into backbone {spec.name!r}: {str(error).splitlines()[0][:200]}. "
-            "Expected the weights of this backbone without its top (`save_weights` of a keras-tl "
-            "backbone, `keras-tl import-weights`, or a Keras Applications no-top .h5)."
-        ) from None
 
 
 def _download_guard(spec, make):

@@ -52,8 +52,8 @@ def load(spec, *, weights="pretrained", sequence_length=128):
     """
     if weights not in ("pretrained", "none"):
         raise ConfigError(
-            "`weights` for a text encoder must be 'preset' (its pretrained weights; 'imagenet' "
-            f"means the same) or 'none' (random initialization). Received: weights={weights!r}"
+            "`weights` for a text encoder must be 'pretrained' (its preset's weights) or 'none' "
+            f"(random initialization). Received: weights={weights!r}"
         )
     import keras_hub
 

@@ -38,7 +38,7 @@ class TextModality(Modality):
             )
         if config.weights not in ("pretrained", "none"):
             raise ConfigError(
-                "`weights` for a text encoder must be 'preset' (its pretrained weights) or "
+                "`weights` for a text encoder must be 'pretrained' (its preset's weights) or "
                 f"'none' (random initialization). Received: weights={config.weights!r}"
             )
         self.check_weights(spec, config.weights)

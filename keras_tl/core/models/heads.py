@@ -20,6 +20,7 @@ from keras_tl.core.utils import private
 
 BACKBONE_LAYER = "backbone"
 POOL_LAYER = "head_pool"
+NORM_LAYER = "head_norm"  # `HeadSpec(normalize=True)`'s standardization ("<name>_head_norm" for a named head).
 OUTPUT_LAYER = "predictions"
 PROBLEMS = ("multiclass", "binary", "multilabel", "multitask")
 
@@ -131,8 +132,9 @@ class HeadSpec:
     def __call__(self, x, name=OUTPUT_LAYER):
         """The head's output on pooled features `x` (`head`)."""
         prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
-        if self.normalize:
-            x = keras.layers.BatchNormalization(center=False, scale=False, name=f"{prefix}_norm")(x)
+        if self.normalize:  # Statistics: the cached training features' (`features.cached_phase`), then
+            # updated at a short run's momentum (a head trains for hundreds of steps, not epochs of ImageNet).
+            x = keras.layers.BatchNormalization(center=False, scale=False, momentum=0.9, name=f"{prefix}_norm")(x)
         if self.problem == "multitask":  # `{head: output}`: Keras' multi-output model.
             return multitask.multitask_head(
                 x, self.class_names, kinds=self.head_kinds, dense_units=self.dense_units, dropout=self.dropout

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.core.models.heads import BACKBONE_LAYER, POOL_LAYER, is_pretrained
+from keras_tl.core.models.heads import BACKBONE_LAYER, NORM_LAYER, POOL_LAYER, is_pretrained
 from keras_tl.core.utils import quiet
 from keras_tl.core.utils.log import log
 
@@ -129,6 +129,16 @@ class CachedPhase:
     repeated: bool = False
 
 
+def standardize_from(head, x):
+    """A head's standardizing layer (`HeadSpec(normalize=True)`) starts from the mean and variance of
+    the cached training features `x`, exactly, as a linear probe's scaler would: evaluation, prediction
+    and every export then standardize as training did, however few steps the head trains."""
+    for layer in head.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.name.endswith(NORM_LAYER):
+            layer.moving_mean.assign(x.mean(axis=0))
+            layer.moving_variance.assign(x.var(axis=0))
+
+
 def cached_phase(classifier, config, splits, train_dataset):
     """The frozen phase on cached backbone features, or None where it must run on raw inputs.
 
@@ -193,6 +203,7 @@ def cached_phase(classifier, config, splits, train_dataset):
     val_features = data.feature_dataset(
         val_x, val_y, data.labels_of_targets(val_y, classifier.problem), batch_size=config.batch_size
     )
+    standardize_from(head, x)
     seconds = time.perf_counter() - started
     log.info(
         f"features cached in {seconds:.1f} s: {x.shape[0]:,} x {x.shape[1]:,} training, {val_x.shape[0]:,} validation"
