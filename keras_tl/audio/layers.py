@@ -4,13 +4,13 @@ Written with `keras.ops` (STFT, matmul), so it runs on every Keras backend, trai
 same graph, and an exported model takes raw waveforms at the model's sample rate.
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_tl.audio.presets import AISFX_LOG_MAX, FrontEnd
+from keras_tl.audio.presets import FrontEnd
 from keras_tl.core.contract.errors import ConfigError
 
 MEL_SCALES = ("htk", "slaney")
@@ -73,33 +73,14 @@ class LogMel(keras.layers.Layer):
     differs in rate, STFT, mel scale and divisor.
     """
 
-    def __init__(
-        self,
-        sample_rate=44100,
-        n_fft=2048,
-        hop=1024,
-        mels=96,
-        fmin=0.0,
-        fmax=22050.0,
-        peak_normalize=True,
-        mel_scale="htk",
-        log_divisor=AISFX_LOG_MAX,
-        **kwargs,
-    ):
+    def __init__(self, **kwargs):
+        """Keyword arguments: the `FrontEnd` fields (aisfx's front end by default), then the Layer's."""
+        names = [f.name for f in fields(FrontEnd)]
+        self.front_end = FrontEnd(**{name: kwargs.pop(name) for name in names if name in kwargs})
         super().__init__(**kwargs)
-        self.front_end = FrontEnd(
-            int(sample_rate),
-            int(n_fft),
-            int(hop),
-            int(mels),
-            float(fmin),
-            float(fmax),
-            bool(peak_normalize),
-            str(mel_scale),
-            float(log_divisor),
-        )
-        self._filters = mel_filterbank(sample_rate, n_fft, mels, fmin, fmax, mel_scale)
-        self._window = hann(n_fft)
+        f = self.front_end
+        self._filters = mel_filterbank(f.sample_rate, f.n_fft, f.mels, f.fmin, f.fmax, f.mel_scale)
+        self._window = hann(f.n_fft)
 
     def call(self, waveforms):
         f = self.front_end

