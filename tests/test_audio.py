@@ -249,16 +249,27 @@ def test_missing_aisfx_package_says_how_to_install_it(tmp_path, monkeypatch):
         audio_backbones.aisfx_weights()
 
 
-def test_resample_linear_in_the_graph_matches_numpy():
+def test_resample_in_the_graph_interpolates_up_and_filters_before_going_down():
     import tensorflow as tf
 
     from keras_tl.audio.export import resample_linear
 
-    wave = np.random.default_rng(0).normal(size=4800).astype(np.float32)
-    out = resample_linear(tf.constant(wave), tf.constant(48000), 44100).numpy()
-    positions = np.arange(len(out)) * 48000 / 44100
+    # Up (44.1 -> 48 kHz): the low-pass is the identity, so this is linear interpolation.
+    wave = np.random.default_rng(0).normal(size=4410).astype(np.float32)
+    out = resample_linear(tf.constant(wave), tf.constant(44100), 48000).numpy()
+    positions = np.arange(len(out)) * 44100 / 48000
     np.testing.assert_allclose(out, np.interp(positions, np.arange(len(wave)), wave), atol=1e-5)
-    assert len(out) == 4410
+    assert len(out) == 4799  # positions up to the last sample: floor(4409 x 48000 / 44100) + 1
+
+    # Down (44.1 -> 16 kHz, musicnn's rate): what lies above 8 kHz must not fold into the band (a
+    # 12 kHz tone came out at 4 kHz with 0.389 of its 0.5 amplitude); what lies below passes.
+    def amplitude(hz):
+        t = np.arange(44100) / 44100
+        out = resample_linear(tf.constant(0.5 * np.sin(2 * np.pi * hz * t), tf.float32), tf.constant(44100), 16000)
+        return np.abs(np.fft.rfft(out.numpy()[1000:-1000])).max() * 2 / (len(out.numpy()) - 2000)
+
+    assert amplitude(12000) < 0.01 and amplitude(9000) < 0.05
+    assert abs(amplitude(1000) - 0.5) < 0.01 and abs(amplitude(6000) - 0.5) < 0.05
 
 
 def test_drumkits_are_labelled_by_instrument_and_split_by_kit():
@@ -632,6 +643,15 @@ def test_a_musicnn_run_hears_at_16_khz_from_training_to_mediapipe(tmp_path):
     np.testing.assert_allclose(scores, task.predict(windows), atol=1e-4)
     scores, windows = mediapipe_scores(44100)
     np.testing.assert_allclose(scores, task.predict([audio_data.resample(w, 44100, 16000) for w in windows]), atol=0.02)
+    # The SavedModel's serving_wav takes the 44.1 kHz files as they are: it low-passes and resamples
+    # in the graph and hears what `predict` hears (scipy's polyphase resampling).
+    import tensorflow as tf
+
+    served = keras_tl.export_run(run, "saved_model", out=str(tmp_path / "exported"))
+    wavs = [keras_tl.audio.export.encode_wav(w, 44100) for w in windows]
+    answer = tf.saved_model.load(served.path).signatures["serving_wav"](wav_bytes=tf.constant(wavs))
+    expected = task.predict([audio_data.resample(w, 44100, 16000) for w in windows])
+    np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=0.02)
 
 
 def test_a_weights_file_of_another_network_is_one_clear_error():

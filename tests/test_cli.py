@@ -231,3 +231,6 @@ def test_library_messages_name_boolean_options_as_switches():
     assert cli_words("pass overwrite=True (--overwrite) to replace it") == "pass --overwrite to replace it"
     assert cli_words("Received: feature_cache=False") == "Received: --no-feature-cache"
     assert cli_words("Received: head_norm=True, head_lr=0.5") == "Received: --head-norm, --head-lr 0.5"
+    # Only switches: any other option keeps its value, even a boolean one (a wrong type to report).
+    assert cli_words("Received: batch_size=True") == "Received: --batch-size True"
+    assert cli_words("Received: jit_compile=False") == "Received: --jit-compile False"

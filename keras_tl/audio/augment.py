@@ -3,8 +3,8 @@
 Applied in tf.data to batches of windows `(B, samples)` in [-1, 1], after shuffling, for training
 batches only (validation, test, predict and every export hear the sound as it is). The parameters
 are `keras_tl.audio.config.AUDIO_AUGMENT_PRESETS` ("light", "standard", "strong") with the run's
-`augment_params` overrides (`keras_tl.audio.config.resolve_audio_augment`; no gain: the front end
-peak-normalizes every window, so a gain would change nothing):
+`augment_params` overrides (`keras_tl.audio.config.resolve_audio_augment`; no gain: aisfx's front
+end peak-normalizes every window, so a gain would change nothing there; musicnn's hears level):
 
 - `delay`: the onset moves later by up to `delay` of the window, zeros before it (a one-shot's
   attack is where its class lives, so it is never cut off, only delayed);

@@ -6,9 +6,11 @@ Keras-free (the CLI checks a config before TensorFlow is imported); `keras_tl.au
 Waveform augmentation, for one-shot sounds and clips alike: the onset delayed by up to `delay` of the
 window (zeros before it; never cut off the attack), the polarity flipped with probability 1/2
 (`invert`; inaudible, a different waveform) and Gaussian noise at a signal-to-noise ratio drawn from
-`noise_snr_db` [low, high] dB (None: no noise). There is no gain: the front end peak-normalizes
-every window (`keras_tl.audio.presets.FrontEnd.peak_normalize`), so a model hears a sound the same
-at every level and a random gain would change nothing.
+`noise_snr_db` [low, high] dB (None: no noise). There is no gain: aisfx's front end (which the
+ImageNet-on-spectrogram backbones share) peak-normalizes every window
+(`keras_tl.audio.presets.FrontEnd.peak_normalize`), so those models hear a sound the same at every
+level. musicnn's front end does not (its training data were not normalized): a musicnn model hears
+level, and no gain augmentation is offered for it yet.
 """
 
 from keras_tl.core.contract.errors import ConfigError

@@ -57,9 +57,11 @@ def cli_words(message):
     pattern = "|".join(names)
     message = re.sub(r"(?<![\w-])overwrite=True( \(--overwrite\))?", "--overwrite", message)
     message = re.sub(rf"`({pattern})`", lambda m: f"`{flag(m.group(1))}`", message)
-    message = re.sub(  # Booleans are switches: `--name` / `--no-name`, never `--name True`.
-        rf"(?<![\w.-])({pattern})=(True|False)\b",
-        lambda m: flag(m.group(1)) if m.group(2) == "True" else "--no-" + flag(m.group(1))[2:],
-        message,
-    )
+    switches = sorted((n for n in names if f"no_{n}" in names), key=len, reverse=True)  # `--x` / `--no-x` pairs
+    if switches:  # `head_norm=True` -> `--head-norm`, `feature_cache=False` -> `--no-feature-cache`.
+        message = re.sub(
+            rf"(?<![\w.-])({'|'.join(switches)})=(True|False)\b",
+            lambda m: flag(m.group(1)) if m.group(2) == "True" else "--no-" + flag(m.group(1))[2:],
+            message,
+        )
     return re.sub(rf"(?<![\w.-])({pattern})=", lambda m: f"{flag(m.group(1))} ", message)

@@ -372,7 +372,16 @@ def _convert_musicnn(state, model):
             kernel = m.take(f"{tf1_conv}/kernel", (kh, kw, cin, cout))
         conv.set_weights([kernel, m.take(f"{tf1_conv}/bias", (cout,))])
         batchnorm(f"{name}_bn", f"batch_normalization_{i + 1}")
-    m.finish(skip_prefixes=("batch_normalization_9/", "batch_normalization_10/", "dense", "beta1_power", "beta2_power"))
+    m.finish(
+        skip_prefixes=(
+            "batch_normalization_9/",
+            "batch_normalization_10/",
+            "dense/",
+            "dense_1/",
+            "beta1_power",
+            "beta2_power",
+        )
+    )
 
 
 for _tags, _dataset in (("mtt", "MagnaTagATune"), ("msd", "the Million Song Dataset")):

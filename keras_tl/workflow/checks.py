@@ -31,6 +31,7 @@ def check_config(config, source=None, target=None):
     spec = registry.get(config.backbone, modality=modality.name)
     modality.check_config(config, spec, source)
     _check_adaptation(config, modality, target)
+    _check_head_norm(config)
     if (
         config.strategy == "two_phase"
         and config.fine_tune_epochs
@@ -81,6 +82,28 @@ def check_source(source):
         raise ConfigError(
             f"A source needs one label per item. Received: {len(items)} items and "
             f"{'no' if labels is None else len(labels)} labels."
+        )
+
+
+def _check_head_norm(config):
+    """`head_norm` standardizes with the cached training features' own statistics (set once, then
+    fixed, as a linear probe's scaler): a run that caches no features would standardize with none."""
+    if not config.head_norm:
+        return
+    uncached = {
+        "feature_cache": not config.feature_cache,
+        "weights": config.weights == "none",
+        "strategy": config.strategy == "full",
+        "head_epochs": config.head_epochs == 0,
+        "augmented_views": config.augment != "none" and config.augmented_views == 0,
+    }
+    received = [f"{name}={getattr(config, name)!r}" for name, fails in uncached.items() if fails]
+    if received:
+        raise ConfigError(
+            "`head_norm` standardizes with the cached training features' statistics, so it needs the "
+            "frozen phase on cached features: feature_cache=True, pretrained weights, strategy "
+            "'two_phase' or 'feature_extraction', head_epochs > 0 and, with augmentation, "
+            f"augmented_views >= 1. Received: {', '.join(received)}"
         )
 
 

@@ -127,7 +127,7 @@ class TrainConfig:
     dense_units: list = option([], "Hidden Dense + ReLU layers of the head, e.g. [256].", PositiveIntegers(), "model")
     dropout: float = option(0.2, "Dropout before the output layer.", Number(0.0, 1.0), "model")
     head_norm: bool = option(
-        False, "Standardize the pooled features before the head (BatchNorm without scale and offset).", Flag(), "model"
+        False, "Standardize the pooled features with the cached training features' statistics.", Flag(), "model"
     )
     strategy: str = option(
         "two_phase",

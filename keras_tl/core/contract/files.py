@@ -57,11 +57,21 @@ def load_weights_file(network, path, backbone, *, expected):
     import warnings
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             network.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
         raise WeightsError(
             f"{path!r} cannot be loaded into backbone {backbone!r}: {str(error).strip().splitlines()[0][:200]}. "
             f"Expected {expected}."
         ) from None
+    skipped = [
+        str(w.message) for w in caught if "Skipping" in str(w.message) or "could not be loaded" in str(w.message)
+    ]
+    if skipped:  # Keras loaded part of the file and left the rest at random values.
+        raise WeightsError(
+            f"{path!r} fits backbone {backbone!r} only in part: {skipped[0].strip().splitlines()[0][:200]}. "
+            f"Expected {expected}."
+        )
+    for warning in caught:  # Any other warning, as Keras gave it.
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

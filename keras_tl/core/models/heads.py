@@ -75,10 +75,11 @@ class HeadSpec:
         dropout: float. Dropout before the output layer.
         class_names: tuple of str. "head:class" names: needed by "multitask".
         head_kinds: dict. "multitask": `{head: "multilabel"}` for the heads with sigmoid outputs.
-        normalize: bool. Standardize the pooled features first: a BatchNormalization without scale
-            and offset ("head_norm"), as linear probes do (MoCo v3, MAE). Features whose dimensions
-            differ in scale by orders of magnitude (musicnn's) train a head in the same steps as
-            standardized ones would.
+        normalize: bool. Standardize the pooled features first, as linear probes do: a frozen
+            BatchNormalization without scale and offset ("head_norm") whose mean and variance are
+            the cached training features' (`keras_tl.core.train.features.standardize_from`; the
+            frozen phase must run on cached features). Features whose dimensions differ in scale by
+            orders of magnitude (musicnn's) then train a head as standardized ones would.
     """
 
     num_classes: int
@@ -132,9 +133,11 @@ class HeadSpec:
     def __call__(self, x, name=OUTPUT_LAYER):
         """The head's output on pooled features `x` (`head`)."""
         prefix = "head" if name == OUTPUT_LAYER else f"{name}_head"
-        if self.normalize:  # Statistics: the cached training features' (`features.cached_phase`), then
-            # updated at a short run's momentum (a head trains for hundreds of steps, not epochs of ImageNet).
-            x = keras.layers.BatchNormalization(center=False, scale=False, momentum=0.9, name=f"{prefix}_norm")(x)
+        if self.normalize:  # Fixed (inference mode): the cached training features' mean and variance,
+            # set once by `features.standardize_from`, as a linear probe's scaler.
+            norm = keras.layers.BatchNormalization(center=False, scale=False, name=f"{prefix}_norm")
+            norm.trainable = False
+            x = norm(x)
         if self.problem == "multitask":  # `{head: output}`: Keras' multi-output model.
             return multitask.multitask_head(
                 x, self.class_names, kinds=self.head_kinds, dense_units=self.dense_units, dropout=self.dropout
