@@ -19,6 +19,7 @@ import keras_tl
 from keras_tl import datasets
 from keras_tl.audio import backbones as audio_backbones
 from keras_tl.audio import data as audio_data
+from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.data import Source, predefined_indices
 from keras_tl.core.models.heads import mean_per_item
@@ -246,7 +247,7 @@ def test_missing_aisfx_package_says_how_to_install_it(tmp_path, monkeypatch):
         imports.importlib.util, "find_spec", lambda name, *a: None if name == "aisfx" else real(name, *a)
     )
     with pytest.raises(keras_tl.WeightsUnavailableError, match=r"keras-tl assets install.*pip install --no-deps aisfx"):
-        audio_backbones.aisfx_weights()
+        audio_backbones.pretrained_weights(registry.get("aisfx_cnn9", modality="audio"))
 
 
 def test_resample_in_the_graph_interpolates_up_and_filters_before_going_down():
@@ -659,5 +660,9 @@ def test_a_weights_file_of_another_network_is_one_clear_error():
     with pytest.raises(
         keras_tl.WeightsError, match=r"cannot be loaded into backbone 'musicnn_mtt': .+\. Expected its weights"
     ) as caught:
-        keras_tl.build_classifier("musicnn_mtt", num_classes=2, weights=audio_backbones.aisfx_weights())
+        keras_tl.build_classifier(
+            "musicnn_mtt",
+            num_classes=2,
+            weights=audio_backbones.pretrained_weights(registry.get("aisfx_cnn9", modality="audio")),
+        )
     assert "\n" not in str(caught.value)

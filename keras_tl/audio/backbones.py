@@ -89,13 +89,6 @@ def pretrained_weights(spec):
     return path
 
 
-def aisfx_weights():
-    """The aisfx checkpoint converted to a Keras weights file. Path to the file."""
-    from keras_tl.core.contract import registry
-
-    return pretrained_weights(registry.get("aisfx_cnn9", modality="audio"))
-
-
 def build(spec, weights, frames, image_size=None):
     """`(layers before the backbone, backbone model)` for a window of `frames` STFT frames.
 

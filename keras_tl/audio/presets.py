@@ -167,7 +167,7 @@ def weights_status(spec):
     cached), else INSTALL."""
     from keras_tl.weights import imports
 
-    converted = keras_tl_cache(f"{spec.name}.weights.h5") if spec.constructor in ("aisfx", "musicnn") else ""
+    converted = keras_tl_cache(f"{spec.name}.weights.h5") if spec.constructor != "spectrogram_image" else ""
     if (converted and os.path.isfile(converted)) or imports.is_installed(spec.weights_from):
         return registry.HERE
     return registry.INSTALL

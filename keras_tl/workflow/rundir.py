@@ -7,7 +7,6 @@ preprocessing adds `preprocessor/` (a text tokenizer).
 """
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import os
@@ -146,12 +145,7 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
         previous = yaml.safe_load(f) or {}
     current = json.loads(json.dumps(resolved.to_dict()))  # Tuples as lists, as YAML has them.
     # A field added since the run was written counts at its default: the same config, not another.
-    defaults = {
-        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
-        for f in dataclasses.fields(resolved)
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-    }
-    previous = {k: previous.get(k, json.loads(json.dumps(defaults.get(k)))) for k in set(previous) | set(current)}
+    previous = {**json.loads(json.dumps(type(resolved)().to_dict())), **previous}
     changed = [
         f"{k}: {previous.get(k)!r} -> {current.get(k)!r}"
         for k in sorted(set(previous) | set(current))
