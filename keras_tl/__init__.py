@@ -65,6 +65,7 @@ _PUBLIC = {
     "compile_model": "keras_tl.core.train.training",
     "fine_tune": "keras_tl.core.train.training",
     "train": "keras_tl.workflow",
+    "auto": "keras_tl.workflow",
     "compare_backbones": "keras_tl.workflow",
     "lr_find": "keras_tl.workflow",
     "rank": "keras_tl.workflow",

@@ -34,6 +34,8 @@ SHRINK = [
     (r"\bsequence_length=\d+", "sequence_length=16"),
     (r"--steps \d+", "--steps 12"),
     (r"\baugmented_views=\d+", "augmented_views=1"),
+    (r"--budget \w+", "--budget 30s"),
+    (r'\bbudget="\w+"', 'budget="30s"'),
 ]
 
 

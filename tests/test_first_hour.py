@@ -31,6 +31,9 @@ def _python(script, *args):
         ["predict", "no_run", "x.png"],
         ["train", "--head-lr=nan"],
         ["compare", "--data", ".", "--backbones", "efficientnet_lite0,mobilenet_v2_torchvision", "--top", "3"],
+        ["auto", "--data", "/no/such/folder"],
+        ["auto", "--data", ".", "--modality", "image", "--budget", "5s"],
+        ["auto", "--data", ".", "--backbones", "efficientnet_lite0,minilm_l6"],
     ],
 )
 def test_usage_errors_and_listings_answer_without_importing_tensorflow(argv):

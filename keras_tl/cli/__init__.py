@@ -1,4 +1,4 @@
-"""`keras-tl` command line: train, compare, rank, domain-shift, lr-find, show-batch, evaluate, predict,
+"""`keras-tl` command line: train, auto, compare, rank, domain-shift, lr-find, show-batch, evaluate, predict,
 export, serving-config, backbones, assets, import-weights, quickstart.
 
 Every flag and every config is checked before TensorFlow is imported, so a usage error answers at

@@ -5,9 +5,9 @@ import dataclasses
 import json
 import os
 
-from keras_tl.cli.parser import RANK_OUT
+from keras_tl.cli.parser import AUTO_OUT, RANK_OUT
 from keras_tl.core.contract.errors import ConfigError
-from keras_tl.workflow.checks import check_config, check_top_k
+from keras_tl.workflow.checks import check_auto, check_config, check_top_k
 
 
 def _train_config(args):
@@ -66,6 +66,8 @@ def run(args):
 
         workflow.compare_backbones(config, names, overwrite=args.overwrite, top=args.top)
         return 0
+    if command == "auto":
+        return _auto(args)
     if command == "rank":
         names = _names(args.backbones)
         if args.max_examples is not None and args.max_examples < 2:
@@ -222,6 +224,44 @@ def _train(args):
     print(
         f"run directory: {result.run_dir}  test_accuracy={result.metrics['test_accuracy']:.4f}"
         f"  macro_f1={result.metrics['macro_f1']:.4f}"
+    )
+    return 0
+
+
+def _auto(args):
+    config = _train_config(args)
+    if args.out is None:
+        config = dataclasses.replace(config, out=AUTO_OUT)
+    _check_out(config.out)
+    backbones = _names(args.backbones) if args.backbones is not None else None
+    check_auto(  # Every flag and candidate, before TensorFlow starts.
+        config,
+        budget=args.budget,
+        target=args.target,
+        max_latency_ms=args.max_latency_ms,
+        top=args.top,
+        backbones=backbones,
+    )
+    if args.max_trials < 1:
+        raise ConfigError(f"`--max-trials` must be an integer >= 1. Received: {args.max_trials}")
+    _start_tensorflow()
+    from keras_tl import workflow
+
+    result = workflow.auto(
+        config,
+        budget=args.budget,
+        target=args.target,
+        max_latency_ms=args.max_latency_ms,
+        backbones=backbones,
+        top=args.top,
+        max_trials=args.max_trials,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"auto run: {result.run_dir}  backbone={result.chosen.backbone}  test_accuracy="
+        f"{result.metrics['test_accuracy']:.4f}  {result.export['format']}={result.export['path']}"
+        + (f"  latency_ms={result.export['latency_ms_batch1']:.2f}" if "latency_ms_batch1" in result.export else "")
+        + f"  seconds={result.seconds:.0f}/{result.budget:.0f}"
     )
     return 0
 

@@ -8,6 +8,7 @@ import argparse
 from keras_tl.core.contract import choices
 
 RANK_OUT = "runs/rank"
+AUTO_OUT = "runs/auto"
 
 
 def _rate(value):
@@ -105,6 +106,7 @@ def flag_type(check):
 _NOT_FOR = {  # Config flags a command has no use for.
     "compare": ("backbone",),
     "rank": ("backbone",),
+    "auto": ("backbone",),
     "domain-shift": ("out", "target_data", "domain_adaptation", "adaptation_weight"),
 }
 
@@ -177,6 +179,37 @@ def build():
         metavar="K",
         help="rank the backbones first (LogME, as `keras-tl rank`) and fine-tune only the K best",
     )
+
+    automatic = sub.add_parser(
+        "auto",
+        help="from labelled data to a checked exported model under a time budget: rank backbones, search "
+        "the head on cached features, fine-tune, export",
+    )
+    automatic.add_argument("--budget", default="10m", help="wall-clock budget: 600, 600s, 10m, 1h (default 10m)")
+    automatic.add_argument(
+        "--target",
+        default="tflite",
+        choices=[f for f in choices.EXPORT_FORMATS if f != "keras"],
+        help="the export, checked against Keras (default tflite)",
+    )
+    automatic.add_argument(
+        "--max-latency-ms",
+        type=float,
+        metavar="MS",
+        help="keep only backbones whose exported model answers one example within MS milliseconds here (measured)",
+    )
+    automatic.add_argument(
+        "--backbones",
+        help="comma-separated candidates (default: every backbone of the data's modality whose weights are here)",
+    )
+    automatic.add_argument(
+        "--top", type=int, default=2, metavar="K", help="search the head of the K best-ranked (default 2)"
+    )
+    automatic.add_argument("--max-trials", type=int, default=30, help="search trials per backbone at most (default 30)")
+    automatic.add_argument(
+        "--overwrite", action="store_true", help="replace the auto run already in --out (its files are removed first)"
+    )
+    add_config_flags(automatic, "auto", {"out": f"the auto run's folder (default {AUTO_OUT})"})
 
     ranker = sub.add_parser(
         "rank",

@@ -1,4 +1,4 @@
-"""The whole-run functions: `train`, `compare_backbones`, `rank`, `domain_shift`, `lr_find`, `show_batch`, and what is
+"""The whole-run functions: `train`, `auto`, `compare_backbones`, `rank`, `domain_shift`, `lr_find`, `show_batch`, and what is
 done with a finished run (`evaluate_run`, `predict`, `export_run`, `load_run`). Modality-agnostic.
 
 Names load on first use (`keras_tl.workflow.checks` stays keras-free for the CLI's early checks).
@@ -7,7 +7,9 @@ Names load on first use (`keras_tl.workflow.checks` stays keras-free for the CLI
 import importlib
 
 _NAMES = {
+    "AutoResult": "keras_tl.workflow.auto_run",
     "RunResult": "keras_tl.workflow.rundir",
+    "auto": "keras_tl.workflow.auto_run",
     "load_split": "keras_tl.workflow.rundir",
     "compare_backbones": "keras_tl.workflow.compare",
     "lr_find": "keras_tl.workflow.rate_finder",
@@ -26,7 +28,7 @@ _NAMES = {
     "show_batch": "keras_tl.workflow.training_run",
     "train": "keras_tl.workflow.training_run",
 }
-_SUBMODULES = ("build", "checks", "compare", "ranking", "rate_finder", "runs", "training_run")
+_SUBMODULES = ("auto_run", "build", "checks", "compare", "ranking", "rate_finder", "runs", "training_run")
 
 
 def __getattr__(name):

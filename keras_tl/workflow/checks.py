@@ -6,6 +6,7 @@ Nothing here writes a file or trains; `train`, `compare_backbones`, `rank` and `
 """
 
 import dataclasses
+import math
 import numbers
 
 from keras_tl.core.contract import modality as modalities
@@ -319,3 +320,71 @@ def check_top(names, top=None):
         raise ConfigError(f"`compare` needs at least 2 backbones. Received: {names}")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(names)):
         raise ConfigError(f"`top` must be between 1 and {len(names)} (the backbones given). Received: top={top!r}")
+
+
+def parse_budget(value):
+    """Seconds from `600`, `"600"`, `"600s"`, `"10m"` or `"1h"`; a one-line error otherwise."""
+    text = str(value).strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = float("nan")
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 30:
+        raise ConfigError(
+            f"`budget` must be a time of at least 30 s: seconds (600) or with a unit (600s, 10m, 1h). "
+            f"Received: budget={value!r}"
+        )
+    return seconds
+
+
+def check_auto(config, *, budget, target, max_latency_ms, top, backbones, source=None):
+    """Everything `auto` (`keras_tl.workflow.auto_run`) is asked, checked before any work (keras-free:
+    the CLI calls it before TensorFlow).
+
+    Returns:
+        `(seconds, candidates, modality name)`.
+    """
+    seconds = parse_budget(budget)
+    if target not in EXPORT_FORMATS or target == "keras":
+        raise ConfigError(
+            f"`target` must be one of {[f for f in EXPORT_FORMATS if f != 'keras']}. Received: target={target!r}"
+        )
+    if max_latency_ms is not None and (
+        isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or not max_latency_ms > 0
+    ):
+        raise ConfigError(f"`max_latency_ms` must be a number > 0. Received: max_latency_ms={max_latency_ms!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"`top` must be an integer >= 1. Received: top={top!r}")
+    if config.weights == "none":
+        raise ConfigError(
+            f"`auto` fine-tunes pretrained backbones (and compares each with its random twin). Received: "
+            f"weights={config.weights!r}"
+        )
+    if config.problem == "multitask":
+        raise ConfigError("`auto` searches single-head classifiers. Received: problem='multitask'")
+    name = _modality_name(config, backbones, source)
+    candidates = list(dict.fromkeys(backbones or registry.offline(modality=name)))
+    if not candidates:
+        raise ConfigError(
+            f"`auto` found no {name} backbone whose weights are on this machine. Run `keras-tl assets install`, "
+            "or name backbones to download (`backbones=[...]`, `--backbones a,b`)."
+        )
+    for candidate in candidates:  # Every candidate, before any work, as the run in `out`/model it may become.
+        check_config(dataclasses.replace(config, backbone=candidate, modality=name, out=f"{config.out}/model"), source)
+    return seconds, candidates, name
+
+
+def _modality_name(config, backbones, source):
+    """The modality of the request: the config's, the source's, the backbones', or the data's files."""
+    if config.modality != "auto":
+        return config.modality
+    if source is not None:
+        return modalities.source_modality(source)
+    if backbones:
+        kinds = {registry.get(b).modality for b in backbones}
+        if len(kinds) > 1:
+            raise ConfigError(f"`auto` compares backbones of one modality. Received: {sorted(kinds)}")
+        return kinds.pop()
+    return modalities.guess(config.data)

@@ -76,13 +76,14 @@ def is_finished(run_dir):
 
 
 @contextlib.contextmanager
-def hold(run_dir):
+def hold(run_dir, marker="config.yaml"):
     """Holds the run directory's lock while the block writes it: a second process that would write the
     same run is refused with the holder's pid, not let in. The lock is the file `.lock` in the run
     directory (removing a run keeps it), held with `fcntl.flock`, which the kernel releases when the
     holder dies: a lock file left by a killed process is stale and taken over. A folder that is not a
-    run directory gets no lock file: `check_run_dir` refuses it first."""
-    _check_is_run_dir(run_dir)
+    run directory gets no lock file: `check_run_dir` refuses it first. `marker`: the file that makes a
+    non-empty folder one of keras-tl's (an `auto` run's is auto.json)."""
+    _check_is_run_dir(run_dir, marker)
     os.makedirs(run_dir, exist_ok=True)
     fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -181,14 +182,14 @@ def _entries(run_dir):
     return sorted(e for e in os.listdir(run_dir) if e != LOCK_FILE) if os.path.isdir(run_dir) else []
 
 
-def _check_is_run_dir(run_dir):
-    """Raises unless `run_dir` is missing, empty, or a keras-tl run directory (it has config.yaml)."""
+def _check_is_run_dir(run_dir, marker="config.yaml"):
+    """Raises unless `run_dir` is missing, empty, or a keras-tl run directory (it holds `marker`: config.yaml for a training run)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise RunExistsError(f"`out` must be a directory. Received: out={run_dir!r}, which is a file.")
     entries = _entries(run_dir)
-    if entries and "config.yaml" not in entries:
+    if entries and marker not in entries:
         raise RunExistsError(
-            f"{run_dir!r} is not empty and is not a keras-tl run directory (no config.yaml; it holds "
+            f"{run_dir!r} is not empty and is not a keras-tl run directory (no {marker}; it holds "
             f"{entries[:5]}). keras-tl never writes into or deletes a folder it did not create: choose another `out`."
         )
 
@@ -326,3 +327,32 @@ def _imbalance(config, train, class_names):
 def append_export_record(run_dir, record):
     with hold(run_dir):
         write_json(run_dir, "exports.json", read_json(run_dir, "exports.json", []) + [record])
+
+
+def open_stages(run_dir, state_file, request, *, overwrite, last, report):
+    """The state of a run made of stages (`auto`), kept in `run_dir`/`state_file` as
+    `{"request", "stages", "spent"}`: a new one, or the unfinished one of this same `request`, which
+    resumes after its last finished stage. Another request is refused, and so is a finished run (its
+    `last` stage done: `RunExistsError(finished=True)`); `overwrite` empties the folder first. Called
+    with the folder's lock held (`hold(run_dir, marker=state_file)`)."""
+    if overwrite and _entries(run_dir):
+        _empty(run_dir)
+        log.info(f"overwrite: removed the previous run in {run_dir}")
+    state = read_json(run_dir, state_file)
+    if state is None:
+        os.makedirs(run_dir, exist_ok=True)
+        return {"request": request, "stages": {}, "spent": 0.0}
+    current, previous = json.loads(json.dumps(request)), state.get("request", {})
+    changed = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
+    again = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."
+    if changed:
+        raise RunExistsError(
+            f"{run_dir!r} holds a run of another request (it differs in {', '.join(changed)}): " + again
+        )
+    if last in state["stages"]:
+        raise RunExistsError(
+            f"{run_dir!r} holds a finished run of this same request (see {report}). To run it again, " + again,
+            finished=True,
+        )
+    log.info(f"resuming {run_dir} after {', '.join(state['stages']) or 'no finished stage'}")
+    return state

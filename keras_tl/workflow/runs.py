@@ -199,6 +199,17 @@ def export_run(
     return result
 
 
+def artifact_latency_ms(format, path, classifier, items):
+    """Median batch-1 latency of an exported artifact in its own runtime (LiteRT, ONNX Runtime, TensorFlow's
+    SavedModel loader) on the first of `items`, in milliseconds."""
+    if format == "saved_model":
+        return export.saved_model_latency_ms(path, classifier, items[:1])
+    from keras_tl.core.export import onnx
+
+    latency_of = {"tflite": litert.tflite_latency_ms, "onnx": onnx.latency_ms}[format]
+    return latency_of(path, classifier.inputs(items[:1]))
+
+
 def _first(split, count):
     return split.subset(np.arange(min(count, len(split))))
 

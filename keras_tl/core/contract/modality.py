@@ -259,3 +259,58 @@ def of(config, source=None):
     from keras_tl.core.contract import registry
 
     return get(registry.get(config.backbone).modality)
+
+
+GUESS_FILES = 5000  # files looked at to tell a data folder's modality
+
+
+def guess(path):
+    """The modality of the data at `path`, from what the plug-ins say their items are: a folder by its
+    files' extensions (`Modality.file_extensions`), a CSV by the file names in its first rows, or else
+    the one plug-in whose items are the CSV's own cells (no file extensions). A one-line error names
+    `modality` when it cannot tell."""
+    import csv
+    import os
+
+    from keras_tl.core.contract.errors import DataError
+
+    if not isinstance(path, str) or not os.path.exists(path):
+        raise DataError(
+            f"Data not found: data={path!r}. Expected a folder of class folders or a CSV (`keras-tl train --help` "
+            "gives each modality's layout)."
+        )
+    plugins = [get(name) for name in MODALITIES]
+    counts = dict.fromkeys((p.name for p in plugins), 0)
+
+    def count(name):
+        suffix = os.path.splitext(str(name).strip())[1].lower()
+        for plugin in plugins:
+            if suffix and suffix in plugin.file_extensions:
+                counts[plugin.name] += 1
+
+    if os.path.isdir(path):
+        seen = 0
+        for _, _, files in os.walk(path):
+            for name in files:
+                count(name)
+                seen += 1
+            if seen >= GUESS_FILES:
+                break
+    elif os.path.isfile(path) and path.lower().endswith(".csv"):
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            for i, row in enumerate(csv.reader(f)):
+                for cell in row[:1] if i else row:  # The header may name columns "path" or "file.wav".
+                    count(cell)
+                if i >= 50:
+                    break
+        if not any(counts.values()):
+            cells = [p.name for p in plugins if not p.file_extensions]
+            if len(cells) == 1:
+                return cells[0]
+    found = max(counts, key=counts.get)
+    if not counts[found]:
+        raise ConfigError(
+            f"Cannot tell the modality of data={path!r}: expected a folder of {' or '.join(p.name for p in plugins if p.file_extensions)} "
+            f"files or a CSV; give `modality` ({' or '.join(MODALITIES)})."
+        )
+    return found

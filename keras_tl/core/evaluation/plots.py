@@ -154,6 +154,24 @@ def pareto(rows, path=None):
     return _finish(fig, path)
 
 
+def search_trials(trials, path=None):
+    """A head search's trials: validation accuracy by trial, one series per backbone, the best so far
+    as a line; trial 0 (the config as given) ringed."""
+    fig, ax = subplots(figsize=(6, 4))
+    for i, backbone in enumerate(dict.fromkeys(t["backbone"] for t in trials)):
+        rows = [t for t in trials if t["backbone"] == backbone]
+        x = [t["trial"] for t in rows]
+        y = [100 * t["val_accuracy"] for t in rows]
+        ax.scatter(x, y, color=f"C{i}", s=18, label=backbone)
+        ax.step(x, np.maximum.accumulate(y), where="post", color=f"C{i}", lw=1)
+        ax.scatter(x[:1], y[:1], facecolors="none", edgecolors="k", s=80)
+    ax.set_xlabel("trial (0: the config as given)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("head search on cached features")
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
 def figure_texts(fig):
     """All strings drawn on a figure (titles, tick labels, annotations), for checks."""
     return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]

@@ -119,6 +119,8 @@ class CachedPhase:
         seconds: float. Time spent computing the features.
         repeated: bool. `train` repeats forever (several augmented views), so `fit` is given
             `steps_per_epoch`; otherwise one epoch is one pass.
+        arrays: `(x, y, val_x, val_y)`: the cached features and targets themselves, which `train` and
+            `val` batch (a head search batches them its own way: `keras_tl.workflow.auto`).
     """
 
     head: keras.Model
@@ -127,6 +129,7 @@ class CachedPhase:
     steps_per_epoch: int
     seconds: float
     repeated: bool = False
+    arrays: tuple = ()
 
 
 def standardize_from(head, x):
@@ -215,4 +218,5 @@ def cached_phase(classifier, config, splits, train_dataset):
         steps_per_epoch=max(1, math.ceil(len(views[0][0]) / config.batch_size)),
         seconds=seconds,
         repeated=augmenting,
+        arrays=(x, y, val_x, val_y),
     )

@@ -61,6 +61,17 @@ def suggest(rates, losses):
     return float(rates[int(np.argmin(slopes))])
 
 
+def minimum_over_ten(rates, losses):
+    """A tenth of the rate where the smoothed loss is lowest (fastai's `minimum` suggestion): the safer
+    choice where the head is already trained and the loss starts low (phase 2), so its steepest fall
+    is noise at the smallest rates."""
+    smoothed = smooth(losses)
+    finite = np.isfinite(smoothed)
+    if finite.sum() < 3:
+        raise ConfigError(f"The learning-rate sweep diverged after {int(finite.sum())} steps; lower `min_lr`.")
+    return float(np.asarray(rates)[finite][int(np.argmin(smoothed[finite]))] / 10)
+
+
 def sweep(model, dataset, *, min_lr=1e-7, max_lr=10.0, steps=100, stop_factor=4.0, verbose=None):
     """Trains `model` for `steps` batches at rates from `min_lr` to `max_lr` (log-spaced).
 
