@@ -244,7 +244,7 @@ def _auto(args):
     )
     if args.max_trials < 1:
         raise ConfigError(f"`--max-trials` must be an integer >= 1. Received: {args.max_trials}")
-    _start_tensorflow()
+    _start_tensorflow(config)
     from keras_tl import workflow
 
     result = workflow.auto(

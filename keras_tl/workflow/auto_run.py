@@ -16,11 +16,6 @@ The steps a careful practitioner takes, in order, each recorded in `auto.json` w
    reproduces), with as many phase-2 epochs as the budget left pays for.
 6. export: to the target, checked against Keras, its batch-1 latency measured.
 
-Why KerasTuner and not Optuna: it is Keras' own tuner, its trials are Keras fits with Keras callbacks,
-and its oracle keeps its state as JSON in the project folder, so a killed search resumes by opening
-that folder again (Optuna needs a database storage for that). Optuna's pruners matter less here:
-a trial on cached features costs seconds.
-
 Modality-agnostic: the data, the backbones, the pipelines and the exports are the plug-ins'.
 """
 
@@ -40,8 +35,9 @@ from keras_tl.core.contract.errors import ConfigError, RunExistsError
 from keras_tl.core.train import lr_finder
 from keras_tl.core.utils import quiet
 from keras_tl.core.utils.log import log
-from keras_tl.workflow import head_search, stage_costs
+from keras_tl.workflow import auto_report, head_search, stage_costs
 from keras_tl.workflow import rundir as run
+from keras_tl.workflow.auto_report import CHOSEN_FILE
 from keras_tl.workflow.checks import check_auto, prepare, resolve_config
 from keras_tl.workflow.head_search import describe
 
@@ -49,7 +45,7 @@ if TYPE_CHECKING:
     from keras_tl.core.data import Source
 
 STATE_FILE = "auto.json"
-CHOSEN_FILE = "chosen.yaml"
+CLOCK_FILE = "clock.json"  # the seconds spent, written every 2 s (a kill mid-stage still counts)
 MODEL_DIR = "model"
 RANK_EXAMPLES = 2000  # rank scores at most this many training + validation examples (drawn per class)
 
@@ -131,10 +127,26 @@ def auto(
         "top": top,
         "max_trials": max_trials,
     }
+    if source is not None:  # A source from Python: resume only on the same data (chosen.yaml has no `data`).
+        request["source"] = _fingerprint(source)
     with run.hold(config.out, marker=STATE_FILE):
-        state = run.open_stages(config.out, STATE_FILE, request, overwrite=overwrite, last="export", report="auto.md")
-        clock = stage_costs.Clock(seconds, state.get("spent", 0.0))
-        return _Auto(config, source, request, state, clock).run()
+        state = run.open_stages(config.out, STATE_FILE, request, overwrite=overwrite, last="report", report="auto.md")
+        clock_file = os.path.join(config.out, CLOCK_FILE)
+        spent = max(state["spent"], stage_costs.Clock.read(clock_file))
+        with stage_costs.Clock(seconds, spent).recorded(clock_file) as clock:
+            return _Auto(config, source, request, state, clock).run()
+
+
+def _fingerprint(source):
+    """What identifies a source from Python: its classes, its size and a digest of its labels."""
+    import hashlib
+
+    labels = np.ascontiguousarray(source.labels)
+    return {
+        "classes": list(source.class_names),
+        "items": len(source.labels),
+        "labels_sha256": hashlib.sha256(labels.tobytes() + str(labels.dtype).encode()).hexdigest()[:16],
+    }
 
 
 class _Auto:
@@ -144,6 +156,11 @@ class _Auto:
         self.config, self.request, self.state, self.clock = config, request, state, clock
         self.out = config.out
         self.modality, _, self.source, self.splits, self.resolved = prepare(config, source)
+        if self.resolved.problem == "multitask":
+            raise ConfigError(
+                "`auto` searches single-head classifiers; the data has several heads ('head:class' labels): "
+                "train it with `train`. Received: problem='multitask'"
+            )
         self.stages = state["stages"]
 
     def save(self, stage, value):
@@ -172,7 +189,8 @@ class _Auto:
         rate = self.stage("rate", lambda: self.rate(search, ranked))
         trained = self.stage("train", lambda: self.train(search, rate, ranked))
         exported = self.stage("export", lambda: self.export())
-        return self.finish(search, trained, exported)
+        self.stage("report", lambda: self.report(search))
+        return self.result(search, trained, exported)
 
     def stage(self, name, work):
         if name in self.stages:
@@ -196,11 +214,11 @@ class _Auto:
         beating = [r for r in pretrained if not r["flag"]]
         if not beating:
             log.info("auto: no backbone's features beat its random twin's (negative transfer?); going on with the best")
-        kept = (beating or pretrained)[: self.request["top"]]
-        for row in kept:  # What later stages are planned with: building the model, and a pass per example.
+        eligible = beating or pretrained  # In rank order; the screen goes down it.
+        for row in eligible:  # What later stages are planned with: building the model, and a pass per example.
             row["build_seconds"] = row["seconds"] - row["pass_seconds"]
             row["seconds_per_example"] = row["pass_seconds"] / max(1, row["examples"])
-        return {"rows": rows, "kept": kept}
+        return {"rows": rows, "eligible": eligible, "kept": eligible[: self.request["top"]]}
 
     # 2. screen ----------------------------------------------------------------------------------
     def screen(self, ranked):
@@ -209,7 +227,9 @@ class _Auto:
             f"auto [2/6] screen: batch-1 latency of each candidate's {self.request['target']} export, at most {limit:g} ms"
         )
         kept, measured = [], {}
-        for row in ranked["kept"]:
+        for row in ranked["eligible"]:  # In rank order, until `top` candidates answer in time.
+            if len(kept) == self.request["top"]:
+                break
             backbone = row["backbone"]
             measured[backbone] = latency = stage_costs.untrained_latency_ms(
                 self.modality,
@@ -243,17 +263,19 @@ class _Auto:
     # 3. search ----------------------------------------------------------------------------------
     def search(self, kept, ranked):
         rows = kept["kept"]
-        best_row = ranked["kept"][0]
-        cost = stage_costs.costs(best_row, self.splits, self.config.batch_size, self.clock.budget)
-        train_seconds = stage_costs.SAFETY * (
-            cost["range_test"] + cost["train"] + self.config.fine_tune_epochs * cost["epoch"]
-        )
-        train_seconds += cost["export"]
-        window = max(0.1 * self.clock.budget, self.clock.left() - train_seconds)
+        slowest = max(rows, key=lambda r: (r["seconds_per_example"], r["build_seconds"]))
+        cost = stage_costs.costs(slowest, self.splits, self.config.batch_size, self.clock.budget)
+        epochs = self.config.fine_tune_epochs if self.config.strategy == "two_phase" else 0
+        range_test = cost["range_test"] if epochs and not self.rate_given() else 0.0
+        later = stage_costs.SAFETY * (range_test + cost["train"] + epochs * cost["epoch"]) + cost["export"]
+        window = max(0.1 * self.clock.budget, self.clock.left() - later)
         log.info(
-            f"auto [3/6] search: {len(rows)} candidate(s), {window:.0f} s in all (the later stages are planned at "
-            f"{train_seconds:.0f} s from the rank pass's measured speed)"
+            f"auto plan, from the rank pass's measured speed ({slowest['backbone']}): head search {window:.0f} s; "
+            f"phase-2 range test ~{stage_costs.SAFETY * range_test:.0f} s; the run ~"
+            f"{stage_costs.SAFETY * (cost['train'] + epochs * cost['epoch']):.0f} s ({epochs} phase-2 epochs at "
+            f"~{stage_costs.SAFETY * cost['epoch']:.0f} s); export <= {cost['export']:.0f} s"
         )
+        log.info(f"auto [3/6] search: {', '.join(r['backbone'] for r in rows)}")
         deadline = time.perf_counter() + window
         results = {}
         for i, row in enumerate(rows):
@@ -287,9 +309,8 @@ class _Auto:
 
         best = search["best"]
         chosen = self.chosen_config(best, fine_tune_lr="auto", fine_tune_epochs=self.config.fine_tune_epochs)
-        default = self.candidate_config(best["backbone"]).fine_tune_lr
-        given = self.config.fine_tune_lr not in ("auto", "find")
-        if chosen.strategy != "two_phase" or not chosen.fine_tune_epochs or given:
+        default = self.config.fine_tune_lr if self.rate_given() else self.modality.default_fine_tune_lr
+        if chosen.strategy != "two_phase" or not chosen.fine_tune_epochs or self.rate_given():
             return {"fine_tune_lr": default, "found": None, "default": default}
         row = next(r for r in ranked["kept"] if r["backbone"] == best["backbone"])
         steps = stage_costs.costs(row, self.splits, self.config.batch_size, self.clock.budget)["range_test_steps"]
@@ -311,27 +332,42 @@ class _Auto:
         )
         return {"fine_tune_lr": rate, "found": suggested, "default": default, "seconds": seconds}
 
+    def rate_given(self):
+        """A `fine_tune_lr` number in the config is kept: no range test."""
+        return self.config.fine_tune_lr not in ("auto", "find")
+
     # 5. train -----------------------------------------------------------------------------------
     def train(self, search, rate, ranked):
         from keras_tl.workflow.training_run import train
 
         best = search["best"]
-        row = next(r for r in ranked["kept"] if r["backbone"] == best["backbone"])
+        if "chosen" in self.state:  # Chosen before a kill: the run in model/ resumes with this same config.
+            chosen = TrainConfig.from_dict(self.state["chosen"])
+            log.info(f"auto [5/6] train: {chosen.backbone}, resuming with {os.path.join(self.out, CHOSEN_FILE)}")
+            return self.run_training(train, chosen)
+        row = next(r for r in ranked["eligible"] if r["backbone"] == best["backbone"])
         cost = stage_costs.costs(row, self.splits, self.config.batch_size, self.clock.budget)
         # The range test measured what the rank pass predicted: scale the plan by it.
         scale = float(np.clip(rate["seconds"] / cost["range_test"], 0.5, 4.0)) if rate.get("seconds") else 1.0
         fixed = stage_costs.SAFETY * scale * cost["train"] + cost["export"]
         epoch = stage_costs.SAFETY * scale * cost["epoch"]
-        affordable = max(0, int((self.clock.left() - fixed) / epoch))
+        affordable = max(0, int((self.clock.left() - fixed) / max(epoch, 1e-9)))
         epochs = min(self.config.fine_tune_epochs, affordable)
-        if epochs < self.config.fine_tune_epochs:
+        if epochs < self.config.fine_tune_epochs and self.config.strategy == "two_phase":
             log.info(
                 f"auto: the budget left ({self.clock.left():.0f} s) pays for {epochs} of {self.config.fine_tune_epochs} "
                 f"phase-2 epochs (about {epoch:.0f} s each)"
             )
         chosen = self.chosen_config(best, fine_tune_lr=rate["fine_tune_lr"], fine_tune_epochs=epochs)
         chosen.save(os.path.join(self.out, CHOSEN_FILE))
+        self.state["chosen"] = chosen.to_dict()
+        run.write_json(self.out, STATE_FILE, self.state)
         log.info(f"auto [5/6] train: {chosen.backbone}, chosen config in {os.path.join(self.out, CHOSEN_FILE)}")
+        if self.request.get("source"):
+            log.info(f"auto: the data came from Python, so {CHOSEN_FILE} has no `data`: set it to reproduce the run")
+        return self.run_training(train, chosen)
+
+    def run_training(self, train, chosen):
         try:
             result = train(chosen, self.source)
             metrics = result.metrics
@@ -384,66 +420,31 @@ class _Auto:
         }
 
     # report ---------------------------------------------------------------------------------------
-    def finish(self, search, trained, exported):
+    def report(self, search):
+        """auto.md and trials.png; the last stage, so a kill before it ends leaves the run unfinished."""
         from keras_tl.core.evaluation import plots
 
-        trials = search["trials"]
-        plots.search_trials(trials, os.path.join(self.out, "trials.png"))
+        plots.search_trials(search["trials"], os.path.join(self.out, "trials.png"))
         spent = self.clock.spent()
-        self.state["spent"] = round(spent, 1)
-        self.state["budget_overrun"] = round(spent / self.clock.budget, 3)
-        run.write_json(self.out, STATE_FILE, self.state)
-        report(self.out, self.state)
-        metrics = trained["metrics"]
+        figures = {"spent": round(spent, 1), "budget_overrun": round(spent / self.clock.budget, 3)}
+        auto_report.write(self.out, self.state, figures)
+        return figures
+
+    def result(self, search, trained, exported):
+        metrics, figures = trained["metrics"], self.stages["report"]
         log.info(
             f"auto: {trained['config']['backbone']} test accuracy {metrics['test_accuracy']:.4f}, "
             f"{exported['format']} {exported['path']}"
             + (f" ({exported['latency_ms_batch1']:.2f} ms batch-1)" if "latency_ms_batch1" in exported else "")
-            + f"; {spent:.0f} s of the {self.clock.budget:.0f} s budget; report {os.path.join(self.out, 'auto.md')}"
+            + f"; {figures['spent']:.0f} s of the {self.clock.budget:.0f} s budget; report "
+            f"{os.path.join(self.out, 'auto.md')}"
         )
         return AutoResult(
-            self.out, TrainConfig.from_dict(trained["config"]), metrics, exported, trials, spent, self.clock.budget
+            self.out,
+            TrainConfig.from_dict(trained["config"]),
+            metrics,
+            exported,
+            search["trials"],
+            figures["spent"],
+            self.clock.budget,
         )
-
-
-def report(out, state):
-    """`auto.md`: the plan as it ran, the ranking, every trial, the chosen config and the results."""
-    stages = state["stages"]
-    metrics, exported = stages["train"]["metrics"], stages["export"]
-    best = stages["search"]["best"]
-    lines = [
-        "# keras-tl auto",
-        "",
-        f"Budget {state['request']['budget_seconds']:.0f} s; spent {state['spent']:.0f} s "
-        f"(x{state['budget_overrun']:.2f}).",
-        "",
-        f"**Chosen:** {best['backbone']} with {describe(best['values'])}; phase 2 at "
-        f"fine_tune_lr={stages['rate']['fine_tune_lr']:.2g} for {stages['train']['config']['fine_tune_epochs']} "
-        f"epochs. Reproduce with `keras-tl train --config {CHOSEN_FILE} --out OTHER`.",
-        "",
-        f"**Test:** accuracy {100 * metrics['test_accuracy']:.1f}%, macro F1 {metrics['macro_f1']:.3f} "
-        "(the search read only the training and validation splits).",
-        "",
-        f"**Export:** {exported['format']} at `{exported['path']}`"
-        + (
-            f", {exported['latency_ms_batch1']:.2f} ms batch-1 on this machine"
-            if "latency_ms_batch1" in exported
-            else ""
-        )
-        + ".",
-        "",
-        "## Ranking (LogME, frozen features)",
-        "",
-    ]
-    with open(os.path.join(out, "rank.md"), encoding="utf-8") as f:
-        lines += f.read().splitlines()[2:]
-    lines += [
-        "",
-        "## Search trials (validation split; trial 0 of each backbone is the config as given)",
-        "",
-        "![trials](trials.png)",
-        "",
-        *head_search.table(stages["search"]["trials"]),
-    ]
-    with open(os.path.join(out, "auto.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")

@@ -364,6 +364,15 @@ def check_auto(config, *, budget, target, max_latency_ms, top, backbones, source
         )
     if config.problem == "multitask":
         raise ConfigError("`auto` searches single-head classifiers. Received: problem='multitask'")
+    _check_auto_search(config)
+    if target == "onnx":  # Its converter and runtime are an extra: known before any work, not after training.
+        import importlib.util
+
+        missing = [m for m in ("tf2onnx", "onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(
+                f"target='onnx' needs {', '.join(missing)}: pip install \"keras-tl[onnx]\". Received: target='onnx'"
+            )
     name = _modality_name(config, backbones, source)
     candidates = list(dict.fromkeys(backbones or registry.offline(modality=name)))
     if not candidates:
@@ -374,6 +383,25 @@ def check_auto(config, *, budget, target, max_latency_ms, top, backbones, source
     for candidate in candidates:  # Every candidate, before any work, as the run in `out`/model it may become.
         check_config(dataclasses.replace(config, backbone=candidate, modality=name, out=f"{config.out}/model"), source)
     return seconds, candidates, name
+
+
+def _check_auto_search(config):
+    """`auto` searches the head on cached features and picks `head_lr` itself: a config that caches none,
+    or asks the range test for `head_lr`, is refused before any work."""
+    refused = {
+        "strategy": config.strategy == "full",
+        "head_epochs": config.head_epochs == 0,
+        "feature_cache": not config.feature_cache,
+        "augmented_views": config.augment != "none" and config.augmented_views == 0,
+        "head_lr": config.head_lr == "find",
+    }
+    received = [f"{name}={getattr(config, name)!r}" for name, fails in refused.items() if fails]
+    if received:
+        raise ConfigError(
+            "`auto` searches the head (head_lr included) on cached backbone features: it needs strategy "
+            "'two_phase' or 'feature_extraction', head_epochs > 0, feature_cache=True, with augmentation "
+            f"augmented_views >= 1, and head_lr a number (its first trial). Received: {', '.join(received)}"
+        )
 
 
 def _modality_name(config, backbones, source):

@@ -3,10 +3,16 @@
 A trial builds the head `train` would build for its values and trains it as `train`'s phase 1 does (the
 same schedule, early stopping and class weights, on the same cached features), so a value that wins
 here is a value `train` reproduces; it costs seconds. The first trial is the config as given.
+
+Why KerasTuner and not Optuna: it is Keras' own tuner, its trials are Keras fits with Keras callbacks,
+and its oracle keeps its state as JSON in the project folder, so a killed search resumes by opening
+that folder again (Optuna needs a database storage for that). Optuna's pruners matter less here:
+a trial on cached features costs seconds.
 """
 
+import contextlib
 import dataclasses
-import math
+import io
 import os
 import time
 
@@ -15,7 +21,7 @@ import keras_tuner
 import numpy as np
 
 from keras_tl.core.contract.config import TrainConfig
-from keras_tl.core.contract.errors import ConfigError
+from keras_tl.core.contract.errors import ConfigError, KerasTLError
 from keras_tl.core.contract.fields import concrete_autos
 from keras_tl.core.data import class_weights, multitask_labels
 from keras_tl.core.data.pipelines import feature_dataset, labels_of_targets
@@ -31,7 +37,7 @@ from keras_tl.core.utils.log import log
 SEARCH = {
     "head_lr": (1e-4, 3e-2),
     "dropout": (0.0, 0.5, 0.1),
-    "dense_units": (0, 128, 512),
+    "dense_units": ("", "128", "512"),  # hidden layers, as "256,128" (KerasTuner's choices are scalars)
     "label_smoothing": (0.0, 0.1),
     "balance": ("class_weights", "none"),
     "head_norm": (False, True),
@@ -57,13 +63,22 @@ def search(config, spec, modality, splits, class_names, folder, *, deadline, max
         max_trials=max_trials,
         seed=config.seed,
     )
-    tuner = Tuner(oracle=oracle, hypermodel=hypermodel, directory=folder, project_name="tuner", overwrite=False)
+    _drop_torn(os.path.join(folder, "tuner"))
+    with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner prints "Reloading Tuner from ..." itself.
+        tuner = Tuner(oracle=oracle, hypermodel=hypermodel, directory=folder, project_name="tuner", overwrite=False)
     tuner.oracle.deadline = deadline  # (A reloaded oracle keeps its own state, not this call's deadline.)
+    finished = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     log.info(
         f"auto: {config.backbone}: head search on {len(cached[0]):,} cached training features, "
         f"{max(0.0, deadline - time.perf_counter()):.0f} s"
+        + (f"; resuming after {finished} finished trials ({folder})" if finished else "")
     )
-    tuner.search(verbose=0)
+    try:
+        tuner.search(verbose=0)
+    except keras_tuner.errors.FatalError as error:
+        if isinstance(error.__cause__, KerasTLError):
+            raise error.__cause__ from None
+        raise
     done = sorted((t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"), key=lambda t: int(t.trial_id))
     if not done:
         raise ConfigError(f"The head search of {config.backbone} finished no trial (every trial failed: {folder}).")
@@ -87,13 +102,30 @@ def search(config, spec, modality, splits, class_names, folder, *, deadline, max
     }
 
 
+def _drop_torn(project):
+    """KerasTuner writes its JSON files in place: a kill mid-write leaves one its reload cannot parse, and
+    its oracle refers to every trial. Then the search starts over (on the cached features), not a crash."""
+    import glob
+    import json
+    import shutil
+
+    for path in glob.glob(os.path.join(project, "*.json")) + glob.glob(os.path.join(project, "trial_*", "*.json")):
+        try:
+            with open(path, encoding="utf-8") as f:
+                json.load(f)
+        except (OSError, ValueError):
+            log.info(f"auto: {path} was cut short by a kill; the head search starts over")
+            shutil.rmtree(project)
+            return
+
+
 def cached_features(config, spec, modality, splits, class_names, folder):
     """The frozen backbone's training and validation features, as `train` caches them (`cached_phase`);
     kept in `folder`/features.npz (read back without pickle) for a resumed search."""
     path = os.path.join(folder, "features.npz")
     if os.path.isfile(path):
         with np.load(path, allow_pickle=False) as saved:
-            return tuple(saved[k] for k in ("x", "y", "val_x", "val_y"))
+            return (*(saved[k] for k in ("x", "y", "val_x", "val_y")), int(saved["steps"]), bool(saved["repeated"]))
     keras.utils.set_random_seed(config.seed)
     classifier = Classifier.build(modality, spec, config, len(class_names), class_names)
 
@@ -109,10 +141,10 @@ def cached_features(config, spec, modality, splits, class_names, folder):
         )
     x, y, val_x, val_y = cached.arrays
     tmp = path + ".tmp.npz"
-    np.savez(tmp, x=x, y=y, val_x=val_x, val_y=val_y)
+    np.savez(tmp, x=x, y=y, val_x=val_x, val_y=val_y, steps=cached.steps_per_epoch, repeated=cached.repeated)
     os.replace(tmp, path)
     keras.backend.clear_session()
-    return x, y, val_x, val_y
+    return x, y, val_x, val_y, cached.steps_per_epoch, cached.repeated
 
 
 def describe(values):
@@ -146,24 +178,27 @@ def val_scores(targets, probabilities, problem):
 
 class HeadSearch(keras_tuner.HyperModel):
     """A KerasTuner hypermodel whose trial is phase 1 on cached features: the head `train` would build
-    for those values, trained as `train` trains it (same schedule, early stopping, class weights)."""
+    for those values, trained as `train` trains it (same schedule, early stopping, class weights, batches),
+    from its own initialization (`train` draws the head's after the backbone's)."""
 
     def __init__(self, config, cached, class_names, modality):
         super().__init__(name="head")
         self.config, self.class_names, self.modality = config, list(class_names), modality
-        self.x, self.y, self.val_x, self.val_y = cached
+        self.x, self.y, self.val_x, self.val_y, self.steps, self.repeated = cached
         self.labels = labels_of_targets(self.y, config.problem)
         self.single_label = config.problem in ("multiclass", "binary")
         self.hp = keras_tuner.HyperParameters()
         self.declare_hyperparameters(self.hp)
 
     def declare_hyperparameters(self, hp):
+        """The search space, widened where needed so that the config's own values are in it (trial 0)."""
+        config = self.config
         low, high = SEARCH["head_lr"]
-        hp.Float("head_lr", low, high, sampling="log", default=float(np.clip(self.config.head_lr, low, high)))
-        low, high, step = SEARCH["dropout"]
-        hp.Float("dropout", low, high, step=step, default=round(min(high, self.config.dropout), 1))
-        units = self.config.dense_units[0] if self.config.dense_units else 0
-        hp.Choice("dense_units", sorted(set(SEARCH["dense_units"]) | {units}), default=units)
+        hp.Float("head_lr", min(low, config.head_lr), max(high, config.head_lr), sampling="log", default=config.head_lr)
+        low, high, _ = SEARCH["dropout"]
+        hp.Float("dropout", low, max(high, config.dropout), default=config.dropout)
+        units = ",".join(str(u) for u in config.dense_units)
+        hp.Choice("dense_units", list(dict.fromkeys((units,) + SEARCH["dense_units"])), default=units)
         hp.Choice(
             "label_smoothing",
             sorted(set(SEARCH["label_smoothing"]) | {self.config.label_smoothing}),
@@ -185,17 +220,24 @@ class HeadSearch(keras_tuner.HyperModel):
     def config_values(self, values):
         """TrainConfig fields for a trial's values."""
         fields = {k: v for k, v in values.items() if k in SEARCH}
-        fields["dense_units"] = [int(values["dense_units"])] if values["dense_units"] else []
+        fields["dense_units"] = [int(u) for u in str(values["dense_units"]).split(",") if u]
         fields["head_lr"] = float(values["head_lr"])
         fields["dropout"] = round(float(values["dropout"]), 3)
         fields["head_norm"] = bool(values["head_norm"])
         return fields
 
     def trial(self, values):
-        """Trains one head; returns its validation figures."""
+        """Trains one head; returns its validation figures. A keras-tl error (a value the config refuses)
+        ends the search with its one-line message, not as a failed trial."""
+        try:
+            return self._trial(values)
+        except KerasTLError as error:
+            raise keras_tuner.errors.FatalError(str(error)) from error
+
+    def _trial(self, values):
         started = time.perf_counter()
         config = TrainConfig.from_dict({**self.config.to_dict(), **self.config_values(values)})
-        steps = math.ceil(len(self.x) / config.batch_size)
+        steps = self.steps  # One training set's worth an epoch, as `train`'s cached phase (views repeat).
         config = dataclasses.replace(config, **concrete_autos(config, steps, self.modality.default_fine_tune_lr))
         keras.backend.clear_session()
         keras.utils.set_random_seed(config.seed)
@@ -208,14 +250,15 @@ class HeadSearch(keras_tuner.HyperModel):
         Supervised().compile(
             head, learning_rate=rate, problem=config.problem, optimizer=config.optimizer, config=config
         )
-        train = feature_dataset(
+        train = feature_dataset(  # As `features.cached_phase` batches them.
             self.x,
             self.y,
-            self.labels,
+            np.zeros(len(self.x), np.int32) if self.repeated else self.labels,
             batch_size=config.batch_size,
             training=True,
-            oversample=config.balance == "oversample",
+            oversample=config.balance == "oversample" and not self.repeated,  # (Views come oversampled.)
             seed=config.seed,
+            repeat=self.repeated,
         )
         val = feature_dataset(
             self.val_x, self.val_y, labels_of_targets(self.val_y, config.problem), batch_size=config.batch_size
@@ -230,6 +273,7 @@ class HeadSearch(keras_tuner.HyperModel):
             train,
             validation_data=val,
             epochs=config.head_epochs,
+            steps_per_epoch=steps if self.repeated else None,
             class_weight=weights,
             callbacks=callbacks,
             verbose=0,
@@ -240,11 +284,13 @@ class HeadSearch(keras_tuner.HyperModel):
             accuracy, entropy = 0.0, float("inf")
         else:
             accuracy, entropy = val_scores(self.val_y, probabilities, config.problem)
+        entropy = min(entropy, 10.0)
         return {
-            # Accuracy first; a tie (common on small validation splits) goes to the better-calibrated head.
-            "val_score": accuracy - min(entropy, 1e3) / 1e3,
+            # Accuracy first: the cross-entropy term is below one validation label's worth of accuracy, so it
+            # only orders ties (common on small validation splits), the better-calibrated head first.
+            "val_score": accuracy - entropy / (10.0 * self.val_y.size + 10.0),
             "val_accuracy": accuracy,
-            "val_cross_entropy": min(entropy, 1e3),
+            "val_cross_entropy": entropy,
             "epochs": float(len(history.epoch)),
             "seconds": time.perf_counter() - started,
         }
@@ -266,7 +312,7 @@ class Oracle(keras_tuner.oracles.BayesianOptimizationOracle):
 
 
 class Tuner(keras_tuner.Tuner):
-    """Trials are `_HeadSearch.trial`; nothing is saved per trial but KerasTuner's own JSON."""
+    """Trials are `HeadSearch.trial`; nothing is saved per trial but KerasTuner's own JSON."""
 
     def run_trial(self, trial, *args, **kwargs):
         return self.hypermodel.trial(trial.hyperparameters.values)

@@ -103,15 +103,16 @@ def rank(
         with distribute.precision(resolved.mixed_precision), distribute.scope(resolved.distribute):
             classifier = Classifier.build(modality, spec, resolved, len(source.class_names), source.class_names)
             extractor, _ = features.split_model(classifier.model)
-            order, pipeline = modality.feature_pass(classifier, labelled, resolved)
+            _, pipeline = modality.feature_pass(classifier, labelled, resolved)
             passed = time.perf_counter()
-            ((x, _),) = features.extract(
+            ((x, targets),) = features.extract(
                 extractor,
                 [data.targets_as_inputs(pipeline)],
                 descriptions=["training + validation features"],
                 open_shapes=True,
             )
-        labels = labelled.labels[order]
+        # The labels that rode with each row: one per audio window, in a text pass's length order.
+        labels = data.labels_of_targets(targets, resolved.problem)
         if len(x) <= x.shape[1]:
             log.info(
                 f"rank: {len(x):,} examples for {x.shape[1]:,} feature dimensions: the features can fit "

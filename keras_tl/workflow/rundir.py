@@ -339,9 +339,10 @@ def open_stages(run_dir, state_file, request, *, overwrite, last, report):
         _empty(run_dir)
         log.info(f"overwrite: removed the previous run in {run_dir}")
     state = read_json(run_dir, state_file)
-    if state is None:
-        os.makedirs(run_dir, exist_ok=True)
-        return {"request": request, "stages": {}, "spent": 0.0}
+    if state is None:  # Written at once: the folder is this run's from now on, a kill or not.
+        state = {"request": request, "stages": {}, "spent": 0.0}
+        write_json(run_dir, state_file, state)
+        return state
     current, previous = json.loads(json.dumps(request)), state.get("request", {})
     changed = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
     again = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."

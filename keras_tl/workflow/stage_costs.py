@@ -1,9 +1,12 @@
 """What `auto`'s stages cost: the time budget (a clock that counts earlier, interrupted calls) and the
 stages planned from measured speeds; the latency budget (an untrained export, timed in its runtime)."""
 
+import contextlib
+import json
 import math
 import os
 import tempfile
+import threading
 import time
 
 import keras
@@ -28,6 +31,40 @@ class Clock:
 
     def left(self):
         return self.budget - self.spent()
+
+    @contextlib.contextmanager
+    def recorded(self, path, every=2.0):
+        """Writes the seconds spent to `path` (JSON) every `every` seconds while the block runs, so the
+        time of a call killed mid-stage counts against the budget when it resumes (`read`)."""
+        stop = threading.Event()
+
+        def write():
+            tmp = f"{path}.tmp{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"spent": round(self.spent(), 1)}, f)
+            os.replace(tmp, path)
+
+        def beat():
+            while not stop.wait(every):
+                write()
+
+        thread = threading.Thread(target=beat, name="keras_tl_clock", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            write()
+
+    @staticmethod
+    def read(path):
+        """The seconds a `recorded` clock last wrote to `path` (0 when there is none)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return float(json.load(f)["spent"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
 
 
 def costs(row, splits, batch_size, budget):

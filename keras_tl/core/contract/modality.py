@@ -297,12 +297,15 @@ def guess(path):
             if seen >= GUESS_FILES:
                 break
     elif os.path.isfile(path) and path.lower().endswith(".csv"):
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            for i, row in enumerate(csv.reader(f)):
-                for cell in row[:1] if i else row:  # The header may name columns "path" or "file.wav".
-                    count(cell)
-                if i >= 50:
-                    break
+        try:
+            with open(path, newline="", encoding="utf-8", errors="replace") as f:
+                for i, row in enumerate(csv.reader(f)):
+                    for cell in row:  # Any column may hold the file names.
+                        count(cell)
+                    if i >= 50:
+                        break
+        except csv.Error as error:  # A field over csv's size limit, a NUL byte: not a manifest of files.
+            raise ConfigError(f"Cannot tell the modality of data={path!r} ({error}); give `modality`.") from None
         if not any(counts.values()):
             cells = [p.name for p in plugins if not p.file_extensions]
             if len(cells) == 1:
@@ -311,6 +314,6 @@ def guess(path):
     if not counts[found]:
         raise ConfigError(
             f"Cannot tell the modality of data={path!r}: expected a folder of {' or '.join(p.name for p in plugins if p.file_extensions)} "
-            f"files or a CSV; give `modality` ({' or '.join(MODALITIES)})."
+            f"files or a CSV; give `modality` ({' or '.join(MODALITIES)}; a folder of .txt files is not read as text)."
         )
     return found

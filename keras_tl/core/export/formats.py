@@ -199,7 +199,7 @@ def saved_model_latency_ms(path, classifier, items, repeats=30):
     """Median batch-1 time of a written SavedModel's first signature (what TF Serving runs) on the first
     of `items`, in milliseconds."""
     info = ExportInfo(name="latency", class_names=classifier.class_names, check_items=items)
-    name, arguments = next(iter(classifier.modality.endpoint_arguments(classifier, info).items()))
+    name, (arguments, _) = next(iter(classifier.modality.endpoint_checks(classifier, info).items()))
     signature = tf.saved_model.load(path).signatures[name]
     signature(**arguments)  # Warm up.
     times = []
