@@ -244,6 +244,10 @@ def test_an_auto_folder_holds_one_request_and_says_when_it_is_finished(tmp_path)
     with pytest.raises(RunExistsError, match="finished run of this same request") as error:
         open_({"budget_seconds": 60.0, "top": 2})
     assert error.value.finished
+    with open(os.path.join(out, state_file), "w") as f:
+        f.write('{"request": {"budget_sec')  # Cut short by hand (keras-tl writes it atomically).
+    with pytest.raises(RunExistsError, match=r"auto.json' is not a state keras-tl wrote .*overwrite=True"):
+        open_({"budget_seconds": 60.0, "top": 2})
     assert open_({"budget_seconds": 60.0, "top": 3}, overwrite=True)["stages"] == {}
     assert sorted(os.listdir(out)) == [".lock", "auto.json"]  # Emptied (the lock kept), then the new state.
     other = tmp_path / "photos"

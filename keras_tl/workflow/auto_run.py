@@ -322,13 +322,13 @@ class _Auto:
         seconds = time.perf_counter() - started
         keras.backend.clear_session()
         # The head is trained, so the loss starts low and its steepest fall is noise at the smallest rates:
-        # a tenth of the rate at the lowest loss (fastai's `minimum`), within 10x of the modality's rate.
+        # a tenth of the rate at the lowest loss (fastai's `minimum`). The modality's rate (the Keras guide's,
+        # BERT's) is the floor, a sweep of a few batches can raise it up to 10x.
         suggested = lr_finder.minimum_over_ten(found["rates"], found["losses"])
-        rate = float(np.clip(suggested, default / 10, default * 10))
+        rate = float(np.clip(suggested, default, default * 10))
         log.info(
-            f"auto: phase 2 takes a tenth of the rate at the lowest loss ({10 * suggested:.2g}), not the steepest "
-            f"fall: fine_tune_lr={rate:.2g}"
-            + (f" (kept within 10x of the modality's {default:g})" if rate != suggested else "")
+            f"auto: phase 2 takes a tenth of the rate at the lowest loss ({10 * suggested:.2g}), between the "
+            f"modality's {default:g} and 10x it: fine_tune_lr={rate:.2g}"
         )
         return {"fine_tune_lr": rate, "found": suggested, "default": default, "seconds": seconds}
 

@@ -338,7 +338,15 @@ def open_stages(run_dir, state_file, request, *, overwrite, last, report):
     if overwrite and _entries(run_dir):
         _empty(run_dir)
         log.info(f"overwrite: removed the previous run in {run_dir}")
-    state = read_json(run_dir, state_file)
+    try:
+        state = read_json(run_dir, state_file)
+    except ValueError as error:
+        state = error
+    if state is not None and not (isinstance(state, dict) and isinstance(state.get("stages"), dict)):
+        raise RunExistsError(
+            f"{os.path.join(run_dir, state_file)!r} is not a state keras-tl wrote ({str(state)[:80]}). Pass "
+            "overwrite=True (--overwrite) to start this run over, its files removed first, or choose another `out`."
+        )
     if state is None:  # Written at once: the folder is this run's from now on, a kill or not.
         state = {"request": request, "stages": {}, "spent": 0.0}
         write_json(run_dir, state_file, state)
