@@ -34,6 +34,7 @@ def _python(script, *args):
         ["auto", "--data", "/no/such/folder"],
         ["auto", "--data", ".", "--modality", "image", "--budget", "5s"],
         ["auto", "--data", ".", "--backbones", "efficientnet_lite0,minilm_l6"],
+        ["auto", "--data", ".", "--modality", "image", "--out", "docs"],  # A folder keras-tl did not make.
     ],
 )
 def test_usage_errors_and_listings_answer_without_importing_tensorflow(argv):

@@ -178,9 +178,9 @@ class _Auto:
                 if self.request["max_latency_ms"]
                 else ""
             )
-            + f"search the head of the best {self.request['top']} on cached features (up to "
+            + f"search the head of the best {min(self.request['top'], len(self.request['backbones']))} on cached features (up to "
             f"{self.request['max_trials']} trials each, in the time the later stages leave); a phase-2 range test "
-            f"({stage_costs.RANGE_TEST_STEPS} batches); the two-phase run; the {self.request['target']} export. Costs are "
+            f"(20-{stage_costs.RANGE_TEST_STEPS} batches); the two-phase run; the {self.request['target']} export. Costs are "
             "measured as it goes, and printed before each stage."
         )
         ranked = self.stage("rank", self.rank)
@@ -347,9 +347,10 @@ class _Auto:
             return self.run_training(train, chosen)
         row = next(r for r in ranked["eligible"] if r["backbone"] == best["backbone"])
         cost = stage_costs.costs(row, self.splits, self.config.batch_size, self.clock.budget)
-        # The range test measured what the rank pass predicted: scale the plan by it.
+        # The range test measured what the rank pass predicted: scale the plan by it; phase 1 as the trials took.
         scale = float(np.clip(rate["seconds"] / cost["range_test"], 0.5, 4.0)) if rate.get("seconds") else 1.0
-        fixed = stage_costs.SAFETY * scale * cost["train"] + cost["export"]
+        phase1 = max(t["seconds"] for t in search["trials"] if t["backbone"] == best["backbone"])
+        fixed = stage_costs.SAFETY * (scale * cost["train"] + phase1) + cost["export"]
         epoch = stage_costs.SAFETY * scale * cost["epoch"]
         affordable = max(0, int((self.clock.left() - fixed) / max(epoch, 1e-9)))
         epochs = min(self.config.fine_tune_epochs, affordable)
@@ -419,7 +420,6 @@ class _Auto:
             **({k: v for k, v in result.evaluation.items() if k != "latency_ms_batch1"} if result.evaluation else {}),
         }
 
-    # report ---------------------------------------------------------------------------------------
     def report(self, search):
         """auto.md and trials.png; the last stage, so a kill before it ends leaves the run unfinished."""
         from keras_tl.core.evaluation import plots

@@ -297,6 +297,7 @@ def guess(path):
             if seen >= GUESS_FILES:
                 break
     elif os.path.isfile(path) and path.lower().endswith(".csv"):
+        csv.field_size_limit(max(csv.field_size_limit(), 64 * 2**20))  # As the loaders read long texts.
         try:
             with open(path, newline="", encoding="utf-8", errors="replace") as f:
                 for i, row in enumerate(csv.reader(f)):
