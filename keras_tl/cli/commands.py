@@ -232,13 +232,6 @@ def _auto(args):
     config = _train_config(args)
     if args.out is None:
         config = dataclasses.replace(config, out=AUTO_OUT)
-    _check_out(config.out)
-    entries = [e for e in os.listdir(config.out) if e != ".lock"] if os.path.isdir(config.out) else []
-    if entries and "auto.json" not in entries:  # Answered before TensorFlow, as the run would refuse it.
-        raise ConfigError(
-            f"{config.out!r} is not empty and is not a keras-tl auto run (no auto.json; it holds {sorted(entries)[:5]}). "
-            "keras-tl never writes into or deletes a folder it did not create: choose another `--out`."
-        )
     backbones = _names(args.backbones) if args.backbones is not None else None
     check_auto(  # Every flag and candidate, before TensorFlow starts.
         config,
@@ -247,9 +240,8 @@ def _auto(args):
         max_latency_ms=args.max_latency_ms,
         top=args.top,
         backbones=backbones,
+        max_trials=args.max_trials,
     )
-    if args.max_trials < 1:
-        raise ConfigError(f"`--max-trials` must be an integer >= 1. Received: {args.max_trials}")
     _start_tensorflow(config)
     from keras_tl import workflow
 

@@ -38,13 +38,13 @@ from keras_tl.core.utils.log import log
 from keras_tl.workflow import auto_report, head_search, stage_costs
 from keras_tl.workflow import rundir as run
 from keras_tl.workflow.auto_report import CHOSEN_FILE
-from keras_tl.workflow.checks import check_auto, prepare, resolve_config
+from keras_tl.workflow.checks import AUTO_STATE, check_auto, prepare, resolve_config
 from keras_tl.workflow.head_search import describe
 
 if TYPE_CHECKING:
     from keras_tl.core.data import Source
 
-STATE_FILE = "auto.json"
+STATE_FILE = AUTO_STATE
 CLOCK_FILE = "clock.json"  # the seconds spent, written every 2 s (a kill mid-stage still counts)
 MODEL_DIR = "model"
 RANK_EXAMPLES = 2000  # rank scores at most this many training + validation examples (drawn per class)
@@ -112,11 +112,8 @@ def auto(
     >>> result = keras_tl.auto(keras_tl.TrainConfig(data="photos/", image_size=96, out="runs/auto"), budget="10m")
     >>> print(result.metrics["test_accuracy"], result.export["path"])
     """
-    seconds, candidates, modality_name = check_auto(
-        config, budget=budget, target=target, max_latency_ms=max_latency_ms, top=top, backbones=backbones, source=source
-    )
-    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
-        raise ConfigError(f"`max_trials` must be an integer >= 1. Received: max_trials={max_trials!r}")
+    asked = dict(budget=budget, target=target, max_latency_ms=max_latency_ms, top=top, backbones=backbones)
+    seconds, candidates, modality_name = check_auto(config, **asked, max_trials=max_trials, source=source)
     config = dataclasses.replace(config, modality=modality_name, backbone=candidates[0])
     request = {
         "config": config.to_dict(),

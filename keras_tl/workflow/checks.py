@@ -15,6 +15,7 @@ from keras_tl.core.contract.choices import DEFAULT_ADAPTATION, DOMAIN_ADAPTATION
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError
 from keras_tl.core.contract.fields import concrete_autos
+from keras_tl.core.contract.files import check_own_folder
 from keras_tl.core.evaluation import operating_point
 from keras_tl.core.train import distribute
 
@@ -339,7 +340,10 @@ def parse_budget(value):
     return seconds
 
 
-def check_auto(config, *, budget, target, max_latency_ms, top, backbones, source=None):
+AUTO_STATE = "auto.json"  # the file that makes a folder an `auto` run's
+
+
+def check_auto(config, *, budget, target, max_latency_ms, top, backbones, max_trials=30, source=None):
     """Everything `auto` (`keras_tl.workflow.auto_run`) is asked, checked before any work (keras-free:
     the CLI calls it before TensorFlow).
 
@@ -355,8 +359,10 @@ def check_auto(config, *, budget, target, max_latency_ms, top, backbones, source
         isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or not max_latency_ms > 0
     ):
         raise ConfigError(f"`max_latency_ms` must be a number > 0. Received: max_latency_ms={max_latency_ms!r}")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ConfigError(f"`top` must be an integer >= 1. Received: top={top!r}")
+    for name, value in (("top", top), ("max_trials", max_trials)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    check_own_folder(config.out, AUTO_STATE)
     if config.weights == "none":
         raise ConfigError(
             f"`auto` fine-tunes pretrained backbones (and compares each with its random twin). Received: "

@@ -22,6 +22,7 @@ from keras_tl.core.contract import modality as modalities
 from keras_tl.core.contract import registry
 from keras_tl.core.contract.config import TrainConfig
 from keras_tl.core.contract.errors import ConfigError, RunExistsError
+from keras_tl.core.contract.files import check_own_folder
 from keras_tl.core.data import Split
 from keras_tl.core.evaluation import operating_point
 from keras_tl.core.models import optimizers  # noqa: F401  (registers the discriminative optimizers for load_model)
@@ -32,6 +33,7 @@ from keras_tl.core.utils.log import log
 MODEL_FILE = "model.keras"
 DONE_FILE = "DONE"
 LOCK_FILE = ".lock"
+AGAIN = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."
 PREPROCESSOR_DIR = "preprocessor"
 
 
@@ -152,18 +154,17 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
         for k in sorted(set(previous) | set(current))
         if previous.get(k) != current.get(k)
     ]
-    again = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."
     if changed:
         raise RunExistsError(
             f"{run_dir!r} already holds a run with another config ({'; '.join(changed[:6])}"
-            f"{'; ...' if len(changed) > 6 else ''}). Two runs are never mixed in one directory: " + again
+            f"{'; ...' if len(changed) > 6 else ''}). Two runs are never mixed in one directory: " + AGAIN
         )
     if is_finished(run_dir):
         metrics = read_json(run_dir, "metrics.json", {})
         raise RunExistsError(
             f"{run_dir!r} holds a finished run of this same config (test_accuracy "
             f"{metrics.get('test_accuracy', float('nan')):.4f}; see report.md). To train it "
-            "again, " + again,
+            "again, " + AGAIN,
             finished=True,
         )
     failure = read_json(run_dir, "failure.json")
@@ -171,7 +172,7 @@ def check_run_dir(run_dir, resolved, *, overwrite=False, resume=False):
         raise RunExistsError(
             f"{run_dir!r} holds an unfinished run of this same config (it stopped: loss "
             f"{failure['loss']} in {failure['phase']} epoch {failure['epoch']}; resuming would "
-            "diverge again). Change the learning rate and use another `out`, or " + again
+            "diverge again). Change the learning rate and use another `out`, or " + AGAIN
         )
     log.info(f"resuming the unfinished run in {run_dir} after {state['phase']} epoch {state['epoch']}")
     return True
@@ -183,15 +184,8 @@ def _entries(run_dir):
 
 
 def _check_is_run_dir(run_dir, marker="config.yaml"):
-    """Raises unless `run_dir` is missing, empty, or a keras-tl run directory (it holds `marker`: config.yaml for a training run)."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise RunExistsError(f"`out` must be a directory. Received: out={run_dir!r}, which is a file.")
-    entries = _entries(run_dir)
-    if entries and marker not in entries:
-        raise RunExistsError(
-            f"{run_dir!r} is not empty and is not a keras-tl run directory (no {marker}; it holds "
-            f"{entries[:5]}). keras-tl never writes into or deletes a folder it did not create: choose another `out`."
-        )
+    """Raises unless `run_dir` is missing, empty, or a keras-tl run directory (it holds `marker`)."""
+    check_own_folder(run_dir, marker, LOCK_FILE)
 
 
 def _empty(run_dir):
@@ -353,14 +347,13 @@ def open_stages(run_dir, state_file, request, *, overwrite, last, report):
         return state
     current, previous = json.loads(json.dumps(request)), state.get("request", {})
     changed = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
-    again = "pass overwrite=True (--overwrite) to replace it, its files removed first, or choose another `out`."
     if changed:
         raise RunExistsError(
-            f"{run_dir!r} holds a run of another request (it differs in {', '.join(changed)}): " + again
+            f"{run_dir!r} holds a run of another request (it differs in {', '.join(changed)}): " + AGAIN
         )
     if last in state["stages"]:
         raise RunExistsError(
-            f"{run_dir!r} holds a finished run of this same request (see {report}). To run it again, " + again,
+            f"{run_dir!r} holds a finished run of this same request (see {report}). To run it again, " + AGAIN,
             finished=True,
         )
     log.info(f"resuming {run_dir} after {', '.join(state['stages']) or 'no finished stage'}")

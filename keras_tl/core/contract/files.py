@@ -3,7 +3,9 @@ weights file that is one (raising the contract's errors, one line each)."""
 
 import os
 
-from keras_tl.core.contract.errors import ConfigError, DataError, WeightsError
+from keras_tl.core.contract.errors import ConfigError, DataError, RunExistsError, WeightsError
+
+CSV_FIELD_LIMIT = 64 << 20  # Characters in one CSV cell (a long text); Python's csv allows 131,072 by default.
 
 
 def check_data_path(data, *, expected, files=(".csv",), schemes=("tfds:",)):
@@ -75,3 +77,24 @@ def load_weights_file(network, path, backbone, *, expected):
         )
     for warning in caught:  # Any other warning, as Keras gave it.
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def allow_long_csv_fields():
+    """Lets Python's csv read cells of up to `CSV_FIELD_LIMIT` characters."""
+    import csv
+
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+
+
+def check_own_folder(path, marker, lock=".lock"):
+    """Raises unless `path` is missing, empty (but for `lock`), or a folder keras-tl made: it holds `marker`
+    (config.yaml for a training run, auto.json for an `auto` run). keras-free, for the CLI's early checks."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunExistsError(f"`out` must be a directory. Received: out={path!r}, which is a file.")
+    entries = sorted(e for e in os.listdir(path) if e != lock) if os.path.isdir(path) else []
+    if entries and marker not in entries:
+        raise RunExistsError(
+            f"{path!r} is not empty and is not a keras-tl run directory (no {marker}; it holds "
+            f"{entries[:5]}). keras-tl never writes into or deletes a folder it did not create: choose another `out`."
+        )

@@ -273,6 +273,7 @@ def guess(path):
     import os
 
     from keras_tl.core.contract.errors import DataError
+    from keras_tl.core.contract.files import allow_long_csv_fields
 
     if not isinstance(path, str) or not os.path.exists(path):
         raise DataError(
@@ -297,7 +298,7 @@ def guess(path):
             if seen >= GUESS_FILES:
                 break
     elif os.path.isfile(path) and path.lower().endswith(".csv"):
-        csv.field_size_limit(max(csv.field_size_limit(), 64 * 2**20))  # As the loaders read long texts.
+        allow_long_csv_fields()  # As the loaders read long texts.
         try:
             with open(path, newline="", encoding="utf-8", errors="replace") as f:
                 for i, row in enumerate(csv.reader(f)):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_tl.core.contract.errors import DataError
+from keras_tl.core.contract.files import CSV_FIELD_LIMIT, allow_long_csv_fields  # noqa: F401
 from keras_tl.core.data.splits import SPLITS, Split
 from keras_tl.core.utils.network import reachable
 
@@ -149,13 +150,9 @@ def _reason(check_file, path):
         return f"unreadable: {error.strerror or error}"
 
 
-CSV_FIELD_LIMIT = 64 << 20  # Characters in one CSV cell (a long text); Python's csv allows 131,072 by default.
-
-
 def csv_reader(text_file):
     """`csv.DictReader` over an open text file, with cells up to `CSV_FIELD_LIMIT` characters."""
-    if csv.field_size_limit() < CSV_FIELD_LIMIT:
-        csv.field_size_limit(CSV_FIELD_LIMIT)
+    allow_long_csv_fields()
     return csv.DictReader(text_file)
 
 

@@ -120,7 +120,7 @@ class CachedPhase:
         repeated: bool. `train` repeats forever (several augmented views), so `fit` is given
             `steps_per_epoch`; otherwise one epoch is one pass.
         arrays: `(x, y, val_x, val_y)`: the cached features and targets themselves, which `train` and
-            `val` batch (a head search batches them its own way: `keras_tl.workflow.auto`).
+            `val` batch (a head search batches them its own way: `keras_tl.workflow.head_search`).
     """
 
     head: keras.Model
